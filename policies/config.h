@@ -1,0 +1,183 @@
+/* The policy: what a loaded, validated, defaults-merged policy file looks like. */
+#ifndef BW_CONFIG_H
+#define BW_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Durations are kept in microseconds: the finest unit a policy can name. */
+typedef int64_t bw_usec;
+
+enum bw_op {
+	BW_OP_CONNECT,
+	BW_OP_ACCEPT,
+	BW_OP_SEND,
+	BW_OP_RECV,
+	BW_OP_RESOLVE,
+	BW_OP_SQLITE,
+	BW_OP_COUNT
+};
+#define BW_OPBIT(op) (1u << (op))
+#define BW_OPS_ALL ((1u << BW_OP_COUNT) - 1)
+
+enum bw_mode { BW_MODE_ENFORCE, BW_MODE_OBSERVE };
+enum bw_on_error { BW_ONERR_PASSTHROUGH, BW_ONERR_ABORT };
+enum bw_level { BW_LVL_ERROR, BW_LVL_WARN, BW_LVL_INFO, BW_LVL_DEBUG };
+enum bw_sink_kind { BW_SINK_STDERR, BW_SINK_SYSLOG, BW_SINK_FILE };
+enum bw_jitter { BW_JITTER_NONE, BW_JITTER_FULL, BW_JITTER_EQUAL, BW_JITTER_DECORRELATED };
+enum bw_scope { BW_SCOPE_DEST, BW_SCOPE_RULE, BW_SCOPE_PROCESS };
+enum bw_on_limit { BW_LIMIT_WAIT, BW_LIMIT_FAIL };
+enum bw_nonblocking { BW_NB_RETRY, BW_NB_OBSERVE };
+enum bw_share { BW_SHARE_PROCESS, BW_SHARE_GROUP };
+
+#define BW_MAX_ON 32       /* error names in one retry.on list */
+#define BW_NAME_MAX 64     /* rule names */
+
+struct bw_log {
+	enum bw_sink_kind sink;
+	char *path;              /* BW_SINK_FILE only */
+	enum bw_level level;
+	int facility;            /* syslog facility value, e.g. LOG_USER */
+	int summary;             /* 1: `exit` event at process exit */
+};
+
+struct bw_retry {
+	int attempts;            /* total, including the first; 1 = no retry */
+	int on[BW_MAX_ON];       /* bw_err codes (errnames.h) */
+	int n_on;                /* 0: the op's default list applies */
+	bw_usec base, max;
+	double multiplier;
+	enum bw_jitter jitter;
+	bw_usec deadline;        /* 0: none */
+	double budget_ratio;     /* 0: no budget */
+	int budget_min_per_sec;
+};
+
+struct bw_timeout {
+	bw_usec connect, recv, send;   /* 0: unset */
+};
+
+struct bw_breaker {
+	int enabled;
+	enum bw_scope scope;     /* dest | rule */
+	int consecutive;         /* 0: not used */
+	double rate;             /* 0: not used; else 0 < rate <= 1 */
+	bw_usec window;
+	int min_calls;
+	bw_usec open_for, open_for_max;
+	int half_open_probes;
+	int err;                 /* bw_err code a rejected call returns */
+};
+
+struct bw_rate_limit {
+	int enabled;
+	enum bw_scope scope;
+	double rate;             /* per second */
+	int bytes;               /* 1: rate counts bytes (send/recv only) */
+	double burst;
+	enum bw_on_limit on_limit;
+	bw_usec max_wait;
+	int err;
+};
+
+struct bw_inject {
+	unsigned ops;            /* BW_OPBIT mask; the rule's ops when not given */
+	int err;                 /* 0: no error fault */
+	double probability;      /* 0..1 */
+	long after;
+	long count;              /* -1: no limit */
+	bw_usec delay;
+	int partial, eof, reset;
+};
+
+enum bw_dest_kind {
+	BW_DEST_ADDR,            /* IP or CIDR (prefix may be full length) */
+	BW_DEST_ANYADDR,         /* "*:443" */
+	BW_DEST_HOST,            /* host name (glob), matched via resolved names */
+	BW_DEST_UNIX             /* unix: glob */
+};
+
+struct bw_dest {
+	enum bw_dest_kind kind;
+	int family;              /* AF_INET / AF_INET6 for BW_DEST_ADDR */
+	uint8_t addr[16];
+	int prefix;              /* bits */
+	int port;                /* -1: any */
+	char *pattern;           /* host glob or unix path glob */
+	char *text;              /* as written, for explain and events */
+};
+
+struct bw_match {
+	unsigned ops;            /* BW_OPBIT mask; BW_OPS_ALL when not given */
+	struct bw_dest *dest; int n_dest;
+	char **host; int n_host;
+	char **db; int n_db;
+	char **prog; int n_prog;
+};
+
+struct bw_rule {
+	char name[BW_NAME_MAX];
+	int line;                /* where the rule starts, for explain */
+	struct bw_match match;
+	int has_retry;           /* retry present and not `off` */
+	struct bw_retry retry;
+	struct bw_timeout timeout;
+	struct bw_breaker breaker;
+	struct bw_rate_limit rate_limit;
+	struct bw_dest *fallback; int n_fallback;
+	struct bw_inject *inject; int n_inject;
+	enum bw_nonblocking nonblocking;
+	int max_keys;            /* per-destination state bound, default 4096 */
+};
+
+struct bw_state {
+	enum bw_share share;
+	char *dir;               /* NULL: auto */
+};
+
+struct bw_config {
+	char *path;              /* absolute path, or "<default>" */
+	int version;
+	enum bw_mode mode;
+	enum bw_on_error on_config_error;
+	uint64_t seed;
+	struct bw_log log;
+	struct bw_rule *rules; int n_rules;
+	struct bw_state state;
+	unsigned ops;            /* union of all rules' ops: the hooks' fast path */
+};
+
+/* One problem in a policy file; line and col are 1-based, 0 when unknown. */
+struct bw_diag {
+	char file[256];
+	int line, col;
+	char msg[256];
+};
+
+#define BW_MAX_DIAGS 32
+struct bw_diags {
+	struct bw_diag d[BW_MAX_DIAGS];
+	int n;                   /* may exceed BW_MAX_DIAGS: the count of all problems */
+};
+
+/* Load from a file or a string. NULL on error with at least one diagnostic. */
+struct bw_config *bw_config_load_file(const char *path, struct bw_diags *diags);
+struct bw_config *bw_config_load_string(const char *name, const char *yaml, size_t len,
+					struct bw_diags *diags);
+struct bw_config *bw_config_default(void);
+void bw_config_free(struct bw_config *cfg);
+
+/* The built-in policy of SPEC section 7, as YAML text. */
+extern const char bw_default_policy_yaml[];
+
+/* Effective policy as YAML, presets and defaults expanded. */
+void bw_config_dump(const struct bw_config *cfg, FILE *out);
+void bw_rule_dump(const struct bw_rule *rule, FILE *out, int indent);
+
+/* Format "FILE:LINE:COL: message" into buf. */
+void bw_diag_format(const struct bw_diag *d, char *buf, size_t cap);
+
+const char *bw_op_name(enum bw_op op);
+int bw_op_parse(const char *s);   /* -1 if unknown */
+
+#endif

@@ -1,0 +1,86 @@
+/* The decision engine: runs a call through its rule (retry, deadline, budget) and reports
+ * events. It knows no libc I/O: time, sleep and output come in through bw_env. */
+#ifndef BW_ENGINE_H
+#define BW_ENGINE_H
+
+#include <stdint.h>
+#include "config.h"
+#include "events.h"
+#include "match.h"
+#include "rng.h"
+
+struct bw_env {
+	int64_t (*mono_us)(void);        /* monotonic clock */
+	int64_t (*wall_us)(void);        /* UTC, for event timestamps */
+	void (*sleep_us)(int64_t us);    /* sleeps the whole time */
+	void (*emit)(const char *line, size_t len);
+	long (*tid)(void);
+};
+
+enum bw_stat {
+	BW_ST_CALLS, BW_ST_FAILURES, BW_ST_RETRIES, BW_ST_RECOVERED, BW_ST_GAVE_UP,
+	BW_ST_REJECTED, BW_ST_THROTTLED, BW_ST_LIMITED, BW_ST_INJECTED, BW_ST_COUNT
+};
+
+#define BW_BUDGET_SLOTS 10   /* seconds the retry budget looks back over */
+
+struct bw_budget_slot {
+	int64_t sec;
+	long calls, retries;
+};
+
+struct bw_rule_rt {
+	long stats[BW_ST_COUNT];                 /* atomics */
+	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
+};
+
+struct bw_engine {
+	const struct bw_config *cfg;
+	struct bw_env env;
+	long pid;
+	const char *prog;
+	unsigned char *active;           /* per rule: prog matched */
+	unsigned ops;                    /* ops of the active rules */
+	struct bw_rule_rt *rt;
+	uint64_t seed;                   /* effective seed (never 0) */
+	enum bw_level level;
+	enum bw_mode mode;
+};
+
+/* Call facts for events and the retry driver. */
+struct bw_call {
+	const struct bw_rule *rule;
+	int op;
+	const char *call;                /* libc or SQLite function name */
+	const char *dest, *host, *db;
+	int fd;
+	int unix_dest;                   /* ENOENT is retryable for unix: paths */
+	int blocking;                    /* EAGAIN is retryable on blocking sockets only */
+	/* One attempt: 0 on success, else a bw_err code. deadline_us is the absolute
+	 * monotonic time the whole call must end by, 0 for none. */
+	int (*attempt)(void *arg, int n, int64_t deadline_us);
+	void *arg;
+	/* Called before a retry (e.g. to reset a socket); may be NULL. */
+	void (*before_retry)(void *arg);
+};
+
+int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
+		   long pid, const char *prog, uint64_t seed);
+void bw_engine_fini(struct bw_engine *e);
+
+const struct bw_rule *bw_engine_match(struct bw_engine *e, const struct bw_target *t,
+				      const char **host_out);
+
+/* Run c through its rule; returns 0 or the final bw_err code. */
+int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng);
+
+int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err);
+
+/* Emit an event with the call's fields filled in (c may be NULL). */
+void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_event *ev);
+int bw_engine_wants(const struct bw_engine *e, enum bw_level lvl);
+void bw_engine_count(struct bw_engine *e, const struct bw_rule *r, enum bw_stat st);
+void bw_engine_start_event(struct bw_engine *e, const char *version);
+void bw_engine_exit_event(struct bw_engine *e);
+
+#endif

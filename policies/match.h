@@ -1,0 +1,32 @@
+/* Which rule governs a call: first rule whose every condition holds. */
+#ifndef BW_MATCH_H
+#define BW_MATCH_H
+
+#include <sys/socket.h>
+#include "config.h"
+#include "dest.h"
+
+/* What a hook knows about a call before asking the engine. */
+struct bw_target {
+	int op;                          /* enum bw_op */
+	const struct sockaddr *addr;     /* connect/accept/send/recv peer, or NULL */
+	socklen_t addrlen;
+	const char *host;                /* resolve: the name; connect: a known name, or NULL */
+	const char *db;                  /* sqlite: the database filename */
+};
+
+/* The host name this address was obtained for (names.h), written to host_out when a
+ * host-name dest is what matched. */
+const struct bw_rule *bw_match(const struct bw_config *cfg, const unsigned char *active,
+			       const struct bw_target *t, const char **host_out);
+
+int bw_match_dest(const struct bw_dest *d, const struct sockaddr *sa, socklen_t len,
+		  const char *host);
+
+/* "127.0.0.1:5432", "[::1]:6379", "unix:/path"; async-signal-safe. */
+void bw_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap);
+
+/* Shell-style glob (* ? [..]) without allocation; '/' is not special. */
+int bw_glob(const char *pat, const char *s);
+
+#endif

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install the Debian packages bulwark needs, or say which are missing.
+# Usage: deps.sh build|test
+set -u
+build="gcc make libc6-dev libyaml-dev"
+test="$build libcmocka-dev sqlite3 libsqlite3-dev curl strace python3 nodejs procps"
+case "${1:-build}" in
+	build) want=$build ;;
+	*) want=$test ;;
+esac
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+# node may come from elsewhere than Debian's package; any node on PATH will do.
+if [ "$missing" = " nodejs" ] && command -v node >/dev/null 2>&1; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+	echo "bulwark needs these Debian packages:$missing" >&2
+	echo "install them as root: apt-get install$missing" >&2
+	exit 1
+fi
+echo "installing Debian packages:$missing" >&2
+if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null; }; then
+	echo "could not install:$missing (is apt reachable?)" >&2
+	exit 1
+fi

@@ -41,19 +41,23 @@ deps:
 
 $(BUILD)/obj/%.o: %.c $(wildcard policies/*.h shim/*.h tools/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALLCFLAGS) -c $< -o $@
 
 $(LIB): $(SHIM_OBJ) $(POLICY_OBJ) shim/exports.map
-	$(CC) -shared -o $@ $(SHIM_OBJ) $(POLICY_OBJ) $(LIBYAML_A) $(SANFLAGS) \
+	@echo "  LD      $@"
+	@$(CC) -shared -o $@ $(SHIM_OBJ) $(POLICY_OBJ) $(LIBYAML_A) $(SANFLAGS) \
 	  -Wl,--version-script=shim/exports.map -Wl,--exclude-libs,ALL \
 	  -Wl,-z,now -Wl,-z,relro -Wl,--no-undefined -ldl -lpthread
 
 $(TOOL): $(TOOL_OBJ) $(POLICY_OBJ)
-	$(CC) -o $@ $(TOOL_OBJ) $(POLICY_OBJ) $(SANFLAGS) -lyaml
+	@echo "  LD      $@"
+	@$(CC) -o $@ $(TOOL_OBJ) $(POLICY_OBJ) $(SANFLAGS) -lyaml -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(POLICY_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -Itests/unit -o $@ $< $(POLICY_OBJ) $(SANFLAGS) -lcmocka -lyaml -lm
+	@echo "  CCLD    $@"
+	@$(CC) $(ALLCFLAGS) -Itests/unit -o $@ $< $(POLICY_OBJ) $(SANFLAGS) -lcmocka -lyaml -lm
 
 $(BUILD)/itest/%.so: tests/integration/progs/%.so.c
 	@mkdir -p $(dir $@)

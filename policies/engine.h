@@ -13,7 +13,7 @@ struct bw_env {
 	int64_t (*mono_us)(void);        /* monotonic clock */
 	int64_t (*wall_us)(void);        /* UTC, for event timestamps */
 	void (*sleep_us)(int64_t us);    /* sleeps the whole time */
-	void (*emit)(const char *line, size_t len);
+	void (*emit)(enum bw_level lvl, const char *line, size_t len);
 	long (*tid)(void);
 };
 
@@ -73,6 +73,10 @@ const struct bw_rule *bw_engine_match(struct bw_engine *e, const struct bw_targe
 
 /* Run c through its rule; returns 0 or the final bw_err code. */
 int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng);
+
+/* Record one attempt's outcome (0 or a bw_err code) without retrying: for calls left to
+ * complete on their own (observe mode, `nonblocking: observe`). */
+void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err);
 
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err);
 

@@ -50,12 +50,15 @@ const char *bw_event_name(enum bw_event_kind kind);
 enum bw_level bw_event_default_level(enum bw_event_kind kind);
 const char *bw_level_name(enum bw_level lvl);
 
-/* Format one line ending in '\n' into buf; returns its length. Never fails: fields that
- * do not fit are dropped and the object is still closed. */
+/* Format one line ending in '\n' into buf, NUL-terminated (so at most cap - 1 bytes);
+ * returns its length. Never fails: members that do not fit are dropped whole and the
+ * object is still closed. cap < 4 (no room for "{}\n"): returns 0. */
 size_t bw_event_format(char *buf, size_t cap, const struct bw_event_ctx *ctx,
 		       const struct bw_event *ev);
 
-/* JSON helpers for building `extra`: append to buf at *len, bounded by cap. */
+/* JSON helpers for building `extra`: append to buf at *len, bounded by cap, keeping buf
+ * NUL-terminated. All or nothing: a piece that does not fit leaves *len unchanged.
+ * A NULL string is written as null by bw_json_str, as nothing by bw_json_raw. */
 void bw_json_str(char *buf, size_t cap, size_t *len, const char *s);
 void bw_json_raw(char *buf, size_t cap, size_t *len, const char *s);
 void bw_json_int(char *buf, size_t cap, size_t *len, int64_t v);

@@ -11,9 +11,16 @@ int bw_parse_duration(const char *s, bw_usec *out, char *err, size_t cap);
 int bw_parse_rate(const char *s, double *per_sec, int *bytes, char *err, size_t cap);
 /* "50%" or "0.5" -> 0.5; must be within [0, 1]. */
 int bw_parse_ratio(const char *s, double *out, char *err, size_t cap);
+/* A plain decimal ("2", "1.5"): no sign, no exponent, independent of the locale. */
+int bw_parse_number(const char *s, double *out, char *err, size_t cap);
 
-/* Shortest exact rendering of a duration with a unit ("250ms", "1.5s", "2m"). */
+/* Shortest exact rendering in a unit the value reaches ("250ms", not "0.25s"; "1.5s", "2m"). */
 void bw_format_duration(bw_usec us, char *buf, size_t cap);
+/* Shortest rendering that parses back to the same value ("10/s", "512KiB/s"). */
 void bw_format_rate(double per_sec, int bytes, char *buf, size_t cap);
+/* As a percentage that parses back to the same value ("20%", "12.5%"). */
+void bw_format_ratio(double r, char *buf, size_t cap);
+/* As bw_parse_number reads it ("2", "1.5"). */
+void bw_format_number(double v, char *buf, size_t cap);
 
 #endif

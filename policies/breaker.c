@@ -1,0 +1,133 @@
+/* The breaker's transitions. Invariants (asserted): positions only move along
+ * closed->open, open->half_open, half_open->open and half_open->closed; probes out never
+ * exceed half_open_probes. */
+#include <assert.h>
+#include <string.h>
+#include "breaker.h"
+
+const char *bw_brk_name(int pos)
+{
+	static const char *const names[] = { "closed", "open", "half_open" };
+	return pos >= 0 && pos <= 2 ? names[pos] : "?";
+}
+
+static void move(struct bw_breaker_state *s, int to, struct bw_brk_move *mv)
+{
+	assert((s->pos == BW_BRK_CLOSED && to == BW_BRK_OPEN) ||
+	       (s->pos == BW_BRK_OPEN && to == BW_BRK_HALF_OPEN) ||
+	       (s->pos == BW_BRK_HALF_OPEN && (to == BW_BRK_OPEN || to == BW_BRK_CLOSED)));
+	mv->from = s->pos;
+	mv->to = to;
+	s->pos = to;
+}
+
+static void open_it(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
+		    struct bw_brk_move *mv)
+{
+	/* a failed probe doubles the time open; a fresh trip starts from open_for */
+	if (s->pos == BW_BRK_HALF_OPEN && s->open_for > 0)
+		s->open_for = s->open_for * 2 > c->open_for_max ? c->open_for_max : s->open_for * 2;
+	else
+		s->open_for = c->open_for;
+	s->opened_at = now;
+	s->probes_out = s->probes_ok = 0;
+	move(s, BW_BRK_OPEN, mv);
+}
+
+static void close_it(struct bw_breaker_state *s, struct bw_brk_move *mv)
+{
+	s->consecutive = 0;
+	s->probes_out = s->probes_ok = 0;
+	s->open_for = 0;
+	memset(s->win, 0, sizeof s->win);
+	move(s, BW_BRK_CLOSED, mv);
+}
+
+int bw_breaker_allow(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
+		     struct bw_brk_move *mv)
+{
+	mv->from = mv->to = s->pos;
+	if (s->pos == BW_BRK_OPEN && now - s->opened_at >= s->open_for) {
+		s->probes_out = s->probes_ok = 0;
+		move(s, BW_BRK_HALF_OPEN, mv);
+	}
+	switch (s->pos) {
+	case BW_BRK_CLOSED:
+		return 1;
+	case BW_BRK_HALF_OPEN:
+		if (s->probes_out >= c->half_open_probes)
+			return 0;
+		s->probes_out++;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int64_t slot_len(const struct bw_breaker *c)
+{
+	int64_t len = c->window / BW_BRK_SLOTS;
+	return len > 0 ? len : 1;
+}
+
+static void window_add(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
+		       int failed)
+{
+	int64_t slot = now / slot_len(c);
+	int i = (int)(slot % BW_BRK_SLOTS);
+	if (s->win[i].slot != slot) {
+		s->win[i].slot = slot;
+		s->win[i].calls = s->win[i].fails = 0;
+	}
+	s->win[i].calls++;
+	s->win[i].fails += failed;
+}
+
+static int rate_tripped(const struct bw_breaker *c, const struct bw_breaker_state *s, int64_t now)
+{
+	if (c->rate <= 0)
+		return 0;
+	int64_t slot = now / slot_len(c);
+	long calls = 0, fails = 0;
+	for (int i = 0; i < BW_BRK_SLOTS; i++) {
+		if (s->win[i].slot <= slot - BW_BRK_SLOTS)
+			continue;
+		calls += s->win[i].calls;
+		fails += s->win[i].fails;
+	}
+	return calls >= c->min_calls && calls > 0 && (double)fails >= c->rate * (double)calls;
+}
+
+void bw_breaker_record(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
+		       int failed, struct bw_brk_move *mv)
+{
+	mv->from = mv->to = s->pos;
+	switch (s->pos) {
+	case BW_BRK_CLOSED:
+		s->consecutive = failed ? s->consecutive + 1 : 0;
+		window_add(c, s, now, failed);
+		if (failed && ((c->consecutive > 0 && s->consecutive >= c->consecutive) ||
+			       rate_tripped(c, s, now)))
+			open_it(c, s, now, mv);
+		break;
+	case BW_BRK_HALF_OPEN:
+		if (s->probes_out > 0)
+			s->probes_out--;
+		if (failed) {
+			open_it(c, s, now, mv);
+		} else if (++s->probes_ok >= c->half_open_probes) {
+			close_it(s, mv);
+		}
+		break;
+	default:
+		/* an outcome that arrives after the breaker opened (a call in flight) */
+		break;
+	}
+	assert(s->probes_out >= 0 && s->probes_out <= c->half_open_probes);
+}
+
+void bw_breaker_release(struct bw_breaker_state *s)
+{
+	if (s->pos == BW_BRK_HALF_OPEN && s->probes_out > 0)
+		s->probes_out--;
+}

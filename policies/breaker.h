@@ -1,0 +1,37 @@
+/* Circuit breaker state machine (SPEC 3.5): closed -> open on consecutive failures or a
+ * failure ratio over a window; open -> half_open after open_for; half_open -> closed when
+ * every probe succeeds, or back to open with open_for doubled (up to open_for_max).
+ * Pure: the caller supplies the time and serializes access to one state. */
+#ifndef BW_BREAKER_H
+#define BW_BREAKER_H
+
+#include <stdint.h>
+#include "config.h"
+
+enum bw_brk_pos { BW_BRK_CLOSED, BW_BRK_OPEN, BW_BRK_HALF_OPEN };
+
+#define BW_BRK_SLOTS 10   /* the rate window is kept in this many sub-windows */
+
+struct bw_breaker_state {
+	int pos;                 /* enum bw_brk_pos */
+	int consecutive;
+	int64_t opened_at, open_for;
+	int probes_out, probes_ok;
+	struct { int64_t slot; int calls, fails; } win[BW_BRK_SLOTS];
+};
+
+/* A state change, reported so the caller can log it; from == to when none happened. */
+struct bw_brk_move { int from, to; };
+
+/* May this call go ahead? Moves open -> half_open when open_for has passed. */
+int bw_breaker_allow(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
+		     struct bw_brk_move *mv);
+/* The outcome of an allowed call. */
+void bw_breaker_record(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
+		       int failed, struct bw_brk_move *mv);
+/* A call that was allowed but whose outcome will never be recorded (e.g. abandoned). */
+void bw_breaker_release(struct bw_breaker_state *s);
+
+const char *bw_brk_name(int pos);
+
+#endif

@@ -1,0 +1,126 @@
+/* Internals of the policy loader, shared by config_*.c only. */
+#ifndef BW_CONFIG_INT_H
+#define BW_CONFIG_INT_H
+
+#include <stdint.h>
+#include <yaml.h>
+#include "config.h"
+
+#define CF_PATH_MAX 96   /* "rules[12].breaker.trip.consecutive" and the like */
+#define CF_DEFAULT_MAX_KEYS 4096
+
+struct cf_mark {
+	int line, col;   /* 1-based */
+};
+
+/* Fields a rule or `defaults` may set, one bit each: a rule's own bits win, the others
+ * are inherited from `defaults` one by one, the rest get built-in values. */
+enum cf_field {
+	F_ATTEMPTS, F_ON, F_BASE, F_MAX, F_MULT, F_JITTER, F_DEADLINE,
+	F_BUDGET, F_BUDGET_RATIO, F_BUDGET_MIN,
+	F_T_CONNECT, F_T_RECV, F_T_SEND,
+	F_B_SCOPE, F_B_CONSEC, F_B_RATE, F_B_WINDOW, F_B_MINCALLS, F_B_OPEN, F_B_OPENMAX,
+	F_B_PROBES, F_B_ERR,
+	F_L_SCOPE, F_L_RATE, F_L_BURST, F_L_ONLIMIT, F_L_MAXWAIT, F_L_ERR,
+	F_FALLBACK, F_INJECT, F_NONBLOCKING, F_MAXKEYS,
+	F_COUNT
+};
+#define FBIT(f) ((uint64_t)1 << (f))
+
+enum cf_section { S_RETRY, S_TIMEOUT, S_BREAKER, S_RATE_LIMIT, S_COUNT };
+#define SBIT(s) (1u << (s))
+
+/* A rule, or `defaults`, as written. */
+struct cf_draft {
+	struct bw_rule r;
+	char path[32];                 /* "rules[3]" or "defaults" */
+	int is_defaults;
+	int name_ok;
+	uint64_t own;                  /* fields written here */
+	uint64_t inherited;            /* fields taken from defaults */
+	unsigned sections;             /* sections written here (even if empty) */
+	int retry_off;                 /* `retry: off` */
+	struct cf_mark field_at[F_COUNT];
+	struct cf_mark section_at[S_COUNT];
+	struct cf_mark at;             /* the rule itself */
+	struct cf_mark name_at;
+};
+
+struct cf_loader {
+	yaml_document_t doc;
+	const char *file;
+	struct bw_diags *dg;
+	struct bw_config *cfg;
+};
+
+/* A YAML list, or one scalar standing for a list of one. */
+struct cf_list {
+	yaml_node_item_t *items;
+	int n;
+	yaml_node_item_t one;
+};
+
+/* config_load.c: diagnostics and typed access to YAML nodes. Each getter reports its own
+ * error ("PATH: expected ..., got ...") and returns -1 (or NULL). */
+void cf_error(struct cf_loader *l, struct cf_mark at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+struct cf_mark cf_mark_of(const yaml_node_t *n);
+yaml_node_t *cf_node(struct cf_loader *l, int index);
+const char *cf_text(const yaml_node_t *n);   /* NULL unless a non-null scalar */
+int cf_map(struct cf_loader *l, yaml_node_t *n, const char *path, const char *const *keys,
+	   yaml_node_t **kn, yaml_node_t **vn);
+const char *cf_scalar(struct cf_loader *l, yaml_node_t *n, const char *path, const char *what);
+int cf_int(struct cf_loader *l, yaml_node_t *n, const char *path, long lo, long hi, long *out);
+int cf_bool(struct cf_loader *l, yaml_node_t *n, const char *path, int *out);
+int cf_enum(struct cf_loader *l, yaml_node_t *n, const char *path, const char *const *names,
+	    int *out);
+int cf_duration(struct cf_loader *l, yaml_node_t *n, const char *path, bw_usec *out);
+int cf_ratio(struct cf_loader *l, yaml_node_t *n, const char *path, int positive, double *out);
+int cf_list(struct cf_loader *l, yaml_node_t *n, const char *path, struct cf_list *out);
+yaml_node_t *cf_list_at(struct cf_loader *l, const struct cf_list *ls, int i);
+void cf_item_path(char *buf, const char *path, const struct cf_list *ls, int i);
+/* Paths of children, CF_PATH_MAX bytes: "path.key", "path[i]". */
+void cf_sub(char *buf, const char *path, const char *key);
+void cf_index(char *buf, const char *path, int i);
+
+/* config_rule.c: a rule or `defaults` mapping into a draft. */
+void cf_parse_rule(struct cf_loader *l, yaml_node_t *n, struct cf_draft *d);
+void cf_rule_free(struct bw_rule *r);
+void cf_ops_text(unsigned ops, char *buf, size_t cap);
+unsigned cf_err_ops(int code);        /* ops an error code can come from */
+unsigned cf_inject_fits(const struct bw_inject *in);   /* ops all its faults fit */
+int cf_unsafe_stream_err(int code);
+void cf_own(struct cf_draft *d, int f, yaml_node_t *k);
+/* "PATH: does not apply: rule 'x' matches only [ops]; why" */
+void cf_not_applicable(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+		       const char *path, const char *why);
+
+/* config_section.c: retry, timeout, breaker, rate_limit. */
+void cf_parse_retry(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v);
+void cf_parse_timeout(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v);
+void cf_parse_breaker(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v);
+void cf_parse_rate_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+			 yaml_node_t *v);
+int cf_check_err(struct cf_loader *l, struct cf_draft *d, yaml_node_t *n, const char *path,
+		 unsigned ops, int *out);
+const char *cf_rule_name(const struct cf_draft *d);
+
+/* config_merge.c: defaults under a rule, built-in values, checks across fields. */
+void cf_check_defaults(struct cf_loader *l, struct cf_draft *defs);
+void cf_finish_rule(struct cf_loader *l, struct cf_draft *d, const struct cf_draft *defs);
+
+/* config_default.c: names of enumerations, NULL-terminated, in enum order. */
+extern const char *const cf_mode_names[];
+extern const char *const cf_onerr_names[];
+extern const char *const cf_level_names[];
+extern const char *const cf_jitter_names[];
+extern const char *const cf_scope_names[];
+extern const char *const cf_onlimit_names[];
+extern const char *const cf_nb_names[];
+extern const char *const cf_share_names[];
+extern const char *const cf_op_names[];
+extern const char *const cf_facility_names[];
+extern const int cf_facility_values[];
+const char *cf_facility_name(int value);
+
+#endif

@@ -1,0 +1,320 @@
+/* Loading a policy: YAML document in, validated and defaults-merged bw_config out. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config_int.h"
+#include "errnames.h"
+
+#define MAX_FILE (1 << 20)   /* a policy is a page or two; refuse to slurp anything huge */
+
+static const char *const top_keys[] = { "version", "mode", "on_config_error", "seed", "log",
+					"defaults", "rules", "state", NULL };
+enum { T_VERSION, T_MODE, T_ONERR, T_SEED, T_LOG, T_DEFAULTS, T_RULES, T_STATE, T_COUNT };
+
+static const char *const log_keys[] = { "sink", "level", "syslog_facility", "summary", NULL };
+static const char *const state_keys[] = { "share", "dir", NULL };
+
+static void parse_sink(struct cf_loader *l, yaml_node_t *v)
+{
+	struct bw_log *lg = &l->cfg->log;
+	const char *s = cf_scalar(l, v, "log.sink", "stderr, syslog or file:PATH");
+	if (!s)
+		return;
+	if (strcmp(s, "stderr") == 0) {
+		lg->sink = BW_SINK_STDERR;
+	} else if (strcmp(s, "syslog") == 0) {
+		lg->sink = BW_SINK_SYSLOG;
+	} else if (strncmp(s, "file:", 5) == 0 && s[5]) {
+		lg->sink = BW_SINK_FILE;
+		free(lg->path);
+		lg->path = strdup(s + 5);
+	} else if (strcmp(s, "file:") == 0) {
+		cf_error(l, cf_mark_of(v), "log.sink: file: needs a path, e.g. "
+			 "file:/var/log/bulwark.jsonl");
+	} else {
+		cf_error(l, cf_mark_of(v), "log.sink: expected stderr, syslog or file:PATH, got '%s'",
+			 s);
+	}
+}
+
+static void parse_log(struct cf_loader *l, yaml_node_t *n)
+{
+	yaml_node_t *k[4], *v[4];
+	struct bw_log *lg = &l->cfg->log;
+	int e;
+	if (cf_map(l, n, "log", log_keys, k, v) < 0)
+		return;
+	if (v[0])
+		parse_sink(l, v[0]);
+	if (v[1] && cf_enum(l, v[1], "log.level", cf_level_names, &e) == 0)
+		lg->level = (enum bw_level)e;
+	if (v[2] && cf_enum(l, v[2], "log.syslog_facility", cf_facility_names, &e) == 0)
+		lg->facility = cf_facility_values[e];
+	if (v[3])
+		cf_bool(l, v[3], "log.summary", &lg->summary);
+}
+
+static void parse_state(struct cf_loader *l, yaml_node_t *n)
+{
+	yaml_node_t *k[2], *v[2];
+	struct bw_state *st = &l->cfg->state;
+	const char *s;
+	int e;
+	if (cf_map(l, n, "state", state_keys, k, v) < 0)
+		return;
+	if (v[0] && cf_enum(l, v[0], "state.share", cf_share_names, &e) == 0)
+		st->share = (enum bw_share)e;
+	if (!v[1] || !(s = cf_scalar(l, v[1], "state.dir", "auto or an absolute path")))
+		return;
+	if (s[0] == '/')   /* the same for every process of the tree, whatever its cwd */
+		st->dir = strdup(s);
+	else if (strcmp(s, "auto") != 0)
+		cf_error(l, cf_mark_of(v[1]), "state.dir: expected auto or an absolute path, got '%s'",
+			 s);
+}
+
+static void parse_seed(struct cf_loader *l, yaml_node_t *v)
+{
+	const char *s = cf_text(v), *p = s;
+	uint64_t seed = 0;
+	int ok = s && *s;
+	for (; ok && *p; p++)
+		ok = *p >= '0' && *p <= '9' && !__builtin_mul_overflow(seed, 10, &seed) &&
+		     !__builtin_add_overflow(seed, (uint64_t)(*p - '0'), &seed);
+	if (ok)
+		l->cfg->seed = seed;
+	else
+		cf_error(l, cf_mark_of(v), "seed: expected an integer from 0 to %llu (0: random), "
+			 "got %s%s%s", (unsigned long long)UINT64_MAX, s ? "'" : "",
+			 s ? s : "something else", s ? "'" : "");
+}
+
+static void parse_version(struct cf_loader *l, yaml_node_t *root, yaml_node_t *v)
+{
+	const char *s = v ? cf_text(v) : NULL;
+	if (!v)
+		cf_error(l, cf_mark_of(root), "missing required key 'version'; add version: 1");
+	else if (!s || strcmp(s, "1") != 0)
+		cf_error(l, cf_mark_of(v), "version: unsupported version %s; expected 1",
+			 s ? s : "(not a number)");
+	l->cfg->version = 1;
+}
+
+static void check_unique(struct cf_loader *l, struct cf_draft *d, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (!d[i].name_ok || strcmp(d[i].r.name, d[n].r.name) != 0)
+			continue;
+		cf_error(l, d[n].name_at, "%s.name: duplicate rule name '%s'; %s at line %d has it already",
+			 d[n].path, d[n].r.name, d[i].path, d[i].at.line);
+		return;
+	}
+}
+
+static void free_drafts(struct cf_draft *d, int n)
+{
+	for (int i = 0; i < n; i++)
+		cf_rule_free(&d[i].r);
+	free(d);
+}
+
+static void parse_rules(struct cf_loader *l, yaml_node_t *v, const struct cf_draft *defs)
+{
+	struct bw_config *cfg = l->cfg;
+	struct cf_draft *d;
+	if (v->type != YAML_SEQUENCE_NODE) {
+		cf_error(l, cf_mark_of(v), "rules: expected a list of rules");
+		return;
+	}
+	int n = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+	if (!(d = calloc((size_t)n + 1, sizeof *d))) {
+		cf_error(l, cf_mark_of(v), "rules: out of memory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(d[i].path, sizeof d[i].path, "rules[%d]", i);
+		cf_parse_rule(l, cf_node(l, v->data.sequence.items.start[i]), &d[i]);
+		if (d[i].name_ok)
+			check_unique(l, d, i);
+		cf_finish_rule(l, &d[i], defs);
+	}
+	if (!(cfg->rules = calloc((size_t)n + 1, sizeof *cfg->rules))) {
+		free_drafts(d, n);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		cfg->rules[i] = d[i].r;
+		cfg->ops |= d[i].r.match.ops;
+	}
+	cfg->n_rules = n;
+	free(d);
+}
+
+static void parse_top(struct cf_loader *l, yaml_node_t *root)
+{
+	yaml_node_t *k[T_COUNT], *v[T_COUNT];
+	struct cf_draft defs = { .is_defaults = 1, .path = "defaults" };
+	struct bw_config *cfg = l->cfg;
+	int e;
+	if (cf_map(l, root, "", top_keys, k, v) < 0)
+		return;
+	parse_version(l, root, v[T_VERSION]);
+	if (v[T_MODE] && cf_enum(l, v[T_MODE], "mode", cf_mode_names, &e) == 0)
+		cfg->mode = (enum bw_mode)e;
+	if (v[T_ONERR] && cf_enum(l, v[T_ONERR], "on_config_error", cf_onerr_names, &e) == 0)
+		cfg->on_config_error = (enum bw_on_error)e;
+	if (v[T_SEED])
+		parse_seed(l, v[T_SEED]);
+	if (v[T_LOG])
+		parse_log(l, v[T_LOG]);
+	if (v[T_STATE])
+		parse_state(l, v[T_STATE]);
+	if (v[T_DEFAULTS]) {
+		cf_parse_rule(l, v[T_DEFAULTS], &defs);
+		cf_check_defaults(l, &defs);
+	}
+	if (v[T_RULES])
+		parse_rules(l, v[T_RULES], v[T_DEFAULTS] ? &defs : NULL);
+	cf_rule_free(&defs.r);
+}
+
+static void syntax_error(struct cf_loader *l, const yaml_parser_t *p)
+{
+	struct cf_mark at = { (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1 };
+	const char *problem = p->problem ? p->problem : "unknown problem";
+	if (p->error == YAML_READER_ERROR || p->error == YAML_MEMORY_ERROR) {
+		at.line = at.col = 0;   /* no position, only a byte offset */
+		cf_error(l, at, "cannot read as YAML: %s at byte %zu", problem, p->problem_offset);
+	} else if (p->context) {
+		cf_error(l, at, "syntax error: %s (%s at line %d)", problem, p->context,
+			 (int)p->context_mark.line + 1);
+	} else {
+		cf_error(l, at, "syntax error: %s", problem);
+	}
+}
+
+/* One document only: a second one would be silently ignored otherwise. */
+static void check_single_document(struct cf_loader *l, yaml_parser_t *p)
+{
+	yaml_document_t more;
+	if (!yaml_parser_load(p, &more)) {
+		syntax_error(l, p);
+		return;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&more);
+	if (root)
+		cf_error(l, cf_mark_of(root), "a policy is a single YAML document; remove this one "
+			 "or the '---' before it");
+	yaml_document_delete(&more);
+}
+
+static struct bw_config *new_config(void)
+{
+	struct bw_config *cfg = calloc(1, sizeof *cfg);
+	if (!cfg)
+		return NULL;
+	cfg->version = 1;
+	cfg->log.sink = BW_SINK_STDERR;
+	cfg->log.level = BW_LVL_INFO;
+	cfg->log.facility = cf_facility_values[0];
+	cfg->log.summary = 1;
+	return cfg;
+}
+
+static void load_document(struct cf_loader *l, const char *yaml, size_t len)
+{
+	yaml_parser_t p;
+	struct cf_mark top = { 1, 1 };
+	yaml_parser_initialize(&p);
+	yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
+	if (!yaml_parser_load(&p, &l->doc)) {
+		syntax_error(l, &p);
+		yaml_parser_delete(&p);
+		return;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&l->doc);
+	if (!root) {
+		cf_error(l, top, "empty policy; expected a mapping that starts with version: 1");
+	} else {
+		check_single_document(l, &p);
+		parse_top(l, root);
+	}
+	yaml_document_delete(&l->doc);
+	yaml_parser_delete(&p);
+}
+
+struct bw_config *bw_config_load_string(const char *name, const char *yaml, size_t len,
+					struct bw_diags *diags)
+{
+	struct bw_diags local = { .n = 0 };
+	struct cf_loader l = { .file = name, .dg = diags ? diags : &local };
+	int before = l.dg->n;
+	char *abs = realpath(name, NULL);
+	if (!(l.cfg = new_config()) || !(l.cfg->path = abs ? abs : strdup(name))) {
+		cf_error(&l, (struct cf_mark){ 0, 0 }, "out of memory");
+		free(abs);
+		bw_config_free(l.cfg);
+		return NULL;
+	}
+	load_document(&l, yaml, len);
+	if (l.dg->n != before) {
+		bw_config_free(l.cfg);
+		return NULL;
+	}
+	return l.cfg;
+}
+
+static char *read_all(const char *path, size_t *len, struct bw_diags *dg)
+{
+	struct cf_loader l = { .file = path, .dg = dg };
+	struct cf_mark none = { 0, 0 };
+	const char *why = NULL;
+	FILE *f = fopen(path, "re");
+	char *buf;
+	if (!f) {
+		cf_error(&l, none, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (!(buf = malloc(MAX_FILE + 1))) {
+		why = "out of memory";
+	} else {
+		*len = fread(buf, 1, MAX_FILE + 1, f);
+		if (ferror(f))
+			why = strerror(errno);
+		else if (*len > MAX_FILE)
+			why = "larger than 1 MiB";
+	}
+	fclose(f);
+	if (why) {
+		cf_error(&l, none, "cannot read: %s", why);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+struct bw_config *bw_config_load_file(const char *path, struct bw_diags *diags)
+{
+	struct bw_diags local = { .n = 0 };
+	size_t len = 0;
+	char *yaml = read_all(path, &len, diags ? diags : &local);
+	if (!yaml)
+		return NULL;
+	struct bw_config *cfg = bw_config_load_string(path, yaml, len, diags);
+	free(yaml);
+	return cfg;
+}
+
+void bw_config_free(struct bw_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (int i = 0; i < cfg->n_rules; i++)
+		cf_rule_free(&cfg->rules[i]);
+	free(cfg->rules);
+	free(cfg->log.path);
+	free(cfg->state.dir);
+	free(cfg->path);
+	free(cfg);
+}

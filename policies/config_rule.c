@@ -1,0 +1,452 @@
+/* A rule as written: name, match, fallback, inject and the small keys. The four policy
+ * sections are in config_section.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config_int.h"
+#include "dest.h"
+#include "errnames.h"
+#include "units.h"
+
+#define SOCKET_OPS (BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_ACCEPT) | \
+		    BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
+#define STREAM_OPS (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
+
+static const char *const rule_keys[] = {
+	"name", "match", "retry", "timeout", "breaker", "rate_limit", "fallback", "inject",
+	"nonblocking", "max_keys", NULL
+};
+enum { K_NAME, K_MATCH, K_RETRY, K_TIMEOUT, K_BREAKER, K_RATE_LIMIT, K_FALLBACK, K_INJECT,
+       K_NONBLOCKING, K_MAX_KEYS, K_COUNT };
+
+static const char *const match_keys[] = { "ops", "dest", "host", "db", "prog", NULL };
+enum { M_OPS, M_DEST, M_HOST, M_DB, M_PROG, M_COUNT };
+
+static const char *const inject_keys[] = {
+	"ops", "errno", "probability", "after", "count", "delay", "partial", "eof", "reset", NULL
+};
+enum { I_OPS, I_ERRNO, I_PROB, I_AFTER, I_COUNT, I_DELAY, I_PARTIAL, I_EOF, I_RESET, I_N };
+
+void cf_ops_text(unsigned ops, char *buf, size_t cap)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < BW_OP_COUNT && o < cap; i++)
+		if (ops & BW_OPBIT(i))
+			o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", cf_op_names[i]);
+}
+
+unsigned cf_err_ops(int code)
+{
+	if (bw_err_is_errno(code))
+		return SOCKET_OPS;
+	if (bw_err_is_eai(code))
+		return BW_OPBIT(BW_OP_RESOLVE);
+	return bw_err_is_sqlite(code) ? BW_OPBIT(BW_OP_SQLITE) : 0;
+}
+
+int cf_unsafe_stream_err(int code)
+{
+	return code == ECONNRESET || code == EPIPE || code == ENOTCONN || code == ETIMEDOUT;
+}
+
+unsigned cf_inject_fits(const struct bw_inject *in)
+{
+	unsigned fits = BW_OPS_ALL;
+	if (in->err)
+		fits &= cf_err_ops(in->err);
+	if (in->partial || in->reset)
+		fits &= STREAM_OPS;
+	if (in->eof)
+		fits &= BW_OPBIT(BW_OP_RECV);
+	return fits;
+}
+
+const char *cf_rule_name(const struct cf_draft *d)
+{
+	return d->name_ok ? d->r.name : "(unnamed)";
+}
+
+static int valid_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '-';
+}
+
+static void parse_name(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v)
+{
+	char path[CF_PATH_MAX];
+	cf_sub(path, d->path, "name");
+	if (!v) {
+		cf_error(l, d->at, "%s: missing required key 'name'", d->path);
+		return;
+	}
+	const char *s = cf_scalar(l, v, path, "a rule name");
+	if (!s)
+		return;
+	for (const char *p = s; *p; p++) {
+		if (!valid_name_char(*p)) {
+			cf_error(l, cf_mark_of(v), "%s: invalid rule name '%s'; use only letters, "
+				 "digits, '_', '.' and '-'", path, s);
+			return;
+		}
+	}
+	if (strlen(s) >= BW_NAME_MAX) {
+		cf_error(l, cf_mark_of(v), "%s: rule name is longer than %d characters", path,
+			 BW_NAME_MAX - 1);
+		return;
+	}
+	strcpy(d->r.name, s);
+	d->name_ok = 1;
+	d->name_at = cf_mark_of(v);
+}
+
+/* A list of op names into a mask; 0 on error. */
+static unsigned parse_ops(struct cf_loader *l, yaml_node_t *v, const char *path)
+{
+	char ip[CF_PATH_MAX];
+	struct cf_list ls;
+	unsigned ops = 0;
+	int bad = 0;
+	if (cf_list(l, v, path, &ls) < 0)
+		return 0;
+	if (ls.n == 0) {
+		cf_error(l, cf_mark_of(v), "%s: expected at least one op", path);
+		return 0;
+	}
+	for (int i = 0; i < ls.n; i++) {
+		yaml_node_t *it = cf_list_at(l, &ls, i);
+		int op;
+		cf_item_path(ip, path, &ls, i);
+		if (cf_enum(l, it, ip, cf_op_names, &op) < 0)
+			bad = 1;
+		else
+			ops |= BW_OPBIT(op);
+	}
+	return bad ? 0 : ops;
+}
+
+static int parse_strings(struct cf_loader *l, yaml_node_t *v, const char *path, char ***out,
+			 int *n)
+{
+	char ip[CF_PATH_MAX];
+	struct cf_list ls;
+	if (cf_list(l, v, path, &ls) < 0)
+		return -1;
+	*out = calloc((size_t)ls.n + 1, sizeof **out);
+	for (int i = 0; *out && i < ls.n; i++) {
+		cf_item_path(ip, path, &ls, i);
+		const char *s = cf_scalar(l, cf_list_at(l, &ls, i), ip, "a name or glob");
+		if (s && ((*out)[*n] = strdup(s)))
+			(*n)++;
+	}
+	return 0;
+}
+
+static void parse_dests(struct cf_loader *l, yaml_node_t *v, const char *path,
+			struct bw_dest **out, int *n, int concrete)
+{
+	char ip[CF_PATH_MAX], err[200];
+	struct cf_list ls;
+	if (cf_list(l, v, path, &ls) < 0 || !(*out = calloc((size_t)ls.n + 1, sizeof **out)))
+		return;
+	for (int i = 0; i < ls.n; i++) {
+		yaml_node_t *it = cf_list_at(l, &ls, i);
+		const char *s;
+		cf_item_path(ip, path, &ls, i);
+		if (!(s = cf_scalar(l, it, ip, "a destination such as host:port")))
+			continue;
+		if (bw_dest_parse(s, &(*out)[*n], err, sizeof err) < 0) {
+			cf_error(l, cf_mark_of(it), "%s: %s", ip, err);
+		} else if (concrete && !bw_dest_concrete(&(*out)[*n])) {
+			cf_error(l, cf_mark_of(it), "%s: a fallback must be one endpoint (host:port, "
+				 "ip:port or unix:path, no glob or range), got '%s'", ip, s);
+			bw_dest_free(&(*out)[*n]);
+		} else {
+			(*n)++;
+		}
+	}
+}
+
+/* host needs resolve, dest socket ops, db sqlite: a rule they leave no op for is a typo. */
+static void check_reachable(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k)
+{
+	struct bw_match *m = &d->r.match;
+	char ops[64], path[CF_PATH_MAX];
+	const char *why = NULL;
+	unsigned left = m->ops;
+	cf_ops_text(m->ops, ops, sizeof ops);
+	cf_sub(path, d->path, "match");
+	if (m->n_host && !(left &= BW_OPBIT(BW_OP_RESOLVE)))
+		why = "host applies only to resolve";
+	else if (m->n_dest && !(left &= SOCKET_OPS))
+		why = "dest applies only to connect, accept, send and recv";
+	else if (m->n_db && !(left &= BW_OPBIT(BW_OP_SQLITE)))
+		why = "db applies only to sqlite";
+	if (why)
+		cf_error(l, cf_mark_of(k), "%s: can never match: %s, and the rule's ops are [%s]%s",
+			 path, why, ops, m->n_host && m->n_dest ? "; host and dest exclude each other" : "");
+}
+
+static void parse_match(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v)
+{
+	yaml_node_t *kn[M_COUNT], *vn[M_COUNT];
+	char path[CF_PATH_MAX], sub[CF_PATH_MAX];
+	struct bw_match *m = &d->r.match;
+	cf_sub(path, d->path, "match");
+	if (cf_map(l, v, path, match_keys, kn, vn) < 0)
+		return;
+	for (int i = 0; i < M_COUNT; i++) {
+		if (!vn[i])
+			continue;
+		cf_sub(sub, path, match_keys[i]);
+		if (i == M_OPS)
+			m->ops = parse_ops(l, vn[i], sub);
+		else if (i == M_DEST)
+			parse_dests(l, vn[i], sub, &m->dest, &m->n_dest, 0);
+		else
+			parse_strings(l, vn[i], sub, i == M_HOST ? &m->host : i == M_DB ? &m->db
+							      : &m->prog,
+				      i == M_HOST ? &m->n_host : i == M_DB ? &m->n_db : &m->n_prog);
+	}
+	if (m->ops)
+		check_reachable(l, d, k);
+}
+
+void cf_not_applicable(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+		       const char *path, const char *why)
+{
+	char ops[64];
+	cf_ops_text(d->r.match.ops, ops, sizeof ops);
+	cf_error(l, cf_mark_of(k), "%s: does not apply: rule '%s' matches only [%s]%s%s", path,
+		 cf_rule_name(d), ops, why ? "; " : "", why ? why : "");
+}
+
+void cf_own(struct cf_draft *d, int f, yaml_node_t *k)
+{
+	d->own |= FBIT(f);
+	d->field_at[f] = cf_mark_of(k);
+}
+
+static void parse_fallback(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+			   yaml_node_t *v)
+{
+	char path[CF_PATH_MAX];
+	cf_sub(path, d->path, "fallback");
+	cf_own(d, F_FALLBACK, k);   /* even `fallback: []`: it clears one from defaults */
+	if (!d->is_defaults && !(d->r.match.ops & BW_OPBIT(BW_OP_CONNECT)))
+		cf_not_applicable(l, d, k, path, "fallback needs connect");
+	else
+		parse_dests(l, v, path, &d->r.fallback, &d->r.n_fallback, 1);
+}
+
+/* The fault that limits which ops an entry fits (the key index), and why, as text. */
+static int limiting_fault(const struct bw_inject *in, const char **why)
+{
+	if (in->eof) {
+		*why = "eof applies only to recv";
+		return I_EOF;
+	}
+	if (in->partial || in->reset) {
+		*why = "partial and reset apply only to send and recv";
+		return in->partial ? I_PARTIAL : I_RESET;
+	}
+	*why = bw_err_is_errno(in->err) ? "errno names apply to connect, accept, send and recv"
+	       : bw_err_is_eai(in->err) ? "EAI_* names apply only to resolve"
+					: "SQLITE_* names apply only to sqlite";
+	return I_ERRNO;
+}
+
+/* Faults and ops of one inject entry must fit each other and the rule (SPEC 3.2). */
+static void check_inject(struct cf_loader *l, struct cf_draft *d, struct bw_inject *in,
+			 yaml_node_t *n, yaml_node_t *const *kn, const char *path)
+{
+	int faults = !!in->err + in->partial + in->eof + in->reset;
+	unsigned fits = cf_inject_fits(in);
+	char ops[64], sub[CF_PATH_MAX];
+	const char *why;
+	if (faults == 0 && !in->delay) {
+		cf_error(l, cf_mark_of(n), "%s: nothing to inject; give errno, delay, partial, eof "
+			 "or reset", path);
+		return;
+	}
+	if (faults > 1) {
+		cf_error(l, cf_mark_of(n), "%s: choose one of errno, partial, eof and reset (delay "
+			 "may go with any)", path);
+		return;
+	}
+	if (faults == 0) {   /* a delay alone fits every op */
+		if (!in->ops && !d->is_defaults)
+			in->ops = d->r.match.ops;
+		return;
+	}
+	int f = limiting_fault(in, &why);
+	cf_sub(sub, path, inject_keys[f]);
+	if (in->ops && (in->ops & ~fits)) {
+		cf_ops_text(in->ops & ~fits, ops, sizeof ops);
+		cf_error(l, cf_mark_of(kn[f]), "%s: %s, but ops include %s", sub, why, ops);
+	} else if (!in->ops && !d->is_defaults && !(in->ops = d->r.match.ops & fits)) {
+		cf_not_applicable(l, d, kn[f], sub, why);
+	}
+}
+
+static void parse_inject_ops(struct cf_loader *l, struct cf_draft *d, struct bw_inject *in,
+			     yaml_node_t *v, const char *path)
+{
+	char ops[64];
+	in->ops = parse_ops(l, v, path);
+	if (!d->is_defaults && (in->ops & ~d->r.match.ops)) {
+		cf_ops_text(d->r.match.ops, ops, sizeof ops);
+		cf_error(l, cf_mark_of(v), "%s: inject ops must be among the rule's ops [%s]", path,
+			 ops);
+		in->ops &= d->r.match.ops;
+	}
+}
+
+static void parse_inject_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *v,
+			       const char *path, struct bw_inject *in)
+{
+	char sub[CF_PATH_MAX];
+	long n;
+	cf_sub(sub, path, inject_keys[i]);
+	switch (i) {
+	case I_OPS:
+		parse_inject_ops(l, d, in, v, sub);
+		break;
+	case I_ERRNO:
+		cf_check_err(l, d, v, sub, BW_OPS_ALL, &in->err);
+		break;
+	case I_PROB:
+		cf_ratio(l, v, sub, 0, &in->probability);
+		break;
+	case I_AFTER:
+		if (cf_int(l, v, sub, 0, 1000000000, &n) == 0)
+			in->after = n;
+		break;
+	case I_COUNT:
+		if (cf_int(l, v, sub, 1, 1000000000, &n) == 0)
+			in->count = n;
+		break;
+	case I_DELAY:
+		cf_duration(l, v, sub, &in->delay);
+		break;
+	default:
+		cf_bool(l, v, sub, i == I_PARTIAL ? &in->partial : i == I_EOF ? &in->eof
+									: &in->reset);
+	}
+}
+
+static void parse_inject_one(struct cf_loader *l, struct cf_draft *d, yaml_node_t *n,
+			     const char *path, struct bw_inject *in)
+{
+	yaml_node_t *kn[I_N], *vn[I_N];
+	int before = l->dg->n;
+	in->probability = 1;
+	in->count = -1;
+	if (cf_map(l, n, path, inject_keys, kn, vn) < 0)
+		return;
+	for (int i = 0; i < I_N; i++)
+		if (vn[i])
+			parse_inject_field(l, d, i, vn[i], path, in);
+	if (l->dg->n == before)   /* a bad value would make the checks below misleading */
+		check_inject(l, d, in, n, kn, path);
+}
+
+static void parse_inject(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+			 yaml_node_t *v)
+{
+	char path[CF_PATH_MAX], ip[CF_PATH_MAX];
+	cf_sub(path, d->path, "inject");
+	cf_own(d, F_INJECT, k);
+	if (v->type != YAML_SEQUENCE_NODE) {
+		cf_error(l, cf_mark_of(v), "%s: expected a list of faults", path);
+		return;
+	}
+	int n = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+	if (n == 0 || !(d->r.inject = calloc((size_t)n, sizeof *d->r.inject)))
+		return;
+	d->r.n_inject = n;
+	for (int i = 0; i < n; i++) {
+		cf_index(ip, path, i);
+		parse_inject_one(l, d, cf_node(l, v->data.sequence.items.start[i]), ip,
+				 &d->r.inject[i]);
+	}
+}
+
+static void parse_small(struct cf_loader *l, struct cf_draft *d, yaml_node_t *const *k,
+			yaml_node_t *const *v)
+{
+	char path[CF_PATH_MAX];
+	long n;
+	int e;
+	if (v[K_NONBLOCKING]) {
+		cf_sub(path, d->path, "nonblocking");
+		cf_own(d, F_NONBLOCKING, k[K_NONBLOCKING]);
+		if (!d->is_defaults && !(d->r.match.ops & BW_OPBIT(BW_OP_CONNECT)))
+			cf_not_applicable(l, d, k[K_NONBLOCKING], path,
+					  "it is about non-blocking connects");
+		else if (cf_enum(l, v[K_NONBLOCKING], path, cf_nb_names, &e) == 0)
+			d->r.nonblocking = (enum bw_nonblocking)e;
+	}
+	if (v[K_MAX_KEYS]) {
+		cf_sub(path, d->path, "max_keys");
+		cf_own(d, F_MAXKEYS, k[K_MAX_KEYS]);
+		if (cf_int(l, v[K_MAX_KEYS], path, 1, 1000000, &n) == 0)
+			d->r.max_keys = (int)n;
+	}
+}
+
+void cf_parse_rule(struct cf_loader *l, yaml_node_t *n, struct cf_draft *d)
+{
+	yaml_node_t *k[K_COUNT] = { 0 }, *v[K_COUNT] = { 0 };
+	int skip = d->is_defaults ? K_RETRY : 0;   /* defaults have no name or match */
+	d->at = cf_mark_of(n);
+	d->r.line = d->at.line;
+	d->r.match.ops = BW_OPS_ALL;
+	if (cf_map(l, n, d->path, rule_keys + skip, k + skip, v + skip) < 0)
+		return;
+	if (!d->is_defaults)
+		parse_name(l, d, v[K_NAME]);
+	if (v[K_MATCH])
+		parse_match(l, d, k[K_MATCH], v[K_MATCH]);
+	if (!d->r.match.ops)
+		return;   /* ops were wrong: checks against them would only add noise */
+	if (v[K_RETRY])
+		cf_parse_retry(l, d, k[K_RETRY], v[K_RETRY]);
+	if (v[K_TIMEOUT])
+		cf_parse_timeout(l, d, k[K_TIMEOUT], v[K_TIMEOUT]);
+	if (v[K_BREAKER])
+		cf_parse_breaker(l, d, k[K_BREAKER], v[K_BREAKER]);
+	if (v[K_RATE_LIMIT])
+		cf_parse_rate_limit(l, d, k[K_RATE_LIMIT], v[K_RATE_LIMIT]);
+	if (v[K_FALLBACK])
+		parse_fallback(l, d, k[K_FALLBACK], v[K_FALLBACK]);
+	if (v[K_INJECT])
+		parse_inject(l, d, k[K_INJECT], v[K_INJECT]);
+	parse_small(l, d, k, v);
+}
+
+static void free_strings(char **s, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(s[i]);
+	free(s);
+}
+
+static void free_dests(struct bw_dest *d, int n)
+{
+	for (int i = 0; i < n; i++)
+		bw_dest_free(&d[i]);
+	free(d);
+}
+
+void cf_rule_free(struct bw_rule *r)
+{
+	free_dests(r->match.dest, r->match.n_dest);
+	free_strings(r->match.host, r->match.n_host);
+	free_strings(r->match.db, r->match.n_db);
+	free_strings(r->match.prog, r->match.n_prog);
+	free_dests(r->fallback, r->n_fallback);
+	free(r->inject);
+	memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,353 @@
+/* The decision engine: one call through its rule's retry loop, with deadline and budget,
+ * and the events that tell the story. Time, sleep and output come from bw_env. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backoff.h"
+#include "engine.h"
+#include "errnames.h"
+
+int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
+		   long pid, const char *prog, uint64_t seed)
+{
+	memset(e, 0, sizeof *e);
+	e->cfg = cfg;
+	e->env = *env;
+	e->pid = pid;
+	e->prog = prog ? prog : "";
+	e->seed = seed ? seed : 1;
+	e->level = cfg->log.level;
+	e->mode = cfg->mode;
+	int n = cfg->n_rules > 0 ? cfg->n_rules : 1;
+	e->active = calloc((size_t)n, 1);
+	e->rt = calloc((size_t)n, sizeof *e->rt);
+	if (!e->active || !e->rt) {
+		bw_engine_fini(e);
+		return -1;
+	}
+	for (int i = 0; i < cfg->n_rules; i++) {
+		const struct bw_match *m = &cfg->rules[i].match;
+		int hit = m->n_prog == 0;
+		for (int j = 0; j < m->n_prog && !hit; j++)
+			hit = bw_glob(m->prog[j], e->prog);
+		e->active[i] = (unsigned char)hit;
+		if (hit)
+			e->ops |= m->ops;
+	}
+	return 0;
+}
+
+void bw_engine_fini(struct bw_engine *e)
+{
+	free(e->active);
+	free(e->rt);
+	e->active = NULL;
+	e->rt = NULL;
+	e->ops = 0;
+}
+
+const struct bw_rule *bw_engine_match(struct bw_engine *e, const struct bw_target *t,
+				      const char **host_out)
+{
+	if (!(e->ops & BW_OPBIT(t->op)))
+		return NULL;
+	return bw_match(e->cfg, e->active, t, host_out);
+}
+
+static struct bw_rule_rt *rt_of(struct bw_engine *e, const struct bw_rule *r)
+{
+	return &e->rt[r - e->cfg->rules];
+}
+
+void bw_engine_count(struct bw_engine *e, const struct bw_rule *r, enum bw_stat st)
+{
+	__atomic_add_fetch(&rt_of(e, r)->stats[st], 1, __ATOMIC_RELAXED);
+}
+
+static int in_list(const int *list, int n, int err)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == err)
+			return 1;
+	return 0;
+}
+
+/* SPEC 3.3's default `on` lists. */
+static int default_retryable(const struct bw_call *c, int err)
+{
+	static const int connect_errs[] = { ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EHOSTUNREACH,
+					    ENETDOWN, ECONNRESET, EAGAIN, EADDRNOTAVAIL };
+	static const int accept_errs[] = { ECONNABORTED, EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO };
+	switch (c->op) {
+	case BW_OP_CONNECT:
+		return in_list(connect_errs, 8, err) || (c->unix_dest && err == ENOENT);
+	case BW_OP_ACCEPT:
+		return in_list(accept_errs, 6, err);
+	case BW_OP_SEND:
+	case BW_OP_RECV:
+		return err == EINTR || err == ENOBUFS || (c->blocking && err == EAGAIN);
+	case BW_OP_RESOLVE:
+		return err == bw_err_eai(EAI_AGAIN);
+	case BW_OP_SQLITE:
+		/* primary code of an extended one: BUSY (5) and LOCKED (6) */
+		return bw_err_is_sqlite(err) &&
+		       ((err - BW_ERR_SQLITE_BASE) % 256 == 5 || (err - BW_ERR_SQLITE_BASE) % 256 == 6);
+	}
+	return 0;
+}
+
+int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err)
+{
+	if (r->retry.n_on > 0)
+		return in_list(r->retry.on, r->retry.n_on, err);
+	return default_retryable(c, err);
+}
+
+/* Retry budget: per-second slots over the last BW_BUDGET_SLOTS seconds. Counts are
+ * approximate under races, which is all a budget needs. */
+static struct bw_budget_slot *budget_slot(struct bw_rule_rt *rt, int64_t sec)
+{
+	struct bw_budget_slot *s = &rt->budget[sec % BW_BUDGET_SLOTS];
+	int64_t old = __atomic_load_n(&s->sec, __ATOMIC_RELAXED);
+	if (old != sec && __atomic_compare_exchange_n(&s->sec, &old, sec, 0, __ATOMIC_RELAXED,
+						      __ATOMIC_RELAXED)) {
+		__atomic_store_n(&s->calls, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->retries, 0, __ATOMIC_RELAXED);
+	}
+	return s;
+}
+
+static void budget_note(struct bw_rule_rt *rt, int64_t now_us, int retry)
+{
+	struct bw_budget_slot *s = budget_slot(rt, now_us / 1000000);
+	__atomic_add_fetch(retry ? &s->retries : &s->calls, 1, __ATOMIC_RELAXED);
+}
+
+/* A retry is allowed while retries stay under ratio x calls over the window, or while
+ * this second has seen fewer than min_per_sec retries. */
+static int budget_allows(const struct bw_retry *r, struct bw_rule_rt *rt, int64_t now_us)
+{
+	if (r->budget_ratio <= 0)
+		return 1;
+	int64_t sec = now_us / 1000000;
+	long calls = 0, retries = 0, now_retries = 0;
+	for (int i = 0; i < BW_BUDGET_SLOTS; i++) {
+		struct bw_budget_slot *s = &rt->budget[i];
+		int64_t ss = __atomic_load_n(&s->sec, __ATOMIC_RELAXED);
+		if (ss <= sec - BW_BUDGET_SLOTS || ss > sec)
+			continue;
+		long c = __atomic_load_n(&s->calls, __ATOMIC_RELAXED);
+		long rr = __atomic_load_n(&s->retries, __ATOMIC_RELAXED);
+		calls += c;
+		retries += rr;
+		if (ss == sec)
+			now_retries = rr;
+	}
+	return (double)retries < r->budget_ratio * (double)calls ||
+	       now_retries < r->budget_min_per_sec;
+}
+
+int bw_engine_wants(const struct bw_engine *e, enum bw_level lvl)
+{
+	return lvl <= e->level;
+}
+
+void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_event *ev)
+{
+	if (!bw_engine_wants(e, ev->lvl) || !e->env.emit)
+		return;
+	if (c) {
+		if (!ev->rule && c->rule)
+			ev->rule = c->rule->name;
+		if (ev->op < 0)
+			ev->op = c->op;
+		if (!ev->call)
+			ev->call = c->call;
+		if (!ev->dest)
+			ev->dest = c->dest;
+		if (!ev->host)
+			ev->host = c->host;
+		if (!ev->db)
+			ev->db = c->db;
+		if (ev->fd < 0)
+			ev->fd = c->fd;
+	}
+	if (e->mode == BW_MODE_OBSERVE && ev->kind != BW_EV_START && ev->kind != BW_EV_EXIT &&
+	    ev->kind != BW_EV_CONFIG_ERROR && ev->kind != BW_EV_WARNING)
+		ev->observe = 1;
+	struct bw_event_ctx ctx = {
+		.wall_us = e->env.wall_us ? e->env.wall_us() : 0,
+		.pid = e->pid,
+		.tid = e->env.tid ? e->env.tid() : e->pid,
+		.prog = e->prog,
+	};
+	char line[BW_EVENT_MAX];
+	size_t n = bw_event_format(line, sizeof line, &ctx, ev);
+	e->env.emit(ev->lvl, line, n);
+}
+
+static void emit_simple(struct bw_engine *e, const struct bw_call *c, enum bw_event_kind kind,
+			int err, int attempt)
+{
+	struct bw_event ev;
+	bw_event_init(&ev, kind, bw_event_default_level(kind));
+	ev.err = err;
+	ev.attempt = attempt;
+	bw_engine_emit(e, c, &ev);
+}
+
+static void gave_up(struct bw_engine *e, const struct bw_call *c, const char *reason, int err,
+		    int attempts)
+{
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_GAVE_UP, BW_LVL_ERROR);
+	ev.reason = reason;
+	ev.err = err;
+	ev.attempts = attempts;
+	bw_engine_count(e, c->rule, BW_ST_GAVE_UP);
+	bw_engine_emit(e, c, &ev);
+}
+
+int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng)
+{
+	const struct bw_rule *r = c->rule;
+	struct bw_rule_rt *rt = rt_of(e, r);
+	int retrying = r->has_retry && r->retry.attempts > 1;
+	int64_t start = e->env.mono_us();
+	int64_t deadline = retrying && r->retry.deadline ? start + r->retry.deadline : 0;
+	bw_usec prev = 0;
+
+	bw_engine_count(e, r, BW_ST_CALLS);
+	budget_note(rt, start, 0);
+	for (int n = 1;; n++) {
+		int err = c->attempt(c->arg, n, deadline);
+		if (err == 0) {
+			if (n > 1) {
+				struct bw_event ev;
+				bw_event_init(&ev, BW_EV_RECOVERED, BW_LVL_WARN);
+				ev.attempts = n;
+				ev.elapsed_ms = (double)(e->env.mono_us() - start) / 1000.0;
+				bw_engine_count(e, r, BW_ST_RECOVERED);
+				bw_engine_emit(e, c, &ev);
+			}
+			return 0;
+		}
+		bw_engine_count(e, r, BW_ST_FAILURES);
+		emit_simple(e, c, BW_EV_FAIL, err, n);
+		if (!retrying || !bw_retryable(r, c, err))
+			return err;
+		if (n >= r->retry.attempts) {
+			gave_up(e, c, "attempts", err, n);
+			return err;
+		}
+		bw_usec delay = bw_backoff_delay(&r->retry, n, prev, rng);
+		prev = delay;
+		int64_t now = e->env.mono_us();
+		if (deadline && now + delay >= deadline) {
+			gave_up(e, c, "deadline", err, n);
+			return err;
+		}
+		if (!budget_allows(&r->retry, rt, now)) {
+			gave_up(e, c, "budget", err, n);
+			return err;
+		}
+		struct bw_event ev;
+		bw_event_init(&ev, BW_EV_RETRY, BW_LVL_WARN);
+		ev.attempt = n + 1;
+		ev.delay_ms = (double)delay / 1000.0;
+		ev.err = err;
+		bw_engine_emit(e, c, &ev);
+		if (e->mode == BW_MODE_OBSERVE)
+			return err;
+		bw_engine_count(e, r, BW_ST_RETRIES);
+		budget_note(rt, now, 1);
+		if (c->before_retry)
+			c->before_retry(c->arg);
+		e->env.sleep_us(delay);
+	}
+}
+
+void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err)
+{
+	const struct bw_rule *r = c->rule;
+	bw_engine_count(e, r, BW_ST_CALLS);
+	if (err == 0)
+		return;
+	bw_engine_count(e, r, BW_ST_FAILURES);
+	emit_simple(e, c, BW_EV_FAIL, err, 1);
+	/* in observe mode, say what enforcing would have done */
+	if (e->mode == BW_MODE_OBSERVE && r->has_retry && r->retry.attempts > 1 &&
+	    bw_retryable(r, c, err)) {
+		struct bw_event ev;
+		bw_event_init(&ev, BW_EV_RETRY, BW_LVL_WARN);
+		ev.attempt = 2;
+		ev.err = err;
+		bw_engine_emit(e, c, &ev);
+	}
+}
+
+void bw_engine_start_event(struct bw_engine *e, const char *version)
+{
+	char extra[1024];
+	size_t n = 0;
+	extra[0] = '\0';
+	bw_json_raw(extra, sizeof extra, &n, "\"version\":");
+	bw_json_str(extra, sizeof extra, &n, version);
+	bw_json_raw(extra, sizeof extra, &n, ",\"config\":");
+	bw_json_str(extra, sizeof extra, &n, e->cfg->path ? e->cfg->path : "");
+	bw_json_raw(extra, sizeof extra, &n, ",\"rules\":");
+	bw_json_int(extra, sizeof extra, &n, e->cfg->n_rules);
+	bw_json_raw(extra, sizeof extra, &n, ",\"mode\":");
+	bw_json_str(extra, sizeof extra, &n, e->mode == BW_MODE_OBSERVE ? "observe" : "enforce");
+	bw_json_raw(extra, sizeof extra, &n, ",\"seed\":");
+	bw_json_int(extra, sizeof extra, &n, (int64_t)e->seed);
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_START, BW_LVL_INFO);
+	ev.extra = extra;
+	bw_engine_emit(e, NULL, &ev);
+}
+
+static const char *const stat_names[BW_ST_COUNT] = {
+	"calls", "failures", "retries", "recovered", "gave_up",
+	"rejected", "throttled", "limited", "injected",
+};
+
+void bw_engine_exit_event(struct bw_engine *e)
+{
+	char extra[BW_EVENT_MAX - 256];
+	size_t n = 0;
+	extra[0] = '\0';
+	bw_json_raw(extra, sizeof extra, &n, "\"stats\":{");
+	int first = 1;
+	for (int i = 0; i < e->cfg->n_rules; i++) {
+		if (!e->active[i])
+			continue;
+		char obj[512];
+		size_t m = 0;
+		obj[0] = '\0';
+		if (!first)
+			bw_json_raw(obj, sizeof obj, &m, ",");
+		bw_json_str(obj, sizeof obj, &m, e->cfg->rules[i].name);
+		bw_json_raw(obj, sizeof obj, &m, ":{");
+		for (int s = 0; s < BW_ST_COUNT; s++) {
+			if (s)
+				bw_json_raw(obj, sizeof obj, &m, ",");
+			bw_json_str(obj, sizeof obj, &m, stat_names[s]);
+			bw_json_raw(obj, sizeof obj, &m, ":");
+			bw_json_int(obj, sizeof obj, &m,
+				    __atomic_load_n(&e->rt[i].stats[s], __ATOMIC_RELAXED));
+		}
+		bw_json_raw(obj, sizeof obj, &m, "}");
+		/* keep the object valid: a rule that does not fit is left out whole */
+		if (n + m + 2 < sizeof extra) {
+			bw_json_raw(extra, sizeof extra, &n, obj);
+			first = 0;
+		}
+	}
+	bw_json_raw(extra, sizeof extra, &n, "}");
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_EXIT, BW_LVL_INFO);
+	ev.extra = extra;
+	bw_engine_emit(e, NULL, &ev);
+}

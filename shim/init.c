@@ -1,0 +1,201 @@
+/* Process lifecycle: load the policy once (from the constructor, or from the first hook
+ * that runs before it), follow fork, report at exit. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "overrides.h"
+#include "real.h"
+#include "sink.h"
+#include "state.h"
+
+struct bw_shim bw_shim;
+__thread volatile int bw_guard_depth __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static unsigned long rng_epoch = 1;          /* bumped in a forked child */
+static unsigned long thread_ordinal;
+
+int64_t bw_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Sleeps the whole time: a signal must not cut a backoff short into a retry storm. */
+static void sleep_us(int64_t us)
+{
+	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+	int saved = errno;
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+	errno = saved;
+}
+
+static long tid(void)
+{
+	return (long)syscall(SYS_gettid);
+}
+
+static const struct bw_env shim_env = {
+	.mono_us = bw_mono_us,
+	.wall_us = wall_us,
+	.sleep_us = sleep_us,
+	.emit = bw_sink_write,
+	.tid = tid,
+};
+
+struct bw_rng *bw_thread_rng(void)
+{
+	static __thread struct bw_rng rng __attribute__((tls_model("initial-exec")));
+	static __thread unsigned long epoch __attribute__((tls_model("initial-exec")));
+	unsigned long now = __atomic_load_n(&rng_epoch, __ATOMIC_ACQUIRE);
+	if (epoch != now) {
+		/* a seeded run stays reproducible: seed, fork generation and thread order only */
+		unsigned long n = __atomic_add_fetch(&thread_ordinal, 1, __ATOMIC_RELAXED);
+		rng.s = bw_mix(bw_mix(bw_shim.engine.seed, now), n);
+		epoch = now;
+	}
+	return &rng;
+}
+
+static uint64_t random_seed(void)
+{
+	uint64_t s = 0;
+	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s)
+		s = (uint64_t)wall_us() ^ (uint64_t)getpid() << 32;
+	return s ? s : 1;
+}
+
+static void after_fork_child(void)
+{
+	struct bw_engine *e = &bw_shim.engine;
+	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) != BW_LIFE_READY)
+		return;
+	e->pid = getpid();
+	/* a child works on its own: its counters start at zero, its jitter differs */
+	for (int i = 0; i < e->cfg->n_rules; i++)
+		memset(e->rt[i].stats, 0, sizeof e->rt[i].stats);
+	if (bw_shim.cfg->seed == 0)
+		e->seed = random_seed();
+	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&thread_ordinal, 0, __ATOMIC_RELAXED);
+}
+
+static void report_config_error(const struct bw_diags *diags, const char *path)
+{
+	const char *sink = secure_getenv("BULWARK_LOG");
+	struct bw_config tmp = { .log = { .sink = BW_SINK_STDERR, .level = BW_LVL_ERROR } };
+	char err[128];
+	if (bw_override_log(&tmp, sink, err, sizeof err) < 0)
+		tmp.log.sink = BW_SINK_STDERR;
+	bw_sink_open(tmp.log.sink, tmp.log.path, 1 << 3);
+	free(tmp.log.path);
+
+	const struct bw_diag *d = diags->n ? &diags->d[0] : NULL;
+	char extra[768];
+	size_t n = 0;
+	extra[0] = '\0';
+	bw_json_raw(extra, sizeof extra, &n, "\"file\":");
+	bw_json_str(extra, sizeof extra, &n, d ? d->file : path);
+	bw_json_raw(extra, sizeof extra, &n, ",\"line\":");
+	bw_json_int(extra, sizeof extra, &n, d ? d->line : 0);
+	bw_json_raw(extra, sizeof extra, &n, ",\"col\":");
+	bw_json_int(extra, sizeof extra, &n, d ? d->col : 0);
+
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_CONFIG_ERROR, BW_LVL_ERROR);
+	ev.msg = d ? d->msg : "cannot load the policy";
+	ev.extra = extra;
+	struct bw_event_ctx ctx = { wall_us(), getpid(), tid(), program_invocation_short_name };
+	char line[BW_EVENT_MAX];
+	size_t len = bw_event_format(line, sizeof line, &ctx, &ev);
+	bw_sink_write(BW_LVL_ERROR, line, len);
+}
+
+/* Environment settings over the file's; a bad one is reported and ignored. */
+static void apply_overrides(struct bw_config *cfg)
+{
+	char err[160];
+	if (bw_override_log(cfg, secure_getenv("BULWARK_LOG"), err, sizeof err) < 0 ||
+	    bw_override_level(cfg, secure_getenv("BULWARK_LEVEL"), err, sizeof err) < 0 ||
+	    bw_override_mode(cfg, secure_getenv("BULWARK_MODE"), err, sizeof err) < 0 ||
+	    bw_override_seed(cfg, secure_getenv("BULWARK_SEED"), err, sizeof err) < 0) {
+		struct bw_diags d = { .n = 1 };
+		strncpy(d.d[0].file, "environment", sizeof d.d[0].file - 1);
+		strncpy(d.d[0].msg, err, sizeof d.d[0].msg - 1);
+		report_config_error(&d, "environment");
+	}
+}
+
+static void load(void)
+{
+	const char *off = secure_getenv("BULWARK_DISABLE");
+	if (getauxval(AT_SECURE) || (off && *off && strcmp(off, "0") != 0))
+		return;
+	const char *path = secure_getenv("BULWARK_CONFIG");
+	struct bw_diags diags = { .n = 0 };
+	struct bw_config *cfg = path && *path ? bw_config_load_file(path, &diags)
+					      : bw_config_default();
+	if (!cfg) {
+		report_config_error(&diags, path ? path : "<default>");
+		if (path && bw_config_wants_abort(path))
+			_exit(2);
+		return;
+	}
+	apply_overrides(cfg);
+	bw_sink_open(cfg->log.sink, cfg->log.path, cfg->log.facility);
+	uint64_t seed = cfg->seed ? cfg->seed : random_seed();
+	if (bw_engine_init(&bw_shim.engine, cfg, &shim_env, getpid(),
+			   program_invocation_short_name, seed) < 0)
+		return;
+	bw_shim.cfg = cfg;
+	pthread_atfork(NULL, NULL, after_fork_child);
+	__atomic_store_n(&bw_shim.life, BW_LIFE_READY, __ATOMIC_RELEASE);
+	bw_engine_start_event(&bw_shim.engine, BW_VERSION);
+}
+
+static void init_once(void)
+{
+	bw_guard_enter();
+	bw_real_resolve();
+	load();
+	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) != BW_LIFE_READY)
+		__atomic_store_n(&bw_shim.life, BW_LIFE_OFF, __ATOMIC_RELEASE);
+	bw_guard_leave();
+}
+
+void bw_init(void)
+{
+	int saved = errno;
+	pthread_once(&once, init_once);
+	errno = saved;
+}
+
+__attribute__((constructor)) static void bw_constructor(void)
+{
+	bw_init();
+}
+
+/* Report only; nothing is freed, since hooks can still run after us. */
+__attribute__((destructor)) static void bw_destructor(void)
+{
+	int saved = errno;
+	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) == BW_LIFE_READY &&
+	    bw_shim.cfg->log.summary)
+		bw_engine_exit_event(&bw_shim.engine);
+	errno = saved;
+}

@@ -1,0 +1,20 @@
+/* Connects left in progress for the program to finish (observe mode, `nonblocking:
+ * observe`): their rule and address, until the program reads SO_ERROR. */
+#ifndef BW_PENDING_H
+#define BW_PENDING_H
+
+#include <sys/socket.h>
+#include "config.h"
+
+struct bw_pending {
+	const struct bw_rule *rule;
+	struct sockaddr_storage addr;
+	socklen_t len;
+};
+
+void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len);
+/* 1 and the entry (removed) when fd has one. */
+int bw_pending_take(int fd, struct bw_pending *out);
+int bw_pending_any(void);
+
+#endif

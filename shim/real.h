@@ -1,0 +1,48 @@
+/* The real libc functions behind our hooks. Inside the library every call to a name we
+ * export goes through here: calling connect() by name would land in our own hook. */
+#ifndef BW_REAL_H
+#define BW_REAL_H
+
+#include <netdb.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct bw_real {
+	int (*socket)(int, int, int);
+	int (*socketpair)(int, int, int, int[2]);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*close)(int);
+	int (*close_range)(unsigned, unsigned, int);
+	void (*closefrom)(int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+	int (*fclose)(FILE *);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	int (*getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+	struct hostent *(*gethostbyname)(const char *);
+	struct hostent *(*gethostbyname2)(const char *, int);
+	int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t, struct hostent **,
+			       int *);
+};
+
+extern struct bw_real bw_real;
+
+/* Resolve every pointer (idempotent, lock-free: each store is atomic and any thread may
+ * race to do it). Hooks call this when a pointer is still NULL, which happens for calls
+ * that arrive before our constructor. */
+void bw_real_resolve(void);
+
+/* The pointer, resolved on first use. Never NULL after this returns unless libc lacks it. */
+#define BW_REAL(name) \
+	(__atomic_load_n(&bw_real.name, __ATOMIC_ACQUIRE) ? bw_real.name \
+	 : (bw_real_resolve(), bw_real.name))
+
+#endif

@@ -1,0 +1,154 @@
+/* Event sinks. Every write is one write(2) of a whole line (< PIPE_BUF), through the real
+ * function, so processes can share a file and our logging never enters our own hooks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+#include "real.h"
+#include "sink.h"
+
+/* Our descriptors live high, out of the way of programs that assume small numbers. */
+#define SINK_MIN_FD 100
+
+static struct {
+	enum bw_sink_kind kind;
+	int fd;                  /* file or syslog socket; -1 none */
+	int inflight;            /* writers between loading fd and finishing write */
+	int stderr_ok;
+	dev_t err_dev;
+	ino_t err_ino;
+	int facility;
+} sink = { BW_SINK_STDERR, -1, 0, 0, 0, 0, LOG_USER };
+
+static int move_high(int fd)
+{
+	int hi = BW_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, SINK_MIN_FD);
+	if (hi < 0)
+		return fd;
+	BW_REAL(close)(fd);
+	return hi;
+}
+
+static int open_syslog(void)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
+	int fd = BW_REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (BW_REAL(connect)(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		BW_REAL(close)(fd);
+		return -1;
+	}
+	return move_high(fd);
+}
+
+int bw_sink_open(enum bw_sink_kind kind, const char *path, int facility)
+{
+	int saved = errno, fd = -1;
+	struct stat st;
+	sink.kind = kind;
+	sink.facility = facility;
+	switch (kind) {
+	case BW_SINK_STDERR:
+		/* a socket on fd 2 is a protocol channel (inetd, ssh): keep out of it */
+		sink.stderr_ok = fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode);
+		sink.err_dev = st.st_dev;
+		sink.err_ino = st.st_ino;
+		break;
+	case BW_SINK_FILE:
+		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+		if (fd >= 0)
+			fd = move_high(fd);
+		break;
+	case BW_SINK_SYSLOG:
+		fd = open_syslog();
+		break;
+	}
+	__atomic_store_n(&sink.fd, fd, __ATOMIC_RELEASE);
+	errno = saved;
+	return (kind == BW_SINK_STDERR ? sink.stderr_ok : fd >= 0) ? 0 : -1;
+}
+
+/* fd 2 still the file it was when we started? Programs reopen stderr, daemons close it. */
+static int stderr_same(void)
+{
+	struct stat st;
+	return __atomic_load_n(&sink.stderr_ok, __ATOMIC_ACQUIRE) && fstat(2, &st) == 0 &&
+	       st.st_dev == sink.err_dev && st.st_ino == sink.err_ino;
+}
+
+static void send_syslog(int fd, enum bw_level lvl, const char *line, size_t len)
+{
+	static const int sev[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char msg[4200];
+	int pri = sink.facility | sev[lvl];
+	size_t o = 0;
+	msg[o++] = '<';
+	char num[8];
+	int n = 0;
+	do {
+		num[n++] = (char)('0' + pri % 10);
+		pri /= 10;
+	} while (pri);
+	while (n)
+		msg[o++] = num[--n];
+	static const char ident[] = ">bulwark: ";
+	memcpy(msg + o, ident, sizeof ident - 1);
+	o += sizeof ident - 1;
+	if (len && line[len - 1] == '\n')
+		len--;
+	if (len > sizeof msg - o)
+		len = sizeof msg - o;
+	memcpy(msg + o, line, len);
+	BW_REAL(sendto)(fd, msg, o + len, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0);
+}
+
+void bw_sink_write(enum bw_level lvl, const char *line, size_t len)
+{
+	int saved = errno;
+	if (sink.kind == BW_SINK_STDERR) {
+		if (stderr_same())
+			BW_REAL(write)(2, line, len);
+		errno = saved;
+		return;
+	}
+	__atomic_add_fetch(&sink.inflight, 1, __ATOMIC_ACQ_REL);
+	int fd = __atomic_load_n(&sink.fd, __ATOMIC_ACQUIRE);
+	if (fd >= 0) {
+		if (sink.kind == BW_SINK_SYSLOG)
+			send_syslog(fd, lvl, line, len);
+		else
+			BW_REAL(write)(fd, line, len);
+	}
+	__atomic_sub_fetch(&sink.inflight, 1, __ATOMIC_ACQ_REL);
+	errno = saved;
+}
+
+int bw_sink_owns(int fd)
+{
+	return fd >= 0 && fd == __atomic_load_n(&sink.fd, __ATOMIC_ACQUIRE);
+}
+
+int bw_sink_fd(void)
+{
+	return __atomic_load_n(&sink.fd, __ATOMIC_ACQUIRE);
+}
+
+void bw_sink_evict(int fd)
+{
+	if (!bw_sink_owns(fd))
+		return;
+	int saved = errno;
+	int hi = BW_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, fd + 1);
+	__atomic_store_n(&sink.fd, hi, __ATOMIC_RELEASE);
+	/* let writers that still hold the old number finish before it is replaced; bounded,
+	 * since a writer we interrupted (signal handler) cannot finish */
+	for (int i = 0; i < 1000000 && __atomic_load_n(&sink.inflight, __ATOMIC_ACQUIRE); i++)
+		;
+	errno = saved;
+}

@@ -1,0 +1,47 @@
+/* Process-wide state of the library: the loaded policy and the engine, set up once, never
+ * torn down (hooks may run after our destructor). */
+#ifndef BW_STATE_H
+#define BW_STATE_H
+
+#include "engine.h"
+#include "guard.h"
+
+enum bw_life { BW_LIFE_NEW, BW_LIFE_READY, BW_LIFE_OFF };
+
+struct bw_shim {
+	int life;                /* enum bw_life, atomic */
+	struct bw_config *cfg;
+	struct bw_engine engine;
+};
+
+extern struct bw_shim bw_shim;
+
+void bw_init(void);
+
+/* The engine when op has a rule in this process, else NULL: the hook then passes straight
+ * through. Initializes on first use (calls before our constructor). Keeps errno. */
+static inline struct bw_engine *bw_engine_for(enum bw_op op)
+{
+	if (bw_guarded())
+		return 0;
+	int life = __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE);
+	if (life == BW_LIFE_NEW) {
+		bw_init();
+		life = __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE);
+	}
+	if (life != BW_LIFE_READY || !(bw_shim.engine.ops & BW_OPBIT(op)))
+		return 0;
+	return &bw_shim.engine;
+}
+
+/* Library state may be touched (fd bookkeeping): not in secure mode or BULWARK_DISABLE. */
+static inline int bw_tracking(void)
+{
+	return __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) != BW_LIFE_OFF;
+}
+
+/* This thread's random source, reseeded after fork. */
+struct bw_rng *bw_thread_rng(void);
+int64_t bw_mono_us(void);
+
+#endif

@@ -1,0 +1,209 @@
+"""Connect retry against servers that come up late (SPEC 3.3, 7).
+
+Each test runs the client once without the shim, while the server is not up yet, to show
+the failure, and once with it, to show that the same client reaches the server without
+noticing; the event log then tells the story of the retries.
+"""
+
+import unittest
+
+from harness import (CURL, NODE, NODE_HTTP, PY_ASYNCIO, PY_BLOCKING, PY_TIMEOUT, ShimTest,
+                     bulwark_run, describe, events_in_text, events_of, free_port, prog, py,
+                     read_events, retry_yaml, run)
+
+LATE = 1.5   # seconds before the server listens
+
+
+def late_rule(port, name="late", extra=""):
+    return ("  - name: %s\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+            "    retry: %s\n%s" % (name, port, retry_yaml(), extra))
+
+
+class DefaultPolicy(ShimTest):
+
+    @unittest.skipUnless(CURL, "curl is not installed")
+    def test_bulwark_run_without_policy_reaches_late_server(self):
+        """`bulwark run -- curl` with no policy anywhere uses the built-in default (SPEC 7):
+        a server 1.2 s late is reached, where plain curl gives up at once (exit 7)."""
+        srv = self.server(delay_s=1.2)
+        url = "http://127.0.0.1:%d/" % srv.port
+        plain = run([CURL, "-sS", url], cwd=self.wd.path)
+        self.assertEqual(plain.rc, 7, repr(plain))
+        self.assertIsNone(srv.listening_at, "server came up before the plain run ended")
+
+        r = bulwark_run([], [CURL, "-sS", "--max-time", "20", url], cwd=self.wd.path)
+        self.assertOk(r)
+        self.assertEqual(r.stdout, "ok")
+        # The default policy logs at warn on stderr: retries and the recovery show there.
+        events = events_in_text(r.stderr)
+        rec = events_of(events, "recovered", op="connect", rule="default-connect")
+        self.assertTrue(rec, "no recovered event on stderr:\n" + r.stderr)
+        self.assertGreater(rec[0]["attempts"], 1, describe(events))
+        self.assertEqual(rec[0].get("dest"), "127.0.0.1:%d" % srv.port, describe(events))
+        self.assertTrue(events_of(events, "retry", rule="default-connect"), describe(events))
+
+
+class LateServerClients(ShimTest):
+    """curl, python3 (blocking, timeout, asyncio) and node against a server 1.5 s late,
+    with a 40-attempt policy: the blocking and the non-blocking connect paths."""
+
+    def late_client(self, argv_for, expect_out="ok"):
+        srv = self.server(delay_s=LATE)
+        dest = "127.0.0.1:%d" % srv.port
+        pol, log = self.wd.policy(late_rule(srv.port))
+        argv = argv_for("127.0.0.1", srv.port)
+
+        plain = run(argv, timeout=15)
+        self.assertFailed(plain, "without the shim")
+        self.assertIsNone(srv.listening_at, "server came up before the plain run ended")
+
+        r = run(argv, shim=True, policy=pol)
+        self.assertOk(r, "with the shim")
+        self.assertEqual(r.stdout.strip(), expect_out, repr(r))
+        events = read_events(log)
+        rec = self.assertRecovered(events, dest=dest, rule="late")
+        self.assertEqual(srv.connections, 1, "the retries should not reach the server twice")
+        return r, events, rec
+
+    def check_story(self, events, rec):
+        """Counts and delays agree with the policy: attempts-1 failures and retries, the
+        waits within equal jitter's [c/2, c] for c = min(100ms, 50ms * 2^(n-1))."""
+        n = rec["attempts"]
+        fails = events_of(events, "fail", rule="late")
+        retries = events_of(events, "retry", rule="late")
+        ctx = describe(events)
+        self.assertEqual(len(retries), n - 1, ctx)
+        self.assertEqual(len(fails), n - 1, ctx)
+        self.assertEqual([e.get("attempt") for e in retries], list(range(2, n + 1)), ctx)
+        self.assertEqual([e.get("attempt") for e in fails], list(range(1, n)), ctx)
+        for e in retries:
+            cap = min(100.0, 50.0 * 2 ** (e["attempt"] - 2))
+            self.assertGreaterEqual(e["delay_ms"], cap / 2 - 1, ctx)
+            self.assertLessEqual(e["delay_ms"], cap + 1, ctx)
+        # Attempt n succeeded after n-1 waits of at least 25ms each, and the server was
+        # 1.5 s late: elapsed_ms cannot be less than most of that.
+        self.assertGreater(rec["elapsed_ms"], 1000, ctx)
+        for e in events:
+            if e.get("event") in ("fail", "retry", "recovered"):
+                self.assertEqual(e.get("call"), "connect", ctx)
+                self.assertIsInstance(e.get("fd"), int, ctx)
+
+    @unittest.skipUnless(CURL, "curl is not installed")
+    def test_curl(self):
+        r, events, rec = self.late_client(
+            lambda h, p: [CURL, "-sS", "--max-time", "20", "http://%s:%d/" % (h, p)])
+        self.check_story(events, rec)
+
+    def test_python_blocking(self):
+        r, events, rec = self.late_client(lambda h, p: py(PY_BLOCKING, h, p))
+        self.check_story(events, rec)
+
+    def test_python_timeout(self):
+        """socket.create_connection(timeout=5): a non-blocking connect, then poll and
+        SO_ERROR inside CPython."""
+        r, events, rec = self.late_client(lambda h, p: py(PY_TIMEOUT, h, p))
+        self.check_story(events, rec)
+
+    def test_python_asyncio(self):
+        self.late_client(lambda h, p: py(PY_ASYNCIO, h, p))
+
+    @unittest.skipUnless(NODE, "node is not on PATH")
+    def test_node(self):
+        self.late_client(lambda h, p: [NODE, "-e", NODE_HTTP, h, str(p)])
+
+
+class SameSocket(ShimTest):
+    """A retried connect keeps the program's socket: options, bind address, flags, epoll
+    registration and duplicates (SPEC 3.3)."""
+
+    def sockopt_client(self, mode):
+        srv = self.server(delay_s=LATE, kind="echo")
+        pol, log = self.wd.policy(late_rule(srv.port))
+        argv = [prog("sockopt_client"), str(srv.port), str(free_port()), mode]
+        plain = run(argv, timeout=15)
+        self.assertFailed(plain, "without the shim")
+        self.assertIn("FAIL connect", plain.stdout)
+
+        argv[2] = str(free_port())   # a fresh source port: nothing left from the plain run
+        r = run(argv, shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertTrue(r.stdout.startswith("OK"), repr(r))
+        self.assertRecovered(read_events(log), dest="127.0.0.1:%d" % srv.port)
+        return r
+
+    def test_blocking_socket_keeps_its_setup(self):
+        self.sockopt_client("block")
+
+    def test_nonblocking_socket_keeps_its_setup(self):
+        r = self.sockopt_client("nonblock")
+        # SPEC 3.3: a matched non-blocking connect is carried to its outcome inside
+        # connect() and returns 0, not EINPROGRESS.
+        self.assertIn("connect=0", r.stdout, repr(r))
+
+
+class RetryLimits(ShimTest):
+    """A retry ends: at the attempt count, or at the deadline, with the real error."""
+
+    def test_gives_up_after_attempts(self):
+        port = free_port()
+        rule = ("  - name: few\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+                "    retry: { attempts: 3, backoff: { base: 10ms, max: 20ms } }\n" % port)
+        pol, log = self.wd.policy(rule)
+        code = ("import socket, sys\ntry:\n    socket.create_connection(('127.0.0.1', %d))\n"
+                "except ConnectionRefusedError:\n    print('refused')\n" % port)
+        r = run(py(code), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "refused", repr(r))
+        events = read_events(log)
+        gave = events_of(events, "gave_up", rule="few")
+        self.assertEqual(len(gave), 1, describe(events))
+        self.assertEqual(gave[0].get("reason"), "attempts", describe(events))
+        self.assertEqual(gave[0].get("attempts"), 3, describe(events))
+        self.assertEqual(gave[0].get("err"), "ECONNREFUSED", describe(events))
+        self.assertEqual(len(events_of(events, "retry", rule="few")), 2, describe(events))
+
+    @unittest.skipUnless(CURL, "curl is not installed")
+    def test_deadline_caps_the_whole_call(self):
+        port = free_port()
+        rule = ("  - name: capped\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+                "    retry: %s\n" % (port, retry_yaml(attempts=100, deadline="600ms")))
+        pol, log = self.wd.policy(rule)
+        r = run([CURL, "-sS", "http://127.0.0.1:%d/" % port], shim=True, policy=pol)
+        self.assertEqual(r.rc, 7, repr(r))
+        self.assertGreater(r.elapsed, 0.4, repr(r))
+        self.assertLess(r.elapsed, 2.0, "the deadline of 600ms did not stop the retries")
+        events = read_events(log)
+        gave = events_of(events, "gave_up", rule="capped")
+        self.assertEqual(len(gave), 1, describe(events))
+        self.assertEqual(gave[0].get("reason"), "deadline", describe(events))
+
+    def test_nonblocking_observe_lets_einprogress_through(self):
+        """`nonblocking: observe`: python with a timeout fails as without the shim, and
+        the outcome is still recorded when CPython reads SO_ERROR."""
+        srv = self.server(delay_s=5)
+        pol, log = self.wd.policy(late_rule(srv.port, extra="    nonblocking: observe\n"))
+        r = run(py(PY_TIMEOUT, "127.0.0.1", srv.port), shim=True, policy=pol)
+        self.assertFailed(r)
+        self.assertIn("ConnectionRefusedError", r.stderr)
+        self.assertLess(r.elapsed, 1.5, "a non-blocking connect was retried in place")
+        events = read_events(log)
+        self.assertFalse(events_of(events, "retry"), describe(events))
+        self.assertTrue(events_of(events, "fail", rule="late", err="ECONNREFUSED"),
+                        describe(events))
+
+    def test_datagram_connect_is_never_retried(self):
+        """A UDP connect sends nothing, so there is nothing to retry; it must pass."""
+        port = free_port()
+        rule = ("  - name: any\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+                "    retry: %s\n" % (port, retry_yaml()))
+        pol, log = self.wd.policy(rule)
+        code = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "s.connect(('127.0.0.1', %d))\nprint('connected')\n" % port)
+        r = run(py(code), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "connected")
+        self.assertFalse(events_of(read_events(log), "retry"))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,190 @@
+"""The event stream (SPEC 5): JSON Lines with a fixed key prefix, the start and exit
+events, level filtering, the environment overrides of the sink and level, and appends by
+several processes to one file."""
+
+import json
+import os
+import unittest
+
+from harness import (PYTHON, TS_RE, ShimTest, describe, events_in_text, events_of, py,
+                     read_events, retry_yaml, run)
+
+LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
+# The level each event is logged at (SPEC 5 table).
+EVENT_LEVEL = {
+    "start": "info", "config_error": "error", "fail": "info", "retry": "warn",
+    "recovered": "warn", "gave_up": "error", "timeout": "warn", "breaker": "warn",
+    "rejected": "warn", "throttled": "info", "limited": "warn", "failover": "warn",
+    "injected": "info", "exit": "info",
+}
+PREFIX = ["ts", "lvl", "event", "pid", "tid", "prog"]
+
+# Connects to a late server, prints its own pid so events can be checked against it.
+CLIENT = """
+import os, socket, sys
+print(os.getpid(), flush=True)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+s.recv(4096)
+"""
+
+# Several processes at once, to check that their lines never interleave.
+FANOUT = """
+import os, socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+kids = []
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        s.recv(4096)
+        os._exit(0)
+    kids.append(pid)
+sys.exit(sum(os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) != 0 for k in kids))
+"""
+
+
+def rule(port, name="late"):
+    return ("  - name: %s\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+            "    retry: %s\n" % (name, port, retry_yaml()))
+
+
+def whitespace_outside_strings(line):
+    """Index of the first whitespace character outside a JSON string, or -1."""
+    in_str = esc = False
+    for i, ch in enumerate(line):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in " \t\r\n":
+            return i
+    return -1
+
+
+class Format(ShimTest):
+
+    def late_run(self, level="debug", log_extra="", env=None, delay=1.0):
+        srv = self.server(delay_s=delay)
+        pol, log = self.wd.policy(rule(srv.port), level=level, log_extra=log_extra,
+                                  name="p%d.yaml" % srv.port, log="e%d.log" % srv.port)
+        r = run(py(CLIENT, srv.port), shim=True, policy=pol, env=env)
+        self.assertOk(r)
+        return srv, pol, log, r
+
+    def test_lines_are_compact_json_with_fixed_prefix(self):
+        srv, pol, log, r = self.late_run(env={"BULWARK_SEED": "42"})
+        pid = int(r.stdout.split()[0])
+        with open(log, "rb") as f:
+            raw = f.read()
+        self.assertTrue(raw.endswith(b"\n"), "the last event is not a whole line")
+        lines = raw.decode("utf-8").split("\n")[:-1]
+        self.assertGreater(len(lines), 3)
+        for line in lines:
+            ev = json.loads(line)   # keeps the key order of the line
+            keys = list(ev)
+            self.assertEqual(keys[:6], PREFIX, line)
+            self.assertEqual(whitespace_outside_strings(line), -1, line)
+            self.assertRegex(ev["ts"], TS_RE)
+            self.assertEqual(ev["lvl"], EVENT_LEVEL.get(ev["event"], ev["lvl"]), line)
+            self.assertEqual(ev["pid"], pid, line)
+            self.assertIsInstance(ev["tid"], int, line)
+            self.assertEqual(ev["prog"], os.path.basename(PYTHON), line)
+        events = read_events(log)
+        self.assertRecovered(events, rule="late", dest="127.0.0.1:%d" % srv.port)
+
+        start = events_of(events, "start")
+        self.assertEqual(len(start), 1, describe(events))
+        self.assertIs(events[0], start[0], "start is not the first event")
+        s = start[0]
+        self.assertRegex(s.get("version", ""), r"^\d+\.\d+\.\d+")
+        self.assertEqual(s.get("config"), pol)
+        self.assertEqual(s.get("rules"), 1)
+        self.assertEqual(s.get("mode"), "enforce")
+        self.assertEqual(s.get("seed"), 42)
+
+    def test_timestamps_are_in_order(self):
+        srv, pol, log, r = self.late_run()
+        stamps = [e["ts"] for e in read_events(log)]
+        self.assertEqual(stamps, sorted(stamps))
+
+    def test_exit_summary(self):
+        srv, pol, log, r = self.late_run(log_extra="  summary: false\n")
+        self.assertFalse(events_of(read_events(log), "exit"), "summary: false still summed up")
+
+        srv, pol, log, r = self.late_run(log_extra="  summary: true\n")
+        events = read_events(log)
+        ex = events_of(events, "exit")
+        self.assertEqual(len(ex), 1, describe(events))
+        self.assertIs(events[-1], ex[0], "exit is not the last event")
+        stats = ex[0].get("stats", {}).get("late")
+        self.assertIsInstance(stats, dict, describe(events))
+        for key in ("calls", "failures", "retries", "recovered", "gave_up", "rejected",
+                    "throttled", "limited", "injected"):
+            self.assertIsInstance(stats.get(key), int, "stats.late.%s: %s" % (key, stats))
+        rec = events_of(events, "recovered", rule="late")[0]
+        self.assertEqual(stats["recovered"], 1, stats)
+        self.assertEqual(stats["retries"], rec["attempts"] - 1, stats)
+        self.assertEqual(stats["failures"], rec["attempts"] - 1, stats)
+        self.assertEqual(stats["gave_up"], 0, stats)
+        self.assertGreaterEqual(stats["calls"], 1, stats)
+
+
+class Filtering(ShimTest):
+
+    def run_level(self, level, env=None):
+        srv = self.server(delay_s=1.0)
+        pol, log = self.wd.policy(rule(srv.port), level=level)
+        r = run(py(CLIENT, srv.port), shim=True, policy=pol, env=env)
+        self.assertOk(r)
+        return read_events(log), log
+
+    def test_level_warn_drops_info(self):
+        events, _ = self.run_level("warn")
+        self.assertTrue(events_of(events, "retry"), describe(events))
+        self.assertTrue(events_of(events, "recovered"), describe(events))
+        for e in events:
+            self.assertLessEqual(LEVELS[e["lvl"]], LEVELS["warn"], describe(events))
+
+    def test_level_env_overrides(self):
+        events, _ = self.run_level("warn", env={"BULWARK_LEVEL": "debug"})
+        self.assertTrue(events_of(events, "fail"), describe(events))
+
+    def test_log_env_overrides_sink(self):
+        other = self.wd.file("other.log")
+        events, log = self.run_level("debug", env={"BULWARK_LOG": "file:" + other})
+        self.assertEqual(events, [], "events still went to the policy's sink")
+        self.assertTrue(events_of(read_events(other), "recovered"))
+
+    def test_stderr_sink(self):
+        srv = self.server(delay_s=1.0)
+        pol, log = self.wd.policy(rule(srv.port))
+        r = run(py(CLIENT, srv.port), shim=True, policy=pol, env={"BULWARK_LOG": "stderr"})
+        self.assertOk(r)
+        events = events_in_text(r.stderr)
+        self.assertTrue(events_of(events, "recovered"), r.stderr)
+        for line in r.stderr.splitlines():
+            if line.startswith("{"):
+                self.assertEqual(list(json.loads(line))[:6], PREFIX, line)
+
+
+class SharedFile(ShimTest):
+
+    def test_concurrent_processes_append_whole_lines(self):
+        srv = self.server(delay_s=1.0)
+        pol, log = self.wd.policy(rule(srv.port))
+        r = run(py(FANOUT, srv.port, 6), shim=True, policy=pol)
+        self.assertOk(r)
+        events = read_events(log)   # fails on any torn or interleaved line
+        rec = events_of(events, "recovered", rule="late")
+        self.assertEqual(len({e["pid"] for e in rec}), 6, describe(events))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,287 @@
+/* The retry driver with a fake clock: attempts, deadline, budget, observe mode, events. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "errnames.h"
+#include "fake_env.h"
+
+static struct bw_rule rule;
+static struct bw_config cfg;
+static struct bw_engine eng;
+
+/* scripted attempt results: fails[i] is attempt i+1's result */
+static int script[128];
+static int script_len;
+static int calls;
+static int64_t seen_deadline;
+
+static int scripted(void *arg, int n, int64_t deadline)
+{
+	(void)arg;
+	calls++;
+	seen_deadline = deadline;
+	fake_now += 1000;    /* each attempt takes 1 ms */
+	return n <= script_len ? script[n - 1] : 0;
+}
+
+static int resets;
+static void count_reset(void *arg) { (void)arg; resets++; }
+
+static int setup(void **s)
+{
+	(void)s;
+	fake_reset();
+	memset(&rule, 0, sizeof rule);
+	strcpy(rule.name, "r");
+	rule.match.ops = BW_OPS_ALL;
+	rule.has_retry = 1;
+	rule.retry = (struct bw_retry){ .attempts = 5, .base = 100000, .max = 1000000,
+					.multiplier = 2.0, .jitter = BW_JITTER_NONE };
+	memset(&cfg, 0, sizeof cfg);
+	cfg.rules = &rule;
+	cfg.n_rules = 1;
+	cfg.log.level = BW_LVL_DEBUG;
+	cfg.path = "test.yaml";
+	cfg.ops = BW_OPS_ALL;
+	script_len = 0;
+	calls = 0;
+	resets = 0;
+	return bw_engine_init(&eng, &cfg, &fake_env, 1234, "prog", 1);
+}
+
+static int teardown(void **s)
+{
+	(void)s;
+	bw_engine_fini(&eng);
+	return 0;
+}
+
+static int run(int op)
+{
+	struct bw_call c = { .rule = &rule, .op = op, .call = "connect", .dest = "127.0.0.1:1",
+			     .fd = 3, .attempt = scripted, .before_retry = count_reset };
+	struct bw_rng rng = { 5 };
+	return bw_engine_run(&eng, &c, &rng);
+}
+
+static void test_success_first_time_is_silent(void **s)
+{
+	(void)s;
+	assert_int_equal(run(BW_OP_CONNECT), 0);
+	assert_int_equal(calls, 1);
+	assert_int_equal(fake_log_len, 0);
+	assert_int_equal(eng.rt[0].stats[BW_ST_CALLS], 1);
+}
+
+static void test_recovers_after_refusals(void **s)
+{
+	(void)s;
+	script[0] = script[1] = ECONNREFUSED;
+	script_len = 2;
+	assert_int_equal(run(BW_OP_CONNECT), 0);
+	assert_int_equal(calls, 3);
+	assert_int_equal(resets, 2);
+	assert_int_equal(fake_slept_total, 100000 + 200000);
+	assert_int_equal(fake_count("\"event\":\"fail\""), 2);
+	assert_int_equal(fake_count("\"event\":\"retry\""), 2);
+	assert_int_equal(fake_count("\"event\":\"recovered\""), 1);
+	assert_non_null(strstr(fake_log, "\"attempts\":3"));
+	assert_non_null(strstr(fake_log, "\"err\":\"ECONNREFUSED\""));
+	assert_non_null(strstr(fake_log, "\"delay_ms\":100}"));
+	assert_int_equal(eng.rt[0].stats[BW_ST_RETRIES], 2);
+	assert_int_equal(eng.rt[0].stats[BW_ST_RECOVERED], 1);
+}
+
+static void test_gives_up_after_attempts(void **s)
+{
+	(void)s;
+	for (int i = 0; i < 10; i++)
+		script[i] = ECONNREFUSED;
+	script_len = 10;
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);
+	assert_int_equal(calls, 5);
+	assert_int_equal(fake_count("\"event\":\"gave_up\""), 1);
+	assert_non_null(strstr(fake_log, "\"reason\":\"attempts\""));
+}
+
+static void test_not_retryable_error_returns_at_once(void **s)
+{
+	(void)s;
+	script[0] = EACCES;
+	script_len = 1;
+	assert_int_equal(run(BW_OP_CONNECT), EACCES);
+	assert_int_equal(calls, 1);
+	assert_int_equal(fake_sleeps, 0);
+	assert_int_equal(fake_count("\"event\":\"gave_up\""), 0);
+}
+
+static void test_deadline_stops_before_sleeping_past_it(void **s)
+{
+	(void)s;
+	rule.retry.deadline = 250000;   /* sleeps 100ms, then 200ms would cross it */
+	for (int i = 0; i < 10; i++)
+		script[i] = ECONNREFUSED;
+	script_len = 10;
+	int64_t start = fake_now;
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);
+	assert_int_equal(calls, 2);
+	assert_int_equal(seen_deadline, start + 250000);
+	assert_non_null(strstr(fake_log, "\"reason\":\"deadline\""));
+	assert_true(fake_now - start < 250000);
+}
+
+static void test_custom_on_list_replaces_default(void **s)
+{
+	(void)s;
+	rule.retry.on[0] = EACCES;
+	rule.retry.n_on = 1;
+	script[0] = ECONNREFUSED;
+	script_len = 1;
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);
+	script[0] = EACCES;
+	calls = 0;
+	assert_int_equal(run(BW_OP_CONNECT), 0);
+	assert_int_equal(calls, 2);
+}
+
+static void test_default_lists_per_op(void **s)
+{
+	(void)s;
+	struct bw_call c = { .rule = &rule, .op = BW_OP_CONNECT };
+	assert_true(bw_retryable(&rule, &c, ECONNREFUSED));
+	assert_false(bw_retryable(&rule, &c, ENOENT));
+	c.unix_dest = 1;
+	assert_true(bw_retryable(&rule, &c, ENOENT));
+	c.op = BW_OP_RESOLVE;
+	assert_true(bw_retryable(&rule, &c, bw_err_eai(EAI_AGAIN)));
+	assert_false(bw_retryable(&rule, &c, bw_err_eai(EAI_NONAME)));
+	c.op = BW_OP_SEND;
+	assert_true(bw_retryable(&rule, &c, EINTR));
+	assert_false(bw_retryable(&rule, &c, EAGAIN));
+	assert_false(bw_retryable(&rule, &c, ECONNRESET));
+	c.blocking = 1;
+	assert_true(bw_retryable(&rule, &c, EAGAIN));
+	c.op = BW_OP_SQLITE;
+	assert_true(bw_retryable(&rule, &c, bw_err_sqlite(5)));
+	assert_true(bw_retryable(&rule, &c, bw_err_sqlite(5 | 2 << 8)));
+	assert_true(bw_retryable(&rule, &c, bw_err_sqlite(6)));
+	assert_false(bw_retryable(&rule, &c, bw_err_sqlite(1)));
+}
+
+/* 20% of calls, at least 1 retry a second: the 2nd failing call in the same second finds
+ * the budget spent. */
+static void test_budget_limits_retries(void **s)
+{
+	(void)s;
+	rule.retry.budget_ratio = 0.2;
+	rule.retry.budget_min_per_sec = 1;
+	rule.retry.attempts = 2;
+	script[0] = ECONNREFUSED;
+	script_len = 1;
+	assert_int_equal(run(BW_OP_CONNECT), 0);          /* retry allowed by the minimum */
+	fake_log_len = 0;
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);
+	assert_non_null(strstr(fake_log, "\"reason\":\"budget\""));
+	/* many successful calls earn budget: 10 calls -> 2 retries allowed */
+	script_len = 0;
+	for (int i = 0; i < 10; i++)
+		run(BW_OP_CONNECT);
+	script_len = 1;
+	fake_log_len = 0;
+	assert_int_equal(run(BW_OP_CONNECT), 0);
+	/* and 10 seconds later the window has forgotten them */
+	fake_now += 11000000;
+	fake_log_len = 0;
+	assert_int_equal(run(BW_OP_CONNECT), 0);          /* the per-second minimum again */
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);
+}
+
+static void test_observe_mode_logs_and_changes_nothing(void **s)
+{
+	(void)s;
+	eng.mode = BW_MODE_OBSERVE;
+	script[0] = script[1] = ECONNREFUSED;
+	script_len = 2;
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);
+	assert_int_equal(calls, 1);
+	assert_int_equal(fake_sleeps, 0);
+	assert_int_equal(resets, 0);
+	assert_int_equal(fake_count("\"observe\":true"), 2);
+	assert_int_equal(fake_count("\"event\":\"retry\""), 1);
+}
+
+static void test_level_filters_events(void **s)
+{
+	(void)s;
+	eng.level = BW_LVL_WARN;
+	script[0] = ECONNREFUSED;
+	script_len = 1;
+	assert_int_equal(run(BW_OP_CONNECT), 0);
+	assert_int_equal(fake_count("\"event\":\"fail\""), 0);    /* info */
+	assert_int_equal(fake_count("\"event\":\"retry\""), 1);   /* warn */
+}
+
+static void test_retry_off_single_attempt(void **s)
+{
+	(void)s;
+	rule.has_retry = 0;
+	script[0] = ECONNREFUSED;
+	script_len = 1;
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);
+	assert_int_equal(calls, 1);
+	assert_int_equal(fake_count("\"event\":\"fail\""), 1);
+}
+
+static void test_prog_filter_and_ops(void **s)
+{
+	(void)s;
+	char *progs[] = { "curl" };
+	rule.match.prog = progs;
+	rule.match.n_prog = 1;
+	rule.match.ops = BW_OPBIT(BW_OP_CONNECT);
+	bw_engine_fini(&eng);
+	bw_engine_init(&eng, &cfg, &fake_env, 1, "python3", 1);
+	assert_int_equal(eng.ops, 0);
+	bw_engine_fini(&eng);
+	bw_engine_init(&eng, &cfg, &fake_env, 1, "curl", 1);
+	assert_int_equal(eng.ops, BW_OPBIT(BW_OP_CONNECT));
+	rule.match.prog = NULL;
+	rule.match.n_prog = 0;
+}
+
+static void test_start_and_exit_events(void **s)
+{
+	(void)s;
+	bw_engine_start_event(&eng, "9.9");
+	assert_non_null(strstr(fake_log, "\"event\":\"start\""));
+	assert_non_null(strstr(fake_log, "\"version\":\"9.9\",\"config\":\"test.yaml\",\"rules\":1,"
+					 "\"mode\":\"enforce\",\"seed\":1"));
+	run(BW_OP_CONNECT);
+	bw_engine_exit_event(&eng);
+	assert_non_null(strstr(fake_log, "\"stats\":{\"r\":{\"calls\":1,\"failures\":0,"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_success_first_time_is_silent),
+		T(test_recovers_after_refusals),
+		T(test_gives_up_after_attempts),
+		T(test_not_retryable_error_returns_at_once),
+		T(test_deadline_stops_before_sleeping_past_it),
+		T(test_custom_on_list_replaces_default),
+		T(test_default_lists_per_op),
+		T(test_budget_limits_retries),
+		T(test_observe_mode_logs_and_changes_nothing),
+		T(test_level_filters_events),
+		T(test_retry_off_single_attempt),
+		T(test_prog_filter_and_ops),
+		T(test_start_and_exit_events),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,107 @@
+/* Error names: every name parses back to the code it names, in all three spaces. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <netdb.h>
+#include <string.h>
+#include <cmocka.h>
+#include "errnames.h"
+
+static void test_errno_round_trip(void **state)
+{
+	int named = 0;
+	(void)state;
+	for (int e = 1; e < 200; e++) {
+		const char *n = bw_err_name(bw_err_errno(e));
+		if (strcmp(n, "E?") == 0)
+			continue;
+		named++;
+		assert_int_equal(bw_err_parse(n), e);
+	}
+	assert_int_equal(named, 131);   /* 1..133 but 41 and 58, which Linux leaves unused */
+	assert_string_equal(bw_err_name(ECONNREFUSED), "ECONNREFUSED");
+	assert_string_equal(bw_err_name(EHWPOISON), "EHWPOISON");
+	assert_string_equal(bw_err_name(EAGAIN), "EAGAIN");
+}
+
+static void test_errno_aliases(void **state)
+{
+	(void)state;
+	assert_int_equal(bw_err_parse("EWOULDBLOCK"), EAGAIN);
+	assert_int_equal(bw_err_parse("EDEADLOCK"), EDEADLK);
+	assert_int_equal(bw_err_parse("ENOTSUP"), EOPNOTSUPP);
+}
+
+static void test_eai(void **state)
+{
+	static const int codes[] = { EAI_AGAIN, EAI_NONAME, EAI_FAIL, EAI_MEMORY, EAI_SYSTEM,
+				     EAI_NODATA, EAI_FAMILY, EAI_SERVICE, EAI_SOCKTYPE,
+				     EAI_BADFLAGS, EAI_OVERFLOW, EAI_ADDRFAMILY };
+	(void)state;
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		int c = bw_err_eai(codes[i]);
+		assert_true(bw_err_is_eai(c));
+		assert_int_equal(bw_err_parse(bw_err_name(c)), c);
+	}
+	assert_string_equal(bw_err_name(bw_err_eai(EAI_AGAIN)), "EAI_AGAIN");
+	assert_int_equal(bw_err_parse("EAI_AGAIN"), BW_ERR_EAI_BASE + 3);
+	assert_string_equal(bw_err_name(bw_err_eai(-77)), "EAI_?");
+}
+
+static void test_sqlite(void **state)
+{
+	(void)state;
+	assert_int_equal(bw_err_parse("SQLITE_ERROR"), bw_err_sqlite(1));
+	assert_int_equal(bw_err_parse("SQLITE_BUSY"), bw_err_sqlite(5));
+	assert_int_equal(bw_err_parse("SQLITE_LOCKED"), bw_err_sqlite(6));
+	assert_int_equal(bw_err_parse("SQLITE_IOERR"), bw_err_sqlite(10));
+	assert_int_equal(bw_err_parse("SQLITE_FULL"), bw_err_sqlite(13));
+	assert_int_equal(bw_err_parse("SQLITE_CANTOPEN"), bw_err_sqlite(14));
+	assert_int_equal(bw_err_parse("SQLITE_PROTOCOL"), bw_err_sqlite(15));
+	assert_int_equal(bw_err_parse("SQLITE_BUSY_RECOVERY"), bw_err_sqlite(5 | 1 << 8));
+	assert_int_equal(bw_err_parse("SQLITE_BUSY_SNAPSHOT"), bw_err_sqlite(5 | 2 << 8));
+	assert_int_equal(bw_err_parse("SQLITE_BUSY_TIMEOUT"), bw_err_sqlite(5 | 3 << 8));
+	assert_int_equal(bw_err_parse("SQLITE_LOCKED_SHAREDCACHE"), bw_err_sqlite(6 | 1 << 8));
+	assert_int_equal(bw_err_parse("SQLITE_IOERR_READ"), bw_err_sqlite(10 | 1 << 8));
+	assert_int_equal(bw_err_parse("SQLITE_IOERR_SHORT_READ"), bw_err_sqlite(10 | 2 << 8));
+	assert_int_equal(bw_err_parse("SQLITE_IOERR_WRITE"), bw_err_sqlite(10 | 3 << 8));
+	assert_int_equal(bw_err_parse("SQLITE_IOERR_FSYNC"), bw_err_sqlite(10 | 4 << 8));
+	assert_int_equal(bw_err_parse("SQLITE_IOERR_LOCK"), bw_err_sqlite(10 | 15 << 8));
+	for (int rc = 1; rc < 40 << 8; rc++) {
+		const char *n = bw_err_name(bw_err_sqlite(rc));
+		if (strcmp(n, "SQLITE_?") != 0)
+			assert_int_equal(bw_err_parse(n), bw_err_sqlite(rc));
+	}
+	assert_string_equal(bw_err_name(bw_err_sqlite(5)), "SQLITE_BUSY");
+	assert_string_equal(bw_err_name(bw_err_sqlite(5 | 9 << 8)), "SQLITE_?");
+}
+
+static void test_unknown(void **state)
+{
+	(void)state;
+	assert_int_equal(bw_err_parse("ECONNREFUSE"), 0);
+	assert_int_equal(bw_err_parse("econnrefused"), 0);
+	assert_int_equal(bw_err_parse("EAI_BOGUS"), 0);
+	assert_int_equal(bw_err_parse("SQLITE_OK"), 0);
+	assert_int_equal(bw_err_parse(""), 0);
+	assert_int_equal(bw_err_parse("E?"), 0);
+	assert_string_equal(bw_err_name(0), "E?");
+	assert_string_equal(bw_err_name(-1), "E?");
+	assert_string_equal(bw_err_name(9999), "E?");
+	assert_true(bw_err_is_errno(bw_err_parse("ECONNRESET")));
+	assert_true(bw_err_is_sqlite(bw_err_parse("SQLITE_BUSY")));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errno_round_trip),
+		cmocka_unit_test(test_errno_aliases),
+		cmocka_unit_test(test_eai),
+		cmocka_unit_test(test_sqlite),
+		cmocka_unit_test(test_unknown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -9,6 +9,14 @@
 #define CF_PATH_MAX 96   /* "rules[12].breaker.trip.consecutive" and the like */
 #define CF_DEFAULT_MAX_KEYS 4096
 
+/* Op groups of SPEC 3.2. */
+#define CF_SOCKET_OPS (BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_ACCEPT) | \
+		       BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
+#define CF_STREAM_OPS (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
+#define CF_BREAKER_OPS (BW_OPS_ALL & ~BW_OPBIT(BW_OP_ACCEPT))
+#define CF_FAIL_OPS (BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_RESOLVE) | \
+		     BW_OPBIT(BW_OP_SQLITE))   /* where on_limit: fail is allowed */
+
 struct cf_mark {
 	int line, col;   /* 1-based */
 };
@@ -67,6 +75,7 @@ void cf_error(struct cf_loader *l, struct cf_mark at, const char *fmt, ...)
 struct cf_mark cf_mark_of(const yaml_node_t *n);
 yaml_node_t *cf_node(struct cf_loader *l, int index);
 const char *cf_text(const yaml_node_t *n);   /* NULL unless a non-null scalar */
+void cf_expected(struct cf_loader *l, const yaml_node_t *n, const char *path, const char *what);
 int cf_map(struct cf_loader *l, yaml_node_t *n, const char *path, const char *const *keys,
 	   yaml_node_t **kn, yaml_node_t **vn);
 const char *cf_scalar(struct cf_loader *l, yaml_node_t *n, const char *path, const char *what);
@@ -88,6 +97,7 @@ void cf_parse_rule(struct cf_loader *l, yaml_node_t *n, struct cf_draft *d);
 void cf_rule_free(struct bw_rule *r);
 void cf_ops_text(unsigned ops, char *buf, size_t cap);
 unsigned cf_err_ops(int code);        /* ops an error code can come from */
+const char *cf_err_class(int code);   /* the same, as text for messages */
 unsigned cf_inject_fits(const struct bw_inject *in);   /* ops all its faults fit */
 int cf_unsafe_stream_err(int code);
 void cf_own(struct cf_draft *d, int f, yaml_node_t *k);

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config_int.h"
-#include "errnames.h"
 
 #define MAX_FILE (1 << 20)   /* a policy is a page or two; refuse to slurp anything huge */
 
@@ -85,9 +84,7 @@ static void parse_seed(struct cf_loader *l, yaml_node_t *v)
 	if (ok)
 		l->cfg->seed = seed;
 	else
-		cf_error(l, cf_mark_of(v), "seed: expected an integer from 0 to %llu (0: random), "
-			 "got %s%s%s", (unsigned long long)UINT64_MAX, s ? "'" : "",
-			 s ? s : "something else", s ? "'" : "");
+		cf_expected(l, v, "seed", "an integer from 0 to 18446744073709551615 (0: random)");
 }
 
 static void parse_version(struct cf_loader *l, yaml_node_t *root, yaml_node_t *v)

@@ -11,9 +11,6 @@
 #define SEC 1000000LL
 
 #define CONNECT BW_OPBIT(BW_OP_CONNECT)
-#define STREAM_OPS (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
-#define BREAKER_OPS (BW_OPS_ALL & ~BW_OPBIT(BW_OP_ACCEPT))
-#define FAIL_OPS (CONNECT | BW_OPBIT(BW_OP_RESOLVE) | BW_OPBIT(BW_OP_SQLITE))
 
 #define RANGE(a, b) ((FBIT((b) + 1) - 1) & ~(FBIT(a) - 1))
 #define RETRY_FIELDS RANGE(F_ATTEMPTS, F_BUDGET_MIN)
@@ -66,15 +63,15 @@ static uint64_t applicable(const struct cf_draft *defs, unsigned ops)
 		m &= ~FBIT(F_T_RECV);
 	if (!(ops & BW_OPBIT(BW_OP_SEND)))
 		m &= ~FBIT(F_T_SEND);
-	if (!(ops & BREAKER_OPS))
+	if (!(ops & CF_BREAKER_OPS))
 		m &= ~BREAKER_FIELDS;
-	if (!err_fits(r->breaker.err, ops & BREAKER_OPS))
+	if (!err_fits(r->breaker.err, ops & CF_BREAKER_OPS))
 		m &= ~FBIT(F_B_ERR);
-	if (r->rate_limit.bytes && (ops & ~STREAM_OPS))
+	if (r->rate_limit.bytes && (ops & ~CF_STREAM_OPS))
 		m &= ~FBIT(F_L_RATE);
-	if (r->rate_limit.on_limit == BW_LIMIT_FAIL && (ops & ~FAIL_OPS))
+	if (r->rate_limit.on_limit == BW_LIMIT_FAIL && (ops & ~CF_FAIL_OPS))
 		m &= ~FBIT(F_L_ONLIMIT);
-	if (!err_fits(r->rate_limit.err, ops & FAIL_OPS))
+	if (!err_fits(r->rate_limit.err, ops & CF_FAIL_OPS))
 		m &= ~FBIT(F_L_ERR);
 	return m;
 }
@@ -85,7 +82,7 @@ static void filter_on(struct bw_retry *r, unsigned ops)
 	int n = 0;
 	for (int i = 0; i < r->n_on; i++) {
 		int code = r->on[i];
-		if (err_fits(code, ops) && !((ops & STREAM_OPS) && cf_unsafe_stream_err(code)))
+		if (err_fits(code, ops) && !((ops & CF_STREAM_OPS) && cf_unsafe_stream_err(code)))
 			r->on[n++] = code;
 	}
 	memset(r->on + n, 0, sizeof r->on - (size_t)n * sizeof r->on[0]);
@@ -142,7 +139,7 @@ static void inherit(struct cf_loader *l, struct cf_draft *d, const struct cf_dra
 	d->r.has_retry = !d->retry_off && ((d->sections & SBIT(S_RETRY)) ||
 					   ((defs->sections & SBIT(S_RETRY)) && !defs->retry_off));
 	d->r.breaker.enabled = (d->sections & SBIT(S_BREAKER)) ||
-			       ((defs->sections & SBIT(S_BREAKER)) && (d->r.match.ops & BREAKER_OPS));
+			       ((defs->sections & SBIT(S_BREAKER)) && (d->r.match.ops & CF_BREAKER_OPS));
 	d->r.rate_limit.enabled = (d->sections | defs->sections) & SBIT(S_RATE_LIMIT) ? 1 : 0;
 	d->inherited = m;
 }

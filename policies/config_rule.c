@@ -6,11 +6,6 @@
 #include "config_int.h"
 #include "dest.h"
 #include "errnames.h"
-#include "units.h"
-
-#define SOCKET_OPS (BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_ACCEPT) | \
-		    BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
-#define STREAM_OPS (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
 
 static const char *const rule_keys[] = {
 	"name", "match", "retry", "timeout", "breaker", "rate_limit", "fallback", "inject",
@@ -39,10 +34,17 @@ void cf_ops_text(unsigned ops, char *buf, size_t cap)
 unsigned cf_err_ops(int code)
 {
 	if (bw_err_is_errno(code))
-		return SOCKET_OPS;
+		return CF_SOCKET_OPS;
 	if (bw_err_is_eai(code))
 		return BW_OPBIT(BW_OP_RESOLVE);
 	return bw_err_is_sqlite(code) ? BW_OPBIT(BW_OP_SQLITE) : 0;
+}
+
+const char *cf_err_class(int code)
+{
+	return bw_err_is_errno(code) ? "errno names apply to connect, accept, send and recv"
+	       : bw_err_is_eai(code) ? "EAI_* names apply only to resolve"
+				     : "SQLITE_* names apply only to sqlite";
 }
 
 int cf_unsafe_stream_err(int code)
@@ -56,7 +58,7 @@ unsigned cf_inject_fits(const struct bw_inject *in)
 	if (in->err)
 		fits &= cf_err_ops(in->err);
 	if (in->partial || in->reset)
-		fits &= STREAM_OPS;
+		fits &= CF_STREAM_OPS;
 	if (in->eof)
 		fits &= BW_OPBIT(BW_OP_RECV);
 	return fits;
@@ -84,6 +86,10 @@ static void parse_name(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v)
 	const char *s = cf_scalar(l, v, path, "a rule name");
 	if (!s)
 		return;
+	if (!*s) {
+		cf_error(l, cf_mark_of(v), "%s: a rule name cannot be empty", path);
+		return;
+	}
 	for (const char *p = s; *p; p++) {
 		if (!valid_name_char(*p)) {
 			cf_error(l, cf_mark_of(v), "%s: invalid rule name '%s'; use only letters, "
@@ -179,7 +185,7 @@ static void check_reachable(struct cf_loader *l, struct cf_draft *d, yaml_node_t
 	cf_sub(path, d->path, "match");
 	if (m->n_host && !(left &= BW_OPBIT(BW_OP_RESOLVE)))
 		why = "host applies only to resolve";
-	else if (m->n_dest && !(left &= SOCKET_OPS))
+	else if (m->n_dest && !(left &= CF_SOCKET_OPS))
 		why = "dest applies only to connect, accept, send and recv";
 	else if (m->n_db && !(left &= BW_OPBIT(BW_OP_SQLITE)))
 		why = "db applies only to sqlite";
@@ -251,9 +257,7 @@ static int limiting_fault(const struct bw_inject *in, const char **why)
 		*why = "partial and reset apply only to send and recv";
 		return in->partial ? I_PARTIAL : I_RESET;
 	}
-	*why = bw_err_is_errno(in->err) ? "errno names apply to connect, accept, send and recv"
-	       : bw_err_is_eai(in->err) ? "EAI_* names apply only to resolve"
-					: "SQLITE_* names apply only to sqlite";
+	*why = cf_err_class(in->err);
 	return I_ERRNO;
 }
 

@@ -7,10 +7,6 @@
 #include "errnames.h"
 #include "units.h"
 
-#define STREAM_OPS (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
-#define BREAKER_OPS (BW_OPS_ALL & ~BW_OPBIT(BW_OP_ACCEPT))
-#define FAIL_OPS (BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_RESOLVE) | BW_OPBIT(BW_OP_SQLITE))
-
 static const char *const retry_keys[] = { "attempts", "on", "backoff", "deadline", "budget",
 					  NULL };
 static const char *const backoff_keys[] = { "base", "max", "multiplier", "jitter", NULL };
@@ -31,7 +27,15 @@ static const struct {
 	{ 2, 100000, 1000000 }, { 3, 1000000, 5000000 }, { 5, 200000, 10000000 },
 };
 
-#define MAX_KEYS 6   /* the most keys any of these mappings has */
+#define MAX_KEYS 6   /* each_key's arrays: the most keys any of these mappings has */
+#define FITS(keys) _Static_assert(sizeof keys / sizeof keys[0] - 1 <= MAX_KEYS, #keys)
+FITS(retry_keys);
+FITS(backoff_keys);
+FITS(budget_keys);
+FITS(timeout_keys);
+FITS(breaker_keys);
+FITS(trip_keys);
+FITS(limit_keys);
 
 /* Calls fn for each key present in a mapping, with the key's own path. */
 typedef void (*field_fn)(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
@@ -59,13 +63,6 @@ static void section(struct cf_draft *d, int s, yaml_node_t *k, const char *name,
 	cf_sub(path, d->path, name);
 }
 
-static const char *err_class(int code)
-{
-	return bw_err_is_errno(code) ? "errno names apply to connect, accept, send and recv"
-	       : bw_err_is_eai(code) ? "EAI_* names apply only to resolve"
-				     : "SQLITE_* names apply only to sqlite";
-}
-
 int cf_check_err(struct cf_loader *l, struct cf_draft *d, yaml_node_t *n, const char *path,
 		 unsigned ops, int *out)
 {
@@ -82,7 +79,7 @@ int cf_check_err(struct cf_loader *l, struct cf_draft *d, yaml_node_t *n, const 
 	if (!d->is_defaults && !(cf_err_ops(code) & ops)) {
 		cf_ops_text(d->r.match.ops, rule_ops, sizeof rule_ops);
 		cf_error(l, cf_mark_of(n), "%s: %s does not apply: rule '%s' matches only [%s]; %s",
-			 path, s, cf_rule_name(d), rule_ops, err_class(code));
+			 path, s, cf_rule_name(d), rule_ops, cf_err_class(code));
 		return -1;
 	}
 	*out = code;
@@ -144,7 +141,7 @@ static void parse_on(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, co
 		cf_item_path(ip, path, &ls, i);
 		if (cf_check_err(l, d, it, ip, d->r.match.ops, &code) < 0)
 			continue;
-		if (!d->is_defaults && (d->r.match.ops & STREAM_OPS) && cf_unsafe_stream_err(code))
+		if (!d->is_defaults && (d->r.match.ops & CF_STREAM_OPS) && cf_unsafe_stream_err(code))
 			cf_error(l, cf_mark_of(it), "%s: %s cannot be retried on send or recv: the "
 				 "connection is gone; retrying would lose or duplicate bytes", ip,
 				 cf_text(it));
@@ -297,7 +294,7 @@ static void breaker_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_n
 			b->half_open_probes = (int)n;
 		break;
 	default:
-		ok = cf_check_err(l, d, v, path, d->r.match.ops & BREAKER_OPS, &b->err) == 0;
+		ok = cf_check_err(l, d, v, path, d->r.match.ops & CF_BREAKER_OPS, &b->err) == 0;
 	}
 	if (ok)
 		cf_own(d, fields[i], k);
@@ -307,7 +304,7 @@ void cf_parse_breaker(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, y
 {
 	char path[CF_PATH_MAX];
 	section(d, S_BREAKER, k, "breaker", path);
-	if (!d->is_defaults && !(d->r.match.ops & BREAKER_OPS))
+	if (!d->is_defaults && !(d->r.match.ops & CF_BREAKER_OPS))
 		cf_not_applicable(l, d, k, path, "a breaker needs connect, send, recv, resolve or "
 				  "sqlite");
 	else
@@ -325,7 +322,7 @@ static int limit_rate(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, c
 		cf_error(l, cf_mark_of(v), "%s: %s", path, err);
 		return -1;
 	}
-	if (!d->is_defaults && rl->bytes && (d->r.match.ops & ~STREAM_OPS)) {
+	if (!d->is_defaults && rl->bytes && (d->r.match.ops & ~CF_STREAM_OPS)) {
 		cf_ops_text(d->r.match.ops, ops, sizeof ops);
 		cf_error(l, cf_mark_of(v), "%s: a byte rate applies only to send and recv, but rule "
 			 "'%s' matches [%s]; use a call rate such as 50/s", path, cf_rule_name(d),
@@ -341,8 +338,8 @@ static int on_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, con
 	int e;
 	if (cf_enum(l, v, path, cf_onlimit_names, &e) < 0)
 		return -1;
-	if (!d->is_defaults && e == BW_LIMIT_FAIL && (d->r.match.ops & ~FAIL_OPS)) {
-		cf_ops_text(d->r.match.ops & ~FAIL_OPS, ops, sizeof ops);
+	if (!d->is_defaults && e == BW_LIMIT_FAIL && (d->r.match.ops & ~CF_FAIL_OPS)) {
+		cf_ops_text(d->r.match.ops & ~CF_FAIL_OPS, ops, sizeof ops);
 		cf_error(l, cf_mark_of(v), "%s: fail is refused for %s: a made-up EAGAIN on a ready "
 			 "descriptor stalls edge-triggered event loops; use wait", path, ops);
 		return -1;
@@ -377,7 +374,7 @@ static void limit_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_nod
 		ok = cf_duration(l, v, path, &rl->max_wait) == 0;
 		break;
 	default:
-		ok = cf_check_err(l, d, v, path, d->r.match.ops & FAIL_OPS, &rl->err) == 0;
+		ok = cf_check_err(l, d, v, path, d->r.match.ops & CF_FAIL_OPS, &rl->err) == 0;
 	}
 	if (ok)
 		cf_own(d, fields[i], k);

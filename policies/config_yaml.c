@@ -83,8 +83,7 @@ static const char *describe(const yaml_node_t *n, char *buf, size_t cap)
 	return buf;
 }
 
-static void expected(struct cf_loader *l, const yaml_node_t *n, const char *path,
-		     const char *what)
+void cf_expected(struct cf_loader *l, const yaml_node_t *n, const char *path, const char *what)
 {
 	char got[64];
 	cf_error(l, cf_mark_of(n), "%s: expected %s, got %s", path, what,
@@ -120,7 +119,7 @@ int cf_map(struct cf_loader *l, yaml_node_t *n, const char *path, const char *co
 	for (int i = 0; keys[i]; i++)
 		kn[i] = vn[i] = NULL;
 	if (n->type != YAML_MAPPING_NODE) {
-		expected(l, n, *path ? path : "the policy", "a mapping");
+		cf_expected(l, n, *path ? path : "the policy", "a mapping");
 		return -1;
 	}
 	prefixed(pre, sizeof pre, path);
@@ -130,6 +129,9 @@ int cf_map(struct cf_loader *l, yaml_node_t *n, const char *path, const char *co
 		int i = name ? key_index(keys, name) : -1;
 		if (!name) {
 			cf_error(l, cf_mark_of(k), "%skeys must be plain names", pre);
+		} else if (strcmp(name, "<<") == 0) {
+			cf_error(l, cf_mark_of(k), "%sYAML merge keys (<<) are not supported; put "
+				 "shared settings under defaults", pre);
 		} else if (i < 0) {
 			join(all, sizeof all, keys);
 			cf_error(l, cf_mark_of(k), "%sunknown key '%s'; expected one of %s", pre, name,
@@ -149,7 +151,7 @@ const char *cf_scalar(struct cf_loader *l, yaml_node_t *n, const char *path, con
 {
 	const char *s = cf_text(n);
 	if (!s)
-		expected(l, n, path, what);
+		cf_expected(l, n, path, what);
 	return s;
 }
 
@@ -177,7 +179,7 @@ int cf_int(struct cf_loader *l, yaml_node_t *n, const char *path, long lo, long 
 	long v;
 	snprintf(what, sizeof what, "an integer from %ld to %ld", lo, hi);
 	if (!s || parse_long(s, &v) < 0 || v < lo || v > hi) {
-		expected(l, n, path, what);
+		cf_expected(l, n, path, what);
 		return -1;
 	}
 	*out = v;
@@ -194,7 +196,7 @@ int cf_bool(struct cf_loader *l, yaml_node_t *n, const char *path, int *out)
 	else if (s && key_index(f, s) >= 0)
 		*out = 0;
 	else {
-		expected(l, n, path, "true or false");
+		cf_expected(l, n, path, "true or false");
 		return -1;
 	}
 	return 0;
@@ -209,7 +211,7 @@ int cf_enum(struct cf_loader *l, yaml_node_t *n, const char *path, const char *c
 	if (i < 0) {
 		join(all, sizeof all, names);
 		snprintf(what, sizeof what, "one of %s", all);
-		expected(l, n, path, what);
+		cf_expected(l, n, path, what);
 		return -1;
 	}
 	*out = i;
@@ -259,7 +261,7 @@ int cf_list(struct cf_loader *l, yaml_node_t *n, const char *path, struct cf_lis
 		return 0;
 	}
 	if (!cf_text(n)) {
-		expected(l, n, path, "a list or a single value");
+		cf_expected(l, n, path, "a list or a single value");
 		return -1;
 	}
 	out->one = (yaml_node_item_t)(n - l->doc.nodes.start) + 1;

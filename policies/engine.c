@@ -34,12 +34,22 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 		e->active[i] = (unsigned char)hit;
 		if (hit)
 			e->ops |= m->ops;
+		const struct bw_rule *r = &cfg->rules[i];
+		int keyed = (r->breaker.enabled && r->breaker.scope == BW_SCOPE_DEST) ||
+			    (r->rate_limit.enabled && r->rate_limit.scope == BW_SCOPE_DEST);
+		if (hit && keyed &&
+		    bw_keyed_init(&e->rt[i].dests, r->max_keys, sizeof(struct bw_dest_state)) < 0) {
+			bw_engine_fini(e);
+			return -1;
+		}
 	}
 	return 0;
 }
 
 void bw_engine_fini(struct bw_engine *e)
 {
+	for (int i = 0; e->rt && i < e->cfg->n_rules; i++)
+		bw_keyed_free(&e->rt[i].dests);
 	free(e->active);
 	free(e->rt);
 	e->active = NULL;
@@ -157,7 +167,12 @@ void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_even
 {
 	if (!bw_engine_wants(e, ev->lvl) || !e->env.emit)
 		return;
+	char dest[160];
 	if (c) {
+		if (!ev->dest && !c->dest && c->dest_of) {
+			c->dest_of(c, dest, sizeof dest);
+			ev->dest = dest;
+		}
 		if (!ev->rule && c->rule)
 			ev->rule = c->rule->name;
 		if (ev->op < 0)
@@ -221,7 +236,16 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 	bw_engine_count(e, r, BW_ST_CALLS);
 	budget_note(rt, start, 0);
 	for (int n = 1;; n++) {
-		int err = c->attempt(c->arg, n, deadline);
+		int by_breaker;
+		int err = bw_engine_admit(e, c, &by_breaker);
+		if (err) {
+			/* an open breaker ends a retry loop early; its rejection is the error */
+			if (n > 1 && by_breaker)
+				gave_up(e, c, "breaker", err, n - 1);
+			return err;
+		}
+		err = c->attempt(c->arg, n, deadline);
+		bw_engine_settle(e, c, err);
 		if (err == 0) {
 			if (n > 1) {
 				struct bw_event ev;
@@ -272,6 +296,7 @@ void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err)
 {
 	const struct bw_rule *r = c->rule;
 	bw_engine_count(e, r, BW_ST_CALLS);
+	bw_engine_settle(e, c, err);
 	if (err == 0)
 		return;
 	bw_engine_count(e, r, BW_ST_FAILURES);
@@ -301,7 +326,7 @@ void bw_engine_start_event(struct bw_engine *e, const char *version)
 	bw_json_raw(extra, sizeof extra, &n, ",\"mode\":");
 	bw_json_str(extra, sizeof extra, &n, e->mode == BW_MODE_OBSERVE ? "observe" : "enforce");
 	bw_json_raw(extra, sizeof extra, &n, ",\"seed\":");
-	bw_json_int(extra, sizeof extra, &n, (int64_t)e->seed);
+	bw_json_uint(extra, sizeof extra, &n, e->seed);
 	struct bw_event ev;
 	bw_event_init(&ev, BW_EV_START, BW_LVL_INFO);
 	ev.extra = extra;

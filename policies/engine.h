@@ -7,6 +7,9 @@
 #include "config.h"
 #include "events.h"
 #include "match.h"
+#include "breaker.h"
+#include "bucket.h"
+#include "keyed.h"
 #include "rng.h"
 
 struct bw_env {
@@ -29,9 +32,18 @@ struct bw_budget_slot {
 	long calls, retries;
 };
 
+/* Breaker and bucket of one destination, or of a whole rule. */
+struct bw_dest_state {
+	struct bw_breaker_state brk;
+	struct bw_bucket bucket;
+};
+
 struct bw_rule_rt {
 	long stats[BW_ST_COUNT];                 /* atomics */
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
+	struct bw_keyed dests;                   /* scope dest, bounded by max_keys */
+	int lock;                                /* guards `whole` */
+	struct bw_dest_state whole;              /* scope rule and process */
 };
 
 struct bw_engine {
@@ -54,12 +66,15 @@ struct bw_call {
 	const char *call;                /* libc or SQLite function name */
 	const char *dest, *host, *db;
 	int fd;
+	uint64_t key;                    /* destination key for dest-scoped state */
 	int unix_dest;                   /* ENOENT is retryable for unix: paths */
 	int blocking;                    /* EAGAIN is retryable on blocking sockets only */
 	/* One attempt: 0 on success, else a bw_err code. deadline_us is the absolute
 	 * monotonic time the whole call must end by, 0 for none. */
 	int (*attempt)(void *arg, int n, int64_t deadline_us);
 	void *arg;
+	/* Fills in dest for an event when dest is NULL (looked up only when logging). */
+	void (*dest_of)(const struct bw_call *c, char *buf, size_t cap);
 	/* Called before a retry (e.g. to reset a socket); may be NULL. */
 	void (*before_retry)(void *arg);
 };
@@ -79,6 +94,22 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err);
 
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err);
+
+/* Admission before an attempt: an open breaker refuses (event `rejected`), a call-rate
+ * limit waits (`throttled`) or refuses (`limited`). 0 to go ahead, else the bw_err code to
+ * fail with; *by_breaker tells which refused. */
+int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breaker);
+/* The outcome of an admitted attempt, for the breaker (0 or a bw_err code). */
+void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err);
+/* A connection failure seen by send/recv, counted against the destination's breaker. */
+void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int err);
+/* Byte limit: how many of `want` bytes may move now (waits as needed; a datagram, whole,
+ * is never split). Returns want when the rule has no byte limit. */
+size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want, int whole);
+/* Give back bytes taken by bw_engine_bytes that did not move. */
+void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n);
+/* Locks that threads absent in a forked child may have held. */
+void bw_engine_after_fork(struct bw_engine *e);
 
 /* Emit an event with the call's fields filled in (c may be NULL). */
 void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_event *ev);

@@ -514,6 +514,15 @@ void bw_json_int(char *buf, size_t cap, size_t *len, int64_t v)
 	helper_close(&w, len);
 }
 
+void bw_json_uint(char *buf, size_t cap, size_t *len, uint64_t v)
+{
+	struct jw w;
+	if (!helper_open(&w, buf, cap, len))
+		return;
+	put_u64(&w, v);
+	helper_close(&w, len);
+}
+
 void bw_json_ms(char *buf, size_t cap, size_t *len, double ms)
 {
 	struct jw w;

@@ -62,6 +62,7 @@ size_t bw_event_format(char *buf, size_t cap, const struct bw_event_ctx *ctx,
 void bw_json_str(char *buf, size_t cap, size_t *len, const char *s);
 void bw_json_raw(char *buf, size_t cap, size_t *len, const char *s);
 void bw_json_int(char *buf, size_t cap, size_t *len, int64_t v);
+void bw_json_uint(char *buf, size_t cap, size_t *len, uint64_t v);
 void bw_json_ms(char *buf, size_t cap, size_t *len, double ms);
 
 #endif

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 #include "match.h"
+#include "keyed.h"
 #include "names.h"
 
 int bw_glob(const char *p, const char *s)
@@ -278,4 +279,20 @@ void bw_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf, siz
 	}
 	o = put(buf, cap, o, ":");
 	put_uint(buf, cap, o, (unsigned)port);
+}
+
+uint64_t bw_key_sockaddr(const struct sockaddr *sa, socklen_t len)
+{
+	int family, port;
+	const uint8_t *addr;
+	if (sa && inet_parts(sa, len, &family, &addr, &port) == 0) {
+		uint8_t k[19] = { (uint8_t)family, (uint8_t)(port >> 8), (uint8_t)port };
+		for (int i = 0; i < (family == AF_INET ? 4 : 16); i++)
+			k[3 + i] = addr[i];
+		return bw_key_bytes(k, sizeof k, 0);
+	}
+	char path[sizeof(struct sockaddr_un) + 1];
+	if (sa && unix_path(sa, len, path, sizeof path) == 0)
+		return bw_key_bytes(path, strlen(path), 1);
+	return 1;
 }

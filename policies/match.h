@@ -26,6 +26,9 @@ int bw_match_dest(const struct bw_dest *d, const struct sockaddr *sa, socklen_t 
 /* "127.0.0.1:5432", "[::1]:6379", "unix:/path"; async-signal-safe. */
 void bw_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap);
 
+/* Key of a destination for per-destination state: address and port, or unix path. */
+uint64_t bw_key_sockaddr(const struct sockaddr *sa, socklen_t len);
+
 /* Shell-style glob (* ? [..]) without allocation; '/' is not special. */
 int bw_glob(const char *pat, const char *s);
 

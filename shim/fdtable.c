@@ -1,84 +1,123 @@
-/* The descriptor table: 1024 pages of 1024 packed words, each page mapped on first write.
- * mmap rather than malloc: a hook may be the first to touch a page from a signal handler. */
+/* The descriptor table: 1024 pages of 1024 entries, each page mapped on first write. mmap
+ * rather than malloc: a hook may be the first to touch a page from a signal handler. An
+ * entry is one packed word plus a key; the word is what lookups test. */
 #include <errno.h>
 #include <sys/mman.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "fdtable.h"
 #include "real.h"
 
 #define PAGE_BITS 10
-#define PAGE_SIZE_FDS (1u << PAGE_BITS)
-#define NPAGES (BW_FD_MAX / PAGE_SIZE_FDS)
+#define PAGE_FDS (1u << PAGE_BITS)
+#define NPAGES (BW_FD_MAX / PAGE_FDS)
 
-/* word layout: kind 2 bits | family 8 bits | type 8 bits */
-static uint32_t *pages[NPAGES];
+struct entry {
+	uint64_t word;
+	uint64_t key;
+};
 
-static uint32_t pack(const struct bw_fdinfo *i)
+static struct entry *pages[NPAGES];
+
+/* word: kind 2 | family 8 | type 8 | io_known 1 | send 12 | recv 12 | accept 12 |
+ * timeouts 1 | app_rcvtimeo 1 | app_sndtimeo 1 */
+#define F(v, shift, bits) (((uint64_t)(v) & ((1ull << (bits)) - 1)) << (shift))
+#define G(w, shift, bits) ((int)(((w) >> (shift)) & ((1ull << (bits)) - 1)))
+
+static uint64_t pack(const struct bw_fdinfo *i)
 {
-	return (uint32_t)i->kind | (uint32_t)(i->family & 0xff) << 2 |
-	       (uint32_t)(i->type & 0xff) << 10;
+	return F(i->kind, 0, 2) | F(i->family, 2, 8) | F(i->type, 10, 8) | F(i->io_known, 18, 1) |
+	       F(i->send_rule, 19, 12) | F(i->recv_rule, 31, 12) | F(i->accept_rule, 43, 12) |
+	       F(i->timeouts, 55, 1) | F(i->app_rcvtimeo, 56, 1) | F(i->app_sndtimeo, 57, 1);
 }
 
-static void unpack(uint32_t w, struct bw_fdinfo *i)
+static void unpack(uint64_t w, uint64_t key, struct bw_fdinfo *i)
 {
-	i->kind = (enum bw_fd_kind)(w & 3);
-	i->family = (int)(w >> 2 & 0xff);
-	i->type = (int)(w >> 10 & 0xff);
+	i->kind = (enum bw_fd_kind)G(w, 0, 2);
+	i->family = G(w, 2, 8);
+	i->type = G(w, 10, 8);
+	i->io_known = G(w, 18, 1);
+	i->send_rule = G(w, 19, 12);
+	i->recv_rule = G(w, 31, 12);
+	i->accept_rule = G(w, 43, 12);
+	i->timeouts = G(w, 55, 1);
+	i->app_rcvtimeo = G(w, 56, 1);
+	i->app_sndtimeo = G(w, 57, 1);
+	i->key = key;
 }
 
-static uint32_t *slot(int fd, int create)
+static struct entry *slot(int fd, int create)
 {
 	if (fd < 0 || fd >= BW_FD_MAX)
 		return NULL;
-	uint32_t **pp = &pages[(unsigned)fd >> PAGE_BITS];
-	uint32_t *p = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
+	struct entry **pp = &pages[(unsigned)fd >> PAGE_BITS];
+	struct entry *p = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
 	if (!p && create) {
 		int saved = errno;
-		void *m = mmap(NULL, PAGE_SIZE_FDS * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+		void *m = mmap(NULL, PAGE_FDS * sizeof(struct entry), PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		errno = saved;
 		if (m == MAP_FAILED)
 			return NULL;
-		uint32_t *expect = NULL;
-		if (__atomic_compare_exchange_n(pp, &expect, (uint32_t *)m, 0, __ATOMIC_ACQ_REL,
+		struct entry *expect = NULL;
+		if (__atomic_compare_exchange_n(pp, &expect, (struct entry *)m, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE)) {
 			p = m;
 		} else {
-			munmap(m, PAGE_SIZE_FDS * sizeof(uint32_t));
+			munmap(m, PAGE_FDS * sizeof(struct entry));
 			p = expect;
 		}
 	}
-	return p ? &p[(unsigned)fd & (PAGE_SIZE_FDS - 1)] : NULL;
+	return p ? &p[(unsigned)fd & (PAGE_FDS - 1)] : NULL;
 }
 
 void bw_fd_get(int fd, struct bw_fdinfo *out)
 {
-	uint32_t *s = slot(fd, 0);
-	unpack(s ? __atomic_load_n(s, __ATOMIC_ACQUIRE) : 0, out);
+	struct entry *s = slot(fd, 0);
+	if (!s) {
+		unpack(0, 0, out);
+		return;
+	}
+	uint64_t w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
+	unpack(w, __atomic_load_n(&s->key, __ATOMIC_RELAXED), out);
 }
 
-static void store(int fd, uint32_t w, int create)
+/* The key is stored first: a reader that sees the new word sees its key. */
+static void store(int fd, uint64_t w, uint64_t key, int create)
 {
-	uint32_t *s = slot(fd, create);
-	if (s)
-		__atomic_store_n(s, w, __ATOMIC_RELEASE);
+	struct entry *s = slot(fd, create);
+	if (!s)
+		return;
+	__atomic_store_n(&s->key, key, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->word, w, __ATOMIC_RELEASE);
+}
+
+void bw_fd_put(int fd, const struct bw_fdinfo *in)
+{
+	store(fd, pack(in), in->key, 1);
 }
 
 void bw_fd_set_socket(int fd, int family, int type)
 {
-	struct bw_fdinfo i = { BW_FD_SOCKET, family, type };
-	store(fd, pack(&i), 1);
+	struct bw_fdinfo i = { .kind = BW_FD_SOCKET, .family = family, .type = type };
+	bw_fd_put(fd, &i);
 }
 
 void bw_fd_set_other(int fd)
 {
-	store(fd, BW_FD_OTHER, 1);
+	struct bw_fdinfo i = { .kind = BW_FD_OTHER };
+	bw_fd_put(fd, &i);
 }
 
 /* Forgetting never maps a page: an absent page already reads as UNKNOWN. */
 void bw_fd_forget(int fd)
 {
-	store(fd, 0, 0);
+	store(fd, 0, 0, 0);
 }
 
 void bw_fd_forget_range(unsigned lo, unsigned hi)
@@ -86,9 +125,9 @@ void bw_fd_forget_range(unsigned lo, unsigned hi)
 	if (hi >= BW_FD_MAX)
 		hi = BW_FD_MAX - 1;
 	for (unsigned fd = lo; fd <= hi && lo < BW_FD_MAX; fd++) {
-		if ((fd & (PAGE_SIZE_FDS - 1)) == 0 && !__atomic_load_n(&pages[fd >> PAGE_BITS],
-									 __ATOMIC_ACQUIRE)) {
-			fd += PAGE_SIZE_FDS - 1;
+		if ((fd & (PAGE_FDS - 1)) == 0 &&
+		    !__atomic_load_n(&pages[fd >> PAGE_BITS], __ATOMIC_ACQUIRE)) {
+			fd += PAGE_FDS - 1;
 			continue;
 		}
 		bw_fd_forget((int)fd);
@@ -97,9 +136,12 @@ void bw_fd_forget_range(unsigned lo, unsigned hi)
 
 void bw_fd_copy(int from, int to)
 {
-	uint32_t *s = slot(from, 0);
-	uint32_t w = s ? __atomic_load_n(s, __ATOMIC_ACQUIRE) : 0;
-	store(to, w, w != 0);
+	struct bw_fdinfo i;
+	bw_fd_get(from, &i);
+	if (i.kind == BW_FD_UNKNOWN)
+		bw_fd_forget(to);
+	else
+		bw_fd_put(to, &i);
 }
 
 enum bw_fd_kind bw_fd_classify(int fd, struct bw_fdinfo *out)
@@ -119,4 +161,41 @@ enum bw_fd_kind bw_fd_classify(int fd, struct bw_fdinfo *out)
 	errno = saved;
 	bw_fd_get(fd, out);
 	return out->kind;
+}
+
+/* getdents64 into a stack buffer: opendir would allocate, and this runs in a constructor
+ * that may come before the program's allocator is ready. */
+void bw_fd_scan_inherited(void)
+{
+	int saved = errno;
+	int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0) {
+		errno = saved;
+		return;
+	}
+	char buf[4096];
+	long n;
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			off += d->d_reclen;
+			if (d->d_name[0] < '0' || d->d_name[0] > '9')
+				continue;
+			int fd = atoi(d->d_name);
+			struct bw_fdinfo fi;
+			char link[32];
+			bw_fd_get(fd, &fi);
+			if (fd == dir || fi.kind != BW_FD_UNKNOWN)
+				continue;
+			/* the link names a socket as "socket:[inode]": only sockets are asked
+			 * more, and the program's other descriptors are not touched at all */
+			ssize_t len = readlinkat(dir, d->d_name, link, sizeof link - 1);
+			if (len >= 7 && memcmp(link, "socket:", 7) == 0)
+				bw_fd_classify(fd, &fi);
+			else if (len > 0)
+				bw_fd_set_other(fd);
+		}
+	}
+	BW_REAL(close)(dir);
+	errno = saved;
 }

@@ -1,6 +1,7 @@
-/* What we know about each descriptor: whether it is a socket, of which family and type.
- * Lock-free and allocation-free on lookup, so read/write hooks can ask about a
- * non-socket without a system call or a lock, also inside signal handlers. */
+/* What we know about each descriptor: whether it is a socket, of which family and type,
+ * and, once worked out, which rules govern its send, recv and accept calls. Lock-free and
+ * allocation-free on lookup, so the read/write hooks learn that a descriptor is not a
+ * socket, or that no rule applies to it, without a system call or a lock. */
 #ifndef BW_FDTABLE_H
 #define BW_FDTABLE_H
 
@@ -16,17 +17,26 @@ struct bw_fdinfo {
 	enum bw_fd_kind kind;
 	int family;              /* AF_* for sockets */
 	int type;                /* SOCK_STREAM, SOCK_DGRAM, ... */
+	int io_known;            /* the rule fields below have been worked out */
+	int send_rule, recv_rule, accept_rule;   /* rule index + 1, 0: none */
+	int timeouts;            /* we set SO_RCVTIMEO/SO_SNDTIMEO for the policy */
+	int app_rcvtimeo, app_sndtimeo;          /* the program set its own */
+	uint64_t key;            /* destination key (peer; for a listener, its address) */
 };
 
 /* Entries beyond this many descriptors are not tracked (they stay UNKNOWN). */
 #define BW_FD_MAX (1 << 20)
 
 void bw_fd_get(int fd, struct bw_fdinfo *out);
+void bw_fd_put(int fd, const struct bw_fdinfo *in);
 void bw_fd_set_socket(int fd, int family, int type);
 void bw_fd_set_other(int fd);
 void bw_fd_forget(int fd);                         /* -> UNKNOWN */
 void bw_fd_forget_range(unsigned lo, unsigned hi);
 void bw_fd_copy(int from, int to);                 /* dup: `to` is what `from` is */
+/* Classify the descriptors the process already has (inherited across exec): afterwards
+ * a descriptor the table does not know is not a socket. */
+void bw_fd_scan_inherited(void);
 /* Known facts, else ask the kernel (keeps errno). Returns the kind. */
 enum bw_fd_kind bw_fd_classify(int fd, struct bw_fdinfo *out);
 

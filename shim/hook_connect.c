@@ -7,7 +7,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include "errnames.h"
+#include "match.h"
+#include "sockio.h"
 #include "fdtable.h"
 #include "pending.h"
 #include "hook.h"
@@ -119,9 +125,117 @@ static int connect_observed(struct bw_engine *e, struct bw_call *c, int fd,
 	return finish(rc, err, saved);
 }
 
+/* A fallback destination as an address for this socket's family; -1 if it has none. */
+static int fallback_addr(const struct bw_dest *d, int family, struct sockaddr_storage *ss,
+			 socklen_t *len)
+{
+	memset(ss, 0, sizeof *ss);
+	if (d->kind == BW_DEST_UNIX) {
+		struct sockaddr_un *un = (struct sockaddr_un *)ss;
+		size_t n = strlen(d->pattern);
+		if (family != AF_UNIX || n >= sizeof un->sun_path)
+			return -1;
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, d->pattern, n + 1);
+		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+		return 0;
+	}
+	if (d->kind == BW_DEST_ADDR && d->family == family && family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)d->port);
+		memcpy(&in->sin_addr, d->addr, 4);
+		*len = sizeof *in;
+		return 0;
+	}
+	if (d->kind == BW_DEST_ADDR && d->family == family && family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)d->port);
+		memcpy(&in6->sin6_addr, d->addr, 16);
+		*len = sizeof *in6;
+		return 0;
+	}
+	if (d->kind != BW_DEST_HOST || (family != AF_INET && family != AF_INET6))
+		return -1;
+	struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res = NULL;
+	char port[8];
+	int n = 0;
+	for (int v = d->port, div = 10000; div; div /= 10)
+		if (v / div % 10 || n || div == 1)
+			port[n++] = (char)('0' + v / div % 10);
+	port[n] = '\0';
+	int saved = errno;
+	int rc = BW_REAL(getaddrinfo)(d->pattern, port, &hints, &res);
+	errno = saved;
+	if (rc != 0 || !res)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void failover_event(struct bw_engine *e, const struct bw_call *c, const char *from)
+{
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_FAILOVER, BW_LVL_WARN);
+	ev.from = from;
+	bw_engine_emit(e, c, &ev);
+}
+
+/* The primary gave up or its breaker is open: the same socket, reset, is connected to
+ * each fallback in turn under the same rule, each with its own breaker. */
+static int try_fallbacks(struct bw_engine *e, struct bw_call *c, struct attempt_ctx *a,
+			 int family, int err)
+{
+	const struct bw_rule *r = c->rule;
+	const char *from = c->dest;
+	char dest[128];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	for (int i = 0; i < r->n_fallback; i++) {
+		if (fallback_addr(&r->fallback[i], family, &ss, &len) < 0)
+			continue;
+		reset_socket(a->fd);
+		bw_format_sockaddr((struct sockaddr *)&ss, len, dest, sizeof dest);
+		c->dest = dest;
+		c->host = r->fallback[i].kind == BW_DEST_HOST ? r->fallback[i].pattern : NULL;
+		c->key = bw_key_sockaddr((struct sockaddr *)&ss, len);
+		c->unix_dest = family == AF_UNIX;
+		failover_event(e, c, from);
+		a->sa = (struct sockaddr *)&ss;
+		a->len = len;
+		err = bw_engine_run(e, c, bw_thread_rng());
+		if (err == 0)
+			return 0;
+	}
+	return err;
+}
+
+/* Work out the socket's send/recv rules now that its peer is known. */
+static void learn(struct bw_engine *e, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct bw_fdinfo fi;
+	if (e->ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)) &&
+	    bw_fd_classify(fd, &fi) == BW_FD_SOCKET)
+		bw_sock_learn(e, fd, &fi, sa, len);
+}
+
+static int plain_connect(struct bw_engine *e, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int rc = BW_REAL(connect)(fd, sa, len);
+	int err = errno;
+	learn(e, fd, sa, len);
+	errno = err;
+	return rc;
+}
+
 BW_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_CONNECT);
+	struct bw_engine *e = bw_engine_for_ops(BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_SEND) |
+						 BW_OPBIT(BW_OP_RECV));
 	if (!e || !sa || len < sizeof(sa_family_t) ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6 && sa->sa_family != AF_UNIX))
 		return BW_REAL(connect)(fd, sa, len);
@@ -131,7 +245,7 @@ BW_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	struct bw_fdinfo fi;
 	/* datagram connects send nothing: nothing to retry */
 	if (!r || bw_fd_classify(fd, &fi) != BW_FD_SOCKET || fi.type != SOCK_STREAM)
-		return BW_REAL(connect)(fd, sa, len);
+		return plain_connect(e, fd, sa, len);
 
 	int saved = errno;
 	char dest[128];
@@ -140,10 +254,16 @@ BW_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	int nonblocking = flags >= 0 && (flags & O_NONBLOCK);
 	struct bw_call c = {
 		.rule = r, .op = BW_OP_CONNECT, .call = "connect", .dest = dest, .host = host,
-		.fd = fd, .unix_dest = sa->sa_family == AF_UNIX, .blocking = !nonblocking,
+		.fd = fd, .key = bw_key_sockaddr(sa, len), .unix_dest = sa->sa_family == AF_UNIX,
+		.blocking = !nonblocking,
 	};
-	if (e->mode == BW_MODE_OBSERVE || (nonblocking && r->nonblocking == BW_NB_OBSERVE))
-		return connect_observed(e, &c, fd, sa, len, saved);
+	if (e->mode == BW_MODE_OBSERVE || (nonblocking && r->nonblocking == BW_NB_OBSERVE)) {
+		int rc = connect_observed(e, &c, fd, sa, len, saved);
+		int err = errno;
+		learn(e, fd, sa, len);
+		errno = err;
+		return rc;
+	}
 
 	struct attempt_ctx a = { e, &c, fd, sa, len, r->timeout.connect, 0 };
 	c.attempt = attempt;
@@ -153,32 +273,15 @@ BW_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	 * with EAGAIN on a full backlog where the program expects to wait */
 	int switched = 0;
 	if (!nonblocking && flags >= 0 && sa->sa_family != AF_UNIX) {
-		a.app_timeout = app_send_timeout(fd);
+		if (!fi.timeouts || fi.app_sndtimeo)
+			a.app_timeout = app_send_timeout(fd);
 		switched = BW_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 	}
 	int err = bw_engine_run(e, &c, bw_thread_rng());
+	if (err && r->n_fallback)
+		err = try_fallbacks(e, &c, &a, sa->sa_family, err);
 	if (switched)
 		BW_REAL(fcntl)(fd, F_SETFL, flags);
+	learn(e, fd, a.sa, a.len);
 	return finish(err ? -1 : 0, err, saved);
-}
-
-/* The outcome of a connect left to complete on its own arrives here. */
-BW_HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
-{
-	int rc = BW_REAL(getsockopt)(fd, level, name, val, len);
-	if (rc == 0 && level == SOL_SOCKET && name == SO_ERROR && bw_pending_any() && val &&
-	    *len >= sizeof(int) && *(int *)val != EINPROGRESS) {
-		struct bw_engine *e = bw_engine_for(BW_OP_CONNECT);
-		struct bw_pending p;
-		if (e && bw_pending_take(fd, &p)) {
-			int saved = errno;
-			char dest[128];
-			bw_format_sockaddr((struct sockaddr *)&p.addr, p.len, dest, sizeof dest);
-			struct bw_call c = { .rule = p.rule, .op = BW_OP_CONNECT, .call = "connect",
-					     .dest = dest, .fd = fd };
-			bw_engine_outcome(e, &c, *(int *)val);
-			errno = saved;
-		}
-	}
-	return rc;
 }

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "fdtable.h"
 #include "overrides.h"
 #include "real.h"
 #include "sink.h"
@@ -89,6 +90,7 @@ static void after_fork_child(void)
 	/* a child works on its own: its counters start at zero, its jitter differs */
 	for (int i = 0; i < e->cfg->n_rules; i++)
 		memset(e->rt[i].stats, 0, sizeof e->rt[i].stats);
+	bw_engine_after_fork(e);
 	if (bw_shim.cfg->seed == 0)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
@@ -163,6 +165,8 @@ static void load(void)
 			   program_invocation_short_name, seed) < 0)
 		return;
 	bw_shim.cfg = cfg;
+	if (bw_shim.engine.ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))
+		bw_fd_scan_inherited();
 	pthread_atfork(NULL, NULL, after_fork_child);
 	__atomic_store_n(&bw_shim.life, BW_LIFE_READY, __ATOMIC_RELEASE);
 	bw_engine_start_event(&bw_shim.engine, BW_VERSION);

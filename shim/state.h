@@ -18,9 +18,10 @@ extern struct bw_shim bw_shim;
 
 void bw_init(void);
 
-/* The engine when op has a rule in this process, else NULL: the hook then passes straight
- * through. Initializes on first use (calls before our constructor). Keeps errno. */
-static inline struct bw_engine *bw_engine_for(enum bw_op op)
+/* The engine when any op in `ops` has a rule in this process, else NULL: the hook then
+ * passes straight through. Initializes on first use (calls before our constructor). Keeps
+ * errno. */
+static inline struct bw_engine *bw_engine_for_ops(unsigned ops)
 {
 	if (bw_guarded())
 		return 0;
@@ -29,9 +30,14 @@ static inline struct bw_engine *bw_engine_for(enum bw_op op)
 		bw_init();
 		life = __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE);
 	}
-	if (life != BW_LIFE_READY || !(bw_shim.engine.ops & BW_OPBIT(op)))
+	if (life != BW_LIFE_READY || !(bw_shim.engine.ops & ops))
 		return 0;
 	return &bw_shim.engine;
+}
+
+static inline struct bw_engine *bw_engine_for(enum bw_op op)
+{
+	return bw_engine_for_ops(BW_OPBIT(op));
 }
 
 /* Library state may be touched (fd bookkeeping): not in secure mode or BULWARK_DISABLE. */

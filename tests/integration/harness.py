@@ -180,6 +180,33 @@ class LateServer:
         self.stop()
 
 
+class Blackhole:
+    """A TCP port that drops SYNs: a listener with a backlog of 0 whose accept queue is
+    already full, so a connect to it neither succeeds nor is refused, as with a host
+    behind a firewall that drops packets. For connect timeouts."""
+
+    def __init__(self):
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = self._listener.getsockname()[1]
+        self._fill = []
+        for _ in range(3):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self._fill.append(c)
+        time.sleep(0.1)   # let the handshakes that fit complete
+
+    def stop(self):
+        for c in self._fill:
+            c.close()
+        self._listener.close()
+
+
 class Result:
     """What a program run produced, and how long it took."""
 
@@ -364,6 +391,11 @@ class ShimTest(unittest.TestCase):
         self._servers.append(s)
         return s
 
+    def blackhole(self):
+        b = Blackhole()
+        self._servers.append(b)
+        return b
+
     # -- assertions over runs and events ---------------------------------------------
 
     def assertOk(self, r, msg=""):
@@ -399,8 +431,13 @@ class ShimTest(unittest.TestCase):
         self.assertFalse(events_of(events, "gave_up"), ctx)
         return rec[0]
 
-    def assertNoCallEvents(self, events):
-        """No event about a call: only start/exit bookkeeping may be there."""
+    def assertNoCallEvents(self, events, started=True):
+        """No event about a call: only start/exit bookkeeping may be there. With
+        started, the start event must be there, so that "nothing happened" cannot pass
+        just because the library never loaded (the test policies log at debug)."""
+        if started:
+            self.assertTrue(events_of(events, "start"), "the library did not start:\n"
+                            + describe(events))
         calls = [e for e in events if e.get("event") not in ("start", "exit")]
         self.assertEqual(calls, [], describe(calls))
 

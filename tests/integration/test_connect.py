@@ -165,17 +165,23 @@ class RetryLimits(ShimTest):
     @unittest.skipUnless(CURL, "curl is not installed")
     def test_deadline_caps_the_whole_call(self):
         port = free_port()
+        # Fixed waits of 100ms: attempts start near 0, 100, ..., 500ms; the sixth wait
+        # would end past 590ms, so the loop stops there. No attempt starts so close to
+        # the deadline that it would be cut short (which turns a refusal into ETIMEDOUT).
         rule = ("  - name: capped\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-                "    retry: %s\n" % (port, retry_yaml(attempts=100, deadline="600ms")))
+                "    retry: %s\n" % (port, retry_yaml(attempts=100, base="100ms", max_="100ms",
+                                                      jitter="none", deadline="590ms")))
         pol, log = self.wd.policy(rule)
         r = run([CURL, "-sS", "http://127.0.0.1:%d/" % port], shim=True, policy=pol)
         self.assertEqual(r.rc, 7, repr(r))
-        self.assertGreater(r.elapsed, 0.4, repr(r))
-        self.assertLess(r.elapsed, 2.0, "the deadline of 600ms did not stop the retries")
+        self.assertGreater(r.elapsed, 0.45, repr(r))
+        self.assertLess(r.elapsed, 2.0, "the deadline of 590ms did not stop the retries")
         events = read_events(log)
         gave = events_of(events, "gave_up", rule="capped")
         self.assertEqual(len(gave), 1, describe(events))
         self.assertEqual(gave[0].get("reason"), "deadline", describe(events))
+        self.assertEqual(gave[0].get("err"), "ECONNREFUSED", describe(events))
+        self.assertIn(gave[0].get("attempts"), (5, 6), describe(events))
 
     def test_nonblocking_observe_lets_einprogress_through(self):
         """`nonblocking: observe`: python with a timeout fails as without the shim, and
@@ -185,7 +191,7 @@ class RetryLimits(ShimTest):
         r = run(py(PY_TIMEOUT, "127.0.0.1", srv.port), shim=True, policy=pol)
         self.assertFailed(r)
         self.assertIn("ConnectionRefusedError", r.stderr)
-        self.assertLess(r.elapsed, 1.5, "a non-blocking connect was retried in place")
+        self.assertLess(r.elapsed, 1.9, "a non-blocking connect was retried in place")
         events = read_events(log)
         self.assertFalse(events_of(events, "retry"), describe(events))
         self.assertTrue(events_of(events, "fail", rule="late", err="ECONNREFUSED"),
@@ -202,7 +208,166 @@ class RetryLimits(ShimTest):
         r = run(py(code), shim=True, policy=pol)
         self.assertOk(r)
         self.assertEqual(r.stdout.strip(), "connected")
-        self.assertFalse(events_of(read_events(log), "retry"))
+        events = read_events(log)
+        self.assertTrue(events_of(events, "start"), "the library did not start")
+        self.assertFalse(events_of(events, "retry"), describe(events))
+
+
+class ConnectTimeout(ShimTest):
+    """timeout.connect bounds each attempt against a destination that drops SYNs; the
+    timed-out attempt counts as ETIMEDOUT and is retried (SPEC 3.4)."""
+
+    CODE = """
+import socket, sys
+s = socket.socket()
+if sys.argv[2] != "none":
+    s.settimeout(float(sys.argv[2]))
+try:
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    print("connected")
+except OSError as e:
+    print(type(e).__name__, e.errno)
+"""
+
+    def timed_out(self, app_timeout):
+        hole = self.blackhole()
+        rule = ("  - name: slow\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+                "    retry: { attempts: 3, backoff: { base: 10ms, max: 10ms } }\n"
+                "    timeout: { connect: 300ms }\n" % hole.port)
+        pol, log = self.wd.policy(rule)
+        r = run(py(self.CODE, hole.port, app_timeout), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.split()[-1], "110", "want ETIMEDOUT (110)\n%r" % r)
+        self.assertGreater(r.elapsed, 0.85, repr(r))
+        self.assertLess(r.elapsed, 3.0, "three attempts of 300ms took too long")
+        events = read_events(log)
+        self.assertEqual(len(events_of(events, "timeout", rule="slow")), 3, describe(events))
+        gave = events_of(events, "gave_up", rule="slow")
+        self.assertEqual(len(gave), 1, describe(events))
+        self.assertEqual(gave[0].get("err"), "ETIMEDOUT", describe(events))
+        self.assertEqual(gave[0].get("attempts"), 3, describe(events))
+
+    def test_blocking_connect_times_out(self):
+        """Without the shim this connect would hang for the kernel's two minutes."""
+        self.timed_out("none")
+
+    def test_nonblocking_connect_times_out(self):
+        """Python's own timeout (5 s) is longer than the policy's: the policy ends it."""
+        self.timed_out("5")
+
+
+class Matching(ShimTest):
+    """Which rule governs a connect (SPEC 3.1): the first that matches, by address family,
+    port and program."""
+
+    def test_first_matching_rule_wins(self):
+        srv = self.server(delay_s=1.0)
+        rules = (late_rule(srv.port, name="first") +
+                 "  - name: second\n    match: { ops: [connect] }\n    retry: %s\n" % retry_yaml())
+        pol, log = self.wd.policy(rules)
+        r = run(py(PY_BLOCKING, "127.0.0.1", srv.port), shim=True, policy=pol)
+        self.assertOk(r)
+        events = read_events(log)
+        self.assertRecovered(events, rule="first")
+        self.assertFalse([e for e in events if e.get("rule") == "second"], describe(events))
+
+    def test_ipv6_dest(self):
+        srv = self.server(delay_s=1.0, hosts=("::1",))
+        rule = ("  - name: six\n    match: { ops: [connect], dest: [\"[::1]:%d\"] }\n"
+                "    retry: %s\n" % (srv.port, retry_yaml()))
+        pol, log = self.wd.policy(rule)
+        plain = run(py(PY_BLOCKING, "::1", srv.port))
+        self.assertFailed(plain)
+        r = run(py(PY_BLOCKING, "::1", srv.port), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertRecovered(read_events(log), rule="six", dest="[::1]:%d" % srv.port)
+
+    def test_prog_glob(self):
+        """A rule for curl leaves python alone."""
+        srv = self.server(delay_s=5)
+        rule = ("  - name: curl-only\n    match: { ops: [connect], prog: [\"curl\"] }\n"
+                "    retry: %s\n" % retry_yaml())
+        pol, log = self.wd.policy(rule)
+        r = run(py(PY_BLOCKING, "127.0.0.1", srv.port), shim=True, policy=pol)
+        self.assertFailed(r)
+        self.assertLess(r.elapsed, 1.9, "python was retried under a rule for curl")
+        events = read_events(log)
+        self.assertTrue(events_of(events, "start"), "the library did not start:\n" + describe(events))
+        self.assertNoCallEvents(events)
+
+    def test_port_wildcard(self):
+        srv = self.server(delay_s=1.0)
+        rule = ("  - name: anyport\n    match: { ops: [connect], dest: [\"127.0.0.0/8:*\"] }\n"
+                "    retry: %s\n" % retry_yaml())
+        pol, log = self.wd.policy(rule)
+        r = run(py(PY_BLOCKING, "127.0.0.1", srv.port), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertRecovered(read_events(log), rule="anyport")
+
+
+class Threads(ShimTest):
+
+    CODE = """
+import socket, sys, threading
+port, n = int(sys.argv[1]), int(sys.argv[2])
+ok = []
+def get():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    ok.append(data.endswith(b"ok"))
+ts = [threading.Thread(target=get) for _ in range(n)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print(sum(ok))
+"""
+
+    def test_threads_retry_independently(self):
+        """Eight threads block in connect at once; each retries on its own thread."""
+        srv = self.server(delay_s=1.5)
+        pol, log = self.wd.policy(late_rule(srv.port))
+        r = run(py(self.CODE, srv.port, 8), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "8", repr(r))
+        events = read_events(log)
+        rec = events_of(events, "recovered", rule="late")
+        self.assertEqual(len(rec), 8, describe(events))
+        self.assertEqual(len({e["tid"] for e in rec}), 8, describe(events))
+        self.assertEqual(len({e["fd"] for e in rec}), 8, describe(events))
+
+
+class Signals(ShimTest):
+
+    CODE = """
+import signal, socket, sys
+signal.signal(signal.SIGALRM, lambda sig, frame: None)
+signal.setitimer(signal.ITIMER_REAL, 0.03, 0.03)
+timeout = None if sys.argv[2] == "none" else float(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=timeout)
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+print(s.recv(4096).endswith(b"ok"))
+"""
+
+    def test_signals_during_retry(self):
+        """A timer signal every 30ms interrupts the waits of the retry loop; the
+        connect still ends connected, blocking or not (PRELOAD-PITFALLS 16)."""
+        for mode in ("none", "5"):
+            with self.subTest(timeout=mode):
+                srv = self.server(delay_s=1.0)
+                pol, log = self.wd.policy(late_rule(srv.port), name="p%d.yaml" % srv.port,
+                                          log="e%d.log" % srv.port)
+                r = run(py(self.CODE, srv.port, mode), shim=True, policy=pol)
+                self.assertOk(r)
+                self.assertEqual(r.stdout.strip(), "True", repr(r))
+                self.assertRecovered(read_events(log), rule="late")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ import json
 import os
 import unittest
 
-from harness import (PYTHON, TS_RE, ShimTest, describe, events_in_text, events_of, py,
-                     read_events, retry_yaml, run)
+from harness import (PYTHON, TS_RE, ShimTest, describe, events_in_text, events_of,
+                     free_port, py, read_events, retry_yaml, run)
 
 LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
 # The level each event is logged at (SPEC 5 table).
@@ -184,6 +184,54 @@ class SharedFile(ShimTest):
         events = read_events(log)   # fails on any torn or interleaved line
         rec = events_of(events, "recovered", rule="late")
         self.assertEqual(len({e["pid"] for e in rec}), 6, describe(events))
+
+
+class Seed(ShimTest):
+    """The seed makes jitter reproducible (SPEC 2 --seed, 3.8), and the start event tells
+    which seed a run used, so that a random run can be replayed."""
+
+    def delays(self, seed=None):
+        port = self.port
+        rule = ("  - name: down\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+                "    retry: { attempts: 6, backoff: { base: 10ms, max: 40ms, jitter: full } }\n"
+                % port)
+        self.n += 1
+        pol, log = self.wd.policy(rule, name="s%d.yaml" % self.n, log="s%d.log" % self.n)
+        code = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', %d))\n"
+                "except ConnectionRefusedError:\n    print('refused')\n" % port)
+        env = {} if seed is None else {"BULWARK_SEED": seed}
+        r = run(py(code), shim=True, policy=pol, env=env)
+        self.assertOk(r)
+        events = read_events(log)
+        start = events_of(events, "start")
+        self.assertTrue(start, describe(events))
+        return start[0].get("seed"), [e.get("delay_ms") for e in events_of(events, "retry")]
+
+    def setUp(self):
+        super().setUp()
+        self.port, self.n = free_port(), 0
+
+    def test_same_seed_same_delays(self):
+        seed, first = self.delays("1234")
+        self.assertEqual(seed, 1234)
+        self.assertEqual(len(first), 5)
+        self.assertEqual(self.delays("1234"), (1234, first))
+        self.assertNotEqual(self.delays("4321")[1], first)
+
+    def test_random_seed_can_be_replayed(self):
+        seed, first = self.delays()
+        self.assertIsInstance(seed, int)
+        self.assertNotEqual(seed, 0, "seed 0 means random; the start event must say which")
+        # The sign of a seed of 2^63 or more is test_large_seed's business: replay with
+        # the unsigned reading so that this test does not fail on half the draws.
+        self.assertEqual(self.delays(str(seed % 2 ** 64))[1], first)
+
+    def test_large_seed_is_reported_as_given(self):
+        """A seed is an unsigned 64-bit number: the start event must print the one that
+        --seed and BULWARK_SEED accept, not its two's-complement reading."""
+        big = 2 ** 64 - 1
+        seed, first = self.delays(str(big))
+        self.assertEqual(seed, big)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,17 @@ class Switches(ShimTest):
 
     def test_disable_is_pure_passthrough(self):
         srv = self.server(delay_s=5)
-        pol, log = self.wd.policy(connect_rule(srv.port))
+        rule = ("  - name: down\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+                "    retry: { attempts: 3, backoff: { base: 10ms, max: 10ms } }\n" % srv.port)
+        pol, log = self.wd.policy(rule)
+        # The same run without the switch retries and logs: the policy does apply.
+        control = run(curl_argv(srv.port), shim=True, policy=pol)
+        self.assertEqual(control.rc, 7)
+        self.assertTrue(events_of(read_events(log), "gave_up"), describe(read_events(log)))
+        os.unlink(log)
         r = run(curl_argv(srv.port), shim=True, policy=pol, env={"BULWARK_DISABLE": "1"})
         self.assertEqual(r.rc, 7, repr(r))
-        self.assertLess(r.elapsed, 1.0, "BULWARK_DISABLE=1 still retried")
+        self.assertLess(r.elapsed, 1.9, "BULWARK_DISABLE=1 still retried")
         self.assertEqual(read_events(log), [], "BULWARK_DISABLE=1 still logged")
 
     def observe_run(self, env=None, extra="", via_tool=False):
@@ -40,7 +47,7 @@ class Switches(ShimTest):
             r = run(curl_argv(srv.port), shim=True, policy=pol, env=env)
         self.assertEqual((r.rc, r.stdout), (plain.rc, plain.stdout), repr(r))
         self.assertEqual(r.rc, 7, repr(r))
-        self.assertLess(r.elapsed, 1.0, "observe mode delayed the call")
+        self.assertLess(r.elapsed, 1.9, "observe mode delayed the call")
         events = read_events(log)
         calls = [e for e in events if e.get("event") not in ("start", "exit")]
         self.assertTrue(calls, "observe mode logged no decision:\n" + describe(events))
@@ -96,7 +103,7 @@ class BadPolicy(ShimTest):
         self.assertEqual(r.stdout, "ok")
         down = run(curl_argv(free_port()), shim=True, policy=pol, env=env)
         self.assertEqual(down.rc, 7, repr(down))
-        self.assertLess(down.elapsed, 1.0, "a broken policy still retried")
+        self.assertLess(down.elapsed, 1.9, "a broken policy still retried")
 
         events = read_events(log)
         errs = events_of(events, "config_error")
@@ -107,7 +114,8 @@ class BadPolicy(ShimTest):
             self.assertEqual(e.get("file"), pol, describe(events))
             self.assertEqual((e.get("line"), e.get("col")), (5, 5), describe(events))
             self.assertIn("bogus", e.get("msg", ""), describe(events))
-        self.assertNoCallEvents([e for e in events if e.get("event") != "config_error"])
+        self.assertNoCallEvents([e for e in events if e.get("event") != "config_error"],
+                                started=False)
 
     def test_abort_exits_2(self):
         bad = ("version: 1\non_config_error: abort\nrules:\n  - name: r\n"
@@ -171,6 +179,17 @@ import os, socket, sys
 port, outdir, how = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 if how == "closerange":
     os.closerange(3, 1024)
+elif how == "dup2":
+    # Point every descriptor at /dev/null first, as a daemon redirecting its output
+    # might: a log descriptor that survives this writes into the void.
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in range(3, 1024):
+        if fd != null:
+            try:
+                os.dup2(null, fd)
+            except OSError:
+                pass
+    os.closerange(3, 1024)
 else:
     for fd in range(3, 1024):
         try:
@@ -212,6 +231,38 @@ print("ok" if data.endswith(b"ok") else data)
 
     def test_close_loop_keeps_log_working(self):
         self.closer("close")
+
+    def test_dup2_over_everything_keeps_log_working(self):
+        self.closer("dup2")
+
+    SPAWNER = """
+import socket, subprocess, sys, threading
+port = int(sys.argv[1])
+ok = []
+def get():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    ok.append(s.recv(4096).endswith(b"ok"))
+t = threading.Thread(target=get)
+t.start()
+spawned = 0
+while t.is_alive():
+    subprocess.run(["true"], check=True)
+    spawned += 1
+t.join()
+print(ok == [True], spawned > 0)
+"""
+
+    def test_spawning_while_another_thread_retries(self):
+        """CPython spawns with vfork, whose child runs hooks (close, dup2) in the
+        parent's memory while a thread of the parent sits in the retry loop
+        (PRELOAD-PITFALLS 20)."""
+        srv = self.server(delay_s=1.0)
+        pol, log = self.wd.policy(connect_rule(srv.port))
+        r = run(py(self.SPAWNER, srv.port), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "True True", repr(r))
+        self.assertRecovered(read_events(log), rule="late")
 
     @unittest.skipUnless(CURL, "curl is not installed")
     def test_process_tree_inherits(self):

@@ -9,10 +9,29 @@ FLAKYDNS_FAILS lookups with EAI_AGAIN (TRY_AGAIN for gethostbyname*).
 import os
 import unittest
 
-from harness import (LIB, PY_BLOCKING, ShimTest, describe, events_in_text, events_of,
-                     localhost_addrs, prog, py, read_events, retry_yaml, run)
+from harness import (CURL, LIB, NODE, NODE_HTTP, PY_ASYNCIO, PY_BLOCKING, ShimTest, describe,
+                     events_in_text, events_of, localhost_addrs, prog, py, read_events,
+                     retry_yaml, run)
 
 GAI = "import socket\nprint(socket.getaddrinfo('localhost', 80, type=socket.SOCK_STREAM)[0][4][0])\n"
+
+
+def hosts_file_name():
+    """A loopback name from /etc/hosts other than localhost, as (name, address), or None.
+    curl resolves localhost and numeric addresses itself, so only such a name makes it
+    call getaddrinfo (in its resolver thread)."""
+    try:
+        with open("/etc/hosts") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and fields[0].startswith("127."):
+            for name in fields[1:]:
+                if "localhost" not in name:
+                    return name, fields[0]
+    return None
 
 
 def resolve_rule(name="dns", attempts=3, extra_match=""):
@@ -99,7 +118,9 @@ class ResolveRetry(ShimTest):
                 env=self.flaky_env(1, FLAKYDNS_ERR="NONAME"))
         self.assertFailed(r)
         self.assertEqual(len(self.dns_calls()), 1, "EAI_NONAME was retried")
-        self.assertFalse(events_of(read_events(log), "retry"))
+        events = read_events(log)
+        self.assertTrue(events_of(events, "start"), "the library did not start")
+        self.assertFalse(events_of(events, "retry"), describe(events))
 
     def test_host_glob_limits_the_rule(self):
         """A resolve rule for *.internal leaves lookups of localhost alone."""
@@ -108,6 +129,26 @@ class ResolveRetry(ShimTest):
         self.assertFailed(r)
         self.assertEqual(len(self.dns_calls()), 1)
         self.assertNoCallEvents(read_events(log))
+
+    @unittest.skipUnless(CURL and hosts_file_name(), "needs curl and a loopback name in /etc/hosts")
+    def test_curl_resolver_thread(self):
+        """curl resolves in a thread of its own: the retry runs there."""
+        name, addr = hosts_file_name()
+        srv = self.server(delay_s=0, hosts=(addr,))
+        srv.wait_listening()
+        argv = [CURL, "-sS", "http://%s:%d/" % (name, srv.port)]
+        env = self.flaky_env(2, FLAKYDNS_HOST=name)
+        plain = run(argv, preload=prog("flakydns.so"), env=env)
+        self.assertEqual(plain.rc, 6, repr(plain))   # couldn't resolve host
+        os.unlink(self.dnslog)
+        pol, log = self.wd.policy(resolve_rule())
+        r = run(argv, preload=self.both(), policy=pol, env=env)
+        self.assertOk(r)
+        self.assertEqual(r.stdout, "ok")
+        events = read_events(log)
+        rec = self.assertRecovered(events, rule="dns", op="resolve", err="EAI_AGAIN")
+        self.assertEqual(rec.get("host"), name, describe(events))
+        self.assertNotEqual(rec.get("tid"), rec.get("pid"), "expected curl's resolver thread")
 
     def test_default_policy_retries_resolve(self):
         """No policy at all: the built-in default-resolve rule (3 attempts) rides out two
@@ -145,15 +186,35 @@ class HostNameDest(ShimTest):
         for ev in events_of(events, "retry", rule="byname"):
             self.assertEqual(ev.get("host"), "localhost", describe(events))
 
+    def by_name(self, argv_for):
+        srv = self.server(delay_s=1.5, hosts=tuple(localhost_addrs()))
+        rule = ("  - name: byname\n    match: { ops: [connect], dest: [\"localhost:%d\"] }\n"
+                "    retry: %s\n" % (srv.port, retry_yaml()))
+        pol, log = self.wd.policy(rule)
+        r = run(argv_for(srv.port), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "ok")
+        rec = self.assertRecovered(read_events(log), rule="byname")
+        self.assertEqual(rec.get("host"), "localhost")
+
+    def test_asyncio_resolves_in_a_worker_thread(self):
+        """asyncio calls getaddrinfo in an executor thread and connects in the loop's:
+        the name learned in one thread serves the match in the other."""
+        self.by_name(lambda port: py(PY_ASYNCIO, "localhost", port))
+
+    @unittest.skipUnless(NODE, "node is not on PATH")
+    def test_node_by_name(self):
+        self.by_name(lambda port: [NODE, "-e", NODE_HTTP, "localhost", str(port)])
+
     def test_rule_on_other_name_does_not_match(self):
-        srv = self.server(delay_s=1.5)
+        srv = self.server(delay_s=5)
         rule = ("  - name: other\n    match: { ops: [connect], dest: [\"db.example.invalid:%d\"] }\n"
                 "    retry: %s\n" % (srv.port, retry_yaml()))
         pol, log = self.wd.policy(rule)
         r = run(py(PY_BLOCKING, "localhost", srv.port), shim=True, policy=pol)
         self.assertFailed(r)
         self.assertIn("ConnectionRefusedError", r.stderr)
-        self.assertLess(r.elapsed, 1.5, "a connect was retried under a rule for another name")
+        self.assertLess(r.elapsed, 1.9, "a connect was retried under a rule for another name")
         self.assertNoCallEvents(read_events(log))
 
 

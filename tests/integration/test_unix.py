@@ -31,6 +31,15 @@ class UnixRetry(ShimTest):
         rec = self.assertRecovered(events, dest="unix:" + path, rule="local", err="ENOENT")
         self.assertGreater(rec["elapsed_ms"], 500, describe(events))
 
+    def test_path_with_quotes_and_utf8_is_escaped(self):
+        """Event strings are JSON-escaped: the dest comes back byte for byte."""
+        path = self.wd.file('odd "q" \\ \u00e9\t.sock')
+        self.server(delay_s=0.5, kind="unix", path=path)
+        pol, log = self.wd.policy(unix_rule(self.wd.path + "/*.sock"))
+        r = run(py(PY_UNIX, path), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertRecovered(read_events(log), dest="unix:" + path, err="ENOENT")
+
     def test_stale_socket_file(self):
         """The socket file exists but nobody listens (a server that crashed): connect
         is refused until the new server has replaced it."""
@@ -68,8 +77,10 @@ class UnixRetry(ShimTest):
         r = run(py(code, path), shim=True, policy=pol)
         self.assertOk(r)
         self.assertEqual(r.stdout.strip(), "enoent")
-        self.assertLess(r.elapsed, 1.0, "a datagram connect was retried")
-        self.assertFalse(events_of(read_events(log), "retry"))
+        self.assertLess(r.elapsed, 1.9, "a datagram connect was retried")
+        events = read_events(log)
+        self.assertTrue(events_of(events, "start"), "the library did not start")
+        self.assertFalse(events_of(events, "retry"), describe(events))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,14 @@ static const struct bad_case bad_cases[] = {
 	{ "", "policy.yaml:1:1: empty policy; expected a mapping that starts with version: 1" },
 	{ "# nothing but a comment\n",
 	  "policy.yaml:1:1: empty policy; expected a mapping that starts with version: 1" },
+	{ "version: 1\nrules: \xff\n",
+	  "policy.yaml: cannot read as YAML: invalid leading UTF-8 octet at byte 18" },
+	{ "version: 1\nrules:\n  - name: a\n    retry: &r { attempts: 2 }\n  - name: b\n"
+	  "    retry:\n      <<: *r\n",
+	  "policy.yaml:7:7: rules[1].retry: YAML merge keys (<<) are not supported; put shared "
+	  "settings under defaults" },
+	{ "version: 1\nrules:\n  - name: a\n    retry: *nowhere\n",
+	  "policy.yaml:4:12: syntax error: found undefined alias" },
 	/* top level */
 	{ "- a\n- b\n", "policy.yaml:1:1: the policy: expected a mapping, got a list" },
 	{ "version: 1\nrulez: []\n",
@@ -88,10 +96,10 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:2:18: on_config_error: expected one of passthrough, abort, got 'crash'" },
 	{ "version: 1\nseed: -1\n",
 	  "policy.yaml:2:7: seed: expected an integer from 0 to 18446744073709551615 (0: random), "
-	  "got '-1'" },
+	  "got -1" },
 	{ "version: 1\nseed: 18446744073709551616\n",
 	  "policy.yaml:2:7: seed: expected an integer from 0 to 18446744073709551615 (0: random), "
-	  "got '18446744073709551616'" },
+	  "got 18446744073709551616" },
 	{ "version: 1\nlog: { sink: kafka }\n",
 	  "policy.yaml:2:14: log.sink: expected stderr, syslog or file:PATH, got 'kafka'" },
 	{ "version: 1\nlog: { sink: \"file:\" }\n",
@@ -123,6 +131,10 @@ static const struct bad_case bad_cases[] = {
 	{ "version: 1\nrules:\n  - name: "
 	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
 	  "policy.yaml:3:11: rules[0].name: rule name is longer than 63 characters" },
+	{ "version: 1\nrules:\n  - name: \"\"\n",
+	  "policy.yaml:3:11: rules[0].name: a rule name cannot be empty" },
+	{ "version: 1\nrules:\n  - name:\n",
+	  "policy.yaml:3:10: rules[0].name: expected a rule name, got nothing" },
 	{ "version: 1\nrules:\n  - name: [a]\n",
 	  "policy.yaml:3:11: rules[0].name: expected a rule name, got a list" },
 	/* keys and types inside rules */

@@ -1,0 +1,260 @@
+/* Admission: breakers and rate limits around each attempt. State lives per destination
+ * (a bounded table) or per rule, each behind a short spin lock that is never held across
+ * a system call or a sleep. */
+#include <errno.h>
+#include <netdb.h>
+#include "engine.h"
+#include "errnames.h"
+
+#define SPIN_LIMIT 100000
+#define MAX_WAITS 10000     /* bounds the wait loop whatever the clock does */
+
+static struct bw_rule_rt *rt_of(struct bw_engine *e, const struct bw_rule *r)
+{
+	return &e->rt[r - e->cfg->rules];
+}
+
+/* The state for this call under `scope`, locked; NULL if the lock cannot be had (a hook
+ * in a signal handler that interrupted the holder): the call then goes unguarded. */
+static struct bw_dest_state *lock_state(struct bw_engine *e, const struct bw_call *c,
+					enum bw_scope scope, int *set)
+{
+	struct bw_rule_rt *rt = rt_of(e, c->rule);
+	if (scope == BW_SCOPE_DEST && rt->dests.mem)
+		return bw_keyed_lock(&rt->dests, c->key, e->env.mono_us(), set);
+	int spins = 0;
+	while (__atomic_exchange_n(&rt->lock, 1, __ATOMIC_ACQUIRE))
+		if (++spins > SPIN_LIMIT)
+			return NULL;
+	*set = -1;
+	return &rt->whole;
+}
+
+static void unlock_state(struct bw_engine *e, const struct bw_call *c, int set)
+{
+	struct bw_rule_rt *rt = rt_of(e, c->rule);
+	if (set >= 0)
+		bw_keyed_unlock(&rt->dests, set);
+	else
+		__atomic_store_n(&rt->lock, 0, __ATOMIC_RELEASE);
+}
+
+static int err_fits(int err, int op)
+{
+	switch (op) {
+	case BW_OP_RESOLVE:
+		return bw_err_is_eai(err);
+	case BW_OP_SQLITE:
+		return bw_err_is_sqlite(err);
+	default:
+		return bw_err_is_errno(err);
+	}
+}
+
+/* What a refused call returns: the configured code where it fits the op, else the op's. */
+static int refusal(int configured, int op)
+{
+	if (configured && err_fits(configured, op))
+		return configured;
+	return op == BW_OP_RESOLVE ? bw_err_eai(EAI_AGAIN)
+	       : op == BW_OP_SQLITE ? bw_err_sqlite(5) : ECONNREFUSED;
+}
+
+static int breaker_guards(const struct bw_rule *r, int op)
+{
+	return r->breaker.enabled && (op == BW_OP_CONNECT || op == BW_OP_RESOLVE ||
+				      op == BW_OP_SQLITE);
+}
+
+/* send/recv and accept cannot be refused: a made-up error on a ready descriptor stalls
+ * edge-triggered event loops (SPEC 3.6); they only wait. */
+static int may_refuse(int op)
+{
+	return op == BW_OP_CONNECT || op == BW_OP_RESOLVE || op == BW_OP_SQLITE;
+}
+
+static void breaker_event(struct bw_engine *e, const struct bw_call *c, struct bw_brk_move mv)
+{
+	if (mv.from == mv.to)
+		return;
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_BREAKER, BW_LVL_WARN);
+	ev.from = bw_brk_name(mv.from);
+	ev.to = bw_brk_name(mv.to);
+	bw_engine_emit(e, c, &ev);
+}
+
+static void simple_event(struct bw_engine *e, const struct bw_call *c, enum bw_event_kind kind,
+			 int err, double delay_ms)
+{
+	struct bw_event ev;
+	bw_event_init(&ev, kind, bw_event_default_level(kind));
+	ev.err = err;
+	ev.delay_ms = delay_ms;
+	bw_engine_emit(e, c, &ev);
+}
+
+static int breaker_admit(struct bw_engine *e, const struct bw_call *c)
+{
+	const struct bw_rule *r = c->rule;
+	int set, allowed = 1;
+	struct bw_brk_move mv = { 0, 0 };
+	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, &set);
+	if (!st)
+		return 0;
+	allowed = bw_breaker_allow(&r->breaker, &st->brk, e->env.mono_us(), &mv);
+	unlock_state(e, c, set);
+	breaker_event(e, c, mv);
+	if (allowed)
+		return 0;
+	int err = refusal(r->breaker.err, c->op);
+	simple_event(e, c, BW_EV_REJECTED, err, -1);
+	if (e->mode == BW_MODE_OBSERVE)
+		return 0;
+	bw_engine_count(e, r, BW_ST_REJECTED);
+	return err;
+}
+
+/* Take `want` tokens (at least `least`), waiting as the policy allows. Returns the tokens
+ * taken, or 0 when the call is refused (*err set). */
+static double take_tokens(struct bw_engine *e, const struct bw_call *c, double want,
+			  double least, int *err)
+{
+	const struct bw_rate_limit *rl = &c->rule->rate_limit;
+	int refusable = may_refuse(c->op);
+	int64_t waited = 0;
+	double got = 0;
+	*err = 0;
+	for (int i = 0; i < MAX_WAITS; i++) {
+		int set;
+		int64_t wait = 0;
+		struct bw_dest_state *st = lock_state(e, c, rl->scope, &set);
+		if (!st)
+			return want;
+		got = bw_bucket_take(rl, &st->bucket, e->env.mono_us(), want, least, &wait);
+		unlock_state(e, c, set);
+		if (got > 0)
+			break;
+		if (refusable && (rl->on_limit == BW_LIMIT_FAIL || waited + wait > rl->max_wait)) {
+			*err = refusal(rl->err, c->op);
+			simple_event(e, c, BW_EV_LIMITED, *err, -1);
+			if (e->mode == BW_MODE_OBSERVE) {
+				*err = 0;
+				return want;
+			}
+			bw_engine_count(e, c->rule, BW_ST_LIMITED);
+			return 0;
+		}
+		if (e->mode == BW_MODE_OBSERVE) {
+			waited = wait;
+			got = want;
+			break;
+		}
+		e->env.sleep_us(wait);
+		waited += wait;
+	}
+	if (waited > 0) {
+		simple_event(e, c, BW_EV_THROTTLED, 0, (double)waited / 1000.0);
+		if (e->mode != BW_MODE_OBSERVE)
+			bw_engine_count(e, c->rule, BW_ST_THROTTLED);
+	}
+	return got > 0 ? got : want;
+}
+
+int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breaker)
+{
+	const struct bw_rule *r = c->rule;
+	*by_breaker = 0;
+	if (breaker_guards(r, c->op)) {
+		int err = breaker_admit(e, c);
+		if (err) {
+			*by_breaker = 1;
+			return err;
+		}
+	}
+	if (r->rate_limit.enabled && !r->rate_limit.bytes) {
+		int err;
+		take_tokens(e, c, 1, 1, &err);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Outcomes that say nothing about the destination's health do not move the breaker. */
+static int counts_as_failure(const struct bw_call *c, int err)
+{
+	if (err == 0)
+		return 0;
+	if (c->op == BW_OP_RESOLVE)
+		return err != bw_err_eai(EAI_NONAME) && err != bw_err_eai(EAI_NODATA);
+	return 1;
+}
+
+static void record(struct bw_engine *e, const struct bw_call *c, int failed)
+{
+	const struct bw_rule *r = c->rule;
+	int set;
+	struct bw_brk_move mv = { 0, 0 };
+	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, &set);
+	if (!st)
+		return;
+	bw_breaker_record(&r->breaker, &st->brk, e->env.mono_us(), failed, &mv);
+	unlock_state(e, c, set);
+	breaker_event(e, c, mv);
+}
+
+void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err)
+{
+	if (breaker_guards(c->rule, c->op))
+		record(e, c, counts_as_failure(c, err));
+}
+
+void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int err)
+{
+	if (c->rule->breaker.enabled &&
+	    (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT))
+		record(e, c, 1);
+}
+
+size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want, int whole)
+{
+	const struct bw_rate_limit *rl = &c->rule->rate_limit;
+	if (!rl->enabled || !rl->bytes || want == 0)
+		return want;
+	/* a stream send that may be cut waits for a useful piece (10 ms of the rate) rather
+	 * than spinning on one-byte writes */
+	double least = whole ? (double)want : rl->rate / 100;
+	if (least > rl->burst)
+		least = rl->burst;
+	if (least > (double)want)
+		least = (double)want;
+	if (least < 1)
+		least = 1;
+	int err;
+	double got = take_tokens(e, c, (double)want, least, &err);
+	return got >= (double)want ? want : (size_t)got;
+}
+
+void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n)
+{
+	const struct bw_rate_limit *rl = &c->rule->rate_limit;
+	if (!rl->enabled || !rl->bytes || n == 0)
+		return;
+	int set;
+	struct bw_dest_state *st = lock_state(e, c, rl->scope, &set);
+	if (!st)
+		return;
+	st->bucket.tokens += (double)n;
+	if (st->bucket.tokens > rl->burst)
+		st->bucket.tokens = rl->burst;
+	unlock_state(e, c, set);
+}
+
+void bw_engine_after_fork(struct bw_engine *e)
+{
+	for (int i = 0; i < e->cfg->n_rules; i++) {
+		bw_keyed_after_fork(&e->rt[i].dests);
+		e->rt[i].lock = 0;
+	}
+}

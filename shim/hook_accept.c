@@ -1,0 +1,90 @@
+/* accept and accept4: retry the transient errors a legacy server would die or spin on
+ * (EMFILE, ECONNABORTED, ...) and pace inbound connections by delaying the call, so the
+ * kernel's backlog absorbs a storm. The accepted socket's own rules are worked out here,
+ * from the peer address the kernel hands back. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "hook.h"
+#include "match.h"
+#include "real.h"
+#include "sockio.h"
+#include "state.h"
+
+struct accept_args {
+	int fd, flags;
+	struct sockaddr_storage peer;
+	socklen_t len;
+	int result, err;
+};
+
+static int attempt(void *arg, int n, int64_t deadline)
+{
+	struct accept_args *a = arg;
+	(void)n, (void)deadline;
+	a->len = sizeof a->peer;
+	a->result = BW_REAL(accept4)(a->fd, (struct sockaddr *)&a->peer, &a->len, a->flags);
+	if (a->result >= 0)
+		return 0;
+	a->err = errno;
+	/* "nothing to accept yet" on a non-blocking listener is not a failure */
+	return a->err == EAGAIN || a->err == EWOULDBLOCK ? 0 : a->err;
+}
+
+static void listener_name(const struct bw_call *c, char *buf, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int saved = errno;
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0)
+		bw_format_sockaddr((struct sockaddr *)&ss, len, buf, cap);
+	else
+		buf[0] = '\0';
+	errno = saved;
+}
+
+static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	struct bw_engine *e = bw_engine_for_ops(BW_OPBIT(BW_OP_ACCEPT) | BW_OPBIT(BW_OP_SEND) |
+						 BW_OPBIT(BW_OP_RECV));
+	if (!e)
+		return BW_REAL(accept4)(fd, addr, addrlen, flags);
+	int saved = errno;
+	struct bw_fdinfo li;
+	if (bw_fd_classify(fd, &li) == BW_FD_SOCKET && !li.io_known)
+		bw_sock_learn(e, fd, &li, NULL, 0);
+	struct accept_args a = { .fd = fd, .flags = flags, .result = -1 };
+	int err = 0;
+	if (li.kind == BW_FD_SOCKET && li.accept_rule && (e->ops & BW_OPBIT(BW_OP_ACCEPT))) {
+		struct bw_call c = {
+			.rule = &e->cfg->rules[li.accept_rule - 1], .op = BW_OP_ACCEPT,
+			.call = flags ? "accept4" : "accept", .fd = fd, .key = li.key,
+			.dest_of = listener_name, .attempt = attempt, .arg = &a,
+		};
+		err = bw_engine_run(e, &c, bw_thread_rng());
+	} else {
+		attempt(&a, 1, 0);
+	}
+	if (a.result < 0) {
+		errno = err ? err : a.err;
+		return -1;
+	}
+	struct bw_fdinfo fi = { .kind = BW_FD_SOCKET, .family = li.family, .type = li.type };
+	bw_sock_learn(e, a.result, &fi, (struct sockaddr *)&a.peer, a.len);
+	if (addr && addrlen) {
+		memcpy(addr, &a.peer, *addrlen < a.len ? *addrlen : a.len);
+		*addrlen = a.len;
+	}
+	errno = saved;
+	return a.result;
+}
+
+BW_HOOK int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	return do_accept(fd, addr, addrlen, 0);
+}
+
+BW_HOOK int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	return do_accept(fd, addr, addrlen, flags);
+}

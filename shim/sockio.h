@@ -1,0 +1,36 @@
+/* The shared path of every send and receive hook: find the descriptor's rule (worked out
+ * once per socket and cached in the fd table), then run the transfer through the engine:
+ * byte limits, retries of safe errors, timeouts, breaker accounting. */
+#ifndef BW_SOCKIO_H
+#define BW_SOCKIO_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include "engine.h"
+#include "fdtable.h"
+
+struct bw_xfer {
+	int op;                  /* BW_OP_SEND or BW_OP_RECV */
+	const char *call;
+	int fd;
+	size_t len;              /* bytes asked for; 0 when not known */
+	int shorten;             /* a send whose length may be cut (plain buffer, stream) */
+	int dontwait;            /* MSG_DONTWAIT: EAGAIN is the program's own */
+	int generic;             /* read/write family: an unknown descriptor is not probed */
+	/* The real call with at most `len` bytes; returns its result, errno as it left it. */
+	ssize_t (*fn)(struct bw_xfer *x, size_t len);
+	ssize_t result;
+};
+
+/* Rules and timeouts for a socket whose peer (or, for a listener, own address) is sa;
+ * sa NULL: asked of the kernel. Updates *fi and the table. */
+void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const struct sockaddr *sa,
+		   socklen_t len);
+
+/* Run one transfer; the hook returns this. */
+ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x);
+
+/* Event dest of a connected socket, looked up only when an event is logged. */
+void bw_sock_peer_name(const struct bw_call *c, char *buf, size_t cap);
+
+#endif

@@ -67,7 +67,7 @@ static uint64_t applicable(const struct cf_draft *defs, unsigned ops)
 		m &= ~BREAKER_FIELDS;
 	if (!err_fits(r->breaker.err, ops & CF_BREAKER_OPS))
 		m &= ~FBIT(F_B_ERR);
-	if (r->rate_limit.bytes && (ops & ~CF_STREAM_OPS))
+	if (r->rate_limit.bytes && !(ops & CF_STREAM_OPS))
 		m &= ~FBIT(F_L_RATE);
 	if (r->rate_limit.on_limit == BW_LIMIT_FAIL && (ops & ~CF_FAIL_OPS))
 		m &= ~FBIT(F_L_ONLIMIT);

@@ -322,7 +322,8 @@ static int limit_rate(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, c
 		cf_error(l, cf_mark_of(v), "%s: %s", path, err);
 		return -1;
 	}
-	if (!d->is_defaults && rl->bytes && (d->r.match.ops & ~CF_STREAM_OPS)) {
+	/* a byte rate paces the rule's send and recv; its other ops are not limited */
+	if (!d->is_defaults && rl->bytes && !(d->r.match.ops & CF_STREAM_OPS)) {
 		cf_ops_text(d->r.match.ops, ops, sizeof ops);
 		cf_error(l, cf_mark_of(v), "%s: a byte rate applies only to send and recv, but rule "
 			 "'%s' matches [%s]; use a call rate such as 50/s", path, cf_rule_name(d),

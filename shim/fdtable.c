@@ -13,16 +13,10 @@
 #include "fdtable.h"
 #include "real.h"
 
-#define PAGE_BITS 10
+#define PAGE_BITS BW_FD_PAGE_BITS
 #define PAGE_FDS (1u << PAGE_BITS)
-#define NPAGES (BW_FD_MAX / PAGE_FDS)
 
-struct entry {
-	uint64_t word;
-	uint64_t key;
-};
-
-static struct entry *pages[NPAGES];
+struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
 
 /* word: kind 2 | family 8 | type 8 | io_known 1 | send 12 | recv 12 | accept 12 |
  * timeouts 1 | app_rcvtimeo 1 | app_sndtimeo 1 */
@@ -51,25 +45,25 @@ static void unpack(uint64_t w, uint64_t key, struct bw_fdinfo *i)
 	i->key = key;
 }
 
-static struct entry *slot(int fd, int create)
+static struct bw_fd_entry *slot(int fd, int create)
 {
 	if (fd < 0 || fd >= BW_FD_MAX)
 		return NULL;
-	struct entry **pp = &pages[(unsigned)fd >> PAGE_BITS];
-	struct entry *p = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
+	struct bw_fd_entry **pp = &bw_fd_pages[(unsigned)fd >> PAGE_BITS];
+	struct bw_fd_entry *p = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
 	if (!p && create) {
 		int saved = errno;
-		void *m = mmap(NULL, PAGE_FDS * sizeof(struct entry), PROT_READ | PROT_WRITE,
+		void *m = mmap(NULL, PAGE_FDS * sizeof(struct bw_fd_entry), PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		errno = saved;
 		if (m == MAP_FAILED)
 			return NULL;
-		struct entry *expect = NULL;
-		if (__atomic_compare_exchange_n(pp, &expect, (struct entry *)m, 0, __ATOMIC_ACQ_REL,
+		struct bw_fd_entry *expect = NULL;
+		if (__atomic_compare_exchange_n(pp, &expect, (struct bw_fd_entry *)m, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE)) {
 			p = m;
 		} else {
-			munmap(m, PAGE_FDS * sizeof(struct entry));
+			munmap(m, PAGE_FDS * sizeof(struct bw_fd_entry));
 			p = expect;
 		}
 	}
@@ -78,7 +72,7 @@ static struct entry *slot(int fd, int create)
 
 void bw_fd_get(int fd, struct bw_fdinfo *out)
 {
-	struct entry *s = slot(fd, 0);
+	struct bw_fd_entry *s = slot(fd, 0);
 	if (!s) {
 		unpack(0, 0, out);
 		return;
@@ -90,7 +84,7 @@ void bw_fd_get(int fd, struct bw_fdinfo *out)
 /* The key is stored first: a reader that sees the new word sees its key. */
 static void store(int fd, uint64_t w, uint64_t key, int create)
 {
-	struct entry *s = slot(fd, create);
+	struct bw_fd_entry *s = slot(fd, create);
 	if (!s)
 		return;
 	__atomic_store_n(&s->key, key, __ATOMIC_RELAXED);
@@ -126,7 +120,7 @@ void bw_fd_forget_range(unsigned lo, unsigned hi)
 		hi = BW_FD_MAX - 1;
 	for (unsigned fd = lo; fd <= hi && lo < BW_FD_MAX; fd++) {
 		if ((fd & (PAGE_FDS - 1)) == 0 &&
-		    !__atomic_load_n(&pages[fd >> PAGE_BITS], __ATOMIC_ACQUIRE)) {
+		    !__atomic_load_n(&bw_fd_pages[fd >> PAGE_BITS], __ATOMIC_ACQUIRE)) {
 			fd += PAGE_FDS - 1;
 			continue;
 		}

@@ -26,6 +26,25 @@ struct bw_fdinfo {
 
 /* Entries beyond this many descriptors are not tracked (they stay UNKNOWN). */
 #define BW_FD_MAX (1 << 20)
+#define BW_FD_PAGE_BITS 10
+
+struct bw_fd_entry {
+	uint64_t word;           /* packed bw_fdinfo; low 2 bits: kind */
+	uint64_t key;
+};
+
+extern struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
+
+/* The hot path of read() and write(): is this a socket we know? Two loads, no call. */
+static inline int bw_fd_is_socket(int fd)
+{
+	if ((unsigned)fd >= BW_FD_MAX)
+		return 0;
+	struct bw_fd_entry *p = __atomic_load_n(&bw_fd_pages[(unsigned)fd >> BW_FD_PAGE_BITS],
+						__ATOMIC_ACQUIRE);
+	return p && (__atomic_load_n(&p[(unsigned)fd & ((1u << BW_FD_PAGE_BITS) - 1)].word,
+				     __ATOMIC_RELAXED) & 3) == BW_FD_SOCKET;
+}
 
 void bw_fd_get(int fd, struct bw_fdinfo *out);
 void bw_fd_put(int fd, const struct bw_fdinfo *in);

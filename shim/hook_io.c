@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "hook.h"
+#include "fdtable.h"
 #include "real.h"
 #include "sockio.h"
 #include "state.h"
@@ -125,13 +126,19 @@ static ssize_t run(struct bw_engine *e, struct io *a, int shorten, int flags)
 	return bw_xfer_run(e, &a->x);
 }
 
+/* Out of line, so the pass-through above needs no stack frame. */
+static __attribute__((noinline)) ssize_t send_slow(struct bw_engine *e, int fd, const void *buf, size_t n, int flags)
+{
+	struct io a = { .x = IO(BW_OP_SEND, "send", fd, n, do_send), .cbuf = buf, .flags = flags };
+	return run(e, &a, 1, flags);
+}
+
 BW_HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
 	if (!e)
 		return BW_REAL(send)(fd, buf, n, flags);
-	struct io a = { .x = IO(BW_OP_SEND, "send", fd, n, do_send), .cbuf = buf, .flags = flags };
-	return run(e, &a, 1, flags);
+	return send_slow(e, fd, buf, n, flags);
 }
 
 BW_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
@@ -165,23 +172,39 @@ BW_HOOK int sendmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags)
 	return (int)run(e, &a, 0, flags);
 }
 
+static __attribute__((noinline)) ssize_t write_slow(struct bw_engine *e, int fd, const void *buf, size_t n)
+{
+	struct io a = { .x = IO(BW_OP_SEND, "write", fd, n, do_write), .cbuf = buf };
+	return run(e, &a, 1, 0);
+}
+
 BW_HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e)
+	if (!e || !bw_fd_is_socket(fd))
 		return BW_REAL(write)(fd, buf, n);
-	struct io a = { .x = IO(BW_OP_SEND, "write", fd, n, do_write), .cbuf = buf };
-	return run(e, &a, 1, 0);
+	return write_slow(e, fd, buf, n);
+}
+
+static __attribute__((noinline)) ssize_t writev_slow(struct bw_engine *e, int fd, const struct iovec *iov, int iovcnt)
+{
+	struct io a = { .x = IO(BW_OP_SEND, "writev", fd, iov_bytes(iov, iovcnt), do_writev),
+			.iov = iov, .iovcnt = iovcnt };
+	return run(e, &a, 0, 0);
 }
 
 BW_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e)
+	if (!e || !bw_fd_is_socket(fd))
 		return BW_REAL(writev)(fd, iov, iovcnt);
-	struct io a = { .x = IO(BW_OP_SEND, "writev", fd, iov_bytes(iov, iovcnt), do_writev),
-			.iov = iov, .iovcnt = iovcnt };
-	return run(e, &a, 0, 0);
+	return writev_slow(e, fd, iov, iovcnt);
+}
+
+static __attribute__((noinline)) ssize_t recv_slow(struct bw_engine *e, int fd, void *buf, size_t n, int flags)
+{
+	struct io a = { .x = IO(BW_OP_RECV, "recv", fd, n, do_recv), .buf = buf, .flags = flags };
+	return run(e, &a, 0, flags);
 }
 
 BW_HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -189,8 +212,7 @@ BW_HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
 	if (!e)
 		return BW_REAL(recv)(fd, buf, n, flags);
-	struct io a = { .x = IO(BW_OP_RECV, "recv", fd, n, do_recv), .buf = buf, .flags = flags };
-	return run(e, &a, 0, flags);
+	return recv_slow(e, fd, buf, n, flags);
 }
 
 BW_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
@@ -224,23 +246,33 @@ BW_HOOK int recvmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struc
 	return (int)run(e, &a, 0, flags);
 }
 
+static __attribute__((noinline)) ssize_t read_slow(struct bw_engine *e, int fd, void *buf, size_t n)
+{
+	struct io a = { .x = IO(BW_OP_RECV, "read", fd, n, do_read), .buf = buf };
+	return run(e, &a, 0, 0);
+}
+
 BW_HOOK ssize_t read(int fd, void *buf, size_t n)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e)
+	if (!e || !bw_fd_is_socket(fd))
 		return BW_REAL(read)(fd, buf, n);
-	struct io a = { .x = IO(BW_OP_RECV, "read", fd, n, do_read), .buf = buf };
+	return read_slow(e, fd, buf, n);
+}
+
+static __attribute__((noinline)) ssize_t readv_slow(struct bw_engine *e, int fd, const struct iovec *iov, int iovcnt)
+{
+	struct io a = { .x = IO(BW_OP_RECV, "readv", fd, 0, do_readv), .iov = iov,
+			.iovcnt = iovcnt };
 	return run(e, &a, 0, 0);
 }
 
 BW_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e)
+	if (!e || !bw_fd_is_socket(fd))
 		return BW_REAL(readv)(fd, iov, iovcnt);
-	struct io a = { .x = IO(BW_OP_RECV, "readv", fd, 0, do_readv), .iov = iov,
-			.iovcnt = iovcnt };
-	return run(e, &a, 0, 0);
+	return readv_slow(e, fd, iov, iovcnt);
 }
 
 /* _FORTIFY_SOURCE entry points: glibc calls its internal recv from them, out of our

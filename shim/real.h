@@ -54,11 +54,11 @@ extern struct bw_real bw_real;
 /* Resolve every pointer (idempotent, lock-free: each store is atomic and any thread may
  * race to do it). Hooks call this when a pointer is still NULL, which happens for calls
  * that arrive before our constructor. */
-void bw_real_resolve(void);
+__attribute__((cold)) void bw_real_resolve(void);
 
 /* The pointer, resolved on first use. Never NULL after this returns unless libc lacks it. */
 #define BW_REAL(name) \
-	(__atomic_load_n(&bw_real.name, __ATOMIC_ACQUIRE) ? bw_real.name \
+	(__builtin_expect(__atomic_load_n(&bw_real.name, __ATOMIC_ACQUIRE) != 0, 1) ? bw_real.name \
 	 : (bw_real_resolve(), bw_real.name))
 
 #endif

@@ -16,7 +16,7 @@ struct bw_shim {
 
 extern struct bw_shim bw_shim;
 
-void bw_init(void);
+__attribute__((cold)) void bw_init(void);
 
 /* The engine when any op in `ops` has a rule in this process, else NULL: the hook then
  * passes straight through. Initializes on first use (calls before our constructor). Keeps
@@ -26,7 +26,7 @@ static inline struct bw_engine *bw_engine_for_ops(unsigned ops)
 	if (bw_guarded())
 		return 0;
 	int life = __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE);
-	if (life == BW_LIFE_NEW) {
+	if (__builtin_expect(life == BW_LIFE_NEW, 0)) {
 		bw_init();
 		life = __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE);
 	}

@@ -739,7 +739,9 @@ static void test_defaults_that_do_not_apply(void **state)
 	r = rule(cfg, "sr");
 	assert_int_equal(r->retry.n_on, 1);             /* ECONNRESET is unsafe for send/recv */
 	assert_int_equal(r->timeout.recv, 30 * SEC);
-	assert_false(r->rate_limit.enabled);            /* connect is not a byte op */
+	assert_true(r->rate_limit.enabled);             /* the byte rate paces send/recv */
+	assert_true(r->rate_limit.bytes);
+	assert_int_equal(r->rate_limit.on_limit, BW_LIMIT_WAIT);   /* fail is not for send */
 	assert_int_equal(r->n_inject, 2);
 	assert_int_equal(r->inject[0].ops, OP(SEND) | OP(RECV));
 

@@ -19,7 +19,7 @@ const char bw_default_policy_yaml[] =
 	"    match: { ops: [sqlite] }\n"
 	"    retry: { attempts: 10, backoff: { base: 5ms, max: 500ms, jitter: full }, deadline: 10s }\n";
 
-struct bw_config *bw_config_default(void)
+struct bw_config *bw_config_parse_default(void)
 {
 	struct bw_diags dg = { .n = 0 };
 	return bw_config_load_string("<default>", bw_default_policy_yaml,

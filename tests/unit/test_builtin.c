@@ -1,0 +1,59 @@
+/* The default policy built as data equals the SPEC 7 text run through the loader. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "config.h"
+
+static char *dump(const struct bw_config *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	bw_config_dump(c, f);
+	fclose(f);
+	return buf;
+}
+
+static void test_builtin_equals_parsed(void **s)
+{
+	(void)s;
+	struct bw_config *built = bw_config_default(), *parsed = bw_config_parse_default();
+	assert_non_null(built);
+	assert_non_null(parsed);
+	char *a = dump(built), *b = dump(parsed);
+	assert_string_equal(a, b);
+	assert_string_equal(built->path, parsed->path);
+	assert_int_equal(built->ops, parsed->ops);
+	assert_int_equal(built->n_rules, parsed->n_rules);
+	for (int i = 0; i < built->n_rules; i++) {
+		const struct bw_rule *x = &built->rules[i], *y = &parsed->rules[i];
+		assert_int_equal(x->line, y->line);
+		assert_memory_equal(&x->retry, &y->retry, sizeof x->retry);
+		assert_memory_equal(&x->timeout, &y->timeout, sizeof x->timeout);
+		assert_memory_equal(&x->breaker, &y->breaker, sizeof x->breaker);
+		assert_memory_equal(&x->rate_limit, &y->rate_limit, sizeof x->rate_limit);
+		assert_int_equal(x->has_retry, y->has_retry);
+		assert_int_equal(x->max_keys, y->max_keys);
+		assert_int_equal(x->match.ops, y->match.ops);
+		assert_int_equal(x->match.n_dest + x->match.n_host + x->match.n_db + x->match.n_prog,
+				 y->match.n_dest + y->match.n_host + y->match.n_db + y->match.n_prog);
+	}
+	assert_memory_equal(&built->log, &parsed->log, sizeof built->log);
+	free(a);
+	free(b);
+	bw_config_free(built);
+	bw_config_free(parsed);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_builtin_equals_parsed),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -29,6 +29,7 @@ struct attempt_ctx {
 	socklen_t len;
 	bw_usec per_attempt;     /* timeout.connect, 0 none */
 	int64_t app_timeout;     /* the program's SO_SNDTIMEO on a blocking socket, 0 none */
+	int last_err;            /* the previous attempt's error */
 };
 
 static void reset_socket(int fd)
@@ -53,10 +54,8 @@ static void timeout_event(struct attempt_ctx *a)
 	bw_engine_emit(a->e, a->call, &ev);
 }
 
-static int attempt(void *arg, int n, int64_t deadline)
+static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 {
-	struct attempt_ctx *a = arg;
-	(void)n;
 	if (BW_REAL(connect)(a->fd, a->sa, a->len) == 0)
 		return 0;
 	int err = errno;
@@ -78,9 +77,13 @@ static int attempt(void *arg, int n, int64_t deadline)
 			return EINPROGRESS;
 		}
 		reset_socket(a->fd);
-		if (a->per_attempt && until - now == a->per_attempt)
+		if (a->per_attempt && until - now == a->per_attempt) {
 			timeout_event(a);
-		return ETIMEDOUT;
+			return ETIMEDOUT;
+		}
+		/* cut short by the call's deadline: what the call gives up with is the last
+		 * real outcome, not a timeout of our making */
+		return a->last_err ? a->last_err : ETIMEDOUT;
 	}
 	int soerr = 0;
 	socklen_t sl = sizeof soerr;
@@ -95,6 +98,15 @@ static int attempt(void *arg, int n, int64_t deadline)
 		errno = saved;
 	}
 	return soerr;
+}
+
+static int attempt(void *arg, int n, int64_t deadline)
+{
+	struct attempt_ctx *a = arg;
+	(void)n;
+	int err = attempt_once(a, deadline);
+	a->last_err = err;
+	return err;
 }
 
 static int64_t app_send_timeout(int fd)
@@ -207,6 +219,7 @@ static int try_fallbacks(struct bw_engine *e, struct bw_call *c, struct attempt_
 		failover_event(e, c, from);
 		a->sa = (struct sockaddr *)&ss;
 		a->len = len;
+		a->last_err = 0;
 		err = bw_engine_run(e, c, bw_thread_rng());
 		if (err == 0)
 			return 0;
@@ -265,7 +278,7 @@ BW_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return rc;
 	}
 
-	struct attempt_ctx a = { e, &c, fd, sa, len, r->timeout.connect, 0 };
+	struct attempt_ctx a = { e, &c, fd, sa, len, r->timeout.connect, 0, 0 };
 	c.attempt = attempt;
 	c.arg = &a;
 	c.before_retry = before_retry;

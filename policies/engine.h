@@ -38,8 +38,11 @@ struct bw_dest_state {
 	struct bw_bucket bucket;
 };
 
+#define BW_CALL_STRIPES 8      /* `calls` counts every matched call: spread it over lines */
+
 struct bw_rule_rt {
-	long stats[BW_ST_COUNT];                 /* atomics */
+	long stats[BW_ST_COUNT];                 /* atomics; calls live in the stripes */
+	struct { long n; char pad[64 - sizeof(long)]; } calls[BW_CALL_STRIPES];
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
 	struct bw_keyed dests;                   /* scope dest, bounded by max_keys */
 	int lock;                                /* guards `whole` */
@@ -115,6 +118,7 @@ void bw_engine_after_fork(struct bw_engine *e);
 void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_event *ev);
 int bw_engine_wants(const struct bw_engine *e, enum bw_level lvl);
 void bw_engine_count(struct bw_engine *e, const struct bw_rule *r, enum bw_stat st);
+long bw_engine_stat(const struct bw_engine *e, int rule, enum bw_stat st);
 void bw_engine_start_event(struct bw_engine *e, const char *version);
 void bw_engine_exit_event(struct bw_engine *e);
 

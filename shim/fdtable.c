@@ -25,8 +25,9 @@ struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
 
 static uint64_t pack(const struct bw_fdinfo *i)
 {
-	return F(i->kind, 0, 2) | F(i->family, 2, 8) | F(i->type, 10, 8) | F(i->io_known, 18, 1) |
-	       F(i->send_rule, 19, 12) | F(i->recv_rule, 31, 12) | F(i->accept_rule, 43, 12) |
+	return F(i->kind, 0, 2) | F(i->family, 2, 8) | F(i->type, 10, 8) |
+	       F(i->io_known, BW_FDW_IO_KNOWN, 1) | F(i->send_rule, BW_FDW_SEND, BW_FDW_RULE_BITS) |
+	       F(i->recv_rule, BW_FDW_RECV, BW_FDW_RULE_BITS) | F(i->accept_rule, 43, 12) |
 	       F(i->timeouts, 55, 1) | F(i->app_rcvtimeo, 56, 1) | F(i->app_sndtimeo, 57, 1);
 }
 
@@ -35,9 +36,9 @@ static void unpack(uint64_t w, uint64_t key, struct bw_fdinfo *i)
 	i->kind = (enum bw_fd_kind)G(w, 0, 2);
 	i->family = G(w, 2, 8);
 	i->type = G(w, 10, 8);
-	i->io_known = G(w, 18, 1);
-	i->send_rule = G(w, 19, 12);
-	i->recv_rule = G(w, 31, 12);
+	i->io_known = G(w, BW_FDW_IO_KNOWN, 1);
+	i->send_rule = G(w, BW_FDW_SEND, BW_FDW_RULE_BITS);
+	i->recv_rule = G(w, BW_FDW_RECV, BW_FDW_RULE_BITS);
 	i->accept_rule = G(w, 43, 12);
 	i->timeouts = G(w, 55, 1);
 	i->app_rcvtimeo = G(w, 56, 1);

@@ -35,15 +35,33 @@ struct bw_fd_entry {
 
 extern struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
 
-/* The hot path of read() and write(): is this a socket we know? Two loads, no call. */
-static inline int bw_fd_is_socket(int fd)
+/* Layout of bw_fd_entry.word (fdtable.c packs and unpacks it). */
+#define BW_FDW_IO_KNOWN 18
+#define BW_FDW_SEND 19
+#define BW_FDW_RECV 31
+#define BW_FDW_RULE_BITS 12
+
+/* The hot path of every send and receive hook: can this call go straight to libc? Yes for
+ * a descriptor known not to be a socket, for a socket whose rules are known to leave
+ * this op alone, and (for read/write) for a descriptor never seen made. Two loads, no
+ * call, no lock. */
+static inline int bw_fd_untouched(int fd, int send, int generic)
 {
 	if ((unsigned)fd >= BW_FD_MAX)
-		return 0;
+		return generic;
 	struct bw_fd_entry *p = __atomic_load_n(&bw_fd_pages[(unsigned)fd >> BW_FD_PAGE_BITS],
 						__ATOMIC_ACQUIRE);
-	return p && (__atomic_load_n(&p[(unsigned)fd & ((1u << BW_FD_PAGE_BITS) - 1)].word,
-				     __ATOMIC_RELAXED) & 3) == BW_FD_SOCKET;
+	uint64_t w = p ? __atomic_load_n(&p[(unsigned)fd & ((1u << BW_FD_PAGE_BITS) - 1)].word,
+					 __ATOMIC_RELAXED) : 0;
+	switch (w & 3) {
+	case BW_FD_OTHER:
+		return 1;
+	case BW_FD_UNKNOWN:
+		return generic;
+	}
+	if (!((w >> BW_FDW_IO_KNOWN) & 1))
+		return 0;
+	return ((w >> (send ? BW_FDW_SEND : BW_FDW_RECV)) & ((1u << BW_FDW_RULE_BITS) - 1)) == 0;
 }
 
 void bw_fd_get(int fd, struct bw_fdinfo *out);

@@ -136,7 +136,7 @@ static __attribute__((noinline)) ssize_t send_slow(struct bw_engine *e, int fd, 
 BW_HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e)
+	if (!e || bw_fd_untouched(fd, 1, 0))
 		return BW_REAL(send)(fd, buf, n, flags);
 	return send_slow(e, fd, buf, n, flags);
 }
@@ -145,7 +145,7 @@ BW_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struc
 		       socklen_t tolen)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e)
+	if (!e || bw_fd_untouched(fd, 1, 0))
 		return BW_REAL(sendto)(fd, buf, n, flags, to, tolen);
 	struct io a = { .x = IO(BW_OP_SEND, "sendto", fd, n, do_sendto), .cbuf = buf,
 			.flags = flags, .to = to, .tolen = tolen };
@@ -155,7 +155,7 @@ BW_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struc
 BW_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || !msg)
+	if (!e || !msg || bw_fd_untouched(fd, 1, 0))
 		return BW_REAL(sendmsg)(fd, msg, flags);
 	struct io a = { .x = IO(BW_OP_SEND, "sendmsg", fd, iov_bytes(msg->msg_iov,
 			(int)msg->msg_iovlen), do_sendmsg), .cmsg = msg, .flags = flags };
@@ -165,7 +165,7 @@ BW_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 BW_HOOK int sendmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e)
+	if (!e || bw_fd_untouched(fd, 1, 0))
 		return BW_REAL(sendmmsg)(fd, mm, vlen, flags);
 	struct io a = { .x = IO(BW_OP_SEND, "sendmmsg", fd, 0, do_sendmmsg), .mm = mm,
 			.vlen = vlen, .flags = flags };
@@ -181,7 +181,7 @@ static __attribute__((noinline)) ssize_t write_slow(struct bw_engine *e, int fd,
 BW_HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || !bw_fd_is_socket(fd))
+	if (!e || bw_fd_untouched(fd, 1, 1))
 		return BW_REAL(write)(fd, buf, n);
 	return write_slow(e, fd, buf, n);
 }
@@ -196,7 +196,7 @@ static __attribute__((noinline)) ssize_t writev_slow(struct bw_engine *e, int fd
 BW_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || !bw_fd_is_socket(fd))
+	if (!e || bw_fd_untouched(fd, 1, 1))
 		return BW_REAL(writev)(fd, iov, iovcnt);
 	return writev_slow(e, fd, iov, iovcnt);
 }
@@ -210,7 +210,7 @@ static __attribute__((noinline)) ssize_t recv_slow(struct bw_engine *e, int fd, 
 BW_HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e)
+	if (!e || bw_fd_untouched(fd, 0, 0))
 		return BW_REAL(recv)(fd, buf, n, flags);
 	return recv_slow(e, fd, buf, n, flags);
 }
@@ -219,7 +219,7 @@ BW_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr
 			 socklen_t *fromlen)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e)
+	if (!e || bw_fd_untouched(fd, 0, 0))
 		return BW_REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
 	struct io a = { .x = IO(BW_OP_RECV, "recvfrom", fd, n, do_recvfrom), .buf = buf,
 			.flags = flags, .from = from, .fromlen = fromlen };
@@ -229,7 +229,7 @@ BW_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr
 BW_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e)
+	if (!e || bw_fd_untouched(fd, 0, 0))
 		return BW_REAL(recvmsg)(fd, msg, flags);
 	struct io a = { .x = IO(BW_OP_RECV, "recvmsg", fd, 0, do_recvmsg), .msg = msg,
 			.flags = flags };
@@ -239,7 +239,7 @@ BW_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 BW_HOOK int recvmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struct timespec *tmo)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e)
+	if (!e || bw_fd_untouched(fd, 0, 0))
 		return BW_REAL(recvmmsg)(fd, mm, vlen, flags, tmo);
 	struct io a = { .x = IO(BW_OP_RECV, "recvmmsg", fd, 0, do_recvmmsg), .mm = mm,
 			.vlen = vlen, .flags = flags, .tmo = tmo };
@@ -255,7 +255,7 @@ static __attribute__((noinline)) ssize_t read_slow(struct bw_engine *e, int fd, 
 BW_HOOK ssize_t read(int fd, void *buf, size_t n)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e || !bw_fd_is_socket(fd))
+	if (!e || bw_fd_untouched(fd, 0, 1))
 		return BW_REAL(read)(fd, buf, n);
 	return read_slow(e, fd, buf, n);
 }
@@ -270,7 +270,7 @@ static __attribute__((noinline)) ssize_t readv_slow(struct bw_engine *e, int fd,
 BW_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e || !bw_fd_is_socket(fd))
+	if (!e || bw_fd_untouched(fd, 0, 1))
 		return BW_REAL(readv)(fd, iov, iovcnt);
 	return readv_slow(e, fd, iov, iovcnt);
 }

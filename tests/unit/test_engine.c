@@ -74,7 +74,7 @@ static void test_success_first_time_is_silent(void **s)
 	assert_int_equal(run(BW_OP_CONNECT), 0);
 	assert_int_equal(calls, 1);
 	assert_int_equal(fake_log_len, 0);
-	assert_int_equal(eng.rt[0].stats[BW_ST_CALLS], 1);
+	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_CALLS), 1);
 }
 
 static void test_recovers_after_refusals(void **s)

@@ -93,6 +93,12 @@ static int inet_parts(const struct sockaddr *sa, socklen_t len, int *family, con
 	return -1;
 }
 
+static int is_v4_mapped(const uint8_t *a)
+{
+	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	return memcmp(a, prefix, 12) == 0;
+}
+
 /* The path of an AF_UNIX address; abstract sockets come out as "@name". */
 static int unix_path(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap)
 {
@@ -133,6 +139,12 @@ int bw_match_dest(const struct bw_dest *d, const struct sockaddr *sa, socklen_t 
 	case BW_DEST_ANYADDR:
 		return 1;
 	case BW_DEST_ADDR:
+		/* a dual-stack socket reaches IPv4 peers as ::ffff:a.b.c.d: an IPv4 rule
+		 * still means them */
+		if (family == AF_INET6 && d->family == AF_INET && is_v4_mapped(addr)) {
+			family = AF_INET;
+			addr += 12;
+		}
 		return d->family == family && prefix_eq(d->addr, addr, d->prefix);
 	case BW_DEST_HOST:
 		return host && bw_glob(d->pattern, host);

@@ -70,6 +70,9 @@ static void test_dest_forms(void **s)
 	assert_true(dest_hits_at("*:443", v6("::1", 443, &len), &len, NULL));
 	assert_false(dest_hits_at("*:443", v4("1.2.3.4", 80, &len), &len, NULL));
 	assert_true(dest_hits_at("[::1]:6379", v6("::1", 6379, &len), &len, NULL));
+	assert_true(dest_hits_at("127.0.0.1:80", v6("::ffff:127.0.0.1", 80, &len), &len, NULL));
+	assert_true(dest_hits_at("127.0.0.0/8", v6("::ffff:127.9.9.9", 1, &len), &len, NULL));
+	assert_false(dest_hits_at("127.0.0.1:80", v6("::ffff:127.0.0.2", 80, &len), &len, NULL));
 	assert_false(dest_hits_at("[::1]:6379", v4("127.0.0.1", 6379, &len), &len, NULL));
 	assert_true(dest_hits_at("unix:/run/app/*.sock", unx("/run/app/x.sock", &len), &len, NULL));
 	assert_false(dest_hits_at("unix:/run/app/*.sock", unx("/run/other.sock", &len), &len, NULL));

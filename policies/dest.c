@@ -5,23 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dest.h"
+#include "units.h"
 
 #define EXPECTED "expected host:port, ip:port, a CIDR such as 10.0.0.0/8, [ipv6]:port, " \
 		 "*:port or unix:path"
 
-static int fail(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, cap, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static int is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
 
 static int is_glob_char(char c)
 {
@@ -36,11 +24,11 @@ static int parse_port(const char *p, int *port, char *err, size_t cap)
 		return 0;
 	}
 	for (const char *q = p; *q; q++) {
-		if (!is_digit(*q) || (v = v * 10 + (*q - '0')) > 65535)
-			return fail(err, cap, "invalid port '%s'; expected 1 to 65535 or *", p);
+		if (!bw_is_digit(*q) || (v = v * 10 + (*q - '0')) > 65535)
+			return bw_fail(err, cap, "invalid port '%s'; expected 1 to 65535 or *", p);
 	}
 	if (!*p || v == 0)
-		return fail(err, cap, "invalid port '%s'; expected 1 to 65535 or *", p);
+		return bw_fail(err, cap, "invalid port '%s'; expected 1 to 65535 or *", p);
 	*port = (int)v;
 	return 0;
 }
@@ -64,7 +52,7 @@ static int parse_addr(const char *s, size_t n, int family, struct bw_dest *d, ch
 	char buf[INET6_ADDRSTRLEN + 8];
 	int bits = family == AF_INET ? 32 : 128;
 	if (n >= sizeof buf)
-		return fail(err, cap, "invalid address '%.*s'", (int)n, s);
+		return bw_fail(err, cap, "invalid address '%.*s'", (int)n, s);
 	memcpy(buf, s, n);
 	buf[n] = '\0';
 	char *slash = strchr(buf, '/');
@@ -73,18 +61,18 @@ static int parse_addr(const char *s, size_t n, int family, struct bw_dest *d, ch
 		int v = 0;
 		*slash++ = '\0';
 		for (const char *q = slash; *q; q++)
-			if (!is_digit(*q) || (v = v * 10 + (*q - '0')) > bits)
+			if (!bw_is_digit(*q) || (v = v * 10 + (*q - '0')) > bits)
 				v = bits + 1;
 		if (!*slash || v > bits)
-			return fail(err, cap, "invalid prefix length '/%s'; expected 0 to %d",
+			return bw_fail(err, cap, "invalid prefix length '/%s'; expected 0 to %d",
 				    slash, bits);
 		d->prefix = v;
 	}
 	if (inet_pton(family, buf, d->addr) != 1)
-		return fail(err, cap, "invalid %s address '%s'", family == AF_INET ? "IPv4" : "IPv6",
+		return bw_fail(err, cap, "invalid %s address '%s'", family == AF_INET ? "IPv4" : "IPv6",
 			    buf);
 	if (!host_bits_clear(d->addr, bits / 8, d->prefix))
-		return fail(err, cap, "'%s/%d' has bits set past the prefix length", buf, d->prefix);
+		return bw_fail(err, cap, "'%s/%d' has bits set past the prefix length", buf, d->prefix);
 	d->kind = BW_DEST_ADDR;
 	d->family = family;
 	return 0;
@@ -94,27 +82,27 @@ static int parse_bracketed(const char *s, struct bw_dest *d, char *err, size_t c
 {
 	const char *close = strchr(s, ']');
 	if (!close)
-		return fail(err, cap, "missing ']' in '%s'", s);
+		return bw_fail(err, cap, "missing ']' in '%s'", s);
 	if (parse_addr(s + 1, (size_t)(close - s - 1), AF_INET6, d, err, cap) < 0)
 		return -1;
 	if (close[1] == '\0')
 		return 0;
 	if (close[1] != ':')
-		return fail(err, cap, "unexpected '%s' after ']'; expected :port", close + 1);
+		return bw_fail(err, cap, "unexpected '%s' after ']'; expected :port", close + 1);
 	return parse_port(close + 2, &d->port, err, cap);
 }
 
 static int all_digits_dots(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!is_digit(s[i]) && s[i] != '.' && s[i] != '/')
+		if (!bw_is_digit(s[i]) && s[i] != '.' && s[i] != '/')
 			return 0;
 	return 1;
 }
 
 static int valid_host_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' ||
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || bw_is_digit(c) || c == '-' ||
 	       c == '.' || c == '_' || c == '*' || c == '?' || c == '[' || c == ']' || c == '!';
 }
 
@@ -122,7 +110,7 @@ static int valid_host_char(char c)
 static int parse_host(const char *s, size_t n, struct bw_dest *d, char *err, size_t cap)
 {
 	if (n == 0)
-		return fail(err, cap, "missing host before ':'; " EXPECTED);
+		return bw_fail(err, cap, "missing host before ':'; " EXPECTED);
 	if (n == 1 && s[0] == '*') {
 		d->kind = BW_DEST_ANYADDR;
 		return 0;
@@ -131,10 +119,10 @@ static int parse_host(const char *s, size_t n, struct bw_dest *d, char *err, siz
 		return parse_addr(s, n, AF_INET, d, err, cap);
 	for (size_t i = 0; i < n; i++)
 		if (!valid_host_char(s[i]))
-			return fail(err, cap, "invalid host name '%.*s'; " EXPECTED, (int)n, s);
+			return bw_fail(err, cap, "invalid host name '%.*s'; " EXPECTED, (int)n, s);
 	d->kind = BW_DEST_HOST;
 	d->pattern = strndup(s, n);
-	return d->pattern ? 0 : fail(err, cap, "out of memory");
+	return d->pattern ? 0 : bw_fail(err, cap, "out of memory");
 }
 
 static int parse_inet(const char *s, struct bw_dest *d, char *err, size_t cap)
@@ -157,18 +145,18 @@ int bw_dest_parse(const char *s, struct bw_dest *d, char *err, size_t cap)
 	memset(d, 0, sizeof *d);
 	d->port = -1;
 	if (!*s)
-		return fail(err, cap, "empty destination; " EXPECTED);
+		return bw_fail(err, cap, "empty destination; " EXPECTED);
 	if (strncmp(s, "unix:", 5) == 0) {
 		if (!s[5])
-			return fail(err, cap, "empty path after 'unix:'");
+			return bw_fail(err, cap, "empty path after 'unix:'");
 		d->kind = BW_DEST_UNIX;
 		d->pattern = strdup(s + 5);
-		r = d->pattern ? 0 : fail(err, cap, "out of memory");
+		r = d->pattern ? 0 : bw_fail(err, cap, "out of memory");
 	} else {
 		r = parse_inet(s, d, err, cap);
 	}
 	if (r == 0 && !(d->text = strdup(s)))
-		r = fail(err, cap, "out of memory");
+		r = bw_fail(err, cap, "out of memory");
 	if (r < 0)
 		bw_dest_free(d);
 	return r;

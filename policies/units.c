@@ -33,18 +33,13 @@ static const struct unit per_units[] = { { "s", 1 }, { "min", 60 }, { "h", 3600 
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static int fail(char *err, size_t cap, const char *fmt, ...)
+int bw_fail(char *err, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(err, cap, fmt, ap);
 	va_end(ap);
 	return -1;
-}
-
-static int is_digit(char c)
-{
-	return c >= '0' && c <= '9';
 }
 
 static const struct unit *find_unit(const struct unit *t, size_t n, const char *s, size_t len)
@@ -62,9 +57,9 @@ static int scan_decimal(const char *s, const char **end, double *out)
 	uint64_t mant = 0;
 	int sig = 0, frac = 0;
 	const char *p = s;
-	if (!is_digit(*p))
+	if (!bw_is_digit(*p))
 		return -1;
-	for (; is_digit(*p); p++) {
+	for (; bw_is_digit(*p); p++) {
 		if (mant == 0 && *p == '0')
 			continue;
 		if (++sig > MAX_SIG)
@@ -72,9 +67,9 @@ static int scan_decimal(const char *s, const char **end, double *out)
 		mant = mant * 10 + (uint64_t)(*p - '0');
 	}
 	if (*p == '.') {
-		if (!is_digit(*++p))
+		if (!bw_is_digit(*++p))
 			return -1;
-		for (; is_digit(*p); p++) {
+		for (; bw_is_digit(*p); p++) {
 			if (++frac >= (int)NELEM(pow10_tab))
 				return -2;
 			if (mant == 0 && *p == '0')
@@ -125,32 +120,32 @@ int bw_parse_duration(const char *s, bw_usec *out, char *err, size_t cap)
 	size_t nfrac = 0;
 
 	if (*s == '-')
-		return fail(err, cap, "a duration cannot be negative, got '%s'", s);
-	if (!is_digit(*s))
-		return fail(err, cap, "expected a duration like 250ms or 1.5s, got '%s'", s);
-	for (; is_digit(*p); p++)
+		return bw_fail(err, cap, "a duration cannot be negative, got '%s'", s);
+	if (!bw_is_digit(*s))
+		return bw_fail(err, cap, "expected a duration like 250ms or 1.5s, got '%s'", s);
+	for (; bw_is_digit(*p); p++)
 		if (__builtin_mul_overflow(whole, 10, &whole) ||
 		    __builtin_add_overflow(whole, (uint64_t)(*p - '0'), &whole))
-			return fail(err, cap, "duration '%s' is too large", s);
+			return bw_fail(err, cap, "duration '%s' is too large", s);
 	if (*p == '.') {
 		frac = ++p;
-		while (is_digit(*p))
+		while (bw_is_digit(*p))
 			p++;
 		nfrac = (size_t)(p - frac);
 		if (nfrac == 0)
-			return fail(err, cap, "expected a duration like 250ms or 1.5s, got '%s'", s);
+			return bw_fail(err, cap, "expected a duration like 250ms or 1.5s, got '%s'", s);
 	}
 	if (*p == '\0')
-		return fail(err, cap, "duration needs a unit, e.g. 250ms");
+		return bw_fail(err, cap, "duration needs a unit, e.g. 250ms");
 	const struct unit *u = find_unit(dur_units, NELEM(dur_units), p, strlen(p));
 	if (!u)
-		return fail(err, cap, "unknown duration unit '%s' in '%s'; expected us, ms, s, m or h",
+		return bw_fail(err, cap, "unknown duration unit '%s' in '%s'; expected us, ms, s, m or h",
 			    p, s);
 	if (frac && frac_usec(frac, nfrac, (uint64_t)u->mult, &part) < 0)
-		return fail(err, cap, "'%s' is not a whole number of microseconds", s);
+		return bw_fail(err, cap, "'%s' is not a whole number of microseconds", s);
 	if (__builtin_mul_overflow(whole, (uint64_t)u->mult, &total) ||
 	    __builtin_add_overflow(total, part, &total) || total > INT64_MAX)
-		return fail(err, cap, "duration '%s' is too large", s);
+		return bw_fail(err, cap, "duration '%s' is too large", s);
 	*out = (bw_usec)total;
 	return 0;
 }
@@ -160,9 +155,9 @@ int bw_parse_number(const char *s, double *out, char *err, size_t cap)
 	const char *end;
 	int r = scan_decimal(s, &end, out);
 	if (r == -2)
-		return fail(err, cap, "'%s' has more than %d significant digits", s, MAX_SIG);
+		return bw_fail(err, cap, "'%s' has more than %d significant digits", s, MAX_SIG);
 	if (r < 0 || *end)
-		return fail(err, cap, "expected a number like 2 or 1.5, got '%s'", s);
+		return bw_fail(err, cap, "expected a number like 2 or 1.5, got '%s'", s);
 	return 0;
 }
 
@@ -172,28 +167,28 @@ int bw_parse_rate(const char *s, double *per_sec, int *bytes, char *err, size_t 
 	double v;
 	int r = scan_decimal(s, &p, &v);
 	if (r == -2)
-		return fail(err, cap, "'%s' has more than %d significant digits", s, MAX_SIG);
+		return bw_fail(err, cap, "'%s' has more than %d significant digits", s, MAX_SIG);
 	if (r < 0)
-		return fail(err, cap, "expected a rate like 50/s or 1MiB/s, got '%s'", s);
+		return bw_fail(err, cap, "expected a rate like 50/s or 1MiB/s, got '%s'", s);
 	if (*p == '\0')
-		return fail(err, cap, "rate needs a unit, e.g. 50/s or 1MiB/s");
+		return bw_fail(err, cap, "rate needs a unit, e.g. 50/s or 1MiB/s");
 	slash = strchr(p, '/');
 	if (!slash)
-		return fail(err, cap, "expected a rate like 50/s or 1MiB/s, got '%s'", s);
+		return bw_fail(err, cap, "expected a rate like 50/s or 1MiB/s, got '%s'", s);
 	const struct unit *sz = find_unit(size_units, NELEM(size_units), p, (size_t)(slash - p));
 	if (!sz)
-		return fail(err, cap, "unknown size unit '%.*s' in '%s'; expected B, KB, KiB, MB, "
+		return bw_fail(err, cap, "unknown size unit '%.*s' in '%s'; expected B, KB, KiB, MB, "
 			    "MiB, GB or GiB", (int)(slash - p), p, s);
 	const struct unit *per = find_unit(per_units, NELEM(per_units), slash + 1,
 					   strlen(slash + 1));
 	if (!per)
-		return fail(err, cap, "unknown rate unit '/%s' in '%s'; expected /s, /min or /h",
+		return bw_fail(err, cap, "unknown rate unit '/%s' in '%s'; expected /s, /min or /h",
 			    slash + 1, s);
 	v = v * (double)sz->mult / (double)per->mult;
 	if (v <= 0)
-		return fail(err, cap, "a rate must be greater than 0, got '%s'", s);
+		return bw_fail(err, cap, "a rate must be greater than 0, got '%s'", s);
 	if (v > MAX_RATE)
-		return fail(err, cap, "rate '%s' is too large", s);
+		return bw_fail(err, cap, "rate '%s' is too large", s);
 	*per_sec = v;
 	*bytes = sz != &size_units[0];
 	return 0;
@@ -209,7 +204,7 @@ int bw_parse_ratio(const char *s, double *out, char *err, size_t cap)
 		p++;
 	}
 	if (r < 0 || *p || v > 1)
-		return fail(err, cap, "expected a ratio from 0 to 1 or 0%% to 100%%, got '%s'", s);
+		return bw_fail(err, cap, "expected a ratio from 0 to 1 or 0%% to 100%%, got '%s'", s);
 	*out = v;
 	return 0;
 }

@@ -23,4 +23,8 @@ void bw_format_ratio(double r, char *buf, size_t cap);
 /* As bw_parse_number reads it ("2", "1.5"). */
 void bw_format_number(double v, char *buf, size_t cap);
 
+/* Shared by the small parsers: format a message into err and return -1. */
+int bw_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int bw_is_digit(char c) { return c >= '0' && c <= '9'; }
+
 #endif

@@ -238,16 +238,23 @@ static void emit_simple(struct bw_engine *e, const struct bw_call *c, enum bw_ev
 	bw_engine_emit(e, c, &ev);
 }
 
-static void gave_up(struct bw_engine *e, const struct bw_call *c, const char *reason, int err,
-		    int attempts)
+static void gave_up_advice(struct bw_engine *e, const struct bw_call *c, const char *reason,
+			   const char *advice, int err, int attempts)
 {
 	struct bw_event ev;
 	bw_event_init(&ev, BW_EV_GAVE_UP, BW_LVL_ERROR);
 	ev.reason = reason;
+	ev.msg = advice;
 	ev.err = err;
 	ev.attempts = attempts;
 	bw_engine_count(e, c->rule, BW_ST_GAVE_UP);
 	bw_engine_emit(e, c, &ev);
+}
+
+static void gave_up(struct bw_engine *e, const struct bw_call *c, const char *reason, int err,
+		    int attempts)
+{
+	gave_up_advice(e, c, reason, NULL, err, attempts);
 }
 
 int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng)
@@ -269,6 +276,8 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 		int by_breaker;
 		int err = bw_engine_admit(e, c, &by_breaker);
 		if (err) {
+			if (c->refuse)
+				err = c->refuse(c->arg, err);
 			/* an open breaker ends a retry loop early; its rejection is the error */
 			if (n > 1 && by_breaker)
 				gave_up(e, c, "breaker", err, n - 1);
@@ -289,6 +298,11 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 		}
 		bw_engine_count(e, r, BW_ST_FAILURES);
 		emit_simple(e, c, BW_EV_FAIL, err, n);
+		if (c->stop && c->stop->now) {
+			if (c->stop->reason)
+				gave_up_advice(e, c, c->stop->reason, c->stop->advice, err, n);
+			return err;
+		}
 		if (!retrying || !bw_retryable(r, c, err))
 			return err;
 		if (!start)

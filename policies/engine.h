@@ -62,6 +62,15 @@ struct bw_engine {
 	enum bw_mode mode;
 };
 
+/* An attempt that failed in a way retrying cannot mend sets `now`: the engine then ends
+ * the call at once, with a gave_up event carrying reason and advice (none if reason is
+ * NULL: the error just goes back to the program). */
+struct bw_stop {
+	int now;
+	const char *reason;
+	const char *advice;
+};
+
 /* Call facts for events and the retry driver. */
 struct bw_call {
 	const struct bw_rule *rule;
@@ -80,6 +89,11 @@ struct bw_call {
 	void (*dest_of)(const struct bw_call *c, char *buf, size_t cap);
 	/* Called before a retry (e.g. to reset a socket); may be NULL. */
 	void (*before_retry)(void *arg);
+	/* Carries out a refusal (open breaker, limiter in fail mode) where the op needs it
+	 * done below the API, and returns the bw_err code the call ended with. NULL: the
+	 * refusal's code is returned as it is. */
+	int (*refuse)(void *arg, int err);
+	struct bw_stop *stop;            /* may be NULL */
 };
 
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,

@@ -1,0 +1,258 @@
+/* SQLite client calls. Retry SQLITE_BUSY and SQLITE_LOCKED only where re-running cannot
+ * repeat an effect (PRELOAD-PITFALLS 29-31): a statement that has not yet returned a row,
+ * in autocommit, in a transaction that holds no lock yet, or a COMMIT. A busy error that
+ * waiting cannot mend (a deferred transaction that must upgrade its read lock, a WAL
+ * snapshot that went stale) ends at once with advice. The program's own busy handler or
+ * busy_timeout is kept: SQLite waits with it first, our retries begin when it gives up.
+ * Refusals (open breaker, limiter in fail mode) are locks that report busy, never result
+ * codes made up here. Calls SQLite makes to its own API pass straight through, except the
+ * statements of a program's sqlite3_exec, which are its own. */
+#include <string.h>
+#include <strings.h>
+#include "errnames.h"
+#include "hook.h"
+#include "keyed.h"
+#include "sqlite_real.h"
+#include "sqlite_vfs.h"
+#include "state.h"
+
+static __thread int app_exec __attribute__((tls_model("initial-exec")));
+static __thread int inner_exec __attribute__((tls_model("initial-exec")));
+
+/* Does the policy look at this call? The program's calls, and the steps and prepares of
+ * a program's sqlite3_exec; not SQLite's own work (schema loading runs sqlite3_exec). */
+static int ours(const void *caller)
+{
+	if (!bw_sq_internal(caller))
+		return 1;
+	return app_exec > 0 && inner_exec == 0;
+}
+
+static int is_failure(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_IOERR: case SQLITE_FULL:
+	case SQLITE_CANTOPEN: case SQLITE_PROTOCOL:
+		return 1;
+	}
+	return 0;
+}
+
+static const struct bw_rule *rule_for(struct bw_engine *e, sqlite3 *db, const char **file)
+{
+	*file = db ? bw_sq.db_filename(db, "main") : NULL;
+	struct bw_target t = { .op = BW_OP_SQLITE, .db = *file ? *file : "" };
+	return bw_engine_match(e, &t, NULL);
+}
+
+static void init_call(struct bw_call *c, const struct bw_rule *r, const char *call,
+		      const char *file)
+{
+	memset(c, 0, sizeof *c);
+	c->rule = r;
+	c->op = BW_OP_SQLITE;
+	c->call = call;
+	c->db = file;
+	c->fd = -1;
+	c->key = file ? bw_key_bytes(file, strlen(file), 2) : 1;
+}
+
+static void install_vfs(void)
+{
+	if (bw_engine_for(BW_OP_SQLITE))
+		bw_sq_vfs_install();
+}
+
+BW_HOOK int sqlite3_open(const char *file, sqlite3 **db)
+{
+	if (bw_sq_resolve(__builtin_return_address(0)) < 0) {
+		if (db)
+			*db = NULL;
+		return SQLITE_ERROR;
+	}
+	install_vfs();
+	return bw_sq.open(file, db);
+}
+
+BW_HOOK int sqlite3_open_v2(const char *file, sqlite3 **db, int flags, const char *vfs)
+{
+	if (bw_sq_resolve(__builtin_return_address(0)) < 0) {
+		if (db)
+			*db = NULL;
+		return SQLITE_ERROR;
+	}
+	install_vfs();
+	return bw_sq.open_v2(file, db, flags, vfs);
+}
+
+/* ---- prepare: no effect yet, so a busy schema lock can always be waited out ---- */
+
+struct prep {
+	sqlite3 *db;
+	const char *sql;
+	int n;
+	unsigned flags;
+	int v3;
+	sqlite3_stmt **st;
+	const char **tail;
+	int rc;
+};
+
+static int prep_attempt(void *arg, int n, int64_t deadline)
+{
+	struct prep *p = arg;
+	(void)n, (void)deadline;
+	p->rc = p->v3 ? bw_sq.prepare_v3(p->db, p->sql, p->n, p->flags, p->st, p->tail)
+		      : bw_sq.prepare_v2(p->db, p->sql, p->n, p->st, p->tail);
+	return is_failure(p->rc) ? bw_err_sqlite(bw_sq.extended_errcode(p->db)) : 0;
+}
+
+static int prepare(const void *caller, struct prep *p)
+{
+	struct bw_engine *e = bw_engine_for(BW_OP_SQLITE);
+	const char *file;
+	const struct bw_rule *r = e && ours(caller) ? rule_for(e, p->db, &file) : NULL;
+	if (!r) {
+		prep_attempt(p, 1, 0);
+		return p->rc;
+	}
+	struct bw_call c;
+	init_call(&c, r, p->v3 ? "sqlite3_prepare_v3" : "sqlite3_prepare_v2", file);
+	c.attempt = prep_attempt;
+	c.arg = p;
+	bw_engine_run(e, &c, bw_thread_rng());
+	return p->rc;
+}
+
+BW_HOOK int sqlite3_prepare_v2(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st,
+			       const char **tail)
+{
+	const void *caller = __builtin_return_address(0);
+	if (bw_sq_resolve(caller) < 0)
+		return SQLITE_ERROR;
+	struct prep p = { db, sql, n, 0, 0, st, tail, 0 };
+	return prepare(caller, &p);
+}
+
+BW_HOOK int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int n, unsigned flags,
+			       sqlite3_stmt **st, const char **tail)
+{
+	const void *caller = __builtin_return_address(0);
+	if (bw_sq_resolve(caller) < 0 || !bw_sq.prepare_v3)
+		return SQLITE_ERROR;
+	struct prep p = { db, sql, n, flags, 1, st, tail, 0 };
+	return prepare(caller, &p);
+}
+
+/* ---- step ---- */
+
+struct step {
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int rc;
+	struct bw_stop stop;
+};
+
+/* COMMIT (or END) is the one statement of an open transaction that can be retried. */
+static int is_commit(sqlite3_stmt *st)
+{
+	const char *s = bw_sq.sql(st);
+	if (!s)
+		return 0;
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	return strncasecmp(s, "COMMIT", 6) == 0 || strncasecmp(s, "END", 3) == 0;
+}
+
+/* Whether waiting can mend this busy error; if not, stop says why. */
+static void judge_busy(struct step *s, int ext)
+{
+	s->stop.now = 0;
+	if (ext == SQLITE_BUSY_SNAPSHOT) {
+		s->stop = (struct bw_stop){ 1, "snapshot",
+			"WAL snapshot is stale: another connection wrote since this transaction "
+			"began reading; roll back and run the transaction again" };
+		return;
+	}
+	if (bw_sq.get_autocommit(s->db) || is_commit(s->st))
+		return;
+	int txn = bw_sq.txn_state ? bw_sq.txn_state(s->db, NULL) : -1;
+	if (txn == SQLITE_TXN_NONE)
+		return;
+	if (txn == SQLITE_TXN_READ) {
+		s->stop = (struct bw_stop){ 1, "upgrade",
+			"a deferred transaction holds a read lock and needs the write lock, which "
+			"waiting cannot give it; roll back and run it again, or begin it with BEGIN "
+			"IMMEDIATE" };
+		return;
+	}
+	s->stop = (struct bw_stop){ 1, NULL, NULL };   /* inside a write: the program decides */
+}
+
+static int step_attempt(void *arg, int n, int64_t deadline)
+{
+	struct step *s = arg;
+	(void)n, (void)deadline;
+	s->rc = bw_sq.step(s->st);
+	if (!is_failure(s->rc))
+		return 0;
+	int ext = bw_sq.extended_errcode(s->db);
+	int prim = ext & 0xff;
+	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+		judge_busy(s, ext);
+	else
+		s->stop.now = 0;
+	return bw_err_sqlite(ext);
+}
+
+/* An open breaker or a limiter in fail mode: run the statement with every lock it asks
+ * for reporting busy, so SQLite ends it the way a real lock conflict would. */
+static int step_refuse(void *arg, int err)
+{
+	struct step *s = arg;
+	(void)err;
+	bw_sq_refuse_locks(1);
+	s->rc = bw_sq.step(s->st);
+	bw_sq_refuse_locks(0);
+	return is_failure(s->rc) ? bw_err_sqlite(bw_sq.extended_errcode(s->db)) : 0;
+}
+
+BW_HOOK int sqlite3_step(sqlite3_stmt *st)
+{
+	const void *caller = __builtin_return_address(0);
+	if (bw_sq_resolve(caller) < 0)
+		return SQLITE_ERROR;
+	struct bw_engine *e = bw_engine_for(BW_OP_SQLITE);
+	/* a statement in the middle of its rows is not ours to re-run: pass it through */
+	if (!e || !st || !ours(caller) || bw_sq.stmt_busy(st))
+		return bw_sq.step(st);
+	struct step s = { st, bw_sq.db_handle(st), 0, { 0, NULL, NULL } };
+	const char *file;
+	const struct bw_rule *r = rule_for(e, s.db, &file);
+	if (!r)
+		return bw_sq.step(st);
+	struct bw_call c;
+	init_call(&c, r, "sqlite3_step", file);
+	c.attempt = step_attempt;
+	c.arg = &s;
+	c.refuse = step_refuse;
+	c.stop = &s.stop;
+	bw_engine_run(e, &c, bw_thread_rng());
+	return s.rc;
+}
+
+/* ---- exec: its statements are stepped one by one through the hooks above, so a busy
+ * statement is retried where it stopped and the ones before it never run twice ---- */
+
+BW_HOOK int sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **),
+			 void *arg, char **errmsg)
+{
+	const void *caller = __builtin_return_address(0);
+	if (bw_sq_resolve(caller) < 0)
+		return SQLITE_ERROR;
+	int *depth = bw_sq_internal(caller) ? &inner_exec : &app_exec;
+	(*depth)++;
+	int rc = bw_sq.exec(db, sql, cb, arg, errmsg);
+	(*depth)--;
+	return rc;
+}

@@ -1,0 +1,36 @@
+/* The program's own SQLite, found at run time: the library never links libsqlite3.
+ * Python loads its SQLite with RTLD_LOCAL, where dlsym(RTLD_NEXT) finds nothing, so the
+ * lookup falls back to the caller's own dependency tree (PRELOAD-PITFALLS 3). */
+#ifndef BW_SQLITE_REAL_H
+#define BW_SQLITE_REAL_H
+
+#include <sqlite3.h>
+
+struct bw_sq_real {
+	int (*open)(const char *, sqlite3 **);
+	int (*open_v2)(const char *, sqlite3 **, int, const char *);
+	int (*prepare_v2)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
+	int (*prepare_v3)(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **, const char **);
+	int (*step)(sqlite3_stmt *);
+	int (*exec)(sqlite3 *, const char *, int (*)(void *, int, char **, char **), void *,
+		    char **);
+	sqlite3 *(*db_handle)(sqlite3_stmt *);
+	int (*extended_errcode)(sqlite3 *);
+	int (*get_autocommit)(sqlite3 *);
+	int (*txn_state)(sqlite3 *, const char *);     /* NULL before SQLite 3.34 */
+	int (*stmt_busy)(sqlite3_stmt *);
+	const char *(*sql)(sqlite3_stmt *);
+	const char *(*db_filename)(sqlite3 *, const char *);
+	sqlite3_vfs *(*vfs_find)(const char *);
+	int (*vfs_register)(sqlite3_vfs *, int);
+};
+
+extern struct bw_sq_real bw_sq;
+
+/* Resolve once, from the SQLite the caller uses. 0 when ready, -1 when no SQLite could be
+ * found (the hook then fails the call with SQLITE_ERROR rather than call through NULL). */
+int bw_sq_resolve(const void *caller);
+/* The call comes from inside libsqlite3 itself (it calls its own API through the PLT). */
+int bw_sq_internal(const void *caller);
+
+#endif

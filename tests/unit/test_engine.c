@@ -253,6 +253,70 @@ static void test_prog_filter_and_ops(void **s)
 	rule.match.n_prog = 0;
 }
 
+static struct bw_stop stop_slot;
+
+static int stopping(void *arg, int n, int64_t deadline)
+{
+	(void)arg, (void)deadline;
+	calls++;
+	stop_slot = (struct bw_stop){ n == 1, "upgrade", "roll back" };
+	return bw_err_sqlite(5);
+}
+
+static void test_stop_gives_up_at_once_with_advice(void **s)
+{
+	(void)s;
+	struct bw_call c = { .rule = &rule, .op = BW_OP_SQLITE, .call = "sqlite3_step",
+			     .db = "/x.db", .fd = -1, .attempt = stopping, .stop = &stop_slot };
+	struct bw_rng rng = { 5 };
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), bw_err_sqlite(5));
+	assert_int_equal(calls, 1);
+	assert_int_equal(fake_sleeps, 0);
+	assert_non_null(strstr(fake_log, "\"reason\":\"upgrade\",\"msg\":\"roll back\""));
+	assert_non_null(strstr(fake_log, "\"db\":\"/x.db\""));
+	/* a quiet stop: no gave_up, the error goes back */
+	fake_log_len = 0;
+	calls = 0;
+	stop_slot.reason = NULL;
+	c.attempt = scripted;
+	script[0] = bw_err_sqlite(5);
+	script_len = 1;
+	c.stop = &(struct bw_stop){ 1, NULL, NULL };
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), bw_err_sqlite(5));
+	assert_int_equal(calls, 1);
+	assert_int_equal(fake_count("\"event\":\"gave_up\""), 0);
+}
+
+static int refused_with;
+static int refuse_below(void *arg, int err)
+{
+	(void)arg;
+	refused_with = err;
+	return bw_err_sqlite(5);
+}
+
+static void test_refusal_is_carried_out_by_the_caller(void **s)
+{
+	(void)s;
+	rule.breaker = (struct bw_breaker){ .enabled = 1, .scope = BW_SCOPE_RULE, .consecutive = 1,
+					    .window = 1000000, .min_calls = 1, .open_for = 1000000,
+					    .open_for_max = 1000000, .half_open_probes = 1 };
+	rule.has_retry = 0;
+	bw_engine_fini(&eng);
+	bw_engine_init(&eng, &cfg, &fake_env, 1, "prog", 1);
+	struct bw_call c = { .rule = &rule, .op = BW_OP_SQLITE, .call = "sqlite3_step",
+			     .fd = -1, .attempt = scripted, .refuse = refuse_below };
+	struct bw_rng rng = { 5 };
+	script[0] = bw_err_sqlite(5);
+	script_len = 1;
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), bw_err_sqlite(5));   /* trips */
+	calls = 0;
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), bw_err_sqlite(5));
+	assert_int_equal(calls, 0);
+	assert_int_equal(refused_with, bw_err_sqlite(5));   /* sqlite's default refusal */
+	rule.breaker.enabled = 0;
+}
+
 static void test_start_and_exit_events(void **s)
 {
 	(void)s;
@@ -281,6 +345,8 @@ int main(void)
 		T(test_level_filters_events),
 		T(test_retry_off_single_attempt),
 		T(test_prog_filter_and_ops),
+		T(test_stop_gives_up_at_once_with_advice),
+		T(test_refusal_is_carried_out_by_the_caller),
 		T(test_start_and_exit_events),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,14 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 		if (hit)
 			e->ops |= m->ops;
 		const struct bw_rule *r = &cfg->rules[i];
+		if (r->n_inject) {
+			e->rt[i].inj_seen = calloc((size_t)r->n_inject, sizeof(long));
+			e->rt[i].inj_done = calloc((size_t)r->n_inject, sizeof(long));
+			if (!e->rt[i].inj_seen || !e->rt[i].inj_done) {
+				bw_engine_fini(e);
+				return -1;
+			}
+		}
 		int keyed = (r->breaker.enabled && r->breaker.scope == BW_SCOPE_DEST) ||
 			    (r->rate_limit.enabled && r->rate_limit.scope == BW_SCOPE_DEST);
 		if (hit && keyed &&
@@ -48,8 +56,11 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 
 void bw_engine_fini(struct bw_engine *e)
 {
-	for (int i = 0; e->rt && i < e->cfg->n_rules; i++)
+	for (int i = 0; e->rt && i < e->cfg->n_rules; i++) {
 		bw_keyed_free(&e->rt[i].dests);
+		free(e->rt[i].inj_seen);
+		free(e->rt[i].inj_done);
+	}
 	free(e->active);
 	free(e->rt);
 	e->active = NULL;
@@ -283,6 +294,7 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 				gave_up(e, c, "breaker", err, n - 1);
 			return err;
 		}
+		bw_attempt_injected = 0;
 		err = c->attempt(c->arg, n, deadline);
 		bw_engine_settle(e, c, err);
 		if (err == 0) {
@@ -297,7 +309,12 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 			return 0;
 		}
 		bw_engine_count(e, r, BW_ST_FAILURES);
-		emit_simple(e, c, BW_EV_FAIL, err, n);
+		struct bw_event fev;
+		bw_event_init(&fev, BW_EV_FAIL, BW_LVL_INFO);
+		fev.err = err;
+		fev.attempt = n;
+		fev.injected = bw_attempt_injected;
+		bw_engine_emit(e, c, &fev);
 		if (c->stop && c->stop->now) {
 			if (c->stop->reason)
 				gave_up_advice(e, c, c->stop->reason, c->stop->advice, err, n);
@@ -364,14 +381,6 @@ void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err)
 static void warn_unbuilt(struct bw_engine *e)
 {
 	struct bw_event ev;
-	for (int i = 0; i < e->cfg->n_rules; i++) {
-		if (e->active[i] && e->cfg->rules[i].n_inject) {
-			bw_event_init(&ev, BW_EV_WARNING, BW_LVL_WARN);
-			ev.rule = e->cfg->rules[i].name;
-			ev.msg = "inject is validated but not carried out by this version";
-			bw_engine_emit(e, NULL, &ev);
-		}
-	}
 	if (e->cfg->state.share == BW_SHARE_GROUP) {
 		bw_event_init(&ev, BW_EV_WARNING, BW_LVL_WARN);
 		ev.msg = "state.share: group is not built yet: each process keeps its own state";

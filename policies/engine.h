@@ -47,6 +47,15 @@ struct bw_rule_rt {
 	struct bw_keyed dests;                   /* scope dest, bounded by max_keys */
 	int lock;                                /* guards `whole` */
 	struct bw_dest_state whole;              /* scope rule and process */
+	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected */
+};
+
+/* A fault to inject into one attempt (SPEC 3.8). */
+struct bw_fault {
+	int err;                 /* bw_err code, 0 none */
+	bw_usec delay;
+	int partial, eof, reset;
+	uint64_t draw;           /* a reproducible number for sizing a partial transfer */
 };
 
 struct bw_engine {
@@ -125,6 +134,14 @@ void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int e
 size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want, int whole);
 /* Give back bytes taken by bw_engine_bytes that did not move. */
 void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n);
+/* The fault, if any, to inject into this attempt of c: decided from the seed, the rule
+ * and the count of calls (reproducible with a non-zero seed), counted and logged. Returns
+ * 1 when something is to be injected; in observe mode it only logs and returns 0. */
+int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fault *f);
+/* Set by bw_engine_inject for the attempt this thread is making: its failure is marked
+ * "injected" in the fail event. */
+extern __thread int bw_attempt_injected;
+
 /* Locks that threads absent in a forked child may have held. */
 void bw_engine_after_fork(struct bw_engine *e);
 

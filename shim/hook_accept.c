@@ -12,6 +12,8 @@
 #include "state.h"
 
 struct accept_args {
+	struct bw_engine *e;
+	const struct bw_call *c;
 	int fd, flags;
 	struct sockaddr_storage peer;
 	socklen_t len;
@@ -22,6 +24,16 @@ static int attempt(void *arg, int n, int64_t deadline)
 {
 	struct accept_args *a = arg;
 	(void)n, (void)deadline;
+	struct bw_fault f;
+	if (a->c && bw_engine_inject(a->e, a->c, &f)) {
+		if (f.delay)
+			a->e->env.sleep_us(f.delay);
+		if (f.err) {
+			a->result = -1;
+			a->err = f.err;
+			return f.err;
+		}
+	}
 	a->len = sizeof a->peer;
 	a->result = BW_REAL(accept4)(a->fd, (struct sockaddr *)&a->peer, &a->len, a->flags);
 	if (a->result >= 0)
@@ -61,6 +73,8 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flag
 			.call = flags ? "accept4" : "accept", .fd = fd, .key = li.key,
 			.dest_of = listener_name, .attempt = attempt, .arg = &a,
 		};
+		a.e = e;
+		a.c = &c;
 		err = bw_engine_run(e, &c, bw_thread_rng());
 	} else {
 		attempt(&a, 1, 0);

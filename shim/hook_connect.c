@@ -56,6 +56,13 @@ static void timeout_event(struct attempt_ctx *a)
 
 static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 {
+	struct bw_fault f;
+	if (bw_engine_inject(a->e, a->call, &f)) {
+		if (f.delay)
+			a->e->env.sleep_us(f.delay);
+		if (f.err)
+			return f.err;
+	}
 	if (BW_REAL(connect)(a->fd, a->sa, a->len) == 0)
 		return 0;
 	int err = errno;

@@ -66,16 +66,35 @@ static void init_call(struct bw_call *c, const struct bw_rule *r, const char *ca
 }
 
 struct gai_args {
+	struct bw_engine *e;
+	const struct bw_call *c;
 	const char *node, *service;
 	const struct addrinfo *hints;
 	struct addrinfo **res;
 	int rc, err;
 };
 
+/* An injected resolver fault: the real lookup is not made. */
+static int injected(struct bw_engine *e, const struct bw_call *c)
+{
+	struct bw_fault f;
+	if (!c || !bw_engine_inject(e, c, &f))
+		return 0;
+	if (f.delay)
+		e->env.sleep_us(f.delay);
+	return f.err;
+}
+
 static int gai_attempt(void *arg, int n, int64_t deadline)
 {
 	struct gai_args *g = arg;
 	(void)n, (void)deadline;
+	int err = injected(g->e, g->c);
+	if (err) {
+		g->rc = BW_ERR_EAI_BASE - err;
+		g->err = 0;
+		return err;
+	}
 	g->rc = BW_REAL(getaddrinfo)(g->node, g->service, g->hints, g->res);
 	g->err = errno;
 	return g->rc == 0 ? 0 : bw_err_eai(g->rc);
@@ -92,8 +111,8 @@ BW_HOOK int getaddrinfo(const char *node, const char *service, const struct addr
 			remember_ai(node, *res);
 		return rc;
 	}
-	struct gai_args g = { node, service, hints, res, 0, 0 };
 	struct bw_call c;
+	struct gai_args g = { e, &c, node, service, hints, res, 0, 0 };
 	init_call(&c, r, "getaddrinfo", node);
 	c.attempt = gai_attempt;
 	c.arg = &g;
@@ -105,6 +124,8 @@ BW_HOOK int getaddrinfo(const char *node, const char *service, const struct addr
 }
 
 struct ghbn_args {
+	struct bw_engine *e;
+	const struct bw_call *c;
 	const char *name;
 	int family;              /* 0: gethostbyname */
 	struct hostent *he;
@@ -114,6 +135,12 @@ static int ghbn_attempt(void *arg, int n, int64_t deadline)
 {
 	struct ghbn_args *g = arg;
 	(void)n, (void)deadline;
+	int err = injected(g->e, g->c);
+	if (err) {
+		g->he = NULL;
+		h_errno = err == bw_err_eai(EAI_AGAIN) ? TRY_AGAIN : HOST_NOT_FOUND;
+		return err;
+	}
 	g->he = g->family ? BW_REAL(gethostbyname2)(g->name, g->family)
 			  : BW_REAL(gethostbyname)(g->name);
 	return g->he ? 0 : h_errno_code(h_errno);
@@ -123,15 +150,16 @@ static struct hostent *ghbn(const char *name, int family)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RESOLVE);
 	const struct bw_rule *r = e ? resolve_rule(e, name) : NULL;
-	struct ghbn_args g = { name, family, NULL };
+	struct bw_call c;
+	struct ghbn_args g = { e, NULL, name, family, NULL };
 	if (!r) {
 		ghbn_attempt(&g, 1, 0);
 		if (bw_tracking() && !bw_guarded())
 			remember_he(name, g.he);
 		return g.he;
 	}
-	struct bw_call c;
 	init_call(&c, r, family ? "gethostbyname2" : "gethostbyname", name);
+	g.c = &c;
 	c.attempt = ghbn_attempt;
 	c.arg = &g;
 	int saved_h = 0;
@@ -154,6 +182,8 @@ BW_HOOK struct hostent *gethostbyname2(const char *name, int family)
 }
 
 struct ghbnr_args {
+	struct bw_engine *e;
+	const struct bw_call *c;
 	const char *name;
 	struct hostent *ret;
 	char *buf;
@@ -167,6 +197,13 @@ static int ghbnr_attempt(void *arg, int n, int64_t deadline)
 {
 	struct ghbnr_args *g = arg;
 	(void)n, (void)deadline;
+	int err = injected(g->e, g->c);
+	if (err) {
+		*g->result = NULL;
+		*g->h_errnop = err == bw_err_eai(EAI_AGAIN) ? TRY_AGAIN : HOST_NOT_FOUND;
+		g->rc = 0;
+		return err;
+	}
 	g->rc = BW_REAL(gethostbyname_r)(g->name, g->ret, g->buf, g->len, g->result, g->h_errnop);
 	if (g->rc == 0 && *g->result)
 		return 0;
@@ -180,15 +217,16 @@ BW_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, si
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RESOLVE);
 	const struct bw_rule *r = e ? resolve_rule(e, name) : NULL;
-	struct ghbnr_args g = { name, ret, buf, len, result, h_errnop, 0 };
+	struct bw_call c;
+	struct ghbnr_args g = { e, NULL, name, ret, buf, len, result, h_errnop, 0 };
 	if (!r) {
 		g.rc = BW_REAL(gethostbyname_r)(name, ret, buf, len, result, h_errnop);
 		if (g.rc == 0 && bw_tracking() && !bw_guarded())
 			remember_he(name, *result);
 		return g.rc;
 	}
-	struct bw_call c;
 	init_call(&c, r, "gethostbyname_r", name);
+	g.c = &c;
 	c.attempt = ghbnr_attempt;
 	c.arg = &g;
 	bw_engine_run(e, &c, bw_thread_rng());

@@ -147,6 +147,8 @@ BW_HOOK int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int n, unsigned fla
 /* ---- step ---- */
 
 struct step {
+	struct bw_engine *e;
+	const struct bw_call *c;
 	sqlite3_stmt *st;
 	sqlite3 *db;
 	int rc;
@@ -193,7 +195,14 @@ static int step_attempt(void *arg, int n, int64_t deadline)
 {
 	struct step *s = arg;
 	(void)n, (void)deadline;
+	struct bw_fault f;
+	int faulted = s->e && bw_engine_inject(s->e, s->c, &f);
+	if (faulted && f.delay)
+		s->e->env.sleep_us(f.delay);
+	if (faulted && f.err)
+		bw_sq_inject_fault(f.err - BW_ERR_SQLITE_BASE);
 	s->rc = bw_sq.step(s->st);
+	bw_sq_inject_fault(0);
 	if (!is_failure(s->rc))
 		return 0;
 	int ext = bw_sq.extended_errcode(s->db);
@@ -226,13 +235,14 @@ BW_HOOK int sqlite3_step(sqlite3_stmt *st)
 	/* a statement in the middle of its rows is not ours to re-run: pass it through */
 	if (!e || !st || !ours(caller) || bw_sq.stmt_busy(st))
 		return bw_sq.step(st);
-	struct step s = { st, bw_sq.db_handle(st), 0, { 0, NULL, NULL } };
+	struct step s = { e, NULL, st, bw_sq.db_handle(st), 0, { 0, NULL, NULL } };
 	const char *file;
 	const struct bw_rule *r = rule_for(e, s.db, &file);
 	if (!r)
 		return bw_sq.step(st);
 	struct bw_call c;
 	init_call(&c, r, "sqlite3_step", file);
+	s.c = &c;
 	c.attempt = step_attempt;
 	c.arg = &s;
 	c.refuse = step_refuse;

@@ -106,14 +106,59 @@ static void timeout_event(const struct run_ctx *r)
 	bw_engine_emit(r->e, r->c, &ev);
 }
 
+/* The connection is reset for real: connect(AF_UNSPEC) on an established TCP socket
+ * sends the peer a RST and leaves the descriptor open (and unconnected) for the program
+ * to close, as after a reset from the other side. */
+static void reset_connection(int fd)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	int saved = errno;
+	BW_REAL(connect)(fd, &sa, sizeof sa);
+	errno = saved;
+}
+
+/* An injected fault for this transfer: 1 when it ends the attempt (*err set), 0 to go on
+ * with *len perhaps cut short. Bytes are never invented or lost: a partial transfer moves
+ * a prefix and eof reads nothing. */
+static int inject(struct run_ctx *r, size_t *len, int *err)
+{
+	struct bw_fault f;
+	struct bw_xfer *x = r->x;
+	if (!bw_engine_inject(r->e, r->c, &f))
+		return 0;
+	if (f.delay)
+		r->e->env.sleep_us(f.delay);
+	if (f.reset) {
+		reset_connection(x->fd);
+		*err = ECONNRESET;
+		return 1;
+	}
+	if (f.err) {
+		*err = f.err;
+		return 1;
+	}
+	if (f.eof && x->op == BW_OP_RECV) {
+		x->result = 0;
+		*err = 0;
+		return 1;
+	}
+	/* a datagram cut short would lose its tail: partial is for streams only */
+	if (f.partial && *len > 1 && r->fi->type == SOCK_STREAM)
+		*len = 1 + (size_t)(f.draw % (*len - 1));
+	return 0;
+}
+
 static int attempt(void *arg, int n, int64_t deadline)
 {
 	struct run_ctx *r = arg;
 	struct bw_xfer *x = r->x;
 	(void)n, (void)deadline;
 	size_t want = x->len;
-	if (x->op == BW_OP_SEND && x->len)
-		want = bw_engine_bytes(r->e, r->c, x->len, !x->shorten);
+	int ierr;
+	if (r->c->rule->n_inject && inject(r, &want, &ierr))
+		return ierr;
+	if (x->op == BW_OP_SEND && want)
+		want = bw_engine_bytes(r->e, r->c, want, !x->shorten);
 	ssize_t got = x->fn(x, want);
 	if (got < 0) {
 		int err = errno;

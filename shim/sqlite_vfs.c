@@ -15,18 +15,49 @@ struct wfile {
 static sqlite3_vfs *inner;
 static sqlite3_vfs outer;
 static __thread int refusing __attribute__((tls_model("initial-exec")));
+static __thread int fault __attribute__((tls_model("initial-exec")));
 
 void bw_sq_refuse_locks(int on)
 {
 	refusing = on;
 }
 
+void bw_sq_inject_fault(int sqlite_code)
+{
+	fault = sqlite_code;
+}
+
+/* The pending fault if it is of the kind this operation can meet; consumed. */
+static int take_fault(int lock)
+{
+	int prim = fault & 0xff;
+	int is_lock = prim == SQLITE_BUSY || prim == SQLITE_LOCKED;
+	if (!fault || is_lock != lock)
+		return 0;
+	int f = fault;
+	fault = 0;
+	return f;
+}
+
 #define REAL(f) (((struct wfile *)(f))->real)
 #define M(f) (REAL(f)->pMethods)
 
 static int w_close(sqlite3_file *f) { return M(f)->xClose(REAL(f)); }
-static int w_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return M(f)->xRead(REAL(f), b, n, o); }
-static int w_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) { return M(f)->xWrite(REAL(f), b, n, o); }
+static int w_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+	int inj = take_fault(0);
+	if (inj)
+		return (inj & 0xff) == SQLITE_IOERR ? SQLITE_IOERR_READ : inj;
+	return M(f)->xRead(REAL(f), b, n, o);
+}
+
+static int w_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+	int inj = take_fault(0);
+	if (inj)
+		return (inj & 0xff) == SQLITE_IOERR ? SQLITE_IOERR_WRITE : inj;
+	return M(f)->xWrite(REAL(f), b, n, o);
+}
 static int w_truncate(sqlite3_file *f, sqlite3_int64 n) { return M(f)->xTruncate(REAL(f), n); }
 static int w_sync(sqlite3_file *f, int fl) { return M(f)->xSync(REAL(f), fl); }
 static int w_size(sqlite3_file *f, sqlite3_int64 *n) { return M(f)->xFileSize(REAL(f), n); }
@@ -45,6 +76,9 @@ static int w_lock(sqlite3_file *f, int level)
 {
 	if (refusing && level > SQLITE_LOCK_NONE)
 		return SQLITE_BUSY;
+	int inj = level > SQLITE_LOCK_NONE ? take_fault(1) : 0;
+	if (inj)
+		return inj;
 	return M(f)->xLock(REAL(f), level);
 }
 
@@ -53,6 +87,9 @@ static int w_shmlock(sqlite3_file *f, int off, int n, int flags)
 {
 	if (refusing && (flags & SQLITE_SHM_LOCK))
 		return SQLITE_BUSY;
+	int inj = (flags & SQLITE_SHM_LOCK) ? take_fault(1) : 0;
+	if (inj)
+		return inj;
 	return M(f)->xShmLock(REAL(f), off, n, flags);
 }
 

@@ -11,4 +11,9 @@ void bw_sq_vfs_install(void);
 /* While set on this thread, every lock the statement asks for reports SQLITE_BUSY. */
 void bw_sq_refuse_locks(int on);
 
+/* One injected fault for this thread's next storage operation that can meet it: a busy or
+ * locked code on the next lock, an I/O or full-disk code on the next read or write. 0
+ * clears it. */
+void bw_sq_inject_fault(int sqlite_code);
+
 #endif

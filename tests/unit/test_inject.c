@@ -1,0 +1,150 @@
+/* Injection decisions: after/count/probability, reproducible per seed and independent of
+ * other rules, observed probabilities within statistical bounds, observe mode. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "fake_env.h"
+
+static struct bw_rule rules[2];
+static struct bw_inject inj[2];
+static struct bw_config cfg;
+static struct bw_engine eng;
+
+static void setup_cfg(uint64_t seed, double p0, double p1)
+{
+	memset(rules, 0, sizeof rules);
+	memset(&cfg, 0, sizeof cfg);
+	strcpy(rules[0].name, "a");
+	strcpy(rules[1].name, "b");
+	inj[0] = (struct bw_inject){ .ops = BW_OPBIT(BW_OP_CONNECT), .err = ECONNREFUSED,
+				     .probability = p0, .count = -1 };
+	inj[1] = (struct bw_inject){ .ops = BW_OPBIT(BW_OP_CONNECT), .err = ECONNRESET,
+				     .probability = p1, .count = -1 };
+	for (int i = 0; i < 2; i++) {
+		rules[i].match.ops = BW_OPS_ALL;
+		rules[i].inject = &inj[i];
+		rules[i].n_inject = 1;
+	}
+	cfg.rules = rules;
+	cfg.n_rules = 2;
+	cfg.seed = seed;
+	cfg.log.level = BW_LVL_DEBUG;
+	fake_reset();
+	bw_engine_init(&eng, &cfg, &fake_env, 1, "p", seed ? seed : 99);
+}
+
+/* Which of the first n calls of rule r are hit, as a bit string. */
+static void pattern(int r, int n, char *out)
+{
+	struct bw_call c = { .rule = &rules[r], .op = BW_OP_CONNECT, .fd = -1 };
+	struct bw_fault f;
+	for (int k = 0; k < n; k++)
+		out[k] = bw_engine_inject(&eng, &c, &f) ? '1' : '0';
+	out[n] = '\0';
+}
+
+static void test_same_seed_same_calls(void **s)
+{
+	(void)s;
+	char a[201], b[201], c[201];
+	setup_cfg(1234, 0.3, 0.3);
+	pattern(0, 200, a);
+	bw_engine_fini(&eng);
+	setup_cfg(1234, 0.3, 0.3);
+	pattern(0, 200, b);
+	assert_string_equal(a, b);
+	bw_engine_fini(&eng);
+	setup_cfg(1235, 0.3, 0.3);
+	pattern(0, 200, c);
+	assert_string_not_equal(a, c);
+	bw_engine_fini(&eng);
+}
+
+static void test_independent_of_other_rules(void **s)
+{
+	(void)s;
+	char a[201], b[201], junk[1001];
+	setup_cfg(77, 0.5, 0.5);
+	pattern(0, 200, a);
+	bw_engine_fini(&eng);
+	setup_cfg(77, 0.5, 0.9);
+	pattern(1, 1000, junk);          /* the other rule's traffic comes first */
+	pattern(0, 200, b);
+	assert_string_equal(a, b);
+	bw_engine_fini(&eng);
+}
+
+static void test_probability_within_bounds(void **s)
+{
+	(void)s;
+	const double ps[] = { 0.01, 0.2, 0.5, 0.9 };
+	for (int i = 0; i < 4; i++) {
+		setup_cfg(5, ps[i], 0);
+		static char out[20001];
+		pattern(0, 20000, out);
+		int hits = 0;
+		for (int k = 0; k < 20000; k++)
+			hits += out[k] == '1';
+		double mean = 20000 * ps[i], sd = sqrt(20000 * ps[i] * (1 - ps[i]));
+		assert_true(fabs(hits - mean) < 5 * sd);     /* 5 sigma: never flaky */
+		bw_engine_fini(&eng);
+	}
+}
+
+static void test_after_and_count(void **s)
+{
+	(void)s;
+	char out[11];
+	setup_cfg(1, 1.0, 0);
+	inj[0].after = 2;
+	inj[0].count = 3;
+	pattern(0, 10, out);
+	assert_string_equal(out, "0011100000");
+	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_INJECTED), 3);
+	assert_int_equal(fake_count("\"event\":\"injected\""), 3);
+	bw_engine_fini(&eng);
+}
+
+static void test_only_its_ops(void **s)
+{
+	(void)s;
+	setup_cfg(1, 1.0, 0);
+	struct bw_call c = { .rule = &rules[0], .op = BW_OP_RECV, .fd = -1 };
+	struct bw_fault f;
+	assert_int_equal(bw_engine_inject(&eng, &c, &f), 0);
+	c.op = BW_OP_CONNECT;
+	assert_int_equal(bw_engine_inject(&eng, &c, &f), 1);
+	assert_int_equal(f.err, ECONNREFUSED);
+	bw_engine_fini(&eng);
+}
+
+static void test_observe_logs_but_injects_nothing(void **s)
+{
+	(void)s;
+	setup_cfg(1, 1.0, 0);
+	eng.mode = BW_MODE_OBSERVE;
+	struct bw_call c = { .rule = &rules[0], .op = BW_OP_CONNECT, .fd = -1 };
+	struct bw_fault f;
+	assert_int_equal(bw_engine_inject(&eng, &c, &f), 0);
+	assert_int_equal(f.err, 0);
+	assert_non_null(strstr(fake_log, "\"event\":\"injected\""));
+	assert_non_null(strstr(fake_log, "\"observe\":true"));
+	bw_engine_fini(&eng);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_same_seed_same_calls),
+		cmocka_unit_test(test_independent_of_other_rules),
+		cmocka_unit_test(test_probability_within_bounds),
+		cmocka_unit_test(test_after_and_count),
+		cmocka_unit_test(test_only_its_ops),
+		cmocka_unit_test(test_observe_logs_but_injects_nothing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -100,3 +100,8 @@ void bw_names_reset(void)
 	next_slot = 0;
 	writer = 0;
 }
+
+void bw_names_after_fork(void)
+{
+	__atomic_store_n(&writer, 0, __ATOMIC_RELEASE);
+}

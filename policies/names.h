@@ -12,5 +12,7 @@ void bw_names_remember(const char *name, const struct sockaddr *sa, socklen_t le
 /* Copies the name last resolved to this address (port ignored) into buf; 0 if found. */
 int bw_names_lookup(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap);
 void bw_names_reset(void);
+/* In a forked child: a writer that was mid-update in another thread is gone. */
+void bw_names_after_fork(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "fdtable.h"
+#include "names.h"
 #include "overrides.h"
 #include "real.h"
 #include "sink.h"
@@ -91,6 +92,8 @@ static void after_fork_child(void)
 	for (int i = 0; i < e->cfg->n_rules; i++)
 		memset(e->rt[i].stats, 0, sizeof e->rt[i].stats);
 	bw_engine_after_fork(e);
+	bw_names_after_fork();
+	bw_sink_after_fork();
 	if (bw_shim.cfg->seed == 0)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);

@@ -152,3 +152,8 @@ void bw_sink_evict(int fd)
 		;
 	errno = saved;
 }
+
+void bw_sink_after_fork(void)
+{
+	__atomic_store_n(&sink.inflight, 0, __ATOMIC_RELEASE);
+}

@@ -18,4 +18,7 @@ int bw_sink_fd(void);
 /* `fd` is about to be replaced (dup2/dup3 target): move our descriptor out of the way. */
 void bw_sink_evict(int fd);
 
+/* In a forked child: writers counted in other threads are gone. */
+void bw_sink_after_fork(void);
+
 #endif

@@ -135,6 +135,17 @@ static int finish(int rc, int err, int saved)
 static int connect_observed(struct bw_engine *e, struct bw_call *c, int fd,
 			    const struct sockaddr *sa, socklen_t len, int saved)
 {
+	/* observe mode only logs the would-be fault; `nonblocking: observe` meets it as a
+	 * connect that failed at once, which non-blocking programs handle */
+	struct bw_fault f;
+	if (bw_engine_inject(e, c, &f)) {
+		if (f.delay)
+			e->env.sleep_us(f.delay);
+		if (f.err) {
+			bw_engine_outcome(e, c, f.err);
+			return finish(-1, f.err, saved);
+		}
+	}
 	int rc = BW_REAL(connect)(fd, sa, len);
 	int err = errno;
 	if (rc < 0 && err == EINPROGRESS)

@@ -51,11 +51,35 @@ static ssize_t do_sendto(struct bw_xfer *x, size_t n)
 	return BW_REAL(sendto)(x->fd, a->cbuf, n, a->flags, a->to, a->tolen);
 }
 
+/* The first n bytes of a scatter list, for a transfer an injected fault cuts short.
+ * Returns the new count, or -1 when the list is too long to copy here (it then goes
+ * whole). */
+#define CUT_MAX 64
+static int cut_iov(const struct iovec *iov, int cnt, size_t n, struct iovec *out)
+{
+	if (cnt > CUT_MAX)
+		return -1;
+	int k = 0;
+	for (; k < cnt && n > 0; k++) {
+		out[k] = iov[k];
+		if (out[k].iov_len > n)
+			out[k].iov_len = n;
+		n -= out[k].iov_len;
+	}
+	return k;
+}
+
 static ssize_t do_sendmsg(struct bw_xfer *x, size_t n)
 {
 	struct io *a = (struct io *)x;
-	(void)n;
-	return BW_REAL(sendmsg)(x->fd, a->cmsg, a->flags);
+	struct iovec cut[CUT_MAX];
+	int k = n < x->len ? cut_iov(a->cmsg->msg_iov, (int)a->cmsg->msg_iovlen, n, cut) : -1;
+	if (k < 0)
+		return BW_REAL(sendmsg)(x->fd, a->cmsg, a->flags);
+	struct msghdr m = *a->cmsg;
+	m.msg_iov = cut;
+	m.msg_iovlen = (size_t)k;
+	return BW_REAL(sendmsg)(x->fd, &m, a->flags);
 }
 
 static ssize_t do_sendmmsg(struct bw_xfer *x, size_t n)
@@ -73,8 +97,9 @@ static ssize_t do_write(struct bw_xfer *x, size_t n)
 static ssize_t do_writev(struct bw_xfer *x, size_t n)
 {
 	struct io *a = (struct io *)x;
-	(void)n;
-	return BW_REAL(writev)(x->fd, a->iov, a->iovcnt);
+	struct iovec cut[CUT_MAX];
+	int k = n < x->len ? cut_iov(a->iov, a->iovcnt, n, cut) : -1;
+	return k < 0 ? BW_REAL(writev)(x->fd, a->iov, a->iovcnt) : BW_REAL(writev)(x->fd, cut, k);
 }
 
 static ssize_t do_recv(struct bw_xfer *x, size_t n)
@@ -92,8 +117,19 @@ static ssize_t do_recvfrom(struct bw_xfer *x, size_t n)
 static ssize_t do_recvmsg(struct bw_xfer *x, size_t n)
 {
 	struct io *a = (struct io *)x;
-	(void)n;
-	return BW_REAL(recvmsg)(x->fd, a->msg, a->flags);
+	struct iovec cut[CUT_MAX];
+	int k = n < x->len ? cut_iov(a->msg->msg_iov, (int)a->msg->msg_iovlen, n, cut) : -1;
+	if (k < 0)
+		return BW_REAL(recvmsg)(x->fd, a->msg, a->flags);
+	/* the program's header gets back what the kernel fills in: names, control, flags */
+	struct iovec *mine = a->msg->msg_iov;
+	size_t mine_len = a->msg->msg_iovlen;
+	a->msg->msg_iov = cut;
+	a->msg->msg_iovlen = (size_t)k;
+	ssize_t rc = BW_REAL(recvmsg)(x->fd, a->msg, a->flags);
+	a->msg->msg_iov = mine;
+	a->msg->msg_iovlen = mine_len;
+	return rc;
 }
 
 static ssize_t do_recvmmsg(struct bw_xfer *x, size_t n)
@@ -111,8 +147,9 @@ static ssize_t do_read(struct bw_xfer *x, size_t n)
 static ssize_t do_readv(struct bw_xfer *x, size_t n)
 {
 	struct io *a = (struct io *)x;
-	(void)n;
-	return BW_REAL(readv)(x->fd, a->iov, a->iovcnt);
+	struct iovec cut[CUT_MAX];
+	int k = n < x->len ? cut_iov(a->iov, a->iovcnt, n, cut) : -1;
+	return k < 0 ? BW_REAL(readv)(x->fd, a->iov, a->iovcnt) : BW_REAL(readv)(x->fd, cut, k);
 }
 
 /* A plain-buffer send on a stream socket may be cut short by a byte limit; a datagram
@@ -231,7 +268,8 @@ BW_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
 	if (!e || bw_fd_untouched(fd, 0, 0))
 		return BW_REAL(recvmsg)(fd, msg, flags);
-	struct io a = { .x = IO(BW_OP_RECV, "recvmsg", fd, 0, do_recvmsg), .msg = msg,
+	struct io a = { .x = IO(BW_OP_RECV, "recvmsg", fd, msg ? iov_bytes(msg->msg_iov,
+			(int)msg->msg_iovlen) : 0, do_recvmsg), .msg = msg,
 			.flags = flags };
 	return run(e, &a, 0, flags);
 }
@@ -262,7 +300,8 @@ BW_HOOK ssize_t read(int fd, void *buf, size_t n)
 
 static __attribute__((noinline)) ssize_t readv_slow(struct bw_engine *e, int fd, const struct iovec *iov, int iovcnt)
 {
-	struct io a = { .x = IO(BW_OP_RECV, "readv", fd, 0, do_readv), .iov = iov,
+	struct io a = { .x = IO(BW_OP_RECV, "readv", fd, iov_bytes(iov, iovcnt), do_readv),
+			.iov = iov,
 			.iovcnt = iovcnt };
 	return run(e, &a, 0, 0);
 }

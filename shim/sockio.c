@@ -78,6 +78,7 @@ struct run_ctx {
 	struct bw_call *c;
 	struct bw_fdinfo *fi;
 	int passed_err;          /* an error handed to the program as it is (EAGAIN) */
+	char dest[128];          /* the peer, kept when a reset makes it unknowable */
 };
 
 static int blocking(int fd)
@@ -129,6 +130,9 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 	if (f.delay)
 		r->e->env.sleep_us(f.delay);
 	if (f.reset) {
+		/* name the peer now: after the reset it is gone */
+		bw_sock_peer_name(r->c, r->dest, sizeof r->dest);
+		r->c->dest = r->dest;
 		reset_connection(x->fd);
 		*err = ECONNRESET;
 		return 1;
@@ -206,7 +210,7 @@ ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
 		.rule = &e->cfg->rules[no - 1], .op = x->op, .call = x->call, .fd = x->fd,
 		.key = fi.key, .dest_of = bw_sock_peer_name,
 	};
-	struct run_ctx r = { e, x, &c, &fi, 0 };
+	struct run_ctx r = { e, x, &c, &fi, 0, "" };
 	c.attempt = attempt;
 	c.arg = &r;
 	int err = bw_engine_run(e, &c, bw_thread_rng());

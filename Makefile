@@ -52,7 +52,7 @@ $(LIB): $(SHIM_OBJ) $(POLICY_OBJ) shim/exports.map
 
 $(TOOL): $(TOOL_OBJ) $(POLICY_OBJ)
 	@echo "  LD      $@"
-	@$(CC) -o $@ $(TOOL_OBJ) $(POLICY_OBJ) $(SANFLAGS) -lyaml -lm
+	@$(CC) -o $@ $(TOOL_OBJ) $(POLICY_OBJ) $(SANFLAGS) -lyaml -ljansson -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(POLICY_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <yaml.h>
 #include "cli.h"
+#include "report.h"
 
 #ifndef BW_VERSION
 #define BW_VERSION "unknown"
@@ -14,6 +15,7 @@ void bw_usage(FILE *out)
 	fputs("usage: bulwark run [OPTIONS] [--] COMMAND [ARG...]\n"
 	      "       bulwark check [FILE | --default]\n"
 	      "       bulwark explain [-c FILE] [--prog NAME] OP TARGET\n"
+	      "       bulwark report [--format table|json|prometheus] [FILE...]\n"
 	      "       bulwark version\n"
 	      "\n"
 	      "run: run COMMAND with libbulwark.so preloaded and the policy applied\n"
@@ -31,6 +33,10 @@ void bw_usage(FILE *out)
 	      "  send, recv, resolve or sqlite; TARGET an address (127.0.0.1:5432, [::1]:6379,\n"
 	      "  db.internal:5432, unix:/run/app.sock), a host name (resolve) or a database\n"
 	      "  path (sqlite). --prog NAME: the program, for rules with match.prog\n"
+	      "\n"
+	      "report: summarize event logs (JSON Lines; standard input when no FILE, or\n"
+	      "  for -) per rule and destination, flakiest first\n"
+	      "  -f, --format FMT    table (default, 80 columns) | json | prometheus\n"
 	      "\n"
 	      "See bulwark(1) and bulwark.yaml(5).\n",
 	      out);
@@ -81,7 +87,7 @@ static const struct {
 	{ "help", cmd_help },
 	{ "--help", cmd_help },
 	{ "-h", cmd_help },
-	{ "report", not_built },
+	{ "report", bw_cmd_report },
 	{ "status", not_built },
 };
 

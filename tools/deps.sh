@@ -2,7 +2,7 @@
 # Install the Debian packages bulwark needs, or say which are missing.
 # Usage: deps.sh build|test
 set -u
-build="gcc make libc6-dev libyaml-dev libsqlite3-dev"
+build="gcc make libc6-dev libyaml-dev libsqlite3-dev libjansson-dev"
 test="$build libcmocka-dev sqlite3 libsqlite3-dev curl strace python3 nodejs procps"
 case "${1:-build}" in
 	build) want=$build ;;

@@ -329,14 +329,15 @@ class CliTest(ShimTest):
             r = tool(*args)
             self.assertEqual(r.rc, 0, r)
             self.assertIn("bulwark run", r.stdout)
-            self.assertNotIn("report", r.stdout)
+            self.assertIn("bulwark report", r.stdout)
+            self.assertNotIn("status", r.stdout)
         r = tool()
         self.assertEqual(r.rc, 2, r)
         self.assertIn("bulwark run", r.stderr)
         self.assertEqual(tool("frobnicate").rc, 2)
 
     def test_unbuilt_commands_say_so(self):
-        for cmd in ("report", "status"):
+        for cmd in ("status",):
             r = tool(cmd)
             self.assertEqual(r.rc, 2, r)
             self.assertIn("not built yet", r.stderr)

@@ -1,0 +1,339 @@
+/* `bulwark report` for people: short tables that fit an 80-column terminal. Long
+ * names are cut with an ellipsis and big counts abbreviated (123k); the JSON format
+ * has every figure whole. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "report.h"
+
+/* 79, not 80: a line that fills the last column makes some terminals wrap early. */
+#define LINE_MAX_COLS 79
+#define MAX_COLS 12
+#define TEXT_MIN 8               /* a text column is never cut narrower than this */
+#define TOP_ERRORS 10
+
+struct col {
+	const char *head;
+	int text;                /* text: left-aligned, may be cut; else a right-aligned figure */
+	int middle;              /* text cut in the middle (destinations), else at the end */
+	size_t soft;             /* text: cut below this only when all text is this narrow */
+};
+
+/* Rule names like "default-connect" stay whole; destinations get the most room. */
+#define RULE_SOFT 16
+#define DEST_SOFT 28
+#define FIG(head) { head, 0, 0, 0 }
+#define RULE_COL { "RULE", 1, 0, RULE_SOFT }
+#define DEST_COL { "DEST", 1, 1, DEST_SOFT }
+
+struct tab {
+	const struct col *cols;
+	int ncols;
+	char **cells;            /* row-major, ncols per row */
+	size_t nrows, cap;
+};
+
+static char *dup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+	if (!d) {
+		fputs("bulwark report: out of memory\n", stderr);
+		exit(1);
+	}
+	return memcpy(d, s, n);
+}
+
+/* Append a row of ncols cells. */
+static void tab_row(struct tab *t, const char *const *cells)
+{
+	if (t->nrows == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 16;
+		char **c = realloc(t->cells, t->cap * (size_t)t->ncols * sizeof *c);
+		if (!c) {
+			fputs("bulwark report: out of memory\n", stderr);
+			exit(1);
+		}
+		t->cells = c;
+	}
+	for (int i = 0; i < t->ncols; i++)
+		t->cells[t->nrows * (size_t)t->ncols + (size_t)i] = dup(cells[i]);
+	t->nrows++;
+}
+
+static void tab_free(struct tab *t)
+{
+	for (size_t i = 0; i < t->nrows * (size_t)t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+}
+
+static void pad(FILE *out, size_t n)
+{
+	while (n--)
+		fputc(' ', out);
+}
+
+/* While the line is too long, the widest text column above floor gives up a column. */
+static void shrink(const struct tab *t, size_t *w, size_t *total, int soft)
+{
+	while (*total > LINE_MAX_COLS) {
+		int widest = -1;
+		for (int c = 0; c < t->ncols; c++) {
+			size_t floor = soft && t->cols[c].soft > TEXT_MIN ? t->cols[c].soft : TEXT_MIN;
+			if (t->cols[c].text && w[c] > floor && (widest < 0 || w[c] > w[widest]))
+				widest = c;
+		}
+		if (widest < 0)
+			return;
+		w[widest]--;
+		(*total)--;
+	}
+}
+
+/* Columns as wide as their widest cell; then, while the line is too long, text columns
+ * are cut, first down to their soft width, the widest first, and then further. One
+ * long rule name must not take the room a destination needs. */
+static void tab_print(FILE *out, struct tab *t)
+{
+	size_t w[MAX_COLS], total = (size_t)t->ncols - 1;
+	for (int c = 0; c < t->ncols; c++) {
+		w[c] = bw_rp_width(t->cols[c].head);
+		for (size_t r = 0; r < t->nrows; r++) {
+			size_t cw = bw_rp_width(t->cells[r * (size_t)t->ncols + (size_t)c]);
+			if (cw > w[c])
+				w[c] = cw;
+		}
+		total += w[c];
+	}
+	shrink(t, w, &total, 1);
+	shrink(t, w, &total, 0);
+	for (size_t r = 0; r <= t->nrows; r++) {
+		for (int c = 0; c < t->ncols; c++) {
+			const char *s = r == 0 ? t->cols[c].head
+					       : t->cells[(r - 1) * (size_t)t->ncols + (size_t)c];
+			char fit[1024];
+			bw_rp_fit(fit, sizeof fit, s, w[c], t->cols[c].middle);
+			size_t fw = bw_rp_width(fit);
+			if (c)
+				fputc(' ', out);
+			if (!t->cols[c].text)
+				pad(out, w[c] - fw);
+			fputs(fit, out);
+			if (t->cols[c].text && c + 1 < t->ncols)
+				pad(out, w[c] - fw);
+		}
+		fputc('\n', out);
+	}
+}
+
+/* ---- sections ---- */
+
+static const char *count(char *buf, long long n)
+{
+	bw_rp_fmt_count(buf, 16, n);
+	return buf;
+}
+
+static void header(struct bw_report *r, FILE *out)
+{
+	fprintf(out, "bulwark report: %lld event%s from %zu process%s in %lld file%s",
+		r->events, r->events == 1 ? "" : "s", r->n_pids, r->n_pids == 1 ? "" : "es",
+		r->files, r->files == 1 ? "" : "s");
+	if (r->skipped)
+		fprintf(out, ", %lld line%s skipped", r->skipped, r->skipped == 1 ? "" : "s");
+	fputc('\n', out);
+	if (r->have_ts) {
+		char span[32], a[64], b[64];
+		bw_rp_fmt_dur(span, sizeof span, r->last_us - r->first_us);
+		/* room for "span:  ..  (999.9h)" around the two times */
+		bw_rp_fit(a, sizeof a, r->first_ts, 32, 0);
+		bw_rp_fit(b, sizeof b, r->last_ts, 32, 0);
+		fprintf(out, "span: %s .. %s (%s)\n", a, b, span);
+	}
+	/* not about calls, so in no table below, but a policy that failed to load matters */
+	if (r->config_errors || r->warnings)
+		fprintf(out, "also read: %lld config_error event%s, %lld warning event%s\n",
+			r->config_errors, r->config_errors == 1 ? "" : "s", r->warnings,
+			r->warnings == 1 ? "" : "s");
+}
+
+static const struct col dest_cols[] = {
+	RULE_COL, DEST_COL, FIG("FAIL"), FIG("RETRY"),
+	FIG("RECOV"), FIG("GAVEUP"), FIG("REJECT"), FIG("OPENS"),
+};
+
+static void destinations(struct bw_report *r, FILE *out)
+{
+	fputs("\nBY RULE AND DESTINATION (flakiest first)\n", out);
+	if (!r->n_groups) {
+		fputs("no call events\n", out);
+		return;
+	}
+	struct tab t = { dest_cols, 8, NULL, 0, 0 };
+	for (size_t i = 0; i < r->n_groups; i++) {
+		const struct bw_rp_group *g = r->groups[i];
+		const struct bw_rp_side *s = &g->did;
+		char b[6][16];
+		const char *cells[8] = {
+			g->rule, g->dest, count(b[0], s->errs.total),
+			count(b[1], s->count[BW_RP_RETRIES]), count(b[2], s->count[BW_RP_RECOVERED]),
+			count(b[3], s->gave_up.total), count(b[4], s->count[BW_RP_REJECTED]),
+			count(b[5], s->count[BW_RP_BREAKER_OPENS]),
+		};
+		tab_row(&t, cells);
+	}
+	tab_print(out, &t);
+	tab_free(&t);
+}
+
+static const struct col delay_cols[] = {
+	RULE_COL, DEST_COL, FIG("THROT"), FIG("LIMIT"),
+	FIG("INJECT"), FIG("ADDED"), FIG("P50"), FIG("P99"),
+};
+
+static void delays(struct bw_report *r, FILE *out)
+{
+	struct tab t = { delay_cols, 8, NULL, 0, 0 };
+	for (size_t i = 0; i < r->n_groups; i++) {
+		struct bw_rp_group *g = r->groups[i];
+		struct bw_rp_side *s = &g->did;
+		if (!s->count[BW_RP_THROTTLED] && !s->count[BW_RP_LIMITED] &&
+		    !s->count[BW_RP_INJECTED] && !s->delays.n)
+			continue;
+		char b[3][16], d[3][16] = { "-", "-", "-" };
+		if (s->delays.n) {
+			bw_rp_fmt_dur(d[0], sizeof d[0], s->delays.total_us);
+			bw_rp_fmt_dur(d[1], sizeof d[1], bw_rp_quantile(&s->delays, 0.5));
+			bw_rp_fmt_dur(d[2], sizeof d[2], bw_rp_quantile(&s->delays, 0.99));
+		}
+		const char *cells[8] = {
+			g->rule, g->dest, count(b[0], s->count[BW_RP_THROTTLED]),
+			count(b[1], s->count[BW_RP_LIMITED]), count(b[2], s->count[BW_RP_INJECTED]),
+			d[0], d[1], d[2],
+		};
+		tab_row(&t, cells);
+	}
+	if (t.nrows) {
+		fputs("\nLIMITS AND ADDED DELAY (retry waits, throttling, injected delay)\n", out);
+		tab_print(out, &t);
+	}
+	tab_free(&t);
+}
+
+static const struct col observe_cols[] = {
+	RULE_COL, DEST_COL, FIG("FAIL"), FIG("RETRY"),
+	FIG("GAVEUP"), FIG("REJECT"), FIG("OPENS"), FIG("THROT"),
+	FIG("LIMIT"), FIG("INJECT"),
+};
+
+static void observed(struct bw_report *r, FILE *out)
+{
+	struct tab t = { observe_cols, 10, NULL, 0, 0 };
+	for (size_t i = 0; i < r->n_groups; i++) {
+		const struct bw_rp_group *g = r->groups[i];
+		const struct bw_rp_side *s = &g->observed;
+		if (bw_rp_side_empty(s))
+			continue;
+		char b[8][16];
+		const char *cells[10] = {
+			g->rule, g->dest, count(b[0], s->errs.total),
+			count(b[1], s->count[BW_RP_RETRIES]), count(b[2], s->gave_up.total),
+			count(b[3], s->count[BW_RP_REJECTED]),
+			count(b[4], s->count[BW_RP_BREAKER_OPENS]),
+			count(b[5], s->count[BW_RP_THROTTLED]), count(b[6], s->count[BW_RP_LIMITED]),
+			count(b[7], s->count[BW_RP_INJECTED]),
+		};
+		tab_row(&t, cells);
+	}
+	if (t.nrows) {
+		fputs("\nWOULD HAVE (observe mode: decided and logged, nothing changed)\n", out);
+		tab_print(out, &t);
+	}
+	tab_free(&t);
+}
+
+static const struct col err_cols[] = {
+	{ "ERROR", 1, 0, 0 }, FIG("COUNT"), FIG("SHARE"), FIG("DESTS"),
+};
+
+static void errors(struct bw_report *r, FILE *out)
+{
+	long long timeouts = 0, failovers = 0;
+	for (size_t i = 0; i < r->n_groups; i++) {
+		timeouts += r->groups[i]->did.count[BW_RP_TIMEOUTS];
+		failovers += r->groups[i]->did.count[BW_RP_FAILOVERS];
+	}
+	if (r->top_errs.n) {
+		fputs("\nTOP ERRORS (fail events)\n", out);
+		struct tab t = { err_cols, 4, NULL, 0, 0 };
+		for (size_t i = 0; i < r->top_errs.n && i < TOP_ERRORS; i++) {
+			char b[2][16], share[16];
+			snprintf(share, sizeof share, "%.0f%%",
+				 100.0 * (double)r->top_errs.v[i].n / (double)r->top_errs.total);
+			const char *cells[4] = {
+				r->top_errs.v[i].name, count(b[0], r->top_errs.v[i].n), share,
+				count(b[1], r->top_errs_dests[i]),
+			};
+			tab_row(&t, cells);
+		}
+		tab_print(out, &t);
+		tab_free(&t);
+		if (r->top_errs.n > TOP_ERRORS)
+			fprintf(out, "and %zu more\n", r->top_errs.n - TOP_ERRORS);
+	}
+	/* Gave-up reasons over all destinations, on one line: there are only four. */
+	const struct bw_rp_tally *g = &r->gave_up_reasons;
+	if (g->n) {
+		char line[256] = "gave up by reason:";
+		size_t len = strlen(line);
+		for (size_t k = 0; k < g->n && len < sizeof line; k++) {
+			char c[16];
+			len += (size_t)snprintf(line + len, sizeof line - len, "%s %s %s",
+						k ? "," : "", g->v[k].name, count(c, g->v[k].n));
+		}
+		char fit[512];
+		bw_rp_fit(fit, sizeof fit, line, LINE_MAX_COLS, 0);
+		fprintf(out, "%s\n", fit);
+	}
+	if (timeouts || failovers)
+		fprintf(out, "also: %lld timeout%s, %lld failover%s (per destination in --format json)\n",
+			timeouts, timeouts == 1 ? "" : "s", failovers, failovers == 1 ? "" : "s");
+}
+
+static const struct col rule_cols[] = {
+	RULE_COL, FIG("PROCS"), FIG("CALLS"), FIG("FAIL"),
+	FIG("RETRY"), FIG("RECOV"), FIG("GAVEUP"), FIG("REJECT"),
+	FIG("THROT"), FIG("LIMIT"), FIG("INJECT"),
+};
+
+static void rules(struct bw_report *r, FILE *out)
+{
+	fputs("\nPER RULE (counters of the processes' exit events)\n", out);
+	if (!r->n_rules) {
+		fputs("no exit events (log.summary off, or the processes are still running)\n", out);
+		return;
+	}
+	struct tab t = { rule_cols, 11, NULL, 0, 0 };
+	for (size_t i = 0; i < r->n_rules; i++) {
+		const struct bw_rp_rule *x = &r->rules[i];
+		char b[10][16];
+		const char *cells[11] = { x->name, count(b[0], x->processes) };
+		for (int s = 0; s < BW_RP_NSTAT; s++)
+			cells[2 + s] = count(b[1 + s], x->stat[s]);
+		tab_row(&t, cells);
+	}
+	tab_print(out, &t);
+	tab_free(&t);
+}
+
+int bw_report_print_table(struct bw_report *r, FILE *out)
+{
+	header(r, out);
+	destinations(r, out);
+	delays(r, out);
+	observed(r, out);
+	errors(r, out);
+	rules(r, out);
+	return 0;
+}

@@ -82,6 +82,7 @@ demo: deps all
 
 bench: deps all
 	@sh tests/bench/run.sh
+	@sh tests/bench/sqlite_contention.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

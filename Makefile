@@ -29,7 +29,8 @@ ITEST_SO   := $(patsubst tests/integration/progs/%.so.c,$(BUILD)/itest/%.so,$(wi
 LIB  := $(BUILD)/libbulwark.so
 TOOL := $(BUILD)/bulwark
 
-.PHONY: all deps test unit integration demo install clean bench check-asan check-tsan
+.PHONY: all deps test check unit unit-bins integration demo install clean bench check-asan \
+	check-tsan san-progs sanitizer-builds
 
 all: deps-build $(LIB) $(TOOL)
 
@@ -67,15 +68,27 @@ $(BUILD)/itest/%: tests/integration/progs/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) -O2 -o $@ $< -lpthread
 
+unit-bins: $(UNIT_BIN)
+
 unit: deps all $(UNIT_BIN)
 	@sh tests/unit/run.sh $(UNIT_BIN)
 
 integration: deps all $(ITEST_PROG) $(ITEST_SO)
 	@python3 tests/integration/run.py
 
-# One closing line for the whole suite.
-test: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO)
+# The quick loop while working: unit and integration tests.
+check: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO)
 	@sh tests/run-all.sh $(UNIT_BIN)
+
+# Everything, with one closing line: what CI runs.
+test: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO) sanitizer-builds
+	@sh tests/run-all.sh --sanitizers $(UNIT_BIN)
+
+sanitizer-builds:
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SANFLAGS="$(ASAN_FLAGS)" \
+	  build-asan/libbulwark.so unit-bins san-progs
+	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g" SANFLAGS="$(TSAN_FLAGS)" \
+	  build-tsan/libbulwark.so unit-bins san-progs
 
 demo: deps all
 	@sh examples/demo.sh
@@ -93,5 +106,88 @@ install: all
 	install -m 0644 docs/bulwark.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/bulwark.yaml.5
 	cp -r examples/. $(DESTDIR)$(PREFIX)/share/doc/bulwark/examples/
 
+# Sanitizer builds live in their own build trees; the programs that exercise the library
+# link the sanitizer runtime themselves (see tests/sanitize/run.py for why).
+SAN_PROGS := $(addprefix $(BUILD)/san/,sockopt_client errno_check pingpong limiter16)
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TSAN_FLAGS := -fsanitize=thread
+
+$(BUILD)/san/%: tests/integration/progs/%.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(WARN) $(DEFS) -O1 -g $(SANFLAGS) -o $@ $< -lpthread
+
+$(BUILD)/san/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(WARN) $(DEFS) -O1 -g $(SANFLAGS) -o $@ $< -lpthread
+
+san-progs: $(SAN_PROGS)
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SANFLAGS="$(ASAN_FLAGS)" \
+	  build-asan/libbulwark.so unit-bins san-progs
+	@ASAN_OPTIONS=detect_leaks=1 sh tests/unit/run.sh build-asan/tests/test_*
+	@python3 tests/sanitize/run.py build-asan asan
+
+check-tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g" SANFLAGS="$(TSAN_FLAGS)" \
+	  build-tsan/libbulwark.so unit-bins san-progs
+	@setarch -R sh tests/unit/run.sh build-tsan/tests/test_*
+	@python3 tests/sanitize/run.py build-tsan tsan
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan build-tsan
+
+# ---- fuzzing: `make fuzz FUZZ_SECONDS=N` ----
+# libFuzzer targets in tests/fuzz/ with ASan and UBSan, built by clang from objects of their
+# own in build/fuzz/ (the gcc objects are left alone). Each target runs N seconds over a
+# scratch copy of its seed corpus in build/fuzz/corpus/ (what it finds stays out of git);
+# any crash, leak, timeout or failed check fails the target, its input saved in
+# build/fuzz/crashes/. Needs clang and libclang-rt-14-dev.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_CFLAGS  := $(WARN) $(DEFS) -g -O1 -fno-omit-frame-pointer -Ipolicies \
+		-fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ     := $(POLICY_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_TARGETS := config event
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-toolchain
+.SECONDARY: $(FUZZ_OBJ)
+
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard policies/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (fuzz)"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	@echo "  CCLD    $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) -lyaml -lm
+
+fuzz-toolchain:
+	@mkdir -p $(FUZZ_DIR)
+	@echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n > 9; }' \
+	  > $(FUZZ_DIR)/probe.c
+	@$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $(FUZZ_DIR)/probe $(FUZZ_DIR)/probe.c \
+	  2>/dev/null || { echo "make fuzz needs clang with libFuzzer:" \
+	  "apt-get install clang libclang-rt-14-dev" >&2; exit 1; }
+
+fuzz-build: deps-build fuzz-toolchain $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes || exit 1; \
+	  cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus/$$t/ || exit 1; \
+	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  echo "  FUZZ    $$t: $(FUZZ_SECONDS) s, log in $(FUZZ_DIR)/$$t.log"; \
+	  if ! $(FUZZ_DIR)/fuzz_$$t $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	      -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$$t- \
+	      $(FUZZ_DIR)/corpus/$$t > $(FUZZ_DIR)/$$t.log 2>&1; then \
+	    tail -n 60 $(FUZZ_DIR)/$$t.log; \
+	    echo "fuzz: $$t FAILED; reproduce with $(FUZZ_DIR)/fuzz_$$t $(FUZZ_DIR)/crashes/$$t-*"; \
+	    exit 1; \
+	  fi; \
+	  grep -E '^#[0-9]+ +DONE' $(FUZZ_DIR)/$$t.log | sed "s/^/  $$t: /"; \
+	  grep -E 'stat::(number_of_executed_units|average_exec_per_sec)' $(FUZZ_DIR)/$$t.log \
+	    | sed "s/^/  $$t: /"; \
+	done; echo "fuzz: no crash in $(FUZZ_TARGETS)"

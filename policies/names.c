@@ -43,22 +43,37 @@ static struct slot *find_slot(int family, const unsigned char *addr)
 	return NULL;
 }
 
+/* Slot contents are written and read with byte-wise atomics: a reader racing a writer
+ * sees a torn copy, which the sequence check then throws away. */
+static void put_bytes(unsigned char *dst, const void *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		__atomic_store_n(&dst[i], ((const unsigned char *)src)[i], __ATOMIC_RELAXED);
+}
+
+static void get_bytes(void *dst, const unsigned char *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		((unsigned char *)dst)[i] = __atomic_load_n(&src[i], __ATOMIC_ACQUIRE);
+}
+
 void bw_names_remember(const char *name, const struct sockaddr *sa, socklen_t len)
 {
 	int family;
 	unsigned char addr[16];
 	if (!name || addr_of(sa, len, &family, addr) < 0)
 		return;
+	char copy[BW_NAME_LEN] = { 0 };
+	strncpy(copy, name, BW_NAME_LEN - 1);
 	while (__atomic_exchange_n(&writer, 1, __ATOMIC_ACQUIRE))
 		;
 	struct slot *s = find_slot(family, addr);
 	if (!s)
 		s = &slots[next_slot++ % BW_NAMES_SLOTS];
 	__atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
-	s->family = family;
-	memcpy(s->addr, addr, 16);
-	strncpy(s->name, name, BW_NAME_LEN - 1);
-	s->name[BW_NAME_LEN - 1] = '\0';
+	__atomic_store_n(&s->family, family, __ATOMIC_RELAXED);
+	put_bytes(s->addr, addr, 16);
+	put_bytes((unsigned char *)s->name, copy, BW_NAME_LEN);
 	__atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&writer, 0, __ATOMIC_RELEASE);
 }
@@ -75,20 +90,23 @@ int bw_names_lookup(const struct sockaddr *sa, socklen_t len, char *buf, size_t 
 			unsigned seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
 			if (seq & 1)
 				continue;
-			int hit = s->family == family && memcmp(s->addr, addr, 16) == 0;
-			if (hit) {
-				size_t n = strnlen(s->name, BW_NAME_LEN - 1);
-				if (n >= cap)
-					n = cap - 1;
-				memcpy(buf, s->name, n);
-				buf[n] = '\0';
-			}
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
-			if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq)
-				continue;
+			unsigned char a[16];
+			char name[BW_NAME_LEN];
+			int fam = __atomic_load_n(&s->family, __ATOMIC_ACQUIRE);
+			get_bytes(a, s->addr, 16);
+			int hit = fam == family && memcmp(a, addr, 16) == 0;
 			if (hit)
-				return 0;
-			break;
+				get_bytes(name, (unsigned char *)s->name, BW_NAME_LEN);
+			if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != seq)
+				continue;
+			if (!hit)
+				break;
+			size_t n = strnlen(name, BW_NAME_LEN - 1);
+			if (n >= cap)
+				n = cap - 1;
+			memcpy(buf, name, n);
+			buf[n] = '\0';
+			return 0;
 		}
 	}
 	return -1;

@@ -3,15 +3,31 @@
  * a system call or a sleep. */
 #include <errno.h>
 #include <netdb.h>
+#include <string.h>
 #include "engine.h"
 #include "errnames.h"
 
-#define SPIN_LIMIT 100000
 #define MAX_WAITS 10000     /* bounds the wait loop whatever the clock does */
 
 static struct bw_rule_rt *rt_of(struct bw_engine *e, const struct bw_rule *r)
 {
 	return &e->rt[r - e->cfg->rules];
+}
+
+/* Name the destination for `bulwark status`; looked up only for a new entry. */
+static void label(struct bw_dest_state *st, const struct bw_call *c)
+{
+	char buf[BW_LABEL_MAX];
+	const char *name = c->dest ? c->dest : c->db ? c->db : c->host;
+	if (!name && c->dest_of) {
+		c->dest_of(c, buf, sizeof buf);
+		name = buf;
+	}
+	if (!name)
+		return;
+	size_t n = strnlen(name, BW_LABEL_MAX - 1);
+	memcpy(st->label, name, n);
+	st->label[n] = '\0';
 }
 
 /* The state for this call under `scope`, locked; NULL if the lock cannot be had (a hook
@@ -20,14 +36,16 @@ static struct bw_dest_state *lock_state(struct bw_engine *e, const struct bw_cal
 					enum bw_scope scope, int *set)
 {
 	struct bw_rule_rt *rt = rt_of(e, c->rule);
-	if (scope == BW_SCOPE_DEST && rt->dests.mem)
-		return bw_keyed_lock(&rt->dests, c->key, e->env.mono_us(), set);
-	int spins = 0;
-	while (__atomic_exchange_n(&rt->lock, 1, __ATOMIC_ACQUIRE))
-		if (++spins > SPIN_LIMIT)
-			return NULL;
+	if (scope == BW_SCOPE_DEST && rt->dests.mem) {
+		struct bw_dest_state *st = bw_keyed_lock(&rt->dests, c->key, e->env.mono_us(), set);
+		if (st && !st->label[0])
+			label(st, c);
+		return st;
+	}
+	if (bw_spin_lock(rt->lock, rt->dests.self ? rt->dests.self : 1, rt->dests.alive) < 0)
+		return NULL;
 	*set = -1;
-	return &rt->whole;
+	return rt->whole;
 }
 
 static void unlock_state(struct bw_engine *e, const struct bw_call *c, int set)
@@ -36,7 +54,7 @@ static void unlock_state(struct bw_engine *e, const struct bw_call *c, int set)
 	if (set >= 0)
 		bw_keyed_unlock(&rt->dests, set);
 	else
-		__atomic_store_n(&rt->lock, 0, __ATOMIC_RELEASE);
+		bw_spin_unlock(rt->lock);
 }
 
 static int err_fits(int err, int op)
@@ -254,7 +272,7 @@ void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n)
 void bw_engine_after_fork(struct bw_engine *e)
 {
 	for (int i = 0; i < e->cfg->n_rules; i++) {
-		bw_keyed_after_fork(&e->rt[i].dests);
-		e->rt[i].lock = 0;
+		bw_keyed_after_fork(&e->rt[i].dests, (int)e->pid);
+		e->rt[i].own_lock = 0;
 	}
 }

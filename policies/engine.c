@@ -26,6 +26,10 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 		bw_engine_fini(e);
 		return -1;
 	}
+	for (int i = 0; i < n; i++) {
+		e->rt[i].lock = &e->rt[i].own_lock;
+		e->rt[i].whole = &e->rt[i].own_whole;
+	}
 	for (int i = 0; i < cfg->n_rules; i++) {
 		const struct bw_match *m = &cfg->rules[i].match;
 		int hit = m->n_prog == 0;
@@ -376,18 +380,6 @@ void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err)
 	}
 }
 
-/* Sections this version validates but does not carry out yet: say so once, rather than
- * let a policy look as if it worked. */
-static void warn_unbuilt(struct bw_engine *e)
-{
-	struct bw_event ev;
-	if (e->cfg->state.share == BW_SHARE_GROUP) {
-		bw_event_init(&ev, BW_EV_WARNING, BW_LVL_WARN);
-		ev.msg = "state.share: group is not built yet: each process keeps its own state";
-		bw_engine_emit(e, NULL, &ev);
-	}
-}
-
 void bw_engine_start_event(struct bw_engine *e, const char *version)
 {
 	char extra[1024];
@@ -407,7 +399,6 @@ void bw_engine_start_event(struct bw_engine *e, const char *version)
 	bw_event_init(&ev, BW_EV_START, BW_LVL_INFO);
 	ev.extra = extra;
 	bw_engine_emit(e, NULL, &ev);
-	warn_unbuilt(e);
 }
 
 static const char *const stat_names[BW_ST_COUNT] = {

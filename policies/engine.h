@@ -32,10 +32,13 @@ struct bw_budget_slot {
 	long calls, retries;
 };
 
-/* Breaker and bucket of one destination, or of a whole rule. */
+/* Breaker and bucket of one destination, or of a whole rule. `label` names the
+ * destination for `bulwark status` (set when the entry is first used). */
+#define BW_LABEL_MAX 48
 struct bw_dest_state {
 	struct bw_breaker_state brk;
 	struct bw_bucket bucket;
+	char label[BW_LABEL_MAX];
 };
 
 #define BW_CALL_STRIPES 8      /* `calls` counts every matched call: spread it over lines */
@@ -45,8 +48,10 @@ struct bw_rule_rt {
 	struct { long n; char pad[64 - sizeof(long)]; } calls[BW_CALL_STRIPES];
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
 	struct bw_keyed dests;                   /* scope dest, bounded by max_keys */
-	int lock;                                /* guards `whole` */
-	struct bw_dest_state whole;              /* scope rule and process */
+	int *lock;                               /* guards *whole; a pid while held */
+	struct bw_dest_state *whole;             /* scope rule and process */
+	int own_lock;                            /* where lock and whole point unless */
+	struct bw_dest_state own_whole;          /* state is shared by a process tree */
 	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected */
 };
 

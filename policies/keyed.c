@@ -11,6 +11,43 @@ struct hdr {
 
 #define SPIN_LIMIT 100000
 
+int bw_spin_lock(int *lock, int self, int (*alive)(long pid))
+{
+	for (int round = 0; round < 2; round++) {
+		for (int spins = 0; spins < SPIN_LIMIT; spins++) {
+			int expect = 0;
+			if (__atomic_compare_exchange_n(lock, &expect, self, 0, __ATOMIC_ACQUIRE,
+							__ATOMIC_RELAXED))
+				return 0;
+		}
+		/* the holder may have died holding it (another process killed mid-update):
+		 * its half-made change is a few counters, which the next update corrects */
+		int owner = __atomic_load_n(lock, __ATOMIC_RELAXED);
+		if (!alive || owner == 0 || owner == self || alive(owner))
+			continue;
+		if (__atomic_compare_exchange_n(lock, &owner, self, 0, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return 0;
+	}
+	return -1;
+}
+
+void bw_spin_unlock(int *lock)
+{
+	__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
+
+size_t bw_keyed_entry_size(size_t vsize)
+{
+	return sizeof(struct hdr) + ((vsize + 7) & ~(size_t)7);
+}
+
+int bw_keyed_sets(int max_keys)
+{
+	int sets = (max_keys + BW_KEYED_WAYS - 1) / BW_KEYED_WAYS;
+	return sets < 1 ? 1 : sets;
+}
+
 static size_t entry_size(const struct bw_keyed *k)
 {
 	return sizeof(struct hdr) + k->vsize;
@@ -24,10 +61,10 @@ static struct hdr *entry(const struct bw_keyed *k, int set, int way)
 int bw_keyed_init(struct bw_keyed *k, int max_keys, size_t vsize)
 {
 	memset(k, 0, sizeof *k);
-	k->sets = (max_keys + BW_KEYED_WAYS - 1) / BW_KEYED_WAYS;
-	if (k->sets < 1)
-		k->sets = 1;
+	k->sets = bw_keyed_sets(max_keys);
 	k->vsize = (vsize + 7) & ~(size_t)7;
+	k->self = 1;
+	k->owned = 1;
 	k->mem = calloc((size_t)k->sets * BW_KEYED_WAYS, entry_size(k));
 	k->locks = calloc((size_t)k->sets, sizeof *k->locks);
 	if (!k->mem || !k->locks) {
@@ -37,21 +74,37 @@ int bw_keyed_init(struct bw_keyed *k, int max_keys, size_t vsize)
 	return 0;
 }
 
+void bw_keyed_attach(struct bw_keyed *k, int sets, size_t vsize, void *mem, int *locks)
+{
+	int self = k->self ? k->self : 1;
+	int (*alive)(long) = k->alive;
+	if (k->owned)
+		bw_keyed_free(k);
+	memset(k, 0, sizeof *k);
+	k->sets = sets;
+	k->vsize = (vsize + 7) & ~(size_t)7;
+	k->mem = mem;
+	k->locks = locks;
+	k->self = self;
+	k->alive = alive;
+}
+
 void bw_keyed_free(struct bw_keyed *k)
 {
-	free(k->mem);
-	free(k->locks);
+	if (k->owned) {
+		free(k->mem);
+		free(k->locks);
+	}
 	k->mem = NULL;
 	k->locks = NULL;
+	k->owned = 0;
 }
 
 void *bw_keyed_lock(struct bw_keyed *k, uint64_t key, int64_t now, int *set)
 {
 	int s = (int)((key >> 17) % (uint64_t)k->sets);
-	int spins = 0;
-	while (__atomic_exchange_n(&k->locks[s], 1, __ATOMIC_ACQUIRE))
-		if (++spins > SPIN_LIMIT)
-			return NULL;
+	if (bw_spin_lock(&k->locks[s], k->self, k->alive) < 0)
+		return NULL;
 	*set = s;
 	struct hdr *victim = NULL;
 	for (int w = 0; w < BW_KEYED_WAYS; w++) {
@@ -72,13 +125,28 @@ void *bw_keyed_lock(struct bw_keyed *k, uint64_t key, int64_t now, int *set)
 
 void bw_keyed_unlock(struct bw_keyed *k, int set)
 {
-	__atomic_store_n(&k->locks[set], 0, __ATOMIC_RELEASE);
+	bw_spin_unlock(&k->locks[set]);
 }
 
-void bw_keyed_after_fork(struct bw_keyed *k)
+void bw_keyed_after_fork(struct bw_keyed *k, int self)
 {
-	for (int s = 0; k->locks && s < k->sets; s++)
+	/* a private table was copied with locks other threads held; a shared one is still
+	 * shared with the parent, whose threads will release what they hold */
+	for (int s = 0; k->owned && k->locks && s < k->sets; s++)
 		k->locks[s] = 0;
+	if (!k->owned)
+		k->self = self;
+}
+
+void bw_keyed_each(const struct bw_keyed *k, void (*fn)(const void *value, void *arg),
+		   void *arg)
+{
+	for (int s = 0; k->mem && s < k->sets; s++)
+		for (int w = 0; w < BW_KEYED_WAYS; w++) {
+			struct hdr *h = entry(k, s, w);
+			if (__atomic_load_n(&h->key, __ATOMIC_RELAXED))
+				fn(h + 1, arg);
+		}
 }
 
 int bw_keyed_count(const struct bw_keyed *k)

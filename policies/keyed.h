@@ -14,21 +14,38 @@ struct bw_keyed {
 	int sets;
 	size_t vsize;            /* value bytes, rounded up to 8 */
 	unsigned char *mem;      /* sets * ways entries: header then value */
-	int *locks;
+	int *locks;              /* per set: 0 free, else the holder's pid */
+	int owned;               /* mem and locks are ours to free */
+	int self;                /* this process's lock value */
+	int (*alive)(long pid);  /* may be NULL: a held lock is then never taken over */
 };
 
 int bw_keyed_init(struct bw_keyed *k, int max_keys, size_t vsize);
 void bw_keyed_free(struct bw_keyed *k);
+/* Use memory laid out elsewhere (a file shared by several processes). */
+void bw_keyed_attach(struct bw_keyed *k, int sets, size_t vsize, void *mem, int *locks);
+int bw_keyed_sets(int max_keys);
+size_t bw_keyed_entry_size(size_t vsize);
+/* Every entry in use: fn(value, arg). No locks taken: a reader's snapshot. */
+void bw_keyed_each(const struct bw_keyed *k, void (*fn)(const void *value, void *arg),
+		   void *arg);
 
 /* Lock the entry for key and return its value, zeroed if the key is new. NULL when the lock
  * cannot be had within a bounded spin (a hook in a signal handler that interrupted the
- * holder): the caller then goes without. Unlock with the returned set number. */
+ * holder, another process stuck): the caller then goes without. A lock whose holder
+ * died is taken over. Unlock with the returned set number. */
 void *bw_keyed_lock(struct bw_keyed *k, uint64_t key, int64_t now, int *set);
 void bw_keyed_unlock(struct bw_keyed *k, int set);
 
-/* Locks held by threads that do not exist in a forked child are released. */
-void bw_keyed_after_fork(struct bw_keyed *k);
+/* In a forked child: a private table's locks, held by threads that do not exist there,
+ * are released; in a shared one the child takes its new pid as its lock value. */
+void bw_keyed_after_fork(struct bw_keyed *k, int self);
 int bw_keyed_count(const struct bw_keyed *k);
+
+/* A spin lock holding its holder's id (a pid across processes), bounded: -1 when it
+ * cannot be had; one whose holder is no longer alive is taken over. */
+int bw_spin_lock(int *lock, int self, int (*alive)(long pid));
+void bw_spin_unlock(int *lock);
 
 /* 64-bit key of some bytes (never 0). */
 uint64_t bw_key_bytes(const void *p, size_t n, uint64_t seed);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "fdtable.h"
+#include "group.h"
 #include "names.h"
 #include "overrides.h"
 #include "real.h"
@@ -94,6 +95,7 @@ static void after_fork_child(void)
 	bw_engine_after_fork(e);
 	bw_names_after_fork();
 	bw_sink_after_fork();
+	bw_group_after_fork(e);
 	if (bw_shim.cfg->seed == 0)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
@@ -168,6 +170,7 @@ static void load(void)
 			   program_invocation_short_name, seed) < 0)
 		return;
 	bw_shim.cfg = cfg;
+	bw_group_join(&bw_shim.engine, cfg);
 	if (bw_shim.engine.ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))
 		bw_fd_scan_inherited();
 	pthread_atfork(NULL, NULL, after_fork_child);
@@ -201,8 +204,10 @@ __attribute__((constructor)) static void bw_constructor(void)
 __attribute__((destructor)) static void bw_destructor(void)
 {
 	int saved = errno;
-	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) == BW_LIFE_READY &&
-	    bw_shim.cfg->log.summary)
-		bw_engine_exit_event(&bw_shim.engine);
+	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) == BW_LIFE_READY) {
+		if (bw_shim.cfg->log.summary)
+			bw_engine_exit_event(&bw_shim.engine);
+		bw_group_leave();
+	}
 	errno = saved;
 }

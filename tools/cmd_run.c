@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "shared.h"
 #include "elfkind.h"
 #include "overrides.h"
 #include "paths.h"
@@ -163,6 +165,20 @@ static void warn_unreachable(const char *cmd)
 			"ignores LD_PRELOAD for it; bulwark will change nothing\n", cmd);
 }
 
+/* One group per `bulwark run`: every process of the tree shares breakers and buckets in
+ * <state dir>/<group>.state, which is removed when the command ends. */
+static int name_group(const struct bw_config *cfg, char *state, size_t cap)
+{
+	char group[64], dir[256];
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(group, sizeof group, "run-%ld-%lld", (long)getpid(),
+		 (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+	bw_state_dir(cfg, getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), dir, sizeof dir);
+	snprintf(state, cap, "%s/%s.state", dir, group);
+	return setenv("BULWARK_GROUP", group, 1);
+}
+
 int bw_cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
@@ -175,10 +191,17 @@ int bw_cmd_run(int argc, char **argv)
 	if (!cfg)
 		return BW_EXIT_USAGE;
 	int rc = set_overrides(cfg, &o);
+	char state[512] = "";
+	if (rc == 0 && cfg->state.share == BW_SHARE_GROUP)
+		rc = name_group(cfg, state, sizeof state);
 	bw_config_free(cfg);
 
 	if (rc < 0 || set_policy(path) < 0 || set_preload() < 0)
 		return BW_EXIT_USAGE;
 	warn_unreachable(argv[first]);
-	return bw_spawn_wait(argv + first);
+	int status = bw_spawn_wait(argv + first);
+	/* the tree has ended: its shared state goes with it */
+	if (state[0])
+		unlink(state);
+	return status;
 }

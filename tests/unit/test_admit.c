@@ -194,9 +194,9 @@ static void test_observe_never_refuses_or_waits(void **s)
 static void test_after_fork_releases_locks(void **s)
 {
 	(void)s;
-	eng.rt[0].lock = 1;
+	*eng.rt[0].lock = 1;
 	bw_engine_after_fork(&eng);
-	assert_int_equal(eng.rt[0].lock, 0);
+	assert_int_equal(*eng.rt[0].lock, 0);
 }
 
 int main(void)

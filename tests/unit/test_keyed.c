@@ -76,7 +76,7 @@ static void test_held_lock_gives_up(void **st)
 	assert_non_null(bw_keyed_lock(&k, 5, 1, &set));
 	int set2;
 	assert_null(bw_keyed_lock(&k, 6, 1, &set2));    /* same (only) set, still held */
-	bw_keyed_after_fork(&k);
+	bw_keyed_after_fork(&k, 1);
 	assert_non_null(bw_keyed_lock(&k, 6, 1, &set2));
 	bw_keyed_free(&k);
 }

@@ -1,0 +1,15 @@
+/* `state: { share: group }`: map the group's state file and point the engine at it. */
+#ifndef BW_GROUP_H
+#define BW_GROUP_H
+
+#include "engine.h"
+
+/* Join (or create) the group's state file. 0 on success; -1 (with a warning event) when
+ * the state cannot be shared, and the process then keeps its own. */
+int bw_group_join(struct bw_engine *e, const struct bw_config *cfg);
+/* In a forked child: take a process slot of its own. */
+void bw_group_after_fork(struct bw_engine *e);
+/* At exit: give up the slot; the last process of a group it made itself removes the file. */
+void bw_group_leave(void);
+
+#endif

@@ -28,7 +28,7 @@ static void fake_emit(enum bw_level lvl, const char *line, size_t len)
 
 static const struct bw_env fake_env = { fake_mono, fake_wall, fake_sleep, fake_emit, fake_tid };
 
-static void fake_reset(void)
+static inline void fake_reset(void)
 {
 	fake_now = 1000000000;
 	fake_slept_total = 0;
@@ -38,7 +38,7 @@ static void fake_reset(void)
 }
 
 /* How many lines of the log contain s. */
-static int fake_count(const char *s)
+static inline int fake_count(const char *s)
 {
 	int n = 0;
 	for (const char *p = fake_log; (p = strstr(p, s)); p += strlen(s))

@@ -3,7 +3,7 @@
 # Usage: deps.sh build|test
 set -u
 build="gcc make libc6-dev libyaml-dev libsqlite3-dev libjansson-dev"
-test="$build libcmocka-dev sqlite3 libsqlite3-dev curl strace python3 nodejs procps"
+test="$build libcmocka-dev sqlite3 libsqlite3-dev curl strace python3 nodejs procps default-jdk-headless wget git redis-server redis-tools postgresql"
 case "${1:-build}" in
 	build) want=$build ;;
 	*) want=$test ;;

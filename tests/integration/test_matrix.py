@@ -1,0 +1,1010 @@
+"""A matrix of real programs under one policy that matches everything.
+
+Every program below runs under the same policy: one rule over all six ops (connect,
+accept, send, recv, resolve, sqlite) with a retry of short backoff, a breaker that trips
+only after 1000 failures in a row, a byte rate limit far above what the programs move
+(with a small burst, so that the limiter really shortens some transfers), a recv timeout
+of 5 s, and a file sink at level info. Each program gets two tests:
+
+- healthy: against a server that is up, the program's exit status, stdout and stderr
+  (and, where the program leaves a result behind, that result: a cloned tree, a
+  database) with the shim equal those of the same run without it; the event log shows
+  that the library started, that the rule saw the program's calls, and that nothing
+  failed or was retried.
+- late: the server comes up about LATE seconds after the client starts. Without the
+  shim the program fails (it has no retry of its own for a refused connection); with
+  it, the same command succeeds after connect retries, and its output equals that of a
+  plain run once the server is up. For SQLite the "server" is a lock: another process
+  holds the database EXCLUSIVE lock for LATE seconds.
+
+How each late server is late: python's http.server and redis-server start in a few
+milliseconds, so their process is started late; PostgreSQL takes longer to come up, so
+it is started first and a TCP forwarder in this test process starts listening late in
+front of it. PostgreSQL runs as the `postgres` user (else `nobody`): the tests run as
+root, and postgres refuses to.
+
+A program that is not installed is skipped with the reason. `tearDownModule` prints the
+matrix as a Markdown table, and writes it to $BULWARK_MATRIX_OUT when that is set
+(tests/integration/MATRIX.md was made that way).
+"""
+
+import glob
+import hashlib
+import os
+import pwd
+import random
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+# Also runnable as `python3 -m unittest tests/integration/test_matrix.py`, without run.py.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (PYTHON, ShimTest, base_env, describe, events_of, free_port,
+                     read_events, run)
+
+LATE = 1.5          # seconds between the client's start and the server's
+JAVA_LATE = 3.0     # the same for `java Client.java`, which compiles before it connects
+
+# 100 attempts with equal jitter and a 100 ms cap wait at least ~5 s in all, at most ~10 s:
+# a server LATE seconds late (for the JVM, LATE after its compile) is always reached.
+RETRY = "{ attempts: 100, backoff: { base: 50ms, max: 100ms, jitter: equal }, deadline: 15s }"
+RULES = ("  - name: everything\n"
+         "    match: { ops: [connect, accept, send, recv, resolve, sqlite] }\n"
+         "    retry: %s\n"
+         "    breaker: { trip: { consecutive: 1000 }, open_for: 1s }\n"
+         "    rate_limit: { rate: 32MiB/s, burst: 65536 }\n"
+         "    timeout: { recv: 5s }\n" % RETRY)
+RULE = "everything"
+
+# Events that must not appear when the server is healthy (throttled may: the limiter's
+# small burst paces the larger transfers by a few milliseconds).
+BAD_WHEN_HEALTHY = ("fail", "retry", "recovered", "gave_up", "timeout", "breaker", "rejected",
+                    "limited", "failover", "injected", "config_error")
+
+def _user(name):
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+PG_USER = _user("postgres") or _user("nobody")
+
+
+def _pg_bin():
+    """The directory with initdb and postgres: Debian keeps them off PATH, in
+    /usr/lib/postgresql/VERSION/bin (newest first)."""
+    def version(d):
+        try:
+            return int(d.split("/")[-2])
+        except ValueError:
+            return 0
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        if os.access(os.path.join(d, "initdb"), os.X_OK) and \
+                os.access(os.path.join(d, "postgres"), os.X_OK):
+            return d
+    initdb = shutil.which("initdb")
+    return os.path.dirname(os.path.realpath(initdb)) if initdb else None
+
+
+PG_BIN = _pg_bin()
+
+# -- the matrix, filled in as the tests run -------------------------------------------
+
+ORDER = ["curl", "wget", "python3 socket", "python3 http.client", "python3 asyncio",
+         "python3 sqlite3", "node http", "sqlite3 CLI", "redis-cli", "psql", "git clone (dumb http)",
+         "java HttpURLConnection"]
+RESULTS = {name: {} for name in ORDER}
+
+
+def tearDownModule():
+    table = matrix_markdown()
+    sys.stderr.write("\n" + table)
+    out = os.environ.get("BULWARK_MATRIX_OUT")
+    if out:
+        with open(out, "w") as f:
+            f.write(MATRIX_HEAD + table + MATRIX_FOOT % time.strftime("%Y-%m-%d"))
+
+
+MATRIX_HEAD = """## Real programs
+
+Generated by `tests/integration/test_matrix.py` (`BULWARK_MATRIX_OUT=FILE python3 -m
+unittest tests/integration/test_matrix.py`). Every program runs under one policy whose
+single rule matches connect, accept, send, recv, resolve and sqlite: retry (100 attempts,
+backoff 50 ms to 100 ms with equal jitter, deadline 15 s), a breaker that trips after 1000
+consecutive failures, a 32 MiB/s byte rate limit with a 64 KiB burst, a 5 s recv timeout,
+events to a file at level info.
+
+- **healthy**: against a server that is up, the exit status, stdout and stderr (and the
+  cloned tree, the database afterwards) with the shim equal those without it; "calls
+  seen" and "throttled" are the rule's counters from the `exit` events.
+- **late**: the server comes up 1.5 s after the client starts (the JVM: 1.5 s after the
+  time `java Client.java` takes to reach its connect); for SQLite another process holds
+  the database's EXCLUSIVE lock for 1.5 s. Without the shim the program fails (redis-cli
+  reading commands from stdin exits 0 all the same: its failure is in its output); with
+  the shim it succeeds and its output equals a plain run's once the server is up.
+
+"""
+
+MATRIX_FOOT = """
+Last generated on %s.
+"""
+
+
+def matrix_markdown():
+    lines = ["| program | healthy: identical with the shim? | late server: recovered? "
+             "| late, without the shim | late, with the shim |",
+             "|---|---|---|---|---|"]
+    for name in ORDER:
+        r = RESULTS[name]
+        lines.append("| %s | %s | %s | %s | %s |" % (
+            name, r.get("healthy", "not run"), r.get("late", "not run"),
+            r.get("late_plain", ""), r.get("late_shim", "")))
+    return "\n".join(lines) + "\n"
+
+
+def complaint(r, port):
+    """The line of a failed run that says why, for the matrix: the last line about the
+    connection or the lock, else the last line of stderr."""
+    lines = [l.strip() for l in r.stderr.splitlines() if l.strip()]
+    pick = next((l for l in reversed(lines) if re.search(r"refused|locked|fail", l, re.I)),
+                lines[-1] if lines else "(nothing on stderr)")
+    pick = pick.replace(str(port), "PORT").replace("|", "\\|")
+    return "`%s`" % (pick if len(pick) <= 90 else pick[:87] + "...")
+
+
+# -- servers, late servers and a forwarder ----------------------------------------------
+
+def wait_port(port, timeout=15.0, proc=None):
+    """Block until 127.0.0.1:port accepts a connection (this process is not preloaded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("server exited with %s before listening on %d"
+                                 % (proc.returncode, port))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError("nothing listens on 127.0.0.1:%d after %ss" % (port, timeout))
+
+
+class Proc:
+    """A server process, never preloaded, output to a log file; stop() ends it (the
+    given signal, then SIGKILL) and waits for it."""
+
+    def __init__(self, argv, log, cwd=None, user=None, stop_signal=15):
+        self.argv = argv
+        self.stop_signal = stop_signal
+        self._log = open(log, "ab")
+        kw = {}
+        if user is not None:
+            kw = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        self.p = subprocess.Popen(argv, env=base_env(), cwd=cwd, stdin=subprocess.DEVNULL,
+                                  stdout=self._log, stderr=subprocess.STDOUT,
+                                  start_new_session=True, **kw)
+
+    def poll(self):
+        return self.p.poll()
+
+    @property
+    def returncode(self):
+        return self.p.returncode
+
+    def stop(self):
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(self.stop_signal)
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        self._log.close()
+
+
+class Late:
+    """start() called delay_s from now in a timer thread; up_at is the monotonic time
+    when the server was listening (None until then). cancel() stops the timer; stop()
+    also stops what start() returned."""
+
+    def __init__(self, delay_s, start):
+        self.up_at = None
+        self.error = None
+        self.server = None
+        self._start = start
+        self._timer = threading.Timer(delay_s, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self):
+        try:
+            self.server = self._start()
+            self.up_at = time.monotonic()
+        except Exception as e:      # noqa: BLE001 - reported by the test
+            self.error = e
+
+    def wait_up(self, timeout=15):
+        self._timer.join(timeout)
+
+    def cancel(self):
+        self._timer.cancel()
+        if self._timer.is_alive():
+            self._timer.join(15)
+
+    def stop(self):
+        self.cancel()
+        if self.server is not None:
+            self.server.stop()
+
+
+class Forwarder:
+    """A TCP forwarder in this process: listens on 127.0.0.1:port from the moment it is
+    made, and pipes each connection to 127.0.0.1:target."""
+
+    def __init__(self, port, target):
+        self.port, self.target = port, target
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._socks = []
+        self._ls = socket.socket()
+        self._ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._ls.bind(("127.0.0.1", port))
+        self._ls.listen(64)
+        self._ls.settimeout(0.1)
+        self._t = threading.Thread(target=self._accept, daemon=True)
+        self._t.start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                c, _ = self._ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            c.settimeout(None)
+            with self._lock:
+                self._socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(2)
+        self._ls.close()
+        with self._lock:
+            for s in self._socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+class LockHolder:
+    """The SQLite counterpart of a late server: another process (not preloaded) holds
+    the EXCLUSIVE lock of db for hold_s seconds, then lets go. The lock is held when the
+    constructor returns; up_at is when it was released."""
+
+    CODE = """
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+c.execute("ROLLBACK")
+print("released", flush=True)
+"""
+
+    def __init__(self, db, hold_s):
+        self.up_at = None
+        self.error = None
+        self.p = subprocess.Popen([PYTHON, "-c", self.CODE, db, str(hold_s)], env=base_env(),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, start_new_session=True)
+        self._locked = threading.Event()
+        self._released = threading.Event()
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+        if not self._locked.wait(15):
+            self.cancel()
+            raise AssertionError("the lock holder did not take the lock: %r"
+                                 % (self.p.stderr.read().decode(),))
+
+    def _read(self):
+        for line in iter(self.p.stdout.readline, b""):
+            if line.strip() == b"locked":
+                self._locked.set()
+            elif line.strip() == b"released":
+                self.up_at = time.monotonic()
+                self._released.set()
+
+    def wait_up(self, timeout=15):
+        self._released.wait(timeout)
+
+    def cancel(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(5)
+        self._t.join(2)
+        self.p.stdout.close()
+        self.p.stderr.close()
+
+    stop = cancel
+
+
+# -- the test pattern --------------------------------------------------------------------
+
+class MatrixTest:
+    """One program: the healthy and the late test, mixed into a ShimTest. Subclasses
+    say what to run (argv), how to serve (serve, late), and what to compare (outcome)."""
+
+    NAME = None         # its row in the matrix
+    NEEDS = ()          # programs that must be installed, as (label, path or None)
+    RECOVERED_OP = "connect"
+    STDIN = None        # a file name in the run directory to feed on stdin
+
+    def setUp(self):
+        super().setUp()
+        missing = [label for label, path in self.NEEDS if not path]
+        if missing:
+            reason = "not installed: " + ", ".join(missing)
+            RESULTS[self.NAME].setdefault("healthy", "skipped (%s)" % reason)
+            RESULTS[self.NAME].setdefault("late", "skipped (%s)" % reason)
+            self.skipTest(reason)
+        try:
+            self.prepare()
+        except BaseException:
+            # tearDown does not run when setUp fails: stop what prepare() started.
+            for srv in self._servers:
+                srv.stop()
+            raise
+
+    # hooks -----------------------------------------------------------------------------
+
+    def prepare(self):
+        """Once per test, before anything runs: data, templates."""
+
+    def argv(self, port):
+        raise NotImplementedError
+
+    def env(self):
+        return {}
+
+    def serve(self, port):
+        """Start a healthy server on port; return when it listens. Returns an object
+        with stop()."""
+        raise NotImplementedError
+
+    def late_delay(self):
+        """How late the server is, in seconds after the client's start."""
+        return LATE
+
+    def healthy_port(self):
+        """Start the healthy server; its port."""
+        port = free_port()
+        self.track(self.serve(port))
+        return port
+
+    def late(self, port, delay_s, cwd):
+        """A server on port that comes up delay_s from now (cwd: the run directory of
+        the client about to run). Default: serve() in a timer."""
+        return Late(delay_s, lambda: self.serve(port))
+
+    def before_run(self, cwd):
+        """Set up the run directory of one client run."""
+
+    def outcome(self, r, cwd):
+        """What must be equal between runs."""
+        return {"exit": r.rc, "stdout": r.stdout, "stderr": r.stderr}
+
+    def check_reference(self, r, outcome):
+        """The plain run against a healthy server really did its work."""
+        self.assertEqual(r.rc, 0, repr(r))
+
+    # machinery -------------------------------------------------------------------------
+
+    def track(self, server):
+        self._servers.append(server)
+        return server
+
+    def run_dir(self, tag):
+        d = self.wd.file(tag)
+        os.mkdir(d)
+        self.before_run(d)
+        return d
+
+    def client(self, cwd, port, shim, policy=None, timeout=30):
+        stdin = subprocess.DEVNULL
+        f = None
+        if self.STDIN:
+            f = open(os.path.join(cwd, self.STDIN), "rb")
+            stdin = f
+        try:
+            r = run(self.argv(port), shim=shim, policy=policy, env=self.env(), cwd=cwd,
+                    timeout=timeout, stdin=stdin)
+            r.ended_at = time.monotonic()
+        finally:
+            if f:
+                f.close()
+        return r, self.outcome(r, cwd)
+
+    def policy(self, tag):
+        return self.wd.policy(RULES, log=tag + ".log", level="info", name=tag + ".yaml")
+
+    def assertSameOutcome(self, got, want, r, ctx):
+        if got != want:
+            diffs = []
+            for k in want:
+                if got.get(k) != want.get(k):
+                    diffs.append("%s: want %r\n   got %r" % (k, str(want[k])[:1500],
+                                                            str(got.get(k))[:1500]))
+            self.fail("%s: differs with the shim\n%s\n%r" % (ctx, "\n".join(diffs), r))
+
+    def assertLibraryWorked(self, events):
+        """The library started in the program and the rule saw its calls; returns the
+        rule's counters summed over the program's processes."""
+        ctx = describe(events)
+        self.assertTrue(events_of(events, "start"), "the library did not start:\n" + ctx)
+        total = {}
+        for e in events_of(events, "exit"):
+            for k, v in e.get("stats", {}).get(RULE, {}).items():
+                total[k] = total.get(k, 0) + v
+        self.assertGreater(total.get("calls", 0), 0, "the rule saw no call:\n" + ctx)
+        return total
+
+    def record(self, key, value):
+        RESULTS[self.NAME][key] = value
+
+    # the two tests ---------------------------------------------------------------------
+
+    def test_healthy_identical(self):
+        self.record("healthy", "no")
+        port = self.healthy_port()
+        pol, log = self.policy("healthy")
+        plain, want = self.client(self.run_dir("plain"), port, shim=False)
+        self.check_reference(plain, want)
+        r, got = self.client(self.run_dir("shim"), port, shim=True, policy=pol)
+        self.assertSameOutcome(got, want, r, "%s, healthy server" % self.NAME)
+        events = read_events(log)
+        stats = self.assertLibraryWorked(events)
+        bad = [e for e in events if e.get("event") in BAD_WHEN_HEALTHY]
+        self.assertEqual(bad, [], "events against a healthy server:\n" + describe(bad))
+        self.record("healthy", "yes (%d calls seen, %d throttled)"
+                    % (stats["calls"], stats.get("throttled", 0)))
+
+    def test_late_recovered(self):
+        self.record("late", "no")
+        port = free_port()
+        pol, log = self.policy("late")
+        delay = self.late_delay()
+
+        # Without the shim: the server is not up yet when the client tries, and the
+        # client gives up.
+        cwd = self.run_dir("plain-late")
+        late = self.track(self.late(port, delay, cwd))
+        t0 = time.monotonic()
+        plain, plain_out = self.client(cwd, port, shim=False)
+        t1 = plain.ended_at
+        late.cancel()
+        self.assertTrue(late.up_at is None or late.up_at > t1,
+                        "the server came up %.2fs after the start, before the plain client "
+                        "ended (%.2fs): the test proves nothing\n%r"
+                        % ((late.up_at or 0) - t0, t1 - t0, plain))
+        late.stop()
+
+        # With the shim: the same command, the server again `delay` seconds late.
+        cwd = self.run_dir("shim-late")
+        late = self.track(self.late(port, delay, cwd))
+        t0 = time.monotonic()
+        r, got = self.client(cwd, port, shim=True, policy=pol)
+        late.wait_up()
+        if late.error:
+            raise late.error
+        self.assertIsNotNone(late.up_at, "the server never came up\n%r" % r)
+        self.assertGreater(late.up_at, t0)
+
+        # The server is up now: a plain run gives the reference output.
+        ref, want = self.client(self.run_dir("reference"), port, shim=False)
+        self.check_reference(ref, want)
+        self.assertTrue(plain.rc != 0 or plain_out != want,
+                        "without the shim the client did not fail\n%r" % plain)
+        self.record("late_plain", "exit %d: %s" % (plain.rc, complaint(plain, port)))
+        self.assertSameOutcome(got, want, r, "%s, late server" % self.NAME)
+
+        events = read_events(log)
+        ctx = describe(events)
+        rec = events_of(events, "recovered", rule=RULE, op=self.RECOVERED_OP)
+        self.assertTrue(rec, "no recovered %s event:\n%s" % (self.RECOVERED_OP, ctx))
+        self.assertGreater(rec[0].get("attempts", 0), 1, ctx)
+        self.assertFalse(events_of(events, "gave_up"), ctx)
+        self.record("late_shim", "exit %d; %s in %s recovered after %d attempts (%.1f s)"
+                    % (r.rc, self.RECOVERED_OP, rec[0].get("prog"), rec[0]["attempts"],
+                       rec[0].get("elapsed_ms", 0) / 1000.0))
+        self.record("late", "yes")
+
+
+# -- HTTP clients: python3 -m http.server serves a directory -------------------------------
+
+def make_data(seed=7, lines=6000):
+    """About 400 KB of text, the same every time."""
+    rnd = random.Random(seed)
+    return "".join("%05d %s\n" % (i, "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789")
+                                             for _ in range(60)))
+                   for i in range(lines)).encode()
+
+
+def file_sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+DATA = make_data()
+DATA_SHA = hashlib.sha256(DATA).hexdigest()
+
+
+class HttpMatrix(MatrixTest):
+    PATH = "/data.txt"
+
+    def prepare(self):
+        self.www = self.wd.file("www")
+        os.mkdir(self.www)
+        with open(os.path.join(self.www, "data.txt"), "wb") as f:
+            f.write(DATA)
+
+    def url(self, port):
+        return "http://127.0.0.1:%d%s" % (port, self.PATH)
+
+    def serve(self, port):
+        p = Proc([PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                  "--directory", self.www], self.wd.file("http-%d.log" % port))
+        try:
+            wait_port(port, proc=p)
+        except AssertionError:
+            p.stop()
+            raise
+        return p
+
+    def check_reference(self, r, outcome):
+        self.assertEqual(r.rc, 0, repr(r))
+        self.assertIn(DATA_SHA, r.stdout, "the client did not print the body's digest\n%r" % r)
+
+
+CURL = shutil.which("curl")
+WGET = shutil.which("wget")
+NODE = shutil.which("node")
+JAVA = shutil.which("java")
+GIT = shutil.which("git")
+SQLITE3 = shutil.which("sqlite3")
+REDIS_CLI = shutil.which("redis-cli")
+REDIS_SERVER = shutil.which("redis-server")
+PSQL = shutil.which("psql")
+
+
+class BodyIsData:
+    def check_reference(self, r, outcome):
+        self.assertEqual(r.rc, 0, repr(r))
+        self.assertEqual(r.stdout.encode(), DATA, "the body is not the file")
+
+
+class Curl(BodyIsData, HttpMatrix, ShimTest):
+    NAME = "curl"
+    NEEDS = (("curl", CURL),)
+
+    def argv(self, port):
+        return [CURL, "-sS", "--max-time", "20", self.url(port)]
+
+
+class Wget(BodyIsData, HttpMatrix, ShimTest):
+    NAME = "wget"
+    NEEDS = (("wget", WGET),)
+
+    def argv(self, port):
+        return [WGET, "-q", "-O", "-", self.url(port)]
+
+
+PY_SOCKET = """
+import hashlib, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /data.txt HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n")
+data = b""
+while True:
+    chunk = s.recv(16384)
+    if not chunk:
+        break
+    data += chunk
+head, body = data.split(b"\\r\\n\\r\\n", 1)
+print(head.split(b"\\r\\n")[0].decode(), len(body), hashlib.sha256(body).hexdigest())
+"""
+
+PY_HTTP_CLIENT = """
+import hashlib, http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=20)
+c.request("GET", "/data.txt")
+r = c.getresponse()
+body = r.read()
+print(r.status, r.reason, r.getheader("Content-Length"), len(body),
+      hashlib.sha256(body).hexdigest())
+"""
+
+PY_ASYNCIO = """
+import asyncio, hashlib, sys
+async def main():
+    r, w = await asyncio.open_connection("127.0.0.1", int(sys.argv[1]))
+    w.write(b"GET /data.txt HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n")
+    await w.drain()
+    data = await r.read()
+    w.close()
+    await w.wait_closed()
+    head, body = data.split(b"\\r\\n\\r\\n", 1)
+    print(head.split(b"\\r\\n")[0].decode(), len(body), hashlib.sha256(body).hexdigest())
+asyncio.run(main())
+"""
+
+
+class PySocket(HttpMatrix, ShimTest):
+    NAME = "python3 socket"
+    NEEDS = (("python3", PYTHON),)
+    CODE = PY_SOCKET
+
+    def argv(self, port):
+        return [PYTHON, "-c", self.CODE, str(port)]
+
+
+class PyHttpClient(PySocket):
+    """http.client with a timeout: a non-blocking connect under the hood."""
+    NAME = "python3 http.client"
+    CODE = PY_HTTP_CLIENT
+
+
+class PyAsyncio(PySocket):
+    NAME = "python3 asyncio"
+    CODE = PY_ASYNCIO
+
+
+NODE_CLIENT = """
+const http = require('http'), crypto = require('crypto');
+const req = http.get(process.argv[2], (res) => {
+  const h = crypto.createHash('sha256');
+  let n = 0;
+  res.on('data', (c) => { h.update(c); n += c.length; });
+  res.on('end', () => {
+    console.log(res.statusCode, n, h.digest('hex'));
+    process.exit(res.statusCode === 200 ? 0 : 1);
+  });
+});
+req.on('error', (e) => { console.error('error', e.code || e.message); process.exit(3); });
+"""
+
+
+class Node(HttpMatrix, ShimTest):
+    NAME = "node http"
+    NEEDS = (("node", NODE),)
+
+    def prepare(self):
+        super().prepare()
+        self.script = self.wd.write("client.js", NODE_CLIENT)
+
+    def argv(self, port):
+        return [NODE, self.script, self.url(port)]
+
+
+JAVA_CLIENT = """
+import java.io.InputStream;
+import java.net.HttpURLConnection;
+import java.net.URL;
+import java.security.MessageDigest;
+
+public class Client {
+    public static void main(String[] args) throws Exception {
+        HttpURLConnection c = (HttpURLConnection) new URL(args[0]).openConnection();
+        c.setConnectTimeout(20000);
+        c.setReadTimeout(20000);
+        int code = c.getResponseCode();
+        byte[] body;
+        try (InputStream in = c.getInputStream()) {
+            body = in.readAllBytes();
+        }
+        StringBuilder hex = new StringBuilder();
+        for (byte b : MessageDigest.getInstance("SHA-256").digest(body)) {
+            hex.append(String.format("%02x", b));
+        }
+        System.out.println(code + " " + body.length + " " + hex);
+    }
+}
+"""
+
+
+class Java(HttpMatrix, ShimTest):
+    """`java Client.java`: the source launcher compiles in memory for about 1.5 s before
+    the client's first connect (more on a busy machine), so its server is later than
+    the others': LATE seconds after the time a run takes to reach its connect, measured
+    first against a port where nothing listens, and at least JAVA_LATE."""
+    NAME = "java HttpURLConnection"
+    NEEDS = (("java", JAVA),)
+
+    def late_delay(self):
+        r = run(self.argv(free_port()), env=self.env(), cwd=self.wd.path)
+        self.assertNotEqual(r.rc, 0, "java reached a port where nothing listens\n%r" % r)
+        return max(JAVA_LATE, r.elapsed + LATE)
+
+    def prepare(self):
+        super().prepare()
+        self.src = self.wd.write("Client.java", JAVA_CLIENT)
+
+    def env(self):
+        # The JVM announces these options on stderr ("Picked up ..."): none is set.
+        return {"JAVA_TOOL_OPTIONS": None, "_JAVA_OPTIONS": None, "JDK_JAVA_OPTIONS": None}
+
+    def argv(self, port):
+        return [JAVA, "-XX:-UsePerfData", self.src, self.url(port)]
+
+
+class GitClone(HttpMatrix, ShimTest):
+    """`git clone` of a bare repository served by http.server: git's "dumb" HTTP
+    protocol (info/refs, then objects one by one), through its git-remote-http helper."""
+    NAME = "git clone (dumb http)"
+    NEEDS = (("git", GIT),)
+    PATH = "/repo.git"
+
+    def env(self):
+        return {"HOME": self.wd.path, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+                "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "matrix",
+                "GIT_AUTHOR_EMAIL": "matrix@example.invalid", "GIT_COMMITTER_NAME": "matrix",
+                "GIT_COMMITTER_EMAIL": "matrix@example.invalid",
+                "GIT_AUTHOR_DATE": "2020-01-01T00:00:00Z",
+                "GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z", "LC_ALL": "C"}
+
+    def git(self, *args, cwd=None):
+        r = run([GIT] + list(args), env=self.env(), cwd=cwd, timeout=30)
+        self.assertEqual(r.rc, 0, repr(r))
+        return r.stdout
+
+    def prepare(self):
+        super().prepare()
+        src = self.wd.file("src")
+        self.git("init", "-q", "-b", "main", src)
+        with open(os.path.join(src, "data.txt"), "wb") as f:
+            f.write(DATA)
+        with open(os.path.join(src, "README"), "w") as f:
+            f.write("first\n")
+        self.git("add", ".", cwd=src)
+        self.git("commit", "-q", "-m", "first", cwd=src)
+        with open(os.path.join(src, "README"), "a") as f:
+            f.write("second\n")
+        self.git("commit", "-q", "-a", "-m", "second", cwd=src)
+        bare = os.path.join(self.www, "repo.git")
+        self.git("clone", "-q", "--bare", "--no-local", src, bare)
+        self.git("update-server-info", cwd=bare)
+        self.head = self.git("rev-parse", "HEAD", cwd=src).strip()
+
+    def argv(self, port):
+        return [GIT, "clone", "-q", self.url(port), "clone"]
+
+    def outcome(self, r, cwd):
+        out = super().outcome(r, cwd)
+        clone = os.path.join(cwd, "clone")
+        if r.rc == 0 and os.path.isdir(clone):
+            out["log"] = self.git("log", "--format=%H %s", cwd=clone)
+            out["fsck"] = self.git("fsck", "--full", "--strict", cwd=clone)
+            out["tree"] = {n: file_sha(os.path.join(clone, n))
+                           for n in sorted(os.listdir(clone)) if n != ".git"}
+        return out
+
+    def check_reference(self, r, outcome):
+        self.assertEqual(r.rc, 0, repr(r))
+        self.assertTrue(outcome.get("log", "").startswith(self.head), repr(outcome))
+        self.assertEqual(outcome["tree"]["data.txt"], DATA_SHA)
+
+
+# -- SQLite: the "server" is a lock another process holds ---------------------------------
+
+class SqliteMatrix(MatrixTest):
+    """A fresh copy of a template database per run; the outcome includes the database's
+    dump afterwards. Late: a process holds the EXCLUSIVE lock for LATE seconds, and the
+    client has no busy timeout of its own."""
+    RECOVERED_OP = "sqlite"
+
+    def prepare(self):
+        self.template = self.wd.file("template.db")
+        c = sqlite3.connect(self.template)
+        c.execute("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        c.executemany("INSERT INTO items(name) VALUES (?)", [("item-%03d" % i,) for i in range(50)])
+        c.commit()
+        c.close()
+
+    def serve(self, port):
+        class Nothing:
+            def stop(self):
+                pass
+        return Nothing()
+
+    def late(self, port, delay_s, cwd):
+        return LockHolder(os.path.join(cwd, "app.db"), delay_s)
+
+    def before_run(self, cwd):
+        shutil.copy(self.template, os.path.join(cwd, "app.db"))
+
+    def outcome(self, r, cwd):
+        out = super().outcome(r, cwd)
+        c = sqlite3.connect(os.path.join(cwd, "app.db"))
+        out["db"] = "\n".join(c.iterdump())
+        c.close()
+        return out
+
+    def check_reference(self, r, outcome):
+        self.assertEqual(r.rc, 0, repr(r))
+        self.assertIn("51", r.stdout, repr(r))
+
+
+PY_SQLITE = """
+import sqlite3
+c = sqlite3.connect("app.db", timeout=0, isolation_level=None)
+c.execute("INSERT INTO items(name) VALUES ('from-python')")
+for row in c.execute("SELECT id, name FROM items WHERE id > 45 ORDER BY id"):
+    print(*row)
+print(*c.execute("SELECT count(*), sum(length(name)) FROM items").fetchone())
+"""
+
+
+class PySqlite(SqliteMatrix, ShimTest):
+    NAME = "python3 sqlite3"
+    NEEDS = (("python3", PYTHON),)
+
+    def argv(self, port):
+        return [PYTHON, "-c", PY_SQLITE]
+
+
+class SqliteCli(SqliteMatrix, ShimTest):
+    NAME = "sqlite3 CLI"
+    NEEDS = (("sqlite3", SQLITE3),)
+
+    def argv(self, port):
+        return [SQLITE3, "app.db", "INSERT INTO items(name) VALUES ('from-cli'); "
+                "SELECT id, name FROM items WHERE id > 45 ORDER BY id; "
+                "SELECT count(*), sum(length(name)) FROM items;"]
+
+
+# -- redis-cli against redis-server ---------------------------------------------------------
+
+REDIS_SCRIPT = """PING
+SET greeting hello
+RPUSH list a b c d
+LRANGE list 0 -1
+SET big %s
+STRLEN big
+GET greeting
+DEL greeting list big
+GET greeting
+""" % ("x" * 200000)
+
+
+class Redis(MatrixTest, ShimTest):
+    """redis-cli reading commands from stdin, as in a shell script. It reports a refused
+    connection on stderr for each command and still exits 0: "fails" here is its
+    output, not its status."""
+    NAME = "redis-cli"
+    NEEDS = (("redis-cli", REDIS_CLI), ("redis-server", REDIS_SERVER))
+    STDIN = "commands.txt"
+
+    def before_run(self, cwd):
+        with open(os.path.join(cwd, self.STDIN), "w") as f:
+            f.write(REDIS_SCRIPT)
+
+    def serve(self, port):
+        d = self.wd.file("redis-%d" % port)
+        os.makedirs(d, exist_ok=True)
+        p = Proc([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no", "--dir", d, "--daemonize", "no"],
+                 os.path.join(d, "log"), cwd=d)
+        try:
+            wait_port(port, proc=p)
+        except AssertionError:
+            p.stop()
+            raise
+        return p
+
+    def argv(self, port):
+        return [REDIS_CLI, "-h", "127.0.0.1", "-p", str(port)]
+
+    def check_reference(self, r, outcome):
+        self.assertEqual(r.rc, 0, repr(r))
+        self.assertEqual(r.stdout.split("\n")[:9],
+                         ["PONG", "OK", "4", "a", "b", "c", "d", "OK", "200000"], repr(r))
+
+
+# -- psql against PostgreSQL ---------------------------------------------------------------
+
+PSQL_QUERY = ("CREATE TEMP TABLE t(x int); "
+              "INSERT INTO t SELECT generate_series(1, 1000); "
+              "SELECT count(*), sum(x), md5(string_agg(x::text, ',' ORDER BY x)) FROM t; "
+              "SELECT n, md5(n::text) FROM generate_series(1, 3000) n; "
+              "SELECT current_user, 1 + 1 AS two;")
+
+
+class Psql(MatrixTest, ShimTest):
+    """A cluster made by initdb in a temporary directory owned by the unprivileged user,
+    postgres on 127.0.0.1 and a free port, its unix socket in that directory. Late: the
+    cluster is started first, and a forwarder in this process starts listening LATE
+    seconds after psql starts."""
+    NAME = "psql"
+    NEEDS = (("psql", PSQL), ("initdb and postgres", PG_BIN),
+             ("an unprivileged user (postgres or nobody)", PG_USER))
+
+    def prepare(self):
+        self.pgdir = tempfile.mkdtemp(prefix="bw-pg-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.pgdir, True)
+        os.chown(self.pgdir, PG_USER.pw_uid, PG_USER.pw_gid)
+        data = os.path.join(self.pgdir, "data")
+        p = subprocess.run([os.path.join(PG_BIN, "initdb"), "-D", data, "-U", "postgres",
+                            "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+                           env=base_env(), cwd=self.pgdir, user=PG_USER.pw_uid,
+                           group=PG_USER.pw_gid, extra_groups=[], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout.decode("utf-8", "replace"))
+        self.pg_port = free_port()
+        # SIGINT: postgres's fast shutdown.
+        self.pg = self.track(Proc(
+            [os.path.join(PG_BIN, "postgres"), "-D", data, "-h", "127.0.0.1",
+             "-p", str(self.pg_port), "-k", self.pgdir, "-c", "fsync=off",
+             "-c", "logging_collector=off"],
+            os.path.join(self.pgdir, "postgres.log"), cwd=self.pgdir, user=PG_USER,
+            stop_signal=2))
+        end = time.monotonic() + 30
+        while True:
+            r = run(self.argv(self.pg_port)[:-2] + ["-c", "SELECT 1"], env=self.env(), timeout=10)
+            if r.rc == 0:
+                break
+            if self.pg.poll() is not None or time.monotonic() > end:
+                with open(os.path.join(self.pgdir, "postgres.log")) as f:
+                    self.fail("postgres did not start:\n%s\n%r" % (f.read()[-3000:], r))
+            time.sleep(0.1)
+
+    def env(self):
+        return {"PGCONNECT_TIMEOUT": "20", "PGUSER": None, "PGHOST": None, "PGPORT": None,
+                "PGDATABASE": None, "PGPASSWORD": None, "PGSERVICE": None}
+
+    def healthy_port(self):
+        return self.pg_port
+
+    def serve(self, port):
+        return Forwarder(port, self.pg_port)
+
+    def argv(self, port):
+        return [PSQL, "-X", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(port),
+                "-U", "postgres", "-d", "postgres", "-c", PSQL_QUERY]
+
+    def check_reference(self, r, outcome):
+        self.assertEqual(r.rc, 0, repr(r))
+        self.assertIn("1000|500500|", r.stdout, repr(r))
+        self.assertIn("3000|e93028bdc1aacdfb3687181f2031765d", r.stdout, repr(r))
+
+
+if __name__ == "__main__":
+    unittest.main()

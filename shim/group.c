@@ -111,6 +111,10 @@ static void take_slot(struct bw_engine *e)
 	slot = -1;
 	if (bw_spin_lock(&h->lock, (int)e->pid, alive) < 0)
 		return;
+	/* a process that exec'ed keeps its pid and had a slot already: take that one */
+	for (int i = 0; i < BW_SHM_PROCS && slot < 0; i++)
+		if (procs[i].pid == (int32_t)e->pid)
+			slot = i;
 	for (int i = 0; i < BW_SHM_PROCS && slot < 0; i++) {
 		if (procs[i].pid == 0 || !alive(procs[i].pid)) {
 			struct timespec now;
@@ -122,6 +126,8 @@ static void take_slot(struct bw_engine *e)
 			slot = i;
 		}
 	}
+	if (slot >= 0)
+		snprintf(procs[slot].prog, sizeof procs[slot].prog, "%s", e->prog);
 	bw_spin_unlock(&h->lock);
 }
 

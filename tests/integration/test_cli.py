@@ -330,17 +330,21 @@ class CliTest(ShimTest):
             self.assertEqual(r.rc, 0, r)
             self.assertIn("bulwark run", r.stdout)
             self.assertIn("bulwark report", r.stdout)
-            self.assertNotIn("status", r.stdout)
+            self.assertIn("bulwark status", r.stdout)
         r = tool()
         self.assertEqual(r.rc, 2, r)
         self.assertIn("bulwark run", r.stderr)
         self.assertEqual(tool("frobnicate").rc, 2)
 
     def test_unbuilt_commands_say_so(self):
-        for cmd in ("status",):
-            r = tool(cmd)
-            self.assertEqual(r.rc, 2, r)
-            self.assertIn("not built yet", r.stderr)
+        # Every command of SPEC 2 is built now: none may answer "not built yet".
+        empty = self.wd.file("no-state")
+        for args in (["status", "--dir", empty],):
+            r = tool(*args)
+            self.assertNotIn("not built yet", r.stderr, r)
+            # status: no group there, so health is unknown (3), not a usage error
+            self.assertEqual(r.rc, 3, r)
+            self.assertIn("health: unknown", r.stdout)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,105 @@
+/* `bulwark status` (SPEC 3.9): the live breaker and limiter state of the process trees
+ * that share it (`state: { share: group }`), and their health as a health check reads
+ * it: exit 0 healthy, 1 degraded, 2 unhealthy, 3 unknown. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli.h"
+#include "status_model.h"
+
+static const struct option status_options[] = {
+	{ "group", required_argument, NULL, 'g' },
+	{ "dir", required_argument, NULL, 'd' },
+	{ "format", required_argument, NULL, 'f' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct {
+	const char *name;
+	int (*print)(const struct bw_status *st, FILE *out);
+} formats[] = {
+	{ "table", bw_status_print_table },
+	{ "json", bw_status_print_json },
+	{ "prometheus", bw_status_print_prom },
+};
+
+/* The `auto` directory is only trusted when it is ours, as the library trusts it: a
+ * directory someone else made in /tmp could hold anything. */
+static int auto_dir_ours(const char *dir)
+{
+	struct stat sb;
+	if (lstat(dir, &sb) != 0)
+		return errno == ENOENT;          /* no directory: no group, nothing to say */
+	if (S_ISDIR(sb.st_mode) && sb.st_uid == geteuid())
+		return 1;
+	fprintf(stderr, "bulwark status: %s is not a directory of yours: not read\n", dir);
+	return 0;
+}
+
+int bw_cmd_status(int argc, char **argv)
+{
+	int c, fmt = 0;
+	const char *group = NULL, *dir = NULL;
+	optind = 0;
+	/* A usage error is "unknown" (3), as health-check plugins have it: 2 would read as
+	 * "unhealthy" to whatever runs the check. */
+	while ((c = getopt_long(argc, argv, ":hg:d:f:", status_options, NULL)) != -1) {
+		switch (c) {
+		case 'g': group = optarg; break;
+		case 'd': dir = optarg; break;
+		case 'f': {
+			size_t n = sizeof formats / sizeof formats[0];
+			for (fmt = 0; (size_t)fmt < n && strcmp(formats[fmt].name, optarg) != 0; fmt++)
+				;
+			if ((size_t)fmt == n) {
+				fprintf(stderr, "bulwark status: unknown format '%s' (table, json or "
+					"prometheus)\n", optarg);
+				return BW_UNKNOWN;
+			}
+			break;
+		}
+		case 'h': bw_usage(stdout); return 0;
+		default: bw_option_error("status", argv, c); return BW_UNKNOWN;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bulwark status: unexpected argument '%s' (see bulwark --help)\n",
+			argv[optind]);
+		return BW_UNKNOWN;
+	}
+	if (group && !*group) {
+		fputs("bulwark status: --group needs a group name\n", stderr);
+		return BW_UNKNOWN;
+	}
+	if (dir && !*dir) {
+		fputs("bulwark status: --dir needs a directory\n", stderr);
+		return BW_UNKNOWN;
+	}
+
+	static struct bw_status st;
+	memset(&st, 0, sizeof st);
+	st.want = group;
+	if (bw_status_dir(dir, st.dir, sizeof st.dir) != 0) {
+		fputs("bulwark status: the state directory's name is too long\n", stderr);
+		return BW_UNKNOWN;
+	}
+	int status = BW_UNKNOWN;
+	if (dir || auto_dir_ours(st.dir)) {
+		if (bw_status_read(&st, group) == 0)
+			status = (int)st.health;
+	} else {
+		st.health = BW_UNKNOWN;
+	}
+	int rc = formats[fmt].print(&st, stdout);
+	bw_status_free(&st);
+	/* A truncated answer must not pass for a health reading. */
+	if (rc != 0 || fflush(stdout) != 0 || ferror(stdout)) {
+		perror("bulwark status: stdout");
+		return BW_UNKNOWN;
+	}
+	return status;
+}

@@ -81,6 +81,20 @@ rules:
     timeout: { recv: 30s }
 EOF
 
+# The same, with breakers and buckets in a file shared by a process tree (SPEC 3.9).
+mkdir -p "$OUT/state" && chmod 700 "$OUT/state"
+cat >"$OUT/policy-match-group.yaml" <<EOF
+version: 1
+log: { sink: stderr, level: info }
+state: { share: group, dir: $PWD/$OUT/state }
+rules:
+  - name: bench-loopback
+    match: { ops: [connect, send, recv], dest: ["127.0.0.1:*"] }
+    breaker: { trip: { consecutive: 5 } }
+    rate_limit: { rate: 1000MiB/s }
+    timeout: { recv: 30s }
+EOF
+
 # The same protection for a library that refuses a byte rate on a rule that also matches
 # connect: the byte limit moves to a rule of its own, each rule keeps the breaker.
 cat >"$OUT/policy-match-split.yaml" <<'EOF'
@@ -216,7 +230,7 @@ st_limiter=$(probe "$OUT/policy-limiter.yaml")
 st_default=$(probe "")
 
 # --- 1. pingpong --------------------------------------------------------------------------
-say "pingpong: $PP_ROUNDS round trips x 3 configurations x $PAIRS"
+say "pingpong: $PP_ROUNDS round trips x 4 configurations x $PAIRS"
 [ "$st_nomatch" = ok ] || fail_config "$S/pp.nomatch" "$st_nomatch"
 [ "$st_match" = ok ] || fail_config "$S/pp.match" "$st_match"
 i=0
@@ -226,6 +240,8 @@ while [ $i -lt "$PAIRS" ]; do
 		"$OUT/pingpong" "$PP_ROUNDS"
 	sample "$S/pp.match" env "LD_PRELOAD=$SNAP" "BULWARK_CONFIG=$PWD/$MATCH" \
 		"$OUT/pingpong" "$PP_ROUNDS"
+	sample "$S/pp.group" env "LD_PRELOAD=$SNAP" \
+		"BULWARK_CONFIG=$PWD/$OUT/policy-match-group.yaml" "$OUT/pingpong" "$PP_ROUNDS"
 	i=$((i + 1))
 done
 if [ -e "$S/pp.match.log" ] && [ ! -e "$S/pp.match.failed" ]; then
@@ -323,6 +339,7 @@ row() {
 : >"$S/ratios"
 row pingpong/nomatch "round trips/s" rate 1 %.0f "$S/pp.none" "$S/pp.nomatch"
 row pingpong/match "round trips/s" rate 1 %.0f "$S/pp.none" "$S/pp.match"
+row pingpong/group "round trips/s" rate 1 %.0f "$S/pp.none" "$S/pp.group"
 row dd/match "s per run" time 1 %.3f "$S/dd.none" "$S/dd.match"
 row startup/default "ms per start" time 1000 %.3f "$S/st.none" "$S/st.default"
 row limiter16 "connects/s" rate 1 %.0f "$S/lim.none" "$S/lim.shim"
@@ -340,6 +357,8 @@ r=$(ratio_of pingpong/nomatch)
 [ -n "$r" ] && echo "  pingpong, rules that match nothing here: $r of plain round trips/s"
 r=$(ratio_of pingpong/match)
 [ -n "$r" ] && echo "  pingpong, breaker + byte limit + recv timeout on it: $r"
+r=$(ratio_of pingpong/group)
+[ -n "$r" ] && echo "  pingpong, the same with state shared by a process tree: $r"
 r=$(ratio_of dd/match)
 [ -n "$r" ] && echo "  dd, read/write on files under socket rules: $r of plain speed"
 r=$(ratio_of startup/default)

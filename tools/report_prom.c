@@ -5,42 +5,21 @@
 #include <stdio.h>
 #include <string.h>
 #include "report.h"
-
-/* Label values escape backslash, double quote and line feed, nothing else. */
-static void label_value(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		if (*s == '\\')
-			fputs("\\\\", out);
-		else if (*s == '"')
-			fputs("\\\"", out);
-		else if (*s == '\n')
-			fputs("\\n", out);
-		else
-			fputc(*s, out);
-	}
-	fputc('"', out);
-}
-
-static void family(FILE *out, const char *name, const char *type, const char *help)
-{
-	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
+#include "promout.h"
 
 /* name{rule="..",dest="..",k="v"} -- dest, k may be NULL. Ends before the value. */
 static void sample(FILE *out, const char *name, const char *rule, const char *dest,
 		   const char *k, const char *v)
 {
 	fprintf(out, "%s{rule=", name);
-	label_value(out, rule);
+	bw_prom_label(out, rule);
 	if (dest) {
 		fputs(",dest=", out);
-		label_value(out, dest);
+		bw_prom_label(out, dest);
 	}
 	if (k) {
 		fprintf(out, ",%s=", k);
-		label_value(out, v);
+		bw_prom_label(out, v);
 	}
 	fputs("} ", out);
 }
@@ -76,7 +55,7 @@ static void side_families(FILE *out, struct bw_report *r, int observe)
 
 	snprintf(name, sizeof name, "%sfailures_total", pre);
 	snprintf(help, sizeof help, "Failed calls (fail events), by error%s.", note);
-	family(out, name, "counter", help);
+	bw_prom_family(out, name, "counter", help);
 	for (size_t i = 0; i < r->n_groups; i++) {
 		const struct bw_rp_tally *t = &SIDE(r->groups[i])->errs;
 		for (size_t j = 0; j < t->n; j++) {
@@ -87,7 +66,7 @@ static void side_families(FILE *out, struct bw_report *r, int observe)
 
 	snprintf(name, sizeof name, "%sgave_up_total", pre);
 	snprintf(help, sizeof help, "Calls given up (gave_up events), by reason%s.", note);
-	family(out, name, "counter", help);
+	bw_prom_family(out, name, "counter", help);
 	for (size_t i = 0; i < r->n_groups; i++) {
 		const struct bw_rp_tally *t = &SIDE(r->groups[i])->gave_up;
 		for (size_t j = 0; j < t->n; j++) {
@@ -100,7 +79,7 @@ static void side_families(FILE *out, struct bw_report *r, int observe)
 	for (int c = 0; c < BW_RP_NCOUNT; c++) {
 		snprintf(name, sizeof name, "%s%s_total", pre, bw_rp_count_keys[c]);
 		snprintf(help, sizeof help, "%s%s.", count_help[c], note);
-		family(out, name, "counter", help);
+		bw_prom_family(out, name, "counter", help);
 		for (size_t i = 0; i < r->n_groups; i++) {
 			sample(out, name, r->groups[i]->rule, r->groups[i]->dest, NULL, NULL);
 			fprintf(out, "%lld\n", SIDE(r->groups[i])->count[c]);
@@ -110,7 +89,7 @@ static void side_families(FILE *out, struct bw_report *r, int observe)
 	snprintf(name, sizeof name, "%sdelay_ms_total", pre);
 	snprintf(help, sizeof help, "Delay added, in milliseconds: retry waits, throttling and "
 		 "injected delay%s.", note);
-	family(out, name, "counter", help);
+	bw_prom_family(out, name, "counter", help);
 	for (size_t i = 0; i < r->n_groups; i++) {
 		sample(out, name, r->groups[i]->rule, r->groups[i]->dest, NULL, NULL);
 		ms_value(out, SIDE(r->groups[i])->delays.total_us);
@@ -121,7 +100,7 @@ static void side_families(FILE *out, struct bw_report *r, int observe)
 	snprintf(name, sizeof name, "%sdelay_ms", pre);
 	snprintf(help, sizeof help, "Each added delay, in milliseconds (nearest-rank "
 		 "quantiles over the whole log)%s.", note);
-	family(out, name, "summary", help);
+	bw_prom_family(out, name, "summary", help);
 	for (size_t i = 0; i < r->n_groups; i++) {
 		struct bw_rp_group *g = r->groups[i];
 		struct bw_rp_delays *d = &SIDE(g)->delays;
@@ -149,7 +128,7 @@ static void side_families(FILE *out, struct bw_report *r, int observe)
 static void rule_families(FILE *out, struct bw_report *r)
 {
 	char name[96], help[192];
-	family(out, "bulwark_rule_processes", "gauge",
+	bw_prom_family(out, "bulwark_rule_processes", "gauge",
 	       "Processes whose exit event reported the rule.");
 	for (size_t i = 0; i < r->n_rules; i++) {
 		sample(out, "bulwark_rule_processes", r->rules[i].name, NULL, NULL, NULL);
@@ -159,7 +138,7 @@ static void rule_families(FILE *out, struct bw_report *r)
 		snprintf(name, sizeof name, "bulwark_rule_%s_total", bw_rp_stat_keys[s]);
 		snprintf(help, sizeof help, "The rule's %s counter, summed over the processes' "
 			 "exit events.", bw_rp_stat_keys[s]);
-		family(out, name, "counter", help);
+		bw_prom_family(out, name, "counter", help);
 		for (size_t i = 0; i < r->n_rules; i++) {
 			sample(out, name, r->rules[i].name, NULL, NULL, NULL);
 			fprintf(out, "%lld\n", r->rules[i].stat[s]);
@@ -169,7 +148,7 @@ static void rule_families(FILE *out, struct bw_report *r)
 
 static void gauge(FILE *out, const char *name, const char *help, long long v)
 {
-	family(out, name, "gauge", help);
+	bw_prom_family(out, name, "gauge", help);
 	fprintf(out, "%s %lld\n", name, v);
 }
 
@@ -189,11 +168,11 @@ int bw_report_print_prom(struct bw_report *r, FILE *out)
 	gauge(out, "bulwark_report_files", "Logs read.", r->files);
 	gauge(out, "bulwark_report_skipped_lines", "Lines that were not events.", r->skipped);
 	if (r->have_ts) {
-		family(out, "bulwark_report_first_event_timestamp_seconds", "gauge",
+		bw_prom_family(out, "bulwark_report_first_event_timestamp_seconds", "gauge",
 		       "Time of the earliest event, in seconds since the epoch.");
 		fputs("bulwark_report_first_event_timestamp_seconds ", out);
 		seconds(out, r->first_us);
-		family(out, "bulwark_report_last_event_timestamp_seconds", "gauge",
+		bw_prom_family(out, "bulwark_report_last_event_timestamp_seconds", "gauge",
 		       "Time of the latest event, in seconds since the epoch.");
 		fputs("bulwark_report_last_event_timestamp_seconds ", out);
 		seconds(out, r->last_us);

@@ -5,19 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "report.h"
+#include "table.h"
 
-/* 79, not 80: a line that fills the last column makes some terminals wrap early. */
-#define LINE_MAX_COLS 79
-#define MAX_COLS 12
-#define TEXT_MIN 8               /* a text column is never cut narrower than this */
 #define TOP_ERRORS 10
-
-struct col {
-	const char *head;
-	int text;                /* text: left-aligned, may be cut; else a right-aligned figure */
-	int middle;              /* text cut in the middle (destinations), else at the end */
-	size_t soft;             /* text: cut below this only when all text is this narrow */
-};
 
 /* Rule names like "default-connect" stay whole; destinations get the most room. */
 #define RULE_SOFT 16
@@ -26,106 +16,6 @@ struct col {
 #define RULE_COL { "RULE", 1, 0, RULE_SOFT }
 #define DEST_COL { "DEST", 1, 1, DEST_SOFT }
 
-struct tab {
-	const struct col *cols;
-	int ncols;
-	char **cells;            /* row-major, ncols per row */
-	size_t nrows, cap;
-};
-
-static char *dup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *d = malloc(n);
-	if (!d) {
-		fputs("bulwark report: out of memory\n", stderr);
-		exit(1);
-	}
-	return memcpy(d, s, n);
-}
-
-/* Append a row of ncols cells. */
-static void tab_row(struct tab *t, const char *const *cells)
-{
-	if (t->nrows == t->cap) {
-		t->cap = t->cap ? t->cap * 2 : 16;
-		char **c = realloc(t->cells, t->cap * (size_t)t->ncols * sizeof *c);
-		if (!c) {
-			fputs("bulwark report: out of memory\n", stderr);
-			exit(1);
-		}
-		t->cells = c;
-	}
-	for (int i = 0; i < t->ncols; i++)
-		t->cells[t->nrows * (size_t)t->ncols + (size_t)i] = dup(cells[i]);
-	t->nrows++;
-}
-
-static void tab_free(struct tab *t)
-{
-	for (size_t i = 0; i < t->nrows * (size_t)t->ncols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-}
-
-static void pad(FILE *out, size_t n)
-{
-	while (n--)
-		fputc(' ', out);
-}
-
-/* While the line is too long, the widest text column above floor gives up a column. */
-static void shrink(const struct tab *t, size_t *w, size_t *total, int soft)
-{
-	while (*total > LINE_MAX_COLS) {
-		int widest = -1;
-		for (int c = 0; c < t->ncols; c++) {
-			size_t floor = soft && t->cols[c].soft > TEXT_MIN ? t->cols[c].soft : TEXT_MIN;
-			if (t->cols[c].text && w[c] > floor && (widest < 0 || w[c] > w[widest]))
-				widest = c;
-		}
-		if (widest < 0)
-			return;
-		w[widest]--;
-		(*total)--;
-	}
-}
-
-/* Columns as wide as their widest cell; then, while the line is too long, text columns
- * are cut, first down to their soft width, the widest first, and then further. One
- * long rule name must not take the room a destination needs. */
-static void tab_print(FILE *out, struct tab *t)
-{
-	size_t w[MAX_COLS], total = (size_t)t->ncols - 1;
-	for (int c = 0; c < t->ncols; c++) {
-		w[c] = bw_rp_width(t->cols[c].head);
-		for (size_t r = 0; r < t->nrows; r++) {
-			size_t cw = bw_rp_width(t->cells[r * (size_t)t->ncols + (size_t)c]);
-			if (cw > w[c])
-				w[c] = cw;
-		}
-		total += w[c];
-	}
-	shrink(t, w, &total, 1);
-	shrink(t, w, &total, 0);
-	for (size_t r = 0; r <= t->nrows; r++) {
-		for (int c = 0; c < t->ncols; c++) {
-			const char *s = r == 0 ? t->cols[c].head
-					       : t->cells[(r - 1) * (size_t)t->ncols + (size_t)c];
-			char fit[1024];
-			bw_rp_fit(fit, sizeof fit, s, w[c], t->cols[c].middle);
-			size_t fw = bw_rp_width(fit);
-			if (c)
-				fputc(' ', out);
-			if (!t->cols[c].text)
-				pad(out, w[c] - fw);
-			fputs(fit, out);
-			if (t->cols[c].text && c + 1 < t->ncols)
-				pad(out, w[c] - fw);
-		}
-		fputc('\n', out);
-	}
-}
 
 /* ---- sections ---- */
 
@@ -158,7 +48,7 @@ static void header(struct bw_report *r, FILE *out)
 			r->warnings == 1 ? "" : "s");
 }
 
-static const struct col dest_cols[] = {
+static const struct bw_col dest_cols[] = {
 	RULE_COL, DEST_COL, FIG("FAIL"), FIG("RETRY"),
 	FIG("RECOV"), FIG("GAVEUP"), FIG("REJECT"), FIG("OPENS"),
 };
@@ -170,7 +60,7 @@ static void destinations(struct bw_report *r, FILE *out)
 		fputs("no call events\n", out);
 		return;
 	}
-	struct tab t = { dest_cols, 8, NULL, 0, 0 };
+	struct bw_tab t = { dest_cols, 8, NULL, 0, 0, 8 };
 	for (size_t i = 0; i < r->n_groups; i++) {
 		const struct bw_rp_group *g = r->groups[i];
 		const struct bw_rp_side *s = &g->did;
@@ -181,20 +71,20 @@ static void destinations(struct bw_report *r, FILE *out)
 			count(b[3], s->gave_up.total), count(b[4], s->count[BW_RP_REJECTED]),
 			count(b[5], s->count[BW_RP_BREAKER_OPENS]),
 		};
-		tab_row(&t, cells);
+		bw_tab_row(&t, cells);
 	}
-	tab_print(out, &t);
-	tab_free(&t);
+	bw_tab_print(out, &t);
+	bw_tab_free(&t);
 }
 
-static const struct col delay_cols[] = {
+static const struct bw_col delay_cols[] = {
 	RULE_COL, DEST_COL, FIG("THROT"), FIG("LIMIT"),
 	FIG("INJECT"), FIG("ADDED"), FIG("P50"), FIG("P99"),
 };
 
 static void delays(struct bw_report *r, FILE *out)
 {
-	struct tab t = { delay_cols, 8, NULL, 0, 0 };
+	struct bw_tab t = { delay_cols, 8, NULL, 0, 0, 8 };
 	for (size_t i = 0; i < r->n_groups; i++) {
 		struct bw_rp_group *g = r->groups[i];
 		struct bw_rp_side *s = &g->did;
@@ -212,16 +102,16 @@ static void delays(struct bw_report *r, FILE *out)
 			count(b[1], s->count[BW_RP_LIMITED]), count(b[2], s->count[BW_RP_INJECTED]),
 			d[0], d[1], d[2],
 		};
-		tab_row(&t, cells);
+		bw_tab_row(&t, cells);
 	}
 	if (t.nrows) {
 		fputs("\nLIMITS AND ADDED DELAY (retry waits, throttling, injected delay)\n", out);
-		tab_print(out, &t);
+		bw_tab_print(out, &t);
 	}
-	tab_free(&t);
+	bw_tab_free(&t);
 }
 
-static const struct col observe_cols[] = {
+static const struct bw_col observe_cols[] = {
 	RULE_COL, DEST_COL, FIG("FAIL"), FIG("RETRY"),
 	FIG("GAVEUP"), FIG("REJECT"), FIG("OPENS"), FIG("THROT"),
 	FIG("LIMIT"), FIG("INJECT"),
@@ -229,7 +119,7 @@ static const struct col observe_cols[] = {
 
 static void observed(struct bw_report *r, FILE *out)
 {
-	struct tab t = { observe_cols, 10, NULL, 0, 0 };
+	struct bw_tab t = { observe_cols, 10, NULL, 0, 0, 8 };
 	for (size_t i = 0; i < r->n_groups; i++) {
 		const struct bw_rp_group *g = r->groups[i];
 		const struct bw_rp_side *s = &g->observed;
@@ -244,16 +134,16 @@ static void observed(struct bw_report *r, FILE *out)
 			count(b[5], s->count[BW_RP_THROTTLED]), count(b[6], s->count[BW_RP_LIMITED]),
 			count(b[7], s->count[BW_RP_INJECTED]),
 		};
-		tab_row(&t, cells);
+		bw_tab_row(&t, cells);
 	}
 	if (t.nrows) {
 		fputs("\nWOULD HAVE (observe mode: decided and logged, nothing changed)\n", out);
-		tab_print(out, &t);
+		bw_tab_print(out, &t);
 	}
-	tab_free(&t);
+	bw_tab_free(&t);
 }
 
-static const struct col err_cols[] = {
+static const struct bw_col err_cols[] = {
 	{ "ERROR", 1, 0, 0 }, FIG("COUNT"), FIG("SHARE"), FIG("DESTS"),
 };
 
@@ -266,7 +156,7 @@ static void errors(struct bw_report *r, FILE *out)
 	}
 	if (r->top_errs.n) {
 		fputs("\nTOP ERRORS (fail events)\n", out);
-		struct tab t = { err_cols, 4, NULL, 0, 0 };
+		struct bw_tab t = { err_cols, 4, NULL, 0, 0, 8 };
 		for (size_t i = 0; i < r->top_errs.n && i < TOP_ERRORS; i++) {
 			char b[2][16], share[16];
 			snprintf(share, sizeof share, "%.0f%%",
@@ -275,10 +165,10 @@ static void errors(struct bw_report *r, FILE *out)
 				r->top_errs.v[i].name, count(b[0], r->top_errs.v[i].n), share,
 				count(b[1], r->top_errs_dests[i]),
 			};
-			tab_row(&t, cells);
+			bw_tab_row(&t, cells);
 		}
-		tab_print(out, &t);
-		tab_free(&t);
+		bw_tab_print(out, &t);
+		bw_tab_free(&t);
 		if (r->top_errs.n > TOP_ERRORS)
 			fprintf(out, "and %zu more\n", r->top_errs.n - TOP_ERRORS);
 	}
@@ -293,7 +183,7 @@ static void errors(struct bw_report *r, FILE *out)
 						k ? "," : "", g->v[k].name, count(c, g->v[k].n));
 		}
 		char fit[512];
-		bw_rp_fit(fit, sizeof fit, line, LINE_MAX_COLS, 0);
+		bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 0);
 		fprintf(out, "%s\n", fit);
 	}
 	if (timeouts || failovers)
@@ -301,7 +191,7 @@ static void errors(struct bw_report *r, FILE *out)
 			timeouts, timeouts == 1 ? "" : "s", failovers, failovers == 1 ? "" : "s");
 }
 
-static const struct col rule_cols[] = {
+static const struct bw_col rule_cols[] = {
 	RULE_COL, FIG("PROCS"), FIG("CALLS"), FIG("FAIL"),
 	FIG("RETRY"), FIG("RECOV"), FIG("GAVEUP"), FIG("REJECT"),
 	FIG("THROT"), FIG("LIMIT"), FIG("INJECT"),
@@ -314,17 +204,17 @@ static void rules(struct bw_report *r, FILE *out)
 		fputs("no exit events (log.summary off, or the processes are still running)\n", out);
 		return;
 	}
-	struct tab t = { rule_cols, 11, NULL, 0, 0 };
+	struct bw_tab t = { rule_cols, 11, NULL, 0, 0, 8 };
 	for (size_t i = 0; i < r->n_rules; i++) {
 		const struct bw_rp_rule *x = &r->rules[i];
 		char b[10][16];
 		const char *cells[11] = { x->name, count(b[0], x->processes) };
 		for (int s = 0; s < BW_RP_NSTAT; s++)
 			cells[2 + s] = count(b[1 + s], x->stat[s]);
-		tab_row(&t, cells);
+		bw_tab_row(&t, cells);
 	}
-	tab_print(out, &t);
-	tab_free(&t);
+	bw_tab_print(out, &t);
+	bw_tab_free(&t);
 }
 
 int bw_report_print_table(struct bw_report *r, FILE *out)

@@ -7,40 +7,7 @@
 #include <string.h>
 #include "breaker.h"
 #include "status_model.h"
-
-static void oom(void)
-{
-	fputs("bulwark status: out of memory\n", stderr);
-	exit(BW_UNKNOWN);
-}
-
-static void set(json_t *obj, const char *key, json_t *v)
-{
-	if (!v || json_object_set_new(obj, key, v) != 0)
-		oom();
-}
-
-static void push(json_t *arr, json_t *v)
-{
-	if (!v || json_array_append_new(arr, v) != 0)
-		oom();
-}
-
-static json_t *obj(void)
-{
-	json_t *o = json_object();
-	if (!o)
-		oom();
-	return o;
-}
-
-static json_t *arr(void)
-{
-	json_t *a = json_array();
-	if (!a)
-		oom();
-	return a;
-}
+#include "jsonout.h"
 
 /* jansson takes valid UTF-8 only: names from the file were cleaned when read, but the
  * directory comes from the command line or the environment. */
@@ -49,7 +16,7 @@ static json_t *str(const char *s)
 	size_t n = strlen(s);
 	char *c = malloc(n + 1);
 	if (!c)
-		oom();
+		return NULL;     /* bw_js_set and bw_js_push end the command on NULL */
 	bw_st_clean(c, n + 1, s, n);
 	json_t *v = json_string(c);
 	free(c);
@@ -91,10 +58,10 @@ static json_t *when(int64_t wall_us)
 
 static json_t *counts(const long b[3])
 {
-	json_t *o = obj();
-	set(o, "closed", json_integer(b[BW_BRK_CLOSED]));
-	set(o, "half_open", json_integer(b[BW_BRK_HALF_OPEN]));
-	set(o, "open", json_integer(b[BW_BRK_OPEN]));
+	json_t *o = bw_js_obj();
+	bw_js_set(o, "closed", json_integer(b[BW_BRK_CLOSED]));
+	bw_js_set(o, "half_open", json_integer(b[BW_BRK_HALF_OPEN]));
+	bw_js_set(o, "open", json_integer(b[BW_BRK_OPEN]));
 	return o;
 }
 
@@ -102,15 +69,15 @@ static json_t *breaker(const struct bw_st_dest *d)
 {
 	if (!d->has_breaker)
 		return json_null();
-	json_t *o = obj();
-	set(o, "state", d->pos >= 0 ? str(bw_brk_name(d->pos)) : json_null());
-	set(o, "consecutive_failures", json_integer(d->consecutive));
-	set(o, "window_failures", json_integer(d->window_fails));
-	set(o, "window_calls", json_integer(d->window_calls));
-	set(o, "window_known", json_boolean(d->window_known));
+	json_t *o = bw_js_obj();
+	bw_js_set(o, "state", d->pos >= 0 ? str(bw_brk_name(d->pos)) : json_null());
+	bw_js_set(o, "consecutive_failures", json_integer(d->consecutive));
+	bw_js_set(o, "window_failures", json_integer(d->window_fails));
+	bw_js_set(o, "window_calls", json_integer(d->window_calls));
+	bw_js_set(o, "window_known", json_boolean(d->window_known));
 	int open = d->pos == BW_BRK_OPEN;
-	set(o, "open_for_ms", open ? ms(d->open_for_us) : json_null());
-	set(o, "probe_in_ms", open ? ms(d->open_left_us > 0 ? d->open_left_us : 0) : json_null());
+	bw_js_set(o, "open_for_ms", open ? ms(d->open_for_us) : json_null());
+	bw_js_set(o, "probe_in_ms", open ? ms(d->open_left_us > 0 ? d->open_left_us : 0) : json_null());
 	return o;
 }
 
@@ -118,71 +85,72 @@ static json_t *bucket(const struct bw_st_dest *d)
 {
 	if (!d->has_bucket)
 		return json_null();
-	json_t *o = obj();
-	set(o, "tokens", num(d->tokens));
-	set(o, "refilled", json_boolean(d->bucket_known));
-	set(o, "burst", d->bucket_known ? num(d->burst) : json_null());
-	set(o, "rate_per_sec", d->bucket_known ? num(d->rate) : json_null());
-	set(o, "unit", d->bucket_known ? str(d->bytes ? "bytes" : "calls") : json_null());
-	set(o, "age_ms", d->tokens_age_us >= 0 ? ms(d->tokens_age_us) : json_null());
+	json_t *o = bw_js_obj();
+	bw_js_set(o, "tokens", num(d->tokens));
+	bw_js_set(o, "refilled", json_boolean(d->bucket_known));
+	bw_js_set(o, "burst", d->bucket_known ? num(d->burst) : json_null());
+	bw_js_set(o, "rate_per_sec", d->bucket_known ? num(d->rate) : json_null());
+	bw_js_set(o, "unit", d->bucket_known ? str(d->bytes ? "bytes" : "calls") : json_null());
+	bw_js_set(o, "age_ms", d->tokens_age_us >= 0 ? ms(d->tokens_age_us) : json_null());
 	return o;
 }
 
 static json_t *group(const struct bw_st_group *g)
 {
-	json_t *o = obj();
-	set(o, "group", str(g->group));
-	set(o, "live", json_boolean(g->live));
-	set(o, "health", str(bw_health_name(g->health)));
-	set(o, "breakers", counts(g->breakers));
-	set(o, "file", str(g->file));
-	set(o, "policy", g->policy[0] ? str(g->policy) : json_null());
-	set(o, "policy_loaded", json_boolean(g->policy_loaded));
-	set(o, "created", when(g->created_us));
+	json_t *o = bw_js_obj();
+	bw_js_set(o, "group", str(g->group));
+	bw_js_set(o, "live", json_boolean(g->live));
+	bw_js_set(o, "health", str(bw_health_name(g->health)));
+	bw_js_set(o, "breakers", counts(g->breakers));
+	bw_js_set(o, "file", str(g->file));
+	bw_js_set(o, "policy", g->policy[0] ? str(g->policy) : json_null());
+	bw_js_set(o, "policy_loaded", json_boolean(g->policy_loaded));
+	bw_js_set(o, "created", when(g->created_us));
 
-	json_t *procs = arr();
+	json_t *procs = bw_js_arr();
 	for (size_t i = 0; i < g->n_procs; i++) {
 		const struct bw_st_proc *p = &g->procs[i];
-		json_t *x = obj();
-		set(x, "pid", json_integer(p->pid));
-		set(x, "prog", str(p->prog));
-		set(x, "started", when(p->started_us));
-		set(x, "alive", json_boolean(p->alive));
-		push(procs, x);
+		json_t *x = bw_js_obj();
+		bw_js_set(x, "pid", json_integer(p->pid));
+		bw_js_set(x, "prog", str(p->prog));
+		bw_js_set(x, "started", when(p->started_us));
+		bw_js_set(x, "alive", json_boolean(p->alive));
+		bw_js_push(procs, x);
 	}
-	set(o, "processes", procs);
+	bw_js_set(o, "processes", procs);
 
-	json_t *dests = arr();
+	json_t *dests = bw_js_arr();
 	for (size_t i = 0; i < g->n_dests; i++) {
 		const struct bw_st_dest *d = &g->dests[i];
-		json_t *x = obj();
-		set(x, "rule", str(g->rules[d->rule].name));
-		set(x, "dest", str(d->dest));
-		set(x, "scope", str(d->whole ? "rule" : "dest"));
-		set(x, "health", d->has_breaker && d->health != BW_UNKNOWN
+		json_t *x = bw_js_obj();
+		bw_js_set(x, "rule", str(g->rules[d->rule].name));
+		bw_js_set(x, "dest", str(d->dest));
+		bw_js_set(x, "scope", str(d->whole ? "rule" : "dest"));
+		bw_js_set(x, "health", d->has_breaker && d->health != BW_UNKNOWN
 				 ? str(bw_health_name(d->health)) : json_null());
-		set(x, "breaker", breaker(d));
-		set(x, "bucket", bucket(d));
-		push(dests, x);
+		bw_js_set(x, "breaker", breaker(d));
+		bw_js_set(x, "bucket", bucket(d));
+		bw_js_push(dests, x);
 	}
-	set(o, "destinations", dests);
+	bw_js_set(o, "destinations", dests);
 	return o;
 }
 
 int bw_status_print_json(const struct bw_status *st, FILE *out)
 {
-	json_t *root = obj();
-	set(root, "health", str(bw_health_name(st->health)));
-	set(root, "status", json_integer(st->health));
-	set(root, "dir", str(st->dir));
-	set(root, "live_groups", json_integer((json_int_t)st->live));
-	set(root, "stale_groups", json_integer((json_int_t)st->stale));
-	set(root, "breakers", counts(st->breakers));
-	set(root, "time", when(st->now_wall_us));
-	json_t *groups = arr();
+	bw_js_on_oom("bulwark status", BW_UNKNOWN);
+	json_t *root = bw_js_obj();
+	bw_js_set(root, "health", str(bw_health_name(st->health)));
+	bw_js_set(root, "status", json_integer(st->health));
+	bw_js_set(root, "dir", str(st->dir));
+	bw_js_set(root, "live_groups", json_integer((json_int_t)st->live));
+	bw_js_set(root, "stale_groups", json_integer((json_int_t)st->stale));
+	bw_js_set(root, "breakers", counts(st->breakers));
+	bw_js_set(root, "time", when(st->now_wall_us));
+	json_t *groups = bw_js_arr();
 	for (size_t i = 0; i < st->n_groups; i++)
-		push(groups, group(&st->groups[i]));
-	set(root, "groups", groups);
+		bw_js_push(groups, group(&st->groups[i]));
+	bw_js_set(root, "groups", groups);
 	int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
 			    JSON_REAL_PRECISION(15));
 	fputc('\n', out);

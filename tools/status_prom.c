@@ -7,27 +7,7 @@
 #include <string.h>
 #include "breaker.h"
 #include "status_model.h"
-
-static void label_value(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		if (*s == '\\')
-			fputs("\\\\", out);
-		else if (*s == '"')
-			fputs("\\\"", out);
-		else if (*s == '\n')
-			fputs("\\n", out);
-		else
-			fputc(*s, out);
-	}
-	fputc('"', out);
-}
-
-static void family(FILE *out, const char *name, const char *type, const char *help)
-{
-	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
+#include "promout.h"
 
 /* name{group="..",rule="..",dest="..",k="v"}: rule and dest only with d, k may be NULL.
  * Ends before the value. */
@@ -35,16 +15,16 @@ static void sample(FILE *out, const char *name, const struct bw_st_group *g,
 		   const struct bw_st_dest *d, const char *k, const char *v)
 {
 	fprintf(out, "%s{group=", name);
-	label_value(out, g->group);
+	bw_prom_label(out, g->group);
 	if (d) {
 		fputs(",rule=", out);
-		label_value(out, g->rules[d->rule].name);
+		bw_prom_label(out, g->rules[d->rule].name);
 		fputs(",dest=", out);
-		label_value(out, d->dest);
+		bw_prom_label(out, d->dest);
 	}
 	if (k) {
 		fprintf(out, ",%s=", k);
-		label_value(out, v);
+		bw_prom_label(out, v);
 	}
 	fputs("} ", out);
 }
@@ -95,7 +75,7 @@ static double fig(const struct bw_st_dest *d, enum dest_fig f)
 static void dest_family(FILE *out, const struct bw_status *st, const char *name,
 			const char *help, dest_pred has, enum dest_fig f)
 {
-	family(out, name, "gauge", help);
+	bw_prom_family(out, name, "gauge", help);
 	for (size_t i = 0; i < st->n_groups; i++) {
 		const struct bw_st_group *g = &st->groups[i];
 		for (size_t j = 0; g->live && j < g->n_dests; j++) {
@@ -109,17 +89,17 @@ static void dest_family(FILE *out, const struct bw_status *st, const char *name,
 
 int bw_status_print_prom(const struct bw_status *st, FILE *out)
 {
-	family(out, "bulwark_health", "gauge",
+	bw_prom_family(out, "bulwark_health", "gauge",
 	       "Overall health of the live groups, as the exit status of bulwark status: "
 	       "0 healthy, 1 degraded, 2 unhealthy, 3 unknown (no live group).");
 	fprintf(out, "bulwark_health %d\n", (int)st->health);
 
-	family(out, "bulwark_groups", "gauge",
+	bw_prom_family(out, "bulwark_groups", "gauge",
 	       "Group state files, by state: live (a process alive) or stale (all gone).");
 	fprintf(out, "bulwark_groups{state=\"live\"} %zu\n", st->live);
 	fprintf(out, "bulwark_groups{state=\"stale\"} %zu\n", st->stale);
 
-	family(out, "bulwark_group_health", "gauge",
+	bw_prom_family(out, "bulwark_group_health", "gauge",
 	       "Health of a live group: 0 healthy, 1 degraded, 2 unhealthy.");
 	for (size_t i = 0; i < st->n_groups; i++) {
 		if (!st->groups[i].live)
@@ -128,7 +108,7 @@ int bw_status_print_prom(const struct bw_status *st, FILE *out)
 		fprintf(out, "%d\n", (int)st->groups[i].health);
 	}
 
-	family(out, "bulwark_group_processes", "gauge", "Live processes of a group.");
+	bw_prom_family(out, "bulwark_group_processes", "gauge", "Live processes of a group.");
 	for (size_t i = 0; i < st->n_groups; i++) {
 		if (!st->groups[i].live)
 			continue;
@@ -137,7 +117,7 @@ int bw_status_print_prom(const struct bw_status *st, FILE *out)
 	}
 
 	static const int order[] = { BW_BRK_CLOSED, BW_BRK_HALF_OPEN, BW_BRK_OPEN };
-	family(out, "bulwark_breaker_state", "gauge",
+	bw_prom_family(out, "bulwark_breaker_state", "gauge",
 	       "Breaker position: 1 for the state it is in, 0 for the others.");
 	for (size_t i = 0; i < st->n_groups; i++) {
 		const struct bw_st_group *g = &st->groups[i];

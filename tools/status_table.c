@@ -7,109 +7,10 @@
 #include <string.h>
 #include "breaker.h"
 #include "report.h"
+#include "table.h"
 #include "status_model.h"
 
-#define LINE_MAX_COLS 79
-#define MAX_COLS 8
-#define TEXT_MIN 6
 
-struct col {
-	const char *head;
-	int text;                /* left-aligned and may be cut; else right-aligned, whole */
-	int middle;              /* cut in the middle (destinations, paths) */
-	size_t soft;             /* cut below this only when everything is this narrow */
-};
-
-struct tab {
-	const struct col *cols;
-	int ncols;
-	char **cells;
-	size_t nrows, cap;
-};
-
-static void oom(void)
-{
-	fputs("bulwark status: out of memory\n", stderr);
-	exit(BW_UNKNOWN);
-}
-
-static void tab_row(struct tab *t, const char *const *cells)
-{
-	if (t->nrows == t->cap) {
-		t->cap = t->cap ? t->cap * 2 : 16;
-		char **c = realloc(t->cells, t->cap * (size_t)t->ncols * sizeof *c);
-		if (!c)
-			oom();
-		t->cells = c;
-	}
-	for (int i = 0; i < t->ncols; i++) {
-		char *d = strdup(cells[i]);
-		if (!d)
-			oom();
-		t->cells[t->nrows * (size_t)t->ncols + (size_t)i] = d;
-	}
-	t->nrows++;
-}
-
-static void tab_free(struct tab *t)
-{
-	for (size_t i = 0; i < t->nrows * (size_t)t->ncols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	t->cells = NULL;
-	t->nrows = t->cap = 0;
-}
-
-static void shrink(const struct tab *t, size_t *w, size_t *total, int soft)
-{
-	while (*total > LINE_MAX_COLS) {
-		int widest = -1;
-		for (int c = 0; c < t->ncols; c++) {
-			size_t floor = soft && t->cols[c].soft > TEXT_MIN ? t->cols[c].soft : TEXT_MIN;
-			if (t->cols[c].text && w[c] > floor && (widest < 0 || w[c] > w[widest]))
-				widest = c;
-		}
-		if (widest < 0)
-			return;
-		w[widest]--;
-		(*total)--;
-	}
-}
-
-static void tab_print(FILE *out, const struct tab *t)
-{
-	size_t w[MAX_COLS], total = (size_t)t->ncols - 1;
-	for (int c = 0; c < t->ncols; c++) {
-		w[c] = bw_rp_width(t->cols[c].head);
-		for (size_t r = 0; r < t->nrows; r++) {
-			size_t cw = bw_rp_width(t->cells[r * (size_t)t->ncols + (size_t)c]);
-			if (cw > w[c])
-				w[c] = cw;
-		}
-		total += w[c];
-	}
-	shrink(t, w, &total, 1);
-	shrink(t, w, &total, 0);
-	for (size_t r = 0; r <= t->nrows; r++) {
-		for (int c = 0; c < t->ncols; c++) {
-			const char *s = r == 0 ? t->cols[c].head
-					       : t->cells[(r - 1) * (size_t)t->ncols + (size_t)c];
-			char fit[1024];
-			bw_rp_fit(fit, sizeof fit, s, w[c], t->cols[c].middle);
-			size_t fw = bw_rp_width(fit);
-			if (c)
-				fputc(' ', out);
-			if (!t->cols[c].text)
-				for (size_t i = fw; i < w[c]; i++)
-					fputc(' ', out);
-			fputs(fit, out);
-			if (t->cols[c].text && c + 1 < t->ncols)
-				for (size_t i = fw; i < w[c]; i++)
-					fputc(' ', out);
-		}
-		fputc('\n', out);
-	}
-}
 
 /* ---- cells ---- */
 
@@ -170,11 +71,11 @@ static void breaker_counts(FILE *out, const long b[3])
 		b[BW_BRK_OPEN]);
 }
 
-static const struct col proc_cols[] = {
+static const struct bw_col proc_cols[] = {
 	{ "PID", 0, 0, 0 }, { "PROG", 1, 0, 16 }, { "STARTED", 1, 0, 20 }, { "UP", 0, 0, 0 },
 };
 
-static const struct col dest_cols[] = {
+static const struct bw_col dest_cols[] = {
 	{ "RULE", 1, 0, 14 }, { "DEST", 1, 1, 22 }, { "BREAKER", 1, 0, 10 },
 	{ "CONSEC", 0, 0, 0 }, { "FAILS", 0, 0, 0 }, { "TOKENS", 0, 0, 0 },
 	{ "HEALTH", 1, 0, 9 },
@@ -185,7 +86,7 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 	char line[1024], fit[1024];
 	snprintf(line, sizeof line, "group %s: %s, %zu %s", g->group, bw_health_name(g->health),
 		 g->alive, plural((long)g->alive, "process", "processes"));
-	bw_rp_fit(fit, sizeof fit, line, LINE_MAX_COLS, 0);
+	bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 0);
 	fprintf(out, "\n%s\n", fit);
 	if (g->policy[0])
 		snprintf(line, sizeof line, "policy: %s%s", g->policy,
@@ -194,10 +95,10 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 	else
 		snprintf(line, sizeof line, "policy: unknown (tokens as stored, failures over "
 			 "every slot kept)");
-	bw_rp_fit(fit, sizeof fit, line, LINE_MAX_COLS, 1);
+	bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 1);
 	fprintf(out, "%s\n", fit);
 
-	struct tab t = { proc_cols, 4, NULL, 0, 0 };
+	struct bw_tab t = { proc_cols, 4, NULL, 0, 0, 6 };
 	for (size_t i = 0; i < g->n_procs; i++) {
 		const struct bw_st_proc *p = &g->procs[i];
 		if (!p->alive)
@@ -210,10 +111,10 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 		else
 			snprintf(up, sizeof up, "-");
 		const char *cells[4] = { pid, p->prog[0] ? p->prog : "?", started, up };
-		tab_row(&t, cells);
+		bw_tab_row(&t, cells);
 	}
-	tab_print(out, &t);
-	tab_free(&t);
+	bw_tab_print(out, &t);
+	bw_tab_free(&t);
 	if (g->n_procs > g->alive)
 		fprintf(out, "(and %zu that died without leaving the group)\n",
 			g->n_procs - g->alive);
@@ -223,7 +124,7 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 		fputs("no breaker or limiter used yet\n", out);
 		return;
 	}
-	t = (struct tab){ dest_cols, 7, NULL, 0, 0 };
+	t = (struct bw_tab){ dest_cols, 7, NULL, 0, 0, 6 };
 	for (size_t i = 0; i < g->n_dests; i++) {
 		const struct bw_st_dest *d = &g->dests[i];
 		char brk[32], consec[16] = "-", fails[48] = "-", tok[48];
@@ -237,13 +138,13 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 			g->rules[d->rule].name, d->dest, brk, consec, fails, tok,
 			d->has_breaker ? bw_health_name(d->health) : "-",
 		};
-		tab_row(&t, cells);
+		bw_tab_row(&t, cells);
 	}
-	tab_print(out, &t);
-	tab_free(&t);
+	bw_tab_print(out, &t);
+	bw_tab_free(&t);
 }
 
-static const struct col stale_cols[] = {
+static const struct bw_col stale_cols[] = {
 	{ "GROUP", 1, 0, 16 }, { "PROCS", 0, 0, 0 }, { "CREATED", 1, 0, 20 },
 	{ "FILE", 1, 1, 24 },
 };
@@ -253,7 +154,7 @@ static void stale_groups(FILE *out, const struct bw_status *st)
 	if (!st->stale)
 		return;
 	fputs("\nSTALE (every process is gone; the file is left over and may be removed)\n", out);
-	struct tab t = { stale_cols, 4, NULL, 0, 0 };
+	struct bw_tab t = { stale_cols, 4, NULL, 0, 0, 6 };
 	for (size_t i = 0; i < st->n_groups; i++) {
 		const struct bw_st_group *g = &st->groups[i];
 		if (g->live)
@@ -262,17 +163,17 @@ static void stale_groups(FILE *out, const struct bw_status *st)
 		snprintf(procs, sizeof procs, "%zu", g->n_procs);
 		bw_st_fmt_time(created, sizeof created, g->created_us);
 		const char *cells[4] = { g->group, procs, created, g->file };
-		tab_row(&t, cells);
+		bw_tab_row(&t, cells);
 	}
-	tab_print(out, &t);
-	tab_free(&t);
+	bw_tab_print(out, &t);
+	bw_tab_free(&t);
 }
 
 int bw_status_print_table(const struct bw_status *st, FILE *out)
 {
 	char line[sizeof st->dir + 64], fit[sizeof line];
 	snprintf(line, sizeof line, "bulwark status: %s", st->dir);
-	bw_rp_fit(fit, sizeof fit, line, LINE_MAX_COLS, 1);
+	bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 1);
 	fprintf(out, "%s\n", fit);
 	fprintf(out, "health: %s", bw_health_name(st->health));
 	if (st->live) {
@@ -287,7 +188,7 @@ int bw_status_print_table(const struct bw_status *st, FILE *out)
 		fputs("no group: the directory does not exist (no group has run here)\n", out);
 	} else if (!st->live && st->want) {
 		snprintf(line, sizeof line, "no live group named %s", st->want);
-		bw_rp_fit(fit, sizeof fit, line, LINE_MAX_COLS, 0);
+		bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 0);
 		fprintf(out, "%s\n", fit);
 	} else if (!st->live) {
 		fprintf(out, "no live group%s\n", st->stale ? "" : " (no state file)");

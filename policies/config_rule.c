@@ -206,6 +206,15 @@ static void parse_match(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
 		if (!vn[i])
 			continue;
 		cf_sub(sub, path, match_keys[i]);
+		/* an empty list would silently match everything, the opposite of what was
+		 * written: a condition, when given, names at least one thing */
+		if (i != M_OPS && vn[i]->type == YAML_SEQUENCE_NODE &&
+		    vn[i]->data.sequence.items.start == vn[i]->data.sequence.items.top) {
+			cf_error(l, cf_mark_of(vn[i]), "%s: expected at least one %s", sub,
+				 i == M_DEST ? "destination" : i == M_HOST ? "host name" :
+				 i == M_DB ? "database" : "program");
+			continue;
+		}
 		if (i == M_OPS)
 			m->ops = parse_ops(l, vn[i], sub);
 		else if (i == M_DEST)

@@ -212,7 +212,8 @@ void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_even
 	if (c) {
 		if (!ev->dest && !c->dest && c->dest_of) {
 			c->dest_of(c, dest, sizeof dest);
-			ev->dest = dest;
+			/* a peer that is already gone has no name: leave dest out */
+			ev->dest = dest[0] ? dest : NULL;
 		}
 		if (!ev->rule && c->rule)
 			ev->rule = c->rule->name;

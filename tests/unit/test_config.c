@@ -151,6 +151,10 @@ static const struct bad_case bad_cases[] = {
 	  "resolve, sqlite, got 'conect'" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [] }\n",
 	  "policy.yaml:4:19: rules[0].match.ops: expected at least one op" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { dest: [] }\n",
+	  "policy.yaml:4:20: rules[0].match.dest: expected at least one destination" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { prog: [] }\n",
+	  "policy.yaml:4:20: rules[0].match.prog: expected at least one program" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { dest: [\"db:99999\"] }\n",
 	  "policy.yaml:4:21: rules[0].match.dest[0]: invalid port '99999'; expected 1 to 65535 "
 	  "or *" },

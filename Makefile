@@ -149,20 +149,26 @@ FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_CFLAGS  := $(WARN) $(DEFS) -g -O1 -fno-omit-frame-pointer -Ipolicies \
 		-fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_OBJ     := $(POLICY_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB     := $(FUZZ_DIR)/libpolicies.a
 FUZZ_TARGETS := config event
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
 .PHONY: fuzz fuzz-build fuzz-toolchain
-.SECONDARY: $(FUZZ_OBJ)
+.SECONDARY: $(FUZZ_OBJ) $(FUZZ_LIB)
 
 $(FUZZ_DIR)/obj/%.o: %.c $(wildcard policies/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (fuzz)"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+# An archive, so a target links only the objects it uses.
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	@ar rcs $@ $(FUZZ_OBJ)
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@echo "  CCLD    $@"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) -lyaml -lm
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) -lyaml -lm
 
 fuzz-toolchain:
 	@mkdir -p $(FUZZ_DIR)
@@ -184,10 +190,11 @@ fuzz: fuzz-build
 	      -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$$t- \
 	      $(FUZZ_DIR)/corpus/$$t > $(FUZZ_DIR)/$$t.log 2>&1; then \
 	    tail -n 60 $(FUZZ_DIR)/$$t.log; \
-	    echo "fuzz: $$t FAILED; reproduce with $(FUZZ_DIR)/fuzz_$$t $(FUZZ_DIR)/crashes/$$t-*"; \
+	    a=$$(sed -n 's/.*Test unit written to //p' $(FUZZ_DIR)/$$t.log | tail -n 1); \
+	    echo "fuzz: $$t FAILED; reproduce with $(FUZZ_DIR)/fuzz_$$t $$a"; \
 	    exit 1; \
 	  fi; \
-	  grep -E '^#[0-9]+ +DONE' $(FUZZ_DIR)/$$t.log | sed "s/^/  $$t: /"; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE' $(FUZZ_DIR)/$$t.log | sed "s/^/  $$t: /"; \
 	  grep -E 'stat::(number_of_executed_units|average_exec_per_sec)' $(FUZZ_DIR)/$$t.log \
 	    | sed "s/^/  $$t: /"; \
 	done; echo "fuzz: no crash in $(FUZZ_TARGETS)"

@@ -64,6 +64,48 @@ static int plain_ok(const char *s)
 	return 1;
 }
 
+/* Code point of the UTF-8 sequence at s and its length. Strings come from the YAML parser,
+ * so they are well-formed; a cut sequence is taken a byte at a time, never read past. */
+static unsigned utf8_cp(const unsigned char *s, int *len)
+{
+	int n = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 1;
+	unsigned cp = n == 1 ? s[0] : s[0] & (0x3F >> (n - 1));
+	for (int i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80) {
+			*len = 1;
+			return s[0];
+		}
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	*len = n;
+	return cp;
+}
+
+/* What the YAML reader refuses raw (C0 and C1 controls, DEL, U+FFFE, U+FFFF) or may read
+ * as something else (NEL, U+2028 and U+2029 are line breaks in YAML 1.1, folded into a
+ * space inside a quoted scalar; U+FEFF is a byte order mark) is written as an escape. */
+static int needs_escape(unsigned cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+	       cp == 0xfeff || cp == 0xfffe || cp == 0xffff;
+}
+
+/* The inside of a double-quoted scalar. */
+static void put_escaped(FILE *f, const char *s)
+{
+	while (*s) {
+		int n;
+		unsigned cp = utf8_cp((const unsigned char *)s, &n);
+		if (cp == '"' || cp == '\\')
+			fprintf(f, "\\%c", (char)cp);
+		else if (needs_escape(cp))
+			fprintf(f, cp <= 0xff ? "\\x%02x" : "\\u%04x", cp);
+		else
+			fwrite(s, 1, (size_t)n, f);
+		s += n;
+	}
+}
+
 static void put_str(FILE *f, const char *s)
 {
 	if (plain_ok(s)) {
@@ -71,15 +113,7 @@ static void put_str(FILE *f, const char *s)
 		return;
 	}
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\x%02x", c);
-		else
-			fputc(c, f);
-	}
+	put_escaped(f, s);
 	fputc('"', f);
 }
 
@@ -136,6 +170,14 @@ static void knum(struct out *o, int depth, const char *key, double v)
 	char b[48];
 	bw_format_number(v, b, sizeof b);
 	kv(o, depth, key, "%s", b);
+}
+
+static int number_reads_back(double v)
+{
+	char b[48], err[8];
+	double back;
+	bw_format_number(v, b, sizeof b);
+	return bw_parse_number(b, &back, err, sizeof err) == 0 && back == v;
 }
 
 static void kops(struct out *o, int depth, unsigned ops)
@@ -218,7 +260,10 @@ static void dump_rate_limit(struct out *o, const struct bw_rate_limit *rl)
 	head(o, 0, "rate_limit");
 	kv(o, 1, "scope", "%s", cf_scope_names[rl->scope]);
 	kv(o, 1, "rate", "%s", b);
-	knum(o, 1, "burst", rl->burst);
+	/* The default burst, one second's worth, may be no decimal a policy can write (61/min
+	 * is 1.01666.../s): then it is left out, and loading derives it again from the rate. */
+	if (rl->burst != rl->rate || number_reads_back(rl->burst))
+		knum(o, 1, "burst", rl->burst);
 	kv(o, 1, "on_limit", "%s", cf_onlimit_names[rl->on_limit]);
 	kdur(o, 1, "max_wait", rl->max_wait);
 	if (rl->err)
@@ -280,12 +325,11 @@ static void dump_log(struct out *o, const struct bw_log *lg)
 {
 	head(o, 0, "log");
 	if (lg->sink == BW_SINK_FILE) {
+		/* quoted whole: the ':' of file: is never plain; the path may be of any length */
 		indent(o, 1);
-		fputs("sink: ", o->f);
-		char sink[4096 + 8];
-		snprintf(sink, sizeof sink, "file:%s", lg->path ? lg->path : "");
-		put_str(o->f, sink);
-		fputc('\n', o->f);
+		fputs("sink: \"file:", o->f);
+		put_escaped(o->f, lg->path ? lg->path : "");
+		fputs("\"\n", o->f);
 	} else {
 		kv(o, 1, "sink", "%s", lg->sink == BW_SINK_SYSLOG ? "syslog" : "stderr");
 	}

@@ -209,28 +209,29 @@ int bw_parse_ratio(const char *s, double *out, char *err, size_t cap)
 	return 0;
 }
 
-/* m / 10^k in fixed notation, trailing zeros dropped; returns the length. */
+/* m / 10^k in fixed notation, trailing zeros dropped; returns the length. k may exceed
+ * the powers of ten a uint64_t holds (a policy may write 22 decimals), so this works on
+ * the digits: m zero-padded to k + 1 of them, the point before the last k. */
 static size_t put_fixed(uint64_t m, int k, char *buf, size_t cap)
 {
-	uint64_t p = (uint64_t)pow10_tab[k];
-	int n = snprintf(buf, cap, "%llu", (unsigned long long)(m / p));
-	uint64_t f = m % p;
-	if (k == 0 || f == 0 || n < 0)
-		return n < 0 ? 0 : (size_t)n;
-	while (f % 10 == 0) {
-		f /= 10;
+	char d[48];
+	int n = snprintf(d, sizeof d, "%0*llu", k + 1, (unsigned long long)m);
+	if (n < 0 || n >= (int)sizeof d)
+		return 0;
+	while (k && d[n - 1] == '0') {
+		n--;
 		k--;
 	}
-	int m2 = snprintf(buf + n, cap > (size_t)n ? cap - (size_t)n : 0, ".%0*llu", k,
-			  (unsigned long long)f);
-	return (size_t)n + (size_t)(m2 < 0 ? 0 : m2);
+	n = snprintf(buf, cap, "%.*s%s%.*s", n - k, d, k ? "." : "", k, d + n - k);
+	return n < 0 ? 0 : (size_t)n;
 }
 
-/* Fewest decimals of x that, followed by suffix, parse back to want. */
+/* Fewest decimals of x that, followed by suffix, parse back to want: as many as the
+ * parser reads, so whatever it read can be written back. */
 static int shortest_fixed(double x, const char *suffix, double want,
 			  double (*reparse)(const char *), char *buf, size_t cap)
 {
-	for (int k = 0; k <= MAX_SIG; k++) {
+	for (int k = 0; k < (int)NELEM(pow10_tab); k++) {
 		double scaled = x * pow10_tab[k];
 		if (scaled >= pow10_tab[MAX_SIG])
 			return -1;

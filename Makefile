@@ -64,7 +64,7 @@ $(BUILD)/itest/%.so: tests/integration/progs/%.so.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) -O2 -fPIC -shared -o $@ $< -ldl
 
-$(BUILD)/itest/%: tests/integration/progs/%.c
+$(BUILD)/itest/%: tests/integration/progs/%.c $(wildcard tests/integration/progs/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) -O2 -o $@ $< -lpthread
 

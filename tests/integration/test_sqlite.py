@@ -49,7 +49,7 @@ SCHEMA = "CREATE TABLE ledger(id INTEGER PRIMARY KEY, note TEXT NOT NULL)"
 
 # The retry of the brief: about 1.2 s of waiting over 50 attempts, far more than four
 # writers holding the lock for a few milliseconds each can need.
-RETRY = "{ attempts: 50, backoff: { base: 2ms, max: 50ms, jitter: full }, deadline: 20s }"
+RETRY = "{ attempts: 100, backoff: { base: 2ms, max: 50ms, jitter: full }, deadline: 20s }"
 
 # The SQLite functions that may appear as `call` (SPEC 3.1).
 SQLITE_CALLS = {"sqlite3_open", "sqlite3_open_v2", "sqlite3_prepare_v2", "sqlite3_prepare_v3",

@@ -80,6 +80,7 @@ static void hammer(void *m, int n)
 		bw_engine_settle(&e, &w, ECONNREFUSED);
 		bw_engine_settle(&e, &d, ECONNREFUSED);
 	}
+	bw_engine_fini(&e);
 }
 
 struct seen { int n; int consecutive; char label[BW_LABEL_MAX]; };

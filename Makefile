@@ -153,7 +153,7 @@ FUZZ_LIB     := $(FUZZ_DIR)/libpolicies.a
 FUZZ_TARGETS := config event
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
-.PHONY: fuzz fuzz-build fuzz-toolchain
+.PHONY: fuzz fuzz-build fuzz-toolchain deps-fuzz
 .SECONDARY: $(FUZZ_OBJ) $(FUZZ_LIB)
 
 $(FUZZ_DIR)/obj/%.o: %.c $(wildcard policies/*.h)
@@ -178,7 +178,10 @@ fuzz-toolchain:
 	  2>/dev/null || { echo "make fuzz needs clang with libFuzzer:" \
 	  "apt-get install clang libclang-rt-14-dev" >&2; exit 1; }
 
-fuzz-build: deps-build fuzz-toolchain $(FUZZ_BIN)
+deps-fuzz:
+	@sh tools/deps.sh fuzz
+
+fuzz-build: deps-fuzz fuzz-toolchain $(FUZZ_BIN)
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \

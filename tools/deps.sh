@@ -1,11 +1,13 @@
 #!/bin/sh
 # Install the Debian packages bulwark needs, or say which are missing.
-# Usage: deps.sh build|test
+# Usage: deps.sh build|test|fuzz
 set -u
 build="gcc make libc6-dev libyaml-dev libsqlite3-dev libjansson-dev"
 test="$build libcmocka-dev sqlite3 libsqlite3-dev curl strace python3 nodejs procps default-jdk-headless wget git redis-server redis-tools postgresql"
+fuzz="clang libclang-rt-14-dev"
 case "${1:-build}" in
 	build) want=$build ;;
+	fuzz) want="$build $fuzz" ;;
 	*) want=$test ;;
 esac
 missing=""

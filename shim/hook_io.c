@@ -157,8 +157,6 @@ static ssize_t do_readv(struct bw_xfer *x, size_t n)
 static ssize_t run(struct bw_engine *e, struct io *a, int shorten, int flags)
 {
 	a->x.shorten = shorten;
-	a->x.generic = a->x.fn == do_write || a->x.fn == do_writev || a->x.fn == do_read ||
-		       a->x.fn == do_readv;
 	a->x.dontwait = (flags & MSG_DONTWAIT) != 0;
 	return bw_xfer_run(e, &a->x);
 }

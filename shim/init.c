@@ -7,6 +7,7 @@
 #include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 #include "fdtable.h"
@@ -109,7 +110,7 @@ static void report_config_error(const struct bw_diags *diags, const char *path)
 	char err[128];
 	if (bw_override_log(&tmp, sink, err, sizeof err) < 0)
 		tmp.log.sink = BW_SINK_STDERR;
-	bw_sink_open(tmp.log.sink, tmp.log.path, 1 << 3);
+	bw_sink_open(tmp.log.sink, tmp.log.path, LOG_USER);
 	free(tmp.log.path);
 
 	const struct bw_diag *d = diags->n ? &diags->d[0] : NULL;

@@ -189,15 +189,10 @@ static int attempt(void *arg, int n, int64_t deadline)
 
 ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
 {
-	/* read() and write() on a descriptor we never saw made are taken as not on a socket:
-	 * files and pipes then cost no system call. Sockets are learnt where they are made
-	 * (socket, accept, socketpair), inherited ones at start-up. */
+	/* the hooks have already let through what the fd table knows needs nothing
+	 * (bw_fd_untouched); only send/recv on a never-seen descriptor is probed here */
 	struct bw_fdinfo fi;
-	if (x->generic)
-		bw_fd_get(x->fd, &fi);
-	else
-		bw_fd_classify(x->fd, &fi);
-	if (fi.kind != BW_FD_SOCKET)
+	if (bw_fd_classify(x->fd, &fi) != BW_FD_SOCKET)
 		return x->fn(x, x->len);
 	if (!fi.io_known)
 		bw_sock_learn(e, x->fd, &fi, NULL, 0);

@@ -16,7 +16,6 @@ struct bw_xfer {
 	size_t len;              /* bytes asked for; 0 when not known */
 	int shorten;             /* a send whose length may be cut (plain buffer, stream) */
 	int dontwait;            /* MSG_DONTWAIT: EAGAIN is the program's own */
-	int generic;             /* read/write family: an unknown descriptor is not probed */
 	/* The real call with at most `len` bytes; returns its result, errno as it left it. */
 	ssize_t (*fn)(struct bw_xfer *x, size_t len);
 	ssize_t result;

@@ -59,35 +59,20 @@ grep -q "ConnectionRefusedError" "$tmp/observe.out" ||
 	fail "the observed failure is not a refused connection:
 $(cat "$tmp/observe.out")"
 
-if "$BULWARK" report </dev/null 2>&1 | grep -q "not built yet"; then
-	echo "   SKIPPED: \`bulwark report\` is not built yet; the cause is read from the log"
-	report=""
-else
-	"$BULWARK" report "$tmp/observe.log" | sed 's/^/   /'
-	"$BULWARK" report --format json "$tmp/observe.log" >"$tmp/report.json" ||
-		fail "bulwark report --format json"
-	report="$tmp/report.json"
-fi
+"$BULWARK" report "$tmp/observe.log" | sed 's/^/   /'
+"$BULWARK" report --format json "$tmp/observe.log" >"$tmp/report.json" ||
+	fail "bulwark report --format json"
 # The cause: which rule and destination failed, with what error, in observe mode.
-"$PY" - "$tmp/observe.log" "$dest" "$report" <<'PY' || fail "the cause was not found"
+"$PY" - "$dest" "$tmp/report.json" <<'PY' || fail "the cause was not found"
 import json, sys
-log, dest, report = sys.argv[1], sys.argv[2], sys.argv[3]
-if report:
-    doc = json.load(open(report))
-    rows = [d for d in doc["destinations"] if d["dest"] == dest]
-    errs = {}
-    for d in rows:
-        for err, n in d["observe"]["errors"].items():
-            errs[(d["rule"], err)] = errs.get((d["rule"], err), 0) + n
-    src = "bulwark report"
-else:
-    errs = {}
-    for line in open(log):
-        e = json.loads(line)
-        if e.get("event") == "fail" and e.get("dest") == dest and e.get("observe"):
-            k = (e["rule"], e["err"])
-            errs[k] = errs.get(k, 0) + 1
-    src = "the log"
+dest, report = sys.argv[1], sys.argv[2]
+errs = {}
+for d in json.load(open(report))["destinations"]:
+    if d["dest"] != dest:
+        continue
+    for err, n in d["observe"]["errors"].items():
+        errs[(d["rule"], err)] = errs.get((d["rule"], err), 0) + n
+src = "bulwark report"
 hits = {k: n for k, n in errs.items() if k[1] == "ECONNREFUSED"}
 if not hits:
     sys.exit("no ECONNREFUSED on %s in %s: %r" % (dest, src, errs))

@@ -2,6 +2,8 @@
  * BW_KEYED_WAYS entries, which bounds memory and lookup cost at once. */
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <time.h>
 #include "keyed.h"
 
 struct hdr {
@@ -9,31 +11,62 @@ struct hdr {
 	int64_t used;
 };
 
-#define SPIN_LIMIT 100000
+/* Spin briefly (a holder keeps a lock for a few hundred instructions), then give the CPU
+ * away: on a loaded machine the holder may have been preempted, and spinning only keeps
+ * it off the CPU. Bounded in time, so a stopped holder delays a call, never hangs it. */
+#define SPIN_TRIES 1000
+#define WAIT_NS (200 * 1000000LL)
+
+/* Locks this thread holds. Locks never nest, so a thread that wants one while holding
+ * one is a signal handler that interrupted the holder: waiting would wait for itself. */
+static __thread int held __attribute__((tls_model("initial-exec")));
+
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int take(int *lock, int expect, int self)
+{
+	if (!__atomic_compare_exchange_n(lock, &expect, self, 0, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		return 0;
+	held++;
+	return 1;
+}
 
 int bw_spin_lock(int *lock, int self, int (*alive)(long pid))
 {
-	for (int round = 0; round < 2; round++) {
-		for (int spins = 0; spins < SPIN_LIMIT; spins++) {
-			int expect = 0;
-			if (__atomic_compare_exchange_n(lock, &expect, self, 0, __ATOMIC_ACQUIRE,
-							__ATOMIC_RELAXED))
-				return 0;
-		}
+	for (int i = 0; i < SPIN_TRIES; i++)
+		if (__atomic_load_n(lock, __ATOMIC_RELAXED) == 0 && take(lock, 0, self))
+			return 0;
+	if (held)
+		return -1;
+	int64_t start = mono_ns();
+	for (unsigned n = 1;; n++) {
+		if (n < 64)
+			sched_yield();
+		else
+			nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+		if (take(lock, 0, self))
+			return 0;
+		if (n % 16)
+			continue;
 		/* the holder may have died holding it (another process killed mid-update):
 		 * its half-made change is a few counters, which the next update corrects */
 		int owner = __atomic_load_n(lock, __ATOMIC_RELAXED);
-		if (!alive || owner == 0 || owner == self || alive(owner))
-			continue;
-		if (__atomic_compare_exchange_n(lock, &owner, self, 0, __ATOMIC_ACQUIRE,
-						__ATOMIC_RELAXED))
+		if (owner && owner != self && alive && !alive(owner) && take(lock, owner, self))
 			return 0;
+		if (mono_ns() - start > WAIT_NS)
+			return -1;
 	}
-	return -1;
 }
 
 void bw_spin_unlock(int *lock)
 {
+	held--;
 	__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
 }
 

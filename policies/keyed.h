@@ -31,8 +31,8 @@ void bw_keyed_each(const struct bw_keyed *k, void (*fn)(const void *value, void 
 		   void *arg);
 
 /* Lock the entry for key and return its value, zeroed if the key is new. NULL when the lock
- * cannot be had within a bounded spin (a hook in a signal handler that interrupted the
- * holder, another process stuck): the caller then goes without. A lock whose holder
+ * cannot be had (a hook in a signal handler that interrupted the holder, a holder in
+ * another process stopped for 200 ms): the caller then goes without. A lock whose holder
  * died is taken over. Unlock with the returned set number. */
 void *bw_keyed_lock(struct bw_keyed *k, uint64_t key, int64_t now, int *set);
 void bw_keyed_unlock(struct bw_keyed *k, int set);
@@ -42,8 +42,9 @@ void bw_keyed_unlock(struct bw_keyed *k, int set);
 void bw_keyed_after_fork(struct bw_keyed *k, int self);
 int bw_keyed_count(const struct bw_keyed *k);
 
-/* A spin lock holding its holder's id (a pid across processes), bounded: -1 when it
- * cannot be had; one whose holder is no longer alive is taken over. */
+/* A spin lock holding its holder's id (a pid across processes). Waits at most 200 ms,
+ * yielding, then -1; -1 at once from a signal handler that interrupted this thread while
+ * it held one. One whose holder is no longer alive is taken over. */
 int bw_spin_lock(int *lock, int self, int (*alive)(long pid));
 void bw_spin_unlock(int *lock);
 

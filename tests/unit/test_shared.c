@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -150,13 +151,70 @@ static void test_lock_of_a_killed_process_is_taken_over(void **s)
 	munmap(m, size);
 }
 
+static int64_t ms_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static void test_live_holder_is_not_robbed(void **s)
 {
 	(void)s;
-	int lock = 0;
-	assert_int_equal(bw_spin_lock(&lock, getppid(), alive), 0);   /* a live pid holds it */
+	int lock = getppid();                    /* a live process holds it and never lets go */
+	int64_t t0 = ms_now();
 	assert_int_equal(bw_spin_lock(&lock, getpid(), alive), -1);
-	bw_spin_unlock(&lock);
+	int64_t waited = ms_now() - t0;
+	assert_int_equal(lock, getppid());
+	assert_true(waited >= 150 && waited < 5000);     /* bounded, not abandoned at once */
+}
+
+/* A holder that keeps the lock far longer than a spin (preempted on a busy machine) is
+ * waited for: giving up would lose the update. */
+static void test_slow_holder_is_waited_for(void **s)
+{
+	(void)s;
+	int *lock = shared_region(sizeof *lock);
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	pid_t kid = fork();
+	if (kid == 0) {
+		bw_spin_lock(lock, getpid(), alive);
+		char c = 1;
+		if (write(go[1], &c, 1) != 1)
+			_exit(1);
+		usleep(60 * 1000);
+		bw_spin_unlock(lock);
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(go[0], &c, 1), 1);
+	assert_int_equal(*lock, kid);
+	assert_int_equal(bw_spin_lock(lock, getpid(), alive), 0);
+	assert_int_equal(*lock, getpid());
+	bw_spin_unlock(lock);
+	int st;
+	waitpid(kid, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(go[0]);
+	close(go[1]);
+	munmap(lock, sizeof *lock);
+}
+
+/* A thread that already holds a lock is a signal handler that interrupted the holder:
+ * it gets none at once instead of waiting for itself. */
+static void test_reentry_gives_up_at_once(void **s)
+{
+	(void)s;
+	int a = 0, b = getppid();
+	assert_int_equal(bw_spin_lock(&a, getpid(), alive), 0);
+	int64_t t0 = ms_now();
+	assert_int_equal(bw_spin_lock(&a, getpid(), alive), -1);
+	assert_int_equal(bw_spin_lock(&b, getpid(), alive), -1);
+	assert_true(ms_now() - t0 < 100);
+	bw_spin_unlock(&a);
+	assert_int_equal(bw_spin_lock(&a, getpid(), alive), 0);   /* and works again after */
+	bw_spin_unlock(&a);
 }
 
 int main(void)
@@ -166,6 +224,8 @@ int main(void)
 		cmocka_unit_test(test_forked_processes_update_together),
 		cmocka_unit_test(test_lock_of_a_killed_process_is_taken_over),
 		cmocka_unit_test(test_live_holder_is_not_robbed),
+		cmocka_unit_test(test_slow_holder_is_waited_for),
+		cmocka_unit_test(test_reentry_gives_up_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,11 +33,11 @@ static void label(struct bw_dest_state *st, const struct bw_call *c)
 /* The state for this call under `scope`, locked; NULL if the lock cannot be had (a hook
  * in a signal handler that interrupted the holder): the call then goes unguarded. */
 static struct bw_dest_state *lock_state(struct bw_engine *e, const struct bw_call *c,
-					enum bw_scope scope, int *set)
+					enum bw_scope scope, int64_t now, int *set)
 {
 	struct bw_rule_rt *rt = rt_of(e, c->rule);
 	if (scope == BW_SCOPE_DEST && rt->dests.mem) {
-		struct bw_dest_state *st = bw_keyed_lock(&rt->dests, c->key, e->env.mono_us(), set);
+		struct bw_dest_state *st = bw_keyed_lock(&rt->dests, c->key, now, set);
 		if (st && !st->label[0])
 			label(st, c);
 		return st;
@@ -117,10 +117,11 @@ static int breaker_admit(struct bw_engine *e, const struct bw_call *c)
 	const struct bw_rule *r = c->rule;
 	int set, allowed = 1;
 	struct bw_brk_move mv = { 0, 0 };
-	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, &set);
+	int64_t now = e->env.mono_us();
+	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, now, &set);
 	if (!st)
 		return 0;
-	allowed = bw_breaker_allow(&r->breaker, &st->brk, e->env.mono_us(), &mv);
+	allowed = bw_breaker_allow(&r->breaker, &st->brk, now, &mv);
 	unlock_state(e, c, set);
 	breaker_event(e, c, mv);
 	if (allowed)
@@ -133,26 +134,41 @@ static int breaker_admit(struct bw_engine *e, const struct bw_call *c)
 	return err;
 }
 
+/* One try at the bucket: the tokens taken (0: none, *wait says how long until there are
+ * enough); `want` when the state cannot be had, as the call then goes unguarded. */
+static double try_take(struct bw_engine *e, const struct bw_call *c, double want, double least,
+		       int64_t *wait)
+{
+	const struct bw_rate_limit *rl = &c->rule->rate_limit;
+	int set;
+	/* read before locking: the lock is held for arithmetic only */
+	int64_t now = e->env.mono_us();
+	struct bw_dest_state *st = lock_state(e, c, rl->scope, now, &set);
+	if (!st)
+		return want;
+	double got = bw_bucket_take(rl, &st->bucket, now, want, least, wait);
+	unlock_state(e, c, set);
+	return got;
+}
+
 /* Take `want` tokens (at least `least`), waiting as the policy allows. Returns the tokens
  * taken, or 0 when the call is refused (*err set). */
 static double take_tokens(struct bw_engine *e, const struct bw_call *c, double want,
 			  double least, int *err)
 {
+	int64_t wait = 0, waited = 0;
+	double got = try_take(e, c, want, least, &wait);
+	*err = 0;
+	if (got > 0)                     /* the usual case: tokens to spare */
+		return got;
 	const struct bw_rate_limit *rl = &c->rule->rate_limit;
 	int refusable = may_refuse(c->op);
-	int64_t waited = 0;
-	double got = 0;
-	*err = 0;
 	for (int i = 0; i < MAX_WAITS; i++) {
-		int set;
-		int64_t wait = 0;
-		struct bw_dest_state *st = lock_state(e, c, rl->scope, &set);
-		if (!st)
-			return want;
-		got = bw_bucket_take(rl, &st->bucket, e->env.mono_us(), want, least, &wait);
-		unlock_state(e, c, set);
-		if (got > 0)
-			break;
+		if (i > 0) {
+			got = try_take(e, c, want, least, &wait);
+			if (got > 0)
+				break;
+		}
 		if (refusable && (rl->on_limit == BW_LIMIT_FAIL || waited + wait > rl->max_wait)) {
 			*err = refusal(rl->err, c->op);
 			simple_event(e, c, BW_EV_LIMITED, *err, -1);
@@ -177,6 +193,11 @@ static double take_tokens(struct bw_engine *e, const struct bw_call *c, double w
 			bw_engine_count(e, c->rule, BW_ST_THROTTLED);
 	}
 	return got > 0 ? got : want;
+}
+
+int bw_engine_admits(const struct bw_rule *r, int op)
+{
+	return breaker_guards(r, op) || (r->rate_limit.enabled && !r->rate_limit.bytes);
 }
 
 int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breaker)
@@ -214,10 +235,11 @@ static void record(struct bw_engine *e, const struct bw_call *c, int failed)
 	const struct bw_rule *r = c->rule;
 	int set;
 	struct bw_brk_move mv = { 0, 0 };
-	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, &set);
+	int64_t now = e->env.mono_us();
+	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, now, &set);
 	if (!st)
 		return;
-	bw_breaker_record(&r->breaker, &st->brk, e->env.mono_us(), failed, &mv);
+	bw_breaker_record(&r->breaker, &st->brk, now, failed, &mv);
 	unlock_state(e, c, set);
 	breaker_event(e, c, mv);
 }
@@ -249,8 +271,12 @@ size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want
 		least = (double)want;
 	if (least < 1)
 		least = 1;
-	int err;
-	double got = take_tokens(e, c, (double)want, least, &err);
+	int64_t wait;
+	double got = try_take(e, c, (double)want, least, &wait);
+	if (got <= 0) {
+		int err;
+		got = take_tokens(e, c, (double)want, least, &err);
+	}
 	return got >= (double)want ? want : (size_t)got;
 }
 
@@ -260,7 +286,7 @@ void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n)
 	if (!rl->enabled || !rl->bytes || n == 0)
 		return;
 	int set;
-	struct bw_dest_state *st = lock_state(e, c, rl->scope, &set);
+	struct bw_dest_state *st = lock_state(e, c, rl->scope, e->env.mono_us(), &set);
 	if (!st)
 		return;
 	st->bucket.tokens += (double)n;

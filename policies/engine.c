@@ -284,13 +284,14 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 	int64_t start = retrying && (r->retry.deadline || budget) ? e->env.mono_us() : 0;
 	int64_t deadline = retrying && r->retry.deadline ? start + r->retry.deadline : 0;
 	bw_usec prev = 0;
+	int admits = bw_engine_admits(r, c->op);
 
 	bw_engine_count(e, r, BW_ST_CALLS);
 	if (budget)
 		budget_note(rt, start, 0);
 	for (int n = 1;; n++) {
-		int by_breaker;
-		int err = bw_engine_admit(e, c, &by_breaker);
+		int by_breaker = 0;
+		int err = admits ? bw_engine_admit(e, c, &by_breaker) : 0;
 		if (err) {
 			if (c->refuse)
 				err = c->refuse(c->arg, err);

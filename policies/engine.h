@@ -130,6 +130,8 @@ int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err);
  * limit waits (`throttled`) or refuses (`limited`). 0 to go ahead, else the bw_err code to
  * fail with; *by_breaker tells which refused. */
 int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breaker);
+/* Whether bw_engine_admit has anything to check for this rule and op. */
+int bw_engine_admits(const struct bw_rule *r, int op);
 /* The outcome of an admitted attempt, for the breaker (0 or a bw_err code). */
 void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err);
 /* A connection failure seen by send/recv, counted against the destination's breaker. */

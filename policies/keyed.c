@@ -17,9 +17,7 @@ struct hdr {
 #define SPIN_TRIES 1000
 #define WAIT_NS (200 * 1000000LL)
 
-/* Locks this thread holds. Locks never nest, so a thread that wants one while holding
- * one is a signal handler that interrupted the holder: waiting would wait for itself. */
-static __thread int held __attribute__((tls_model("initial-exec")));
+__thread int bw_spin_held __attribute__((tls_model("initial-exec")));
 
 static int64_t mono_ns(void)
 {
@@ -33,16 +31,16 @@ static int take(int *lock, int expect, int self)
 	if (!__atomic_compare_exchange_n(lock, &expect, self, 0, __ATOMIC_ACQUIRE,
 					 __ATOMIC_RELAXED))
 		return 0;
-	held++;
+	bw_spin_held++;
 	return 1;
 }
 
-int bw_spin_lock(int *lock, int self, int (*alive)(long pid))
+int bw_spin_lock_wait(int *lock, int self, int (*alive)(long pid))
 {
 	for (int i = 0; i < SPIN_TRIES; i++)
 		if (__atomic_load_n(lock, __ATOMIC_RELAXED) == 0 && take(lock, 0, self))
 			return 0;
-	if (held)
+	if (bw_spin_held)
 		return -1;
 	int64_t start = mono_ns();
 	for (unsigned n = 1;; n++) {
@@ -62,12 +60,6 @@ int bw_spin_lock(int *lock, int self, int (*alive)(long pid))
 		if (mono_ns() - start > WAIT_NS)
 			return -1;
 	}
-}
-
-void bw_spin_unlock(int *lock)
-{
-	held--;
-	__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
 }
 
 size_t bw_keyed_entry_size(size_t vsize)

@@ -45,8 +45,29 @@ int bw_keyed_count(const struct bw_keyed *k);
 /* A spin lock holding its holder's id (a pid across processes). Waits at most 200 ms,
  * yielding, then -1; -1 at once from a signal handler that interrupted this thread while
  * it held one. One whose holder is no longer alive is taken over. */
-int bw_spin_lock(int *lock, int self, int (*alive)(long pid));
-void bw_spin_unlock(int *lock);
+int bw_spin_lock_wait(int *lock, int self, int (*alive)(long pid));
+
+/* Locks this thread holds. Locks never nest, so a thread that wants one while holding
+ * one is a signal handler that interrupted the holder: waiting would wait for itself. */
+extern __thread int bw_spin_held __attribute__((tls_model("initial-exec")));
+
+/* Inline: every guarded call takes one, and it is nearly always free. */
+static inline int bw_spin_lock(int *lock, int self, int (*alive)(long pid))
+{
+	int expect = 0;
+	if (__atomic_compare_exchange_n(lock, &expect, self, 0, __ATOMIC_ACQUIRE,
+					__ATOMIC_RELAXED)) {
+		bw_spin_held++;
+		return 0;
+	}
+	return bw_spin_lock_wait(lock, self, alive);
+}
+
+static inline void bw_spin_unlock(int *lock)
+{
+	bw_spin_held--;
+	__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
 
 /* 64-bit key of some bytes (never 0). */
 uint64_t bw_key_bytes(const void *p, size_t n, uint64_t seed);

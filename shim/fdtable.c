@@ -21,29 +21,14 @@ struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
 /* word: kind 2 | family 8 | type 8 | io_known 1 | send 12 | recv 12 | accept 12 |
  * timeouts 1 | app_rcvtimeo 1 | app_sndtimeo 1 */
 #define F(v, shift, bits) (((uint64_t)(v) & ((1ull << (bits)) - 1)) << (shift))
-#define G(w, shift, bits) ((int)(((w) >> (shift)) & ((1ull << (bits)) - 1)))
 
 static uint64_t pack(const struct bw_fdinfo *i)
 {
 	return F(i->kind, 0, 2) | F(i->family, 2, 8) | F(i->type, 10, 8) |
 	       F(i->io_known, BW_FDW_IO_KNOWN, 1) | F(i->send_rule, BW_FDW_SEND, BW_FDW_RULE_BITS) |
-	       F(i->recv_rule, BW_FDW_RECV, BW_FDW_RULE_BITS) | F(i->accept_rule, 43, 12) |
-	       F(i->timeouts, 55, 1) | F(i->app_rcvtimeo, 56, 1) | F(i->app_sndtimeo, 57, 1);
-}
-
-static void unpack(uint64_t w, uint64_t key, struct bw_fdinfo *i)
-{
-	i->kind = (enum bw_fd_kind)G(w, 0, 2);
-	i->family = G(w, 2, 8);
-	i->type = G(w, 10, 8);
-	i->io_known = G(w, BW_FDW_IO_KNOWN, 1);
-	i->send_rule = G(w, BW_FDW_SEND, BW_FDW_RULE_BITS);
-	i->recv_rule = G(w, BW_FDW_RECV, BW_FDW_RULE_BITS);
-	i->accept_rule = G(w, 43, 12);
-	i->timeouts = G(w, 55, 1);
-	i->app_rcvtimeo = G(w, 56, 1);
-	i->app_sndtimeo = G(w, 57, 1);
-	i->key = key;
+	       F(i->recv_rule, BW_FDW_RECV, BW_FDW_RULE_BITS) |
+	       F(i->accept_rule, BW_FDW_ACCEPT, BW_FDW_RULE_BITS) | F(i->timeouts, 55, 1) |
+	       F(i->app_rcvtimeo, 56, 1) | F(i->app_sndtimeo, 57, 1);
 }
 
 static struct bw_fd_entry *slot(int fd, int create)
@@ -69,17 +54,6 @@ static struct bw_fd_entry *slot(int fd, int create)
 		}
 	}
 	return p ? &p[(unsigned)fd & (PAGE_FDS - 1)] : NULL;
-}
-
-void bw_fd_get(int fd, struct bw_fdinfo *out)
-{
-	struct bw_fd_entry *s = slot(fd, 0);
-	if (!s) {
-		unpack(0, 0, out);
-		return;
-	}
-	uint64_t w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
-	unpack(w, __atomic_load_n(&s->key, __ATOMIC_RELAXED), out);
 }
 
 /* The key is stored first: a reader that sees the new word sees its key. */
@@ -139,11 +113,8 @@ void bw_fd_copy(int from, int to)
 		bw_fd_put(to, &i);
 }
 
-enum bw_fd_kind bw_fd_classify(int fd, struct bw_fdinfo *out)
+enum bw_fd_kind bw_fd_classify_slow(int fd, struct bw_fdinfo *out)
 {
-	bw_fd_get(fd, out);
-	if (out->kind != BW_FD_UNKNOWN)
-		return out->kind;
 	int saved = errno, family = 0, type = 0;
 	socklen_t len = sizeof family;
 	if (BW_REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) == 0) {

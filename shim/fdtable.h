@@ -40,6 +40,7 @@ extern struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
 #define BW_FDW_SEND 19
 #define BW_FDW_RECV 31
 #define BW_FDW_RULE_BITS 12
+#define BW_FDW_ACCEPT 43
 
 /* The hot path of every send and receive hook: can this call go straight to libc? Yes for
  * a descriptor known not to be a socket, for a socket whose rules are known to leave
@@ -64,7 +65,44 @@ static inline int bw_fd_untouched(int fd, int send, int generic)
 	return ((w >> (send ? BW_FDW_SEND : BW_FDW_RECV)) & ((1u << BW_FDW_RULE_BITS) - 1)) == 0;
 }
 
-void bw_fd_get(int fd, struct bw_fdinfo *out);
+/* The entry's word and key; 0 for a descriptor never seen. */
+static inline uint64_t bw_fd_word(int fd, uint64_t *key)
+{
+	if ((unsigned)fd >= BW_FD_MAX)
+		return *key = 0;
+	struct bw_fd_entry *p = __atomic_load_n(&bw_fd_pages[(unsigned)fd >> BW_FD_PAGE_BITS],
+						__ATOMIC_ACQUIRE);
+	if (!p)
+		return *key = 0;
+	struct bw_fd_entry *s = &p[(unsigned)fd & ((1u << BW_FD_PAGE_BITS) - 1)];
+	uint64_t w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
+	*key = __atomic_load_n(&s->key, __ATOMIC_RELAXED);
+	return w;
+}
+
+#define BW_FDW_GET(w, shift, bits) ((int)(((w) >> (shift)) & ((1ull << (bits)) - 1)))
+
+static inline void bw_fd_unpack(uint64_t w, uint64_t key, struct bw_fdinfo *i)
+{
+	i->kind = (enum bw_fd_kind)BW_FDW_GET(w, 0, 2);
+	i->family = BW_FDW_GET(w, 2, 8);
+	i->type = BW_FDW_GET(w, 10, 8);
+	i->io_known = BW_FDW_GET(w, BW_FDW_IO_KNOWN, 1);
+	i->send_rule = BW_FDW_GET(w, BW_FDW_SEND, BW_FDW_RULE_BITS);
+	i->recv_rule = BW_FDW_GET(w, BW_FDW_RECV, BW_FDW_RULE_BITS);
+	i->accept_rule = BW_FDW_GET(w, BW_FDW_ACCEPT, BW_FDW_RULE_BITS);
+	i->timeouts = BW_FDW_GET(w, 55, 1);
+	i->app_rcvtimeo = BW_FDW_GET(w, 56, 1);
+	i->app_sndtimeo = BW_FDW_GET(w, 57, 1);
+	i->key = key;
+}
+
+static inline void bw_fd_get(int fd, struct bw_fdinfo *out)
+{
+	uint64_t key;
+	uint64_t w = bw_fd_word(fd, &key);
+	bw_fd_unpack(w, key, out);
+}
 void bw_fd_put(int fd, const struct bw_fdinfo *in);
 void bw_fd_set_socket(int fd, int family, int type);
 void bw_fd_set_other(int fd);
@@ -75,6 +113,11 @@ void bw_fd_copy(int from, int to);                 /* dup: `to` is what `from` i
  * a descriptor the table does not know is not a socket. */
 void bw_fd_scan_inherited(void);
 /* Known facts, else ask the kernel (keeps errno). Returns the kind. */
-enum bw_fd_kind bw_fd_classify(int fd, struct bw_fdinfo *out);
+enum bw_fd_kind bw_fd_classify_slow(int fd, struct bw_fdinfo *out);
+static inline enum bw_fd_kind bw_fd_classify(int fd, struct bw_fdinfo *out)
+{
+	bw_fd_get(fd, out);
+	return out->kind != BW_FD_UNKNOWN ? out->kind : bw_fd_classify_slow(fd, out);
+}
 
 #endif

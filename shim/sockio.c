@@ -76,7 +76,9 @@ struct run_ctx {
 	struct bw_engine *e;
 	struct bw_xfer *x;
 	struct bw_call *c;
-	struct bw_fdinfo *fi;
+	uint64_t word, key;      /* the fd table entry; unpacked into fi only when needed */
+	struct bw_fdinfo fi;
+	int have_fi;
 	int passed_err;          /* an error handed to the program as it is (EAGAIN) */
 	char dest[128];          /* the peer, kept when a reset makes it unknowable */
 };
@@ -87,11 +89,19 @@ static int blocking(int fd)
 	return fl >= 0 && !(fl & O_NONBLOCK);
 }
 
+static const struct bw_fdinfo *fdinfo(struct run_ctx *r)
+{
+	if (!r->have_fi)
+		bw_fd_unpack(r->word, r->key, &r->fi);
+	r->have_fi = 1;
+	return &r->fi;
+}
+
 /* Our own SO_RCVTIMEO/SO_SNDTIMEO ran out, as opposed to a non-blocking socket's EAGAIN
  * or a timeout the program set itself. */
-static int our_timeout(const struct run_ctx *r)
+static int our_timeout(struct run_ctx *r)
 {
-	const struct bw_fdinfo *fi = r->fi;
+	const struct bw_fdinfo *fi = fdinfo(r);
 	int app = r->x->op == BW_OP_RECV ? fi->app_rcvtimeo : fi->app_sndtimeo;
 	return fi->timeouts && !app && !r->x->dontwait && blocking(r->x->fd);
 }
@@ -147,7 +157,7 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 		return 1;
 	}
 	/* a datagram cut short would lose its tail: partial is for streams only */
-	if (f.partial && *len > 1 && r->fi->type == SOCK_STREAM)
+	if (f.partial && *len > 1 && fdinfo(r)->type == SOCK_STREAM)
 		*len = 1 + (size_t)(f.draw % (*len - 1));
 	return 0;
 }
@@ -191,21 +201,30 @@ ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
 {
 	/* the hooks have already let through what the fd table knows needs nothing
 	 * (bw_fd_untouched); only send/recv on a never-seen descriptor is probed here */
-	struct bw_fdinfo fi;
-	if (bw_fd_classify(x->fd, &fi) != BW_FD_SOCKET)
-		return x->fn(x, x->len);
-	if (!fi.io_known)
-		bw_sock_learn(e, x->fd, &fi, NULL, 0);
-	int no = x->op == BW_OP_SEND ? fi.send_rule : fi.recv_rule;
+	struct run_ctx r;
+	r.have_fi = 0;
+	r.word = bw_fd_word(x->fd, &r.key);
+	if ((r.word & 3) != BW_FD_SOCKET || !BW_FDW_GET(r.word, BW_FDW_IO_KNOWN, 1)) {
+		if (bw_fd_classify(x->fd, &r.fi) != BW_FD_SOCKET)
+			return x->fn(x, x->len);
+		if (!r.fi.io_known)
+			bw_sock_learn(e, x->fd, &r.fi, NULL, 0);
+		r.have_fi = 1;
+		r.key = r.fi.key;
+	}
+	int no = r.have_fi ? (x->op == BW_OP_SEND ? r.fi.send_rule : r.fi.recv_rule)
+			   : BW_FDW_GET(r.word, x->op == BW_OP_SEND ? BW_FDW_SEND : BW_FDW_RECV,
+					BW_FDW_RULE_BITS);
 	if (!no)
 		return x->fn(x, x->len);
 
 	int saved = errno;
 	struct bw_call c = {
 		.rule = &e->cfg->rules[no - 1], .op = x->op, .call = x->call, .fd = x->fd,
-		.key = fi.key, .dest_of = bw_sock_peer_name,
+		.key = r.key, .dest_of = bw_sock_peer_name,
 	};
-	struct run_ctx r = { e, x, &c, &fi, 0, "" };
+	/* dest is filled only on a reset: clearing all of it would cost every call */
+	r.e = e, r.x = x, r.c = &c, r.passed_err = 0, r.dest[0] = '\0';
 	c.attempt = attempt;
 	c.arg = &r;
 	int err = bw_engine_run(e, &c, bw_thread_rng());

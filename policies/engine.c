@@ -273,6 +273,24 @@ static void gave_up(struct bw_engine *e, const struct bw_call *c, const char *re
 	gave_up_advice(e, c, reason, NULL, err, attempts);
 }
 
+void bw_engine_failed(struct bw_engine *e, const struct bw_call *c, int err, int attempt,
+		      int injected)
+{
+	bw_engine_count(e, c->rule, BW_ST_FAILURES);
+	struct bw_event fev;
+	bw_event_init(&fev, BW_EV_FAIL, BW_LVL_INFO);
+	fev.err = err;
+	fev.attempt = attempt;
+	fev.injected = injected;
+	bw_engine_emit(e, c, &fev);
+}
+
+int bw_engine_direct(const struct bw_rule *r, int op)
+{
+	return !r->n_inject && !(r->has_retry && r->retry.attempts > 1) &&
+	       !bw_engine_admits(r, op);
+}
+
 int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng)
 {
 	const struct bw_rule *r = c->rule;
@@ -314,13 +332,7 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 			}
 			return 0;
 		}
-		bw_engine_count(e, r, BW_ST_FAILURES);
-		struct bw_event fev;
-		bw_event_init(&fev, BW_EV_FAIL, BW_LVL_INFO);
-		fev.err = err;
-		fev.attempt = n;
-		fev.injected = bw_attempt_injected;
-		bw_engine_emit(e, c, &fev);
+		bw_engine_failed(e, c, err, n, bw_attempt_injected);
 		if (c->stop && c->stop->now) {
 			if (c->stop->reason)
 				gave_up_advice(e, c, c->stop->reason, c->stop->advice, err, n);

@@ -119,6 +119,13 @@ const struct bw_rule *bw_engine_match(struct bw_engine *e, const struct bw_targe
 
 /* Run c through its rule; returns 0 or the final bw_err code. */
 int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng);
+/* A call with a single attempt and nothing to decide before it (no admission, injection
+ * or retry) may skip bw_engine_run: the caller counts BW_ST_CALLS, makes the attempt
+ * (bw_engine_bytes still applies) and reports an error with bw_engine_failed. The
+ * outcome is the same; only the hot send/recv path takes it. */
+int bw_engine_direct(const struct bw_rule *r, int op);
+void bw_engine_failed(struct bw_engine *e, const struct bw_call *c, int err, int attempt,
+		      int injected);
 
 /* Record one attempt's outcome (0 or a bw_err code) without retrying: for calls left to
  * complete on their own (observe mode, `nonblocking: observe`). */

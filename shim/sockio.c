@@ -227,7 +227,15 @@ ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
 	r.e = e, r.x = x, r.c = &c, r.passed_err = 0, r.dest[0] = '\0';
 	c.attempt = attempt;
 	c.arg = &r;
-	int err = bw_engine_run(e, &c, bw_thread_rng());
+	int err;
+	if (bw_engine_direct(c.rule, x->op)) {
+		bw_engine_count(e, c.rule, BW_ST_CALLS);
+		err = attempt(&r, 1, 0);
+		if (err)
+			bw_engine_failed(e, &c, err, 1, 0);
+	} else {
+		err = bw_engine_run(e, &c, bw_thread_rng());
+	}
 	if (err) {
 		bw_engine_count_failure(e, &c, err);
 		errno = err;

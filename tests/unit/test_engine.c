@@ -329,6 +329,51 @@ static void test_start_and_exit_events(void **s)
 	assert_non_null(strstr(fake_log, "\"stats\":{\"r\":{\"calls\":1,\"failures\":0,"));
 }
 
+/* The short path of the send/recv hooks: taken only when nothing is decided before the
+ * single attempt, and then it says and counts what bw_engine_run would. */
+static void test_direct_path_only_when_nothing_to_decide(void **s)
+{
+	(void)s;
+	assert_false(bw_engine_direct(&rule, BW_OP_SEND));          /* retries */
+	rule.has_retry = 0;
+	assert_true(bw_engine_direct(&rule, BW_OP_SEND));
+	rule.breaker.enabled = 1;                                   /* guards connect only */
+	assert_true(bw_engine_direct(&rule, BW_OP_RECV));
+	assert_false(bw_engine_direct(&rule, BW_OP_CONNECT));
+	rule.breaker.enabled = 0;
+	rule.rate_limit.enabled = 1;                                /* calls per second */
+	assert_false(bw_engine_direct(&rule, BW_OP_SEND));
+	rule.rate_limit.bytes = 1;                                  /* bytes: in the attempt */
+	assert_true(bw_engine_direct(&rule, BW_OP_SEND));
+	rule.rate_limit = (struct bw_rate_limit){ 0 };
+	rule.n_inject = 1;
+	assert_false(bw_engine_direct(&rule, BW_OP_SEND));
+	rule.n_inject = 0;
+}
+
+static void test_direct_path_reports_as_the_driver_does(void **s)
+{
+	(void)s;
+	rule.has_retry = 0;
+	struct bw_call c = { .rule = &rule, .op = BW_OP_RECV, .call = "recv", .dest = "127.0.0.1:1",
+			     .fd = 3, .attempt = scripted };
+	struct bw_rng rng = { 5 };
+	script[0] = ECONNRESET;
+	script_len = 1;
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), ECONNRESET);
+	static char via_run[sizeof fake_log];
+	memcpy(via_run, fake_log, fake_log_len + 1);
+	fake_reset();
+	bw_engine_count(&eng, &rule, BW_ST_CALLS);
+	int err = scripted(NULL, 1, 0);
+	bw_engine_failed(&eng, &c, err, 1, 0);
+	assert_int_equal(err, ECONNRESET);
+	assert_non_null(strstr(via_run, "\"event\":\"fail\""));
+	assert_string_equal(fake_log, via_run);
+	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_CALLS), 2);
+	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_FAILURES), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +393,8 @@ int main(void)
 		T(test_stop_gives_up_at_once_with_advice),
 		T(test_refusal_is_carried_out_by_the_caller),
 		T(test_start_and_exit_events),
+		T(test_direct_path_only_when_nothing_to_decide),
+		T(test_direct_path_reports_as_the_driver_does),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

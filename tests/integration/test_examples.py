@@ -1,0 +1,74 @@
+"""The examples do what their READMEs say: each script is run as a user would run it,
+and its own verdict (exit status, closing line) and the figures it prints are checked.
+An example that rots fails here, not in a user's hands."""
+import os
+import re
+import shutil
+import unittest
+
+from harness import ROOT, TOOL, run
+
+EX = os.path.join(ROOT, "examples")
+CURL = shutil.which("curl")
+
+
+def script(*parts):
+    return ["sh", os.path.join(EX, *parts)]
+
+
+class Examples(unittest.TestCase):
+
+    def ok(self, r):
+        self.assertEqual(r.rc, 0, r)
+
+    def test_ci_startup_race_fails_alone_and_passes_under_the_policy(self):
+        alone = run(script("ci-startup-race", "race.sh"), timeout=30)
+        self.assertNotEqual(alone.rc, 0, alone)
+        self.assertIn("Connection refused", alone.stderr, alone)
+        cured = run([TOOL, "run", "-c", os.path.join(EX, "ci-startup-race", "bulwark.yaml"),
+                     "--"] + script("ci-startup-race", "race.sh"), timeout=30)
+        self.ok(cured)
+        self.assertIn("PASS", cured.stdout, cured)
+        self.assertIn('"event":"recovered"', cured.stderr, cured)
+
+    def test_ci_process_tree_shares_one_breaker(self):
+        r = run(script("ci-startup-race", "tree.sh"), timeout=60)
+        self.ok(r)
+        self.assertIn("tree.sh: OK", r.stdout, r)
+        self.assertIn("40 reached the kernel, 0 refused", r.stdout, r)
+        m = re.search(r"(\d+) reached the kernel, (\d+) refused by the shared breaker", r.stdout)
+        self.assertIsNotNone(m, r)
+        self.assertLessEqual(int(m.group(1)), 8, r)
+        self.assertIn("exit status 2", r.stdout, r)
+
+    @unittest.skipUnless(CURL, "curl is not installed")
+    def test_legacy_service_fails_over_to_the_replica(self):
+        r = run(script("legacy-service", "failover.sh"), timeout=40)
+        self.ok(r)
+        self.assertEqual(r.stdout.count("replica"), 3, r)
+        self.assertIn('"event":"failover"', r.stderr, r)
+        self.assertIn('"to":"open"', r.stderr, r)
+
+    def test_sqlite_contention_loses_no_row(self):
+        r = run(script("sqlite-contention", "contend.sh"), timeout=90)
+        self.ok(r)
+        under = r.stdout.split("== with bulwark")[-1]
+        self.assertEqual(len(re.findall(r" 0 of 50 transactions failed", under)), 4, r)
+        self.assertIn("rows: 200 of 200, 200 distinct", under, r)
+        self.assertIn('"reason":"upgrade"', r.stdout + r.stderr, r)
+
+    def test_flaky_test_observe_reproduce_cure(self):
+        r = run(script("flaky-test", "run.sh"), timeout=120)
+        self.ok(r)
+        self.assertIn("run.sh: OK", r.stdout, r)
+
+    @unittest.skipUnless(CURL, "curl is not installed")
+    def test_make_demo_shows_a_recovery(self):
+        r = run(["sh", os.path.join(EX, "demo.sh")], timeout=60, cwd=ROOT)
+        self.ok(r)
+        self.assertIn("HTTP 200", r.stdout, r)
+        self.assertIn("recovered", r.stdout, r)
+
+
+if __name__ == "__main__":
+    unittest.main()

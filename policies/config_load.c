@@ -206,6 +206,16 @@ static void check_single_document(struct cf_loader *l, yaml_parser_t *p)
 	yaml_document_delete(&more);
 }
 
+/* "\0" in a quoted string is valid YAML, but every value here is used as a C string:
+ * it would be cut short at the NUL without a word. */
+static void check_no_nul(struct cf_loader *l)
+{
+	for (yaml_node_t *n = l->doc.nodes.start; n < l->doc.nodes.top; n++)
+		if (n->type == YAML_SCALAR_NODE &&
+		    strlen((const char *)n->data.scalar.value) != n->data.scalar.length)
+			cf_error(l, cf_mark_of(n), "a value may not contain a NUL character (\\0)");
+}
+
 static struct bw_config *new_config(void)
 {
 	struct bw_config *cfg = calloc(1, sizeof *cfg);
@@ -235,6 +245,7 @@ static void load_document(struct cf_loader *l, const char *yaml, size_t len)
 		cf_error(l, top, "empty policy; expected a mapping that starts with version: 1");
 	} else {
 		check_single_document(l, &p);
+		check_no_nul(l);
 		parse_top(l, root);
 	}
 	yaml_document_delete(&l->doc);

@@ -320,6 +320,9 @@ static const struct bad_case bad_cases[] = {
 	  "    nonblocking: observe\n",
 	  "policy.yaml:5:5: rules[0].nonblocking: does not apply: rule 'dns' matches only "
 	  "[resolve]; it is about non-blocking connects" },
+	/* "\0" is valid YAML, but would cut the name short without a word */
+	{ "version: 1\nrules:\n  - name: \"db\\0x\"\n",
+	  "policy.yaml:3:11: a value may not contain a NUL character (\\0)" },
 	/* defaults */
 	{ "version: 1\ndefaults:\n  name: foo\n",
 	  "policy.yaml:3:3: defaults: unknown key 'name'; expected one of retry, timeout, breaker, "

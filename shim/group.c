@@ -1,6 +1,7 @@
 /* The group's state file. The first process creates it (O_EXCL), sizes and lays it out and
  * publishes it by writing the magic last; the others wait briefly for the magic, then map
- * it. Every process takes a slot in its process table. `bulwark run` names the group
+ * it. Every process takes a slot in its process table. A file left unfinished or stale by
+ * processes that died is replaced, never mapped past its end. `bulwark run` names the group
  * (BULWARK_GROUP) and removes the file when the tree ends; without it, processes sharing a
  * policy file form a group named after that file and the user, and the last to leave
  * removes it. */
@@ -62,45 +63,108 @@ static void group_name(const struct bw_config *cfg, char *buf, size_t cap)
 	snprintf(buf, cap, "policy-%016llx", (unsigned long long)h);
 }
 
+enum { FILE_READY, FILE_UNFINISHED, FILE_OTHER };
+
+/* What the file holds, read with pread: mapping a file shorter than the layout would
+ * raise SIGBUS in the program at the first touch past its end. */
+static int file_state(int fd, const struct bw_config *cfg, size_t size)
+{
+	struct bw_shm_header h;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+	    h.magic != BW_SHM_MAGIC)
+		return FILE_UNFINISHED;
+	if (h.version != BW_SHM_VERSION || h.size != size || (size_t)st.st_size < size ||
+	    h.n_rules != (uint32_t)cfg->n_rules)
+		return FILE_OTHER;
+	return FILE_READY;
+}
+
+/* Whether a live process has a slot in a finished file (of whatever layout). */
+static int in_use(int fd)
+{
+	struct bw_shm_header h;
+	struct bw_shm_proc procs[BW_SHM_PROCS];
+	if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+	    pread(fd, procs, sizeof procs, (off_t)h.procs_off) != (ssize_t)sizeof procs)
+		return 0;
+	for (int i = 0; i < BW_SHM_PROCS; i++)
+		if (procs[i].pid > 0 && alive(procs[i].pid))
+			return 1;
+	return 0;
+}
+
+/* Last written over a second ago: a creator lays a file out within milliseconds, so an
+ * unfinished one this old was left by a creator that died. */
+static int old_file(int fd)
+{
+	struct stat st;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return fstat(fd, &st) == 0 && now.tv_sec - st.st_mtim.tv_sec > 1;
+}
+
+static void *create_state(int fd, const struct bw_config *cfg, const char *group, size_t size)
+{
+	void *m = MAP_FAILED;
+	if (ftruncate(fd, (off_t)size) == 0)
+		m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	BW_REAL(close)(fd);
+	if (m == MAP_FAILED) {
+		unlink(path);
+		return NULL;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	bw_shm_format(m, size, cfg, group, cfg->path,
+		      (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+	return m;
+}
+
+/* The first process creates the file; the others wait for it to be laid out (up to 1 s).
+ * A file that is never finished (its creator died while laying it out) or that was laid
+ * out for another policy and has no live process left is removed, and made again. */
 static void *open_state(const struct bw_config *cfg, const char *group, size_t size)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	int created = fd >= 0;
-	if (!created)
+	for (int round = 0; round < 2; round++) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0)
+			return create_state(fd, cfg, group, size);
 		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return NULL;
-	if (created && ftruncate(fd, (off_t)size) < 0) {
-		unlink(path);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;        /* removed since: make it */
+			return NULL;
+		}
+		int st = file_state(fd, cfg, size);
+		for (int i = 0; i < 200 && st == FILE_UNFINISHED && !old_file(fd); i++) {
+			struct timespec ts = { 0, 5 * 1000000 };
+			nanosleep(&ts, NULL);
+			st = file_state(fd, cfg, size);
+		}
+		if (st == FILE_READY) {
+			void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			BW_REAL(close)(fd);
+			if (m == MAP_FAILED)
+				return NULL;
+			if (bw_shm_check(m, size, cfg) == 0)
+				return m;
+			munmap(m, size);
+			st = FILE_OTHER;         /* same sizes, other rule names */
+			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd < 0)
+				continue;
+		}
+		int stale = st == FILE_UNFINISHED || !in_use(fd);
+		/* remove the very file judged, not one made since by someone else */
+		struct stat judged, now;
+		if (stale && fstat(fd, &judged) == 0 && lstat(path, &now) == 0 &&
+		    judged.st_ino == now.st_ino && judged.st_dev == now.st_dev)
+			unlink(path);
 		BW_REAL(close)(fd);
-		return NULL;
+		if (!stale)
+			return NULL;
 	}
-	/* a file another process is still sizing: wait for it, a little */
-	struct stat st;
-	for (int i = 0; !created && i < 200; i++) {
-		if (fstat(fd, &st) == 0 && (size_t)st.st_size >= size)
-			break;
-		struct timespec ts = { 0, 5 * 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	BW_REAL(close)(fd);
-	if (m == MAP_FAILED)
-		return NULL;
-	if (created) {
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		bw_shm_format(m, size, cfg, group, cfg->path,
-			      (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000);
-		return m;
-	}
-	for (int i = 0; i < 200; i++) {
-		if (bw_shm_check(m, size, cfg) == 0)
-			return m;
-		struct timespec ts = { 0, 5 * 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	munmap(m, size);
 	return NULL;
 }
 

@@ -3,10 +3,12 @@
 for all, and a rate limit holds for the tree, not per process."""
 import os
 import shutil
+import subprocess
 import time
 import unittest
 
-from harness import PYTHON, ShimTest, bulwark_run, describe, events_of, free_port, read_events
+from harness import (LIB, PYTHON, ShimTest, base_env, bulwark_run, describe, events_of,
+                     free_port, read_events, run)
 from test_policies import connect_syscalls
 
 STRACE = shutil.which("strace")
@@ -95,6 +97,102 @@ class SharedBreaker(ShimTest):
         self.assertOk(r)
         self.assertIn(".state", r.stdout)
         self.assertEqual(os.listdir(state), [])
+
+
+# One process that connects to the dead port 3 times and prints what each returned.
+THREE = DEAD_CLIENT.replace("range(5)", "range(3)")
+
+
+class LeftoverStateFiles(ShimTest):
+    """A state file left behind by processes that died (an empty one from a creator
+    killed before sizing it, or a finished one laid out for another policy) is replaced,
+    never mapped past its end: mapping a short file would kill the program with SIGBUS."""
+
+    def setUp(self):
+        super().setUp()
+        self.port = free_port()
+        self.state = self.wd.file("state")
+        os.mkdir(self.state, 0o700)
+        self.file = os.path.join(self.state, "g1.state")
+
+    def policy(self, rule="db"):
+        return self.wd.policy(
+            "  - name: %s\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+            "    retry: off\n    breaker: { trip: { consecutive: 2 }, open_for: 30s }\n"
+            % (rule, self.port), name=rule + ".yaml", log=rule + ".log",
+            extra="state: { share: group, dir: %s }\n" % self.state)
+
+    def two_in_a_row(self, pol):
+        """Two processes one after the other in group g1: the second finds the breaker
+        the first opened, so the file is really shared."""
+        out = []
+        for _ in range(2):
+            r = run([PYTHON, "-c", THREE, str(self.port), "0"], shim=True, policy=pol,
+                    env={"BULWARK_GROUP": "g1"}, timeout=30)
+            self.assertEqual(r.rc, 0, r)
+            out.append(r.stdout.split())
+        self.assertEqual(out[0], ["111"] * 3)
+        self.assertEqual(out[1], ["111"] * 3)
+        evs = read_events(pol[:-len(".yaml")] + ".log")
+        self.assertEqual(events_of(evs, "warning"), [], describe(evs))
+        return out
+
+    def test_empty_file_of_a_dead_creator_is_replaced(self):
+        pol, log = self.policy()
+        open(self.file, "w").close()
+        old = time.time() - 10
+        os.utime(self.file, (old, old))
+        t = time.monotonic()
+        self.two_in_a_row(pol)
+        self.assertLess(time.monotonic() - t, 10)
+        evs = read_events(log)
+        # 2 failures open the shared breaker; the other 4 calls of the two are refused
+        self.assertEqual(len(events_of(evs, "fail", rule="db")), 2, describe(evs))
+        self.assertEqual(len(events_of(evs, "rejected", rule="db")), 4, describe(evs))
+        self.assertGreater(os.path.getsize(self.file), 0)
+
+    def test_short_file_is_never_mapped_past_its_end(self):
+        pol, _ = self.policy()
+        r = run(["true"], shim=True, policy=pol, env={"BULWARK_GROUP": "g1"})
+        self.assertEqual(r.rc, 0, r)
+        size = os.path.getsize(self.file)
+        os.truncate(self.file, 4096)                 # a finished layout, cut short
+        r = run([PYTHON, "-c", THREE, str(self.port), "0"], shim=True, policy=pol,
+                env={"BULWARK_GROUP": "g1"}, timeout=30)
+        self.assertEqual(r.rc, 0, r)                 # not -7 (SIGBUS)
+        self.assertEqual(r.stdout.split(), ["111"] * 3, r)
+        self.assertEqual(os.path.getsize(self.file), size)   # made again, whole
+
+    def test_stale_file_of_another_policy_is_replaced(self):
+        other, _ = self.policy(rule="other")
+        r = run(["true"], shim=True, policy=other, env={"BULWARK_GROUP": "g1"})
+        self.assertEqual(r.rc, 0, r)
+        self.assertTrue(os.path.exists(self.file))  # named by bulwark run: it removes it
+        pol, log = self.policy()
+        self.two_in_a_row(pol)
+        self.assertEqual(len(events_of(read_events(log), "fail", rule="db")), 2)
+
+    def test_live_group_of_another_policy_is_left_alone(self):
+        other, _ = self.policy(rule="other")
+        holder = subprocess.Popen(["sleep", "20"], env=base_env(
+            LD_PRELOAD=LIB, BULWARK_CONFIG=other, BULWARK_GROUP="g1"))
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(self.file) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            before = os.stat(self.file).st_ino
+            pol, log = self.policy()
+            r = run([PYTHON, "-c", THREE, str(self.port), "0"], shim=True, policy=pol,
+                    env={"BULWARK_GROUP": "g1"}, timeout=30)
+            self.assertEqual(r.rc, 0, r)
+            warned = events_of(read_events(log), "warning")
+            self.assertEqual(len(warned), 1, describe(read_events(log)))
+            self.assertIn("each process keeps its own state", warned[0]["msg"])
+            self.assertEqual(os.stat(self.file).st_ino, before)   # theirs, untouched
+        finally:
+            holder.kill()
+            holder.wait()
 
 
 class SharedRateLimit(ShimTest):

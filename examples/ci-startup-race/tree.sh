@@ -9,6 +9,8 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$here/../../build/bulwark}
+# installed copies of the examples use the installed tool
+[ -x "$BULWARK" ] || BULWARK=$(command -v bulwark || echo "$BULWARK")
 [ -x "$BULWARK" ] || { echo "tree.sh: $BULWARK is not built: run make" >&2; exit 1; }
 PY=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
 unset BULWARK_CONFIG BULWARK_LOG BULWARK_LEVEL BULWARK_MODE BULWARK_SEED BULWARK_DISABLE \

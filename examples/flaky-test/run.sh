@@ -11,6 +11,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 BULWARK=${BULWARK:-$here/../../build/bulwark}
+# installed copies of the examples use the installed tool
+[ -x "$BULWARK" ] || BULWARK=$(command -v bulwark || echo "$BULWARK")
 [ -x "$BULWARK" ] || { echo "run.sh: $BULWARK is not built: run make" >&2; exit 1; }
 # The real interpreter, not a wrapper script (pyenv): fewer processes in the logs.
 PY=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')

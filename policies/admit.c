@@ -14,8 +14,25 @@ static struct bw_rule_rt *rt_of(struct bw_engine *e, const struct bw_rule *r)
 	return &e->rt[r - e->cfg->rules];
 }
 
-/* Name the destination for `bulwark status`; looked up only for a new entry. */
-static void label(struct bw_dest_state *st, const struct bw_call *c)
+/* The state for this call under `scope`, locked; NULL if the lock cannot be had (a hook
+ * in a signal handler that interrupted the holder): the call then goes unguarded. */
+static struct bw_dest_state *lock_state(struct bw_engine *e, const struct bw_call *c,
+					enum bw_scope scope, int64_t now, int *set)
+{
+	struct bw_rule_rt *rt = rt_of(e, c->rule);
+	if (scope == BW_SCOPE_DEST && rt->dests.mem)
+		return bw_keyed_lock(&rt->dests, c->key, now, set);
+	if (bw_spin_lock(rt->lock, rt->dests.self ? rt->dests.self : 1, rt->dests.alive) < 0)
+		return NULL;
+	*set = -1;
+	return rt->whole;
+}
+
+/* Name a new destination for `bulwark status`. Outside the lock, since the peer's name
+ * may take a system call; "?" when it has none (an unconnected datagram socket), so
+ * that it is asked once per entry, not on every call. */
+static __attribute__((noinline, cold)) void
+name_entry(struct bw_engine *e, struct bw_rule_rt *rt, const struct bw_call *c)
 {
 	char buf[BW_LABEL_MAX];
 	const char *name = c->dest ? c->dest : c->db ? c->db : c->host;
@@ -23,38 +40,34 @@ static void label(struct bw_dest_state *st, const struct bw_call *c)
 		c->dest_of(c, buf, sizeof buf);
 		name = buf;
 	}
-	if (!name)
+	if (!name || !*name)
+		name = "?";
+	int set;
+	struct bw_dest_state *st = bw_keyed_lock(&rt->dests, c->key, e->env.mono_us(), &set);
+	if (!st)
 		return;
-	size_t n = strnlen(name, BW_LABEL_MAX - 1);
-	memcpy(st->label, name, n);
-	st->label[n] = '\0';
-}
-
-/* The state for this call under `scope`, locked; NULL if the lock cannot be had (a hook
- * in a signal handler that interrupted the holder): the call then goes unguarded. */
-static struct bw_dest_state *lock_state(struct bw_engine *e, const struct bw_call *c,
-					enum bw_scope scope, int64_t now, int *set)
-{
-	struct bw_rule_rt *rt = rt_of(e, c->rule);
-	if (scope == BW_SCOPE_DEST && rt->dests.mem) {
-		struct bw_dest_state *st = bw_keyed_lock(&rt->dests, c->key, now, set);
-		if (st && !st->label[0])
-			label(st, c);
-		return st;
+	if (!st->label[0]) {
+		size_t n = strnlen(name, BW_LABEL_MAX - 1);
+		memcpy(st->label, name, n);
+		st->label[n] = '\0';
 	}
-	if (bw_spin_lock(rt->lock, rt->dests.self ? rt->dests.self : 1, rt->dests.alive) < 0)
-		return NULL;
-	*set = -1;
-	return rt->whole;
+	bw_keyed_unlock(&rt->dests, set);
 }
 
-static void unlock_state(struct bw_engine *e, const struct bw_call *c, int set)
+/* Inlined: it runs after every bucket take and breaker check. */
+static inline __attribute__((always_inline)) void
+unlock_state(struct bw_engine *e, const struct bw_call *c, int set,
+	     const struct bw_dest_state *st)
 {
 	struct bw_rule_rt *rt = rt_of(e, c->rule);
-	if (set >= 0)
-		bw_keyed_unlock(&rt->dests, set);
-	else
+	if (set < 0) {
 		bw_spin_unlock(rt->lock);
+		return;
+	}
+	int unnamed = !st->label[0];
+	bw_keyed_unlock(&rt->dests, set);
+	if (unnamed)
+		name_entry(e, rt, c);
 }
 
 static int err_fits(int err, int op)
@@ -122,7 +135,7 @@ static int breaker_admit(struct bw_engine *e, const struct bw_call *c)
 	if (!st)
 		return 0;
 	allowed = bw_breaker_allow(&r->breaker, &st->brk, now, &mv);
-	unlock_state(e, c, set);
+	unlock_state(e, c, set, st);
 	breaker_event(e, c, mv);
 	if (allowed)
 		return 0;
@@ -147,7 +160,7 @@ static double try_take(struct bw_engine *e, const struct bw_call *c, double want
 	if (!st)
 		return want;
 	double got = bw_bucket_take(rl, &st->bucket, now, want, least, wait);
-	unlock_state(e, c, set);
+	unlock_state(e, c, set, st);
 	return got;
 }
 
@@ -240,7 +253,7 @@ static void record(struct bw_engine *e, const struct bw_call *c, int failed)
 	if (!st)
 		return;
 	bw_breaker_record(&r->breaker, &st->brk, now, failed, &mv);
-	unlock_state(e, c, set);
+	unlock_state(e, c, set, st);
 	breaker_event(e, c, mv);
 }
 
@@ -292,7 +305,7 @@ void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n)
 	st->bucket.tokens += (double)n;
 	if (st->bucket.tokens > rl->burst)
 		st->bucket.tokens = rl->burst;
-	unlock_state(e, c, set);
+	unlock_state(e, c, set, st);
 }
 
 void bw_engine_after_fork(struct bw_engine *e)

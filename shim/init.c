@@ -89,6 +89,9 @@ static void after_fork_child(void)
 	struct bw_engine *e = &bw_shim.engine;
 	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) != BW_LIFE_READY)
 		return;
+	/* fork returns into the program right after this: kill(0) on dead slots, getrandom
+	 * and the sink must not leave their errno behind */
+	int saved = errno;
 	e->pid = getpid();
 	/* a child works on its own: its counters start at zero, its jitter differs */
 	for (int i = 0; i < e->cfg->n_rules; i++)
@@ -101,6 +104,7 @@ static void after_fork_child(void)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&thread_ordinal, 0, __ATOMIC_RELAXED);
+	errno = saved;
 }
 
 static void report_config_error(const struct bw_diags *diags, const char *path)

@@ -45,3 +45,13 @@ json_t *bw_js_arr(void)
 		oom();
 	return a;
 }
+
+int bw_js_dump(json_t *root, FILE *out)
+{
+	/* insertion order is kept (JSON_PRESERVE_ORDER); 15 digits print 0.1 as 0.1 */
+	int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+			    JSON_REAL_PRECISION(15));
+	fputc('\n', out);
+	json_decref(root);
+	return rc == 0 ? 0 : -1;
+}

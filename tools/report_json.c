@@ -101,10 +101,5 @@ int bw_report_print_json(struct bw_report *r, FILE *out)
 	}
 	bw_js_set(root, "rules", rules);
 
-	/* Insertion order is kept (JSON_PRESERVE_ORDER); 15 digits print 0.1 as 0.1. */
-	int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-			    JSON_REAL_PRECISION(15));
-	fputc('\n', out);
-	json_decref(root);
-	return rc == 0 ? 0 : -1;
+	return bw_js_dump(root, out);
 }

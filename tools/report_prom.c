@@ -44,6 +44,23 @@ static const char *const count_help[BW_RP_NCOUNT] = {
 	[BW_RP_FAILOVERS] = "Connects moved to a fallback, by the destination left (failover events)",
 };
 
+/* A counter family with one sample per destination and tallied name (an error, a
+ * reason) of one side: its errors, or its reasons for giving up. */
+static void tally_family(FILE *out, struct bw_report *r, int observe, const char *name,
+			 const char *help, const char *label, int gave_up)
+{
+	bw_prom_family(out, name, "counter", help);
+	for (size_t i = 0; i < r->n_groups; i++) {
+		const struct bw_rp_group *g = r->groups[i];
+		const struct bw_rp_side *sd = observe ? &g->observed : &g->did;
+		const struct bw_rp_tally *t = gave_up ? &sd->gave_up : &sd->errs;
+		for (size_t j = 0; j < t->n; j++) {
+			sample(out, name, g->rule, g->dest, label, t->v[j].name);
+			fprintf(out, "%lld\n", t->v[j].n);
+		}
+	}
+}
+
 /* The per-destination families of one side; prefix "bulwark_" for what was done,
  * "bulwark_observe_" for what observe mode would have done. */
 static void side_families(FILE *out, struct bw_report *r, int observe)
@@ -55,26 +72,10 @@ static void side_families(FILE *out, struct bw_report *r, int observe)
 
 	snprintf(name, sizeof name, "%sfailures_total", pre);
 	snprintf(help, sizeof help, "Failed calls (fail events), by error%s.", note);
-	bw_prom_family(out, name, "counter", help);
-	for (size_t i = 0; i < r->n_groups; i++) {
-		const struct bw_rp_tally *t = &SIDE(r->groups[i])->errs;
-		for (size_t j = 0; j < t->n; j++) {
-			sample(out, name, r->groups[i]->rule, r->groups[i]->dest, "err", t->v[j].name);
-			fprintf(out, "%lld\n", t->v[j].n);
-		}
-	}
-
+	tally_family(out, r, observe, name, help, "err", 0);
 	snprintf(name, sizeof name, "%sgave_up_total", pre);
 	snprintf(help, sizeof help, "Calls given up (gave_up events), by reason%s.", note);
-	bw_prom_family(out, name, "counter", help);
-	for (size_t i = 0; i < r->n_groups; i++) {
-		const struct bw_rp_tally *t = &SIDE(r->groups[i])->gave_up;
-		for (size_t j = 0; j < t->n; j++) {
-			sample(out, name, r->groups[i]->rule, r->groups[i]->dest, "reason",
-			       t->v[j].name);
-			fprintf(out, "%lld\n", t->v[j].n);
-		}
-	}
+	tally_family(out, r, observe, name, help, "reason", 1);
 
 	for (int c = 0; c < BW_RP_NCOUNT; c++) {
 		snprintf(name, sizeof name, "%s%s_total", pre, bw_rp_count_keys[c]);

@@ -151,9 +151,5 @@ int bw_status_print_json(const struct bw_status *st, FILE *out)
 	for (size_t i = 0; i < st->n_groups; i++)
 		bw_js_push(groups, group(&st->groups[i]));
 	bw_js_set(root, "groups", groups);
-	int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-			    JSON_REAL_PRECISION(15));
-	fputc('\n', out);
-	json_decref(root);
-	return rc == 0 ? 0 : -1;
+	return bw_js_dump(root, out);
 }

@@ -4,9 +4,11 @@ descriptor, errno, hooks that run before the library's constructor, and `bulwark
 
 import os
 import re
+import subprocess
+import time
 import unittest
 
-from harness import (CURL, LIB, PYTHON, ShimTest, bulwark_run, describe, events_of,
+from harness import (CURL, LIB, PYTHON, ShimTest, base_env, bulwark_run, describe, events_of,
                      free_port, prog, py, read_events, retry_yaml, run)
 
 
@@ -303,6 +305,28 @@ class Errno(ShimTest):
                                  "    retry: quick\n", name="none.yaml", log="none.log")
         passthrough = self.errno_run(shim=True, policy=none)
         self.assertEqual(passthrough.stdout, plain.stdout)
+
+    def test_errno_kept_across_fork_in_a_group(self):
+        """The fork handler takes a slot in the group's process table, asking kill(0)
+        about slots of processes that died: the child's errno stays the program's."""
+        self.refused = free_port()
+        state = self.wd.file("state")
+        os.mkdir(state, 0o700)
+        pol, _ = self.wd.policy(
+            "  - name: all\n    match: { ops: [connect] }\n"
+            "    breaker: { trip: { consecutive: 5 } }\n",
+            extra="state: { share: group, dir: %s }\n" % state)
+        env = {"BULWARK_GROUP": "g1"}
+        # two members alive at once, then killed without leaving: dead pids in slots 0
+        # and 1 (the program takes 0; its child asks about 1)
+        members = [subprocess.Popen(["sleep", "30"], env=base_env(
+            LD_PRELOAD=LIB, BULWARK_CONFIG=pol, **env)) for _ in range(2)]
+        time.sleep(0.5)
+        for p in members:
+            p.kill()
+            p.wait()
+        r = self.errno_run(shim=True, policy=pol, env=env)
+        self.assertIn("fork(child's errno) rc=0", r.stdout)
 
 
 class EarlyConstructor(ShimTest):

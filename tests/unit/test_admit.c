@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 #include "errnames.h"
 #include "fake_env.h"
@@ -199,6 +200,48 @@ static void test_after_fork_releases_locks(void **s)
 	assert_int_equal(*eng.rt[0].lock, 0);
 }
 
+static int namings, named_under_lock;
+static const char *peer;
+
+static void peer_name(const struct bw_call *c, char *buf, size_t cap)
+{
+	(void)c;
+	namings++;
+	named_under_lock += bw_spin_held != 0;
+	snprintf(buf, cap, "%s", peer);
+}
+
+static void collect(const void *value, void *arg)
+{
+	const struct bw_dest_state *st = value;
+	strcat(arg, st->label);
+	strcat(arg, "|");
+}
+
+/* The peer's name may cost a system call: it is asked outside the lock, once per entry,
+ * also when there is none (an unconnected datagram socket). */
+static void test_destination_named_once_outside_the_lock(void **s)
+{
+	(void)s;
+	limit(1000000, 1000000, BW_LIMIT_WAIT, 1 * S);
+	rule.rate_limit.bytes = 1;
+	rule.rate_limit.scope = BW_SCOPE_DEST;         /* the table setup made for the breaker */
+	struct bw_call c = { .rule = &rule, .op = BW_OP_SEND, .key = 1, .dest_of = peer_name };
+	peer = "";
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(bw_engine_bytes(&eng, &c, 10, 0), 10);
+	assert_int_equal(namings, 1);
+	c.key = 2;
+	peer = "127.0.0.1:80";
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(bw_engine_bytes(&eng, &c, 10, 0), 10);
+	assert_int_equal(namings, 2);
+	assert_int_equal(named_under_lock, 0);
+	char labels[256] = "";
+	bw_keyed_each(&eng.rt[0].dests, collect, labels);
+	assert_true(strcmp(labels, "?|127.0.0.1:80|") == 0 || strcmp(labels, "127.0.0.1:80|?|") == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +255,7 @@ int main(void)
 		T(test_byte_limit_cuts_streams_not_datagrams),
 		T(test_observe_never_refuses_or_waits),
 		T(test_after_fork_releases_locks),
+		T(test_destination_named_once_outside_the_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

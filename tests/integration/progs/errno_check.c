@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int failures;
@@ -148,6 +149,17 @@ int main(int argc, char **argv)
 	printf("getaddrinfo(bad numeric) rc=%s\n", g == EAI_NONAME ? "EAI_NONAME" : gai_strerror(g));
 	if (res)
 		freeaddrinfo(res);
+
+	/* fork: the child starts with the errno the parent had (the shim's fork handler
+	 * takes a slot in a shared state file and must leave no errno behind) */
+	fflush(stdout);
+	errno = SENTINEL;
+	pid_t kid = fork();
+	if (kid == 0)
+		_exit(errno == SENTINEL ? 0 : 1);
+	int st = 0;
+	waitpid(kid, &st, 0);
+	check("fork(child's errno)", WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0, 0, -2);
 
 	close(nul);
 	close(lfd);

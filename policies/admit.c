@@ -197,7 +197,8 @@ static double take_tokens(struct bw_engine *e, const struct bw_call *c, double w
 			got = want;
 			break;
 		}
-		e->env.sleep_us(wait);
+		if (bw_engine_wait(e, c, wait, BW_WAIT_LIMIT, err))
+			return 0;        /* a signal handler ended the call while it waited */
 		waited += wait;
 	}
 	if (waited > 0) {
@@ -257,10 +258,39 @@ static void record(struct bw_engine *e, const struct bw_call *c, int failed)
 	breaker_event(e, c, mv);
 }
 
+/* A connection just made: it closes a half-open breaker as a probe that worked (the
+ * server accepts connections again), but a closed breaker's count of failures in a row
+ * waits for the first byte: a server that accepts and then resets every connection must
+ * still trip it. */
+static void connected(struct bw_engine *e, const struct bw_call *c)
+{
+	const struct bw_rule *r = c->rule;
+	int set;
+	struct bw_brk_move mv = { 0, 0 };
+	int64_t now = e->env.mono_us();
+	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, now, &set);
+	if (!st)
+		return;
+	if (st->brk.pos == BW_BRK_HALF_OPEN)
+		bw_breaker_record(&r->breaker, &st->brk, now, 0, &mv);
+	unlock_state(e, c, set, st);
+	breaker_event(e, c, mv);
+}
+
 void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err)
 {
-	if (breaker_guards(c->rule, c->op))
+	if (!breaker_guards(c->rule, c->op))
+		return;
+	if (err == 0 && c->confirm_later)
+		connected(e, c);
+	else
 		record(e, c, counts_as_failure(c, err));
+}
+
+void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed)
+{
+	if (breaker_guards(c->rule, c->op))
+		record(e, c, failed);
 }
 
 void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int err)
@@ -272,6 +302,14 @@ void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int e
 
 size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want, int whole)
 {
+	int err;
+	return bw_engine_take_bytes(e, c, want, whole, &err);
+}
+
+size_t bw_engine_take_bytes(struct bw_engine *e, const struct bw_call *c, size_t want,
+			    int whole, int *err)
+{
+	*err = 0;
 	const struct bw_rate_limit *rl = &c->rule->rate_limit;
 	if (!rl->enabled || !rl->bytes || want == 0)
 		return want;
@@ -287,8 +325,9 @@ size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want
 	int64_t wait;
 	double got = try_take(e, c, (double)want, least, &wait);
 	if (got <= 0) {
-		int err;
-		got = take_tokens(e, c, (double)want, least, &err);
+		got = take_tokens(e, c, (double)want, least, err);
+		if (*err)
+			return 0;
 	}
 	return got >= (double)want ? want : (size_t)got;
 }

@@ -137,7 +137,10 @@ static int default_retryable(const struct bw_call *c, int err)
 		return in_list(accept_errs, 6, err);
 	case BW_OP_SEND:
 	case BW_OP_RECV:
-		return err == EINTR || err == ENOBUFS || (c->blocking && err == EAGAIN);
+		/* EINTR is the program's (a signal handler ran) and EAGAIN is either a
+		 * non-blocking socket or the program's own SO_RCVTIMEO/SO_SNDTIMEO: neither
+		 * is ours to retry */
+		return err == ENOBUFS;
 	case BW_OP_RESOLVE:
 		return err == bw_err_eai(EAI_AGAIN);
 	case BW_OP_SQLITE:
@@ -150,6 +153,10 @@ static int default_retryable(const struct bw_call *c, int err)
 
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err)
 {
+	/* a real EINTR means a signal handler ran: the program sees it as the kernel gave
+	 * it, whatever `on` says; only an injected one can be retried */
+	if (err == EINTR && !bw_attempt_injected)
+		return 0;
 	if (r->retry.n_on > 0)
 		return in_list(r->retry.on, r->retry.n_on, err);
 	return default_retryable(c, err);
@@ -208,7 +215,7 @@ void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_even
 {
 	if (!bw_engine_wants(e, ev->lvl) || !e->env.emit)
 		return;
-	char dest[160];
+	char dest[BW_DEST_NAME_MAX];
 	if (c) {
 		if (!ev->dest && !c->dest && c->dest_of) {
 			c->dest_of(c, dest, sizeof dest);
@@ -242,16 +249,6 @@ void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_even
 	char line[BW_EVENT_MAX];
 	size_t n = bw_event_format(line, sizeof line, &ctx, ev);
 	e->env.emit(ev->lvl, line, n);
-}
-
-static void emit_simple(struct bw_engine *e, const struct bw_call *c, enum bw_event_kind kind,
-			int err, int attempt)
-{
-	struct bw_event ev;
-	bw_event_init(&ev, kind, bw_event_default_level(kind));
-	ev.err = err;
-	ev.attempt = attempt;
-	bw_engine_emit(e, c, &ev);
 }
 
 static void gave_up_advice(struct bw_engine *e, const struct bw_call *c, const char *reason,
@@ -320,6 +317,8 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 		}
 		bw_attempt_injected = 0;
 		err = c->attempt(c->arg, n, deadline);
+		if (bw_engine_unfinished(err, bw_attempt_injected))
+			return err;
 		bw_engine_settle(e, c, err);
 		if (err == 0) {
 			if (n > 1) {
@@ -370,19 +369,48 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 			budget_note(rt, now, 1);
 		if (c->before_retry)
 			c->before_retry(c->arg);
-		e->env.sleep_us(delay);
+		if (bw_engine_wait(e, c, delay, BW_WAIT_BACKOFF, &err)) {
+			/* a signal handler ended the call in its backoff: what the hook made of
+			 * it may be an outcome (an attempt that finished at once) */
+			if (!bw_engine_unfinished(err, 0))
+				bw_engine_settle(e, c, err);
+			return err;
+		}
 	}
+}
+
+int bw_engine_wait(struct bw_engine *e, const struct bw_call *c, int64_t us, int where,
+		   int *result)
+{
+	if (!c->on_signal || !e->env.nap_us) {
+		e->env.sleep_us(us);
+		return 0;
+	}
+	while (us > 0 && (us = e->env.nap_us(us)) > 0)
+		if (c->on_signal(c->arg, where, result))
+			return 1;
+	return 0;
+}
+
+int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c)
+{
+	bw_engine_count(e, c->rule, BW_ST_CALLS);
+	if (!bw_engine_admits(c->rule, c->op))
+		return 0;
+	int by_breaker;
+	int err = bw_engine_admit(e, c, &by_breaker);
+	if (err && c->refuse)
+		err = c->refuse(c->arg, err);
+	return err;
 }
 
 void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err)
 {
 	const struct bw_rule *r = c->rule;
-	bw_engine_count(e, r, BW_ST_CALLS);
 	bw_engine_settle(e, c, err);
 	if (err == 0)
 		return;
-	bw_engine_count(e, r, BW_ST_FAILURES);
-	emit_simple(e, c, BW_EV_FAIL, err, 1);
+	bw_engine_failed(e, c, err, 1, bw_attempt_injected);
 	/* in observe mode, say what enforcing would have done */
 	if (e->mode == BW_MODE_OBSERVE && r->has_retry && r->retry.attempts > 1 &&
 	    bw_retryable(r, c, err)) {

@@ -3,6 +3,7 @@
 #ifndef BW_ENGINE_H
 #define BW_ENGINE_H
 
+#include <errno.h>
 #include <stdint.h>
 #include "config.h"
 #include "events.h"
@@ -18,6 +19,10 @@ struct bw_env {
 	void (*sleep_us)(int64_t us);    /* sleeps the whole time */
 	void (*emit)(enum bw_level lvl, const char *line, size_t len);
 	long (*tid)(void);
+	/* Sleeps up to us; returns 0 when it slept the whole time, or the time left when a
+	 * signal handler ran that the interrupted call must not outlive (one installed
+	 * without SA_RESTART). NULL: sleep_us, never interrupted. */
+	int64_t (*nap_us)(int64_t us);
 };
 
 enum bw_stat {
@@ -94,7 +99,9 @@ struct bw_call {
 	int fd;
 	uint64_t key;                    /* destination key for dest-scoped state */
 	int unix_dest;                   /* ENOENT is retryable for unix: paths */
-	int blocking;                    /* EAGAIN is retryable on blocking sockets only */
+	/* A connect whose success the breaker judges later, once the connection has
+	 * delivered a byte (or failed before it did): see bw_engine_confirm. */
+	int confirm_later;
 	/* One attempt: 0 on success, else a bw_err code. deadline_us is the absolute
 	 * monotonic time the whole call must end by, 0 for none. */
 	int (*attempt)(void *arg, int n, int64_t deadline_us);
@@ -107,12 +114,35 @@ struct bw_call {
 	 * done below the API, and returns the bw_err code the call ended with. NULL: the
 	 * refusal's code is returned as it is. */
 	int (*refuse)(void *arg, int err);
+	/* A signal handler ran while the engine waited (`where`: BW_WAIT_*) and the program
+	 * must see the call interrupted: returns 1 to end the call with *result (0, a
+	 * bw_err code, or EINTR/EINPROGRESS for an attempt left to finish on its own), 0 to
+	 * wait on. NULL: signals never end this call (its real function never says EINTR). */
+	int (*on_signal)(void *arg, int where, int *result);
 	struct bw_stop *stop;            /* may be NULL */
 };
+
+enum bw_wait { BW_WAIT_BACKOFF, BW_WAIT_LIMIT, BW_WAIT_DELAY };
+
+/* Wait `us` for call c; returns 1 when c's on_signal ended the call (with *result). */
+int bw_engine_wait(struct bw_engine *e, const struct bw_call *c, int64_t us, int where,
+		   int *result);
+/* An attempt's result that is no outcome yet: a signal handler interrupted it (EINTR) or
+ * it goes on without the caller (EINPROGRESS). The call ends with it, uncounted. */
+static inline int bw_engine_unfinished(int err, int injected)
+{
+	return (err == EINTR || err == EINPROGRESS) && !injected;
+}
 
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
 		   long pid, const char *prog, uint64_t seed);
 void bw_engine_fini(struct bw_engine *e);
+
+/* A rule's number in the table kept per descriptor: index + 1, 0 for none. */
+static inline int bw_engine_rule_no(const struct bw_engine *e, const struct bw_rule *r)
+{
+	return r ? (int)(r - e->cfg->rules) + 1 : 0;
+}
 
 const struct bw_rule *bw_engine_match(struct bw_engine *e, const struct bw_target *t,
 				      const char **host_out);
@@ -127,9 +157,16 @@ int bw_engine_direct(const struct bw_rule *r, int op);
 void bw_engine_failed(struct bw_engine *e, const struct bw_call *c, int err, int attempt,
 		      int injected);
 
+/* A call the program carries to its end itself (a connect left in progress): counted and
+ * admitted now (0 to go ahead, else the refusal's code), its outcome reported later with
+ * bw_engine_outcome. */
+int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c);
 /* Record one attempt's outcome (0 or a bw_err code) without retrying: for calls left to
- * complete on their own (observe mode, `nonblocking: observe`). */
+ * complete on their own (observe mode, non-blocking connects without retry). */
 void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err);
+/* A connection whose connect succeeded under c (confirm_later) has now shown whether it
+ * works: it delivered a byte (failed 0) or broke before it did (failed 1). */
+void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed);
 
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err);
 
@@ -146,6 +183,9 @@ void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int e
 /* Byte limit: how many of `want` bytes may move now (waits as needed; a datagram, whole,
  * is never split). Returns want when the rule has no byte limit. */
 size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want, int whole);
+/* The same, where a signal handler may end the wait: then 0 with *err set. */
+size_t bw_engine_take_bytes(struct bw_engine *e, const struct bw_call *c, size_t want,
+			    int whole, int *err);
 /* Give back bytes taken by bw_engine_bytes that did not move. */
 void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n);
 /* The fault, if any, to inject into this attempt of c: decided from the seed, the rule

@@ -23,6 +23,10 @@ const struct bw_rule *bw_match(const struct bw_config *cfg, const unsigned char 
 int bw_match_dest(const struct bw_dest *d, const struct sockaddr *sa, socklen_t len,
 		  const char *host);
 
+/* Room for any name bw_format_sockaddr writes: "unix:" and a 108-byte path, or an IPv6
+ * address in brackets with its port. */
+#define BW_DEST_NAME_MAX 128
+
 /* "127.0.0.1:5432", "[::1]:6379", "unix:/path"; async-signal-safe. */
 void bw_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap);
 

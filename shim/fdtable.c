@@ -1,6 +1,7 @@
 /* The descriptor table: 1024 pages of 1024 entries, each page mapped on first write. mmap
  * rather than malloc: a hook may be the first to touch a page from a signal handler. An
- * entry is one packed word plus a key; the word is what lookups test. */
+ * entry is one packed word, which is all the hot path reads, plus the destination key,
+ * the connect rule a breaker watch reports to, and the peer kept for events. */
 #include <errno.h>
 #include <sys/mman.h>
 #include <dirent.h>
@@ -18,8 +19,6 @@
 
 struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
 
-/* word: kind 2 | family 8 | type 8 | io_known 1 | send 12 | recv 12 | accept 12 |
- * timeouts 1 | app_rcvtimeo 1 | app_sndtimeo 1 */
 #define F(v, shift, bits) (((uint64_t)(v) & ((1ull << (bits)) - 1)) << (shift))
 
 static uint64_t pack(const struct bw_fdinfo *i)
@@ -27,8 +26,9 @@ static uint64_t pack(const struct bw_fdinfo *i)
 	return F(i->kind, 0, 2) | F(i->family, 2, 8) | F(i->type, 10, 8) |
 	       F(i->io_known, BW_FDW_IO_KNOWN, 1) | F(i->send_rule, BW_FDW_SEND, BW_FDW_RULE_BITS) |
 	       F(i->recv_rule, BW_FDW_RECV, BW_FDW_RULE_BITS) |
-	       F(i->accept_rule, BW_FDW_ACCEPT, BW_FDW_RULE_BITS) | F(i->timeouts, 55, 1) |
-	       F(i->app_rcvtimeo, 56, 1) | F(i->app_sndtimeo, 57, 1);
+	       F(i->accept_rule, BW_FDW_ACCEPT, BW_FDW_RULE_BITS) |
+	       F(i->timeouts, BW_FDW_TIMEOUTS, 1) | F(i->app_rcvtimeo, BW_FDW_APP_RCVTIMEO, 1) |
+	       F(i->app_sndtimeo, BW_FDW_APP_SNDTIMEO, 1) | F(i->watch, BW_FDW_WATCH, 1);
 }
 
 static struct bw_fd_entry *slot(int fd, int create)
@@ -71,22 +71,36 @@ void bw_fd_put(int fd, const struct bw_fdinfo *in)
 	store(fd, pack(in), in->key, 1);
 }
 
+/* A new descriptor: nothing of what the number held before survives. */
+static void fresh(int fd, const struct bw_fdinfo *i)
+{
+	bw_fd_forget(fd);
+	bw_fd_put(fd, i);
+}
+
 void bw_fd_set_socket(int fd, int family, int type)
 {
 	struct bw_fdinfo i = { .kind = BW_FD_SOCKET, .family = family, .type = type };
-	bw_fd_put(fd, &i);
+	fresh(fd, &i);
 }
 
 void bw_fd_set_other(int fd)
 {
 	struct bw_fdinfo i = { .kind = BW_FD_OTHER };
-	bw_fd_put(fd, &i);
+	fresh(fd, &i);
 }
 
 /* Forgetting never maps a page: an absent page already reads as UNKNOWN. */
+/* Forgetting never maps a page: an absent page already reads as UNKNOWN. */
 void bw_fd_forget(int fd)
 {
-	store(fd, 0, 0, 0);
+	struct bw_fd_entry *s = slot(fd, 0);
+	if (!s)
+		return;
+	__atomic_store_n(&s->word, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->key, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->watch_rule, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->peer_family, 0, __ATOMIC_RELAXED);
 }
 
 void bw_fd_forget_range(unsigned lo, unsigned hi)
@@ -103,14 +117,91 @@ void bw_fd_forget_range(unsigned lo, unsigned hi)
 	}
 }
 
+/* A duplicate is the same socket: same rules, same peer, same watch. */
 void bw_fd_copy(int from, int to)
 {
-	struct bw_fdinfo i;
-	bw_fd_get(from, &i);
-	if (i.kind == BW_FD_UNKNOWN)
+	struct bw_fd_entry *f = slot(from, 0);
+	uint64_t w = f ? __atomic_load_n(&f->word, __ATOMIC_ACQUIRE) : 0;
+	if (!w) {
 		bw_fd_forget(to);
+		return;
+	}
+	struct bw_fd_entry *t = slot(to, 1);
+	if (!t)
+		return;
+	__atomic_store_n(&t->word, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->key, __atomic_load_n(&f->key, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+	__atomic_store_n(&t->watch_rule, __atomic_load_n(&f->watch_rule, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	t->peer_family = f->peer_family;
+	t->peer_port = f->peer_port;
+	memcpy(t->peer_addr, f->peer_addr, sizeof t->peer_addr);
+	__atomic_store_n(&t->word, w, __ATOMIC_RELEASE);
+}
+
+void bw_fd_watch(int fd, int rule)
+{
+	struct bw_fd_entry *s = slot(fd, rule != 0);
+	if (!s)
+		return;
+	uint64_t bit = BW_FDW_BIT(BW_FDW_WATCH);
+	__atomic_store_n(&s->watch_rule, (uint16_t)rule, __ATOMIC_RELAXED);
+	if (rule)
+		__atomic_or_fetch(&s->word, bit, __ATOMIC_RELEASE);
 	else
-		bw_fd_put(to, &i);
+		__atomic_and_fetch(&s->word, ~bit, __ATOMIC_RELEASE);
+}
+
+int bw_fd_unwatch(int fd)
+{
+	struct bw_fd_entry *s = slot(fd, 0);
+	uint64_t bit = BW_FDW_BIT(BW_FDW_WATCH);
+	/* only the thread that clears the bit reports, so a connection is judged once */
+	if (!s || !(__atomic_fetch_and(&s->word, ~bit, __ATOMIC_ACQ_REL) & bit))
+		return 0;
+	return __atomic_load_n(&s->watch_rule, __ATOMIC_RELAXED);
+}
+
+void bw_fd_set_peer(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct bw_fd_entry *s = slot(fd, 1);
+	if (!s)
+		return;
+	s->peer_family = 0;
+	if (sa && sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		s->peer_port = in->sin_port;
+		memcpy(s->peer_addr, &in->sin_addr, 4);
+		s->peer_family = AF_INET;
+	} else if (sa && sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		s->peer_port = in6->sin6_port;
+		memcpy(s->peer_addr, &in6->sin6_addr, 16);
+		s->peer_family = AF_INET6;
+	}
+}
+
+socklen_t bw_fd_peer(int fd, struct sockaddr_storage *ss)
+{
+	struct bw_fd_entry *s = slot(fd, 0);
+	memset(ss, 0, sizeof *ss);
+	if (!s)
+		return 0;
+	if (s->peer_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = s->peer_port;
+		memcpy(&in->sin_addr, s->peer_addr, 4);
+		return sizeof *in;
+	}
+	if (s->peer_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = s->peer_port;
+		memcpy(&in6->sin6_addr, s->peer_addr, 16);
+		return sizeof *in6;
+	}
+	return 0;
 }
 
 enum bw_fd_kind bw_fd_classify_slow(int fd, struct bw_fdinfo *out)

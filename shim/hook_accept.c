@@ -1,9 +1,10 @@
 /* accept and accept4: retry the transient errors a legacy server would die or spin on
  * (EMFILE, ECONNABORTED, ...) and pace inbound connections by delaying the call, so the
- * kernel's backlog absorbs a storm. The accepted socket's own rules are worked out here,
- * from the peer address the kernel hands back. */
+ * kernel's backlog absorbs a storm. The program's own address buffer goes to the kernel
+ * as it is, so a bad pointer gets the kernel's EFAULT; the accepted socket's rules are
+ * worked out from its peer, asked of the kernel. */
 #include <errno.h>
-#include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include "hook.h"
 #include "match.h"
@@ -15,8 +16,8 @@ struct accept_args {
 	struct bw_engine *e;
 	const struct bw_call *c;
 	int fd, flags;
-	struct sockaddr_storage peer;
-	socklen_t len;
+	struct sockaddr *addr;
+	socklen_t *addrlen;
 	int result, err;
 };
 
@@ -26,21 +27,37 @@ static int attempt(void *arg, int n, int64_t deadline)
 	(void)n, (void)deadline;
 	struct bw_fault f;
 	if (a->c && bw_engine_inject(a->e, a->c, &f)) {
-		if (f.delay)
-			a->e->env.sleep_us(f.delay);
+		int err = 0;
+		if (f.delay && bw_engine_wait(a->e, a->c, f.delay, BW_WAIT_DELAY, &err))
+			f.err = err;
 		if (f.err) {
 			a->result = -1;
 			a->err = f.err;
 			return f.err;
 		}
 	}
-	a->len = sizeof a->peer;
-	a->result = BW_REAL(accept4)(a->fd, (struct sockaddr *)&a->peer, &a->len, a->flags);
+	a->result = BW_REAL(accept4)(a->fd, a->addr, a->addrlen, a->flags);
 	if (a->result >= 0)
 		return 0;
 	a->err = errno;
-	/* "nothing to accept yet" on a non-blocking listener is not a failure */
-	return a->err == EAGAIN || a->err == EWOULDBLOCK ? 0 : a->err;
+	/* "nothing to accept yet" on a non-blocking listener is not a failure, and a bad
+	 * pointer is the program's own */
+	return a->err == EAGAIN || a->err == EWOULDBLOCK || a->err == EFAULT ||
+	       a->err == EINVAL ? 0 : a->err;
+}
+
+/* A wait of ours on a blocking listener ends with EINTR when a signal handler runs, as
+ * the kernel's accept would; a non-blocking accept never says EINTR. */
+static int on_signal(void *arg, int where, int *result)
+{
+	struct accept_args *a = arg;
+	(void)where;
+	int fl = BW_REAL(fcntl)(a->fd, F_GETFL);
+	if (fl < 0 || (fl & O_NONBLOCK))
+		return 0;
+	a->result = -1;
+	*result = a->err = EINTR;
+	return 1;
 }
 
 static void listener_name(const struct bw_call *c, char *buf, size_t cap)
@@ -64,14 +81,16 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flag
 	int saved = errno;
 	struct bw_fdinfo li;
 	if (bw_fd_classify(fd, &li) == BW_FD_SOCKET && !li.io_known)
-		bw_sock_learn(e, fd, &li, NULL, 0);
-	struct accept_args a = { .fd = fd, .flags = flags, .result = -1 };
+		bw_sock_learn(e, fd, &li, NULL, 0, BW_PEER_ASK);
+	struct accept_args a = { .fd = fd, .flags = flags, .addr = addr, .addrlen = addrlen,
+				 .result = -1 };
 	int err = 0;
 	if (li.kind == BW_FD_SOCKET && li.accept_rule && (e->ops & BW_OPBIT(BW_OP_ACCEPT))) {
 		struct bw_call c = {
 			.rule = &e->cfg->rules[li.accept_rule - 1], .op = BW_OP_ACCEPT,
 			.call = flags ? "accept4" : "accept", .fd = fd, .key = li.key,
 			.dest_of = listener_name, .attempt = attempt, .arg = &a,
+			.on_signal = on_signal,
 		};
 		a.e = e;
 		a.c = &c;
@@ -83,11 +102,10 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flag
 		errno = err ? err : a.err;
 		return -1;
 	}
-	struct bw_fdinfo fi = { .kind = BW_FD_SOCKET, .family = li.family, .type = li.type };
-	bw_sock_learn(e, a.result, &fi, (struct sockaddr *)&a.peer, a.len);
-	if (addr && addrlen) {
-		memcpy(addr, &a.peer, *addrlen < a.len ? *addrlen : a.len);
-		*addrlen = a.len;
+	if (li.kind == BW_FD_SOCKET) {
+		struct bw_fdinfo fi = { .kind = BW_FD_SOCKET, .family = li.family, .type = li.type };
+		bw_fd_set_socket(a.result, li.family, li.type);
+		bw_sock_learn(e, a.result, &fi, NULL, 0, BW_PEER_ACCEPTED);
 	}
 	errno = saved;
 	return a.result;

@@ -1,7 +1,26 @@
-/* connect(): classify, ask the engine, carry it out. A retried connect reuses the same
- * socket (reset with AF_UNSPEC), so descriptor, duplicates, epoll registration, options and
- * bind() address survive (SPEC 3.3). Non-blocking sockets are carried to the outcome here;
- * programs accept a non-blocking connect that completes at once. */
+/* connect(): classify, ask the engine, carry it out.
+ *
+ * Three ways through, from the least to the most we take over:
+ * - the program's business: a socket already connected or connecting, or a connect the
+ *   program repeats to collect the result of one it left in progress. The real call
+ *   answers (EISCONN, EALREADY, the pending outcome) and nothing is counted.
+ * - at once: no retry can happen (no retry or fallback, observe mode, or a non-blocking
+ *   socket under `nonblocking: observe`). Admission (breaker, limiter) and injection
+ *   apply at the call, then the real call is made as the program made it: a blocking one
+ *   waits in the kernel with the kernel's own signal rules, a non-blocking one returns
+ *   EINPROGRESS to the program's event loop. The outcome is recorded when the program
+ *   learns it (SO_ERROR, or connect once more).
+ * - carried: a retry can happen, or a blocking connect has a per-attempt timeout. Each
+ *   attempt runs non-blocking and is waited for here; a retried connect reuses the same
+ *   socket (reset with AF_UNSPEC), so descriptor, duplicates, epoll registration, options
+ *   and bind() address survive. A signal handler that runs during the wait or a backoff
+ *   ends the call as the kernel would: EINTR (EINPROGRESS on a non-blocking socket) with
+ *   an attempt in flight, which the program then finishes like any interrupted connect.
+ *
+ * After any outcome the socket is in the state the kernel's own calls leave it in: a
+ * finished attempt is collected with a second real connect(), never by reading SO_ERROR,
+ * which would leave a refused socket to fail the program's next connect with
+ * ECONNABORTED. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -10,6 +29,7 @@
 #include <sys/un.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include "errnames.h"
 #include "match.h"
@@ -23,12 +43,13 @@
 
 struct attempt_ctx {
 	struct bw_engine *e;
-	const struct bw_call *call;
+	struct bw_call *call;
 	int fd;
 	const struct sockaddr *sa;
 	socklen_t len;
 	bw_usec per_attempt;     /* timeout.connect, 0 none */
 	int64_t app_timeout;     /* the program's SO_SNDTIMEO on a blocking socket, 0 none */
+	int nonblocking;         /* as the program made the socket */
 	int last_err;            /* the previous attempt's error */
 };
 
@@ -54,6 +75,23 @@ static void timeout_event(struct attempt_ctx *a)
 	bw_engine_emit(a->e, a->call, &ev);
 }
 
+/* An attempt goes on without us: its outcome is recorded when the program learns it. */
+static int leave_in_flight(struct attempt_ctx *a)
+{
+	bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+	return a->nonblocking ? EINPROGRESS : EINTR;
+}
+
+/* The finished attempt's outcome, by a second connect: 0, or its error, the socket left
+ * as the kernel leaves it after telling the program (unconnected after a failure). */
+static int collect(struct attempt_ctx *a)
+{
+	if (BW_REAL(connect)(a->fd, a->sa, a->len) == 0)
+		return 0;
+	int err = errno;
+	return err == EISCONN ? 0 : err;
+}
+
 static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 {
 	struct bw_fault f;
@@ -67,44 +105,44 @@ static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 		return 0;
 	int err = errno;
 	if (err != EINPROGRESS)
-		return err;
-	int64_t now = bw_mono_us(), until = 0;
-	int app_bound = 0;
-	if (a->per_attempt)
-		until = now + a->per_attempt;
-	if (deadline && (!until || deadline < until))
-		until = deadline;
-	if (a->app_timeout && (!until || now + a->app_timeout < until)) {
-		until = now + a->app_timeout;
-		app_bound = 1;
-	}
-	if (bw_wait_writable(a->fd, until) == ETIMEDOUT) {
-		if (app_bound) {
-			/* the program's own timeout: behave as the kernel does, attempt goes on */
-			return EINPROGRESS;
+		return err;      /* EINTR from a blocking unix connect is the kernel's own */
+	for (;;) {
+		int64_t now = bw_mono_us(), until = 0;
+		int app_bound = 0;
+		if (a->per_attempt)
+			until = now + a->per_attempt;
+		if (deadline && (!until || deadline < until))
+			until = deadline;
+		if (a->app_timeout && (!until || now + a->app_timeout < until)) {
+			until = now + a->app_timeout;
+			app_bound = 1;
 		}
-		reset_socket(a->fd);
-		if (a->per_attempt && until - now == a->per_attempt) {
-			timeout_event(a);
-			return ETIMEDOUT;
+		/* with its own SO_SNDTIMEO the kernel never restarts a connect */
+		int w = bw_wait_writable(a->fd, until,
+					 a->app_timeout ? BW_RESTART_NEVER : BW_RESTART_SA);
+		if (w == EINTR)
+			return leave_in_flight(a);
+		if (w == ETIMEDOUT) {
+			if (app_bound) {
+				/* the program's own timeout: as the kernel does, the attempt
+				 * goes on and the program hears EINPROGRESS */
+				bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+				return EINPROGRESS;
+			}
+			reset_socket(a->fd);
+			if (a->per_attempt && until - now == a->per_attempt) {
+				timeout_event(a);
+				return ETIMEDOUT;
+			}
+			/* cut short by the call's deadline: what the call gives up with is
+			 * the last real outcome, not a timeout of our making */
+			return a->last_err ? a->last_err : ETIMEDOUT;
 		}
-		/* cut short by the call's deadline: what the call gives up with is the last
-		 * real outcome, not a timeout of our making */
-		return a->last_err ? a->last_err : ETIMEDOUT;
+		err = collect(a);
+		if (err != EALREADY)
+			return err;
+		/* woken before the handshake ended: wait on */
 	}
-	int soerr = 0;
-	socklen_t sl = sizeof soerr;
-	if (BW_REAL(getsockopt)(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-		return errno;
-	if (soerr == 0) {
-		/* Linux keeps a socket whose connect finished in the background "connecting"
-		 * until connect() is called once more; without this the program's own next
-		 * connect() would return 0 instead of EISCONN */
-		int saved = errno;
-		BW_REAL(connect)(a->fd, a->sa, a->len);
-		errno = saved;
-	}
-	return soerr;
 }
 
 static int attempt(void *arg, int n, int64_t deadline)
@@ -114,6 +152,28 @@ static int attempt(void *arg, int n, int64_t deadline)
 	int err = attempt_once(a, deadline);
 	a->last_err = err;
 	return err;
+}
+
+/* A signal handler ran in a backoff. The socket was reset for the next attempt; start it
+ * now and let the program finish it, as after a connect interrupted in the kernel (POSIX:
+ * the connection goes on asynchronously). An attempt that ends at once is the outcome. */
+static int on_signal(void *arg, int where, int *result)
+{
+	struct attempt_ctx *a = arg;
+	if (where != BW_WAIT_BACKOFF)
+		return 0;        /* waits before an attempt (limits, delays) run to their end */
+	if (a->sa->sa_family == AF_UNIX) {
+		/* a unix connect never goes on in the background: nothing to start */
+		*result = a->nonblocking ? EAGAIN : EINTR;
+		return 1;
+	}
+	if (BW_REAL(connect)(a->fd, a->sa, a->len) == 0) {
+		*result = 0;
+		return 1;
+	}
+	int err = errno;
+	*result = err == EINPROGRESS ? leave_in_flight(a) : err;
+	return 1;
 }
 
 static int64_t app_send_timeout(int fd)
@@ -129,30 +189,6 @@ static int finish(int rc, int err, int saved)
 {
 	errno = rc < 0 ? err : saved;
 	return rc;
-}
-
-/* Let the program see EINPROGRESS and record the outcome when it reads SO_ERROR. */
-static int connect_observed(struct bw_engine *e, struct bw_call *c, int fd,
-			    const struct sockaddr *sa, socklen_t len, int saved)
-{
-	/* observe mode only logs the would-be fault; `nonblocking: observe` meets it as a
-	 * connect that failed at once, which non-blocking programs handle */
-	struct bw_fault f;
-	if (bw_engine_inject(e, c, &f)) {
-		if (f.delay)
-			e->env.sleep_us(f.delay);
-		if (f.err) {
-			bw_engine_outcome(e, c, f.err);
-			return finish(-1, f.err, saved);
-		}
-	}
-	int rc = BW_REAL(connect)(fd, sa, len);
-	int err = errno;
-	if (rc < 0 && err == EINPROGRESS)
-		bw_pending_add(fd, c->rule, sa, len);
-	else
-		bw_engine_outcome(e, c, rc == 0 ? 0 : err);
-	return finish(rc, err, saved);
 }
 
 /* A fallback destination as an address for this socket's family; -1 if it has none. */
@@ -218,49 +254,162 @@ static void failover_event(struct bw_engine *e, const struct bw_call *c, const c
 /* The primary gave up or its breaker is open: the same socket, reset, is connected to
  * each fallback in turn under the same rule, each with its own breaker. */
 static int try_fallbacks(struct bw_engine *e, struct bw_call *c, struct attempt_ctx *a,
-			 int family, int err)
+			 int family, int err, struct sockaddr_storage *ss)
 {
 	const struct bw_rule *r = c->rule;
 	const char *from = c->dest;
-	char dest[128];
-	struct sockaddr_storage ss;
+	char dest[BW_DEST_NAME_MAX];
 	socklen_t len;
 	for (int i = 0; i < r->n_fallback; i++) {
-		if (fallback_addr(&r->fallback[i], family, &ss, &len) < 0)
+		if (fallback_addr(&r->fallback[i], family, ss, &len) < 0)
 			continue;
 		reset_socket(a->fd);
-		bw_format_sockaddr((struct sockaddr *)&ss, len, dest, sizeof dest);
+		bw_format_sockaddr((struct sockaddr *)ss, len, dest, sizeof dest);
 		c->dest = dest;
 		c->host = r->fallback[i].kind == BW_DEST_HOST ? r->fallback[i].pattern : NULL;
-		c->key = bw_key_sockaddr((struct sockaddr *)&ss, len);
+		c->key = bw_key_sockaddr((struct sockaddr *)ss, len);
 		c->unix_dest = family == AF_UNIX;
 		failover_event(e, c, from);
-		a->sa = (struct sockaddr *)&ss;
+		a->sa = (struct sockaddr *)ss;
 		a->len = len;
 		a->last_err = 0;
 		err = bw_engine_run(e, c, bw_thread_rng());
-		if (err == 0)
-			return 0;
+		if (err == 0 || bw_engine_unfinished(err, 0))
+			return err;
 	}
 	return err;
 }
 
-/* Work out the socket's send/recv rules now that its peer is known. */
+/* Work out the socket's send/recv rules and peer now that its peer is known. */
 static void learn(struct bw_engine *e, int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct bw_fdinfo fi;
-	if (e->ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)) &&
-	    bw_fd_classify(fd, &fi) == BW_FD_SOCKET)
-		bw_sock_learn(e, fd, &fi, sa, len);
+	if (bw_fd_classify(fd, &fi) == BW_FD_SOCKET)
+		bw_sock_learn(e, fd, &fi, sa, len, BW_PEER_CONNECTED);
 }
 
-static int plain_connect(struct bw_engine *e, int fd, const struct sockaddr *sa, socklen_t len)
+/* A connect that succeeded under a rule whose breaker judges connections: the breaker
+ * hears of it when the connection delivers its first byte or breaks first. */
+static void watch(struct bw_engine *e, const struct bw_call *c, int fd)
+{
+	if (c->confirm_later)
+		bw_fd_watch(fd, bw_engine_rule_no(e, c->rule));
+}
+
+/* The outcome of a connect call, as the socket's state afterwards: whether it is (or is
+ * becoming) connected to sa. */
+static int connecting(int rc, int err)
+{
+	return rc == 0 || err == EINPROGRESS || err == EINTR || err == EALREADY ||
+	       err == EISCONN;
+}
+
+/* A socket already connected or connecting (not one whose earlier attempt failed: that
+ * one reads TCP_CLOSE). Asked only on connects a rule matched. */
+static int busy(int fd, int family)
+{
+	int saved = errno, rc = 0;
+	if (family == AF_UNIX) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		rc = getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+	} else {
+		struct tcp_info ti;
+		socklen_t len = sizeof ti;
+		memset(&ti, 0, sizeof ti);
+		rc = BW_REAL(getsockopt)(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+		     ti.tcpi_state != TCP_CLOSE;
+	}
+	errno = saved;
+	return rc;
+}
+
+/* The program's business: the real call answers. When it collects the outcome of a
+ * connect we left in progress, that outcome is recorded now. */
+static int pass_through(struct bw_engine *e, struct bw_call *c, int fd, const struct sockaddr *sa,
+			socklen_t len, int collecting)
 {
 	int rc = BW_REAL(connect)(fd, sa, len);
 	int err = errno;
-	learn(e, fd, sa, len);
+	if (collecting && rc < 0 && (err == EALREADY || err == EINPROGRESS || err == EINTR)) {
+		bw_pending_add(fd, c->rule, sa, len);          /* not finished yet */
+	} else if (collecting) {
+		bw_attempt_injected = 0;
+		int outcome = rc == 0 || err == EISCONN ? 0 : err;
+		bw_engine_outcome(e, c, outcome);
+		if (outcome == 0)
+			watch(e, c, fd);
+	}
 	errno = err;
 	return rc;
+}
+
+/* No retry can happen: admission and injection at the call, then the real call as the
+ * program made it. */
+static int at_once(struct bw_engine *e, struct bw_call *c, int fd, const struct sockaddr *sa,
+		   socklen_t len)
+{
+	int err = bw_engine_admit_call(e, c);
+	if (err)
+		return finish(-1, err, errno);
+	struct bw_fault f;
+	bw_attempt_injected = 0;
+	if (bw_engine_inject(e, c, &f)) {
+		if (f.delay)
+			e->env.sleep_us(f.delay);
+		if (f.err) {
+			bw_engine_outcome(e, c, f.err);
+			return finish(-1, f.err, errno);
+		}
+	}
+	int rc = BW_REAL(connect)(fd, sa, len);
+	err = errno;
+	if (rc < 0 && (err == EINPROGRESS || err == EINTR) && sa->sa_family != AF_UNIX) {
+		bw_pending_add(fd, c->rule, sa, len);
+	} else if (!(rc < 0 && err == EINTR)) {
+		bw_engine_outcome(e, c, rc == 0 ? 0 : err);
+		if (rc == 0)
+			watch(e, c, fd);
+	}
+	errno = err;
+	return rc;
+}
+
+static int can_retry(const struct bw_rule *r)
+{
+	return (r->has_retry && r->retry.attempts > 1) || r->n_fallback > 0;
+}
+
+static int carried(struct bw_engine *e, struct bw_call *c, int fd, const struct sockaddr *sa,
+		   socklen_t len, int flags, const struct bw_fdinfo *fi,
+		   const struct sockaddr **final, socklen_t *final_len,
+		   struct sockaddr_storage *fb)
+{
+	const struct bw_rule *r = c->rule;
+	int nonblocking = flags & O_NONBLOCK;
+	struct attempt_ctx a = { e, c, fd, sa, len, r->timeout.connect, 0, nonblocking != 0, 0 };
+	c->attempt = attempt;
+	c->arg = &a;
+	c->before_retry = before_retry;
+	c->on_signal = on_signal;
+	/* an AF_UNIX connect never waits for a handshake; made non-blocking it would fail
+	 * with EAGAIN on a full backlog where the program expects to wait */
+	int switched = 0;
+	if (!nonblocking && sa->sa_family != AF_UNIX) {
+		if (!fi->timeouts || fi->app_sndtimeo)
+			a.app_timeout = app_send_timeout(fd);
+		switched = BW_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+	}
+	int err = bw_engine_run(e, c, bw_thread_rng());
+	if (err && !bw_engine_unfinished(err, 0) && err != EAGAIN && r->n_fallback)
+		err = try_fallbacks(e, c, &a, sa->sa_family, err, fb);
+	if (switched)
+		BW_REAL(fcntl)(fd, F_SETFL, flags);
+	if (err == 0)
+		watch(e, c, fd);
+	*final = a.sa;
+	*final_len = a.len;
+	return err;
 }
 
 BW_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
@@ -274,45 +423,45 @@ BW_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
 	struct bw_target t = { .op = BW_OP_CONNECT, .addr = sa, .addrlen = len };
 	const struct bw_rule *r = bw_engine_match(e, &t, &host);
 	struct bw_fdinfo fi;
-	/* datagram connects send nothing: nothing to retry */
-	if (!r || bw_fd_classify(fd, &fi) != BW_FD_SOCKET || fi.type != SOCK_STREAM)
-		return plain_connect(e, fd, sa, len);
-
-	int saved = errno;
-	char dest[128];
-	bw_format_sockaddr(sa, len, dest, sizeof dest);
-	int flags = BW_REAL(fcntl)(fd, F_GETFL);
-	int nonblocking = flags >= 0 && (flags & O_NONBLOCK);
-	struct bw_call c = {
-		.rule = r, .op = BW_OP_CONNECT, .call = "connect", .dest = dest, .host = host,
-		.fd = fd, .key = bw_key_sockaddr(sa, len), .unix_dest = sa->sa_family == AF_UNIX,
-		.blocking = !nonblocking,
-	};
-	if (e->mode == BW_MODE_OBSERVE || (nonblocking && r->nonblocking == BW_NB_OBSERVE)) {
-		int rc = connect_observed(e, &c, fd, sa, len, saved);
+	/* datagram connects send nothing: nothing to retry or count */
+	if (!r || bw_fd_classify(fd, &fi) != BW_FD_SOCKET || fi.type != SOCK_STREAM) {
+		int rc = BW_REAL(connect)(fd, sa, len);
 		int err = errno;
-		learn(e, fd, sa, len);
+		if (connecting(rc, err))
+			learn(e, fd, sa, len);
 		errno = err;
 		return rc;
 	}
 
-	struct attempt_ctx a = { e, &c, fd, sa, len, r->timeout.connect, 0, 0 };
-	c.attempt = attempt;
-	c.arg = &a;
-	c.before_retry = before_retry;
-	/* an AF_UNIX connect never waits for a handshake; made non-blocking it would fail
-	 * with EAGAIN on a full backlog where the program expects to wait */
-	int switched = 0;
-	if (!nonblocking && flags >= 0 && sa->sa_family != AF_UNIX) {
-		if (!fi.timeouts || fi.app_sndtimeo)
-			a.app_timeout = app_send_timeout(fd);
-		switched = BW_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+	int saved = errno;
+	char dest[BW_DEST_NAME_MAX];
+	bw_format_sockaddr(sa, len, dest, sizeof dest);
+	struct bw_call c = {
+		.rule = r, .op = BW_OP_CONNECT, .call = "connect", .dest = dest, .host = host,
+		.fd = fd, .key = bw_key_sockaddr(sa, len), .unix_dest = sa->sa_family == AF_UNIX,
+		.confirm_later = r->breaker.enabled,
+	};
+	struct bw_pending p;
+	int collecting = bw_pending_any() && bw_pending_take(fd, &p);
+	if (collecting || busy(fd, sa->sa_family))
+		return pass_through(e, &c, fd, sa, len, collecting);
+
+	int flags = BW_REAL(fcntl)(fd, F_GETFL);
+	int nonblocking = flags >= 0 && (flags & O_NONBLOCK);
+	int rc, err;
+	const struct sockaddr *final = sa;
+	socklen_t final_len = len;
+	struct sockaddr_storage fb;
+	if (flags < 0 || e->mode == BW_MODE_OBSERVE ||
+	    (nonblocking && (r->nonblocking == BW_NB_OBSERVE || !can_retry(r))) ||
+	    (!nonblocking && !can_retry(r) && (!r->timeout.connect || sa->sa_family == AF_UNIX))) {
+		rc = at_once(e, &c, fd, sa, len);
+		err = errno;
+	} else {
+		err = carried(e, &c, fd, sa, len, flags, &fi, &final, &final_len, &fb);
+		rc = err ? -1 : 0;
 	}
-	int err = bw_engine_run(e, &c, bw_thread_rng());
-	if (err && r->n_fallback)
-		err = try_fallbacks(e, &c, &a, sa->sa_family, err);
-	if (switched)
-		BW_REAL(fcntl)(fd, F_SETFL, flags);
-	learn(e, fd, a.sa, a.len);
-	return finish(err ? -1 : 0, err, saved);
+	if (connecting(rc, err))
+		learn(e, fd, final, final_len);
+	return finish(rc, err, saved);
 }

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include "fdtable.h"
 #include "hook.h"
 #include "match.h"
@@ -40,6 +42,16 @@ BW_HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t l
 	return rc;
 }
 
+/* SO_ERROR reads 0 while the handshake is still under way, too. */
+static int still_connecting(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	memset(&ti, 0, sizeof ti);
+	return BW_REAL(getsockopt)(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	       (ti.tcpi_state == TCP_SYN_SENT || ti.tcpi_state == TCP_SYN_RECV);
+}
+
 static void record_connect_outcome(int fd, int soerr)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_CONNECT);
@@ -47,11 +59,20 @@ static void record_connect_outcome(int fd, int soerr)
 	if (!e || !bw_pending_take(fd, &p))
 		return;
 	int saved = errno;
-	char dest[128];
+	if (soerr == 0 && p.addr.ss_family != AF_UNIX && still_connecting(fd)) {
+		bw_pending_add(fd, p.rule, (struct sockaddr *)&p.addr, p.len);
+		errno = saved;
+		return;
+	}
+	char dest[BW_DEST_NAME_MAX];
 	bw_format_sockaddr((struct sockaddr *)&p.addr, p.len, dest, sizeof dest);
 	struct bw_call c = { .rule = p.rule, .op = BW_OP_CONNECT, .call = "connect", .dest = dest,
-			     .fd = fd, .key = bw_key_sockaddr((struct sockaddr *)&p.addr, p.len) };
+			     .fd = fd, .key = bw_key_sockaddr((struct sockaddr *)&p.addr, p.len),
+			     .confirm_later = p.rule->breaker.enabled };
+	bw_attempt_injected = 0;
 	bw_engine_outcome(e, &c, soerr);
+	if (soerr == 0 && c.confirm_later)
+		bw_fd_watch(fd, bw_engine_rule_no(e, p.rule));
 	errno = saved;
 }
 
@@ -61,7 +82,7 @@ BW_HOOK int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (rc != 0 || !val || !len || !bw_tracking())
 		return rc;
 	if (level == SOL_SOCKET && name == SO_ERROR && bw_pending_any() &&
-	    *len >= sizeof(int) && *(int *)val != EINPROGRESS)
+	    *len >= sizeof(int))
 		record_connect_outcome(fd, *(int *)val);
 	if (is_timeo(level, name) && *len >= sizeof(struct timeval)) {
 		struct bw_fdinfo fi;

@@ -7,6 +7,7 @@
 #include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "names.h"
 #include "overrides.h"
 #include "real.h"
+#include "sigrestart.h"
 #include "sink.h"
 #include "state.h"
 
@@ -49,6 +51,46 @@ static void sleep_us(int64_t us)
 	errno = saved;
 }
 
+/* Sleeps until done or until a signal handler runs that the interrupted call must not
+ * outlive: returns the time left then, 0 when it slept the whole time. The wait is a read
+ * of a timer descriptor because the kernel restarts a read after a handler installed with
+ * SA_RESTART and fails it with EINTR after any other: the kernel knows which handler ran,
+ * we would not. Without a descriptor to spare it falls back to nanosleep, and to asking
+ * whether every installed handler restarts. */
+static int64_t nap_us(int64_t us)
+{
+	int saved = errno;
+	int64_t until = bw_mono_us() + us, left = 0;
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (tfd >= 0) {
+		struct itimerspec its = { .it_value = { (time_t)(until / 1000000),
+							(long)(until % 1000000) * 1000 } };
+		uint64_t ticks;
+		ssize_t n = -1;
+		if (timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+			n = syscall(SYS_read, tfd, &ticks, sizeof ticks);
+		int err = errno;
+		BW_REAL(close)(tfd);
+		if (n == (ssize_t)sizeof ticks || (n < 0 && err == EINTR)) {
+			left = until - bw_mono_us();
+			errno = saved;
+			return n < 0 && left > 0 ? left : 0;
+		}
+	}
+	for (;;) {
+		left = until - bw_mono_us();
+		if (left <= 0)
+			break;
+		struct timespec ts = { (time_t)(left / 1000000), (long)(left % 1000000) * 1000 };
+		if (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL) == EINTR && !bw_sig_restarts()) {
+			left = until - bw_mono_us();
+			break;
+		}
+	}
+	errno = saved;
+	return left > 0 ? left : 0;
+}
+
 static long tid(void)
 {
 	return (long)syscall(SYS_gettid);
@@ -60,6 +102,7 @@ static const struct bw_env shim_env = {
 	.sleep_us = sleep_us,
 	.emit = bw_sink_write,
 	.tid = tid,
+	.nap_us = nap_us,
 };
 
 struct bw_rng *bw_thread_rng(void)
@@ -92,7 +135,7 @@ static void after_fork_child(void)
 	/* fork returns into the program right after this: kill(0) on dead slots, getrandom
 	 * and the sink must not leave their errno behind */
 	int saved = errno;
-	e->pid = getpid();
+	__atomic_store_n(&e->pid, (long)getpid(), __ATOMIC_RELAXED);
 	/* a child works on its own: its counters start at zero, its jitter differs */
 	for (int i = 0; i < e->cfg->n_rules; i++)
 		memset(e->rt[i].stats, 0, sizeof e->rt[i].stats);

@@ -24,6 +24,8 @@ static const struct {
 	{ "fcntl", offsetof(struct bw_real, fcntl) },
 	{ "fcntl64", offsetof(struct bw_real, fcntl64) },
 	{ "fclose", offsetof(struct bw_real, fclose) },
+	{ "freopen", offsetof(struct bw_real, freopen) },
+	{ "freopen64", offsetof(struct bw_real, freopen64) },
 	{ "getsockopt", offsetof(struct bw_real, getsockopt) },
 	{ "setsockopt", offsetof(struct bw_real, setsockopt) },
 	{ "send", offsetof(struct bw_real, send) },

@@ -1,20 +1,17 @@
 /* Send and receive under a rule. A descriptor that is not a socket, or a socket no rule
  * covers, costs a table lookup and nothing else. Timeouts ride on SO_RCVTIMEO/SO_SNDTIMEO,
- * set once per socket, so a blocking call under a timeout rule costs no extra system call:
- * the kernel's EAGAIN on a blocking socket is then our timeout, reported as ETIMEDOUT. */
+ * set once per connected socket, so a blocking call under a timeout rule costs no extra
+ * system call: the kernel's EAGAIN on a blocking socket is then our timeout, reported as
+ * ETIMEDOUT. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/time.h>
 #include "match.h"
 #include "real.h"
+#include "sigrestart.h"
 #include "sockio.h"
 #include "state.h"
-
-static int rule_no(const struct bw_rule *r, const struct bw_engine *e)
-{
-	return r ? (int)(r - e->cfg->rules) + 1 : 0;
-}
 
 static void set_timeout(int fd, int name, bw_usec us)
 {
@@ -22,16 +19,55 @@ static void set_timeout(int fd, int name, bw_usec us)
 	BW_REAL(setsockopt)(fd, SOL_SOCKET, name, &tv, sizeof tv);
 }
 
+/* The socket has a timeout of its own for this direction: the program set it, or it came
+ * with the socket (an accepted socket inherits the listener's). */
+static int has_timeout(int fd, int name)
+{
+	struct timeval tv = { 0, 0 };
+	socklen_t len = sizeof tv;
+	return BW_REAL(getsockopt)(fd, SOL_SOCKET, name, &tv, &len) == 0 &&
+	       (tv.tv_sec || tv.tv_usec);
+}
+
+/* The policy's timeout for one direction, where the program has none: a timeout it set,
+ * or one the socket inherited, keeps its meaning. */
+static void apply_timeout(int fd, struct bw_fdinfo *fi, int ours_before, int name, bw_usec us)
+{
+	int *app = name == SO_RCVTIMEO ? &fi->app_rcvtimeo : &fi->app_sndtimeo;
+	if (!us || *app)
+		return;
+	/* a value we set ourselves earlier is ours to replace */
+	if (!ours_before && has_timeout(fd, name)) {
+		*app = 1;
+		return;
+	}
+	set_timeout(fd, name, us);
+	fi->timeouts = 1;
+}
+
 void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const struct sockaddr *sa,
-		   socklen_t len)
+		   socklen_t len, enum bw_peer how)
 {
 	int saved = errno;
 	struct sockaddr_storage ss;
+	int connected = how == BW_PEER_CONNECTED;
 	if (!sa) {
 		len = sizeof ss;
-		if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 &&
-		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-			len = 0;
+		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+			connected = 1;
+		} else if (errno == ENOTSOCK) {
+			/* the number was reused behind our back (a path we do not hook) */
+			bw_fd_set_other(fd);
+			fi->kind = BW_FD_OTHER;
+			errno = saved;
+			return;
+		} else if (how == BW_PEER_ACCEPTED) {
+			len = 0;     /* the peer left before we asked: no peer, no rules */
+		} else {
+			len = sizeof ss;
+			if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+				len = 0;
+		}
 		sa = len ? (struct sockaddr *)&ss : NULL;
 	}
 	struct bw_target t = { .op = BW_OP_SEND, .addr = sa, .addrlen = len };
@@ -41,20 +77,18 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 	t.op = BW_OP_ACCEPT;
 	const struct bw_rule *a = sa ? bw_engine_match(e, &t, NULL) : NULL;
 	fi->io_known = 1;
-	fi->send_rule = rule_no(s, e);
-	fi->recv_rule = rule_no(r, e);
-	fi->accept_rule = rule_no(a, e);
+	fi->send_rule = bw_engine_rule_no(e, s);
+	fi->recv_rule = bw_engine_rule_no(e, r);
+	fi->accept_rule = bw_engine_rule_no(e, a);
 	fi->key = bw_key_sockaddr(sa, len);
-	/* observe mode changes nothing, timeouts included */
-	if (e->mode != BW_MODE_OBSERVE) {
-		if (s && s->timeout.send && !fi->app_sndtimeo) {
-			set_timeout(fd, SO_SNDTIMEO, s->timeout.send);
-			fi->timeouts = 1;
-		}
-		if (r && r->timeout.recv && !fi->app_rcvtimeo) {
-			set_timeout(fd, SO_RCVTIMEO, r->timeout.recv);
-			fi->timeouts = 1;
-		}
+	if (connected)
+		bw_fd_set_peer(fd, sa, len);
+	/* timeouts belong to connected sockets (never a listener, whose accept would time
+	 * out, nor an unconnected datagram socket); observe mode changes nothing */
+	if (connected && e->mode != BW_MODE_OBSERVE) {
+		int ours = fi->timeouts;
+		apply_timeout(fd, fi, ours, SO_SNDTIMEO, s ? s->timeout.send : 0);
+		apply_timeout(fd, fi, ours, SO_RCVTIMEO, r ? r->timeout.recv : 0);
 	}
 	bw_fd_put(fd, fi);
 	errno = saved;
@@ -63,9 +97,14 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 void bw_sock_peer_name(const struct bw_call *c, char *buf, size_t cap)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
+	socklen_t len = bw_fd_peer(c->fd, &ss);
 	int saved = errno;
-	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
+	if (!len) {
+		len = sizeof ss;
+		if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+			len = 0;
+	}
+	if (len)
 		bw_format_sockaddr((struct sockaddr *)&ss, len, buf, cap);
 	else
 		buf[0] = '\0';
@@ -80,7 +119,6 @@ struct run_ctx {
 	struct bw_fdinfo fi;
 	int have_fi;
 	int passed_err;          /* an error handed to the program as it is (EAGAIN) */
-	char dest[128];          /* the peer, kept when a reset makes it unknowable */
 };
 
 static int blocking(int fd)
@@ -97,13 +135,27 @@ static const struct bw_fdinfo *fdinfo(struct run_ctx *r)
 	return &r->fi;
 }
 
-/* Our own SO_RCVTIMEO/SO_SNDTIMEO ran out, as opposed to a non-blocking socket's EAGAIN
- * or a timeout the program set itself. */
-static int our_timeout(struct run_ctx *r)
+/* Our own SO_RCVTIMEO/SO_SNDTIMEO is on this direction of the socket. */
+static int ours_timed(struct run_ctx *r)
 {
 	const struct bw_fdinfo *fi = fdinfo(r);
 	int app = r->x->op == BW_OP_RECV ? fi->app_rcvtimeo : fi->app_sndtimeo;
-	return fi->timeouts && !app && !r->x->dontwait && blocking(r->x->fd);
+	return fi->timeouts && !app;
+}
+
+/* Our own timeout ran out, as opposed to a non-blocking socket's EAGAIN or a timeout the
+ * program set itself. */
+static int our_timeout(struct run_ctx *r)
+{
+	return ours_timed(r) && !r->x->dontwait && blocking(r->x->fd);
+}
+
+/* A signal handler interrupted the real call. With no timeout on the socket the kernel
+ * would have restarted it under SA_RESTART; our timeout makes the kernel say EINTR
+ * instead, so we restart it where the program's own call would have been. */
+static int restart_after_signal(struct run_ctx *r)
+{
+	return ours_timed(r) && bw_sig_restarts();
 }
 
 static void timeout_event(const struct run_ctx *r)
@@ -128,6 +180,19 @@ static void reset_connection(int fd)
 	errno = saved;
 }
 
+/* A wait of ours (limit, delay, backoff) that a signal handler interrupted ends a call on
+ * a blocking socket with EINTR, before any byte moved, as the kernel's own wait would. A
+ * non-blocking call never says EINTR: it waits on. */
+static int on_signal(void *arg, int where, int *result)
+{
+	struct run_ctx *r = arg;
+	(void)where;
+	if (r->x->dontwait || !blocking(r->x->fd))
+		return 0;
+	*result = EINTR;
+	return 1;
+}
+
 /* An injected fault for this transfer: 1 when it ends the attempt (*err set), 0 to go on
  * with *len perhaps cut short. Bytes are never invented or lost: a partial transfer moves
  * a prefix and eof reads nothing. */
@@ -137,12 +202,9 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 	struct bw_xfer *x = r->x;
 	if (!bw_engine_inject(r->e, r->c, &f))
 		return 0;
-	if (f.delay)
-		r->e->env.sleep_us(f.delay);
+	if (f.delay && bw_engine_wait(r->e, r->c, f.delay, BW_WAIT_DELAY, err))
+		return 1;
 	if (f.reset) {
-		/* name the peer now: after the reset it is gone */
-		bw_sock_peer_name(r->c, r->dest, sizeof r->dest);
-		r->c->dest = r->dest;
 		reset_connection(x->fd);
 		*err = ECONNRESET;
 		return 1;
@@ -156,7 +218,7 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 		*err = 0;
 		return 1;
 	}
-	/* a datagram cut short would lose its tail: partial is for streams only */
+	/* a datagram or record cut short would lose its tail: partial is for streams only */
 	if (f.partial && *len > 1 && fdinfo(r)->type == SOCK_STREAM)
 		*len = 1 + (size_t)(f.draw % (*len - 1));
 	return 0;
@@ -167,17 +229,29 @@ static int attempt(void *arg, int n, int64_t deadline)
 	struct run_ctx *r = arg;
 	struct bw_xfer *x = r->x;
 	(void)n, (void)deadline;
-	size_t want = x->len;
-	int ierr;
-	if (r->c->rule->n_inject && inject(r, &want, &ierr))
-		return ierr;
-	if (x->op == BW_OP_SEND && want)
-		want = bw_engine_bytes(r->e, r->c, want, !x->shorten);
-	ssize_t got = x->fn(x, want);
+	size_t want = x->len, taken = 0;
+	int err;
+	if (r->c->rule->n_inject && inject(r, &want, &err))
+		return err;
+	if (x->op == BW_OP_SEND && want) {
+		/* only a plain stream send may be cut; a datagram or record goes whole, even
+		 * one larger than the bucket can ever hold */
+		int whole = !x->shorten || fdinfo(r)->type != SOCK_STREAM;
+		taken = bw_engine_take_bytes(r->e, r->c, want, whole, &err);
+		if (err)
+			return err;
+		if (!whole)
+			want = taken;
+	}
+	ssize_t got;
+	for (;;) {
+		got = x->fn(x, want);
+		if (got >= 0 || errno != EINTR || !restart_after_signal(r))
+			break;
+	}
 	if (got < 0) {
-		int err = errno;
-		if (x->op == BW_OP_SEND)
-			bw_engine_unbytes(r->e, r->c, want);
+		err = errno;
+		bw_engine_unbytes(r->e, r->c, taken);
 		if (err == EAGAIN || err == EWOULDBLOCK) {
 			if (!our_timeout(r)) {
 				r->passed_err = err;
@@ -189,12 +263,43 @@ static int attempt(void *arg, int n, int64_t deadline)
 		}
 		return err;
 	}
-	if (x->op == BW_OP_SEND && (size_t)got < want)
-		bw_engine_unbytes(r->e, r->c, want - (size_t)got);
+	if (x->op == BW_OP_SEND && (size_t)got < taken)
+		bw_engine_unbytes(r->e, r->c, taken - (size_t)got);
 	else if (x->op == BW_OP_RECV && got > 0)
 		bw_engine_bytes(r->e, r->c, (size_t)got, 1);   /* pace what already arrived */
 	x->result = got;
 	return 0;
+}
+
+/* A breaker watches this connection (see bw_engine_confirm): its first byte in says the
+ * connect worked; a reset, an EOF or our timeout before that says it did not. Returns 1
+ * when it counted a failure, which the connection then does not count a second time. */
+static int judge_watched(struct bw_engine *e, struct bw_xfer *x, ssize_t got, int err)
+{
+	int failed;
+	if (got > 0 && x->op == BW_OP_RECV)
+		failed = 0;
+	else if (got == 0 && x->op == BW_OP_RECV && x->len > 0)
+		failed = 1;
+	else if (got < 0 && (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT ||
+			     err == ECONNABORTED))
+		failed = 1;
+	else
+		return 0;
+	int no = bw_fd_unwatch(x->fd);
+	if (!no)
+		return 0;
+	struct bw_call c = {
+		.rule = &e->cfg->rules[no - 1], .op = BW_OP_CONNECT, .call = "connect",
+		.fd = x->fd, .dest_of = bw_sock_peer_name,
+	};
+	uint64_t key;
+	bw_fd_word(x->fd, &key);
+	c.key = key;
+	int saved = errno;
+	bw_engine_confirm(e, &c, failed);
+	errno = saved;
+	return failed;
 }
 
 ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
@@ -208,36 +313,45 @@ ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
 		if (bw_fd_classify(x->fd, &r.fi) != BW_FD_SOCKET)
 			return x->fn(x, x->len);
 		if (!r.fi.io_known)
-			bw_sock_learn(e, x->fd, &r.fi, NULL, 0);
+			bw_sock_learn(e, x->fd, &r.fi, NULL, 0, BW_PEER_ASK);
+		if (r.fi.kind != BW_FD_SOCKET)
+			return x->fn(x, x->len);
 		r.have_fi = 1;
 		r.key = r.fi.key;
+		r.word = bw_fd_word(x->fd, &r.key);
 	}
-	int no = r.have_fi ? (x->op == BW_OP_SEND ? r.fi.send_rule : r.fi.recv_rule)
-			   : BW_FDW_GET(r.word, x->op == BW_OP_SEND ? BW_FDW_SEND : BW_FDW_RECV,
-					BW_FDW_RULE_BITS);
-	if (!no)
-		return x->fn(x, x->len);
+	int no = BW_FDW_GET(r.word, x->op == BW_OP_SEND ? BW_FDW_SEND : BW_FDW_RECV,
+			    BW_FDW_RULE_BITS);
+	int watched = (r.word & BW_FDW_BIT(BW_FDW_WATCH)) != 0;
+	if (!no) {
+		ssize_t got = x->fn(x, x->len);
+		if (watched)
+			judge_watched(e, x, got, errno);
+		return got;
+	}
 
 	int saved = errno;
 	struct bw_call c = {
 		.rule = &e->cfg->rules[no - 1], .op = x->op, .call = x->call, .fd = x->fd,
-		.key = r.key, .dest_of = bw_sock_peer_name,
+		.key = r.key, .dest_of = bw_sock_peer_name, .on_signal = on_signal,
 	};
-	/* dest is filled only on a reset: clearing all of it would cost every call */
-	r.e = e, r.x = x, r.c = &c, r.passed_err = 0, r.dest[0] = '\0';
+	r.e = e, r.x = x, r.c = &c, r.passed_err = 0;
 	c.attempt = attempt;
 	c.arg = &r;
 	int err;
 	if (bw_engine_direct(c.rule, x->op)) {
 		bw_engine_count(e, c.rule, BW_ST_CALLS);
 		err = attempt(&r, 1, 0);
-		if (err)
+		if (err && !bw_engine_unfinished(err, 0))
 			bw_engine_failed(e, &c, err, 1, 0);
 	} else {
 		err = bw_engine_run(e, &c, bw_thread_rng());
 	}
+	int counted = watched && judge_watched(e, x, err ? -1 : x->result,
+					       err ? err : r.passed_err);
 	if (err) {
-		bw_engine_count_failure(e, &c, err);
+		if (!counted)
+			bw_engine_count_failure(e, &c, err);
 		errno = err;
 		return -1;
 	}

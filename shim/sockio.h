@@ -21,10 +21,16 @@ struct bw_xfer {
 	ssize_t result;
 };
 
-/* Rules and timeouts for a socket whose peer (or, for a listener, own address) is sa;
- * sa NULL: asked of the kernel. Updates *fi and the table. */
+enum bw_peer {
+	BW_PEER_ASK,             /* sa is NULL: ask the kernel for the peer, else own address */
+	BW_PEER_ACCEPTED,        /* sa is NULL: a socket just accepted; ask for its peer */
+	BW_PEER_CONNECTED        /* sa is the peer the socket is connected (or connecting) to */
+};
+
+/* Rules, peer and timeouts for a socket whose peer (or, for a listener, own address) is
+ * sa. Timeouts go on connected sockets only. Updates *fi and the table. */
 void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const struct sockaddr *sa,
-		   socklen_t len);
+		   socklen_t len, enum bw_peer how);
 
 /* Run one transfer; the hook returns this. */
 ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x);

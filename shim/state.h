@@ -3,6 +3,7 @@
 #ifndef BW_STATE_H
 #define BW_STATE_H
 
+#include <unistd.h>
 #include "engine.h"
 #include "guard.h"
 
@@ -44,6 +45,16 @@ static inline struct bw_engine *bw_engine_for(enum bw_op op)
 static inline int bw_tracking(void)
 {
 	return __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) != BW_LIFE_OFF;
+}
+
+/* A child running in its parent's memory until it execs (vfork, posix_spawn, clone with
+ * CLONE_VM): whatever it writes of our state, the parent finds changed, so its hooks must
+ * write nothing. It shows itself by a pid that is not the one we follow (a forked child's
+ * handler updates ours). A system call: asked only where a hook is about to write. */
+static inline int bw_borrowed_memory(void)
+{
+	long pid = __atomic_load_n(&bw_shim.engine.pid, __ATOMIC_RELAXED);
+	return pid && getpid() != pid;
 }
 
 /* This thread's random source, reseeded after fork. */

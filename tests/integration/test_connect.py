@@ -344,30 +344,54 @@ print(sum(ok))
 
 
 class Signals(ShimTest):
+    """A signal handler that runs while a connect is retried: with SA_RESTART the kernel
+    would have restarted the program's own connect, so the retries go on; without it (a
+    Python handler, which never sets SA_RESTART) the connect returns EINTR as the kernel
+    would, with an attempt in flight that the program then finishes itself."""
 
     CODE = """
-import signal, socket, sys
+import signal, socket, sys, time
 signal.signal(signal.SIGALRM, lambda sig, frame: None)
+if sys.argv[3] == "restart":
+    signal.siginterrupt(signal.SIGALRM, False)
 signal.setitimer(signal.ITIMER_REAL, 0.03, 0.03)
 timeout = None if sys.argv[2] == "none" else float(sys.argv[2])
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=timeout)
+t0 = time.monotonic()
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=timeout)
+except ConnectionRefusedError:
+    signal.setitimer(signal.ITIMER_REAL, 0, 0)
+    print("refused %.1f" % (time.monotonic() - t0))
+    sys.exit(0)
 signal.setitimer(signal.ITIMER_REAL, 0, 0)
 s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
 print(s.recv(4096).endswith(b"ok"))
 """
 
-    def test_signals_during_retry(self):
-        """A timer signal every 30ms interrupts the waits of the retry loop; the
-        connect still ends connected, blocking or not (PRELOAD-PITFALLS 16)."""
+    def test_sa_restart_handlers_let_the_retries_go_on(self):
         for mode in ("none", "5"):
             with self.subTest(timeout=mode):
                 srv = self.server(delay_s=1.0)
                 pol, log = self.wd.policy(late_rule(srv.port), name="p%d.yaml" % srv.port,
                                           log="e%d.log" % srv.port)
-                r = run(py(self.CODE, srv.port, mode), shim=True, policy=pol)
+                r = run(py(self.CODE, srv.port, mode, "restart"), shim=True, policy=pol)
                 self.assertOk(r)
                 self.assertEqual(r.stdout.strip(), "True", repr(r))
                 self.assertRecovered(read_events(log), rule="late")
+
+    def test_other_handlers_end_the_call(self):
+        """The first signal ends the retrying connect: Python sees the in-flight
+        attempt's refusal at once, not after the server came up a second later."""
+        for mode in ("none", "5"):
+            with self.subTest(timeout=mode):
+                srv = self.server(delay_s=1.0)
+                pol, log = self.wd.policy(late_rule(srv.port), name="q%d.yaml" % srv.port,
+                                          log="f%d.log" % srv.port)
+                r = run(py(self.CODE, srv.port, mode, "eintr"), shim=True, policy=pol)
+                self.assertOk(r)
+                self.assertTrue(r.stdout.startswith("refused"), repr(r))
+                self.assertLess(float(r.stdout.split()[1]), 0.9, repr(r))
+                self.assertFalse(events_of(read_events(log), "recovered"), repr(r))
 
 
 if __name__ == "__main__":

@@ -440,8 +440,9 @@ class InjectResolve(InjectTest):
 # -- 3. send and recv: partial transfers, EINTR, reproducibility ---------------------------
 
 class EchoThroughFaults(InjectTest):
-    """300 messages echoed through injected partial sends and receives and EINTR (which
-    send/recv retry by default) arrive intact; the same seed hits the same calls.
+    """300 messages echoed through injected partial sends and receives and EINTR (retried
+    because the rule lists it: a real EINTR never is) arrive intact; the same seed hits
+    the same calls.
 
     What is compared between runs, and why it is deterministic: the client is one
     blocking thread whose i-th send() asks for the rest of its current message. A blocking
@@ -461,7 +462,7 @@ class EchoThroughFaults(InjectTest):
         srv = self.track(Server(echo_handler))
         pol, log = self.wd.policy(
             rule("echo", ["send", "recv"], [srv.dest],
-                 "    retry: { attempts: 10, backoff: { base: 1ms, max: 2ms } }\n"
+                 "    retry: { attempts: 10, on: [EINTR], backoff: { base: 1ms, max: 2ms } }\n"
                  "    inject:\n"
                  "      - { ops: [send], partial: true, probability: 30% }\n"
                  "      - { ops: [send], errno: EINTR, probability: 10% }\n"

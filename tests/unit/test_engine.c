@@ -160,11 +160,11 @@ static void test_default_lists_per_op(void **s)
 	assert_true(bw_retryable(&rule, &c, bw_err_eai(EAI_AGAIN)));
 	assert_false(bw_retryable(&rule, &c, bw_err_eai(EAI_NONAME)));
 	c.op = BW_OP_SEND;
-	assert_true(bw_retryable(&rule, &c, EINTR));
+	assert_true(bw_retryable(&rule, &c, ENOBUFS));
+	/* a signal handler's EINTR and a timeout's EAGAIN belong to the program */
+	assert_false(bw_retryable(&rule, &c, EINTR));
 	assert_false(bw_retryable(&rule, &c, EAGAIN));
 	assert_false(bw_retryable(&rule, &c, ECONNRESET));
-	c.blocking = 1;
-	assert_true(bw_retryable(&rule, &c, EAGAIN));
 	c.op = BW_OP_SQLITE;
 	assert_true(bw_retryable(&rule, &c, bw_err_sqlite(5)));
 	assert_true(bw_retryable(&rule, &c, bw_err_sqlite(5 | 2 << 8)));
@@ -374,6 +374,132 @@ static void test_direct_path_reports_as_the_driver_does(void **s)
 	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_FAILURES), 2);
 }
 
+/* A real EINTR is never retried, even when `on` lists it; an injected one may be. */
+static void test_real_eintr_is_the_programs(void **s)
+{
+	(void)s;
+	rule.retry.on[0] = EINTR;
+	rule.retry.n_on = 1;
+	struct bw_call c = { .rule = &rule, .op = BW_OP_RECV };
+	bw_attempt_injected = 0;
+	assert_false(bw_retryable(&rule, &c, EINTR));
+	bw_attempt_injected = 1;
+	assert_true(bw_retryable(&rule, &c, EINTR));
+	bw_attempt_injected = 0;
+	/* an attempt that says EINTR ends the call at once, uncounted, with no event */
+	script[0] = EINTR;
+	script_len = 1;
+	assert_int_equal(run(BW_OP_RECV), EINTR);
+	assert_int_equal(calls, 1);
+	assert_int_equal(eng.rt[0].stats[BW_ST_FAILURES], 0);
+	assert_int_equal(fake_log_len, 0);
+}
+
+static int signal_result;
+static int signal_where = -1;
+static int end_on_signal(void *arg, int where, int *result)
+{
+	(void)arg;
+	signal_where = where;
+	if (signal_result < 0)
+		return 0;
+	*result = signal_result;
+	return 1;
+}
+
+static int run_with_signal(int op)
+{
+	struct bw_call c = { .rule = &rule, .op = op, .call = "connect", .dest = "127.0.0.1:1",
+			     .fd = 3, .attempt = scripted, .before_retry = count_reset,
+			     .on_signal = end_on_signal };
+	struct bw_rng rng = { 5 };
+	return bw_engine_run(&eng, &c, &rng);
+}
+
+/* A signal handler that runs in a backoff ends the call with what the hook makes of it;
+ * one the hook waits through (returns 0) only costs the sleep its remaining time. */
+static void test_signal_in_backoff(void **s)
+{
+	(void)s;
+	for (int i = 0; i < 10; i++)
+		script[i] = ECONNREFUSED;
+	script_len = 10;
+	signal_result = EINTR;
+	fake_signal_after = 30000;
+	assert_int_equal(run_with_signal(BW_OP_CONNECT), EINTR);
+	assert_int_equal(calls, 1);
+	assert_int_equal(signal_where, BW_WAIT_BACKOFF);
+	assert_int_equal(fake_slept_total, 30000);
+	assert_int_equal(fake_count("\"event\":\"gave_up\""), 0);
+
+	/* the hook waits on: the backoff still lasts its whole 100 ms */
+	calls = 0;
+	fake_slept_total = 0;
+	signal_result = -1;
+	fake_signal_after = 30000;
+	script_len = 1;
+	assert_int_equal(run_with_signal(BW_OP_CONNECT), 0);
+	assert_int_equal(calls, 2);
+	assert_int_equal(fake_slept_total, 100000);
+
+	/* an attempt the hook finished at once is the call's outcome */
+	calls = 0;
+	signal_result = 0;
+	fake_signal_after = 10;
+	script_len = 10;
+	assert_int_equal(run_with_signal(BW_OP_CONNECT), 0);
+	assert_int_equal(calls, 1);
+}
+
+/* A signal in a limiter's wait ends a call whose hook says so. */
+static void test_signal_in_limit_wait(void **s)
+{
+	(void)s;
+	rule.has_retry = 0;
+	rule.rate_limit = (struct bw_rate_limit){ .enabled = 1, .scope = BW_SCOPE_RULE,
+						  .rate = 1, .burst = 1, .on_limit = BW_LIMIT_WAIT,
+						  .max_wait = 5000000 };
+	assert_int_equal(run_with_signal(BW_OP_RECV), 0);     /* the one token */
+	signal_result = EINTR;
+	fake_signal_after = 1000;
+	assert_int_equal(run_with_signal(BW_OP_RECV), EINTR);
+	assert_int_equal(signal_where, BW_WAIT_LIMIT);
+	assert_int_equal(calls, 1);
+}
+
+/* A connect that succeeds with confirm_later does not reset a closed breaker's count of
+ * failures in a row; the confirmation does. A server that accepts and then resets every
+ * connection trips it. */
+static void test_connect_success_waits_for_confirmation(void **s)
+{
+	(void)s;
+	rule.has_retry = 0;
+	rule.breaker = (struct bw_breaker){ .enabled = 1, .scope = BW_SCOPE_RULE,
+					    .consecutive = 2, .open_for = 1000000,
+					    .open_for_max = 1000000, .half_open_probes = 1 };
+	struct bw_call c = { .rule = &rule, .op = BW_OP_CONNECT, .call = "connect", .fd = 3,
+			     .attempt = scripted, .confirm_later = 1 };
+	struct bw_rng rng = { 5 };
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
+		bw_engine_confirm(&eng, &c, 1);     /* reset before the first byte */
+	}
+	assert_int_equal(eng.rt[0].whole->brk.pos, BW_BRK_OPEN);
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), ECONNREFUSED);   /* rejected */
+
+	/* half open: a connection that is made closes it at once */
+	fake_now += 1000001;
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
+	assert_int_equal(eng.rt[0].whole->brk.pos, BW_BRK_CLOSED);
+	/* and a confirmed connection clears the count */
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
+	bw_engine_confirm(&eng, &c, 1);
+	assert_int_equal(eng.rt[0].whole->brk.consecutive, 1);
+	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
+	bw_engine_confirm(&eng, &c, 0);
+	assert_int_equal(eng.rt[0].whole->brk.consecutive, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +521,10 @@ int main(void)
 		T(test_start_and_exit_events),
 		T(test_direct_path_only_when_nothing_to_decide),
 		T(test_direct_path_reports_as_the_driver_does),
+		T(test_real_eintr_is_the_programs),
+		T(test_signal_in_backoff),
+		T(test_signal_in_limit_wait),
+		T(test_connect_success_waits_for_confirmation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

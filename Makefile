@@ -29,7 +29,7 @@ ITEST_SO   := $(patsubst tests/integration/progs/%.so.c,$(BUILD)/itest/%.so,$(wi
 LIB  := $(BUILD)/libbulwark.so
 TOOL := $(BUILD)/bulwark
 
-.PHONY: all deps test check unit unit-bins integration demo install clean bench check-asan \
+.PHONY: all deps test check unit unit-bins integration demo install clean bench bench-instr check-asan \
 	check-tsan san-progs sanitizer-builds
 
 all: deps-build $(LIB) $(TOOL)
@@ -96,6 +96,10 @@ demo: deps all
 bench: deps all
 	@sh tests/bench/run.sh
 	@sh tests/bench/sqlite_contention.sh
+
+# Instructions per send/recv under callgrind: a count, steady under any load.
+bench-instr: all
+	@sh tests/bench/instr.sh --check
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -17,6 +17,7 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 	e->pid = pid;
 	e->prog = prog ? prog : "";
 	e->seed = seed ? seed : 1;
+	e->gen = 1;
 	e->level = cfg->log.level;
 	e->mode = cfg->mode;
 	int n = cfg->n_rules > 0 ? cfg->n_rules : 1;
@@ -47,6 +48,11 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 				return -1;
 			}
 		}
+		for (int op = 0; op < BW_OP_COUNT; op++)
+			if (bw_engine_direct(r, op))
+				e->rt[i].direct_ops |= BW_OPBIT(op);
+		if (!(r->rate_limit.enabled && r->rate_limit.bytes))
+			e->rt[i].plain_ops = e->rt[i].direct_ops;
 		int keyed = (r->breaker.enabled && r->breaker.scope == BW_SCOPE_DEST) ||
 			    (r->rate_limit.enabled && r->rate_limit.scope == BW_SCOPE_DEST);
 		if (hit && keyed &&
@@ -87,20 +93,22 @@ static struct bw_rule_rt *rt_of(struct bw_engine *e, const struct bw_rule *r)
 
 /* Each thread counts calls on its own stripe, so threads sending on the same rule do not
  * bounce one cache line between cores on every call. */
-static unsigned call_stripe(void)
+__thread unsigned bw_call_stripe __attribute__((tls_model("initial-exec")));
+static unsigned stripes_given;
+
+unsigned bw_call_stripe_slow(void)
 {
-	static unsigned next;
-	static __thread unsigned mine __attribute__((tls_model("initial-exec")));
-	if (!mine)
-		mine = __atomic_add_fetch(&next, 1, __ATOMIC_RELAXED);
-	return mine % BW_CALL_STRIPES;
+	bw_call_stripe = __atomic_add_fetch(&stripes_given, 1, __ATOMIC_RELAXED);
+	if (!bw_call_stripe)
+		bw_call_stripe = __atomic_add_fetch(&stripes_given, 1, __ATOMIC_RELAXED);
+	return bw_call_stripe;
 }
 
 void bw_engine_count(struct bw_engine *e, const struct bw_rule *r, enum bw_stat st)
 {
 	struct bw_rule_rt *rt = rt_of(e, r);
 	if (st == BW_ST_CALLS)
-		__atomic_add_fetch(&rt->calls[call_stripe()].n, 1, __ATOMIC_RELAXED);
+		bw_engine_count_call(e, (int)(rt - e->rt));
 	else
 		__atomic_add_fetch(&rt->stats[st], 1, __ATOMIC_RELAXED);
 }

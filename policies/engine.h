@@ -58,6 +58,8 @@ struct bw_rule_rt {
 	int own_lock;                            /* where lock and whole point unless */
 	struct bw_dest_state own_whole;          /* state is shared by a process tree */
 	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected */
+	unsigned direct_ops;                     /* ops that may skip the retry driver */
+	unsigned plain_ops;                      /* ... and have no byte bucket either */
 };
 
 /* A fault to inject into one attempt (SPEC 3.8). */
@@ -77,6 +79,7 @@ struct bw_engine {
 	unsigned ops;                    /* ops of the active rules */
 	struct bw_rule_rt *rt;
 	uint64_t seed;                   /* effective seed (never 0) */
+	unsigned gen;                    /* generation of the loaded policy (from 1) */
 	enum bw_level level;
 	enum bw_mode mode;
 };
@@ -203,6 +206,17 @@ void bw_engine_after_fork(struct bw_engine *e);
 void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_event *ev);
 int bw_engine_wants(const struct bw_engine *e, enum bw_level lvl);
 void bw_engine_count(struct bw_engine *e, const struct bw_rule *r, enum bw_stat st);
+
+extern __thread unsigned bw_call_stripe __attribute__((tls_model("initial-exec")));
+unsigned bw_call_stripe_slow(void);
+/* One more call of rule index i, on this thread's stripe: the hot path's only write. */
+static inline void bw_engine_count_call(struct bw_engine *e, int i)
+{
+	unsigned s = bw_call_stripe;
+	if (__builtin_expect(!s, 0))
+		s = bw_call_stripe_slow();
+	__atomic_add_fetch(&e->rt[i].calls[s % BW_CALL_STRIPES].n, 1, __ATOMIC_RELAXED);
+}
 long bw_engine_stat(const struct bw_engine *e, int rule, enum bw_stat st);
 void bw_engine_start_event(struct bw_engine *e, const char *version);
 void bw_engine_exit_event(struct bw_engine *e);

@@ -1,7 +1,7 @@
 /* The descriptor table: 1024 pages of 1024 entries, each page mapped on first write. mmap
- * rather than malloc: a hook may be the first to touch a page from a signal handler. An
- * entry is one packed word, which is all the hot path reads, plus the destination key,
- * the connect rule a breaker watch reports to, and the peer kept for events. */
+ * rather than malloc: a hook may be the first to touch a page from a signal handler. The
+ * hot words and the cold entries live in pages of their own, so that the pass-through
+ * test indexes an array of words. */
 #include <errno.h>
 #include <sys/mman.h>
 #include <dirent.h>
@@ -17,58 +17,81 @@
 #define PAGE_BITS BW_FD_PAGE_BITS
 #define PAGE_FDS (1u << PAGE_BITS)
 
-struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
+uint64_t *bw_fd_words[BW_FD_MAX >> BW_FD_PAGE_BITS];
+struct bw_fd_cold *bw_fd_colds[BW_FD_MAX >> BW_FD_PAGE_BITS];
 
 #define F(v, shift, bits) (((uint64_t)(v) & ((1ull << (bits)) - 1)) << (shift))
 
-static uint64_t pack(const struct bw_fdinfo *i)
+uint64_t bw_fd_pack(const struct bw_fdinfo *i)
 {
-	return F(i->kind, 0, 2) | F(i->family, 2, 8) | F(i->type, 10, 8) |
+	return F(i->kind, 0, 2) | F(i->family, BW_FDW_FAMILY, 6) | F(i->type, BW_FDW_TYPE, 4) |
 	       F(i->io_known, BW_FDW_IO_KNOWN, 1) | F(i->send_rule, BW_FDW_SEND, BW_FDW_RULE_BITS) |
 	       F(i->recv_rule, BW_FDW_RECV, BW_FDW_RULE_BITS) |
 	       F(i->accept_rule, BW_FDW_ACCEPT, BW_FDW_RULE_BITS) |
 	       F(i->timeouts, BW_FDW_TIMEOUTS, 1) | F(i->app_rcvtimeo, BW_FDW_APP_RCVTIMEO, 1) |
-	       F(i->app_sndtimeo, BW_FDW_APP_SNDTIMEO, 1) | F(i->watch, BW_FDW_WATCH, 1);
+	       F(i->app_sndtimeo, BW_FDW_APP_SNDTIMEO, 1) | F(i->watch, BW_FDW_WATCH, 1) |
+	       F(i->gen, BW_FDW_GEN, BW_FDW_GEN_BITS);
 }
 
-static struct bw_fd_entry *slot(int fd, int create)
+/* The page holding fd in one of the two arrays, mapped on first write. */
+static void *page(void **pages, int fd, size_t entry, int create)
 {
 	if (fd < 0 || fd >= BW_FD_MAX)
 		return NULL;
-	struct bw_fd_entry **pp = &bw_fd_pages[(unsigned)fd >> PAGE_BITS];
-	struct bw_fd_entry *p = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
+	void **pp = &pages[(unsigned)fd >> PAGE_BITS];
+	void *p = __atomic_load_n(pp, __ATOMIC_ACQUIRE);
 	if (!p && create) {
 		int saved = errno;
-		void *m = mmap(NULL, PAGE_FDS * sizeof(struct bw_fd_entry), PROT_READ | PROT_WRITE,
+		void *m = mmap(NULL, PAGE_FDS * entry, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		errno = saved;
 		if (m == MAP_FAILED)
 			return NULL;
-		struct bw_fd_entry *expect = NULL;
-		if (__atomic_compare_exchange_n(pp, &expect, (struct bw_fd_entry *)m, 0, __ATOMIC_ACQ_REL,
+		void *expect = NULL;
+		if (__atomic_compare_exchange_n(pp, &expect, m, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE)) {
 			p = m;
 		} else {
-			munmap(m, PAGE_FDS * sizeof(struct bw_fd_entry));
+			munmap(m, PAGE_FDS * entry);
 			p = expect;
 		}
 	}
+	return p;
+}
+
+static uint64_t *word_at(int fd, int create)
+{
+	uint64_t *p = page((void **)bw_fd_words, fd, sizeof(uint64_t), create);
 	return p ? &p[(unsigned)fd & (PAGE_FDS - 1)] : NULL;
 }
 
-/* The key is stored first: a reader that sees the new word sees its key. */
-static void store(int fd, uint64_t w, uint64_t key, int create)
+static struct bw_fd_cold *cold_at(int fd, int create)
 {
-	struct bw_fd_entry *s = slot(fd, create);
-	if (!s)
-		return;
-	__atomic_store_n(&s->key, key, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->word, w, __ATOMIC_RELEASE);
+	struct bw_fd_cold *p = page((void **)bw_fd_colds, fd, sizeof(struct bw_fd_cold), create);
+	return p ? &p[(unsigned)fd & (PAGE_FDS - 1)] : NULL;
 }
 
+uint64_t bw_fd_key(int fd)
+{
+	struct bw_fd_cold *c = cold_at(fd, 0);
+	return c ? __atomic_load_n(&c->key, __ATOMIC_RELAXED) : 0;
+}
+
+void bw_fd_get(int fd, struct bw_fdinfo *out)
+{
+	bw_fd_unpack(bw_fd_word(fd), out);
+	out->key = bw_fd_key(fd);
+}
+
+/* The key is stored first: a reader that sees the new word sees its key. */
 void bw_fd_put(int fd, const struct bw_fdinfo *in)
 {
-	store(fd, pack(in), in->key, 1);
+	struct bw_fd_cold *c = cold_at(fd, 1);
+	uint64_t *w = word_at(fd, 1);
+	if (!c || !w)
+		return;
+	__atomic_store_n(&c->key, in->key, __ATOMIC_RELAXED);
+	__atomic_store_n(w, bw_fd_pack(in), __ATOMIC_RELEASE);
 }
 
 /* A new descriptor: nothing of what the number held before survives. */
@@ -91,16 +114,17 @@ void bw_fd_set_other(int fd)
 }
 
 /* Forgetting never maps a page: an absent page already reads as UNKNOWN. */
-/* Forgetting never maps a page: an absent page already reads as UNKNOWN. */
 void bw_fd_forget(int fd)
 {
-	struct bw_fd_entry *s = slot(fd, 0);
-	if (!s)
+	uint64_t *w = word_at(fd, 0);
+	if (w)
+		__atomic_store_n(w, 0, __ATOMIC_RELEASE);
+	struct bw_fd_cold *c = cold_at(fd, 0);
+	if (!c)
 		return;
-	__atomic_store_n(&s->word, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&s->key, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->watch_rule, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->peer_family, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->key, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->watch_rule, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->peer_family, 0, __ATOMIC_RELAXED);
 }
 
 void bw_fd_forget_range(unsigned lo, unsigned hi)
@@ -109,7 +133,8 @@ void bw_fd_forget_range(unsigned lo, unsigned hi)
 		hi = BW_FD_MAX - 1;
 	for (unsigned fd = lo; fd <= hi && lo < BW_FD_MAX; fd++) {
 		if ((fd & (PAGE_FDS - 1)) == 0 &&
-		    !__atomic_load_n(&bw_fd_pages[fd >> PAGE_BITS], __ATOMIC_ACQUIRE)) {
+		    !__atomic_load_n(&bw_fd_words[fd >> PAGE_BITS], __ATOMIC_ACQUIRE) &&
+		    !__atomic_load_n(&bw_fd_colds[fd >> PAGE_BITS], __ATOMIC_ACQUIRE)) {
 			fd += PAGE_FDS - 1;
 			continue;
 		}
@@ -120,51 +145,53 @@ void bw_fd_forget_range(unsigned lo, unsigned hi)
 /* A duplicate is the same socket: same rules, same peer, same watch. */
 void bw_fd_copy(int from, int to)
 {
-	struct bw_fd_entry *f = slot(from, 0);
-	uint64_t w = f ? __atomic_load_n(&f->word, __ATOMIC_ACQUIRE) : 0;
-	if (!w) {
+	uint64_t w = bw_fd_word(from);
+	struct bw_fd_cold *f = cold_at(from, 0);
+	if (!w || !f) {
 		bw_fd_forget(to);
 		return;
 	}
-	struct bw_fd_entry *t = slot(to, 1);
-	if (!t)
+	struct bw_fd_cold *t = cold_at(to, 1);
+	uint64_t *tw = word_at(to, 1);
+	if (!t || !tw)
 		return;
-	__atomic_store_n(&t->word, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(tw, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&t->key, __atomic_load_n(&f->key, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 	__atomic_store_n(&t->watch_rule, __atomic_load_n(&f->watch_rule, __ATOMIC_RELAXED),
 			 __ATOMIC_RELAXED);
 	t->peer_family = f->peer_family;
 	t->peer_port = f->peer_port;
 	memcpy(t->peer_addr, f->peer_addr, sizeof t->peer_addr);
-	__atomic_store_n(&t->word, w, __ATOMIC_RELEASE);
+	__atomic_store_n(tw, w, __ATOMIC_RELEASE);
 }
 
 void bw_fd_watch(int fd, int rule)
 {
-	struct bw_fd_entry *s = slot(fd, rule != 0);
-	if (!s)
+	struct bw_fd_cold *c = cold_at(fd, rule != 0);
+	uint64_t *w = word_at(fd, rule != 0);
+	if (!c || !w)
 		return;
 	uint64_t bit = BW_FDW_BIT(BW_FDW_WATCH);
-	__atomic_store_n(&s->watch_rule, (uint16_t)rule, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->watch_rule, (uint16_t)rule, __ATOMIC_RELAXED);
 	if (rule)
-		__atomic_or_fetch(&s->word, bit, __ATOMIC_RELEASE);
+		__atomic_or_fetch(w, bit, __ATOMIC_RELEASE);
 	else
-		__atomic_and_fetch(&s->word, ~bit, __ATOMIC_RELEASE);
+		__atomic_and_fetch(w, ~bit, __ATOMIC_RELEASE);
 }
 
 int bw_fd_unwatch(int fd)
 {
-	struct bw_fd_entry *s = slot(fd, 0);
+	uint64_t *w = word_at(fd, 0);
+	struct bw_fd_cold *c = cold_at(fd, 0);
 	uint64_t bit = BW_FDW_BIT(BW_FDW_WATCH);
-	/* only the thread that clears the bit reports, so a connection is judged once */
-	if (!s || !(__atomic_fetch_and(&s->word, ~bit, __ATOMIC_ACQ_REL) & bit))
+	if (!w || !c || !(__atomic_fetch_and(w, ~bit, __ATOMIC_ACQ_REL) & bit))
 		return 0;
-	return __atomic_load_n(&s->watch_rule, __ATOMIC_RELAXED);
+	return __atomic_load_n(&c->watch_rule, __ATOMIC_RELAXED);
 }
 
 void bw_fd_set_peer(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct bw_fd_entry *s = slot(fd, 1);
+	struct bw_fd_cold *s = cold_at(fd, 1);
 	if (!s)
 		return;
 	s->peer_family = 0;
@@ -183,7 +210,7 @@ void bw_fd_set_peer(int fd, const struct sockaddr *sa, socklen_t len)
 
 socklen_t bw_fd_peer(int fd, struct sockaddr_storage *ss)
 {
-	struct bw_fd_entry *s = slot(fd, 0);
+	struct bw_fd_cold *s = cold_at(fd, 0);
 	memset(ss, 0, sizeof *ss);
 	if (!s)
 		return 0;

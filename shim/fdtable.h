@@ -1,7 +1,12 @@
 /* What we know about each descriptor: whether it is a socket, of which family and type,
- * and, once worked out, which rules govern its send, recv and accept calls. Lock-free and
- * allocation-free on lookup, so the read/write hooks learn that a descriptor is not a
- * socket, or that no rule applies to it, without a system call or a lock. */
+ * and, once worked out under the loaded policy, which rules govern its send, recv and
+ * accept calls. Lock-free and allocation-free on lookup, so the read/write hooks learn
+ * that a descriptor is not a socket, or that no rule applies to it, with a few loads and
+ * no call (design.md §3).
+ *
+ * Two paged arrays indexed by descriptor: one hot word per descriptor, which is all the
+ * pass-through test reads, and a cold entry with the destination key, the peer kept for
+ * events and the connect rule a breaker watch reports to. */
 #ifndef BW_FDTABLE_H
 #define BW_FDTABLE_H
 
@@ -23,15 +28,16 @@ struct bw_fdinfo {
 	int timeouts;            /* we set SO_RCVTIMEO/SO_SNDTIMEO for the policy */
 	int app_rcvtimeo, app_sndtimeo;          /* the program set its own */
 	int watch;               /* a breaker waits for this connection's first byte */
+	unsigned gen;            /* policy generation the rules were worked out under */
 	uint64_t key;            /* destination key (peer; for a listener, its address) */
 };
 
 /* Entries beyond this many descriptors are not tracked (they stay UNKNOWN). */
 #define BW_FD_MAX (1 << 20)
 #define BW_FD_PAGE_BITS 10
+#define BW_FD_PAGE_MASK ((1u << BW_FD_PAGE_BITS) - 1)
 
-struct bw_fd_entry {
-	uint64_t word;           /* packed bw_fdinfo; low 2 bits: kind */
+struct bw_fd_cold {
 	uint64_t key;
 	uint16_t watch_rule;     /* connect rule + 1 whose breaker waits on this connection */
 	uint16_t peer_family;    /* AF_INET or AF_INET6 when the peer below is known */
@@ -40,74 +46,90 @@ struct bw_fd_entry {
 	unsigned char peer_addr[16];
 };
 
-extern struct bw_fd_entry *bw_fd_pages[BW_FD_MAX >> BW_FD_PAGE_BITS];
+extern uint64_t *bw_fd_words[BW_FD_MAX >> BW_FD_PAGE_BITS];
+extern struct bw_fd_cold *bw_fd_colds[BW_FD_MAX >> BW_FD_PAGE_BITS];
 
-/* Layout of bw_fd_entry.word: kind 2 | family 8 | type 8 | io_known 1 | send rule 12 |
- * recv rule 12 | accept rule 12 | flags. fdtable.c packs and unpacks it. */
-#define BW_FDW_IO_KNOWN 18
-#define BW_FDW_SEND 19
-#define BW_FDW_RECV 31
+/* Layout of the hot word:
+ *   kind 2 | family 6 | type 4 | io_known 1 | send rule 12 | recv rule 12 |
+ *   accept rule 12 | timeouts 1 | app_rcvtimeo 1 | app_sndtimeo 1 | watch 1 | gen 11 */
+#define BW_FDW_FAMILY 2
+#define BW_FDW_TYPE 8
+#define BW_FDW_IO_KNOWN 12
+#define BW_FDW_SEND 13
+#define BW_FDW_RECV 25
 #define BW_FDW_RULE_BITS 12
-#define BW_FDW_ACCEPT 43
-#define BW_FDW_TIMEOUTS 55
-#define BW_FDW_APP_RCVTIMEO 56
-#define BW_FDW_APP_SNDTIMEO 57
-#define BW_FDW_WATCH 58
+#define BW_FDW_ACCEPT 37
+#define BW_FDW_TIMEOUTS 49
+#define BW_FDW_APP_RCVTIMEO 50
+#define BW_FDW_APP_SNDTIMEO 51
+#define BW_FDW_WATCH 52
+#define BW_FDW_GEN 53
+#define BW_FDW_GEN_BITS 11
 
 #define BW_FDW_BIT(shift) (1ull << (shift))
 #define BW_FDW_FIELD(shift) ((((uint64_t)1 << BW_FDW_RULE_BITS) - 1) << (shift))
+#define BW_FDW_GEN_MASK ((((uint64_t)1 << BW_FDW_GEN_BITS) - 1) << BW_FDW_GEN)
+#define BW_FDW_GET(w, shift, bits) ((int)(((w) >> (shift)) & ((1ull << (bits)) - 1)))
 
 enum bw_fd_dir { BW_FD_RECV = 0, BW_FD_SEND = 1 };
-/* What an UNKNOWN descriptor means to a hook: send/recv and friends only ever see
- * sockets, so they ask; read and write see files mostly, and a socket they have never
- * seen made (created by a path we do not hook) is left alone. */
-enum bw_fd_unknown { BW_FD_ASK = 0, BW_FD_PASS = 1 };
 
-/* The hot path of every send and receive hook: can this call go straight to libc? Yes for
- * a descriptor known not to be a socket, and for a socket whose rules are known to leave
- * this direction alone and whose connection no breaker is watching. Two loads, no call,
- * no lock. */
-static inline int bw_fd_untouched(int fd, enum bw_fd_dir dir, enum bw_fd_unknown unknown)
+/* What the hot path reads before anything else: the ops that have rules in this process
+ * (all of them until the library is ready, so that the first call initializes it; none
+ * in pass-through), BW_HOT_READY, and the loaded policy's generation in the bits the
+ * descriptor words use. */
+extern uint64_t bw_hot;
+#define BW_HOT_OPS 0xffu
+#define BW_HOT_READY (1u << 8)
+
+/* The word of fd; 0 for a descriptor never seen. */
+static inline uint64_t bw_fd_word(int fd)
 {
 	if ((unsigned)fd >= BW_FD_MAX)
+		return 0;
+	uint64_t *p = __atomic_load_n(&bw_fd_words[(unsigned)fd >> BW_FD_PAGE_BITS],
+				      __ATOMIC_ACQUIRE);
+	return p ? __atomic_load_n(&p[(unsigned)fd & BW_FD_PAGE_MASK], __ATOMIC_ACQUIRE) : 0;
+}
+
+/* The hot path of every send and receive hook: can this call go straight to libc? Yes when
+ * no rule covers the op in this process, for a descriptor known not to be a socket, and
+ * for a socket whose rules, worked out under the policy now loaded, leave this direction
+ * alone and whose connection no breaker is watching. `unknown` is the answer for a
+ * descriptor never seen: send/recv ask (0), read/write, which see files mostly, pass (1).
+ * A few loads, no call, no lock. */
+static inline int bw_fd_pass(int fd, unsigned opbit, enum bw_fd_dir dir, int unknown)
+{
+	uint64_t hot = __atomic_load_n(&bw_hot, __ATOMIC_RELAXED);
+	if (!(hot & opbit))
+		return 1;
+	if ((unsigned)fd >= BW_FD_MAX)
 		return unknown;
-	struct bw_fd_entry *p = __atomic_load_n(&bw_fd_pages[(unsigned)fd >> BW_FD_PAGE_BITS],
-						__ATOMIC_ACQUIRE);
-	uint64_t w = p ? __atomic_load_n(&p[(unsigned)fd & ((1u << BW_FD_PAGE_BITS) - 1)].word,
-					 __ATOMIC_RELAXED) : 0;
+	uint64_t *p = __atomic_load_n(&bw_fd_words[(unsigned)fd >> BW_FD_PAGE_BITS],
+				      __ATOMIC_ACQUIRE);
+	uint64_t w = p ? __atomic_load_n(&p[(unsigned)fd & BW_FD_PAGE_MASK], __ATOMIC_RELAXED)
+		       : 0;
 	switch (w & 3) {
 	case BW_FD_OTHER:
 		return 1;
 	case BW_FD_UNKNOWN:
 		return unknown;
 	}
-	uint64_t busy = BW_FDW_FIELD(dir == BW_FD_SEND ? BW_FDW_SEND : BW_FDW_RECV) |
-			BW_FDW_BIT(BW_FDW_WATCH);
-	return (w & BW_FDW_BIT(BW_FDW_IO_KNOWN)) && !(w & busy);
+	uint64_t look = BW_FDW_BIT(BW_FDW_IO_KNOWN) | BW_FDW_BIT(BW_FDW_WATCH) | BW_FDW_GEN_MASK |
+			BW_FDW_FIELD(dir == BW_FD_SEND ? BW_FDW_SEND : BW_FDW_RECV);
+	return (w & look) == (BW_FDW_BIT(BW_FDW_IO_KNOWN) | (hot & BW_FDW_GEN_MASK));
 }
 
-/* The entry's word and key; 0 for a descriptor never seen. */
-static inline uint64_t bw_fd_word(int fd, uint64_t *key)
+/* The rules of w are those of the policy generation in hot. */
+static inline int bw_fd_current(uint64_t w, uint64_t hot)
 {
-	if ((unsigned)fd >= BW_FD_MAX)
-		return *key = 0;
-	struct bw_fd_entry *p = __atomic_load_n(&bw_fd_pages[(unsigned)fd >> BW_FD_PAGE_BITS],
-						__ATOMIC_ACQUIRE);
-	if (!p)
-		return *key = 0;
-	struct bw_fd_entry *s = &p[(unsigned)fd & ((1u << BW_FD_PAGE_BITS) - 1)];
-	uint64_t w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
-	*key = __atomic_load_n(&s->key, __ATOMIC_RELAXED);
-	return w;
+	return (w & BW_FDW_BIT(BW_FDW_IO_KNOWN)) && !((w ^ hot) & BW_FDW_GEN_MASK);
 }
 
-#define BW_FDW_GET(w, shift, bits) ((int)(((w) >> (shift)) & ((1ull << (bits)) - 1)))
-
-static inline void bw_fd_unpack(uint64_t w, uint64_t key, struct bw_fdinfo *i)
+static inline void bw_fd_unpack(uint64_t w, struct bw_fdinfo *i)
 {
 	i->kind = (enum bw_fd_kind)BW_FDW_GET(w, 0, 2);
-	i->family = BW_FDW_GET(w, 2, 8);
-	i->type = BW_FDW_GET(w, 10, 8);
+	i->family = BW_FDW_GET(w, BW_FDW_FAMILY, 6);
+	i->type = BW_FDW_GET(w, BW_FDW_TYPE, 4);
 	i->io_known = BW_FDW_GET(w, BW_FDW_IO_KNOWN, 1);
 	i->send_rule = BW_FDW_GET(w, BW_FDW_SEND, BW_FDW_RULE_BITS);
 	i->recv_rule = BW_FDW_GET(w, BW_FDW_RECV, BW_FDW_RULE_BITS);
@@ -116,15 +138,13 @@ static inline void bw_fd_unpack(uint64_t w, uint64_t key, struct bw_fdinfo *i)
 	i->app_rcvtimeo = BW_FDW_GET(w, BW_FDW_APP_RCVTIMEO, 1);
 	i->app_sndtimeo = BW_FDW_GET(w, BW_FDW_APP_SNDTIMEO, 1);
 	i->watch = BW_FDW_GET(w, BW_FDW_WATCH, 1);
-	i->key = key;
+	i->gen = (unsigned)BW_FDW_GET(w, BW_FDW_GEN, BW_FDW_GEN_BITS);
 }
 
-static inline void bw_fd_get(int fd, struct bw_fdinfo *out)
-{
-	uint64_t key;
-	uint64_t w = bw_fd_word(fd, &key);
-	bw_fd_unpack(w, key, out);
-}
+/* The entry of fd (key included); a descriptor never seen reads as UNKNOWN. */
+void bw_fd_get(int fd, struct bw_fdinfo *out);
+uint64_t bw_fd_key(int fd);
+uint64_t bw_fd_pack(const struct bw_fdinfo *in);
 void bw_fd_put(int fd, const struct bw_fdinfo *in);
 void bw_fd_set_socket(int fd, int family, int type);
 void bw_fd_set_other(int fd);
@@ -135,7 +155,8 @@ void bw_fd_copy(int from, int to);                 /* dup: `to` is what `from` i
 /* A breaker waits for this connection's first byte before it counts the connect as a
  * success (rule: connect rule index + 1), or stops waiting (0). */
 void bw_fd_watch(int fd, int rule);
-/* The connect rule + 1 a watched connection reports to, clearing the watch; 0 if none. */
+/* The connect rule + 1 a watched connection reports to, clearing the watch; 0 if none.
+ * Only one caller ever gets it, so a connection is judged once. */
 int bw_fd_unwatch(int fd);
 
 /* The peer a socket's rules were matched against, kept for events: after a reset the

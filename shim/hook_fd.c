@@ -32,8 +32,7 @@ static int keeping(void)
  * never heard of, and cost no more than this load. */
 static int known(int fd)
 {
-	uint64_t key;
-	return bw_fd_word(fd, &key) != 0;
+	return bw_fd_word(fd) != 0;
 }
 
 BW_HOOK int socket(int domain, int type, int protocol)

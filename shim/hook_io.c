@@ -1,5 +1,5 @@
 /* Send and receive hooks. Each one only says how to make its real call; they all share
- * bw_xfer_run. Calls on descriptors without a rule go straight through. */
+ * bw_xfer_run. Calls on descriptors without a rule go straight through (design.md §3). */
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -28,8 +28,11 @@ struct io {
 	int iovcnt;
 };
 
-#define IO(op_, call_, fd_, len_, fn_) \
-	{ .op = (op_), .call = (call_), .fd = (fd_), .len = (len_), .fn = (fn_) }
+/* Only the fields a hook's own real call reads are set: zeroing the whole struct would
+ * cost every covered call. */
+#define SET(a, op_, call_, fd_, len_, fn_) \
+	((a).x.op = (op_), (a).x.call = (call_), (a).x.fd = (fd_), (a).x.len = (len_), \
+	 (a).x.fn = (fn_))
 
 static size_t iov_bytes(const struct iovec *iov, int n)
 {
@@ -154,162 +157,204 @@ static ssize_t do_readv(struct bw_xfer *x, size_t n)
 
 /* A plain-buffer send on a stream socket may be cut short by a byte limit; a datagram
  * or a scatter list is never cut. */
-static ssize_t run(struct bw_engine *e, struct io *a, int shorten, int flags)
+static ssize_t run(int op, struct io *a, int shorten, int flags)
 {
+	struct bw_engine *e = bw_engine_for(op);
 	a->x.shorten = shorten;
 	a->x.dontwait = (flags & MSG_DONTWAIT) != 0;
+	if (!e)
+		return a->x.fn(&a->x, a->x.len);
 	return bw_xfer_run(e, &a->x);
 }
 
-/* Out of line, so the pass-through above needs no stack frame. */
-static __attribute__((noinline)) ssize_t send_slow(struct bw_engine *e, int fd, const void *buf, size_t n, int flags)
+/* Each hook tests bw_fd_pass inline and goes straight to libc when no rule can act;
+ * the rest is out of line, so the pass-through needs no stack frame. */
+#define SLOW static __attribute__((noinline)) ssize_t
+
+SLOW send_slow(int fd, const void *buf, size_t n, int flags)
 {
-	struct io a = { .x = IO(BW_OP_SEND, "send", fd, n, do_send), .cbuf = buf, .flags = flags };
-	return run(e, &a, 1, flags);
+	struct io a;
+	SET(a, BW_OP_SEND, "send", fd, n, do_send);
+	a.cbuf = buf, a.flags = flags;
+	return run(BW_OP_SEND, &a, 1, flags);
 }
 
 BW_HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || bw_fd_untouched(fd, 1, 0))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0))
 		return BW_REAL(send)(fd, buf, n, flags);
-	return send_slow(e, fd, buf, n, flags);
+	return send_slow(fd, buf, n, flags);
+}
+
+SLOW sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+		 socklen_t tolen)
+{
+	struct io a;
+	SET(a, BW_OP_SEND, "sendto", fd, n, do_sendto);
+	a.cbuf = buf, a.flags = flags, a.to = to, a.tolen = tolen;
+	return run(BW_OP_SEND, &a, to == NULL, flags);
 }
 
 BW_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
 		       socklen_t tolen)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || bw_fd_untouched(fd, 1, 0))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0))
 		return BW_REAL(sendto)(fd, buf, n, flags, to, tolen);
-	struct io a = { .x = IO(BW_OP_SEND, "sendto", fd, n, do_sendto), .cbuf = buf,
-			.flags = flags, .to = to, .tolen = tolen };
-	return run(e, &a, to == NULL, flags);
+	return sendto_slow(fd, buf, n, flags, to, tolen);
+}
+
+SLOW sendmsg_slow(int fd, const struct msghdr *msg, int flags)
+{
+	struct io a;
+	SET(a, BW_OP_SEND, "sendmsg", fd, iov_bytes(msg->msg_iov, (int)msg->msg_iovlen),
+	    do_sendmsg);
+	a.cmsg = msg, a.flags = flags;
+	return run(BW_OP_SEND, &a, 0, flags);
 }
 
 BW_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || !msg || bw_fd_untouched(fd, 1, 0))
+	if (!msg || bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0))
 		return BW_REAL(sendmsg)(fd, msg, flags);
-	struct io a = { .x = IO(BW_OP_SEND, "sendmsg", fd, iov_bytes(msg->msg_iov,
-			(int)msg->msg_iovlen), do_sendmsg), .cmsg = msg, .flags = flags };
-	return run(e, &a, 0, flags);
+	return sendmsg_slow(fd, msg, flags);
+}
+
+SLOW sendmmsg_slow(int fd, struct mmsghdr *mm, unsigned vlen, int flags)
+{
+	struct io a;
+	SET(a, BW_OP_SEND, "sendmmsg", fd, 0, do_sendmmsg);
+	a.mm = mm, a.vlen = vlen, a.flags = flags;
+	return run(BW_OP_SEND, &a, 0, flags);
 }
 
 BW_HOOK int sendmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || bw_fd_untouched(fd, 1, 0))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0))
 		return BW_REAL(sendmmsg)(fd, mm, vlen, flags);
-	struct io a = { .x = IO(BW_OP_SEND, "sendmmsg", fd, 0, do_sendmmsg), .mm = mm,
-			.vlen = vlen, .flags = flags };
-	return (int)run(e, &a, 0, flags);
+	return (int)sendmmsg_slow(fd, mm, vlen, flags);
 }
 
-static __attribute__((noinline)) ssize_t write_slow(struct bw_engine *e, int fd, const void *buf, size_t n)
+SLOW write_slow(int fd, const void *buf, size_t n)
 {
-	struct io a = { .x = IO(BW_OP_SEND, "write", fd, n, do_write), .cbuf = buf };
-	return run(e, &a, 1, 0);
+	struct io a;
+	SET(a, BW_OP_SEND, "write", fd, n, do_write);
+	a.cbuf = buf;
+	return run(BW_OP_SEND, &a, 1, 0);
 }
 
 BW_HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || bw_fd_untouched(fd, 1, 1))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 1))
 		return BW_REAL(write)(fd, buf, n);
-	return write_slow(e, fd, buf, n);
+	return write_slow(fd, buf, n);
 }
 
-static __attribute__((noinline)) ssize_t writev_slow(struct bw_engine *e, int fd, const struct iovec *iov, int iovcnt)
+SLOW writev_slow(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct io a = { .x = IO(BW_OP_SEND, "writev", fd, iov_bytes(iov, iovcnt), do_writev),
-			.iov = iov, .iovcnt = iovcnt };
-	return run(e, &a, 0, 0);
+	struct io a;
+	SET(a, BW_OP_SEND, "writev", fd, iov_bytes(iov, iovcnt), do_writev);
+	a.iov = iov, a.iovcnt = iovcnt;
+	return run(BW_OP_SEND, &a, 0, 0);
 }
 
 BW_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_SEND);
-	if (!e || bw_fd_untouched(fd, 1, 1))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 1))
 		return BW_REAL(writev)(fd, iov, iovcnt);
-	return writev_slow(e, fd, iov, iovcnt);
+	return writev_slow(fd, iov, iovcnt);
 }
 
-static __attribute__((noinline)) ssize_t recv_slow(struct bw_engine *e, int fd, void *buf, size_t n, int flags)
+SLOW recv_slow(int fd, void *buf, size_t n, int flags)
 {
-	struct io a = { .x = IO(BW_OP_RECV, "recv", fd, n, do_recv), .buf = buf, .flags = flags };
-	return run(e, &a, 0, flags);
+	struct io a;
+	SET(a, BW_OP_RECV, "recv", fd, n, do_recv);
+	a.buf = buf, a.flags = flags;
+	return run(BW_OP_RECV, &a, 0, flags);
 }
 
 BW_HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e || bw_fd_untouched(fd, 0, 0))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0))
 		return BW_REAL(recv)(fd, buf, n, flags);
-	return recv_slow(e, fd, buf, n, flags);
+	return recv_slow(fd, buf, n, flags);
+}
+
+SLOW recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
+		   socklen_t *fromlen)
+{
+	struct io a;
+	SET(a, BW_OP_RECV, "recvfrom", fd, n, do_recvfrom);
+	a.buf = buf, a.flags = flags, a.from = from, a.fromlen = fromlen;
+	return run(BW_OP_RECV, &a, 0, flags);
 }
 
 BW_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
 			 socklen_t *fromlen)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e || bw_fd_untouched(fd, 0, 0))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0))
 		return BW_REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
-	struct io a = { .x = IO(BW_OP_RECV, "recvfrom", fd, n, do_recvfrom), .buf = buf,
-			.flags = flags, .from = from, .fromlen = fromlen };
-	return run(e, &a, 0, flags);
+	return recvfrom_slow(fd, buf, n, flags, from, fromlen);
+}
+
+SLOW recvmsg_slow(int fd, struct msghdr *msg, int flags)
+{
+	struct io a;
+	SET(a, BW_OP_RECV, "recvmsg", fd, msg ? iov_bytes(msg->msg_iov, (int)msg->msg_iovlen) : 0,
+	    do_recvmsg);
+	a.msg = msg, a.flags = flags;
+	return run(BW_OP_RECV, &a, 0, flags);
 }
 
 BW_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e || bw_fd_untouched(fd, 0, 0))
+	if (!msg || bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0))
 		return BW_REAL(recvmsg)(fd, msg, flags);
-	struct io a = { .x = IO(BW_OP_RECV, "recvmsg", fd, msg ? iov_bytes(msg->msg_iov,
-			(int)msg->msg_iovlen) : 0, do_recvmsg), .msg = msg,
-			.flags = flags };
-	return run(e, &a, 0, flags);
+	return recvmsg_slow(fd, msg, flags);
+}
+
+SLOW recvmmsg_slow(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struct timespec *tmo)
+{
+	struct io a;
+	SET(a, BW_OP_RECV, "recvmmsg", fd, 0, do_recvmmsg);
+	a.mm = mm, a.vlen = vlen, a.flags = flags, a.tmo = tmo;
+	return run(BW_OP_RECV, &a, 0, flags);
 }
 
 BW_HOOK int recvmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struct timespec *tmo)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e || bw_fd_untouched(fd, 0, 0))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0))
 		return BW_REAL(recvmmsg)(fd, mm, vlen, flags, tmo);
-	struct io a = { .x = IO(BW_OP_RECV, "recvmmsg", fd, 0, do_recvmmsg), .mm = mm,
-			.vlen = vlen, .flags = flags, .tmo = tmo };
-	return (int)run(e, &a, 0, flags);
+	return (int)recvmmsg_slow(fd, mm, vlen, flags, tmo);
 }
 
-static __attribute__((noinline)) ssize_t read_slow(struct bw_engine *e, int fd, void *buf, size_t n)
+SLOW read_slow(int fd, void *buf, size_t n)
 {
-	struct io a = { .x = IO(BW_OP_RECV, "read", fd, n, do_read), .buf = buf };
-	return run(e, &a, 0, 0);
+	struct io a;
+	SET(a, BW_OP_RECV, "read", fd, n, do_read);
+	a.buf = buf;
+	return run(BW_OP_RECV, &a, 0, 0);
 }
 
 BW_HOOK ssize_t read(int fd, void *buf, size_t n)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e || bw_fd_untouched(fd, 0, 1))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 1))
 		return BW_REAL(read)(fd, buf, n);
-	return read_slow(e, fd, buf, n);
+	return read_slow(fd, buf, n);
 }
 
-static __attribute__((noinline)) ssize_t readv_slow(struct bw_engine *e, int fd, const struct iovec *iov, int iovcnt)
+SLOW readv_slow(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct io a = { .x = IO(BW_OP_RECV, "readv", fd, iov_bytes(iov, iovcnt), do_readv),
-			.iov = iov,
-			.iovcnt = iovcnt };
-	return run(e, &a, 0, 0);
+	struct io a;
+	SET(a, BW_OP_RECV, "readv", fd, iov_bytes(iov, iovcnt), do_readv);
+	a.iov = iov, a.iovcnt = iovcnt;
+	return run(BW_OP_RECV, &a, 0, 0);
 }
 
 BW_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct bw_engine *e = bw_engine_for(BW_OP_RECV);
-	if (!e || bw_fd_untouched(fd, 0, 1))
+	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 1))
 		return BW_REAL(readv)(fd, iov, iovcnt);
-	return readv_slow(e, fd, iov, iovcnt);
+	return readv_slow(fd, iov, iovcnt);
 }
 
 /* _FORTIFY_SOURCE entry points: glibc calls its internal recv from them, out of our

@@ -21,6 +21,8 @@
 #include "state.h"
 
 struct bw_shim bw_shim;
+/* Every op reads as covered until the library is ready: the first hook initializes it. */
+uint64_t bw_hot = BW_HOT_OPS;
 __thread volatile int bw_guard_depth __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -223,6 +225,9 @@ static void load(void)
 		bw_fd_scan_inherited();
 	pthread_atfork(NULL, NULL, after_fork_child);
 	__atomic_store_n(&bw_shim.life, BW_LIFE_READY, __ATOMIC_RELEASE);
+	__atomic_store_n(&bw_hot, (uint64_t)bw_shim.engine.ops | BW_HOT_READY |
+			 ((uint64_t)bw_shim.engine.gen << BW_FDW_GEN & BW_FDW_GEN_MASK),
+			 __ATOMIC_RELEASE);
 	bw_engine_start_event(&bw_shim.engine, BW_VERSION);
 }
 
@@ -231,9 +236,21 @@ static void init_once(void)
 	bw_guard_enter();
 	bw_real_resolve();
 	load();
-	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) != BW_LIFE_READY)
+	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) != BW_LIFE_READY) {
 		__atomic_store_n(&bw_shim.life, BW_LIFE_OFF, __ATOMIC_RELEASE);
+		__atomic_store_n(&bw_hot, 0, __ATOMIC_RELEASE);
+	}
 	bw_guard_leave();
+}
+
+struct bw_engine *bw_engine_wake(unsigned ops)
+{
+	if (bw_guarded())
+		return NULL;
+	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) == BW_LIFE_NEW)
+		bw_init();
+	uint64_t hot = __atomic_load_n(&bw_hot, __ATOMIC_ACQUIRE);
+	return (hot & BW_HOT_READY) && (hot & ops) ? &bw_shim.engine : NULL;
 }
 
 void bw_init(void)

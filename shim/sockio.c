@@ -77,6 +77,7 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 	t.op = BW_OP_ACCEPT;
 	const struct bw_rule *a = sa ? bw_engine_match(e, &t, NULL) : NULL;
 	fi->io_known = 1;
+	fi->gen = e->gen;
 	fi->send_rule = bw_engine_rule_no(e, s);
 	fi->recv_rule = bw_engine_rule_no(e, r);
 	fi->accept_rule = bw_engine_rule_no(e, a);
@@ -115,10 +116,11 @@ struct run_ctx {
 	struct bw_engine *e;
 	struct bw_xfer *x;
 	struct bw_call *c;
-	uint64_t word, key;      /* the fd table entry; unpacked into fi only when needed */
+	uint64_t word;           /* the fd table entry; unpacked into fi only when needed */
 	struct bw_fdinfo fi;
 	int have_fi;
 	int passed_err;          /* an error handed to the program as it is (EAGAIN) */
+	int judged;              /* a breaker watch counts this transfer's failures */
 };
 
 static int blocking(int fd)
@@ -130,7 +132,7 @@ static int blocking(int fd)
 static const struct bw_fdinfo *fdinfo(struct run_ctx *r)
 {
 	if (!r->have_fi)
-		bw_fd_unpack(r->word, r->key, &r->fi);
+		bw_fd_unpack(r->word, &r->fi);
 	r->have_fi = 1;
 	return &r->fi;
 }
@@ -224,6 +226,45 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 	return 0;
 }
 
+/* After a transfer moved got bytes: bytes taken for a send and not sent go back to the
+ * bucket; what a recv brought in is paced after the fact. */
+static void moved(struct run_ctx *r, size_t taken, ssize_t got)
+{
+	struct bw_xfer *x = r->x;
+	if (x->op == BW_OP_SEND && (size_t)got < taken)
+		bw_engine_unbytes(r->e, r->c, taken - (size_t)got);
+	else if (x->op == BW_OP_RECV && got > 0)
+		bw_engine_bytes(r->e, r->c, (size_t)got, 1);
+	x->result = got;
+}
+
+/* The real call of `want` bytes failed with err: what the attempt ends with (0, with
+ * x->result set, or an error). A signal handler interrupted it where the program's own
+ * call would have been restarted: it is restarted. */
+static int failed(struct run_ctx *r, size_t want, size_t taken, int err)
+{
+	struct bw_xfer *x = r->x;
+	while (err == EINTR && restart_after_signal(r)) {
+		ssize_t got = x->fn(x, want);
+		if (got >= 0) {
+			moved(r, taken, got);
+			return 0;
+		}
+		err = errno;
+	}
+	bw_engine_unbytes(r->e, r->c, taken);
+	if (err == EAGAIN || err == EWOULDBLOCK) {
+		if (!our_timeout(r)) {
+			r->passed_err = err;
+			x->result = -1;
+			return 0;
+		}
+		timeout_event(r);
+		return ETIMEDOUT;
+	}
+	return err;
+}
+
 static int attempt(void *arg, int n, int64_t deadline)
 {
 	struct run_ctx *r = arg;
@@ -233,7 +274,7 @@ static int attempt(void *arg, int n, int64_t deadline)
 	int err;
 	if (r->c->rule->n_inject && inject(r, &want, &err))
 		return err;
-	if (x->op == BW_OP_SEND && want) {
+	if (x->op == BW_OP_SEND && want && r->c->rule->rate_limit.bytes) {
 		/* only a plain stream send may be cut; a datagram or record goes whole, even
 		 * one larger than the bucket can ever hold */
 		int whole = !x->shorten || fdinfo(r)->type != SOCK_STREAM;
@@ -243,31 +284,10 @@ static int attempt(void *arg, int n, int64_t deadline)
 		if (!whole)
 			want = taken;
 	}
-	ssize_t got;
-	for (;;) {
-		got = x->fn(x, want);
-		if (got >= 0 || errno != EINTR || !restart_after_signal(r))
-			break;
-	}
-	if (got < 0) {
-		err = errno;
-		bw_engine_unbytes(r->e, r->c, taken);
-		if (err == EAGAIN || err == EWOULDBLOCK) {
-			if (!our_timeout(r)) {
-				r->passed_err = err;
-				x->result = -1;
-				return 0;
-			}
-			timeout_event(r);
-			return ETIMEDOUT;
-		}
-		return err;
-	}
-	if (x->op == BW_OP_SEND && (size_t)got < taken)
-		bw_engine_unbytes(r->e, r->c, taken - (size_t)got);
-	else if (x->op == BW_OP_RECV && got > 0)
-		bw_engine_bytes(r->e, r->c, (size_t)got, 1);   /* pace what already arrived */
-	x->result = got;
+	ssize_t got = x->fn(x, want);
+	if (got < 0)
+		return failed(r, want, taken, errno);
+	moved(r, taken, got);
 	return 0;
 }
 
@@ -293,68 +313,144 @@ static int judge_watched(struct bw_engine *e, struct bw_xfer *x, ssize_t got, in
 		.rule = &e->cfg->rules[no - 1], .op = BW_OP_CONNECT, .call = "connect",
 		.fd = x->fd, .dest_of = bw_sock_peer_name,
 	};
-	uint64_t key;
-	bw_fd_word(x->fd, &key);
-	c.key = key;
+	c.key = bw_fd_key(x->fd);
 	int saved = errno;
 	bw_engine_confirm(e, &c, failed);
 	errno = saved;
 	return failed;
 }
 
-ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
+/* The descriptor's word under the policy now loaded, learning the socket first when it
+ * was never seen or learned under another generation; 0 when it is not a socket. */
+static __attribute__((noinline)) uint64_t learn_word(struct bw_engine *e, int fd)
 {
-	/* the hooks have already let through what the fd table knows needs nothing
-	 * (bw_fd_untouched); only send/recv on a never-seen descriptor is probed here */
-	struct run_ctx r;
-	r.have_fi = 0;
-	r.word = bw_fd_word(x->fd, &r.key);
-	if ((r.word & 3) != BW_FD_SOCKET || !BW_FDW_GET(r.word, BW_FDW_IO_KNOWN, 1)) {
-		if (bw_fd_classify(x->fd, &r.fi) != BW_FD_SOCKET)
-			return x->fn(x, x->len);
-		if (!r.fi.io_known)
-			bw_sock_learn(e, x->fd, &r.fi, NULL, 0, BW_PEER_ASK);
-		if (r.fi.kind != BW_FD_SOCKET)
-			return x->fn(x, x->len);
-		r.have_fi = 1;
-		r.key = r.fi.key;
-		r.word = bw_fd_word(x->fd, &r.key);
-	}
-	int no = BW_FDW_GET(r.word, x->op == BW_OP_SEND ? BW_FDW_SEND : BW_FDW_RECV,
-			    BW_FDW_RULE_BITS);
-	int watched = (r.word & BW_FDW_BIT(BW_FDW_WATCH)) != 0;
-	if (!no) {
-		ssize_t got = x->fn(x, x->len);
-		if (watched)
-			judge_watched(e, x, got, errno);
-		return got;
-	}
+	struct bw_fdinfo fi;
+	if (bw_fd_classify(fd, &fi) != BW_FD_SOCKET)
+		return 0;
+	uint64_t w = bw_fd_word(fd);
+	if (bw_fd_current(w, __atomic_load_n(&bw_hot, __ATOMIC_RELAXED)))
+		return w;
+	bw_sock_learn(e, fd, &fi, NULL, 0, BW_PEER_ASK);
+	return fi.kind == BW_FD_SOCKET ? bw_fd_word(fd) : 0;
+}
 
-	int saved = errno;
-	struct bw_call c = {
-		.rule = &e->cfg->rules[no - 1], .op = x->op, .call = x->call, .fd = x->fd,
-		.key = r.key, .dest_of = bw_sock_peer_name, .on_signal = on_signal,
-	};
-	r.e = e, r.x = x, r.c = &c, r.passed_err = 0;
-	c.attempt = attempt;
-	c.arg = &r;
-	int err;
-	if (bw_engine_direct(c.rule, x->op)) {
-		bw_engine_count(e, c.rule, BW_ST_CALLS);
+static void init_call(struct bw_call *c, struct run_ctx *r, struct bw_engine *e,
+		      struct bw_xfer *x, uint64_t w, int i, int judged)
+{
+	memset(c, 0, sizeof *c);
+	c->rule = &e->cfg->rules[i];
+	c->op = x->op;
+	c->call = x->call;
+	c->fd = x->fd;
+	c->key = bw_fd_key(x->fd);
+	c->dest_of = bw_sock_peer_name;
+	c->on_signal = on_signal;
+	c->attempt = attempt;
+	c->arg = r;
+	r->e = e, r->x = x, r->c = c, r->word = w, r->passed_err = 0, r->have_fi = 0;
+	r->judged = judged;
+}
+
+/* What ends a transfer: its result, or -1 with err (counted against the destination's
+ * breaker unless a breaker watch judges it, or it is no outcome at all). */
+static ssize_t outcome(struct run_ctx *r, int err, int saved)
+{
+	if (err) {
+		if (!bw_engine_unfinished(err, 0) && !r->judged)
+			bw_engine_count_failure(r->e, r->c, err);
+		errno = err;
+		return -1;
+	}
+	errno = r->passed_err ? r->passed_err : saved;
+	return r->x->result;
+}
+
+/* A transfer whose rule has nothing to decide before its one attempt failed with err. */
+static __attribute__((noinline)) ssize_t direct_failed(struct bw_engine *e, struct bw_xfer *x,
+						       uint64_t w, int i, int err)
+{
+	struct run_ctx r;
+	struct bw_call c;
+	init_call(&c, &r, e, x, w, i, 0);
+	err = failed(&r, x->len, 0, err);
+	if (err && !bw_engine_unfinished(err, 0))
+		bw_engine_failed(e, &c, err, 1, 0);
+	return outcome(&r, err, errno);
+}
+
+/* Every other covered transfer: through the engine's retry driver, or straight to its one
+ * attempt when nothing is decided before it (a byte bucket is taken in the attempt). */
+static __attribute__((noinline)) ssize_t covered(struct bw_engine *e, struct bw_xfer *x,
+						 uint64_t w, int i, int judged)
+{
+	struct run_ctx r;
+	struct bw_call c;
+	init_call(&c, &r, e, x, w, i, judged);
+	int saved = errno, err;
+	if (e->rt[i].direct_ops & BW_OPBIT(x->op)) {
+		bw_engine_count_call(e, i);
 		err = attempt(&r, 1, 0);
 		if (err && !bw_engine_unfinished(err, 0))
 			bw_engine_failed(e, &c, err, 1, 0);
 	} else {
 		err = bw_engine_run(e, &c, bw_thread_rng());
 	}
-	int counted = watched && judge_watched(e, x, err ? -1 : x->result,
-					       err ? err : r.passed_err);
-	if (err) {
-		if (!counted)
-			bw_engine_count_failure(e, &c, err);
-		errno = err;
-		return -1;
+	return outcome(&r, err, saved);
+}
+
+/* The transfer under the rules word w gives its direction. `judged`: a breaker watch
+ * judges the connection's failures (judge_watched), which are not counted twice. The
+ * common case, a rule with nothing to decide and no bucket, costs a count and the call. */
+static inline ssize_t run_word(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int judged)
+{
+	int no = BW_FDW_GET(w, x->op == BW_OP_SEND ? BW_FDW_SEND : BW_FDW_RECV,
+			    BW_FDW_RULE_BITS);
+	if (!no)
+		return x->fn(x, x->len);
+	int i = no - 1;
+	if (__builtin_expect((e->rt[i].plain_ops & BW_OPBIT(x->op)) && !judged, 1)) {
+		bw_engine_count_call(e, i);
+		ssize_t got = x->fn(x, x->len);
+		if (__builtin_expect(got >= 0, 1))
+			return got;
+		return direct_failed(e, x, w, i, errno);
 	}
-	errno = r.passed_err ? r.passed_err : saved;
-	return x->result;
+	return covered(e, x, w, i, judged);
+}
+
+/* A connection a breaker watches: the transfer runs as any other, then its outcome is
+ * judged. Only until the connection's first byte. */
+static __attribute__((noinline)) ssize_t watched(struct bw_engine *e, struct bw_xfer *x,
+						 uint64_t w)
+{
+	ssize_t got = run_word(e, x, w, 1);
+	int err = errno;
+	if (!judge_watched(e, x, got, got < 0 ? err : 0) && got < 0) {
+		/* not a failure of the connection's: counted as the rule counts it */
+		int no = BW_FDW_GET(w, x->op == BW_OP_SEND ? BW_FDW_SEND : BW_FDW_RECV,
+				    BW_FDW_RULE_BITS);
+		if (no) {
+			struct bw_call c = { .rule = &e->cfg->rules[no - 1], .op = x->op,
+					     .call = x->call, .fd = x->fd, .key = bw_fd_key(x->fd),
+					     .dest_of = bw_sock_peer_name };
+			bw_engine_count_failure(e, &c, err);
+		}
+	}
+	errno = err;
+	return got;
+}
+
+ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
+{
+	/* the hooks have already let through what the fd table knows needs nothing
+	 * (bw_fd_pass); a descriptor never seen, or learned under another policy, is
+	 * learned here */
+	uint64_t w = bw_fd_word(x->fd);
+	if (__builtin_expect((w & 3) != BW_FD_SOCKET ||
+			     !bw_fd_current(w, __atomic_load_n(&bw_hot, __ATOMIC_RELAXED)), 0) &&
+	    !(w = learn_word(e, x->fd)))
+		return x->fn(x, x->len);
+	if (__builtin_expect(w & BW_FDW_BIT(BW_FDW_WATCH), 0))
+		return watched(e, x, w);
+	return run_word(e, x, w, 0);
 }

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 #include "engine.h"
+#include "fdtable.h"
 #include "guard.h"
 
 enum bw_life { BW_LIFE_NEW, BW_LIFE_READY, BW_LIFE_OFF };
@@ -19,21 +20,21 @@ extern struct bw_shim bw_shim;
 
 __attribute__((cold)) void bw_init(void);
 
+/* Initialize if need be; the engine when it is ready, this thread is not inside the
+ * library's own work, and an op in `ops` has a rule. Keeps errno. */
+__attribute__((cold)) struct bw_engine *bw_engine_wake(unsigned ops);
+
 /* The engine when any op in `ops` has a rule in this process, else NULL: the hook then
  * passes straight through. Initializes on first use (calls before our constructor). Keeps
  * errno. */
 static inline struct bw_engine *bw_engine_for_ops(unsigned ops)
 {
-	if (bw_guarded())
+	uint64_t hot = __atomic_load_n(&bw_hot, __ATOMIC_ACQUIRE);
+	if (__builtin_expect(!(hot & ops), 1))
 		return 0;
-	int life = __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE);
-	if (__builtin_expect(life == BW_LIFE_NEW, 0)) {
-		bw_init();
-		life = __atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE);
-	}
-	if (life != BW_LIFE_READY || !(bw_shim.engine.ops & ops))
-		return 0;
-	return &bw_shim.engine;
+	if (__builtin_expect((hot & BW_HOT_READY) && !bw_guarded(), 1))
+		return &bw_shim.engine;
+	return bw_engine_wake(ops);
 }
 
 static inline struct bw_engine *bw_engine_for(enum bw_op op)

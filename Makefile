@@ -29,8 +29,8 @@ ITEST_SO   := $(patsubst tests/integration/progs/%.so.c,$(BUILD)/itest/%.so,$(wi
 LIB  := $(BUILD)/libbulwark.so
 TOOL := $(BUILD)/bulwark
 
-.PHONY: all deps test check unit unit-bins integration demo install clean bench bench-instr check-asan \
-	check-tsan san-progs sanitizer-builds
+.PHONY: all deps test check unit unit-bins integration conformance demo install clean bench \
+	bench-instr check-asan check-tsan san-progs sanitizer-builds
 
 all: deps-build $(LIB) $(TOOL)
 
@@ -68,6 +68,16 @@ $(BUILD)/itest/%: tests/integration/progs/%.c $(wildcard tests/integration/progs
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(DEFS) -O2 -o $@ $< -lpthread
 
+# The differential conformance suite: one driver program holding the table of scenarios.
+CONF_DRIVER := $(BUILD)/conformance/driver
+
+$(CONF_DRIVER): tests/conformance/driver.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(DEFS) -O2 -g -o $@ $< -lpthread
+
+conformance: deps all $(CONF_DRIVER)
+	@python3 tests/conformance/run.py
+
 unit-bins: $(UNIT_BIN)
 
 unit: deps all $(UNIT_BIN)
@@ -76,12 +86,12 @@ unit: deps all $(UNIT_BIN)
 integration: deps all $(ITEST_PROG) $(ITEST_SO)
 	@python3 tests/integration/run.py
 
-# The quick loop while working: unit and integration tests.
-check: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO)
+# The quick loop while working: unit, integration and conformance tests.
+check: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO) $(CONF_DRIVER)
 	@sh tests/run-all.sh $(UNIT_BIN)
 
 # Everything, with one closing line: what CI runs.
-test: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO) sanitizer-builds
+test: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO) $(CONF_DRIVER) sanitizer-builds
 	@sh tests/run-all.sh --sanitizers $(UNIT_BIN)
 
 sanitizer-builds:

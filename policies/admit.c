@@ -287,6 +287,19 @@ void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err)
 		record(e, c, counts_as_failure(c, err));
 }
 
+void bw_engine_release(struct bw_engine *e, const struct bw_call *c)
+{
+	const struct bw_rule *r = c->rule;
+	if (!breaker_guards(r, c->op))
+		return;
+	int set;
+	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, e->env.mono_us(), &set);
+	if (!st)
+		return;
+	bw_breaker_release(&st->brk);
+	unlock_state(e, c, set, st);
+}
+
 void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed)
 {
 	if (breaker_guards(c->rule, c->op))
@@ -329,7 +342,8 @@ size_t bw_engine_take_bytes(struct bw_engine *e, const struct bw_call *c, size_t
 		if (*err)
 			return 0;
 	}
-	return got >= (double)want ? want : (size_t)got;
+	/* observe mode logs the wait it would make, and never cuts a transfer short */
+	return got >= (double)want || e->mode == BW_MODE_OBSERVE ? want : (size_t)got;
 }
 
 void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n)

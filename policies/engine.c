@@ -325,8 +325,11 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 		}
 		bw_attempt_injected = 0;
 		err = c->attempt(c->arg, n, deadline);
-		if (bw_engine_unfinished(err, bw_attempt_injected))
+		if (bw_engine_unfinished(err, bw_attempt_injected)) {
+			if (!bw_engine_later(err) && admits)
+				bw_engine_release(e, c);
 			return err;
+		}
 		bw_engine_settle(e, c, err);
 		if (err == 0) {
 			if (n > 1) {

@@ -130,11 +130,28 @@ enum bw_wait { BW_WAIT_BACKOFF, BW_WAIT_LIMIT, BW_WAIT_DELAY };
 /* Wait `us` for call c; returns 1 when c's on_signal ended the call (with *result). */
 int bw_engine_wait(struct bw_engine *e, const struct bw_call *c, int64_t us, int where,
 		   int *result);
-/* An attempt's result that is no outcome yet: a signal handler interrupted it (EINTR) or
- * it goes on without the caller (EINPROGRESS). The call ends with it, uncounted. */
+/* An attempt's result that has an outcome later, not now: a signal handler interrupted
+ * it (EINTR) or it goes on without the caller (EINPROGRESS). */
+static inline int bw_engine_later(int err)
+{
+	return err == EINTR || err == EINPROGRESS;
+}
+
+/* An attempt's result that says nothing of the destination: an outcome to come (above),
+ * or the program's own business (a socket already connected or connecting, a bad
+ * argument, a descriptor that is not a socket). The call ends with it, passed through
+ * and uncounted. An injected code is always an outcome. */
 static inline int bw_engine_unfinished(int err, int injected)
 {
-	return (err == EINTR || err == EINPROGRESS) && !injected;
+	if (injected)
+		return 0;
+	switch (err) {
+	case EINTR: case EINPROGRESS: case EALREADY: case EISCONN: case ENOTCONN:
+	case EBADF: case ENOTSOCK: case EFAULT: case EINVAL: case EAFNOSUPPORT:
+	case EPROTOTYPE: case EADDRINUSE: case EOPNOTSUPP: case EDESTADDRREQ:
+		return 1;
+	}
+	return 0;
 }
 
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
@@ -181,6 +198,9 @@ int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breake
 int bw_engine_admits(const struct bw_rule *r, int op);
 /* The outcome of an admitted attempt, for the breaker (0 or a bw_err code). */
 void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err);
+/* An admitted attempt that will have no outcome (the program's own error): a half-open
+ * breaker's probe it held is free again. */
+void bw_engine_release(struct bw_engine *e, const struct bw_call *c);
 /* A connection failure seen by send/recv, counted against the destination's breaker. */
 void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int err);
 /* Byte limit: how many of `want` bytes may move now (waits as needed; a datagram, whole,

@@ -35,6 +35,7 @@
 #include "match.h"
 #include "sockio.h"
 #include "fdtable.h"
+#include "peek.h"
 #include "pending.h"
 #include "hook.h"
 #include "real.h"
@@ -401,6 +402,7 @@ static int carried(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 		switched = BW_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 	}
 	int err = bw_engine_run(e, c, bw_thread_rng());
+	/* a fallback is for a destination that failed, not for the program's own errors */
 	if (err && !bw_engine_unfinished(err, 0) && err != EAGAIN && r->n_fallback)
 		err = try_fallbacks(e, c, &a, sa->sa_family, err, fb);
 	if (switched)
@@ -412,19 +414,23 @@ static int carried(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 	return err;
 }
 
-BW_HOOK int connect(int fd, const struct sockaddr *sa, socklen_t len)
+BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 {
 	struct bw_engine *e = bw_engine_for_ops(BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_SEND) |
 						 BW_OPBIT(BW_OP_RECV));
-	if (!e || !sa || len < sizeof(sa_family_t) ||
+	/* the address is read through the kernel: a bad pointer gets the kernel's EFAULT */
+	struct sockaddr_storage copy;
+	const struct sockaddr *sa = (const struct sockaddr *)&copy;
+	if (!e || len < sizeof(sa_family_t) || len > sizeof copy || bw_peek(&copy, to, len) < 0 ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6 && sa->sa_family != AF_UNIX))
-		return BW_REAL(connect)(fd, sa, len);
+		return BW_REAL(connect)(fd, to, len);
 	const char *host;
 	struct bw_target t = { .op = BW_OP_CONNECT, .addr = sa, .addrlen = len };
 	const struct bw_rule *r = bw_engine_match(e, &t, &host);
 	struct bw_fdinfo fi;
 	/* datagram connects send nothing: nothing to retry or count */
-	if (!r || bw_fd_classify(fd, &fi) != BW_FD_SOCKET || fi.type != SOCK_STREAM) {
+	if (!r || bw_fd_classify(fd, &fi) != BW_FD_SOCKET ||
+	    (fi.type != SOCK_STREAM && fi.type != SOCK_SEQPACKET)) {
 		int rc = BW_REAL(connect)(fd, sa, len);
 		int err = errno;
 		if (connecting(rc, err))

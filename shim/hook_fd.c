@@ -87,7 +87,8 @@ static int close_span(unsigned lo, unsigned hi, int flags, int keep)
 
 BW_HOOK int close_range(unsigned lo, unsigned hi, int flags)
 {
-	if (!bw_tracking() || (flags & CLOSE_RANGE_CLOEXEC))
+	/* a range the kernel refuses (hi below lo) is refused by the kernel */
+	if (!bw_tracking() || (flags & CLOSE_RANGE_CLOEXEC) || lo > hi)
 		return BW_REAL(close_range)(lo, hi, flags);
 	int keep = keeping();
 	int own = bw_sink_fd();

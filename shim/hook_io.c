@@ -4,7 +4,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <limits.h>
 #include "hook.h"
+#include "peek.h"
 #include "fdtable.h"
 #include "real.h"
 #include "sockio.h"
@@ -32,14 +34,50 @@ struct io {
  * cost every covered call. */
 #define SET(a, op_, call_, fd_, len_, fn_) \
 	((a).x.op = (op_), (a).x.call = (call_), (a).x.fd = (fd_), (a).x.len = (len_), \
-	 (a).x.fn = (fn_))
+	 (a).x.fn = (fn_), (a).x.measure = NULL)
 
-static size_t iov_bytes(const struct iovec *iov, int n)
+/* The bytes of a scatter list, read through the kernel (the pointers are the program's,
+ * and may be bad); BW_LEN_ASK when they cannot be read. */
+static size_t iov_bytes(const struct iovec *iov, size_t n)
 {
+	struct iovec chunk[64];
 	size_t total = 0;
-	for (int i = 0; iov && i < n; i++)
-		total += iov[i].iov_len;
+	if (n > IOV_MAX)
+		return BW_LEN_ASK;          /* the kernel refuses it: EMSGSIZE or EINVAL */
+	for (size_t i = 0; i < n; i += 64) {
+		size_t k = n - i < 64 ? n - i : 64;
+		if (bw_peek(chunk, iov + i, k * sizeof *chunk) < 0)
+			return BW_LEN_ASK;
+		for (size_t j = 0; j < k; j++)
+			total += chunk[j].iov_len;
+	}
 	return total;
+}
+
+static size_t msg_bytes(const struct msghdr *m)
+{
+	struct msghdr h;
+	return bw_peek(&h, m, sizeof h) < 0 ? BW_LEN_ASK : iov_bytes(h.msg_iov, h.msg_iovlen);
+}
+
+static size_t measure_sendmsg(struct bw_xfer *x);
+static size_t measure_recvmsg(struct bw_xfer *x);
+static size_t measure_iov(struct bw_xfer *x);
+
+static size_t measure_sendmsg(struct bw_xfer *x)
+{
+	return msg_bytes(((struct io *)x)->cmsg);
+}
+
+static size_t measure_recvmsg(struct bw_xfer *x)
+{
+	return msg_bytes(((struct io *)x)->msg);
+}
+
+static size_t measure_iov(struct bw_xfer *x)
+{
+	struct io *a = (struct io *)x;
+	return a->iovcnt < 0 ? BW_LEN_ASK : iov_bytes(a->iov, (size_t)a->iovcnt);
 }
 
 static ssize_t do_send(struct bw_xfer *x, size_t n)
@@ -206,8 +244,8 @@ BW_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struc
 SLOW sendmsg_slow(int fd, const struct msghdr *msg, int flags)
 {
 	struct io a;
-	SET(a, BW_OP_SEND, "sendmsg", fd, iov_bytes(msg->msg_iov, (int)msg->msg_iovlen),
-	    do_sendmsg);
+	SET(a, BW_OP_SEND, "sendmsg", fd, BW_LEN_ASK, do_sendmsg);
+	a.x.measure = measure_sendmsg;
 	a.cmsg = msg, a.flags = flags;
 	return run(BW_OP_SEND, &a, 0, flags);
 }
@@ -252,7 +290,8 @@ BW_HOOK ssize_t write(int fd, const void *buf, size_t n)
 SLOW writev_slow(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct io a;
-	SET(a, BW_OP_SEND, "writev", fd, iov_bytes(iov, iovcnt), do_writev);
+	SET(a, BW_OP_SEND, "writev", fd, BW_LEN_ASK, do_writev);
+	a.x.measure = measure_iov;
 	a.iov = iov, a.iovcnt = iovcnt;
 	return run(BW_OP_SEND, &a, 0, 0);
 }
@@ -299,8 +338,8 @@ BW_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr
 SLOW recvmsg_slow(int fd, struct msghdr *msg, int flags)
 {
 	struct io a;
-	SET(a, BW_OP_RECV, "recvmsg", fd, msg ? iov_bytes(msg->msg_iov, (int)msg->msg_iovlen) : 0,
-	    do_recvmsg);
+	SET(a, BW_OP_RECV, "recvmsg", fd, BW_LEN_ASK, do_recvmsg);
+	a.x.measure = measure_recvmsg;
 	a.msg = msg, a.flags = flags;
 	return run(BW_OP_RECV, &a, 0, flags);
 }
@@ -345,7 +384,8 @@ BW_HOOK ssize_t read(int fd, void *buf, size_t n)
 SLOW readv_slow(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct io a;
-	SET(a, BW_OP_RECV, "readv", fd, iov_bytes(iov, iovcnt), do_readv);
+	SET(a, BW_OP_RECV, "readv", fd, BW_LEN_ASK, do_readv);
+	a.x.measure = measure_iov;
 	a.iov = iov, a.iovcnt = iovcnt;
 	return run(BW_OP_RECV, &a, 0, 0);
 }

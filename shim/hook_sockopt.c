@@ -33,9 +33,10 @@ BW_HOOK int setsockopt(int fd, int level, int name, const void *val, socklen_t l
 				fi.app_rcvtimeo = set;
 			else
 				fi.app_sndtimeo = set;
-			/* cleared by the program: the policy's timeouts are set anew on next use */
+			/* cleared by the program: the policy's timeout is set anew on next use,
+			 * and the ones still ours stay hidden meanwhile */
 			if (!set && fi.timeouts)
-				fi.io_known = fi.timeouts = 0;
+				fi.io_known = 0;
 			bw_fd_put(fd, &fi);
 		}
 	}

@@ -29,20 +29,25 @@ static int has_timeout(int fd, int name)
 	       (tv.tv_sec || tv.tv_usec);
 }
 
-/* The policy's timeout for one direction, where the program has none: a timeout it set,
- * or one the socket inherited, keeps its meaning. */
-static void apply_timeout(int fd, struct bw_fdinfo *fi, int ours_before, int name, bw_usec us)
+/* The policy's timeouts on a connected socket, each where the program has none: a
+ * timeout it set, or one the socket inherited (an accepted socket has its listener's),
+ * keeps its meaning and is marked the program's, so getsockopt keeps showing it. */
+static void apply_timeouts(int fd, struct bw_fdinfo *fi, bw_usec snd, bw_usec rcv)
 {
-	int *app = name == SO_RCVTIMEO ? &fi->app_rcvtimeo : &fi->app_sndtimeo;
-	if (!us || *app)
+	if (!snd && !rcv)
 		return;
-	/* a value we set ourselves earlier is ours to replace */
-	if (!ours_before && has_timeout(fd, name)) {
-		*app = 1;
-		return;
+	if (!fi->timeouts) {
+		fi->app_sndtimeo |= has_timeout(fd, SO_SNDTIMEO);
+		fi->app_rcvtimeo |= has_timeout(fd, SO_RCVTIMEO);
 	}
-	set_timeout(fd, name, us);
-	fi->timeouts = 1;
+	if (snd && !fi->app_sndtimeo) {
+		set_timeout(fd, SO_SNDTIMEO, snd);
+		fi->timeouts = 1;
+	}
+	if (rcv && !fi->app_rcvtimeo) {
+		set_timeout(fd, SO_RCVTIMEO, rcv);
+		fi->timeouts = 1;
+	}
 }
 
 void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const struct sockaddr *sa,
@@ -86,11 +91,8 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 		bw_fd_set_peer(fd, sa, len);
 	/* timeouts belong to connected sockets (never a listener, whose accept would time
 	 * out, nor an unconnected datagram socket); observe mode changes nothing */
-	if (connected && e->mode != BW_MODE_OBSERVE) {
-		int ours = fi->timeouts;
-		apply_timeout(fd, fi, ours, SO_SNDTIMEO, s ? s->timeout.send : 0);
-		apply_timeout(fd, fi, ours, SO_RCVTIMEO, r ? r->timeout.recv : 0);
-	}
+	if (connected && e->mode != BW_MODE_OBSERVE)
+		apply_timeouts(fd, fi, s ? s->timeout.send : 0, r ? r->timeout.recv : 0);
 	bw_fd_put(fd, fi);
 	errno = saved;
 }
@@ -221,7 +223,7 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 		return 1;
 	}
 	/* a datagram or record cut short would lose its tail: partial is for streams only */
-	if (f.partial && *len > 1 && fdinfo(r)->type == SOCK_STREAM)
+	if (f.partial && *len > 1 && *len != BW_LEN_ASK && fdinfo(r)->type == SOCK_STREAM)
 		*len = 1 + (size_t)(f.draw % (*len - 1));
 	return 0;
 }
@@ -265,16 +267,28 @@ static int failed(struct run_ctx *r, size_t want, size_t taken, int err)
 	return err;
 }
 
+/* The transfer's length, measured if it lies in a scatter list (BW_LEN_ASK when the
+ * program's pointers cannot be read: the real call then answers EFAULT). */
+static size_t xfer_len(struct bw_xfer *x)
+{
+	if (x->len == BW_LEN_ASK && x->measure)
+		x->len = x->measure(x);
+	return x->len;
+}
+
 static int attempt(void *arg, int n, int64_t deadline)
 {
 	struct run_ctx *r = arg;
 	struct bw_xfer *x = r->x;
 	(void)n, (void)deadline;
+	const struct bw_rule *rule = r->c->rule;
+	if (rule->n_inject || rule->rate_limit.bytes)
+		xfer_len(x);
 	size_t want = x->len, taken = 0;
 	int err;
-	if (r->c->rule->n_inject && inject(r, &want, &err))
+	if (rule->n_inject && inject(r, &want, &err))
 		return err;
-	if (x->op == BW_OP_SEND && want && r->c->rule->rate_limit.bytes) {
+	if (x->op == BW_OP_SEND && want && want != BW_LEN_ASK && rule->rate_limit.bytes) {
 		/* only a plain stream send may be cut; a datagram or record goes whole, even
 		 * one larger than the bucket can ever hold */
 		int whole = !x->shorten || fdinfo(r)->type != SOCK_STREAM;
@@ -299,7 +313,7 @@ static int judge_watched(struct bw_engine *e, struct bw_xfer *x, ssize_t got, in
 	int failed;
 	if (got > 0 && x->op == BW_OP_RECV)
 		failed = 0;
-	else if (got == 0 && x->op == BW_OP_RECV && x->len > 0)
+	else if (got == 0 && x->op == BW_OP_RECV && xfer_len(x) > 0)
 		failed = 1;
 	else if (got < 0 && (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT ||
 			     err == ECONNABORTED))

@@ -5,15 +5,22 @@
 #define BW_SOCKIO_H
 
 #include <sys/socket.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "engine.h"
 #include "fdtable.h"
+
+/* A length not worked out yet: it lies in a scatter list, read only when a byte limit or
+ * a partial transfer needs it (and then through the kernel: the program's pointers may
+ * be bad, and the real call's EFAULT is the answer to that). */
+#define BW_LEN_ASK SIZE_MAX
 
 struct bw_xfer {
 	int op;                  /* BW_OP_SEND or BW_OP_RECV */
 	const char *call;
 	int fd;
-	size_t len;              /* bytes asked for; 0 when not known */
+	size_t len;              /* bytes asked for; 0 when not known; BW_LEN_ASK: measure */
+	size_t (*measure)(struct bw_xfer *x);   /* the length, or BW_LEN_ASK if unreadable */
 	int shorten;             /* a send whose length may be cut (plain buffer, stream) */
 	int dontwait;            /* MSG_DONTWAIT: EAGAIN is the program's own */
 	/* The real call with at most `len` bytes; returns its result, errno as it left it. */

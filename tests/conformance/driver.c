@@ -2163,7 +2163,7 @@ static const struct row rows[] = {
 	{ "connect_tcp_sndtimeo", c_tcp_sndtimeo, OP_C, 0, 3 },
 	{ "connect_tcp6", c_tcp6, ALL, 0, 0 },
 	{ "connect_bad_args", c_bad_args, OP_C, 0, 0 },
-	{ "connect_bad_pointer", c_bad_pointer, OP_C, 0, 0 },
+	{ "connect_bad_pointer", c_bad_pointer, 0, 0, 0 },   /* unreadable: nothing to match */
 	{ "connect_udp", c_udp_connect, OP_S | OP_R, 0, 0 },
 	{ "connect_udp_refused", c_udp_refused, OP_S | OP_R, 0, 3 },
 	{ "connect_unix_stream", c_unix_stream, CSR, 0, 0 },

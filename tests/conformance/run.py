@@ -53,109 +53,12 @@ RUN_TIMEOUT = 20
 # scenario is "known"; a listed scenario that matches everywhere fails the run, so remove
 # it when its fix lands.
 KNOWN = {
-    # accept
-    "accept_null_addrlen": "issue 10 defect 2: accept(fd, addr, NULL) returns a connected "
-        "descriptor where the kernel says EFAULT (observe, enforce, inert, retry)",
-    "accept_bad_addr": "issue 10 defect 2: accept(fd, (void *)8, &len) dies of SIGSEGV in "
-        "the hook where the kernel says EFAULT",
-    "accept_bad_addrlen_ptr": "issue 10 defect 2: accept(fd, addr, (void *)8) dies of "
-        "SIGSEGV in the hook where the kernel says EFAULT",
-    "accept_idle_listener": "issue 10 defect 4: a blocking accept() fails with EAGAIN after "
-        "the policy's 2 s recv timeout; bare, the client that comes at 3 s is accepted (inert)",
-    "accept_sigrestart": "issue 10 defect 4: the recv timeout the library puts on the "
-        "listener (as SO_RCVTIMEO) stops the kernel restarting accept() after an SA_RESTART "
-        "handler: EINTR, where bare the call is restarted and returns the connection "
-        "(enforce, inert)",
-    "accept_inherits_timeouts": "issue 10 defect 5: the accepted socket reads SO_RCVTIMEO/"
-        "SO_SNDTIMEO 0/0 instead of the listener's 0.3/0.4 s, and its recv() waits for the "
-        "policy's timeout (ETIMEDOUT at 2 s under inert, past the watchdog under enforce) "
-        "instead of EAGAIN at 0.3 s",
-    # connect
-    "connect_tcp_refused": "issue 10 defect 3: after a refused blocking connect the socket "
-        "is left mid-connect: recv() returns 0 where the kernel says ENOTCONN (enforce, inert)",
-    "connect_tcp_refused_twice": "issue 10 defect 3: a second connect on the refused socket "
-        "gets ECONNABORTED (enforce; the kernel's answer under strace too); under inert the "
-        "fallback turns it into ECONNREFUSED, and a third connect to a healthy server fails "
-        "with ECONNREFUSED",
-    "connect_tcp_refused_then_up": "issue 10 defect 3: once the server listens, the next "
-        "connect on the refused socket gets ECONNABORTED (enforce) or ECONNREFUSED via the "
-        "fallback (inert); bare it succeeds",
-    "connect_tcp_nonblock": "issue 10 defect 7: a non-blocking connect to a healthy server "
-        "returns 0 instead of EINPROGRESS under a rule with no retry, and the program's next "
-        "connect() says EISCONN instead of 0 (enforce)",
-    "connect_tcp_nonblock_refused": "issue 10 defect 7: a non-blocking connect to a closed "
-        "port returns ECONNREFUSED at once instead of EINPROGRESS, and SO_ERROR then reads 0 "
-        "(enforce)",
-    "connect_tcp_nonblock_pending": "issue 10 defect 7: a non-blocking connect to a full "
-        "backlog blocks (killed by the 3 s watchdog) instead of returning EINPROGRESS at once "
-        "(enforce)",
-    "connect_tcp_eintr": "issue 10 defect 8: a blocking connect to a full backlog is not "
-        "ended by SIGALRM (handler without SA_RESTART) at 200 ms: still blocked when the 3 s "
-        "watchdog kills it, where bare it returns EINTR at once (enforce, inert, default, "
-        "retry)",
-    "connect_tcp_eisconn": "issue 10 defect 9: connect() on a connected socket (EISCONN) "
-        "counts as a failure and fails over: the live connection is reset (strace) and the "
-        "program sees ECONNREFUSED, then EPIPE on send (inert)",
-    "io_tcp_rst_peer": "issue 10 defect 9: connect() on a socket whose connection the peer "
-        "reset (bare: EISCONN) fails over to the fallback and returns ECONNREFUSED (inert)",
-    "connect_tcp_sndtimeo": "issue 10 defect 9, same class: a blocking connect cut short by "
-        "the program's own SO_SNDTIMEO (EINPROGRESS, the attempt goes on) counts as a "
-        "failure and fails over: ECONNREFUSED instead of EINPROGRESS, and ECONNREFUSED "
-        "instead of EALREADY on the next connect (inert)",
-    "connect_bad_args": "issue 10 defect 9, same class: the program's own argument errors "
-        "count as failures and fail over: a 3-byte address length gives ECONNREFUSED "
-        "instead of EINVAL, a unix address on an inet socket ECONNABORTED instead of "
-        "EAFNOSUPPORT (inert)",
-    "connect_bad_pointer": "not in issue 10's list: connect(fd, (void *)8, 16) dies of "
-        "SIGSEGV (the hook reads sa_family) where the kernel says EFAULT, under every policy, "
-        "the default included",
-    # transfers
-    "io_tcp_eintr_recv": "issue 10 defect 8: recv() interrupted by a handler without "
-        "SA_RESTART is retried (EINTR is in the default retry list) and returns the "
-        "handler's byte instead of EINTR (retry)",
-    "io_tcp_eintr_read": "issue 10 defect 8: the same with read() (retry)",
-    "io_tcp_sigrestart_recv": "not in issue 10's list: a policy's recv timeout rides on "
-        "SO_RCVTIMEO, and the kernel never restarts a socket call that has a timeout: recv() "
-        "fails with EINTR after an SA_RESTART handler where bare it is restarted and returns "
-        "the byte (enforce, inert)",
-    "io_tcp_rcvtimeo": "not in issue 10's list: after the program clears its own "
-        "SO_RCVTIMEO, getsockopt(SO_SNDTIMEO) reads the policy's send timeout (30.000000) "
-        "instead of 0 (enforce, inert)",
-    "udp_big_datagram": "issue 10 defect 10: send(), write() and sendto(NULL) of a "
-        "3000-byte datagram on a connected UDP socket send 2000 bytes under enforce (its "
-        "byte burst) and 1000 under observe (its burst: observe mode acts on a byte limit)",
-    "unix_dgram_pair_big": "issue 10 defect 10: write() and send() of a 3000-byte datagram "
-        "on a unix SOCK_DGRAM socketpair send 2000 (enforce) or 1000 (observe)",
-    "unix_seqpacket_pair_big": "issue 10 defect 10: send() and write() of a 3000-byte record "
-        "on a SOCK_SEQPACKET socketpair send 2000 (enforce) or 1000 (observe)",
-    "unix_seqpacket_peer_big": "issue 10 defect 10: the same on a SOCK_SEQPACKET connection "
-        "to the seqpacket echo server: 2000 (enforce) or 1000 (observe)",
-    "io_bad_writev": "not in issue 10's list (defect 2's class): writev(fd, (void *)8, 1) "
-        "dies of SIGSEGV in the hook (it sums the iovec) where the kernel says EFAULT "
-        "(observe, enforce, inert, retry)",
-    "io_bad_readv": "not in issue 10's list (defect 2's class): readv(fd, (void *)8, 1) dies "
-        "of SIGSEGV in the hook where the kernel says EFAULT",
-    "io_bad_sendmsg": "not in issue 10's list (defect 2's class): sendmsg(fd, (void *)8, 0) "
-        "dies of SIGSEGV in the hook where the kernel says EFAULT",
-    "io_bad_recvmsg": "not in issue 10's list (defect 2's class): recvmsg(fd, (void *)8, 0) "
-        "dies of SIGSEGV in the hook where the kernel says EFAULT",
-    "unix_scm_rights": "not in issue 10's list: a socket received with SCM_RIGHTS (the "
+    # A limitation, documented in docs/design.md §4.6: the policy's timeouts are socket
+    # options, so they travel with the socket. A copy received through SCM_RIGHTS is a new
+    # descriptor the library has never seen, and reads them back through getsockopt.
+    "unix_scm_rights": "limitation (design.md §4.6): a socket received with SCM_RIGHTS (the "
         "sender's copy was connected under the policy) reads the policy's timeouts through "
         "getsockopt (rcvtimeo 30/2 s, sndtimeo 30 s) where bare reads 0 (enforce, inert)",
-    # descriptors
-    "fd_close_range": "not in issue 10's list: close_range(10, 5, 0) returns 0 where the "
-        "kernel says EINVAL, under every policy, the default included",
-    "fd_freopen": "issue 10 defect 11: after dup2(sock, 1) and freopen(file, \"w\", stdout), "
-        "write(1) of 3000 bytes to the file is cut by the socket's byte limit (2000 under "
-        "enforce, 1000 under observe) and the file is short",
-    "fd_vfork_close": "issue 10 defect 6: a vfork child's close(sock) erases the parent's "
-        "entry: the parent reads the policy's SO_SNDTIMEO (30 s), and its recv() waits for "
-        "the policy's timeout instead of its own 0.3 s (enforce, inert)",
-    "fd_vfork_close_range": "issue 10 defect 6: the same with close_range(3, ~0U, 0) in the "
-        "vfork child (enforce, inert)",
-    "fd_vfork_exec": "issue 10 defect 6: the same with close() then execve() in the vfork "
-        "child: the parent's own SO_RCVTIMEO of 0.3 s is overwritten by the policy's "
-        "(reads 0; recv ETIMEDOUT at 2 s, or past the watchdog) (enforce, inert)",
 }
 
 # Variables that would leak the caller's own bulwark setup into a run.
@@ -361,8 +264,8 @@ def strace_calls(path):
 
 def strace_summary(path, ports, tmp, peers_root):
     """What the kernel answered to every connect of the run, folded so that the library's
-    way of carrying out a connect (non-blocking, then poll and SO_ERROR) reads as the one
-    attempt it is: "connect DEST -> RESULT". A failed attempt at the fallback (a policy
+    way of carrying out a connect (non-blocking, then poll and a second connect, or SO_ERROR)
+    reads as the one attempt it is: "connect DEST -> RESULT". A failed attempt at the fallback (a policy
     action the program cannot see) is left out; a reset of a live connection is not."""
     labels = dict((p, n) for p, n in ports.items())
     others = {}
@@ -419,6 +322,22 @@ def strace_summary(path, ports, tmp, peers_root):
             continue
         if result == "EINPROGRESS" and key not in pending:
             pending[key] = dest
+            continue
+        if key in pending and pending[key] == dest:
+            # a second connect() on a socket whose attempt is under way: EALREADY while
+            # it is, then its outcome (the library collects a finished attempt this way,
+            # so that the socket is left as the kernel leaves it for the program)
+            if result in ("EALREADY", "EINPROGRESS"):
+                continue
+            del pending[key]
+            if dest == "FALLBACK" and result not in ("0", "EISCONN"):
+                continue
+            out.append("kernel: connect %s -> %s" % (dest, "0" if result == "EISCONN"
+                                                      else result))
+            if result in ("0", "EISCONN"):
+                live[key] = dest
+            else:
+                live.pop(key, None)
             continue
         if result == "0" and completed.get(key) == dest:
             # the library's own connect() after a completed non-blocking attempt, which

@@ -48,6 +48,9 @@ struct cf_draft {
 	uint64_t inherited;            /* fields taken from defaults */
 	unsigned sections;             /* sections written here (even if empty) */
 	int retry_off;                 /* `retry: off` */
+	int burst_sized;               /* rate_limit.burst written with a size unit (64KiB) */
+	const char *burst_text;        /* as written, while the document is loaded */
+	struct cf_mark burst_at;
 	struct cf_mark field_at[F_COUNT];
 	struct cf_mark section_at[S_COUNT];
 	struct cf_mark at;             /* the rule itself */

@@ -228,6 +228,27 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:4:25: rules[0].rate_limit.rate: rate needs a unit, e.g. 50/s or 1MiB/s" },
 	{ "version: 1\nrules:\n  - name: x\n    rate_limit: { rate: 5/s, burst: 0.5 }\n",
 	  "policy.yaml:4:37: rules[0].rate_limit.burst: expected a number of at least 1, got 0.5" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send] }\n"
+	  "    rate_limit: { rate: 1MiB/s, burst: 0.5B }\n",
+	  "policy.yaml:5:40: rules[0].rate_limit.burst: expected a number of at least 1, got 0.5B" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send] }\n"
+	  "    rate_limit: { rate: 1MiB/s, burst: 64KiBs }\n",
+	  "policy.yaml:5:40: rules[0].rate_limit.burst: unknown size unit 'KiBs' in '64KiBs'; "
+	  "expected B, KB, KiB, MB, MiB, GB or GiB" },
+	/* a size is a number of bytes: it means nothing to a bucket of calls */
+	{ "version: 1\nrules:\n  - name: x\n    rate_limit: { rate: 5/s, burst: 64KiB }\n",
+	  "policy.yaml:4:37: rules[0].rate_limit.burst: 64KiB is a size in bytes, but the rate "
+	  "5/s counts calls; give the burst as a number of calls, such as 10" },
+	{ "version: 1\nrules:\n  - name: x\n    rate_limit: { burst: 1KB, rate: 600/min }\n",
+	  "policy.yaml:4:26: rules[0].rate_limit.burst: 1KB is a size in bytes, but the rate "
+	  "10/s counts calls; give the burst as a number of calls, such as 10" },
+	{ "version: 1\ndefaults:\n  rate_limit: { rate: 10/s }\nrules:\n  - name: x\n"
+	  "    rate_limit: { burst: 1KiB }\n",
+	  "policy.yaml:6:26: rules[0].rate_limit.burst: 1KiB is a size in bytes, but the rate "
+	  "10/s counts calls; give the burst as a number of calls, such as 10" },
+	{ "version: 1\ndefaults:\n  rate_limit: { rate: 10/s, burst: 2MB }\n",
+	  "policy.yaml:3:36: defaults.rate_limit.burst: 2MB is a size in bytes, but the rate 10/s "
+	  "counts calls; give the burst as a number of calls, such as 10" },
 	{ "version: 1\nrules:\n  - name: x\n    inject: [ { delay: 1ms, probability: 1.5 } ]\n",
 	  "policy.yaml:4:42: rules[0].inject[0].probability: expected a ratio from 0 to 1 or 0% "
 	  "to 100%, got '1.5'" },
@@ -782,6 +803,39 @@ static void test_default_rate_limit_needs_a_rate(void **state)
 	bw_config_free(cfg);
 }
 
+/* A byte bucket's burst in the units of its rate, or a plain number of bytes; a size in
+ * defaults is left out of the rules whose rate counts calls. */
+static void test_byte_burst(void **state)
+{
+	(void)state;
+	struct bw_config *cfg = load_ok(
+		"version: 1\n"
+		"defaults:\n"
+		"  rate_limit: { rate: 1MiB/s, burst: 64KiB }\n"
+		"rules:\n"
+		"  - { name: inherits, match: { ops: [send, recv] } }\n"
+		"  - { name: calls, match: { ops: [send] }, rate_limit: { rate: 20/s } }\n"
+		"  - { name: own-rate, match: { ops: [recv] }, rate_limit: { rate: 2MiB/s } }\n"
+		"  - { name: plain, match: { ops: [recv] }, rate_limit: { burst: 4096 } }\n"
+		"  - { name: decimal, match: { ops: [send] }, rate_limit: { rate: 100KB/s, "
+		"burst: 1.5MB } }\n");
+	const struct bw_rule *r = rule(cfg, "inherits");
+	assert_true(r->rate_limit.bytes);
+	assert_true(r->rate_limit.burst == 65536);
+	r = rule(cfg, "calls");
+	assert_false(r->rate_limit.bytes);
+	assert_true(r->rate_limit.burst == 20);   /* one second's worth, not 65536 calls */
+	r = rule(cfg, "own-rate");
+	assert_true(r->rate_limit.rate == 2097152);
+	assert_true(r->rate_limit.burst == 65536);
+	r = rule(cfg, "plain");
+	assert_true(r->rate_limit.burst == 4096);
+	r = rule(cfg, "decimal");
+	assert_true(r->rate_limit.rate == 100000);
+	assert_true(r->rate_limit.burst == 1500000);
+	bw_config_free(cfg);
+}
+
 static void test_inject_ops_narrow_to_fit(void **state)
 {
 	(void)state;
@@ -1049,7 +1103,28 @@ static void test_round_trip_merged(void **state)
 			   "  inject: [ { delay: 1500us, probability: 33.3% } ]\n"
 			   "rules:\n  - { name: \"true\", retry: aggressive }\n"
 			   "  - { name: b, match: { ops: resolve, host: [\"-x\", \"a b\"] } }\n"
-			   "  - { name: c, match: { prog: [\"null\"] }, retry: off }\n"));
+			   "  - { name: c, match: { prog: [\"null\"] }, retry: off }\n"
+			   "  - { name: d, match: { ops: [send] }, rate_limit: { rate: 100KB/min, "
+			   "burst: 1.5KiB } }\n"
+			   "  - { name: e, match: { ops: [recv] }, rate_limit: { rate: 100KB/min } }\n"));
+}
+
+static void test_dump_byte_burst(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	(void)state;
+	struct bw_config *cfg = load_ok("version: 1\nrules:\n  - { name: r, match: { ops: [send] }, "
+					"rate_limit: { rate: 1MiB/s, burst: 65536 } }\n"
+					"  - { name: c, rate_limit: { rate: 5/s, burst: 20 } }\n");
+	FILE *f = open_memstream(&text, &len);
+	bw_rule_dump(&cfg->rules[0], f, 0);
+	bw_rule_dump(&cfg->rules[1], f, 0);
+	fclose(f);
+	assert_non_null(strstr(text, "  rate: 1MiB/s\n  burst: 64KiB\n"));
+	assert_non_null(strstr(text, "  rate: 5/s\n  burst: 20\n"));
+	free(text);
+	round_trip(cfg);
 }
 
 static void test_dump_rule(void **state)
@@ -1086,6 +1161,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_merge_at_depth),
 		cmocka_unit_test(test_defaults_that_do_not_apply),
 		cmocka_unit_test(test_default_rate_limit_needs_a_rate),
+		cmocka_unit_test(test_byte_burst),
 		cmocka_unit_test(test_inject_ops_narrow_to_fit),
 		cmocka_unit_test(test_default_policy),
 		cmocka_unit_test(test_ops_names),
@@ -1094,6 +1170,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_default),
 		cmocka_unit_test(test_round_trip_merged),
 		cmocka_unit_test(test_dump_rule),
+		cmocka_unit_test(test_dump_byte_burst),
 	};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		tests[n++] = fixed[i];

@@ -139,6 +139,17 @@ static void inherit(struct cf_loader *l, struct cf_draft *d, const struct cf_dra
 			       slots[i].len);
 	if (has(m, F_ON))
 		filter_on(&d->r.retry, d->r.match.ops);
+	/* each rule gets copies of these: many rules under long lists would multiply them */
+	long before = l->inherited;
+	l->inherited += (has(m, F_FALLBACK) ? defs->r.n_fallback : 0) +
+			(has(m, F_INJECT) ? defs->r.n_inject : 0);
+	if (l->inherited > BW_POLICY_MAX_INHERITED) {
+		if (before <= BW_POLICY_MAX_INHERITED)   /* said once */
+			cf_error(l, d->at, "%s: rules inherit more than %d fallback and inject entries "
+				 "from defaults in all (each rule gets a copy)", d->path,
+				 BW_POLICY_MAX_INHERITED);
+		m &= ~(FBIT(F_FALLBACK) | FBIT(F_INJECT));
+	}
 	if ((has(m, F_FALLBACK) && copy_dests(&d->r, defs->r.fallback, defs->r.n_fallback) < 0) ||
 	    (has(m, F_INJECT) && copy_injects(&d->r, defs->r.inject, defs->r.n_inject) < 0))
 		cf_error(l, d->at, "%s: out of memory", d->path);

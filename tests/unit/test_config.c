@@ -415,6 +415,155 @@ static void test_diag_format_without_position(void **state)
 	assert_string_equal(buf, "p.yaml: cannot open");
 }
 
+/* ---- bounds on what a policy may cost ---- */
+
+static char *text_of(size_t cap)
+{
+	char *t = malloc(cap);
+	assert_non_null(t);
+	return t;
+}
+
+static void first_diag_is(const char *yaml, size_t len, const char *want)
+{
+	struct bw_diags dg;
+	char line[600];
+	memset(&dg, 0, sizeof dg);
+	assert_null(bw_config_load_string("policy.yaml", yaml, len, &dg));
+	assert_true(dg.n >= 1);
+	bw_diag_format(&dg.d[0], line, sizeof line);
+	assert_string_equal(line, want);
+}
+
+/* Nesting: libyaml's scanner spends time in proportion to the depth on every token. */
+static void test_limit_depth(void **state)
+{
+	char *t = text_of(1024), want[200];
+	(void)state;
+	/* 64 levels load (this one is wrong for other reasons); the 65th is refused */
+	size_t o = (size_t)sprintf(t, "version: 1\njunk: ");
+	for (int i = 0; i < 63; i++)
+		t[o++] = '[';
+	t[o] = '\0';
+	strcat(t, "1");
+	for (int i = 0; i < 63; i++)
+		strcat(t, "]");
+	first_diag_is(t, strlen(t), "policy.yaml:2:1: unknown key 'junk'; expected one of "
+		      "version, mode, on_config_error, seed, log, defaults, rules, state");
+	o = (size_t)sprintf(t, "version: 1\njunk: ");
+	for (int i = 0; i < 64; i++)
+		t[o++] = '[';
+	t[o] = '\0';
+	snprintf(want, sizeof want, "policy.yaml:2:%d: more than 64 levels of nested lists and "
+		 "mappings; a policy needs a handful", 7 + 63);
+	first_diag_is(t, o, want);
+	free(t);
+}
+
+/* Nodes as written: 12 around a list of n names. */
+static char *prog_list(int n, size_t *len)
+{
+	char *t = text_of((size_t)n * 8 + 200);
+	size_t o = (size_t)sprintf(t, "version: 1\nrules:\n  - name: a\n    match:\n      prog: [");
+	for (int i = 0; i < n; i++)
+		o += (size_t)sprintf(t + o, "%sp%d", i ? "," : "", i);
+	o += (size_t)sprintf(t + o, "]\n");
+	*len = o;
+	return t;
+}
+
+static void test_limit_nodes(void **state)
+{
+	size_t len;
+	char want[200];
+	struct bw_diags dg;
+	(void)state;
+	char *t = prog_list(BW_POLICY_MAX_NODES - 12, &len);
+	memset(&dg, 0, sizeof dg);
+	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, len, &dg);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->rules[0].match.n_prog, BW_POLICY_MAX_NODES - 12);
+	bw_config_free(cfg);
+	free(t);
+
+	t = prog_list(BW_POLICY_MAX_NODES - 11, &len);
+	/* at the last name, the one too many */
+	const char *line = strstr(t, "      prog: ["), *last = strrchr(t, ',') + 1;
+	snprintf(want, sizeof want, "policy.yaml:5:%d: more than 50000 values, lists and mappings "
+		 "in all; a policy needs a few hundred", (int)(last - line) + 1);
+	first_diag_is(t, len, want);
+	free(t);
+}
+
+/* An alias is walked, and what it names copied, at every use. */
+static void test_limit_aliases(void **state)
+{
+	(void)state;
+	/* a match of 10 nodes (mapping, 2 keys, 2 lists, 5 names) used 5000 times is 50000 */
+	char *t = text_of(200000);
+	size_t o = (size_t)sprintf(t, "version: 1\nrules:\n  - name: r0\n"
+				   "    match: &m { ops: [connect], dest: [a:1, b:1, c:1, d:1] }\n");
+	for (int i = 1; i <= 5000; i++)
+		o += (size_t)sprintf(t + o, "  - { name: r%d, match: *m }\n", i);
+	struct bw_diags dg;
+	memset(&dg, 0, sizeof dg);
+	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, o, &dg);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->n_rules, 5001);
+	assert_int_equal(cfg->rules[5000].match.n_dest, 4);
+	bw_config_free(cfg);
+	o += (size_t)sprintf(t + o, "  - { name: one-too-many, match: *m }\n");
+	first_diag_is(t, o, "policy.yaml:5005:34: aliases stand for more than 50000 values, lists "
+		      "and mappings in all (each use counts all the alias names)");
+
+	/* an alias inside what it names would be a loop */
+	const char *loop = "version: 1\nrules:\n  - &r { name: a, match: { prog: [*r] } }\n";
+	first_diag_is(loop, strlen(loop), "policy.yaml:3:35: alias *r is inside the node it names");
+	const char *twice = "version: 1\nrules:\n  - { name: &n a, match: { prog: [&n b] } }\n";
+	first_diag_is(twice, strlen(twice), "policy.yaml:3:35: anchor &n is defined twice (first "
+		      "at line 3, column 13)");
+	free(t);
+}
+
+/* Each rule copies the fallbacks and faults it inherits from defaults. */
+static void test_limit_inherited(void **state)
+{
+	(void)state;
+	char *t = text_of(100000);
+	size_t o = (size_t)sprintf(t, "version: 1\ndefaults:\n  fallback: [");
+	for (int i = 0; i < 50; i++)
+		o += (size_t)sprintf(t + o, "%s\"127.0.0.1:%d\"", i ? ", " : "", 1000 + i);
+	o += (size_t)sprintf(t + o, "]\nrules:\n");
+	for (int i = 0; i < 1000; i++)
+		o += (size_t)sprintf(t + o, "  - { name: r%d, match: { ops: [connect] } }\n", i);
+	struct bw_diags dg;
+	memset(&dg, 0, sizeof dg);
+	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, o, &dg);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->rules[999].n_fallback, 50);
+	bw_config_free(cfg);
+	o += (size_t)sprintf(t + o, "  - { name: more, match: { ops: [connect] } }\n");
+	first_diag_is(t, o, "policy.yaml:1005:5: rules[1000]: rules inherit more than 50000 "
+		      "fallback and inject entries from defaults in all (each rule gets a copy)");
+	free(t);
+}
+
+static void test_limit_size(void **state)
+{
+	(void)state;
+	size_t n = BW_POLICY_MAX_BYTES + 1;
+	char *t = text_of(n);
+	memset(t, ' ', n);
+	memcpy(t, "version: 1\n#", 12);
+	first_diag_is(t, n, "policy.yaml: larger than 1 MiB, the most a policy may be");
+	struct bw_diags dg;
+	memset(&dg, 0, sizeof dg);
+	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, n - 1, &dg);
+	assert_non_null(cfg);
+	bw_config_free(cfg);
+	free(t);
+}
+
 /* ---- valid policies ---- */
 
 static const char full_policy[] =
@@ -1154,6 +1303,11 @@ int main(void)
 		cmocka_unit_test(test_every_problem_is_reported),
 		cmocka_unit_test(test_diags_are_capped_but_counted),
 		cmocka_unit_test(test_diag_format_without_position),
+		cmocka_unit_test(test_limit_depth),
+		cmocka_unit_test(test_limit_nodes),
+		cmocka_unit_test(test_limit_aliases),
+		cmocka_unit_test(test_limit_inherited),
+		cmocka_unit_test(test_limit_size),
 		cmocka_unit_test(test_full_policy),
 		cmocka_unit_test(test_top_level_defaults),
 		cmocka_unit_test(test_section_defaults),

@@ -139,9 +139,13 @@ struct bw_rule {
 #define BW_POLICY_MAX_ALIASED 50000     /* nodes aliases stand for, counted at each use */
 #define BW_POLICY_MAX_INHERITED 50000   /* fallback and inject entries copied from defaults */
 
+/* The longest state.dir: the state paths are built in buffers of BW_STATE_DIR_MAX + 1
+ * bytes, and a path cut short there would name another directory. */
+#define BW_STATE_DIR_MAX 255
+
 struct bw_state {
 	enum bw_share share;
-	char *dir;               /* NULL: auto */
+	char *dir;               /* NULL: auto; else at most BW_STATE_DIR_MAX characters */
 };
 
 struct bw_config {

@@ -70,6 +70,9 @@ static void parse_state(struct cf_loader *l, yaml_node_t *n)
 	if (s[0] != '/')   /* the same for every process of the tree, whatever its cwd */
 		cf_error(l, cf_mark_of(v[1]), "state.dir: expected auto or an absolute path, got '%s'",
 			 s);
+	else if (strlen(s) > BW_STATE_DIR_MAX)   /* cut short, it would name another directory */
+		cf_error(l, cf_mark_of(v[1]), "state.dir: longer than %d characters (%zu)",
+			 BW_STATE_DIR_MAX, strlen(s));
 	else if (!(st->dir = strdup(s)))
 		cf_error(l, cf_mark_of(v[1]), "state.dir: out of memory");
 }

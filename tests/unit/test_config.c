@@ -564,6 +564,26 @@ static void test_limit_size(void **state)
 	free(t);
 }
 
+/* A longer state.dir was cut short where the state paths are built: another directory. */
+static void test_state_dir_length(void **state)
+{
+	char yaml[700], want[200];
+	(void)state;
+	size_t o = (size_t)sprintf(yaml, "version: 1\nstate: { dir: /");
+	memset(yaml + o, 'd', BW_STATE_DIR_MAX - 1);
+	o += BW_STATE_DIR_MAX - 1;
+	strcpy(yaml + o, " }\n");
+	struct bw_config *cfg = load_ok(yaml);
+	assert_int_equal(strlen(cfg->state.dir), BW_STATE_DIR_MAX);
+	bw_config_free(cfg);
+	o = (size_t)sprintf(yaml, "version: 1\nstate: { dir: /");
+	memset(yaml + o, 'd', 600);
+	strcpy(yaml + o + 600, " }\n");
+	snprintf(want, sizeof want, "policy.yaml:2:15: state.dir: longer than %d characters (601)",
+		 BW_STATE_DIR_MAX);
+	first_diag_is(yaml, strlen(yaml), want);
+}
+
 /* ---- valid policies ---- */
 
 static const char full_policy[] =
@@ -1308,6 +1328,7 @@ int main(void)
 		cmocka_unit_test(test_limit_aliases),
 		cmocka_unit_test(test_limit_inherited),
 		cmocka_unit_test(test_limit_size),
+		cmocka_unit_test(test_state_dir_length),
 		cmocka_unit_test(test_full_policy),
 		cmocka_unit_test(test_top_level_defaults),
 		cmocka_unit_test(test_section_defaults),

@@ -19,7 +19,6 @@ DIR, to measure one process by hand:
         env LD_PRELOAD=build/libbulwark.so BULWARK_CONFIG=$f /bin/true; done
 """
 
-import json
 import os
 import re
 import resource

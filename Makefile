@@ -58,7 +58,13 @@ $(TOOL): $(TOOL_OBJ) $(POLICY_OBJ)
 $(BUILD)/tests/%: tests/unit/%.c $(POLICY_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CCLD    $@"
-	@$(CC) $(ALLCFLAGS) -Itests/unit -o $@ $< $(POLICY_OBJ) $(SANFLAGS) -lcmocka -lyaml -lm
+	@$(CC) $(ALLCFLAGS) -Itests/unit -o $@ $< $(POLICY_OBJ) $(TEST_LIBS) $(SANFLAGS) \
+	  -lcmocka -lyaml -lm
+
+# test_config_oom makes allocations fail: with libyaml linked in from its archive, its
+# allocations go through the test's wrappers as the policy code's do.
+$(BUILD)/tests/test_config_oom: TEST_LIBS = $(LIBYAML_A) \
+	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 
 $(BUILD)/itest/%.so: tests/integration/progs/%.so.c
 	@mkdir -p $(dir $@)

@@ -130,9 +130,22 @@ struct bw_rule {
 	int max_keys;            /* per-destination state bound, default 4096 */
 };
 
+/* Bounds on what loading a policy may cost, in every process that loads the library. A
+ * real policy is a few KB, nested 6 deep, with a few hundred nodes; these are far above
+ * it and keep the worst file to tens of milliseconds and megabytes. */
+#define BW_POLICY_MAX_BYTES (1 << 20)
+#define BW_POLICY_MAX_DEPTH 64          /* nested lists and mappings */
+#define BW_POLICY_MAX_NODES 50000       /* scalars, lists and mappings written */
+#define BW_POLICY_MAX_ALIASED 50000     /* nodes aliases stand for, counted at each use */
+#define BW_POLICY_MAX_INHERITED 50000   /* fallback and inject entries copied from defaults */
+
+/* The longest state.dir: the state paths are built in buffers of BW_STATE_DIR_MAX + 1
+ * bytes, and a path cut short there would name another directory. */
+#define BW_STATE_DIR_MAX 255
+
 struct bw_state {
 	enum bw_share share;
-	char *dir;               /* NULL: auto */
+	char *dir;               /* NULL: auto; else at most BW_STATE_DIR_MAX characters */
 };
 
 struct bw_config {

@@ -172,12 +172,22 @@ static void knum(struct out *o, int depth, const char *key, double v)
 	kv(o, depth, key, "%s", b);
 }
 
-static int number_reads_back(double v)
+/* A byte bucket's burst with a size unit ("64KiB"), any other as a number. */
+static void format_burst(const struct bw_rate_limit *rl, char *buf, size_t cap)
 {
-	char b[48], err[8];
+	if (rl->bytes)
+		bw_format_size(rl->burst, buf, cap);
+	else
+		bw_format_number(rl->burst, buf, cap);
+}
+
+static int burst_reads_back(const struct bw_rate_limit *rl)
+{
+	char b[64], err[8];
 	double back;
-	bw_format_number(v, b, sizeof b);
-	return bw_parse_number(b, &back, err, sizeof err) == 0 && back == v;
+	int sized;
+	format_burst(rl, b, sizeof b);
+	return bw_parse_size(b, &back, &sized, err, sizeof err) == 0 && back == rl->burst;
 }
 
 static void kops(struct out *o, int depth, unsigned ops)
@@ -262,8 +272,10 @@ static void dump_rate_limit(struct out *o, const struct bw_rate_limit *rl)
 	kv(o, 1, "rate", "%s", b);
 	/* The default burst, one second's worth, may be no decimal a policy can write (61/min
 	 * is 1.01666.../s): then it is left out, and loading derives it again from the rate. */
-	if (rl->burst != rl->rate || number_reads_back(rl->burst))
-		knum(o, 1, "burst", rl->burst);
+	if (rl->burst != rl->rate || burst_reads_back(rl)) {
+		format_burst(rl, b, sizeof b);
+		kv(o, 1, "burst", "%s", b);
+	}
 	kv(o, 1, "on_limit", "%s", cf_onlimit_names[rl->on_limit]);
 	kdur(o, 1, "max_wait", rl->max_wait);
 	if (rl->err)

@@ -9,6 +9,7 @@
 #define CF_PATH_MAX 96   /* "rules[12].breaker.trip.consecutive" and the like */
 #define CF_DEFAULT_MAX_KEYS 4096
 
+
 /* Op groups of SPEC 3.2. */
 #define CF_SOCKET_OPS (BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_ACCEPT) | \
 		       BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
@@ -48,6 +49,9 @@ struct cf_draft {
 	uint64_t inherited;            /* fields taken from defaults */
 	unsigned sections;             /* sections written here (even if empty) */
 	int retry_off;                 /* `retry: off` */
+	int burst_sized;               /* rate_limit.burst written with a size unit (64KiB) */
+	const char *burst_text;        /* as written, while the document is loaded */
+	struct cf_mark burst_at;
 	struct cf_mark field_at[F_COUNT];
 	struct cf_mark section_at[S_COUNT];
 	struct cf_mark at;             /* the rule itself */
@@ -59,6 +63,7 @@ struct cf_loader {
 	const char *file;
 	struct bw_diags *dg;
 	struct bw_config *cfg;
+	long inherited;   /* entries copied from defaults so far */
 };
 
 /* A YAML list, or one scalar standing for a list of one. */
@@ -68,7 +73,16 @@ struct cf_list {
 	yaml_node_item_t one;
 };
 
-/* config_load.c: diagnostics and typed access to YAML nodes. Each getter reports its own
+/* config_compose.c: the text into l->doc within the bounds of config.h; 0, or -1 when an error
+ * was reported and the document is unusable. The document is freed with cf_doc_free. */
+int cf_compose(struct cf_loader *l, const char *yaml, size_t len);
+void cf_doc_free(yaml_document_t *doc);
+void cf_syntax_error(struct cf_loader *l, const yaml_parser_t *p);
+/* A string hash for the loader's tables, and a seed for it that differs between runs. */
+uint32_t cf_hash(const char *s, uint32_t seed);
+uint32_t cf_seed(void);
+
+/* config_yaml.c: diagnostics and typed access to YAML nodes. Each getter reports its own
  * error ("PATH: expected ..., got ...") and returns -1 (or NULL). */
 void cf_error(struct cf_loader *l, struct cf_mark at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -5,8 +5,6 @@
 #include <string.h>
 #include "config_int.h"
 
-#define MAX_FILE (1 << 20)   /* a policy is a page or two; refuse to slurp anything huge */
-
 static const char *const top_keys[] = { "version", "mode", "on_config_error", "seed", "log",
 					"defaults", "rules", "state", NULL };
 enum { T_VERSION, T_MODE, T_ONERR, T_SEED, T_LOG, T_DEFAULTS, T_RULES, T_STATE, T_COUNT };
@@ -27,7 +25,8 @@ static void parse_sink(struct cf_loader *l, yaml_node_t *v)
 	} else if (strncmp(s, "file:", 5) == 0 && s[5]) {
 		lg->sink = BW_SINK_FILE;
 		free(lg->path);
-		lg->path = strdup(s + 5);
+		if (!(lg->path = strdup(s + 5)))
+			cf_error(l, cf_mark_of(v), "log.sink: out of memory");
 	} else if (strcmp(s, "file:") == 0) {
 		cf_error(l, cf_mark_of(v), "log.sink: file: needs a path, e.g. "
 			 "file:/var/log/bulwark.jsonl");
@@ -66,11 +65,16 @@ static void parse_state(struct cf_loader *l, yaml_node_t *n)
 		st->share = (enum bw_share)e;
 	if (!v[1] || !(s = cf_scalar(l, v[1], "state.dir", "auto or an absolute path")))
 		return;
-	if (s[0] == '/')   /* the same for every process of the tree, whatever its cwd */
-		st->dir = strdup(s);
-	else if (strcmp(s, "auto") != 0)
+	if (strcmp(s, "auto") == 0)
+		return;
+	if (s[0] != '/')   /* the same for every process of the tree, whatever its cwd */
 		cf_error(l, cf_mark_of(v[1]), "state.dir: expected auto or an absolute path, got '%s'",
 			 s);
+	else if (strlen(s) > BW_STATE_DIR_MAX)   /* cut short, it would name another directory */
+		cf_error(l, cf_mark_of(v[1]), "state.dir: longer than %d characters (%zu)",
+			 BW_STATE_DIR_MAX, strlen(s));
+	else if (!(st->dir = strdup(s)))
+		cf_error(l, cf_mark_of(v[1]), "state.dir: out of memory");
 }
 
 static void parse_seed(struct cf_loader *l, yaml_node_t *v)
@@ -98,14 +102,27 @@ static void parse_version(struct cf_loader *l, yaml_node_t *root, yaml_node_t *v
 	l->cfg->version = 1;
 }
 
-static void check_unique(struct cf_loader *l, struct cf_draft *d, int n)
+/* Rule names seen so far: a hash table of draft indices + 1 (0: empty), twice as large as
+ * the list of rules; comparing each name with all before it was quadratic. */
+struct names {
+	int *slot;
+	unsigned mask;
+	uint32_t seed;
+};
+
+static void check_unique(struct cf_loader *l, struct names *t, struct cf_draft *d, int n)
 {
-	for (int i = 0; i < n; i++) {
-		if (!d[i].name_ok || strcmp(d[i].r.name, d[n].r.name) != 0)
-			continue;
-		cf_error(l, d[n].name_at, "%s.name: duplicate rule name '%s'; %s at line %d has it already",
-			 d[n].path, d[n].r.name, d[i].path, d[i].at.line);
-		return;
+	for (unsigned i = cf_hash(d[n].r.name, t->seed) & t->mask;; i = (i + 1) & t->mask) {
+		if (!t->slot[i]) {
+			t->slot[i] = n + 1;
+			return;
+		}
+		struct cf_draft *first = &d[t->slot[i] - 1];
+		if (strcmp(first->r.name, d[n].r.name) == 0) {
+			cf_error(l, d[n].name_at, "%s.name: duplicate rule name '%s'; %s at line %d has "
+				 "it already", d[n].path, d[n].r.name, first->path, first->at.line);
+			return;
+		}
 	}
 }
 
@@ -125,18 +142,29 @@ static void parse_rules(struct cf_loader *l, yaml_node_t *v, const struct cf_dra
 		return;
 	}
 	int n = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
-	if (!(d = calloc((size_t)n + 1, sizeof *d))) {
+	struct names names = { .seed = cf_seed() };
+	unsigned cap = 16;
+	while (cap < 2 * (unsigned)n)
+		cap *= 2;
+	names.mask = cap - 1;
+	d = calloc((size_t)n + 1, sizeof *d);
+	names.slot = calloc(cap, sizeof *names.slot);
+	if (!d || !names.slot) {
 		cf_error(l, cf_mark_of(v), "rules: out of memory");
+		free(d);
+		free(names.slot);
 		return;
 	}
 	for (int i = 0; i < n; i++) {
 		snprintf(d[i].path, sizeof d[i].path, "rules[%d]", i);
 		cf_parse_rule(l, cf_node(l, v->data.sequence.items.start[i]), &d[i]);
 		if (d[i].name_ok)
-			check_unique(l, d, i);
+			check_unique(l, &names, d, i);
 		cf_finish_rule(l, &d[i], defs);
 	}
+	free(names.slot);
 	if (!(cfg->rules = calloc((size_t)n + 1, sizeof *cfg->rules))) {
+		cf_error(l, cf_mark_of(v), "rules: out of memory");
 		free_drafts(d, n);
 		return;
 	}
@@ -176,36 +204,6 @@ static void parse_top(struct cf_loader *l, yaml_node_t *root)
 	cf_rule_free(&defs.r);
 }
 
-static void syntax_error(struct cf_loader *l, const yaml_parser_t *p)
-{
-	struct cf_mark at = { (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1 };
-	const char *problem = p->problem ? p->problem : "unknown problem";
-	if (p->error == YAML_READER_ERROR || p->error == YAML_MEMORY_ERROR) {
-		at.line = at.col = 0;   /* no position, only a byte offset */
-		cf_error(l, at, "cannot read as YAML: %s at byte %zu", problem, p->problem_offset);
-	} else if (p->context) {
-		cf_error(l, at, "syntax error: %s (%s at line %d)", problem, p->context,
-			 (int)p->context_mark.line + 1);
-	} else {
-		cf_error(l, at, "syntax error: %s", problem);
-	}
-}
-
-/* One document only: a second one would be silently ignored otherwise. */
-static void check_single_document(struct cf_loader *l, yaml_parser_t *p)
-{
-	yaml_document_t more;
-	if (!yaml_parser_load(p, &more)) {
-		syntax_error(l, p);
-		return;
-	}
-	yaml_node_t *root = yaml_document_get_root_node(&more);
-	if (root)
-		cf_error(l, cf_mark_of(root), "a policy is a single YAML document; remove this one "
-			 "or the '---' before it");
-	yaml_document_delete(&more);
-}
-
 /* "\0" in a quoted string is valid YAML, but every value here is used as a C string:
  * it would be cut short at the NUL without a word. */
 static void check_no_nul(struct cf_loader *l)
@@ -231,25 +229,17 @@ static struct bw_config *new_config(void)
 
 static void load_document(struct cf_loader *l, const char *yaml, size_t len)
 {
-	yaml_parser_t p;
 	struct cf_mark top = { 1, 1 };
-	yaml_parser_initialize(&p);
-	yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
-	if (!yaml_parser_load(&p, &l->doc)) {
-		syntax_error(l, &p);
-		yaml_parser_delete(&p);
-		return;
+	if (cf_compose(l, yaml, len) == 0) {
+		yaml_node_t *root = yaml_document_get_root_node(&l->doc);
+		if (!root) {
+			cf_error(l, top, "empty policy; expected a mapping that starts with version: 1");
+		} else {
+			check_no_nul(l);
+			parse_top(l, root);
+		}
 	}
-	yaml_node_t *root = yaml_document_get_root_node(&l->doc);
-	if (!root) {
-		cf_error(l, top, "empty policy; expected a mapping that starts with version: 1");
-	} else {
-		check_single_document(l, &p);
-		check_no_nul(l);
-		parse_top(l, root);
-	}
-	yaml_document_delete(&l->doc);
-	yaml_parser_delete(&p);
+	cf_doc_free(&l->doc);
 }
 
 struct bw_config *bw_config_load_string(const char *name, const char *yaml, size_t len,
@@ -258,14 +248,19 @@ struct bw_config *bw_config_load_string(const char *name, const char *yaml, size
 	struct bw_diags local = { .n = 0 };
 	struct cf_loader l = { .file = name, .dg = diags ? diags : &local };
 	int before = l.dg->n;
-	char *abs = realpath(name, NULL);
-	if (!(l.cfg = new_config()) || !(l.cfg->path = abs ? abs : strdup(name))) {
+	errno = 0;
+	char *abs = realpath(name, NULL);   /* NULL for a name that is no file, as in tests */
+	if ((!abs && errno == ENOMEM) || !(l.cfg = new_config()) ||
+	    !(l.cfg->path = abs ? abs : strdup(name))) {
 		cf_error(&l, (struct cf_mark){ 0, 0 }, "out of memory");
 		free(abs);
 		bw_config_free(l.cfg);
 		return NULL;
 	}
-	load_document(&l, yaml, len);
+	if (len > BW_POLICY_MAX_BYTES)
+		cf_error(&l, (struct cf_mark){ 0, 0 }, "larger than 1 MiB, the most a policy may be");
+	else
+		load_document(&l, yaml, len);
 	if (l.dg->n != before) {
 		bw_config_free(l.cfg);
 		return NULL;
@@ -284,14 +279,13 @@ static char *read_all(const char *path, size_t *len, struct bw_diags *dg)
 		cf_error(&l, none, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
-	if (!(buf = malloc(MAX_FILE + 1))) {
+	/* one byte more than a policy may be, for the loader to tell too large */
+	if (!(buf = malloc(BW_POLICY_MAX_BYTES + 1))) {
 		why = "out of memory";
 	} else {
-		*len = fread(buf, 1, MAX_FILE + 1, f);
+		*len = fread(buf, 1, BW_POLICY_MAX_BYTES + 1, f);
 		if (ferror(f))
 			why = strerror(errno);
-		else if (*len > MAX_FILE)
-			why = "larger than 1 MiB";
 	}
 	fclose(f);
 	if (why) {

@@ -127,12 +127,29 @@ static void inherit(struct cf_loader *l, struct cf_draft *d, const struct cf_dra
 	uint64_t m = applicable(defs, d->r.match.ops) & ~d->own;
 	if (d->retry_off)
 		m &= ~RETRY_FIELDS;
+	/* a burst given as a size is for byte rates: a rule whose rate counts calls keeps its
+	 * own default burst */
+	int bytes = has(d->own, F_L_RATE) ? d->r.rate_limit.bytes
+					  : has(m, F_L_RATE) && defs->r.rate_limit.bytes;
+	if (defs->burst_sized && !bytes)
+		m &= ~FBIT(F_L_BURST);
 	for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
 		if (has(m, slots[i].f))
 			memcpy((char *)&d->r + slots[i].off, (const char *)&defs->r + slots[i].off,
 			       slots[i].len);
 	if (has(m, F_ON))
 		filter_on(&d->r.retry, d->r.match.ops);
+	/* each rule gets copies of these: many rules under long lists would multiply them */
+	long before = l->inherited;
+	l->inherited += (has(m, F_FALLBACK) ? defs->r.n_fallback : 0) +
+			(has(m, F_INJECT) ? defs->r.n_inject : 0);
+	if (l->inherited > BW_POLICY_MAX_INHERITED) {
+		if (before <= BW_POLICY_MAX_INHERITED)   /* said once */
+			cf_error(l, d->at, "%s: rules inherit more than %d fallback and inject entries "
+				 "from defaults in all (each rule gets a copy)", d->path,
+				 BW_POLICY_MAX_INHERITED);
+		m &= ~(FBIT(F_FALLBACK) | FBIT(F_INJECT));
+	}
 	if ((has(m, F_FALLBACK) && copy_dests(&d->r, defs->r.fallback, defs->r.n_fallback) < 0) ||
 	    (has(m, F_INJECT) && copy_injects(&d->r, defs->r.inject, defs->r.n_inject) < 0))
 		cf_error(l, d->at, "%s: out of memory", d->path);
@@ -223,9 +240,25 @@ static void check_order(struct cf_loader *l, const struct cf_draft *d, int flo, 
 			 hi_name, b);
 }
 
+/* A size is a number of bytes: a bucket that counts calls has no use for it. */
+static void check_burst(struct cf_loader *l, const struct cf_draft *d)
+{
+	const struct bw_rate_limit *rl = &d->r.rate_limit;
+	char rate[64];
+	if (!d->burst_sized || !has(d->own, F_L_BURST) || !has(d->own | d->inherited, F_L_RATE) ||
+	    rl->bytes)
+		return;
+	bw_format_rate(rl->rate, 0, rate, sizeof rate);
+	cf_error(l, d->burst_at, "%s.rate_limit.burst: %s is a size in bytes, but the rate %s "
+		 "counts calls; give the burst as a number of calls, such as 10", d->path,
+		 d->burst_text, rate);
+}
+
 static void cross_check(struct cf_loader *l, const struct cf_draft *d)
 {
 	const struct bw_rule *r = &d->r;
+	if (r->rate_limit.enabled || d->is_defaults)
+		check_burst(l, d);
 	if (r->has_retry)
 		check_order(l, d, F_BASE, F_MAX, r->retry.base, r->retry.max, "retry.backoff.base",
 			    "retry.backoff.max");

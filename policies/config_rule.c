@@ -132,21 +132,27 @@ static unsigned parse_ops(struct cf_loader *l, yaml_node_t *v, const char *path)
 	return bad ? 0 : ops;
 }
 
-static int parse_strings(struct cf_loader *l, yaml_node_t *v, const char *path, char ***out,
-			 int *n)
+/* A list left short would match more than was written: what cannot be kept is an error. */
+static void parse_strings(struct cf_loader *l, yaml_node_t *v, const char *path, char ***out,
+			  int *n)
 {
 	char ip[CF_PATH_MAX];
 	struct cf_list ls;
 	if (cf_list(l, v, path, &ls) < 0)
-		return -1;
-	*out = calloc((size_t)ls.n + 1, sizeof **out);
-	for (int i = 0; *out && i < ls.n; i++) {
+		return;
+	if (!(*out = calloc((size_t)ls.n + 1, sizeof **out))) {
+		cf_error(l, cf_mark_of(v), "%s: out of memory", path);
+		return;
+	}
+	for (int i = 0; i < ls.n; i++) {
+		yaml_node_t *it = cf_list_at(l, &ls, i);
 		cf_item_path(ip, path, &ls, i);
-		const char *s = cf_scalar(l, cf_list_at(l, &ls, i), ip, "a name or glob");
-		if (s && ((*out)[*n] = strdup(s)))
+		const char *s = cf_scalar(l, it, ip, "a name or glob");
+		if (s && !((*out)[*n] = strdup(s)))
+			cf_error(l, cf_mark_of(it), "%s: out of memory", ip);
+		else if (s)
 			(*n)++;
 	}
-	return 0;
 }
 
 static void parse_dests(struct cf_loader *l, yaml_node_t *v, const char *path,
@@ -154,8 +160,12 @@ static void parse_dests(struct cf_loader *l, yaml_node_t *v, const char *path,
 {
 	char ip[CF_PATH_MAX], err[200];
 	struct cf_list ls;
-	if (cf_list(l, v, path, &ls) < 0 || !(*out = calloc((size_t)ls.n + 1, sizeof **out)))
+	if (cf_list(l, v, path, &ls) < 0)
 		return;
+	if (!(*out = calloc((size_t)ls.n + 1, sizeof **out))) {
+		cf_error(l, cf_mark_of(v), "%s: out of memory", path);
+		return;
+	}
 	for (int i = 0; i < ls.n; i++) {
 		yaml_node_t *it = cf_list_at(l, &ls, i);
 		const char *s;
@@ -376,8 +386,12 @@ static void parse_inject(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k
 		return;
 	}
 	int n = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
-	if (n == 0 || !(d->r.inject = calloc((size_t)n, sizeof *d->r.inject)))
+	if (n == 0)
 		return;
+	if (!(d->r.inject = calloc((size_t)n, sizeof *d->r.inject))) {
+		cf_error(l, cf_mark_of(v), "%s: out of memory", path);
+		return;
+	}
 	d->r.n_inject = n;
 	for (int i = 0; i < n; i++) {
 		cf_index(ip, path, i);

@@ -349,6 +349,28 @@ static int on_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, con
 	return 0;
 }
 
+/* A byte bucket's burst takes the size units of byte rates; a plain number counts what the
+ * rate counts. Whether the rate counts bytes may be known only once defaults are merged:
+ * a size on a call rate is refused there. */
+static int limit_burst(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, const char *path)
+{
+	char err[160];
+	const char *s = cf_scalar(l, v, path, "a number, or a size such as 64KiB");
+	if (!s)
+		return -1;
+	if (bw_parse_size(s, &d->r.rate_limit.burst, &d->burst_sized, err, sizeof err) < 0) {
+		cf_error(l, cf_mark_of(v), "%s: %s", path, err);
+		return -1;
+	}
+	if (d->r.rate_limit.burst < 1) {
+		cf_error(l, cf_mark_of(v), "%s: expected a number of at least 1, got %s", path, s);
+		return -1;
+	}
+	d->burst_text = s;
+	d->burst_at = cf_mark_of(v);
+	return 0;
+}
+
 static void limit_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
 			yaml_node_t *v, const char *path)
 {
@@ -366,7 +388,7 @@ static void limit_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_nod
 		ok = limit_rate(l, d, v, path) == 0;
 		break;
 	case 2:
-		ok = get_number(l, v, path, &rl->burst) == 0;
+		ok = limit_burst(l, d, v, path) == 0;
 		break;
 	case 3:
 		ok = on_limit(l, d, v, path) == 0;

@@ -75,24 +75,42 @@ int bw_override_seed(struct bw_config *cfg, const char *seed, char *err, size_t 
 	return 0;
 }
 
-/* Walk only the top-level mapping's events; any parse error ends the walk. */
+struct capped {
+	FILE *f;
+	size_t left;
+};
+
+static int read_capped(void *data, unsigned char *buf, size_t size, size_t *n)
+{
+	struct capped *c = data;
+	*n = fread(buf, 1, size < c->left ? size : c->left, c->f);
+	c->left -= *n;
+	return !ferror(c->f);
+}
+
+/* Walk only the top-level mapping's events; any parse error ends the walk, and so do the
+ * loader's bounds on size and nesting: libyaml's time per token grows with the depth. */
 int bw_config_wants_abort(const char *path)
 {
 	FILE *f = path ? fopen(path, "re") : NULL;
 	if (!f)
 		return 0;
+	struct capped in = { f, BW_POLICY_MAX_BYTES };
 	yaml_parser_t p;
 	yaml_event_t ev;
 	int depth = 0, want_value = 0, is_key = 1, abort_it = 0, done = 0;
-	yaml_parser_initialize(&p);
-	yaml_parser_set_input_file(&p, f);
+	if (!yaml_parser_initialize(&p)) {
+		fclose(f);
+		return 0;
+	}
+	yaml_parser_set_input(&p, read_capped, &in);
 	while (!done && yaml_parser_parse(&p, &ev)) {
 		switch (ev.type) {
 		case YAML_MAPPING_START_EVENT:
 		case YAML_SEQUENCE_START_EVENT:
 			if (depth == 1)
 				is_key = !is_key;
-			depth++;
+			done = ++depth > BW_POLICY_MAX_DEPTH;
 			break;
 		case YAML_MAPPING_END_EVENT:
 		case YAML_SEQUENCE_END_EVENT:

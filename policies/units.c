@@ -13,6 +13,7 @@ static const double pow10_tab[] = {
 
 #define MAX_SIG 15      /* significant digits a double holds exactly */
 #define MAX_RATE 1e12   /* per second; beyond any real limit */
+#define MAX_SIZE 1e15   /* bytes; as far as a plain number of 15 digits goes */
 
 struct unit {
 	const char *name;
@@ -194,6 +195,27 @@ int bw_parse_rate(const char *s, double *per_sec, int *bytes, char *err, size_t 
 	return 0;
 }
 
+int bw_parse_size(const char *s, double *out, int *sized, char *err, size_t cap)
+{
+	const char *p;
+	double v;
+	int r = scan_decimal(s, &p, &v);
+	if (r == -2)
+		return bw_fail(err, cap, "'%s' has more than %d significant digits", s, MAX_SIG);
+	if (r < 0)
+		return bw_fail(err, cap, "expected a number like 10 or a size like 64KiB, got '%s'", s);
+	const struct unit *u = find_unit(size_units, NELEM(size_units), p, strlen(p));
+	if (!u)
+		return bw_fail(err, cap, "unknown size unit '%s' in '%s'; expected B, KB, KiB, MB, "
+			    "MiB, GB or GiB", p, s);
+	v *= (double)u->mult;
+	if (v >= MAX_SIZE)
+		return bw_fail(err, cap, "size '%s' is too large", s);
+	*out = v;
+	*sized = u != &size_units[0];
+	return 0;
+}
+
 int bw_parse_ratio(const char *s, double *out, char *err, size_t cap)
 {
 	const char *p;
@@ -265,6 +287,14 @@ static double reparse_rate(const char *s)
 	return bw_parse_rate(s, &v, &b, e, sizeof e) ? -1 : v;
 }
 
+static double reparse_size(const char *s)
+{
+	double v;
+	int sized;
+	char e[4];
+	return bw_parse_size(s, &v, &sized, e, sizeof e) ? -1 : v;
+}
+
 void bw_format_number(double v, char *buf, size_t cap)
 {
 	if (v < 0 || shortest_fixed(v, "", v, reparse_number, buf, cap) < 0)
@@ -304,6 +334,21 @@ void bw_format_rate(double per_sec, int bytes, char *buf, size_t cap)
 		snprintf(buf, cap, "%s", best);
 	else
 		snprintf(buf, cap, "%.17g%s/s", per_sec, bytes ? "B" : "");
+}
+
+void bw_format_size(double bytes, char *buf, size_t cap)
+{
+	char best[64] = "", cand[64];
+	for (size_t i = 1; i < NELEM(size_units) - 1; i++) {   /* "kB" is "KB" again */
+		double x = bytes / (double)size_units[i].mult;
+		if (shortest_fixed(x, size_units[i].name, bytes, reparse_size, cand, sizeof cand) == 0 &&
+		    better(cand, best))
+			memcpy(best, cand, sizeof best);
+	}
+	if (best[0])
+		snprintf(buf, cap, "%s", best);
+	else
+		snprintf(buf, cap, "%.17gB", bytes);
 }
 
 /* us in unit mult, exactly, or -1 when that needs more than 9 decimals. */

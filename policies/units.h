@@ -9,6 +9,9 @@ int bw_parse_duration(const char *s, bw_usec *out, char *err, size_t cap);
 /* "50/s", "600/min", "10/h" -> per second; bytes set to 0. "512KiB/s", "1MiB/s", "100KB/s",
  * "64B/s" -> bytes per second, bytes set to 1. */
 int bw_parse_rate(const char *s, double *per_sec, int *bytes, char *err, size_t cap);
+/* A byte count: "64KiB", "100KB", "1.5MiB", "512B" -> bytes, sized set to 1; a plain
+ * number ("4096") -> that number, sized set to 0. The units are those of byte rates. */
+int bw_parse_size(const char *s, double *out, int *sized, char *err, size_t cap);
 /* "50%" or "0.5" -> 0.5; must be within [0, 1]. */
 int bw_parse_ratio(const char *s, double *out, char *err, size_t cap);
 /* A plain decimal ("2", "1.5"): no sign, no exponent, independent of the locale. */
@@ -18,6 +21,8 @@ int bw_parse_number(const char *s, double *out, char *err, size_t cap);
 void bw_format_duration(bw_usec us, char *buf, size_t cap);
 /* Shortest rendering that parses back to the same value ("10/s", "512KiB/s"). */
 void bw_format_rate(double per_sec, int bytes, char *buf, size_t cap);
+/* Shortest rendering with a unit that parses back to the same value ("64KiB", "1500B"). */
+void bw_format_size(double bytes, char *buf, size_t cap);
 /* As a percentage that parses back to the same value ("20%", "12.5%"). */
 void bw_format_ratio(double r, char *buf, size_t cap);
 /* As bw_parse_number reads it ("2", "1.5"). */

@@ -228,6 +228,27 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:4:25: rules[0].rate_limit.rate: rate needs a unit, e.g. 50/s or 1MiB/s" },
 	{ "version: 1\nrules:\n  - name: x\n    rate_limit: { rate: 5/s, burst: 0.5 }\n",
 	  "policy.yaml:4:37: rules[0].rate_limit.burst: expected a number of at least 1, got 0.5" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send] }\n"
+	  "    rate_limit: { rate: 1MiB/s, burst: 0.5B }\n",
+	  "policy.yaml:5:40: rules[0].rate_limit.burst: expected a number of at least 1, got 0.5B" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send] }\n"
+	  "    rate_limit: { rate: 1MiB/s, burst: 64KiBs }\n",
+	  "policy.yaml:5:40: rules[0].rate_limit.burst: unknown size unit 'KiBs' in '64KiBs'; "
+	  "expected B, KB, KiB, MB, MiB, GB or GiB" },
+	/* a size is a number of bytes: it means nothing to a bucket of calls */
+	{ "version: 1\nrules:\n  - name: x\n    rate_limit: { rate: 5/s, burst: 64KiB }\n",
+	  "policy.yaml:4:37: rules[0].rate_limit.burst: 64KiB is a size in bytes, but the rate "
+	  "5/s counts calls; give the burst as a number of calls, such as 10" },
+	{ "version: 1\nrules:\n  - name: x\n    rate_limit: { burst: 1KB, rate: 600/min }\n",
+	  "policy.yaml:4:26: rules[0].rate_limit.burst: 1KB is a size in bytes, but the rate "
+	  "10/s counts calls; give the burst as a number of calls, such as 10" },
+	{ "version: 1\ndefaults:\n  rate_limit: { rate: 10/s }\nrules:\n  - name: x\n"
+	  "    rate_limit: { burst: 1KiB }\n",
+	  "policy.yaml:6:26: rules[0].rate_limit.burst: 1KiB is a size in bytes, but the rate "
+	  "10/s counts calls; give the burst as a number of calls, such as 10" },
+	{ "version: 1\ndefaults:\n  rate_limit: { rate: 10/s, burst: 2MB }\n",
+	  "policy.yaml:3:36: defaults.rate_limit.burst: 2MB is a size in bytes, but the rate 10/s "
+	  "counts calls; give the burst as a number of calls, such as 10" },
 	{ "version: 1\nrules:\n  - name: x\n    inject: [ { delay: 1ms, probability: 1.5 } ]\n",
 	  "policy.yaml:4:42: rules[0].inject[0].probability: expected a ratio from 0 to 1 or 0% "
 	  "to 100%, got '1.5'" },
@@ -392,6 +413,175 @@ static void test_diag_format_without_position(void **state)
 	(void)state;
 	bw_diag_format(&d, buf, sizeof buf);
 	assert_string_equal(buf, "p.yaml: cannot open");
+}
+
+/* ---- bounds on what a policy may cost ---- */
+
+static char *text_of(size_t cap)
+{
+	char *t = malloc(cap);
+	assert_non_null(t);
+	return t;
+}
+
+static void first_diag_is(const char *yaml, size_t len, const char *want)
+{
+	struct bw_diags dg;
+	char line[600];
+	memset(&dg, 0, sizeof dg);
+	assert_null(bw_config_load_string("policy.yaml", yaml, len, &dg));
+	assert_true(dg.n >= 1);
+	bw_diag_format(&dg.d[0], line, sizeof line);
+	assert_string_equal(line, want);
+}
+
+/* Nesting: libyaml's scanner spends time in proportion to the depth on every token. */
+static void test_limit_depth(void **state)
+{
+	char *t = text_of(1024), want[200];
+	(void)state;
+	/* 64 levels load (this one is wrong for other reasons); the 65th is refused */
+	size_t o = (size_t)sprintf(t, "version: 1\njunk: ");
+	for (int i = 0; i < 63; i++)
+		t[o++] = '[';
+	t[o] = '\0';
+	strcat(t, "1");
+	for (int i = 0; i < 63; i++)
+		strcat(t, "]");
+	first_diag_is(t, strlen(t), "policy.yaml:2:1: unknown key 'junk'; expected one of "
+		      "version, mode, on_config_error, seed, log, defaults, rules, state");
+	o = (size_t)sprintf(t, "version: 1\njunk: ");
+	for (int i = 0; i < 64; i++)
+		t[o++] = '[';
+	t[o] = '\0';
+	snprintf(want, sizeof want, "policy.yaml:2:%d: more than 64 levels of nested lists and "
+		 "mappings; a policy needs a handful", 7 + 63);
+	first_diag_is(t, o, want);
+	free(t);
+}
+
+/* Nodes as written: 12 around a list of n names. */
+static char *prog_list(int n, size_t *len)
+{
+	char *t = text_of((size_t)n * 8 + 200);
+	size_t o = (size_t)sprintf(t, "version: 1\nrules:\n  - name: a\n    match:\n      prog: [");
+	for (int i = 0; i < n; i++)
+		o += (size_t)sprintf(t + o, "%sp%d", i ? "," : "", i);
+	o += (size_t)sprintf(t + o, "]\n");
+	*len = o;
+	return t;
+}
+
+static void test_limit_nodes(void **state)
+{
+	size_t len;
+	char want[200];
+	struct bw_diags dg;
+	(void)state;
+	char *t = prog_list(BW_POLICY_MAX_NODES - 12, &len);
+	memset(&dg, 0, sizeof dg);
+	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, len, &dg);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->rules[0].match.n_prog, BW_POLICY_MAX_NODES - 12);
+	bw_config_free(cfg);
+	free(t);
+
+	t = prog_list(BW_POLICY_MAX_NODES - 11, &len);
+	/* at the last name, the one too many */
+	const char *line = strstr(t, "      prog: ["), *last = strrchr(t, ',') + 1;
+	snprintf(want, sizeof want, "policy.yaml:5:%d: more than 50000 values, lists and mappings "
+		 "in all; a policy needs a few hundred", (int)(last - line) + 1);
+	first_diag_is(t, len, want);
+	free(t);
+}
+
+/* An alias is walked, and what it names copied, at every use. */
+static void test_limit_aliases(void **state)
+{
+	(void)state;
+	/* a match of 10 nodes (mapping, 2 keys, 2 lists, 5 names) used 5000 times is 50000 */
+	char *t = text_of(200000);
+	size_t o = (size_t)sprintf(t, "version: 1\nrules:\n  - name: r0\n"
+				   "    match: &m { ops: [connect], dest: [a:1, b:1, c:1, d:1] }\n");
+	for (int i = 1; i <= 5000; i++)
+		o += (size_t)sprintf(t + o, "  - { name: r%d, match: *m }\n", i);
+	struct bw_diags dg;
+	memset(&dg, 0, sizeof dg);
+	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, o, &dg);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->n_rules, 5001);
+	assert_int_equal(cfg->rules[5000].match.n_dest, 4);
+	bw_config_free(cfg);
+	o += (size_t)sprintf(t + o, "  - { name: one-too-many, match: *m }\n");
+	first_diag_is(t, o, "policy.yaml:5005:34: aliases stand for more than 50000 values, lists "
+		      "and mappings in all (each use counts all the alias names)");
+
+	/* an alias inside what it names would be a loop */
+	const char *loop = "version: 1\nrules:\n  - &r { name: a, match: { prog: [*r] } }\n";
+	first_diag_is(loop, strlen(loop), "policy.yaml:3:35: alias *r is inside the node it names");
+	const char *twice = "version: 1\nrules:\n  - { name: &n a, match: { prog: [&n b] } }\n";
+	first_diag_is(twice, strlen(twice), "policy.yaml:3:35: anchor &n is defined twice (first "
+		      "at line 3, column 13)");
+	free(t);
+}
+
+/* Each rule copies the fallbacks and faults it inherits from defaults. */
+static void test_limit_inherited(void **state)
+{
+	(void)state;
+	char *t = text_of(100000);
+	size_t o = (size_t)sprintf(t, "version: 1\ndefaults:\n  fallback: [");
+	for (int i = 0; i < 50; i++)
+		o += (size_t)sprintf(t + o, "%s\"127.0.0.1:%d\"", i ? ", " : "", 1000 + i);
+	o += (size_t)sprintf(t + o, "]\nrules:\n");
+	for (int i = 0; i < 1000; i++)
+		o += (size_t)sprintf(t + o, "  - { name: r%d, match: { ops: [connect] } }\n", i);
+	struct bw_diags dg;
+	memset(&dg, 0, sizeof dg);
+	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, o, &dg);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->rules[999].n_fallback, 50);
+	bw_config_free(cfg);
+	o += (size_t)sprintf(t + o, "  - { name: more, match: { ops: [connect] } }\n");
+	first_diag_is(t, o, "policy.yaml:1005:5: rules[1000]: rules inherit more than 50000 "
+		      "fallback and inject entries from defaults in all (each rule gets a copy)");
+	free(t);
+}
+
+static void test_limit_size(void **state)
+{
+	(void)state;
+	size_t n = BW_POLICY_MAX_BYTES + 1;
+	char *t = text_of(n);
+	memset(t, ' ', n);
+	memcpy(t, "version: 1\n#", 12);
+	first_diag_is(t, n, "policy.yaml: larger than 1 MiB, the most a policy may be");
+	struct bw_diags dg;
+	memset(&dg, 0, sizeof dg);
+	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, n - 1, &dg);
+	assert_non_null(cfg);
+	bw_config_free(cfg);
+	free(t);
+}
+
+/* A longer state.dir was cut short where the state paths are built: another directory. */
+static void test_state_dir_length(void **state)
+{
+	char yaml[700], want[200];
+	(void)state;
+	size_t o = (size_t)sprintf(yaml, "version: 1\nstate: { dir: /");
+	memset(yaml + o, 'd', BW_STATE_DIR_MAX - 1);
+	o += BW_STATE_DIR_MAX - 1;
+	strcpy(yaml + o, " }\n");
+	struct bw_config *cfg = load_ok(yaml);
+	assert_int_equal(strlen(cfg->state.dir), BW_STATE_DIR_MAX);
+	bw_config_free(cfg);
+	o = (size_t)sprintf(yaml, "version: 1\nstate: { dir: /");
+	memset(yaml + o, 'd', 600);
+	strcpy(yaml + o + 600, " }\n");
+	snprintf(want, sizeof want, "policy.yaml:2:15: state.dir: longer than %d characters (601)",
+		 BW_STATE_DIR_MAX);
+	first_diag_is(yaml, strlen(yaml), want);
 }
 
 /* ---- valid policies ---- */
@@ -782,6 +972,39 @@ static void test_default_rate_limit_needs_a_rate(void **state)
 	bw_config_free(cfg);
 }
 
+/* A byte bucket's burst in the units of its rate, or a plain number of bytes; a size in
+ * defaults is left out of the rules whose rate counts calls. */
+static void test_byte_burst(void **state)
+{
+	(void)state;
+	struct bw_config *cfg = load_ok(
+		"version: 1\n"
+		"defaults:\n"
+		"  rate_limit: { rate: 1MiB/s, burst: 64KiB }\n"
+		"rules:\n"
+		"  - { name: inherits, match: { ops: [send, recv] } }\n"
+		"  - { name: calls, match: { ops: [send] }, rate_limit: { rate: 20/s } }\n"
+		"  - { name: own-rate, match: { ops: [recv] }, rate_limit: { rate: 2MiB/s } }\n"
+		"  - { name: plain, match: { ops: [recv] }, rate_limit: { burst: 4096 } }\n"
+		"  - { name: decimal, match: { ops: [send] }, rate_limit: { rate: 100KB/s, "
+		"burst: 1.5MB } }\n");
+	const struct bw_rule *r = rule(cfg, "inherits");
+	assert_true(r->rate_limit.bytes);
+	assert_true(r->rate_limit.burst == 65536);
+	r = rule(cfg, "calls");
+	assert_false(r->rate_limit.bytes);
+	assert_true(r->rate_limit.burst == 20);   /* one second's worth, not 65536 calls */
+	r = rule(cfg, "own-rate");
+	assert_true(r->rate_limit.rate == 2097152);
+	assert_true(r->rate_limit.burst == 65536);
+	r = rule(cfg, "plain");
+	assert_true(r->rate_limit.burst == 4096);
+	r = rule(cfg, "decimal");
+	assert_true(r->rate_limit.rate == 100000);
+	assert_true(r->rate_limit.burst == 1500000);
+	bw_config_free(cfg);
+}
+
 static void test_inject_ops_narrow_to_fit(void **state)
 {
 	(void)state;
@@ -1049,7 +1272,28 @@ static void test_round_trip_merged(void **state)
 			   "  inject: [ { delay: 1500us, probability: 33.3% } ]\n"
 			   "rules:\n  - { name: \"true\", retry: aggressive }\n"
 			   "  - { name: b, match: { ops: resolve, host: [\"-x\", \"a b\"] } }\n"
-			   "  - { name: c, match: { prog: [\"null\"] }, retry: off }\n"));
+			   "  - { name: c, match: { prog: [\"null\"] }, retry: off }\n"
+			   "  - { name: d, match: { ops: [send] }, rate_limit: { rate: 100KB/min, "
+			   "burst: 1.5KiB } }\n"
+			   "  - { name: e, match: { ops: [recv] }, rate_limit: { rate: 100KB/min } }\n"));
+}
+
+static void test_dump_byte_burst(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	(void)state;
+	struct bw_config *cfg = load_ok("version: 1\nrules:\n  - { name: r, match: { ops: [send] }, "
+					"rate_limit: { rate: 1MiB/s, burst: 65536 } }\n"
+					"  - { name: c, rate_limit: { rate: 5/s, burst: 20 } }\n");
+	FILE *f = open_memstream(&text, &len);
+	bw_rule_dump(&cfg->rules[0], f, 0);
+	bw_rule_dump(&cfg->rules[1], f, 0);
+	fclose(f);
+	assert_non_null(strstr(text, "  rate: 1MiB/s\n  burst: 64KiB\n"));
+	assert_non_null(strstr(text, "  rate: 5/s\n  burst: 20\n"));
+	free(text);
+	round_trip(cfg);
 }
 
 static void test_dump_rule(void **state)
@@ -1079,6 +1323,12 @@ int main(void)
 		cmocka_unit_test(test_every_problem_is_reported),
 		cmocka_unit_test(test_diags_are_capped_but_counted),
 		cmocka_unit_test(test_diag_format_without_position),
+		cmocka_unit_test(test_limit_depth),
+		cmocka_unit_test(test_limit_nodes),
+		cmocka_unit_test(test_limit_aliases),
+		cmocka_unit_test(test_limit_inherited),
+		cmocka_unit_test(test_limit_size),
+		cmocka_unit_test(test_state_dir_length),
 		cmocka_unit_test(test_full_policy),
 		cmocka_unit_test(test_top_level_defaults),
 		cmocka_unit_test(test_section_defaults),
@@ -1086,6 +1336,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_merge_at_depth),
 		cmocka_unit_test(test_defaults_that_do_not_apply),
 		cmocka_unit_test(test_default_rate_limit_needs_a_rate),
+		cmocka_unit_test(test_byte_burst),
 		cmocka_unit_test(test_inject_ops_narrow_to_fit),
 		cmocka_unit_test(test_default_policy),
 		cmocka_unit_test(test_ops_names),
@@ -1094,6 +1345,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_default),
 		cmocka_unit_test(test_round_trip_merged),
 		cmocka_unit_test(test_dump_rule),
+		cmocka_unit_test(test_dump_byte_burst),
 	};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		tests[n++] = fixed[i];

@@ -158,6 +158,72 @@ static void test_rate_format(void **state)
 	fmt_rate(1e9, 1, "1GB/s");
 }
 
+static void size_ok(const char *s, double want, int want_sized)
+{
+	double v = -1;
+	int sized = -1;
+	char err[160] = "";
+	assert_int_equal(bw_parse_size(s, &v, &sized, err, sizeof err), 0);
+	assert_true(v == want);
+	assert_int_equal(sized, want_sized);
+}
+
+static void size_err(const char *s, const char *want)
+{
+	double v;
+	int sized;
+	char err[160] = "";
+	assert_int_equal(bw_parse_size(s, &v, &sized, err, sizeof err), -1);
+	assert_string_equal(err, want);
+}
+
+/* The sizes of a byte bucket: the units of byte rates, or a plain number. */
+static void test_size_parse(void **state)
+{
+	(void)state;
+	size_ok("64KiB", 65536, 1);
+	size_ok("100KB", 100000, 1);
+	size_ok("100kB", 100000, 1);
+	size_ok("1.5MiB", 1572864, 1);
+	size_ok("512B", 512, 1);
+	size_ok("2GiB", 2147483648.0, 1);
+	size_ok("1GB", 1e9, 1);
+	size_ok("4096", 4096, 0);
+	size_ok("2.5", 2.5, 0);
+	size_err("64KiBs", "unknown size unit 'KiBs' in '64KiBs'; expected B, KB, KiB, MB, MiB, "
+		 "GB or GiB");
+	size_err("64 KiB", "unknown size unit ' KiB' in '64 KiB'; expected B, KB, KiB, MB, MiB, "
+		 "GB or GiB");
+	size_err("64KiB/s", "unknown size unit 'KiB/s' in '64KiB/s'; expected B, KB, KiB, MB, "
+		 "MiB, GB or GiB");
+	size_err("KiB", "expected a number like 10 or a size like 64KiB, got 'KiB'");
+	size_err("-1KiB", "expected a number like 10 or a size like 64KiB, got '-1KiB'");
+	size_err("1000000GiB", "size '1000000GiB' is too large");
+	size_err("1234567890123456B", "'1234567890123456B' has more than 15 significant digits");
+}
+
+static void fmt_size(double v, const char *want)
+{
+	char buf[64];
+	bw_format_size(v, buf, sizeof buf);
+	assert_string_equal(buf, want);
+	size_ok(buf, v, 1);
+}
+
+static void test_size_format(void **state)
+{
+	(void)state;
+	fmt_size(65536, "64KiB");
+	fmt_size(1048576, "1MiB");
+	fmt_size(1572864, "1.5MiB");
+	fmt_size(100000, "100KB");
+	fmt_size(1500, "1500B");
+	fmt_size(1, "1B");
+	fmt_size(2.5, "2.5B");
+	fmt_size(1e9, "1GB");
+	fmt_size(999999999999999, "999999999999999B");
+}
+
 static void test_ratio(void **state)
 {
 	double v;
@@ -221,6 +287,8 @@ int main(void)
 		cmocka_unit_test(test_duration_format),
 		cmocka_unit_test(test_rate_parse),
 		cmocka_unit_test(test_rate_format),
+		cmocka_unit_test(test_size_parse),
+		cmocka_unit_test(test_size_format),
 		cmocka_unit_test(test_ratio),
 		cmocka_unit_test(test_number),
 	};

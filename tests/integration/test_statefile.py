@@ -1,5 +1,5 @@
 """The files the library creates or opens on its own: the group state file
-(`state: { share: group }`) and its directory.
+(`state: { share: group }`), its directory and the event log (`log: { sink: file:... }`).
 
 A group's state lives exactly as long as the group: a process that leaves without running
 exit handlers (_exit, as dash does) must not hand its open breakers to a later, unrelated
@@ -11,13 +11,14 @@ never mapped and followed."""
 import json
 import os
 import pwd
+import stat
 import struct
 import subprocess
 import time
 import unittest
 
-from harness import (LIB, PYTHON, TOOL, ShimTest, base_env, describe, events_of,
-                     free_port, read_events, run)
+from harness import (LIB, PYTHON, TOOL, ShimTest, base_env, describe, events_in_text,
+                     events_of, free_port, read_events, run)
 
 # Connects n times to 127.0.0.1:port and prints what each returned (ok or the errno),
 # in one write; then leaves with _exit when asked: no exit handler, no destructor.
@@ -168,6 +169,112 @@ class DeadGroup(StateTest):
             self.assertEqual([p.returncode for p in procs], [0] * 6)
             self.assertEqual(state_files(self.state), [])   # the last one out removed it
         self.assertEqual(events_of(read_events(log), "warning"), [])
+
+
+class LogSink(ShimTest):
+    """`log: { sink: file:PATH }` is opened without following a symbolic link or waiting
+    for a FIFO's reader, and only a regular file of the user's (or root's) is written."""
+
+    def policy_to(self, path):
+        return self.wd.write("p.yaml", "version: 1\nlog: { sink: \"file:%s\", level: debug }\n"
+                             "rules:\n  - name: r\n    match: { ops: [connect] }\n" % path)
+
+    def refused(self, path, reason, timeout=20):
+        """A run with the sink at path: it ends at once, and says on stderr, once, why the
+        file was refused."""
+        pol = self.policy_to(path)
+        t = time.monotonic()
+        r = run([PYTHON, "-c", "print('ran')"], shim=True, policy=pol, timeout=timeout)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.stdout, "ran\n", r)
+        self.assertLess(time.monotonic() - t, timeout)
+        evs = events_in_text(r.stderr)
+        errs = events_of(evs, "config_error")
+        self.assertEqual(len(errs), 1, r)
+        self.assertEqual(errs[0]["file"], path, r)
+        self.assertIn(reason, errs[0]["msg"], r)
+        return r, evs
+
+    def test_symlink_is_not_followed(self):
+        target = self.wd.write("precious", "precious\n")
+        link = self.wd.file("bulwark.log")
+        os.symlink(target, link)
+        r, evs = self.refused(link, "symbolic link")
+        with open(target) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertTrue(os.path.islink(link))
+        # the events go where they would by default: standard error
+        self.assertEqual(len(events_of(evs, "start")), 1, r)
+
+    def test_dangling_symlink_creates_nothing(self):
+        target = self.wd.file("made")
+        link = self.wd.file("bulwark.log")
+        os.symlink(target, link)
+        self.refused(link, "symbolic link")
+        self.assertFalse(os.path.exists(target))
+
+    def test_fifo_without_a_reader_does_not_hang(self):
+        fifo = self.wd.file("bulwark.log")
+        os.mkfifo(fifo, 0o600)
+        self.refused(fifo, "not a regular file")
+
+    def test_fifo_with_a_reader_gets_nothing(self):
+        fifo = self.wd.file("bulwark.log")
+        os.mkfifo(fifo, 0o600)
+        rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            self.refused(fifo, "not a regular file")
+            try:
+                got = os.read(rd, 65536)
+            except BlockingIOError:
+                got = b""
+            self.assertEqual(got, b"")
+        finally:
+            os.close(rd)
+
+    def test_hard_link_is_refused(self):
+        other = self.wd.write("other", "other\n")
+        link = self.wd.file("bulwark.log")
+        os.link(other, link)
+        self.refused(link, "hard link")
+        with open(other) as f:
+            self.assertEqual(f.read(), "other\n")
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to give a file to another user")
+    def test_file_of_another_user_is_refused(self):
+        nobody = pwd.getpwnam("nobody")
+        path = self.wd.write("bulwark.log", "theirs\n")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        self.refused(path, "belongs to another user")
+        with open(path) as f:
+            self.assertEqual(f.read(), "theirs\n")
+
+    def test_own_file_is_written(self):
+        path = self.wd.file("bulwark.log")
+        pol = self.policy_to(path)
+        r = run([PYTHON, "-c", "print('ran')"], shim=True, policy=pol)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(events_in_text(r.stderr), [], r)
+        self.assertEqual(len(events_of(read_events(path), "start")), 1)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
+    def test_sink_opened_twice_keeps_one_descriptor(self):
+        # a bad environment setting is reported through the sink before the policy's
+        # own sink is opened: the same file, opened again, must not leave the first open
+        path = self.wd.file("bulwark.log")
+        pol = self.policy_to(path)
+        code = ("import os\n"
+                "print(sum(os.path.realpath('/proc/self/fd/' + f) == %r\n"
+                "          for f in os.listdir('/proc/self/fd')))\n" % path)
+        r = run([PYTHON, "-c", code], shim=True, policy=pol,
+                env={"BULWARK_LOG": "file:" + path, "BULWARK_LEVEL": "bogus"})
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.stdout, "1\n", r)
+        self.assertEqual(len(events_of(read_events(path), "config_error")), 1)
+
+    def test_missing_directory_is_said(self):
+        path = self.wd.file("no/such/dir/bulwark.log")
+        self.refused(path, "No such file or directory")
 
 
 class StateDirSafety(StateTest):

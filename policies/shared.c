@@ -2,6 +2,7 @@
  * same file; the first lays it out. */
 #include <stdio.h>
 #include <string.h>
+#include "keyed.h"
 #include "shared.h"
 
 static size_t align64(size_t n)
@@ -75,21 +76,83 @@ void bw_shm_format(void *mem, size_t size, const struct bw_config *cfg, const ch
 	layout(cfg, h, rules);
 	for (int i = 0; i < cfg->n_rules; i++)
 		copy_str(rules[i].name, sizeof rules[i].name, cfg->rules[i].name);
-	__atomic_store_n(&h->magic, BW_SHM_MAGIC, __ATOMIC_RELEASE);
+}
+
+void bw_shm_publish(void *mem)
+{
+	__atomic_store_n(&((struct bw_shm_header *)mem)->magic, BW_SHM_MAGIC, __ATOMIC_RELEASE);
+}
+
+size_t bw_shm_procs_offset(void)
+{
+	return align64(sizeof(struct bw_shm_header));
+}
+
+/* n items of `each` bytes fit between off and size (no overflow on the way). */
+static int fits(uint64_t off, uint64_t n, uint64_t each, uint64_t size)
+{
+	return off <= size && (each == 0 || n <= (size - off) / each);
+}
+
+const char *bw_shm_verify(const void *mem, size_t size)
+{
+	const struct bw_shm_header *h = mem;
+	if (size < sizeof *h)
+		return "too small to be a state file";
+	uint32_t magic = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE);
+	if (magic != BW_SHM_MAGIC)
+		return magic == 0 ? "not ready (being laid out, or not a bulwark state file)"
+				  : "not a bulwark state file (bad magic)";
+	if (h->version != BW_SHM_VERSION)
+		return "state file version differs from this bulwark's";
+	if (h->size > size)
+		return "shorter than its header says";
+	uint64_t end = h->size;
+	uint64_t entry = bw_keyed_entry_size(sizeof(struct bw_dest_state));
+	if (h->n_procs != BW_SHM_PROCS || h->procs_off != bw_shm_procs_offset() ||
+	    !fits(h->procs_off, h->n_procs, sizeof(struct bw_shm_proc), end))
+		return "layout differs from this bulwark's (process table)";
+	if (h->entry_size != entry)
+		return "layout differs from this bulwark's (entry size)";
+	uint64_t off = align64(h->procs_off + BW_SHM_PROCS * sizeof(struct bw_shm_proc));
+	if (h->rules_off != off || !fits(off, h->n_rules, sizeof(struct bw_shm_rule), end))
+		return "layout differs from this bulwark's (rule table)";
+	const struct bw_shm_rule *rules = (const void *)((const char *)mem + off);
+	off = align64(off + (uint64_t)h->n_rules * sizeof(struct bw_shm_rule));
+	for (uint32_t i = 0; i < h->n_rules; i++) {
+		const struct bw_shm_rule *r = &rules[i];
+		int32_t n = r->sets;
+		uint64_t sets = n < 0 ? 0 : (uint64_t)n;
+		if (n < 0 || !fits(off, sets, BW_KEYED_WAYS * entry, end))
+			return "layout differs from this bulwark's (a rule's tables)";
+		uint64_t dests = off;
+		off = align64(off + sets * BW_KEYED_WAYS * entry);
+		if (!fits(off, sets, sizeof(int), end))
+			return "layout differs from this bulwark's (a rule's tables)";
+		uint64_t locks = off;
+		off = align64(off + sets * sizeof(int));
+		if (r->dests_off != (sets ? dests : 0) || r->locks_off != (sets ? locks : 0))
+			return "layout differs from this bulwark's (a rule's tables)";
+	}
+	if (off != end)
+		return "layout differs from this bulwark's (size)";
+	return NULL;
 }
 
 int bw_shm_check(const void *mem, size_t size, const struct bw_config *cfg)
 {
 	const struct bw_shm_header *h = mem;
-	if (size < sizeof *h || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != BW_SHM_MAGIC ||
-	    h->version != BW_SHM_VERSION || h->size != bw_shm_size(cfg) || h->size > size ||
-	    h->n_rules != (uint32_t)cfg->n_rules)
+	if (bw_shm_verify(mem, size) || h->n_rules != (uint32_t)cfg->n_rules ||
+	    h->size != bw_shm_size(cfg))
 		return -1;
 	const struct bw_shm_rule *rules =
 		(const struct bw_shm_rule *)((const char *)mem + h->rules_off);
-	for (int i = 0; i < cfg->n_rules; i++)
-		if (strncmp(rules[i].name, cfg->rules[i].name, sizeof rules[i].name) != 0)
+	for (int i = 0; i < cfg->n_rules; i++) {
+		const struct bw_rule *r = &cfg->rules[i];
+		if (strncmp(rules[i].name, r->name, sizeof rules[i].name) != 0 ||
+		    rules[i].sets != (keyed_rule(r) ? bw_keyed_sets(r->max_keys) : 0))
 			return -1;
+	}
 	return 0;
 }
 
@@ -133,13 +196,77 @@ void bw_shm_each_dest(void *mem, int rule,
 	bw_keyed_each(&k, each_one, &c);
 }
 
-void bw_state_dir(const struct bw_config *cfg, const char *xdg, unsigned uid, char *buf,
-		  size_t cap)
+int bw_state_dir(const struct bw_config *cfg, const char *xdg, unsigned uid, char *buf,
+		 size_t cap)
 {
+	int n;
 	if (cfg && cfg->state.dir)
-		snprintf(buf, cap, "%s", cfg->state.dir);
+		n = snprintf(buf, cap, "%s", cfg->state.dir);
 	else if (xdg && *xdg)
-		snprintf(buf, cap, "%s/bulwark", xdg);
+		n = snprintf(buf, cap, "%s/bulwark", xdg);
 	else
-		snprintf(buf, cap, "/tmp/bulwark-%u", uid);
+		n = snprintf(buf, cap, "/tmp/bulwark-%u", uid);
+	if (n < 0 || (size_t)n >= cap || n > BW_STATE_DIR_MAX) {
+		if (cap)
+			buf[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int bw_group_name(const struct bw_config *cfg, const char *named, unsigned uid, char *buf,
+		  size_t cap, int *own)
+{
+	int n;
+	*own = !named || !*named || strchr(named, '/');
+	if (!*own) {
+		n = strlen(named) > BW_GROUP_MAX ? -1 : snprintf(buf, cap, "%s", named);
+	} else {
+		const char *p = cfg->path ? cfg->path : "";
+		uint64_t h = bw_key_bytes(p, strlen(p), uid);
+		n = snprintf(buf, cap, "policy-%016llx", (unsigned long long)h);
+	}
+	if (n < 0 || (size_t)n >= cap) {
+		if (cap)
+			buf[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int bw_state_path(const char *dir, const char *group, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "%s/%s" BW_STATE_SUFFIX, dir, group);
+	if (n < 0 || (size_t)n >= cap) {
+		if (cap)
+			buf[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int bw_proc_stat_parse(const char *text, char *state, unsigned long long *start_ticks)
+{
+	/* "pid (comm) S ppid ...": comm may hold anything, spaces and ')' included, so the
+	 * fields are counted from the last ')' */
+	const char *p = strrchr(text, ')');
+	if (!p || p[1] != ' ' || !p[2])
+		return -1;
+	*state = p[2];
+	p += 2;
+	/* field 3 is the state; starttime is field 22 */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -1;
+		p++;
+	}
+	unsigned long long v = 0;
+	const char *d = p;
+	while (*d >= '0' && *d <= '9' && v <= (~0ull - 9) / 10)
+		v = v * 10 + (unsigned long long)(*d++ - '0');
+	if (d == p || (*d != ' ' && *d != '\0' && *d != '\n'))
+		return -1;
+	*start_ticks = v;
+	return 0;
 }

@@ -1,15 +1,17 @@
-/* State shared by a process tree (SPEC 3.9, `state: { share: group }`): breakers and
- * buckets live in one memory-mapped file that every process of the group maps. This is
- * its layout, and the pure functions that lay it out and check it; opening, mapping and
+/* State shared by a process tree (`state: { share: group }`): breakers and buckets live
+ * in one memory-mapped file that every process of the group maps. This is its layout, its
+ * naming, and the pure functions that lay it out and check it; opening, mapping and
  * removing the file is the shim's business, reading it for `bulwark status` the tool's.
  *
  * File: [header][procs: BW_SHM_PROCS x bw_shm_proc][rules: n x bw_shm_rule]
  *       then per rule with dest-scoped state: its bw_keyed entries, then its set locks.
- * All offsets are from the start of the file. Locks hold the pid of their holder, so a
- * lock left by a process that died can be taken over. */
+ * All offsets are from the start of the file, each block on a 64-byte boundary, in that
+ * order and nowhere else: a reader can tell a damaged file from the offsets alone. Locks
+ * hold the pid of their holder, so a lock left by a process that died can be taken over. */
 #ifndef BW_SHARED_H
 #define BW_SHARED_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "engine.h"
@@ -32,7 +34,8 @@ struct bw_shm_header {
 
 struct bw_shm_proc {
 	int32_t pid;                       /* 0: free */
-	int32_t pad;
+	uint32_t start_ticks;              /* its start, clock ticks after boot, low 32 bits;
+					    * 0: not known */
 	int64_t started_us;
 	char prog[32];
 };
@@ -45,18 +48,49 @@ struct bw_shm_rule {
 	struct bw_dest_state whole;
 };
 
+/* Names. A group's file is <state dir>/<group>.state; the group's name is also in the
+ * header, which holds BW_GROUP_MAX bytes of it. The directory is bounded so that the
+ * whole path fits in PATH_MAX: a longer one is refused, never cut short (a cut path
+ * names another directory). */
+#define BW_STATE_SUFFIX ".state"
+#define BW_GROUP_MAX 63
+#define BW_STATE_DIR_MAX (PATH_MAX - (int)sizeof "/" BW_STATE_SUFFIX - BW_GROUP_MAX)
+
 /* The state directory: state.dir, else $XDG_RUNTIME_DIR/bulwark, else /tmp/bulwark-UID
- * (xdg may be NULL). */
-void bw_state_dir(const struct bw_config *cfg, const char *xdg, unsigned uid, char *buf,
-		  size_t cap);
+ * (xdg may be NULL). -1, with buf empty, when it is longer than BW_STATE_DIR_MAX or cap. */
+int bw_state_dir(const struct bw_config *cfg, const char *xdg, unsigned uid, char *buf,
+		 size_t cap);
+/* The group's name: `named` (BULWARK_GROUP) when set, else one made from the policy's
+ * path and uid, and then *own is set (no one named the group: its processes clean up
+ * after themselves). -1 when `named` is longer than BW_GROUP_MAX; a name with a '/' is no
+ * file name and falls back to the policy's. */
+int bw_group_name(const struct bw_config *cfg, const char *named, unsigned uid, char *buf,
+		  size_t cap, int *own);
+/* <dir>/<group>.state; -1 (buf empty) when it does not fit. */
+int bw_state_path(const char *dir, const char *group, char *buf, size_t cap);
 
 /* Bytes a file for this policy needs. */
 size_t bw_shm_size(const struct bw_config *cfg);
-/* Lay out a zeroed region for cfg; the magic is stored last. */
+/* Lay out a zeroed region for cfg, all but the magic. */
 void bw_shm_format(void *mem, size_t size, const struct bw_config *cfg, const char *group,
 		   const char *policy, int64_t now_us);
-/* 0 when mem holds a ready state file laid out for this policy (same rules, same order). */
+/* Store the magic: the file is ready for others to map. */
+void bw_shm_publish(void *mem);
+/* Why the size bytes at mem cannot be read as a state file of this version, or NULL.
+ * Every offset and count is checked against the file's size and against the place the
+ * layout gives it, so that a reader that trusts the file after this never reads outside
+ * it. Shared by the library (before it maps a file into a program) and `bulwark status`. */
+const char *bw_shm_verify(const void *mem, size_t size);
+/* 0 when mem holds a ready state file laid out for this policy (same rules, same order,
+ * same tables), checked whole with bw_shm_verify first. */
 int bw_shm_check(const void *mem, size_t size, const struct bw_config *cfg);
+
+/* Where the process table is in every file of this version (header checks compare). */
+size_t bw_shm_procs_offset(void);
+
+/* From the text of /proc/PID/stat: the process's state letter and its start time in
+ * clock ticks after boot. -1 when the text is not that. */
+int bw_proc_stat_parse(const char *text, char *state, unsigned long long *start_ticks);
 
 static inline struct bw_shm_proc *bw_shm_procs(void *mem)
 {

@@ -1,177 +1,218 @@
-/* The group's state file. The first process creates it (O_EXCL), sizes and lays it out and
- * publishes it by writing the magic last; the others wait briefly for the magic, then map
- * it. Every process takes a slot in its process table. A file left unfinished or stale by
- * processes that died is replaced, never mapped past its end. `bulwark run` names the group
- * (BULWARK_GROUP) and removes the file when the tree ends; without it, processes sharing a
- * policy file form a group named after that file and the user, and the last to leave
- * removes it. */
+/* The group's state file, <state dir>/<group>.state.
+ *
+ * Whether a process joins a group's file, replaces it or removes it is decided under an
+ * exclusive flock on the state directory, held for the few system calls that takes. The
+ * kernel drops the lock when its holder dies, so none is ever left behind, and two
+ * processes that start together never both replace a dead group's file (each would end up
+ * alone in a file of its own). A creator lays its file out and takes its own slot before
+ * it stores the magic, all under the lock: a file without the magic found under the lock
+ * was left by a creator that died.
+ *
+ * A group is alive while a process in its table is: its pid exists, is no zombie, and
+ * started at the clock tick its slot recorded (a pid handed to another process since does
+ * not count). A group named after its policy (plain LD_PRELOAD: no one named it) ends with
+ * its processes: the last one out removes the file, and when the last one left without
+ * exit handlers (_exit, as dash does, or a crash) the next process of that policy finds
+ * the group dead and starts afresh, so its open breakers do not outlive it. A group named
+ * in BULWARK_GROUP belongs to whoever named it (`bulwark run`, which removes the file when
+ * its tree ends): its processes may come and go.
+ *
+ * Every path is opened without following a symbolic link and checked after opening: the
+ * directory must be the user's and closed to others, the file a regular file of the user's.
+ * Anything else, and any file that cannot be trusted, is one warning, and the process keeps
+ * its own state; a file is replaced only when no live process can be using it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "events.h"
 #include "group.h"
 #include "keyed.h"
 #include "real.h"
 #include "shared.h"
 
+/* far above any policy's layout; a larger file is not one of ours */
+#define MAX_STATE_BYTES ((off_t)1 << 30)
+/* The directory lock is held for microseconds; a holder stopped (SIGSTOP, a debugger)
+ * costs the others this long once, then they go on with state of their own. */
+#define JOIN_WAIT_US 2000000
+#define LEAVE_WAIT_US 500000
+
 static void *map;
-static size_t map_size;
-static char path[512];
+static char dir[PATH_MAX];
+static char name[BW_GROUP_MAX + sizeof BW_STATE_SUFFIX];
+static dev_t file_dev;
+static ino_t file_ino;
 static int own_group;            /* named after the policy: the last one out cleans up */
 static int slot = -1;
 
+/* Lock holders: a pid that exists. Cheap, since every contended lock asks. */
 static int alive(long pid)
 {
 	return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
 }
 
-static void warn(struct bw_engine *e, const char *msg)
+static int proc_stat(const char *path, char *state, unsigned long long *start)
 {
-	struct bw_event ev;
-	bw_event_init(&ev, BW_EV_WARNING, BW_LVL_WARN);
-	ev.msg = msg;
-	bw_engine_emit(e, NULL, &ev);
-}
-
-/* $XDG_RUNTIME_DIR/bulwark, else /tmp/bulwark-UID; made 0700 and checked to be ours. */
-static int state_dir(const struct bw_config *cfg, char *buf, size_t cap)
-{
-	bw_state_dir(cfg, secure_getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), buf, cap);
-	mkdir(buf, 0700);
-	struct stat st;
-	if (lstat(buf, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
-	    (st.st_mode & 077))
+	char buf[1024];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
-	return 0;
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	BW_REAL(close)(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return bw_proc_stat_parse(buf, state, start);
 }
 
-static void group_name(const struct bw_config *cfg, char *buf, size_t cap)
+/* This process's start in clock ticks after boot (low 32 bits; 0: not known). */
+static uint32_t own_start(void)
 {
-	const char *g = secure_getenv("BULWARK_GROUP");
-	if (g && *g && !strchr(g, '/')) {
-		snprintf(buf, cap, "%s", g);
-		return;
-	}
-	own_group = 1;
-	uint64_t h = bw_key_bytes(cfg->path, strlen(cfg->path), getuid());
-	snprintf(buf, cap, "policy-%016llx", (unsigned long long)h);
+	char state;
+	unsigned long long start;
+	return proc_stat("/proc/self/stat", &state, &start) == 0 ? (uint32_t)start : 0;
 }
 
-enum { FILE_READY, FILE_UNFINISHED, FILE_OTHER };
-
-/* What the file holds, read with pread: mapping a file shorter than the layout would
- * raise SIGBUS in the program at the first touch past its end. */
-static int file_state(int fd, const struct bw_config *cfg, size_t size)
+/* The process that took slot p still runs. */
+static int member_alive(const struct bw_shm_proc *p)
 {
-	struct bw_shm_header h;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
-	    h.magic != BW_SHM_MAGIC)
-		return FILE_UNFINISHED;
-	if (h.version != BW_SHM_VERSION || h.size != size || (size_t)st.st_size < size ||
-	    h.n_rules != (uint32_t)cfg->n_rules)
-		return FILE_OTHER;
-	return FILE_READY;
-}
-
-/* Whether a live process has a slot in a finished file (of whatever layout). */
-static int in_use(int fd)
-{
-	struct bw_shm_header h;
-	struct bw_shm_proc procs[BW_SHM_PROCS];
-	if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
-	    pread(fd, procs, sizeof procs, (off_t)h.procs_off) != (ssize_t)sizeof procs)
+	char path[48], state;
+	unsigned long long start;
+	if (p->pid <= 0 || (kill((pid_t)p->pid, 0) < 0 && errno == ESRCH))
 		return 0;
-	for (int i = 0; i < BW_SHM_PROCS; i++)
-		if (procs[i].pid > 0 && alive(procs[i].pid))
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)p->pid);
+	if (proc_stat(path, &state, &start) < 0)
+		return 1;                        /* no /proc: what kill says */
+	if (state == 'Z' || state == 'X' || state == 'x')
+		return 0;
+	return p->start_ticks == 0 || p->start_ticks == (uint32_t)start;
+}
+
+/* Another process of the table still runs. */
+static int others_alive(const struct bw_shm_proc *procs, size_t n, long self)
+{
+	for (size_t i = 0; i < n; i++)
+		if (procs[i].pid > 0 && procs[i].pid != self && member_alive(&procs[i]))
 			return 1;
 	return 0;
 }
 
-/* Last written over a second ago: a creator lays a file out within milliseconds, so an
- * unfinished one this old was left by a creator that died. */
-static int old_file(int fd)
+static void warn(struct bw_engine *e, const char *key, const char *path, const char *fmt, ...)
+{
+	char why[512], msg[640], extra[PATH_MAX + 32];
+	size_t n = 0;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	snprintf(msg, sizeof msg, "state.share: group: %s; each process keeps its own state", why);
+	extra[0] = '\0';
+	if (key) {
+		bw_json_raw(extra, sizeof extra, &n, "\"");
+		bw_json_raw(extra, sizeof extra, &n, key);
+		bw_json_raw(extra, sizeof extra, &n, "\":");
+		bw_json_str(extra, sizeof extra, &n, path);
+	}
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_WARNING, BW_LVL_WARN);
+	ev.msg = msg;
+	ev.extra = n ? extra : NULL;
+	bw_engine_emit(e, NULL, &ev);
+}
+
+/* The state directory, made if missing, opened without following a link and checked to
+ * be a directory of ours that no one else can enter: the files in it are mapped into the
+ * program. Its descriptor, or -1 with why. */
+static int open_dir(char *why, size_t cap)
 {
 	struct stat st;
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return fstat(fd, &st) == 0 && now.tv_sec - st.st_mtim.tv_sec > 1;
-}
-
-static void *create_state(int fd, const struct bw_config *cfg, const char *group, size_t size)
-{
-	void *m = MAP_FAILED;
-	if (ftruncate(fd, (off_t)size) == 0)
-		m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	BW_REAL(close)(fd);
-	if (m == MAP_FAILED) {
-		unlink(path);
-		return NULL;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(why, cap, "cannot be made: %s", strerror(errno));
+		return -1;
 	}
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	bw_shm_format(m, size, cfg, group, cfg->path,
-		      (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000);
-	return m;
-}
-
-/* The first process creates the file; the others wait for it to be laid out (up to 1 s).
- * A file that is never finished (its creator died while laying it out) or that was laid
- * out for another policy and has no live process left is removed, and made again. */
-static void *open_state(const struct bw_config *cfg, const char *group, size_t size)
-{
-	for (int round = 0; round < 2; round++) {
-		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd >= 0)
-			return create_state(fd, cfg, group, size);
-		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				continue;        /* removed since: make it */
-			return NULL;
-		}
-		int st = file_state(fd, cfg, size);
-		for (int i = 0; i < 200 && st == FILE_UNFINISHED && !old_file(fd); i++) {
-			struct timespec ts = { 0, 5 * 1000000 };
-			nanosleep(&ts, NULL);
-			st = file_state(fd, cfg, size);
-		}
-		if (st == FILE_READY) {
-			void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-			BW_REAL(close)(fd);
-			if (m == MAP_FAILED)
-				return NULL;
-			if (bw_shm_check(m, size, cfg) == 0)
-				return m;
-			munmap(m, size);
-			st = FILE_OTHER;         /* same sizes, other rule names */
-			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (fd < 0)
-				continue;
-		}
-		int stale = st == FILE_UNFINISHED || !in_use(fd);
-		/* remove the very file judged, not one made since by someone else */
-		struct stat judged, now;
-		if (stale && fstat(fd, &judged) == 0 && lstat(path, &now) == 0 &&
-		    judged.st_ino == now.st_ino && judged.st_dev == now.st_dev)
-			unlink(path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+		if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
+			snprintf(why, cap, "is a symbolic link");
+		else if (err == ENOTDIR)
+			snprintf(why, cap, "is not a directory");
+		else
+			snprintf(why, cap, "cannot be opened: %s", strerror(err));
+		return -1;
+	}
+	why[0] = '\0';
+	if (fstat(fd, &st) < 0)
+		snprintf(why, cap, "cannot be read: %s", strerror(errno));
+	else if (st.st_uid != geteuid())
+		snprintf(why, cap, "belongs to another user (uid %u)", (unsigned)st.st_uid);
+	else if (st.st_mode & 077)
+		snprintf(why, cap, "is open to other users (mode %04o)",
+			 (unsigned)(st.st_mode & 07777));
+	if (why[0]) {
 		BW_REAL(close)(fd);
-		if (!stale)
-			return NULL;
+		return -1;
 	}
-	return NULL;
+	return fd;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Take the directory lock, waiting at most wait_us: never blocks a program for good. */
+static int lock_dir(int dfd, int64_t wait_us)
+{
+	int64_t until = mono_us() + wait_us;
+	for (int i = 0; i < 100000; i++) {
+		if (flock(dfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		if (mono_us() > until)
+			return -1;
+		struct timespec ts = { 0, 500 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+static void unlock_dir(int dfd)
+{
+	/* explicitly: a child forked meanwhile shares the descriptor, and closing ours
+	 * alone would leave the lock held by its copy */
+	flock(dfd, LOCK_UN);
+	BW_REAL(close)(dfd);
+}
+
+static void fill_slot(struct bw_shm_proc *p, const struct bw_engine *e, uint32_t start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(p, 0, sizeof *p);
+	p->pid = (int32_t)e->pid;
+	p->start_ticks = start;
+	p->started_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	snprintf(p->prog, sizeof p->prog, "%s", e->prog);
 }
 
 static void take_slot(struct bw_engine *e)
 {
 	struct bw_shm_header *h = map;
 	struct bw_shm_proc *procs = bw_shm_procs(map);
+	uint32_t start = own_start();
 	slot = -1;
 	if (bw_spin_lock(&h->lock, (int)e->pid, alive) < 0)
 		return;
@@ -179,44 +220,212 @@ static void take_slot(struct bw_engine *e)
 	for (int i = 0; i < BW_SHM_PROCS && slot < 0; i++)
 		if (procs[i].pid == (int32_t)e->pid)
 			slot = i;
-	for (int i = 0; i < BW_SHM_PROCS && slot < 0; i++) {
-		if (procs[i].pid == 0 || !alive(procs[i].pid)) {
-			struct timespec now;
-			clock_gettime(CLOCK_REALTIME, &now);
-			memset(&procs[i], 0, sizeof procs[i]);
-			procs[i].pid = (int32_t)e->pid;
-			procs[i].started_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-			snprintf(procs[i].prog, sizeof procs[i].prog, "%s", e->prog);
-			slot = i;
+	if (slot >= 0) {
+		snprintf(procs[slot].prog, sizeof procs[slot].prog, "%s", e->prog);
+	} else {
+		for (int i = 0; i < BW_SHM_PROCS && slot < 0; i++)
+			if (procs[i].pid == 0 || !alive(procs[i].pid))
+				fill_slot(&procs[slot = i], e, start);
+	}
+	bw_spin_unlock(&h->lock);
+}
+
+/* Make the group's file: laid out, with our slot taken, then published. */
+static void *create(int dfd, struct bw_engine *e, const struct bw_config *cfg,
+		    const char *group, size_t size, char *why, size_t cap)
+{
+	int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno != EEXIST)         /* EEXIST: made since by someone not locking */
+			snprintf(why, cap, "the group's state file cannot be made: %s",
+				 strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	void *m = MAP_FAILED;
+	int err = 0;
+	if (fstat(fd, &st) < 0 || ftruncate(fd, (off_t)size) < 0)
+		err = errno;
+	else if ((m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+		err = errno;
+	BW_REAL(close)(fd);
+	if (m == MAP_FAILED) {
+		unlinkat(dfd, name, 0);
+		snprintf(why, cap, "the group's state file cannot be made: %s", strerror(err));
+		return NULL;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	bw_shm_format(m, size, cfg, group, cfg->path,
+		      (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+	fill_slot(&bw_shm_procs(m)[0], e, own_start());
+	slot = 0;
+	bw_shm_publish(m);
+	file_dev = st.st_dev;
+	file_ino = st.st_ino;
+	return m;
+}
+
+/* Whether a live process has a slot in the file, read with pread: 1, 0, or -1 when the
+ * process table is not where this version puts it (nothing can be told). Slots past a
+ * file cut short are not there to count. */
+static int table_live(int fd, const struct bw_shm_header *h, off_t fsize)
+{
+	struct bw_shm_proc procs[BW_SHM_PROCS];
+	if (h->procs_off != bw_shm_procs_offset() || h->n_procs != BW_SHM_PROCS)
+		return -1;
+	ssize_t got = 0;
+	if ((off_t)h->procs_off < fsize)
+		got = pread(fd, procs, sizeof procs, (off_t)h->procs_off);
+	if (got < 0)
+		return -1;
+	return others_alive(procs, (size_t)got / sizeof procs[0], 0);
+}
+
+enum { JOIN, REPLACE, REFUSE };
+
+/* What to do with the existing file at fd, under the directory lock: join it (mapped in
+ * *m), replace it (no live process can be using it), or refuse it (why). */
+static int judge(int fd, const struct bw_config *cfg, void **m, char *why, size_t cap)
+{
+	struct stat st;
+	struct bw_shm_header h;
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, cap, "the group's state file cannot be read: %s", strerror(errno));
+		return REFUSE;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, cap, "the group's state file is not a regular file");
+		return REFUSE;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(why, cap, "the group's state file belongs to another user (uid %u)",
+			 (unsigned)st.st_uid);
+		return REFUSE;
+	}
+	if (st.st_size < (off_t)sizeof h || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+	    h.magic != BW_SHM_MAGIC)
+		return REPLACE;              /* never published: its creator died laying it out */
+	if (h.version != BW_SHM_VERSION) {
+		snprintf(why, cap, "the group's state file was made by another version of "
+			 "bulwark (%u)", (unsigned)h.version);
+		return REFUSE;
+	}
+	int live = table_live(fd, &h, st.st_size);
+	const char *bad = NULL;
+	void *mem = MAP_FAILED;
+	if (live < 0)
+		bad = "layout differs from this bulwark's (process table)";
+	else if (st.st_size > MAX_STATE_BYTES)
+		bad = "too large to be a state file";
+	else if ((uint64_t)st.st_size < h.size)
+		bad = "shorter than its header says";     /* mapped, it would raise SIGBUS */
+	else if ((mem = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			     0)) == MAP_FAILED) {
+		snprintf(why, cap, "the group's state file cannot be mapped: %s", strerror(errno));
+		return REFUSE;
+	} else {
+		bad = bw_shm_verify(mem, (size_t)st.st_size);
+	}
+	if (!bad && bw_shm_check(mem, (size_t)st.st_size, cfg) == 0 && (live || !own_group)) {
+		*m = mem;
+		file_dev = st.st_dev;
+		file_ino = st.st_ino;
+		return JOIN;
+	}
+	if (mem != MAP_FAILED)
+		munmap(mem, (size_t)st.st_size);
+	if (bad && live) {
+		snprintf(why, cap, "the group's state file is damaged: %s", bad);
+		return REFUSE;
+	}
+	if (!bad && live) {
+		snprintf(why, cap, "the group's state file is in use by processes of another "
+			 "policy (another policy under the same group?)");
+		return REFUSE;
+	}
+	return REPLACE;              /* a dead group's, or one no one can be using */
+}
+
+/* Under the directory lock: the group's file mapped, our slot taken; NULL with why. */
+static void *join_locked(int dfd, struct bw_engine *e, const struct bw_config *cfg,
+			 const char *group, char *why, size_t cap)
+{
+	size_t size = bw_shm_size(cfg);
+	why[0] = '\0';
+	for (int round = 0; round < 3; round++) {
+		int fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT) {
+				void *m = create(dfd, e, cfg, group, size, why, cap);
+				if (m || why[0])
+					return m;
+				continue;
+			}
+			if (errno == ELOOP)
+				snprintf(why, cap, "the group's state file is a symbolic link");
+			else
+				snprintf(why, cap, "the group's state file cannot be opened: %s",
+					 strerror(errno));
+			return NULL;
+		}
+		void *m = NULL;
+		int verdict = judge(fd, cfg, &m, why, cap);
+		BW_REAL(close)(fd);
+		if (verdict == JOIN) {
+			map = m;
+			take_slot(e);
+			return m;
+		}
+		if (verdict == REFUSE)
+			return NULL;
+		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) {
+			snprintf(why, cap, "the group's state file cannot be replaced: %s",
+				 strerror(errno));
+			return NULL;
 		}
 	}
-	if (slot >= 0)
-		snprintf(procs[slot].prog, sizeof procs[slot].prog, "%s", e->prog);
-	bw_spin_unlock(&h->lock);
+	snprintf(why, cap, "the group's state file kept changing under us");
+	return NULL;
 }
 
 int bw_group_join(struct bw_engine *e, const struct bw_config *cfg)
 {
-	char dir[256], group[128];
+	char group[BW_GROUP_MAX + 1], why[384];
 	if (cfg->state.share != BW_SHARE_GROUP)
 		return 0;
-	if (state_dir(cfg, dir, sizeof dir) < 0) {
-		warn(e, "state.share: group: the state directory is not a private directory of "
-			"this user; each process keeps its own state");
+	/* a path cut short names another directory: too long is refused */
+	if (bw_state_dir(cfg, secure_getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), dir,
+			 sizeof dir) < 0) {
+		warn(e, NULL, NULL, "the state directory's path is too long (at most %d bytes)",
+		     BW_STATE_DIR_MAX);
 		return -1;
 	}
-	group_name(cfg, group, sizeof group);
-	snprintf(path, sizeof path, "%s/%s.state", dir, group);
-	size_t size = bw_shm_size(cfg);
-	map = open_state(cfg, group, size);
-	if (!map) {
-		warn(e, "state.share: group: cannot map the group's state file (another policy "
-			"under the same group?); each process keeps its own state");
+	if (bw_group_name(cfg, secure_getenv("BULWARK_GROUP"), (unsigned)getuid(), group,
+			  sizeof group, &own_group) < 0) {
+		warn(e, NULL, NULL, "BULWARK_GROUP is too long (at most %d bytes)", BW_GROUP_MAX);
 		return -1;
 	}
-	map_size = size;
+	snprintf(name, sizeof name, "%s" BW_STATE_SUFFIX, group);
+	int dfd = open_dir(why, sizeof why);
+	if (dfd < 0) {
+		warn(e, "dir", dir, "the state directory %s", why);
+		return -1;
+	}
+	void *m = NULL;
+	if (lock_dir(dfd, JOIN_WAIT_US) < 0)
+		snprintf(why, sizeof why, "the state directory stayed locked by another process");
+	else
+		m = join_locked(dfd, e, cfg, group, why, sizeof why);
+	unlock_dir(dfd);
+	if (!m) {
+		char path[PATH_MAX + sizeof name];
+		snprintf(path, sizeof path, "%s/%s", dir, name);
+		warn(e, "file", path, "%s", why);
+		return -1;
+	}
+	map = m;
 	bw_engine_share(e, map, e->pid, alive);
-	take_slot(e);
 	return 0;
 }
 
@@ -232,16 +441,25 @@ void bw_group_leave(void)
 		return;
 	struct bw_shm_header *h = map;
 	struct bw_shm_proc *procs = bw_shm_procs(map);
-	int self = (int)getpid(), last = 1;
-	if (bw_spin_lock(&h->lock, self, alive) < 0)
-		return;
-	if (procs[slot].pid == self)
-		procs[slot].pid = 0;
-	for (int i = 0; i < BW_SHM_PROCS; i++)
-		if (procs[i].pid && procs[i].pid != self && alive(procs[i].pid))
-			last = 0;
-	if (last && own_group)
-		unlink(path);
-	bw_spin_unlock(&h->lock);
+	int self = (int)getpid(), dfd = -1, locked = 0;
+	/* the decision that the group ends is taken under the directory lock, as joining
+	 * is: a process joining now either is in the table already or waits for us */
+	if (own_group) {
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		locked = dfd >= 0 && lock_dir(dfd, LEAVE_WAIT_US) == 0;
+	}
+	if (bw_spin_lock(&h->lock, self, alive) == 0) {
+		for (int i = 0; i < BW_SHM_PROCS; i++)
+			if (procs[i].pid == self)
+				procs[i].pid = 0;
+		bw_spin_unlock(&h->lock);
+	}
+	struct stat st;
+	if (locked && !others_alive(procs, BW_SHM_PROCS, self) &&
+	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == file_dev &&
+	    st.st_ino == file_ino)
+		unlinkat(dfd, name, 0);
+	if (dfd >= 0)
+		unlock_dir(dfd);
 	slot = -1;
 }

@@ -4,12 +4,14 @@
 
 #include "engine.h"
 
-/* Join (or create) the group's state file. 0 on success; -1 (with a warning event) when
- * the state cannot be shared, and the process then keeps its own. */
+/* Join (or create, or replace a dead group's) state file. 0 on success; -1 (with one
+ * warning event saying why) when the state cannot be shared, and the process then keeps
+ * its own. */
 int bw_group_join(struct bw_engine *e, const struct bw_config *cfg);
 /* In a forked child: take a process slot of its own. */
 void bw_group_after_fork(struct bw_engine *e);
-/* At exit: give up the slot; the last process of a group it made itself removes the file. */
+/* At exit: give up the slot; the last process of a group named after its policy removes
+ * the file. */
 void bw_group_leave(void);
 
 #endif

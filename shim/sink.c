@@ -2,13 +2,18 @@
  * function, so processes can share a file and our logging never enters our own hooks. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
+#include "events.h"
 #include "real.h"
 #include "sink.h"
 
@@ -47,29 +52,109 @@ static int open_syslog(void)
 	return move_high(fd);
 }
 
+static void watch_stderr(void)
+{
+	struct stat st;
+	/* a socket on fd 2 is a protocol channel (inetd, ssh): keep out of it */
+	sink.stderr_ok = fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode);
+	sink.err_dev = st.st_dev;
+	sink.err_ino = st.st_ino;
+}
+
+/* The log file, opened so that whoever else can create its path (another user in /tmp)
+ * can neither redirect our writes (a symbolic link, a hard link to a file of root's, a
+ * file of theirs) nor hang every process of the run in its constructor (a FIFO with no
+ * reader): no link followed, never blocking, and only a regular file of the user's or
+ * root's with no other name. Its descriptor, or -1 with why. */
+static int open_file(const char *path, char *why, size_t cap)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW |
+		      O_NONBLOCK, 0600);
+	if (fd < 0) {
+		int err = errno;
+		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+			snprintf(why, cap, "it is a symbolic link");
+		else if (err == ENXIO)
+			snprintf(why, cap, "it is not a regular file (a FIFO or socket)");
+		else
+			snprintf(why, cap, "%s", strerror(err));
+		return -1;
+	}
+	why[0] = '\0';
+	if (fstat(fd, &st) < 0)
+		snprintf(why, cap, "%s", strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(why, cap, "it is not a regular file");
+	else if (st.st_uid != geteuid() && st.st_uid != 0)
+		snprintf(why, cap, "it belongs to another user (uid %u)", (unsigned)st.st_uid);
+	else if (st.st_nlink > 1)
+		snprintf(why, cap, "it has other hard links");
+	if (why[0]) {
+		BW_REAL(close)(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One config_error event on stderr: the file and why it is not written. */
+static void refused(const char *path, const char *why)
+{
+	char msg[384], extra[PATH_MAX + 32], line[BW_EVENT_MAX];
+	size_t n = 0;
+	snprintf(msg, sizeof msg, "log: cannot write events to this file: %s; they go to "
+		 "standard error instead", why);
+	extra[0] = '\0';
+	bw_json_raw(extra, sizeof extra, &n, "\"file\":");
+	bw_json_str(extra, sizeof extra, &n, path);
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_CONFIG_ERROR, BW_LVL_ERROR);
+	ev.msg = msg;
+	ev.extra = extra;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct bw_event_ctx ctx = { (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000,
+				    (long)getpid(), (long)syscall(SYS_gettid),
+				    program_invocation_short_name };
+	size_t len = bw_event_format(line, sizeof line, &ctx, &ev);
+	if (sink.stderr_ok)
+		BW_REAL(write)(2, line, len);
+}
+
 int bw_sink_open(enum bw_sink_kind kind, const char *path, int facility)
 {
 	int saved = errno, fd = -1;
-	struct stat st;
+	char why[256];
 	sink.kind = kind;
 	sink.facility = facility;
 	switch (kind) {
 	case BW_SINK_STDERR:
-		/* a socket on fd 2 is a protocol channel (inetd, ssh): keep out of it */
-		sink.stderr_ok = fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode);
-		sink.err_dev = st.st_dev;
-		sink.err_ino = st.st_ino;
+		watch_stderr();
 		break;
 	case BW_SINK_FILE:
-		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
-		if (fd >= 0)
+		fd = open_file(path, why, sizeof why);
+		if (fd >= 0) {
 			fd = move_high(fd);
+		} else {
+			/* where events go by default, rather than nowhere */
+			sink.kind = BW_SINK_STDERR;
+			watch_stderr();
+			refused(path, why);
+		}
 		break;
 	case BW_SINK_SYSLOG:
 		fd = open_syslog();
 		break;
 	}
-	__atomic_store_n(&sink.fd, fd, __ATOMIC_RELEASE);
+	/* opened twice when a bad environment setting was reported through the sink
+	 * first: the earlier descriptor is ours to close, once its writers are done */
+	int old = __atomic_exchange_n(&sink.fd, fd, __ATOMIC_ACQ_REL);
+	if (old >= 0 && old != fd) {
+		for (int i = 0; i < 1000000 && __atomic_load_n(&sink.inflight, __ATOMIC_ACQUIRE);
+		     i++)
+			;
+		BW_REAL(close)(old);
+	}
 	errno = saved;
 	return (kind == BW_SINK_STDERR ? sink.stderr_ok : fd >= 0) ? 0 : -1;
 }

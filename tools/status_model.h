@@ -22,6 +22,7 @@ enum bw_health bw_health_of(const long breakers[3]);
 
 struct bw_st_proc {
 	long pid;
+	uint32_t start_ticks;         /* as the library wrote it; 0: not known */
 	int64_t started_us;           /* wall clock, as the library wrote it */
 	char prog[40];                /* cleaned: valid UTF-8, no control characters */
 	int alive;

@@ -23,9 +23,8 @@
 #include "shared.h"
 #include "status_model.h"
 
-#define STATE_SUFFIX ".state"
+#define STATE_SUFFIX BW_STATE_SUFFIX
 #define MAX_FILE_BYTES ((int64_t)1 << 30)   /* far above any policy's layout */
-#define MAX_RULES 100000
 /* A pid whose process started this long after the slot was written was reused: the
  * process that wrote it died. The slack absorbs the 1 s grain of the boot time and a
  * small step of the wall clock. */
@@ -169,8 +168,7 @@ int bw_status_dir(const char *given, char *out, size_t cap)
 		return n < 0 || (size_t)n >= cap ? -1 : 0;
 	}
 	/* the library's own rule, so that both always look in the same place */
-	bw_state_dir(NULL, getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), out, cap);
-	return 0;
+	return bw_state_dir(NULL, getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), out, cap);
 }
 
 /* ---- processes ---- */
@@ -190,10 +188,13 @@ static int64_t boot_wall_us(void)
 }
 
 /* Is the process that wrote this slot still there? A pid that exists may have been
- * reused since (a stale file from before a reboot, on a /tmp that survives it): its
- * start time then comes after the slot's. A zombie has died already. */
-static int proc_alive(long pid, int64_t started_us, int64_t boot_us)
+ * reused since (a stale file from before a reboot, on a /tmp that survives it): the
+ * library records the tick its process started, which must match, and in a slot without
+ * one (a file by hand or an older library) the process must not have started after the
+ * slot was written. A zombie has died already. */
+static int proc_alive(const struct bw_st_proc *p, int64_t boot_us)
 {
+	long pid = p->pid;
 	if (pid <= 0 || kill((pid_t)pid, 0) != 0) {
 		if (pid <= 0 || errno != EPERM)
 			return 0;
@@ -208,24 +209,20 @@ static int proc_alive(long pid, int64_t started_us, int64_t boot_us)
 	if (n <= 0)
 		return 1;
 	buf[n] = '\0';
-	/* pid (comm) S ppid ...: comm may hold anything, the last ')' ends it */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
+	char state;
+	unsigned long long ticks;
+	if (bw_proc_stat_parse(buf, &state, &ticks) < 0)
 		return 1;
-	char state = p[2];
 	if (state == 'Z' || state == 'X' || state == 'x')
 		return 0;
-	/* after ')': field 3 (state) .. field 22 (starttime, clock ticks after boot) */
-	char *save = NULL, *tok = strtok_r(p + 2, " ", &save);
-	for (int field = 3; tok && field < 22; field++)
-		tok = strtok_r(NULL, " ", &save);
+	if (p->start_ticks)
+		return p->start_ticks == (uint32_t)ticks;
 	long tck = sysconf(_SC_CLK_TCK);
-	if (!tok || tck <= 0 || boot_us <= 0 || started_us < WALL_EPOCH_US)
+	if (tck <= 0 || boot_us <= 0 || p->started_us < WALL_EPOCH_US)
 		return 1;
-	unsigned long long ticks = strtoull(tok, NULL, 10);
 	int64_t began = boot_us + (int64_t)(ticks / (unsigned long long)tck) * 1000000 +
 			(int64_t)(ticks % (unsigned long long)tck) * 1000000 / tck;
-	return began <= sat_add(started_us, REUSE_SLACK_US);
+	return began <= sat_add(p->started_us, REUSE_SLACK_US);
 }
 
 static int by_pid(const void *a, const void *b)
@@ -399,40 +396,6 @@ static void note(const char *path, const char *why)
 	fprintf(stderr, "bulwark status: %s: skipped: %s\n", path, why);
 }
 
-static int fits(uint64_t off, uint64_t n, uint64_t each, uint64_t size)
-{
-	return off <= size && (each == 0 || n <= (size - off) / each);
-}
-
-/* The layout is what this tool was built for, and within the file. NULL or why not. */
-static const char *check_layout(const char *mem, uint64_t size)
-{
-	const struct bw_shm_header *h = (const void *)mem;
-	if (h->magic != BW_SHM_MAGIC)
-		return h->magic == 0 ? "not ready (being laid out, or not a bulwark state file)"
-				     : "not a bulwark state file (bad magic)";
-	if (h->version != BW_SHM_VERSION)
-		return "state file version differs from this bulwark's";
-	if (h->size > size)
-		return "shorter than its header says";
-	if (h->n_procs > BW_SHM_PROCS || h->n_rules > MAX_RULES ||
-	    h->entry_size != bw_keyed_entry_size(sizeof(struct bw_dest_state)) ||
-	    h->procs_off % 8 || h->rules_off % 8 ||
-	    !fits(h->procs_off, h->n_procs, sizeof(struct bw_shm_proc), size) ||
-	    !fits(h->rules_off, h->n_rules, sizeof(struct bw_shm_rule), size))
-		return "layout differs from this bulwark's";
-	const struct bw_shm_rule *rules = (const void *)(mem + h->rules_off);
-	for (uint32_t i = 0; i < h->n_rules; i++) {
-		const struct bw_shm_rule *r = &rules[i];
-		if (r->sets < 0 || (r->sets &&
-		    (r->dests_off % 8 || r->locks_off % 4 ||
-		     !fits(r->dests_off, (uint64_t)r->sets * BW_KEYED_WAYS, h->entry_size, size) ||
-		     !fits(r->locks_off, (uint64_t)r->sets, sizeof(int), size))))
-			return "layout differs from this bulwark's";
-	}
-	return NULL;
-}
-
 /* Read the whole file; NULL (and a note) when it cannot be. */
 static char *slurp(const char *path, uint64_t *size_out)
 {
@@ -494,7 +457,7 @@ static void read_group(struct bw_status *st, const char *path, const char *base,
 		return;
 	/* the moment of this reading: each file's figures are brought up to when it was read */
 	int64_t now = clock_us(CLOCK_MONOTONIC);
-	const char *why = check_layout(mem, size);
+	const char *why = bw_shm_verify(mem, size);
 	if (why) {
 		note(path, why);
 		free(mem);
@@ -526,6 +489,7 @@ static void read_group(struct bw_status *st, const char *path, const char *base,
 			continue;
 		struct bw_st_proc *p = &g->procs[g->n_procs++];
 		p->pid = procs[i].pid;
+		p->start_ticks = procs[i].start_ticks;
 		p->started_us = procs[i].started_us;
 		bw_st_clean(p->prog, sizeof p->prog, procs[i].prog, sizeof procs[i].prog);
 	}
@@ -533,7 +497,7 @@ static void read_group(struct bw_status *st, const char *path, const char *base,
 	g->n_procs = one_per_pid(g->procs, g->n_procs);
 	for (size_t i = 0; i < g->n_procs; i++) {
 		struct bw_st_proc *p = &g->procs[i];
-		p->alive = proc_alive(p->pid, p->started_us, boot_us);
+		p->alive = proc_alive(p, boot_us);
 		g->alive += (size_t)p->alive;
 	}
 	g->live = g->alive > 0;

@@ -1,4 +1,4 @@
-"""Shared state across a process tree (SPEC 3.9): under one `bulwark run` with
+"""Shared state across a process tree: under one `bulwark run` with
 `state: {share: group}`, processes act as one client: a breaker opened by some opens
 for all, and a rate limit holds for the tree, not per process."""
 import os
@@ -13,13 +13,19 @@ from test_policies import connect_syscalls
 
 STRACE = shutil.which("strace")
 
-# Each process makes 5 connects to the dead port and prints what each returned.
+# Each process makes 5 connects to the dead port and writes what each returned to a file
+# of its own (several processes on one pipe can interleave their lines). With a lock file,
+# each connect is made holding it: the processes take turns, call by call.
 DEAD_CLIENT = """
-import socket, sys, time
-port, delay = int(sys.argv[1]), float(sys.argv[2])
+import fcntl, os, socket, sys, time
+port, delay, outdir = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+lock = sys.argv[4] if len(sys.argv) > 4 else None
 time.sleep(delay)
 out = []
 for _ in range(5):
+    lf = open(lock, "w") if lock else None
+    if lf:
+        fcntl.flock(lf, fcntl.LOCK_EX)
     s = socket.socket()
     try:
         s.connect(("127.0.0.1", port))
@@ -27,7 +33,12 @@ for _ in range(5):
     except OSError as e:
         out.append(str(e.errno))
     s.close()
-print(" ".join(out))
+    if lf:
+        lf.close()
+tmp = os.path.join(outdir, "%d.tmp" % os.getpid())
+with open(tmp, "w") as f:
+    f.write(" ".join(out))
+os.rename(tmp, os.path.join(outdir, "%d.out" % os.getpid()))
 """
 
 RATE_CLIENT = """
@@ -48,10 +59,22 @@ def tree(n, code, *args):
     return ["sh", "-c", " ".join([one + " &"] * n) + " wait"]
 
 
+def results(outdir):
+    """What each process of a tree wrote: {file: [result, ...]}."""
+    out = {}
+    for name in sorted(os.listdir(outdir)):
+        if name.endswith(".out"):
+            with open(os.path.join(outdir, name)) as f:
+                out[name] = f.read().split()
+    return out
+
+
 class SharedBreaker(ShimTest):
 
-    @unittest.skipUnless(STRACE, "strace is not installed")
-    def test_breaker_opens_for_the_whole_tree(self):
+    def tree_against_dead_port(self, turns):
+        """8 processes under one `bulwark run` with a shared breaker that 5 failures
+        open, each making 5 connects to a dead port: every call is refused, and the
+        connect(2) calls, counted with strace, are returned with the events."""
         port = free_port()
         pol, log = self.wd.policy(
             "  - name: db\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
@@ -59,16 +82,36 @@ class SharedBreaker(ShimTest):
             "    breaker: { trip: { consecutive: 5 }, open_for: 30s }\n" % port,
             extra="state: { share: group }\n")
         st = self.wd.file("tree.strace")
+        outdir = self.wd.file("out")
+        os.mkdir(outdir)
+        args = [port, 0.05, outdir] + ([self.wd.file("turns.lock")] if turns else [])
         r = bulwark_run(["-c", pol], [STRACE, "-f", "-e", "trace=connect", "-o", st] +
-                        tree(8, DEAD_CLIENT, port, 0.05), timeout=60)
+                        tree(8, DEAD_CLIENT, *args), timeout=60)
         self.assertOk(r)
-        lines = r.stdout.split("\n")
-        results = " ".join(lines).split()
-        self.assertEqual(results.count("111"), 40, r.stdout)     # every call refused
-        evs = read_events(log)
-        # 5 failures in total open the breaker for all 8 processes: 40 calls, 5 syscalls
-        self.assertEqual(connect_syscalls(st, port), 5, describe(evs))
+        got = results(outdir)
+        self.assertEqual(len(got), 8, got)
+        for name, calls in got.items():
+            self.assertEqual(calls, ["111"] * 5, (name, got))   # every call refused
+        return connect_syscalls(st, port), read_events(log)
+
+    @unittest.skipUnless(STRACE, "strace is not installed")
+    def test_breaker_opens_for_the_whole_tree(self):
+        # the processes take turns call by call: 5 failures in total open the breaker
+        # for all 8, so 40 calls make exactly 5 syscalls (alone, each would make 5)
+        calls, evs = self.tree_against_dead_port(turns=True)
+        self.assertEqual(calls, 5, describe(evs))
         self.assertEqual(len(events_of(evs, "rejected", rule="db")), 35, describe(evs))
+        self.assertEqual(len(events_of(evs, "breaker", rule="db")), 1, describe(evs))
+
+    @unittest.skipUnless(STRACE, "strace is not installed")
+    def test_breaker_opens_for_the_whole_tree_all_at_once(self):
+        # all at once: the same, give or take the calls already under way when it opens,
+        # at most one per other process (a closed breaker lets every call through)
+        calls, evs = self.tree_against_dead_port(turns=False)
+        self.assertGreaterEqual(calls, 5, describe(evs))
+        self.assertLessEqual(calls, 5 + 7, describe(evs))
+        self.assertEqual(len(events_of(evs, "rejected", rule="db")), 40 - calls,
+                         describe(evs))
         self.assertEqual(len(events_of(evs, "breaker", rule="db")), 1, describe(evs))
 
     def test_without_sharing_each_process_learns_alone(self):
@@ -77,8 +120,11 @@ class SharedBreaker(ShimTest):
             "  - name: db\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
             "    retry: off\n"
             "    breaker: { trip: { consecutive: 5 }, open_for: 30s }\n" % port)
-        r = bulwark_run(["-c", pol], tree(4, DEAD_CLIENT, port, 0), timeout=60)
+        outdir = self.wd.file("out")
+        os.mkdir(outdir)
+        r = bulwark_run(["-c", pol], tree(4, DEAD_CLIENT, port, 0, outdir), timeout=60)
         self.assertOk(r)
+        self.assertEqual(list(results(outdir).values()), [["111"] * 5] * 4)
         evs = read_events(log)
         self.assertEqual(len(events_of(evs, "fail", rule="db")), 20, describe(evs))
         self.assertEqual(len(events_of(evs, "rejected", rule="db")), 0, describe(evs))
@@ -100,7 +146,20 @@ class SharedBreaker(ShimTest):
 
 
 # One process that connects to the dead port 3 times and prints what each returned.
-THREE = DEAD_CLIENT.replace("range(5)", "range(3)")
+THREE = """
+import socket, sys
+port = int(sys.argv[1])
+out = []
+for _ in range(3):
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", port))
+        out.append("ok")
+    except OSError as e:
+        out.append(str(e.errno))
+    s.close()
+print(" ".join(out))
+"""
 
 
 class LeftoverStateFiles(ShimTest):

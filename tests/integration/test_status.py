@@ -14,7 +14,7 @@ Layout of a state file as mirrored here (all little-endian, natural alignment, x
       0 magic u32 | 4 version u32 | 8 size u64 | 16 n_rules u32 | 20 n_procs u32 |
      24 created_us i64 | 32 group[64] | 96 policy[256] | 352 lock i32 |
     356 entry_size u32 | 360 procs_off u64 | 368 rules_off u64
-  struct bw_shm_proc (48): 0 pid i32 | 4 pad i32 | 8 started_us i64 | 16 prog[32]
+  struct bw_shm_proc (48): 0 pid i32 | 4 start_ticks u32 | 8 started_us i64 | 16 prog[32]
   struct bw_shm_rule (344): 0 name[64] | 64 lock i32 | 68 sets i32 | 72 dests_off u64 |
     80 locks_off u64 | 88 whole (struct bw_dest_state)
   struct bw_dest_state (256): 0 brk (struct bw_breaker_state, 192) | 192 bucket (16) |
@@ -53,7 +53,7 @@ SLOTS = 10
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 
 HDR = struct.Struct("<IIQIIq64s256siIQQ")
-PROC = struct.Struct("<iiq32s")
+PROC = struct.Struct("<iIq32s")
 RULE_HEAD = struct.Struct("<64siiQQ")
 BRK_HEAD = struct.Struct("<iiqqii")
 SLOT = struct.Struct("<qii")
@@ -239,9 +239,10 @@ class StateFile:
             RULE_HEAD.pack_into(self.buf, layout.rules_off + i * RULE_SIZE,
                                 name.encode(), 0, sets, dests, locks)
 
-    def proc(self, pid, prog="app", started_us=None):
+    def proc(self, pid, prog="app", started_us=None, start_ticks=0):
         off = self.lay.procs_off + self.n_procs * PROC.size
-        PROC.pack_into(self.buf, off, pid, 0, wall_us() if started_us is None else started_us,
+        PROC.pack_into(self.buf, off, pid, start_ticks,
+                       wall_us() if started_us is None else started_us,
                        prog.encode() if isinstance(prog, str) else prog)
         self.n_procs += 1
 
@@ -601,6 +602,24 @@ class StatusTest(ShimTest):
         g.write(self.path("reused"))
         r = self.status()
         self.assertEqual(r.rc, 0, r)
+
+    def test_start_tick_tells_a_reused_pid(self):
+        # the library records the clock tick its process started at: a pid whose process
+        # started at another tick was reused, whatever the wall clock says
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19]) & 0xffffffff
+        g = StateFile(self.lay, "ticks", self.policy)
+        g.proc(os.getpid(), "other", start_ticks=(ticks + 1) & 0xffffffff or 1)
+        g.write(self.path("ticks"))
+        r, doc = self.json_status()
+        self.assertEqual(r.rc, 3, r)
+        self.assertEqual(doc["groups"][0]["processes"][0]["alive"], False)
+        g = StateFile(self.lay, "ticks", self.policy)
+        g.proc(os.getpid(), "me", started_us=wall_us() - 86400 * 1000000, start_ticks=ticks)
+        g.write(self.path("ticks"))
+        r, doc = self.json_status()
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(doc["groups"][0]["processes"][0]["alive"], True)
 
     def test_a_process_that_execed_is_one_process(self):
         # exec joins the group again under the new program; the old slot stays behind

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -60,7 +62,10 @@ static void test_layout_round_trip(void **s)
 	void *m = shared_region(size);
 	assert_int_not_equal(bw_shm_check(m, size, &cfg), 0);      /* not ready yet */
 	bw_shm_format(m, size, &cfg, "g1", "/p.yaml", 5);
+	assert_int_not_equal(bw_shm_check(m, size, &cfg), 0);      /* laid out, not published */
+	bw_shm_publish(m);
 	assert_int_equal(bw_shm_check(m, size, &cfg), 0);
+	assert_null(bw_shm_verify(m, size));
 	assert_string_equal(bw_shm_rules(m)[1].name, "dests");
 	assert_int_equal(bw_shm_rules(m)[0].sets, 0);
 	assert_int_equal(bw_shm_rules(m)[1].sets, 8);
@@ -101,6 +106,7 @@ static void test_forked_processes_update_together(void **s)
 	size_t size = bw_shm_size(&cfg);
 	void *m = shared_region(size);
 	bw_shm_format(m, size, &cfg, "g", "/p", 0);
+	bw_shm_publish(m);
 	pid_t kids[4];
 	for (int i = 0; i < 4; i++) {
 		kids[i] = fork();
@@ -131,6 +137,7 @@ static void test_lock_of_a_killed_process_is_taken_over(void **s)
 	size_t size = bw_shm_size(&cfg);
 	void *m = shared_region(size);
 	bw_shm_format(m, size, &cfg, "g", "/p", 0);
+	bw_shm_publish(m);
 	int *lock = &bw_shm_rules(m)[0].lock;
 	pid_t kid = fork();
 	if (kid == 0) {
@@ -217,6 +224,187 @@ static void test_reentry_gives_up_at_once(void **s)
 	bw_spin_unlock(&a);
 }
 
+/* A fresh, published file for cfg in ordinary memory. */
+static void *ready_file(size_t *size)
+{
+	make_cfg();
+	*size = bw_shm_size(&cfg);
+	void *m = calloc(1, *size);
+	assert_non_null(m);
+	bw_shm_format(m, *size, &cfg, "g", "/p", 0);
+	bw_shm_publish(m);
+	assert_null(bw_shm_verify(m, *size));
+	assert_int_equal(bw_shm_check(m, *size, &cfg), 0);
+	return m;
+}
+
+/* Each way a file can lie about where things are: verify says so (and the library's
+ * check with it) instead of anyone reading where the file points. */
+static void test_every_offset_and_count_is_checked(void **s)
+{
+	(void)s;
+	size_t size;
+	struct bw_shm_header *h;
+	struct bw_shm_rule *r;
+	void *m;
+#define DAMAGED(stmt, why)                                                      \
+	do {                                                                    \
+		m = ready_file(&size);                                          \
+		h = m;                                                          \
+		r = bw_shm_rules(m);                                            \
+		(void)h;                                                        \
+		(void)r;                                                        \
+		stmt;                                                           \
+		const char *got = bw_shm_verify(m, size);                       \
+		assert_non_null(got);                                           \
+		assert_non_null(strstr(got, why));                              \
+		assert_int_not_equal(bw_shm_check(m, size, &cfg), 0);          \
+		free(m);                                                        \
+	} while (0)
+	DAMAGED(h->rules_off = (uint64_t)1 << 40, "rule table");
+	DAMAGED(h->rules_off += 64, "rule table");
+	DAMAGED(h->rules_off = UINT64_MAX - 7, "rule table");
+	DAMAGED(h->procs_off = (uint64_t)1 << 40, "process table");
+	DAMAGED(h->procs_off = 0, "process table");
+	DAMAGED(h->n_procs = 1u << 30, "process table");
+	DAMAGED(h->n_rules = 1u << 30, "rule table");
+	DAMAGED(h->n_rules = 1, "size");
+	DAMAGED(h->entry_size = 8, "entry size");
+	DAMAGED(h->size = size + 1, "shorter than its header");
+	DAMAGED(h->size = size - 64, "a rule's tables");     /* its set locks past the end */
+	DAMAGED(h->size = size + 64, "shorter than its header");
+	m = ready_file(&size);
+	m = realloc(m, size + 64);                   /* the file's end is not the layout's */
+	((struct bw_shm_header *)m)->size = size + 64;
+	assert_non_null(strstr(bw_shm_verify(m, size + 64), "size"));
+	free(m);
+	DAMAGED(h->magic = 0, "not ready");
+	DAMAGED(h->magic = 1, "bad magic");
+	DAMAGED(h->version = 99, "version");
+	DAMAGED(r[1].dests_off = (uint64_t)1 << 40, "a rule's tables");
+	DAMAGED(r[1].locks_off = r[1].dests_off, "a rule's tables");
+	DAMAGED(r[1].sets = 1 << 30, "a rule's tables");
+	DAMAGED(r[1].sets = -1, "a rule's tables");
+	DAMAGED(r[1].sets = 4, "a rule's tables");
+	DAMAGED(r[0].sets = 1, "a rule's tables");
+	/* a whole file cut short */
+	m = ready_file(&size);
+	assert_non_null(bw_shm_verify(m, size - 1));
+	assert_non_null(bw_shm_verify(m, sizeof(struct bw_shm_header) - 1));
+	free(m);
+#undef DAMAGED
+}
+
+/* A file of another policy whose layout holds together is not damaged, just not ours. */
+static void test_other_policy_is_not_damaged(void **s)
+{
+	(void)s;
+	size_t size;
+	void *m = ready_file(&size);
+	strcpy(rules[1].name, "other");
+	assert_null(bw_shm_verify(m, size));
+	assert_int_not_equal(bw_shm_check(m, size, &cfg), 0);
+	strcpy(rules[1].name, "dests");
+	rules[1].max_keys = 65;                  /* one set more: another size */
+	assert_int_not_equal(bw_shm_check(m, size, &cfg), 0);
+	free(m);
+}
+
+static void test_state_dir_too_long_is_refused_not_cut(void **s)
+{
+	(void)s;
+	static char long_dir[BW_STATE_DIR_MAX + 2], buf[PATH_MAX];
+	struct bw_config c = { 0 };
+	memset(long_dir, 'd', sizeof long_dir - 1);
+	long_dir[0] = '/';
+	c.state.dir = long_dir;
+	assert_int_equal(bw_state_dir(&c, NULL, 0, buf, sizeof buf), -1);
+	assert_string_equal(buf, "");
+	long_dir[BW_STATE_DIR_MAX] = '\0';      /* the longest that fits */
+	assert_int_equal(bw_state_dir(&c, NULL, 0, buf, sizeof buf), 0);
+	assert_string_equal(buf, long_dir);
+	char group[BW_GROUP_MAX + 1], path[PATH_MAX];
+	memset(group, 'g', BW_GROUP_MAX);
+	group[BW_GROUP_MAX] = '\0';
+	assert_int_equal(bw_state_path(buf, group, path, sizeof path), 0);
+	/* a buffer too small for it is no excuse to cut it */
+	char small[64];
+	assert_int_equal(bw_state_dir(&c, NULL, 0, small, sizeof small), -1);
+	assert_string_equal(small, "");
+
+	/* $XDG_RUNTIME_DIR/bulwark, the same */
+	static char xdg[PATH_MAX];
+	memset(xdg, 'x', sizeof xdg - 1);
+	xdg[0] = '/';
+	xdg[BW_STATE_DIR_MAX - 8 + 1] = '\0';  /* "/bulwark" takes it one past */
+	assert_int_equal(bw_state_dir(NULL, xdg, 0, buf, sizeof buf), -1);
+	xdg[BW_STATE_DIR_MAX - 8] = '\0';
+	assert_int_equal(bw_state_dir(NULL, xdg, 0, buf, sizeof buf), 0);
+	assert_int_equal(bw_state_dir(NULL, NULL, 1000, buf, sizeof buf), 0);
+	assert_string_equal(buf, "/tmp/bulwark-1000");
+	assert_int_equal(bw_state_dir(NULL, "", 1000, buf, sizeof buf), 0);
+	assert_string_equal(buf, "/tmp/bulwark-1000");
+}
+
+static void test_group_names(void **s)
+{
+	(void)s;
+	char buf[BW_GROUP_MAX + 1], other[BW_GROUP_MAX + 1], big[BW_GROUP_MAX + 2];
+	int own = -1;
+	make_cfg();
+	assert_int_equal(bw_group_name(&cfg, "run-1-2", 0, buf, sizeof buf, &own), 0);
+	assert_string_equal(buf, "run-1-2");
+	assert_int_equal(own, 0);
+	assert_int_equal(bw_group_name(&cfg, NULL, 0, buf, sizeof buf, &own), 0);
+	assert_int_equal(own, 1);
+	assert_int_equal(strncmp(buf, "policy-", 7), 0);
+	assert_int_equal(bw_group_name(&cfg, "a/b", 0, other, sizeof other, &own), 0);
+	assert_string_equal(other, buf);             /* not a file name: the policy's */
+	assert_int_equal(bw_group_name(&cfg, "", 1, other, sizeof other, &own), 0);
+	assert_string_not_equal(other, buf);         /* another user's */
+	memset(big, 'n', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(bw_group_name(&cfg, big, 0, buf, sizeof buf, &own), -1);
+	big[BW_GROUP_MAX] = '\0';
+	assert_int_equal(bw_group_name(&cfg, big, 0, buf, sizeof buf, &own), 0);
+	char path[32];
+	assert_int_equal(bw_state_path("/d", "g", path, sizeof path), 0);
+	assert_string_equal(path, "/d/g.state");
+	assert_int_equal(bw_state_path("/d", "a-long-name-here-and-on", path, sizeof path), -1);
+	assert_string_equal(path, "");
+}
+
+static void test_proc_stat_parse(void **s)
+{
+	(void)s;
+	char st = 0;
+	unsigned long long t = 0;
+	/* starttime is the 22nd field, the 20th after the state */
+	const char *ok = "1234 (a) b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 "
+			 "987654321 99 100\n";
+	assert_int_equal(bw_proc_stat_parse(ok, &st, &t), 0);
+	assert_int_equal(st, 'S');
+	assert_true(t == 987654321ull);
+	assert_int_equal(bw_proc_stat_parse("12 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 5",
+					    &st, &t), 0);
+	assert_int_equal(st, 'Z');
+	assert_true(t == 5);
+	assert_int_equal(bw_proc_stat_parse("12 (x) S 1 2", &st, &t), -1);
+	assert_int_equal(bw_proc_stat_parse("no paren", &st, &t), -1);
+	assert_int_equal(bw_proc_stat_parse("1 (x)", &st, &t), -1);
+	assert_int_equal(bw_proc_stat_parse("1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 "
+					    "x9", &st, &t), -1);
+	/* our own, for real */
+	FILE *f = fopen("/proc/self/stat", "r");
+	if (f) {
+		char line[1024];
+		assert_non_null(fgets(line, sizeof line, f));
+		fclose(f);
+		assert_int_equal(bw_proc_stat_parse(line, &st, &t), 0);
+		assert_int_equal(st, 'R');
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +414,11 @@ int main(void)
 		cmocka_unit_test(test_live_holder_is_not_robbed),
 		cmocka_unit_test(test_slow_holder_is_waited_for),
 		cmocka_unit_test(test_reentry_gives_up_at_once),
+		cmocka_unit_test(test_every_offset_and_count_is_checked),
+		cmocka_unit_test(test_other_policy_is_not_damaged),
+		cmocka_unit_test(test_state_dir_too_long_is_refused_not_cut),
+		cmocka_unit_test(test_group_names),
+		cmocka_unit_test(test_proc_stat_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #ifndef BW_CONFIG_H
 #define BW_CONFIG_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -139,9 +140,14 @@ struct bw_rule {
 #define BW_POLICY_MAX_ALIASED 50000     /* nodes aliases stand for, counted at each use */
 #define BW_POLICY_MAX_INHERITED 50000   /* fallback and inject entries copied from defaults */
 
-/* The longest state.dir: the state paths are built in buffers of BW_STATE_DIR_MAX + 1
- * bytes, and a path cut short there would name another directory. */
-#define BW_STATE_DIR_MAX 255
+/* Names of shared state. A group's file is <state dir>/<group>.state; the group's name is
+ * also in the file's header, which holds BW_GROUP_MAX bytes of it. The directory is bounded
+ * so that the whole path fits in PATH_MAX: a longer one is refused (by the loader for
+ * state.dir, at run time for $XDG_RUNTIME_DIR), never cut short, since a cut path names
+ * another directory. */
+#define BW_STATE_SUFFIX ".state"
+#define BW_GROUP_MAX 63
+#define BW_STATE_DIR_MAX (PATH_MAX - (int)sizeof "/" BW_STATE_SUFFIX - BW_GROUP_MAX)
 
 struct bw_state {
 	enum bw_share share;

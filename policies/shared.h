@@ -48,13 +48,7 @@ struct bw_shm_rule {
 	struct bw_dest_state whole;
 };
 
-/* Names. A group's file is <state dir>/<group>.state; the group's name is also in the
- * header, which holds BW_GROUP_MAX bytes of it. The directory is bounded so that the
- * whole path fits in PATH_MAX: a longer one is refused, never cut short (a cut path
- * names another directory). */
-#define BW_STATE_SUFFIX ".state"
-#define BW_GROUP_MAX 63
-#define BW_STATE_DIR_MAX (PATH_MAX - (int)sizeof "/" BW_STATE_SUFFIX - BW_GROUP_MAX)
+/* Names: BW_STATE_SUFFIX, BW_GROUP_MAX and BW_STATE_DIR_MAX are in config.h. */
 
 /* The state directory: state.dir, else $XDG_RUNTIME_DIR/bulwark, else /tmp/bulwark-UID
  * (xdg may be NULL). -1, with buf empty, when it is longer than BW_STATE_DIR_MAX or cap. */

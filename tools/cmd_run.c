@@ -169,13 +169,16 @@ static void warn_unreachable(const char *cmd)
  * <state dir>/<group>.state, which is removed when the command ends. */
 static int name_group(const struct bw_config *cfg, char *state, size_t cap)
 {
-	char group[64], dir[256];
+	char group[BW_GROUP_MAX + 1], dir[PATH_MAX];
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	snprintf(group, sizeof group, "run-%ld-%lld", (long)getpid(),
 		 (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
-	bw_state_dir(cfg, getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), dir, sizeof dir);
-	snprintf(state, cap, "%s/%s.state", dir, group);
+	/* a directory too long to share state in leaves each process its own, and nothing
+	 * to remove at the end */
+	if (bw_state_dir(cfg, getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), dir, sizeof dir) < 0 ||
+	    bw_state_path(dir, group, state, cap) < 0)
+		state[0] = '\0';
 	return setenv("BULWARK_GROUP", group, 1);
 }
 
@@ -191,7 +194,7 @@ int bw_cmd_run(int argc, char **argv)
 	if (!cfg)
 		return BW_EXIT_USAGE;
 	int rc = set_overrides(cfg, &o);
-	char state[512] = "";
+	char state[PATH_MAX] = "";
 	if (rc == 0 && cfg->state.share == BW_SHARE_GROUP)
 		rc = name_group(cfg, state, sizeof state);
 	bw_config_free(cfg);

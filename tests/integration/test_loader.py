@@ -233,17 +233,18 @@ class ByteBurst(ShimTest):
 class StateDir(ShimTest):
 
     def test_too_long_is_an_error_not_another_directory(self):
-        # Cut at 255 characters, this named a directory inside self.wd.path, and a
-        # process under the policy created it there.
+        # Cut short, this named a directory inside self.wd.path, and a process under the
+        # policy created it there. The limit (4025) keeps <dir>/<group>.state in PATH_MAX.
         parent = self.wd.file("state")
         os.mkdir(parent)
-        long_dir = os.path.join(parent, "d" * 600)
+        long_dir = os.path.join(parent, *(["d" * 200] * 21))
+        self.assertGreater(len(long_dir), 4025)
         path = self.wd.write("policy.yaml", "version: 1\nstate:\n  share: group\n"
                              "  dir: %s\n" % long_dir)
         r = run([TOOL, "check", path])
         self.assertEqual(r.rc, 1, repr(r))
         self.assertEqual(r.stderr.splitlines()[0],
-                         "%s:4:8: state.dir: longer than 255 characters (%d)"
+                         "%s:4:8: state.dir: longer than 4025 characters (%d)"
                          % (path, len(long_dir)))
         r = run(["/bin/true"], shim=True, policy=path)
         self.assertOk(r)

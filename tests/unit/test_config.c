@@ -567,7 +567,8 @@ static void test_limit_size(void **state)
 /* A longer state.dir was cut short where the state paths are built: another directory. */
 static void test_state_dir_length(void **state)
 {
-	char yaml[700], want[200];
+	static char yaml[BW_STATE_DIR_MAX + 200];
+	char want[200];
 	(void)state;
 	size_t o = (size_t)sprintf(yaml, "version: 1\nstate: { dir: /");
 	memset(yaml + o, 'd', BW_STATE_DIR_MAX - 1);
@@ -577,10 +578,10 @@ static void test_state_dir_length(void **state)
 	assert_int_equal(strlen(cfg->state.dir), BW_STATE_DIR_MAX);
 	bw_config_free(cfg);
 	o = (size_t)sprintf(yaml, "version: 1\nstate: { dir: /");
-	memset(yaml + o, 'd', 600);
-	strcpy(yaml + o + 600, " }\n");
-	snprintf(want, sizeof want, "policy.yaml:2:15: state.dir: longer than %d characters (601)",
-		 BW_STATE_DIR_MAX);
+	memset(yaml + o, 'd', BW_STATE_DIR_MAX);
+	strcpy(yaml + o + BW_STATE_DIR_MAX, " }\n");
+	snprintf(want, sizeof want, "policy.yaml:2:15: state.dir: longer than %d characters (%d)",
+		 BW_STATE_DIR_MAX, BW_STATE_DIR_MAX + 1);
 	first_diag_is(yaml, strlen(yaml), want);
 }
 

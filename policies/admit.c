@@ -6,6 +6,7 @@
 #include <string.h>
 #include "engine.h"
 #include "errnames.h"
+#include "ops.h"
 
 #define MAX_WAITS 10000     /* bounds the wait loop whatever the clock does */
 
@@ -70,38 +71,17 @@ unlock_state(struct bw_engine *e, const struct bw_call *c, int set,
 		name_entry(e, rt, c);
 }
 
-static int err_fits(int err, int op)
-{
-	switch (op) {
-	case BW_OP_RESOLVE:
-		return bw_err_is_eai(err);
-	case BW_OP_SQLITE:
-		return bw_err_is_sqlite(err);
-	default:
-		return bw_err_is_errno(err);
-	}
-}
-
 /* What a refused call returns: the configured code where it fits the op, else the op's. */
 static int refusal(int configured, int op)
 {
-	if (configured && err_fits(configured, op))
+	if (configured && (bw_err_space(configured) & bw_op(op)->spaces))
 		return configured;
-	return op == BW_OP_RESOLVE ? bw_err_eai(EAI_AGAIN)
-	       : op == BW_OP_SQLITE ? bw_err_sqlite(5) : ECONNREFUSED;
+	return bw_op(op)->refusal;
 }
 
 static int breaker_guards(const struct bw_rule *r, int op)
 {
-	return r->breaker.enabled && (op == BW_OP_CONNECT || op == BW_OP_RESOLVE ||
-				      op == BW_OP_SQLITE);
-}
-
-/* send/recv and accept cannot be refused: a made-up error on a ready descriptor stalls
- * edge-triggered event loops (SPEC 3.6); they only wait. */
-static int may_refuse(int op)
-{
-	return op == BW_OP_CONNECT || op == BW_OP_RESOLVE || op == BW_OP_SQLITE;
+	return r->breaker.enabled && bw_op_has(op, BW_OPF_BREAKER);
 }
 
 static void breaker_event(struct bw_engine *e, const struct bw_call *c, struct bw_brk_move mv)
@@ -175,7 +155,7 @@ static double take_tokens(struct bw_engine *e, const struct bw_call *c, double w
 	if (got > 0)                     /* the usual case: tokens to spare */
 		return got;
 	const struct bw_rate_limit *rl = &c->rule->rate_limit;
-	int refusable = may_refuse(c->op);
+	int refusable = bw_op_has(c->op, BW_OPF_REFUSE);
 	for (int i = 0; i < MAX_WAITS; i++) {
 		if (i > 0) {
 			got = try_take(e, c, want, least, &wait);
@@ -237,11 +217,7 @@ int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breake
 /* Outcomes that say nothing about the destination's health do not move the breaker. */
 static int counts_as_failure(const struct bw_call *c, int err)
 {
-	if (err == 0)
-		return 0;
-	if (c->op == BW_OP_RESOLVE)
-		return err != bw_err_eai(EAI_NONAME) && err != bw_err_eai(EAI_NODATA);
-	return 1;
+	return err != 0 && !bw_err_listed(bw_op(c->op)->healthy, err);
 }
 
 static void record(struct bw_engine *e, const struct bw_call *c, int failed)
@@ -306,10 +282,17 @@ void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed)
 		record(e, c, failed);
 }
 
+/* A connection that broke: the failures of an established connection that speak of the
+ * destination (the program's own errors and its timeouts' EAGAIN do not). */
+static int connection_broke(int err)
+{
+	return err == ECONNRESET || err == EPIPE || err == ETIMEDOUT;
+}
+
 void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int err)
 {
-	if (c->rule->breaker.enabled &&
-	    (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT))
+	if (c->rule->breaker.enabled && bw_op_has(c->op, BW_OPF_BREAKER_COUNTS) &&
+	    connection_broke(err))
 		record(e, c, 1);
 }
 

@@ -200,7 +200,5 @@ void bw_rule_dump(const struct bw_rule *rule, FILE *out, int indent);
 /* Format "FILE:LINE:COL: message" into buf. */
 void bw_diag_format(const struct bw_diag *d, char *buf, size_t cap);
 
-const char *bw_op_name(enum bw_op op);
-int bw_op_parse(const char *s);   /* -1 if unknown */
 
 #endif

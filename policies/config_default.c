@@ -27,8 +27,6 @@ struct bw_config *bw_config_parse_default(void)
 }
 
 /* Each list follows its enum's order. */
-const char *const cf_op_names[] = { "connect", "accept", "send", "recv", "resolve", "sqlite",
-				    NULL };
 const char *const cf_mode_names[] = { "enforce", "observe", NULL };
 const char *const cf_onerr_names[] = { "passthrough", "abort", NULL };
 const char *const cf_level_names[] = { "error", "warn", "info", "debug", NULL };
@@ -52,17 +50,4 @@ const char *cf_facility_name(int value)
 		if (cf_facility_values[i] == value)
 			return cf_facility_names[i];
 	return "user";
-}
-
-const char *bw_op_name(enum bw_op op)
-{
-	return (unsigned)op < BW_OP_COUNT ? cf_op_names[op] : "?";
-}
-
-int bw_op_parse(const char *s)
-{
-	for (int i = 0; i < BW_OP_COUNT; i++)
-		if (strcmp(cf_op_names[i], s) == 0)
-			return i;
-	return -1;
 }

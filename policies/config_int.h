@@ -5,18 +5,21 @@
 #include <stdint.h>
 #include <yaml.h>
 #include "config.h"
+#include "ops.h"
 
 #define CF_PATH_MAX 96   /* "rules[12].breaker.trip.consecutive" and the like */
 #define CF_DEFAULT_MAX_KEYS 4096
 
 
-/* Op groups of SPEC 3.2. */
-#define CF_SOCKET_OPS (BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_ACCEPT) | \
-		       BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
-#define CF_STREAM_OPS (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV))
-#define CF_BREAKER_OPS (BW_OPS_ALL & ~BW_OPBIT(BW_OP_ACCEPT))
-#define CF_FAIL_OPS (BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_RESOLVE) | \
-		     BW_OPBIT(BW_OP_SQLITE))   /* where on_limit: fail is allowed */
+/* Which sections and keys apply to which ops: from the op table (ops.h). */
+#define CF_DEST_OPS bw_ops_keyed(BW_KEY_DEST)
+#define CF_HOST_OPS bw_ops_keyed(BW_KEY_HOST)
+#define CF_DB_OPS bw_ops_keyed(BW_KEY_DB)
+#define CF_DATA_OPS bw_ops_with(BW_OPF_BYTES)       /* byte limits; data lost if retried */
+#define CF_BREAKER_OPS bw_ops_with(BW_OPF_BREAKER | BW_OPF_BREAKER_COUNTS)
+#define CF_FAIL_OPS bw_ops_with(BW_OPF_REFUSE)      /* where on_limit: fail is allowed */
+#define CF_FALLBACK_OPS bw_ops_with(BW_OPF_FALLBACK)
+#define CF_NONBLOCKING_OPS bw_ops_with(BW_OPF_NONBLOCKING)
 
 struct cf_mark {
 	int line, col;   /* 1-based */
@@ -111,7 +114,7 @@ void cf_parse_rule(struct cf_loader *l, yaml_node_t *n, struct cf_draft *d);
 void cf_rule_free(struct bw_rule *r);
 void cf_ops_text(unsigned ops, char *buf, size_t cap);
 unsigned cf_err_ops(int code);        /* ops an error code can come from */
-const char *cf_err_class(int code);   /* the same, as text for messages */
+const char *cf_err_class(int code);   /* the same, as text for messages (until the next) */
 unsigned cf_inject_fits(const struct bw_inject *in);   /* ops all its faults fit */
 int cf_unsafe_stream_err(int code);
 void cf_own(struct cf_draft *d, int f, yaml_node_t *k);
@@ -142,7 +145,6 @@ extern const char *const cf_scope_names[];
 extern const char *const cf_onlimit_names[];
 extern const char *const cf_nb_names[];
 extern const char *const cf_share_names[];
-extern const char *const cf_op_names[];
 extern const char *const cf_facility_names[];
 extern const int cf_facility_values[];
 const char *cf_facility_name(int value);

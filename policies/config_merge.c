@@ -10,7 +10,6 @@
 #define MS 1000LL
 #define SEC 1000000LL
 
-#define CONNECT BW_OPBIT(BW_OP_CONNECT)
 
 #define RANGE(a, b) ((FBIT((b) + 1) - 1) & ~(FBIT(a) - 1))
 #define RETRY_FIELDS RANGE(F_ATTEMPTS, F_BUDGET_MIN)
@@ -57,8 +56,12 @@ static uint64_t applicable(const struct cf_draft *defs, unsigned ops)
 {
 	const struct bw_rule *r = &defs->r;
 	uint64_t m = defs->own;
-	if (!(ops & CONNECT))
-		m &= ~(FBIT(F_T_CONNECT) | FBIT(F_FALLBACK) | FBIT(F_NONBLOCKING));
+	if (!(ops & BW_OPBIT(BW_OP_CONNECT)))
+		m &= ~FBIT(F_T_CONNECT);
+	if (!(ops & CF_FALLBACK_OPS))
+		m &= ~FBIT(F_FALLBACK);
+	if (!(ops & CF_NONBLOCKING_OPS))
+		m &= ~FBIT(F_NONBLOCKING);
 	if (!(ops & BW_OPBIT(BW_OP_RECV)))
 		m &= ~FBIT(F_T_RECV);
 	if (!(ops & BW_OPBIT(BW_OP_SEND)))
@@ -67,7 +70,7 @@ static uint64_t applicable(const struct cf_draft *defs, unsigned ops)
 		m &= ~BREAKER_FIELDS;
 	if (!err_fits(r->breaker.err, ops & CF_BREAKER_OPS))
 		m &= ~FBIT(F_B_ERR);
-	if (r->rate_limit.bytes && !(ops & CF_STREAM_OPS))
+	if (r->rate_limit.bytes && !(ops & CF_DATA_OPS))
 		m &= ~FBIT(F_L_RATE);
 	if (r->rate_limit.on_limit == BW_LIMIT_FAIL && (ops & ~CF_FAIL_OPS))
 		m &= ~FBIT(F_L_ONLIMIT);
@@ -82,7 +85,7 @@ static void filter_on(struct bw_retry *r, unsigned ops)
 	int n = 0;
 	for (int i = 0; i < r->n_on; i++) {
 		int code = r->on[i];
-		if (err_fits(code, ops) && !((ops & CF_STREAM_OPS) && cf_unsafe_stream_err(code)))
+		if (err_fits(code, ops) && !((ops & CF_DATA_OPS) && cf_unsafe_stream_err(code)))
 			r->on[n++] = code;
 	}
 	memset(r->on + n, 0, sizeof r->on - (size_t)n * sizeof r->on[0]);

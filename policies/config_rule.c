@@ -28,23 +28,28 @@ void cf_ops_text(unsigned ops, char *buf, size_t cap)
 	buf[0] = '\0';
 	for (int i = 0; i < BW_OP_COUNT && o < cap; i++)
 		if (ops & BW_OPBIT(i))
-			o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", cf_op_names[i]);
+			o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", bw_op_name(i));
 }
 
 unsigned cf_err_ops(int code)
 {
-	if (bw_err_is_errno(code))
-		return CF_SOCKET_OPS;
-	if (bw_err_is_eai(code))
-		return BW_OPBIT(BW_OP_RESOLVE);
-	return bw_err_is_sqlite(code) ? BW_OPBIT(BW_OP_SQLITE) : 0;
+	return bw_ops_in_space(bw_err_space(code));
 }
 
 const char *cf_err_class(int code)
 {
-	return bw_err_is_errno(code) ? "errno names apply to connect, accept, send and recv"
-	       : bw_err_is_eai(code) ? "EAI_* names apply only to resolve"
-				     : "SQLITE_* names apply only to sqlite";
+	static char text[128];
+	char ops[80];
+	unsigned m = cf_err_ops(code);
+	int first = 0;
+	while (first < BW_OP_COUNT && !(m & BW_OPBIT(first)))
+		first++;
+	if (first == BW_OP_COUNT)
+		return "no op ends with such an error";
+	bw_ops_phrase(m, ops, sizeof ops);
+	snprintf(text, sizeof text, "%s apply %sto %s", bw_op(first)->what,
+		 (m & (m - 1)) ? "" : "only ", ops);
+	return text;
 }
 
 int cf_unsafe_stream_err(int code)
@@ -58,9 +63,9 @@ unsigned cf_inject_fits(const struct bw_inject *in)
 	if (in->err)
 		fits &= cf_err_ops(in->err);
 	if (in->partial || in->reset)
-		fits &= CF_STREAM_OPS;
+		fits &= bw_ops_with(BW_OPF_STREAM_FAULTS);
 	if (in->eof)
-		fits &= BW_OPBIT(BW_OP_RECV);
+		fits &= bw_ops_with(BW_OPF_EOF);
 	return fits;
 }
 
@@ -124,7 +129,7 @@ static unsigned parse_ops(struct cf_loader *l, yaml_node_t *v, const char *path)
 		yaml_node_t *it = cf_list_at(l, &ls, i);
 		int op;
 		cf_item_path(ip, path, &ls, i);
-		if (cf_enum(l, it, ip, cf_op_names, &op) < 0)
+		if (cf_enum(l, it, ip, bw_op_names, &op) < 0)
 			bad = 1;
 		else
 			ops |= BW_OPBIT(op);
@@ -193,12 +198,17 @@ static void check_reachable(struct cf_loader *l, struct cf_draft *d, yaml_node_t
 	unsigned left = m->ops;
 	cf_ops_text(m->ops, ops, sizeof ops);
 	cf_sub(path, d->path, "match");
-	if (m->n_host && !(left &= BW_OPBIT(BW_OP_RESOLVE)))
-		why = "host applies only to resolve";
-	else if (m->n_dest && !(left &= CF_SOCKET_OPS))
-		why = "dest applies only to connect, accept, send and recv";
-	else if (m->n_db && !(left &= BW_OPBIT(BW_OP_SQLITE)))
-		why = "db applies only to sqlite";
+	char which[80], text[128];
+	if (m->n_host && !(left &= CF_HOST_OPS))
+		why = "host", bw_ops_phrase(CF_HOST_OPS, which, sizeof which);
+	else if (m->n_dest && !(left &= CF_DEST_OPS))
+		why = "dest", bw_ops_phrase(CF_DEST_OPS, which, sizeof which);
+	else if (m->n_db && !(left &= CF_DB_OPS))
+		why = "db", bw_ops_phrase(CF_DB_OPS, which, sizeof which);
+	if (why) {
+		snprintf(text, sizeof text, "%s applies only to %s", why, which);
+		why = text;
+	}
 	if (why)
 		cf_error(l, cf_mark_of(k), "%s: can never match: %s, and the rule's ops are [%s]%s",
 			 path, why, ops, m->n_host && m->n_dest ? "; host and dest exclude each other" : "");
@@ -259,7 +269,7 @@ static void parse_fallback(struct cf_loader *l, struct cf_draft *d, yaml_node_t 
 	char path[CF_PATH_MAX];
 	cf_sub(path, d->path, "fallback");
 	cf_own(d, F_FALLBACK, k);   /* even `fallback: []`: it clears one from defaults */
-	if (!d->is_defaults && !(d->r.match.ops & BW_OPBIT(BW_OP_CONNECT)))
+	if (!d->is_defaults && !(d->r.match.ops & CF_FALLBACK_OPS))
 		cf_not_applicable(l, d, k, path, "fallback needs connect");
 	else
 		parse_dests(l, v, path, &d->r.fallback, &d->r.n_fallback, 1);
@@ -268,12 +278,18 @@ static void parse_fallback(struct cf_loader *l, struct cf_draft *d, yaml_node_t 
 /* The fault that limits which ops an entry fits (the key index), and why, as text. */
 static int limiting_fault(const struct bw_inject *in, const char **why)
 {
+	static char text[96];
+	char ops[64];
 	if (in->eof) {
-		*why = "eof applies only to recv";
+		bw_ops_phrase(bw_ops_with(BW_OPF_EOF), ops, sizeof ops);
+		snprintf(text, sizeof text, "eof applies only to %s", ops);
+		*why = text;
 		return I_EOF;
 	}
 	if (in->partial || in->reset) {
-		*why = "partial and reset apply only to send and recv";
+		bw_ops_phrase(bw_ops_with(BW_OPF_STREAM_FAULTS), ops, sizeof ops);
+		snprintf(text, sizeof text, "partial and reset apply only to %s", ops);
+		*why = text;
 		return in->partial ? I_PARTIAL : I_RESET;
 	}
 	*why = cf_err_class(in->err);
@@ -409,7 +425,7 @@ static void parse_small(struct cf_loader *l, struct cf_draft *d, yaml_node_t *co
 	if (v[K_NONBLOCKING]) {
 		cf_sub(path, d->path, "nonblocking");
 		cf_own(d, F_NONBLOCKING, k[K_NONBLOCKING]);
-		if (!d->is_defaults && !(d->r.match.ops & BW_OPBIT(BW_OP_CONNECT)))
+		if (!d->is_defaults && !(d->r.match.ops & CF_NONBLOCKING_OPS))
 			cf_not_applicable(l, d, k[K_NONBLOCKING], path,
 					  "it is about non-blocking connects");
 		else if (cf_enum(l, v[K_NONBLOCKING], path, cf_nb_names, &e) == 0)

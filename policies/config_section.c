@@ -141,7 +141,7 @@ static void parse_on(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, co
 		cf_item_path(ip, path, &ls, i);
 		if (cf_check_err(l, d, it, ip, d->r.match.ops, &code) < 0)
 			continue;
-		if (!d->is_defaults && (d->r.match.ops & CF_STREAM_OPS) && cf_unsafe_stream_err(code))
+		if (!d->is_defaults && (d->r.match.ops & CF_DATA_OPS) && cf_unsafe_stream_err(code))
 			cf_error(l, cf_mark_of(it), "%s: %s cannot be retried on send or recv: the "
 				 "connection is gone; retrying would lose or duplicate bytes", ip,
 				 cf_text(it));
@@ -323,7 +323,7 @@ static int limit_rate(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, c
 		return -1;
 	}
 	/* a byte rate paces the rule's send and recv; its other ops are not limited */
-	if (!d->is_defaults && rl->bytes && !(d->r.match.ops & CF_STREAM_OPS)) {
+	if (!d->is_defaults && rl->bytes && !(d->r.match.ops & CF_DATA_OPS)) {
 		cf_ops_text(d->r.match.ops, ops, sizeof ops);
 		cf_error(l, cf_mark_of(v), "%s: a byte rate applies only to send and recv, but rule "
 			 "'%s' matches [%s]; use a call rate such as 50/s", path, cf_rule_name(d),

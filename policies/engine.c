@@ -7,6 +7,7 @@
 #include "backoff.h"
 #include "engine.h"
 #include "errnames.h"
+#include "ops.h"
 
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
 		   long pid, const char *prog, uint64_t seed)
@@ -124,50 +125,21 @@ long bw_engine_stat(const struct bw_engine *e, int rule, enum bw_stat st)
 	return n;
 }
 
-static int in_list(const int *list, int n, int err)
-{
-	for (int i = 0; i < n; i++)
-		if (list[i] == err)
-			return 1;
-	return 0;
-}
-
-/* SPEC 3.3's default `on` lists. */
-static int default_retryable(const struct bw_call *c, int err)
-{
-	static const int connect_errs[] = { ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EHOSTUNREACH,
-					    ENETDOWN, ECONNRESET, EAGAIN, EADDRNOTAVAIL };
-	static const int accept_errs[] = { ECONNABORTED, EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO };
-	switch (c->op) {
-	case BW_OP_CONNECT:
-		return in_list(connect_errs, 8, err) || (c->unix_dest && err == ENOENT);
-	case BW_OP_ACCEPT:
-		return in_list(accept_errs, 6, err);
-	case BW_OP_SEND:
-	case BW_OP_RECV:
-		/* EINTR is the program's (a signal handler ran) and EAGAIN is either a
-		 * non-blocking socket or the program's own SO_RCVTIMEO/SO_SNDTIMEO: neither
-		 * is ours to retry */
-		return err == ENOBUFS;
-	case BW_OP_RESOLVE:
-		return err == bw_err_eai(EAI_AGAIN);
-	case BW_OP_SQLITE:
-		/* primary code of an extended one: BUSY (5) and LOCKED (6) */
-		return bw_err_is_sqlite(err) &&
-		       ((err - BW_ERR_SQLITE_BASE) % 256 == 5 || (err - BW_ERR_SQLITE_BASE) % 256 == 6);
-	}
-	return 0;
-}
-
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err)
 {
 	/* a real EINTR means a signal handler ran: the program sees it as the kernel gave
 	 * it, whatever `on` says; only an injected one can be retried */
 	if (err == EINTR && !bw_attempt_injected)
 		return 0;
-	if (r->retry.n_on > 0)
-		return in_list(r->retry.on, r->retry.n_on, err);
-	return default_retryable(c, err);
+	if (r->retry.n_on > 0) {
+		for (int i = 0; i < r->retry.n_on; i++)
+			if (bw_err_matches(r->retry.on[i], err))
+				return 1;
+		return 0;
+	}
+	const struct bw_op_def *op = bw_op(c->op);
+	return bw_err_listed(op->retry_on, err) ||
+	       (c->unix_dest && bw_err_listed(op->retry_on_unix, err));
 }
 
 /* Retry budget: per-second slots over the last BW_BUDGET_SLOTS seconds. Counts are

@@ -129,8 +129,71 @@ static int find_code(const struct code_name *t, size_t n, const char *name)
 	return 0;
 }
 
+/* Error replies a Redis server gives by their first word, for retry lists and events. */
+static const char *const redis_replies[] = {
+	"ERR", "LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY",
+	"NOSCRIPT", "MISCONF", "OOM", "NOREPLICAS", "MOVED", "ASK", "WRONGTYPE", "EXECABORT",
+};
+
+unsigned bw_err_space(int code)
+{
+	if (bw_err_is_errno(code))
+		return BW_SPACE_ERRNO;
+	if (bw_err_is_eai(code))
+		return BW_SPACE_EAI;
+	if (bw_err_is_sqlite(code))
+		return BW_SPACE_SQLITE;
+	if (code >= BW_ERR_SQLSTATE_BASE && code < BW_ERR_MYSQL_BASE)
+		return BW_SPACE_SQLSTATE;
+	if (code >= BW_ERR_MYSQL_BASE && code < BW_ERR_REDIS_BASE)
+		return BW_SPACE_MYSQL;
+	if (code >= BW_ERR_REDIS_BASE && code < BW_ERR_REDIS_BASE + (int)NELEM(redis_replies))
+		return BW_SPACE_REDIS;
+	return 0;
+}
+
+static int base36(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'Z' ? c - 'A' + 10 : -1;
+}
+
+int bw_err_sqlstate(const char *state)
+{
+	int v = 0;
+	for (int i = 0; i < 5; i++) {
+		int d = base36(state[i]);
+		if (d < 0)
+			return 0;
+		v = v * 36 + d;
+	}
+	return state[5] ? 0 : BW_ERR_SQLSTATE_BASE + v;
+}
+
+int bw_err_matches(int listed, int err)
+{
+	if (listed == err)
+		return 1;
+	/* a primary SQLite code stands for its extended ones */
+	return bw_err_is_sqlite(listed) && bw_err_is_sqlite(err) &&
+	       listed - BW_ERR_SQLITE_BASE < 256 &&
+	       (err - BW_ERR_SQLITE_BASE) % 256 == listed - BW_ERR_SQLITE_BASE;
+}
+
+/* "PREFIX" then n as digits, into buf. */
+static const char *made_up(char *buf, size_t cap, const char *prefix, const char *body)
+{
+	size_t o = 0;
+	for (const char *p = prefix; *p && o + 1 < cap; p++)
+		buf[o++] = *p;
+	for (const char *p = body; *p && o + 1 < cap; p++)
+		buf[o++] = *p;
+	buf[o] = '\0';
+	return buf;
+}
+
 const char *bw_err_name(int code)
 {
+	static __thread char buf[32];
 	if (bw_err_is_errno(code)) {
 		if ((size_t)code < NELEM(errno_names) && errno_names[code])
 			return errno_names[code];
@@ -138,9 +201,34 @@ const char *bw_err_name(int code)
 	}
 	if (bw_err_is_eai(code))
 		return find_name(eai_names, NELEM(eai_names), BW_ERR_EAI_BASE - code, "EAI_?");
-	if (bw_err_is_sqlite(code))
+	switch (bw_err_space(code)) {
+	case BW_SPACE_SQLITE:
 		return find_name(sqlite_names, NELEM(sqlite_names), code - BW_ERR_SQLITE_BASE,
 				 "SQLITE_?");
+	case BW_SPACE_SQLSTATE: {
+		char st[6];
+		int v = code - BW_ERR_SQLSTATE_BASE;
+		for (int i = 4; i >= 0; i--, v /= 36)
+			st[i] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[v % 36];
+		st[5] = '\0';
+		return made_up(buf, sizeof buf, "SQLSTATE_", st);
+	}
+	case BW_SPACE_MYSQL: {
+		char num[12];
+		int v = code - BW_ERR_MYSQL_BASE, n = 0;
+		char rev[12];
+		do {
+			rev[n++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v && n < 11);
+		for (int i = 0; i < n; i++)
+			num[i] = rev[n - 1 - i];
+		num[n] = '\0';
+		return made_up(buf, sizeof buf, "MYSQL_", num);
+	}
+	case BW_SPACE_REDIS:
+		return made_up(buf, sizeof buf, "REDIS_", redis_replies[code - BW_ERR_REDIS_BASE]);
+	}
 	return "E?";
 }
 
@@ -162,6 +250,21 @@ int bw_err_parse(const char *name)
 	if (strncmp(name, "SQLITE_", 7) == 0) {
 		c = find_code(sqlite_names, NELEM(sqlite_names), name);
 		return c ? bw_err_sqlite(c) : 0;
+	}
+	if (strncmp(name, "SQLSTATE_", 9) == 0)
+		return bw_err_sqlstate(name + 9);
+	if (strncmp(name, "MYSQL_", 6) == 0) {
+		long v = 0;
+		const char *p = name + 6;
+		for (; *p >= '0' && *p <= '9' && v < 1000000; p++)
+			v = v * 10 + (*p - '0');
+		return p > name + 6 && !*p && v > 0 && v < 1000000 ? bw_err_mysql((int)v) : 0;
+	}
+	if (strncmp(name, "REDIS_", 6) == 0) {
+		for (size_t i = 0; i < NELEM(redis_replies); i++)
+			if (strcmp(redis_replies[i], name + 6) == 0)
+				return BW_ERR_REDIS_BASE + (int)i;
+		return 0;
 	}
 	return name[0] == 'E' ? parse_errno(name) : 0;
 }

@@ -1,6 +1,7 @@
 /* Structured events as JSON Lines. Everything here is async-signal-safe: no allocation,
  * no stdio, no locale, no time zone database; only stores into the caller's buffer. */
 #include "events.h"
+#include "ops.h"
 
 #include "errnames.h"
 
@@ -369,7 +370,7 @@ static void mem_op(struct jw *w, int op)
 {
 	if (op < 0 || op >= BW_OP_COUNT)
 		return;
-	mem_str(w, "op", bw_op_name((enum bw_op)op));
+	mem_str(w, "op", bw_op_name(op));
 }
 
 static void mem_err(struct jw *w, int err)

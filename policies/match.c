@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 #include "match.h"
+#include "ops.h"
 #include "keyed.h"
 #include "names.h"
 
@@ -181,12 +182,12 @@ const struct bw_rule *bw_match(const struct bw_config *cfg, const unsigned char 
 		const struct bw_match *m = &r->match;
 		if ((active && !active[i]) || !(m->ops & BW_OPBIT(t->op)))
 			continue;
-		if (m->n_host && !(t->op == BW_OP_RESOLVE && any_glob(m->host, m->n_host, t->host)))
+		unsigned keys = bw_op(t->op)->keys;
+		if (m->n_host && !((keys & BW_KEY_HOST) && any_glob(m->host, m->n_host, t->host)))
 			continue;
-		if (m->n_db && !any_glob(m->db, m->n_db, t->db))
+		if (m->n_db && !((keys & BW_KEY_DB) && any_glob(m->db, m->n_db, t->db)))
 			continue;
-		if (m->n_dest && (t->op == BW_OP_RESOLVE || t->op == BW_OP_SQLITE ||
-				  !dest_matches(m, t, name, &host)))
+		if (m->n_dest && !((keys & BW_KEY_DEST) && dest_matches(m, t, name, &host)))
 			continue;
 		if (host_out)
 			*host_out = host;

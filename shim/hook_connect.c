@@ -10,17 +10,18 @@
  *   waits in the kernel with the kernel's own signal rules, a non-blocking one returns
  *   EINPROGRESS to the program's event loop. The outcome is recorded when the program
  *   learns it (SO_ERROR, or connect once more).
- * - carried: a retry can happen, or a blocking connect has a per-attempt timeout. Each
- *   attempt runs non-blocking and is waited for here; a retried connect reuses the same
+ * - carried: a retry can happen, or a blocking connect has a per-attempt timeout. On a
+ *   blocking socket each attempt is the kernel's own blocking connect, bounded by
+ *   SO_SNDTIMEO; on a non-blocking one it is waited for with poll and collected with a
+ *   second connect(), never by reading SO_ERROR, which would leave a refused socket to
+ *   fail the program's next connect with ECONNABORTED. A retried connect reuses the same
  *   socket (reset with AF_UNSPEC), so descriptor, duplicates, epoll registration, options
- *   and bind() address survive. A signal handler that runs during the wait or a backoff
+ *   and bind() address survive. A signal handler that runs during an attempt or a backoff
  *   ends the call as the kernel would: EINTR (EINPROGRESS on a non-blocking socket) with
  *   an attempt in flight, which the program then finishes like any interrupted connect.
  *
- * After any outcome the socket is in the state the kernel's own calls leave it in: a
- * finished attempt is collected with a second real connect(), never by reading SO_ERROR,
- * which would leave a refused socket to fail the program's next connect with
- * ECONNABORTED. */
+ * After any outcome the socket is in the state the kernel's own calls leave it in
+ * (design.md §4.4). */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #include "pending.h"
 #include "hook.h"
 #include "real.h"
+#include "sigrestart.h"
 #include "sockwait.h"
 #include "state.h"
 
@@ -52,6 +54,7 @@ struct attempt_ctx {
 	int64_t app_timeout;     /* the program's SO_SNDTIMEO on a blocking socket, 0 none */
 	int nonblocking;         /* as the program made the socket */
 	int last_err;            /* the previous attempt's error */
+	int64_t attempt_end;     /* when the attempt under way reaches timeout.connect */
 };
 
 static void reset_socket(int fd)
@@ -93,15 +96,10 @@ static int collect(struct attempt_ctx *a)
 	return err == EISCONN ? 0 : err;
 }
 
+/* A connect on a non-blocking socket, carried to its outcome because a retry may follow:
+ * waited for with poll, and collected with a second connect. */
 static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 {
-	struct bw_fault f;
-	if (bw_engine_inject(a->e, a->call, &f)) {
-		if (f.delay)
-			a->e->env.sleep_us(f.delay);
-		if (f.err)
-			return f.err;
-	}
 	if (BW_REAL(connect)(a->fd, a->sa, a->len) == 0)
 		return 0;
 	int err = errno;
@@ -146,11 +144,81 @@ static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 	}
 }
 
+static void set_send_timeout(int fd, int64_t us)
+{
+	struct timeval tv = { (time_t)(us / 1000000), (suseconds_t)(us % 1000000) };
+	BW_REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* A blocking connect waits in the kernel, as the program's own would: the kernel's rules
+ * hold for the handshake, for a reset that comes right after it, and for a signal
+ * handler with SA_RESTART while no time limit is set. Only the time limit is ours, as
+ * SO_SNDTIMEO, which a connect obeys (set for each wait; the socket's own value comes back
+ * when the call ends). */
+static int attempt_blocking(struct attempt_ctx *a, int64_t deadline)
+{
+	int again = 0;
+	for (;;) {
+		int64_t now = bw_mono_us(), until = 0;
+		int app_bound = 0;
+		if (a->per_attempt)
+			until = now + (again ? a->attempt_end - now : a->per_attempt);
+		if (deadline && (!until || deadline < until))
+			until = deadline;
+		if (a->app_timeout && (!until || now + a->app_timeout < until)) {
+			until = now + a->app_timeout;
+			app_bound = 1;
+		}
+		if (!again)
+			a->attempt_end = now + a->per_attempt;
+		if (until && until <= now)
+			until = now + 1;
+		set_send_timeout(a->fd, until ? until - now : 0);
+		if (BW_REAL(connect)(a->fd, a->sa, a->len) == 0)
+			return 0;
+		int err = errno;
+		if (err == EISCONN && again)
+			return 0;
+		if (err == EINTR) {
+			/* with no time limit the kernel has already restarted the call where the
+			 * handler asked for it; with one it never restarts, so we do it for the
+			 * program's handlers that would have had it restarted */
+			if (until && !a->app_timeout && bw_sig_restarts()) {
+				again = 1;
+				continue;
+			}
+			return leave_in_flight(a);
+		}
+		if ((err == EINPROGRESS && !again) || (err == EALREADY && again)) {
+			/* the time ran out with the attempt under way */
+			if (app_bound) {
+				bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+				return EINPROGRESS;
+			}
+			reset_socket(a->fd);
+			if (a->per_attempt && until >= a->attempt_end) {
+				timeout_event(a);
+				return ETIMEDOUT;
+			}
+			return a->last_err ? a->last_err : ETIMEDOUT;
+		}
+		return err;
+	}
+}
+
 static int attempt(void *arg, int n, int64_t deadline)
 {
 	struct attempt_ctx *a = arg;
 	(void)n;
-	int err = attempt_once(a, deadline);
+	struct bw_fault f;
+	int err = 0;
+	if (bw_engine_inject(a->e, a->call, &f)) {
+		if (f.delay)
+			a->e->env.sleep_us(f.delay);
+		err = f.err;
+	}
+	if (!err)
+		err = a->nonblocking ? attempt_once(a, deadline) : attempt_blocking(a, deadline);
 	a->last_err = err;
 	return err;
 }
@@ -168,22 +236,15 @@ static int on_signal(void *arg, int where, int *result)
 		*result = a->nonblocking ? EAGAIN : EINTR;
 		return 1;
 	}
-	if (BW_REAL(connect)(a->fd, a->sa, a->len) == 0) {
-		*result = 0;
-		return 1;
-	}
+	int flags = BW_REAL(fcntl)(a->fd, F_GETFL);
+	int switched = !a->nonblocking && flags >= 0 &&
+		       BW_REAL(fcntl)(a->fd, F_SETFL, flags | O_NONBLOCK) == 0;
+	int rc = BW_REAL(connect)(a->fd, a->sa, a->len);
 	int err = errno;
-	*result = err == EINPROGRESS ? leave_in_flight(a) : err;
+	if (switched)
+		BW_REAL(fcntl)(a->fd, F_SETFL, flags);
+	*result = rc == 0 ? 0 : err == EINPROGRESS ? leave_in_flight(a) : err;
 	return 1;
-}
-
-static int64_t app_send_timeout(int fd)
-{
-	struct timeval tv;
-	socklen_t len = sizeof tv;
-	if (BW_REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) < 0)
-		return 0;
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
 static int finish(int rc, int err, int saved)
@@ -388,25 +449,27 @@ static int carried(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 {
 	const struct bw_rule *r = c->rule;
 	int nonblocking = flags & O_NONBLOCK;
-	struct attempt_ctx a = { e, c, fd, sa, len, r->timeout.connect, 0, nonblocking != 0, 0 };
+	struct attempt_ctx a = { e, c, fd, sa, len, r->timeout.connect, 0, nonblocking != 0, 0, 0 };
 	c->attempt = attempt;
 	c->arg = &a;
 	c->before_retry = before_retry;
 	c->on_signal = on_signal;
-	/* an AF_UNIX connect never waits for a handshake; made non-blocking it would fail
-	 * with EAGAIN on a full backlog where the program expects to wait */
-	int switched = 0;
-	if (!nonblocking && sa->sa_family != AF_UNIX) {
-		if (!fi->timeouts || fi->app_sndtimeo)
-			a.app_timeout = app_send_timeout(fd);
-		switched = BW_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-	}
+	/* a blocking socket's own SO_SNDTIMEO bounds its connect, and comes back after ours */
+	struct timeval snd = { 0, 0 };
+	socklen_t sl = sizeof snd;
+	int restore = !nonblocking &&
+		      BW_REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, &sl) == 0;
+	if (restore && (!fi->timeouts || fi->app_sndtimeo))
+		a.app_timeout = (int64_t)snd.tv_sec * 1000000 + snd.tv_usec;
 	int err = bw_engine_run(e, c, bw_thread_rng());
 	/* a fallback is for a destination that failed, not for the program's own errors */
 	if (err && !bw_engine_unfinished(err, 0) && err != EAGAIN && r->n_fallback)
 		err = try_fallbacks(e, c, &a, sa->sa_family, err, fb);
-	if (switched)
-		BW_REAL(fcntl)(fd, F_SETFL, flags);
+	if (restore) {
+		int saved = errno;
+		BW_REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
+		errno = saved;
+	}
 	if (err == 0)
 		watch(e, c, fd);
 	*final = a.sa;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "config.h"
+#include "ops.h"
 #include "errnames.h"
 
 #define MS 1000LL
@@ -1055,7 +1056,7 @@ static void test_ops_names(void **state)
 {
 	(void)state;
 	for (int op = 0; op < BW_OP_COUNT; op++)
-		assert_int_equal(bw_op_parse(bw_op_name((enum bw_op)op)), op);
+		assert_int_equal(bw_op_parse(bw_op_name(op)), op);
 	assert_int_equal(bw_op_parse("write"), -1);
 	assert_string_equal(bw_op_name(BW_OP_RECV), "recv");
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "errnames.h"
+#include "ops.h"
 
 static void test_errno_round_trip(void **state)
 {
@@ -94,6 +95,76 @@ static void test_unknown(void **state)
 	assert_true(bw_err_is_sqlite(bw_err_parse("SQLITE_BUSY")));
 }
 
+/* The spaces the next client libraries need: SQLSTATEs, MySQL error numbers, Redis
+ * error replies, each with a name that parses back. */
+static void test_more_spaces(void **state)
+{
+	(void)state;
+	int st = bw_err_parse("SQLSTATE_57P03");
+	assert_int_equal(st, bw_err_sqlstate("57P03"));
+	assert_int_equal(bw_err_space(st), BW_SPACE_SQLSTATE);
+	assert_string_equal(bw_err_name(st), "SQLSTATE_57P03");
+	assert_string_equal(bw_err_name(bw_err_sqlstate("40001")), "SQLSTATE_40001");
+	assert_int_equal(bw_err_sqlstate("57p03"), 0);
+	assert_int_equal(bw_err_sqlstate("57P0"), 0);
+	int my = bw_err_parse("MYSQL_2013");
+	assert_int_equal(my, bw_err_mysql(2013));
+	assert_int_equal(bw_err_space(my), BW_SPACE_MYSQL);
+	assert_string_equal(bw_err_name(my), "MYSQL_2013");
+	assert_int_equal(bw_err_parse("MYSQL_x"), 0);
+	int rd = bw_err_parse("REDIS_LOADING");
+	assert_int_equal(bw_err_space(rd), BW_SPACE_REDIS);
+	assert_string_equal(bw_err_name(rd), "REDIS_LOADING");
+	assert_int_equal(bw_err_parse("REDIS_NOPE"), 0);
+	/* every space apart from the others */
+	assert_int_equal(bw_err_space(ECONNREFUSED), BW_SPACE_ERRNO);
+	assert_int_equal(bw_err_space(bw_err_eai(EAI_AGAIN)), BW_SPACE_EAI);
+	assert_int_equal(bw_err_space(bw_err_sqlite(5 | 2 << 8)), BW_SPACE_SQLITE);
+}
+
+/* A primary SQLite code stands for its extended codes; nothing else matches loosely. */
+static void test_matches(void **state)
+{
+	(void)state;
+	assert_true(bw_err_matches(bw_err_sqlite(5), bw_err_sqlite(5 | 2 << 8)));
+	assert_true(bw_err_matches(bw_err_sqlite(5), bw_err_sqlite(5)));
+	assert_false(bw_err_matches(bw_err_sqlite(5 | 2 << 8), bw_err_sqlite(5)));
+	assert_false(bw_err_matches(bw_err_sqlite(5), bw_err_sqlite(6)));
+	assert_true(bw_err_matches(ECONNREFUSED, ECONNREFUSED));
+	assert_false(bw_err_matches(ECONNREFUSED, ECONNRESET));
+}
+
+/* One row per op: names round-trip, refusals are in the op's own space, retry lists
+ * hold codes of that space, and the flags say what the engine and the loader read. */
+static void test_op_table(void **state)
+{
+	(void)state;
+	for (int op = 0; op < BW_OP_COUNT; op++) {
+		const struct bw_op_def *d = bw_op(op);
+		assert_int_equal(bw_op_parse(d->name), op);
+		assert_string_equal(bw_op_names[op], d->name);
+		if (d->flags & BW_OPF_REFUSE)
+			assert_true(bw_err_space(d->refusal) & d->spaces);
+		for (const int *c = d->retry_on; *c; c++)
+			assert_true(bw_err_space(*c) & d->spaces);
+	}
+	assert_null(bw_op_names[BW_OP_COUNT]);
+	assert_int_equal(bw_op_parse("write"), -1);
+	/* a limit never refuses accept, send or recv: a made-up EAGAIN stalls event loops */
+	assert_int_equal(bw_ops_with(BW_OPF_REFUSE), BW_OPBIT(BW_OP_CONNECT) |
+			 BW_OPBIT(BW_OP_RESOLVE) | BW_OPBIT(BW_OP_SQLITE));
+	assert_int_equal(bw_ops_keyed(BW_KEY_HOST), BW_OPBIT(BW_OP_RESOLVE));
+	assert_int_equal(bw_ops_in_space(BW_SPACE_EAI), BW_OPBIT(BW_OP_RESOLVE));
+	char buf[80];
+	bw_ops_phrase(bw_ops_keyed(BW_KEY_DEST), buf, sizeof buf);
+	assert_string_equal(buf, "connect, accept, send and recv");
+	bw_ops_phrase(BW_OPBIT(BW_OP_SQLITE), buf, sizeof buf);
+	assert_string_equal(buf, "sqlite");
+	/* EINTR is no op's default retry: a signal handler ran, the program hears of it */
+	for (int op = 0; op < BW_OP_COUNT; op++)
+		assert_false(bw_err_listed(bw_op(op)->retry_on, EINTR));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -102,6 +173,9 @@ int main(void)
 		cmocka_unit_test(test_eai),
 		cmocka_unit_test(test_sqlite),
 		cmocka_unit_test(test_unknown),
+		cmocka_unit_test(test_more_spaces),
+		cmocka_unit_test(test_matches),
+		cmocka_unit_test(test_op_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

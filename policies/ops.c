@@ -1,0 +1,138 @@
+/* The op table. Reasons for each default are in design.md: retry lists (§4.3, what is the
+ * program's business and what the destination's), refusals (§4.2, H14), signals (§4.5),
+ * connections judged on their first byte (§4.7). */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include "errnames.h"
+#include "ops.h"
+
+#define EAI(x) (BW_ERR_EAI_BASE - (x))
+#define SQL(x) (BW_ERR_SQLITE_BASE + (x))
+
+static const int connect_retry[] = { ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EHOSTUNREACH,
+				     ENETDOWN, ECONNRESET, EAGAIN, EADDRNOTAVAIL, 0 };
+/* a unix server that has not made its socket yet */
+static const int connect_retry_unix[] = { ENOENT, 0 };
+static const int accept_retry[] = { ECONNABORTED, EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO, 0 };
+/* EINTR is the program's (a signal handler ran) and EAGAIN is a non-blocking socket's or
+ * the program's own timeout: neither is ours to retry */
+static const int io_retry[] = { ENOBUFS, 0 };
+static const int resolve_retry[] = { EAI(EAI_AGAIN), 0 };
+/* primary codes: each stands for its extended ones */
+static const int sqlite_retry[] = { SQL(5) /* BUSY */, SQL(6) /* LOCKED */, 0 };
+/* a name that does not exist says nothing about the resolver's health */
+static const int resolve_healthy[] = { EAI(EAI_NONAME), EAI(EAI_NODATA), 0 };
+static const int none[] = { 0 };
+
+const struct bw_op_def bw_ops[BW_OP_COUNT] = {
+	[BW_OP_CONNECT] = {
+		.name = "connect", .spaces = BW_SPACE_ERRNO, .retry_on = connect_retry,
+		.retry_on_unix = connect_retry_unix, .healthy = none, .refusal = ECONNREFUSED,
+		.flags = BW_OPF_SOCKET | BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_SIGNALS |
+			 BW_OPF_CONFIRM | BW_OPF_NONBLOCKING | BW_OPF_FALLBACK,
+		.keys = BW_KEY_DEST, .what = "errno names",
+	},
+	[BW_OP_ACCEPT] = {
+		.name = "accept", .spaces = BW_SPACE_ERRNO, .retry_on = accept_retry,
+		.retry_on_unix = none, .healthy = none, .refusal = 0,
+		.flags = BW_OPF_SOCKET | BW_OPF_SIGNALS,
+		.keys = BW_KEY_DEST, .what = "errno names",
+	},
+	[BW_OP_SEND] = {
+		.name = "send", .spaces = BW_SPACE_ERRNO, .retry_on = io_retry,
+		.retry_on_unix = none, .healthy = none, .refusal = 0,
+		.flags = BW_OPF_SOCKET | BW_OPF_BREAKER_COUNTS | BW_OPF_BYTES |
+			 BW_OPF_STREAM_FAULTS | BW_OPF_SIGNALS,
+		.keys = BW_KEY_DEST, .what = "errno names",
+	},
+	[BW_OP_RECV] = {
+		.name = "recv", .spaces = BW_SPACE_ERRNO, .retry_on = io_retry,
+		.retry_on_unix = none, .healthy = none, .refusal = 0,
+		.flags = BW_OPF_SOCKET | BW_OPF_BREAKER_COUNTS | BW_OPF_BYTES |
+			 BW_OPF_STREAM_FAULTS | BW_OPF_EOF | BW_OPF_SIGNALS,
+		.keys = BW_KEY_DEST, .what = "errno names",
+	},
+	[BW_OP_RESOLVE] = {
+		.name = "resolve", .spaces = BW_SPACE_EAI, .retry_on = resolve_retry,
+		.retry_on_unix = none, .healthy = resolve_healthy, .refusal = EAI(EAI_AGAIN),
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
+		.keys = BW_KEY_HOST, .what = "EAI_* names",
+	},
+	[BW_OP_SQLITE] = {
+		.name = "sqlite", .spaces = BW_SPACE_SQLITE, .retry_on = sqlite_retry,
+		.retry_on_unix = none, .healthy = none, .refusal = SQL(5),
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
+		.keys = BW_KEY_DB, .what = "SQLITE_* names",
+	},
+};
+
+const char *const bw_op_names[BW_OP_COUNT + 1] = {
+	"connect", "accept", "send", "recv", "resolve", "sqlite", NULL
+};
+
+void bw_ops_phrase(unsigned mask, char *buf, size_t cap)
+{
+	int n = 0, total = 0;
+	size_t o = 0;
+	for (int i = 0; i < BW_OP_COUNT; i++)
+		total += (mask & BW_OPBIT(i)) != 0;
+	buf[0] = '\0';
+	for (int i = 0; i < BW_OP_COUNT && o < cap; i++) {
+		if (!(mask & BW_OPBIT(i)))
+			continue;
+		const char *sep = n == 0 ? "" : n == total - 1 ? " and " : ", ";
+		int w = snprintf(buf + o, cap - o, "%s%s", sep, bw_ops[i].name);
+		o += w > 0 ? (size_t)w : 0;
+		n++;
+	}
+}
+
+unsigned bw_ops_with(unsigned flag)
+{
+	unsigned m = 0;
+	for (int i = 0; i < BW_OP_COUNT; i++)
+		if (bw_ops[i].flags & flag)
+			m |= BW_OPBIT(i);
+	return m;
+}
+
+unsigned bw_ops_keyed(unsigned key)
+{
+	unsigned m = 0;
+	for (int i = 0; i < BW_OP_COUNT; i++)
+		if (bw_ops[i].keys & key)
+			m |= BW_OPBIT(i);
+	return m;
+}
+
+unsigned bw_ops_in_space(unsigned space)
+{
+	unsigned m = 0;
+	for (int i = 0; i < BW_OP_COUNT; i++)
+		if (bw_ops[i].spaces & space)
+			m |= BW_OPBIT(i);
+	return m;
+}
+
+int bw_op_parse(const char *name)
+{
+	for (int i = 0; i < BW_OP_COUNT; i++)
+		if (strcmp(bw_op_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+const char *bw_op_name(int op)
+{
+	return op >= 0 && op < BW_OP_COUNT ? bw_ops[op].name : "?";
+}
+
+int bw_err_listed(const int *list, int code)
+{
+	for (; list && *list; list++)
+		if (bw_err_matches(*list, code))
+			return 1;
+	return 0;
+}

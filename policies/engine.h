@@ -108,6 +108,11 @@ struct bw_call {
 	 * refusal's code is returned as it is. */
 	int (*refuse)(void *arg, int err);
 	struct bw_stop *stop;            /* may be NULL */
+	/* The call has no effect of its own (a SQLite prepare): it is retried as the rule
+	 * says, but breaker and call limit neither admit it nor learn from its outcome; they
+	 * judge the call that acts (the statement's step). Admitting it would spend a token
+	 * or a half-open probe on a call that changes nothing. */
+	int unguarded;
 };
 
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,

@@ -250,6 +250,229 @@ class ResolveRefusals(ShimTest):
                          (0, ["ok", "True Temporary failure in name resolution"]), repr(r))
 
 
+class SqliteRefusals(ShimTest):
+    """SQLite statements refused by a breaker or a limiter, or failed by an injected fault,
+    against the same statements meeting a real lock: another connection (this test
+    process, which is never preloaded) holds the write lock."""
+
+    probe_dir = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.probe_dir = tempfile.mkdtemp(prefix="bw-rf-", dir="/tmp")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.probe_dir, ignore_errors=True)
+        super().tearDownClass()
+
+    def sqlite_probe(self):
+        path = os.path.join(self.probe_dir, "sqlite_probe")
+        if os.path.exists(path):
+            return path
+        if not CC:
+            self.fail("no C compiler (cc) to build %s" % SQLITE_PROBE_SRC)
+        p = subprocess.run([CC, "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                            "-O2", "-o", path, SQLITE_PROBE_SRC, "-lsqlite3"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        if p.returncode != 0:
+            self.fail("cannot build %s (libsqlite3-dev installed?):\n%s"
+                      % (SQLITE_PROBE_SRC, p.stdout.decode("utf-8", "replace")))
+        return path
+
+    def make_db(self, name="app.db"):
+        path = os.path.realpath(self.wd.file(name))
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.unlink(path + suffix)
+        c = sqlite3.connect(path, isolation_level=None)
+        c.execute("CREATE TABLE ledger(id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
+        c.close()
+        return path
+
+    def notes(self, db):
+        c = sqlite3.connect(db, timeout=10)
+        try:
+            self.assertEqual(c.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+            return sorted(r[0] for r in c.execute("SELECT note FROM ledger"))
+        finally:
+            c.close()
+
+    def run_probe(self, db, n=3, busy_ms=None, policy=None, held=False):
+        """(lines to compare, elapsed ms per step, Result). held: this process holds the
+        write lock meanwhile."""
+        argv = [self.sqlite_probe(), db, str(n)] + ([str(busy_ms)] if busy_ms else [])
+        holder = None
+        if held:
+            holder = sqlite3.connect(db, timeout=10, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+        try:
+            r = run(argv, shim=policy is not None, policy=policy)
+        finally:
+            if holder:
+                holder.execute("ROLLBACK")
+                holder.close()
+        self.assertEqual(r.rc, 0, "the program died: %r" % r)
+        out, elapsed = [], {}
+        for line in lines_of(r):
+            if line.startswith("elapsed "):
+                _, i, ms = line.split()
+                elapsed[int(i)] = float(ms)
+            else:
+                out.append(line)
+        return out, elapsed, r
+
+    def references(self):
+        """The probe bare on a free database, and bare against a held lock."""
+        free, _, _ = self.run_probe(self.make_db("free.db"))
+        held, _, _ = self.run_probe(self.make_db("held.db"), held=True)
+        self.assertIn("step rc=SQLITE_BUSY ext=SQLITE_BUSY msg=database is locked "
+                      "autocommit=1", held)
+        return free, held
+
+    def sq_policy(self, extra, db_glob="*/app.db"):
+        return self.wd.policy(rule(["sqlite"], extra, name="db",
+                                   match=', db: ["%s"]' % db_glob))
+
+    def test_limiter_fail_is_a_held_lock(self):
+        """One statement an hour: the first INSERT runs; the two after it and the exec
+        meet "database is locked" exactly as against a held lock, with every statement
+        prepared for real (prepare has no effect: the limit applies to the step). No
+        INSERT is lost while reported done, none runs while reported refused."""
+        free, held = self.references()
+        db = self.make_db()
+        pol, log = self.sq_policy("rate_limit: { rate: 1/h, burst: 1, on_limit: fail }")
+        out, _, r = self.run_probe(db, policy=pol)
+        events = read_events(log)
+        ctx = "%r\n%s" % (r, describe(events))
+        # block i: prepare, step, reset, finalize
+        self.assertEqual(out, free[:4] + held[4:], ctx)
+        self.assertEqual(self.notes(db), ["p-0"], ctx)
+        limited = events_of(events, "limited", rule="db")
+        self.assertEqual([e.get("call") for e in limited], ["sqlite3_step"] * 3, ctx)
+
+    def test_open_breaker_is_a_held_lock(self):
+        """An injected busy lock opens the breaker; every later statement is refused: the
+        whole run is the same as against a held lock, and nothing is written."""
+        _, held = self.references()
+        db = self.make_db()
+        pol, log = self.sq_policy("""
+            breaker: { trip: { consecutive: 1 }, open_for: 1h }
+            inject: [ { errno: SQLITE_BUSY, count: 1 } ]
+            """)
+        out, _, r = self.run_probe(db, policy=pol)
+        events = read_events(log)
+        ctx = "%r\n%s" % (r, describe(events))
+        self.assertEqual(out, held, ctx)
+        self.assertEqual(self.notes(db), [], ctx)
+        self.assertEqual(len(events_of(events, "rejected", rule="db")), 3, ctx)
+
+    def test_refusal_does_not_wait_out_the_busy_timeout(self):
+        """The program's busy handler is called as for a real conflict, but the refused
+        lock is never going to be released by another connection: its waits pass at once
+        instead of taking the whole busy timeout (5 s here) for each statement."""
+        _, held = self.references()
+        db = self.make_db()
+        pol, log = self.sq_policy("rate_limit: { rate: 1/h, burst: 1, on_limit: fail }")
+        out, elapsed, r = self.run_probe(db, busy_ms=5000, policy=pol)
+        ctx = "%r\n%s" % (r, describe(read_events(log)))
+        self.assertEqual(out[4:], held[4:], ctx)
+        for i in (1, 2):
+            self.assertLess(elapsed[i], 2500, ctx)
+
+    def test_configured_refusal_code(self):
+        """A limiter that refuses with SQLITE_IOERR: the refused lock fails with it, so
+        SQLite reports the I/O error of a failed lock (SQLITE_IOERR_LOCK)."""
+        db = self.make_db()
+        pol, log = self.sq_policy(
+            "rate_limit: { rate: 1/h, burst: 1, on_limit: fail, errno: SQLITE_IOERR }")
+        out, _, r = self.run_probe(db, n=2, policy=pol)
+        ctx = "%r\n%s" % (r, describe(read_events(log)))
+        self.assertEqual(out[5:7], ["step rc=SQLITE_IOERR ext=SQLITE_IOERR_LOCK msg=disk I/O error "
+                                    "autocommit=1", "reset rc=SQLITE_IOERR msg=disk I/O error"],
+                         ctx)
+        self.assertEqual(self.notes(db), ["p-0"], ctx)
+
+    def test_injected_io_error(self):
+        """An injected SQLITE_IOERR: the step fails with an I/O error SQLite itself met
+        (extended code, message and reset agree), the statement is not run, and the next
+        ones run normally."""
+        free, _ = self.references()
+        db = self.make_db()
+        pol, log = self.sq_policy("inject: [ { errno: SQLITE_IOERR, count: 1 } ]")
+        out, _, r = self.run_probe(db, policy=pol)
+        ctx = "%r\n%s" % (r, describe(read_events(log)))
+        self.assertEqual(out[0], free[0], ctx)
+        self.assertRegex(out[1], r"^step rc=SQLITE_IOERR ext=SQLITE_IOERR_(READ|WRITE|SHORT_READ)"
+                                 r" msg=disk I/O error autocommit=1$", ctx)
+        self.assertEqual(out[2], "reset rc=SQLITE_IOERR msg=disk I/O error", ctx)
+        self.assertEqual(out[4:], free[4:], ctx)
+        self.assertEqual(self.notes(db), ["exec", "p-1", "p-2"], ctx)
+
+    def test_injected_delay_changes_nothing(self):
+        free, _ = self.references()
+        db = self.make_db()
+        pol, log = self.sq_policy("inject: [ { delay: 1ms } ]")
+        out, _, r = self.run_probe(db, policy=pol)
+        self.assertEqual(out, free, "%r\n%s" % (r, describe(read_events(log))))
+        self.assertEqual(self.notes(db), ["exec", "p-0", "p-1", "p-2"])
+
+    PY_THREE = textwrap.dedent("""
+        import sqlite3, sys
+        c = sqlite3.connect(sys.argv[1], isolation_level=sys.argv[2] or None)
+        out = []
+        for i in range(3):
+            try:
+                c.execute("INSERT INTO ledger(note) VALUES (?)", ("py-%d" % i,))
+                out.append("ok")
+            except sqlite3.OperationalError as e:
+                out.append("OperationalError: %s" % e)
+        try:
+            c.commit()
+            out.append("commit ok")
+        except sqlite3.OperationalError as e:
+            out.append("commit OperationalError: %s" % e)
+        print("\\n".join(out))
+        """)
+
+    def interpreters(self):
+        """Debian's python3 and the one running the tests (pyenv's here), each once."""
+        seen = []
+        for p in (PYTHON, "/usr/bin/python3"):
+            if os.path.exists(p) and os.path.realpath(p) not in seen:
+                seen.append(os.path.realpath(p))
+        return seen
+
+    def test_python_three_inserts(self):
+        """python3's sqlite3, three INSERTs under `on_limit: fail` with its default
+        settings (5 s busy timeout): OperationalError "database is locked" for each
+        refused one, never a crash, and exactly the INSERTs reported done are there."""
+        for interp in self.interpreters():
+            for isolation in ("", "DEFERRED"):
+                with self.subTest(python=interp, isolation=isolation or "autocommit"):
+                    db = self.make_db()
+                    pol, log = self.sq_policy(
+                        "rate_limit: { rate: 1/h, burst: 1, on_limit: fail }")
+                    argv = [interp, "-c", self.PY_THREE, db, isolation]
+                    r = run(argv, shim=True, policy=pol)
+                    events = read_events(log)
+                    ctx = "%r\n%s" % (r, describe(events))
+                    self.assertEqual(r.rc, 0, ctx)
+                    out = r.stdout.splitlines()
+                    self.assertEqual(len(out), 4, ctx)
+                    locked = "OperationalError: database is locked"
+                    for line in out[:3]:
+                        self.assertIn(line, ("ok", locked), ctx)
+                    self.assertIn(locked, out[:3], "nothing was refused\n" + ctx)
+                    self.assertTrue(events_of(events, "limited", rule="db"), ctx)
+                    done = ["py-%d" % i for i in range(3) if out[i] == "ok"]
+                    if out[3] != "commit ok":
+                        self.assertEqual(out[3], "commit " + locked, ctx)
+                        done = [] if isolation else done
+                    self.assertEqual(self.notes(db), done, ctx)
+
+
 # ---- sockets ------------------------------------------------------------------------
 
 RECV_CALLS = ("recv", "recvfrom", "recvmsg", "recvmmsg", "read", "readv")

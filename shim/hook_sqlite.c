@@ -5,8 +5,9 @@
  * snapshot that went stale) ends at once with advice. The program's own busy handler or
  * busy_timeout is kept: SQLite waits with it first, our retries begin when it gives up.
  * Refusals (open breaker, limiter in fail mode) are locks that report busy, met by the
- * statement's step, never result codes made up here; a prepare is never refused. Calls SQLite makes to its own API pass straight through, except the
- * statements of a program's sqlite3_exec, which are its own. */
+ * statement's step, never result codes made up here; a prepare is never refused. Calls
+ * SQLite makes to its own API pass straight through, except the statements of a program's
+ * sqlite3_exec, which are its own. */
 #include <string.h>
 #include <strings.h>
 #include "errnames.h"

@@ -1,6 +1,7 @@
-/* The wrapping VFS: every method forwards to the VFS it wraps; xLock and xShmLock report
- * busy while this thread's statement is being refused (an open breaker, a limiter in fail
- * mode), and xSleep does not wait meanwhile. A file object is ours followed by the wrapped
+/* The wrapping VFS: every method forwards to the VFS it wraps; while this thread's
+ * statement is being refused (an open breaker, a limiter in fail mode) the locks a real
+ * conflict would hold fail (xLock, and xShmLock for the WAL writer), and xSleep does not
+ * wait. A file object is ours followed by the wrapped
  * VFS's own. */
 #include <pthread.h>
 #include <stddef.h>
@@ -85,10 +86,19 @@ static int w_lock(sqlite3_file *f, int level)
 	return M(f)->xLock(REAL(f), level);
 }
 
-/* In WAL mode writers and readers lock slots of the shared-memory index, not the file. */
+/* Slots of the WAL index's locks, fixed by SQLite's file format. */
+#define WAL_WRITE_LOCK 0
+#define WAL_CKPT_LOCK 1
+
+/* In WAL mode writers and readers lock slots of the shared-memory index, not the file. A
+ * refusal takes the writer's lock and the checkpointer's, as a real writer or checkpointer
+ * holds them: a write then meets "database is locked". A reader's slots are left alone: a
+ * WAL reader never waits for a writer, and SQLite answers read slots that stay busy with
+ * SQLITE_PROTOCOL ("locking protocol"), a failure no real conflict gives. */
 static int w_shmlock(sqlite3_file *f, int off, int n, int flags)
 {
-	if (refusing && (flags & SQLITE_SHM_LOCK))
+	if (refusing && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && n == 1 &&
+	    (off == WAL_WRITE_LOCK || off == WAL_CKPT_LOCK))
 		return refusing;
 	int inj = (flags & SQLITE_SHM_LOCK) ? take_fault(1) : 0;
 	if (inj)

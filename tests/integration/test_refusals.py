@@ -146,6 +146,8 @@ class ResolveRefusals(ShimTest):
 
     def probe(self, policy_rule, *calls):
         pol, log = self.wd.policy(policy_rule)
+        if os.path.exists(log):
+            os.unlink(log)     # each run's own events
         r = run([prog("resolve_probe"), "localhost"] + list(calls), shim=True, policy=pol)
         self.assertEqual(r.rc, 0, "the program died: %r" % r)
         return lines_of(r), read_events(log), r
@@ -286,12 +288,14 @@ class SqliteRefusals(ShimTest):
                       % (SQLITE_PROBE_SRC, p.stdout.decode("utf-8", "replace")))
         return path
 
-    def make_db(self, name="app.db"):
+    def make_db(self, name="app.db", wal=False):
         path = os.path.realpath(self.wd.file(name))
         for suffix in ("", "-journal", "-wal", "-shm"):
             if os.path.exists(path + suffix):
                 os.unlink(path + suffix)
         c = sqlite3.connect(path, isolation_level=None)
+        if wal:
+            self.assertEqual(c.execute("PRAGMA journal_mode=WAL").fetchone()[0], "wal")
         c.execute("CREATE TABLE ledger(id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
         c.close()
         return path
@@ -328,34 +332,59 @@ class SqliteRefusals(ShimTest):
                 out.append(line)
         return out, elapsed, r
 
-    def references(self):
+    def references(self, wal=False):
         """The probe bare on a free database, and bare against a held lock."""
-        free, _, _ = self.run_probe(self.make_db("free.db"))
-        held, _, _ = self.run_probe(self.make_db("held.db"), held=True)
+        free, _, _ = self.run_probe(self.make_db("free.db", wal))
+        held, _, _ = self.run_probe(self.make_db("held.db", wal), held=True)
         self.assertIn("step rc=SQLITE_BUSY ext=SQLITE_BUSY msg=database is locked "
                       "autocommit=1", held)
         return free, held
 
-    def sq_policy(self, extra, db_glob="*/app.db"):
+    def sq_policy(self, extra, db_glob="*/app.db", **kw):
         return self.wd.policy(rule(["sqlite"], extra, name="db",
-                                   match=', db: ["%s"]' % db_glob))
+                                   match=', db: ["%s"]' % db_glob), **kw)
 
     def test_limiter_fail_is_a_held_lock(self):
         """One statement an hour: the first INSERT runs; the two after it and the exec
         meet "database is locked" exactly as against a held lock, with every statement
         prepared for real (prepare has no effect: the limit applies to the step). No
-        INSERT is lost while reported done, none runs while reported refused."""
-        free, held = self.references()
-        db = self.make_db()
+        INSERT is lost while reported done, none runs while reported refused. The same in
+        WAL mode, where a writer's lock is in the shared-memory index."""
+        for wal in (False, True):
+            with self.subTest(wal=wal):
+                free, held = self.references(wal)
+                db = self.make_db(wal=wal)
+                pol, log = self.sq_policy("rate_limit: { rate: 1/h, burst: 1, on_limit: fail }",
+                                          log="events-%s.log" % wal)
+                out, _, r = self.run_probe(db, policy=pol)
+                events = read_events(log)
+                ctx = "%r\n%s" % (r, describe(events))
+                # block i: prepare, step, reset, finalize
+                self.assertEqual(out, free[:4] + held[4:], ctx)
+                self.assertEqual(self.notes(db), ["p-0"], ctx)
+                limited = events_of(events, "limited", rule="db")
+                self.assertEqual([e.get("call") for e in limited], ["sqlite3_step"] * 3, ctx)
+
+    def test_wal_reader_is_never_refused_into_a_protocol_error(self):
+        """In WAL mode a reader never waits for a writer, so a refusal, which stands for a
+        held lock, leaves a SELECT to run; it never ends in SQLITE_PROTOCOL ("locking
+        protocol"), which SQLite gives when a reader's own slots stay busy."""
+        db = self.make_db(wal=True)
+        code = textwrap.dedent("""
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            for sql in ("INSERT INTO ledger(note) VALUES ('w-0')",
+                        "INSERT INTO ledger(note) VALUES ('w-1')", "SELECT count(*) FROM ledger"):
+                try:
+                    print(c.execute(sql).fetchall())
+                except sqlite3.Error as e:
+                    print(type(e).__name__, e)
+            """)
         pol, log = self.sq_policy("rate_limit: { rate: 1/h, burst: 1, on_limit: fail }")
-        out, _, r = self.run_probe(db, policy=pol)
-        events = read_events(log)
-        ctx = "%r\n%s" % (r, describe(events))
-        # block i: prepare, step, reset, finalize
-        self.assertEqual(out, free[:4] + held[4:], ctx)
-        self.assertEqual(self.notes(db), ["p-0"], ctx)
-        limited = events_of(events, "limited", rule="db")
-        self.assertEqual([e.get("call") for e in limited], ["sqlite3_step"] * 3, ctx)
+        r = run(py(code, db), shim=True, policy=pol)
+        self.assertEqual((r.rc, r.stdout.splitlines()),
+                         (0, ["[]", "OperationalError database is locked", "[(1,)]"]),
+                         "%r\n%s" % (r, describe(read_events(log))))
 
     def test_open_breaker_is_a_held_lock(self):
         """An injected busy lock opens the breaker; every later statement is refused: the
@@ -459,6 +488,8 @@ class SqliteRefusals(ShimTest):
                     db = self.make_db()
                     pol, log = self.sq_policy(
                         "rate_limit: { rate: 1/h, burst: 1, on_limit: fail }")
+                    if os.path.exists(log):
+                        os.unlink(log)
                     argv = [interp, "-c", self.PY_THREE, db, isolation]
                     r = run(argv, shim=True, policy=pol)
                     events = read_events(log)

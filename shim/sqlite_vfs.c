@@ -91,16 +91,18 @@ static int w_lock(sqlite3_file *f, int level)
 #define WAL_CKPT_LOCK 1
 
 /* In WAL mode writers and readers lock slots of the shared-memory index, not the file. A
- * refusal takes the writer's lock and the checkpointer's, as a real writer or checkpointer
- * holds them: a write then meets "database is locked". A reader's slots are left alone: a
- * WAL reader never waits for a writer, and SQLite answers read slots that stay busy with
+ * refusal or an injected lock fault takes the writer's lock and the checkpointer's, as a
+ * real writer or checkpointer holds them: a write then meets "database is locked". A
+ * reader's slots are left alone: a WAL reader never waits for a writer; SQLite quietly
+ * retries a read slot that is busy once, and answers one that stays busy with
  * SQLITE_PROTOCOL ("locking protocol"), a failure no real conflict gives. */
 static int w_shmlock(sqlite3_file *f, int off, int n, int flags)
 {
-	if (refusing && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && n == 1 &&
-	    (off == WAL_WRITE_LOCK || off == WAL_CKPT_LOCK))
+	int writer = (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && n == 1 &&
+		     (off == WAL_WRITE_LOCK || off == WAL_CKPT_LOCK);
+	if (refusing && writer)
 		return refusing;
-	int inj = (flags & SQLITE_SHM_LOCK) ? take_fault(1) : 0;
+	int inj = writer ? take_fault(1) : 0;
 	if (inj)
 		return inj;
 	return M(f)->xShmLock(REAL(f), off, n, flags);

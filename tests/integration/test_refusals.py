@@ -428,6 +428,20 @@ class SqliteRefusals(ShimTest):
                          ctx)
         self.assertEqual(self.notes(db), ["p-0"], ctx)
 
+    def test_injected_busy_lock(self):
+        """An injected SQLITE_BUSY is a held lock for the statement it meets, in rollback
+        and in WAL mode; the statements after it run."""
+        for wal in (False, True):
+            with self.subTest(wal=wal):
+                free, held = self.references(wal)
+                db = self.make_db(wal=wal)
+                pol, log = self.sq_policy("inject: [ { errno: SQLITE_BUSY, count: 1 } ]",
+                                          log="events-%s.log" % wal)
+                out, _, r = self.run_probe(db, policy=pol)
+                ctx = "%r\n%s" % (r, describe(read_events(log)))
+                self.assertEqual(out, held[:4] + free[4:], ctx)
+                self.assertEqual(self.notes(db), ["exec", "p-1", "p-2"], ctx)
+
     def test_injected_io_error(self):
         """An injected SQLITE_IOERR: the step fails with an I/O error SQLite itself met
         (extended code, message and reset agree), the statement is not run, and the next

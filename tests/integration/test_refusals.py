@@ -571,10 +571,10 @@ class SocketFaults(ShimTest):
         self.same_as_real(RECV_CALLS, "inject: [ { ops: [recv], reset: true, count: 1 } ]",
                           "rst")
 
-    # After a real reset the next receive reads EOF (0); after the injected one it
-    # fails with ECONNRESET again: connect(AF_UNSPEC) leaves the socket's pending error
-    # set and its shutdown flags clear (issue 10, defect 1 audit: reset leaves the socket
-    # unlike a reset one).
+    # Defect: an injected reset leaves the socket unlike a reset one. After a real reset
+    # the next receive reads EOF (0); after the injected one it fails with ECONNRESET
+    # again: connect(AF_UNSPEC) leaves the socket's pending error set and its shutdown
+    # flags clear.
     @unittest.expectedFailure
     def test_recv_after_injected_reset(self):
         self.same_as_real(RECV_CALLS, "inject: [ { ops: [recv], reset: true, count: 1 } ]",
@@ -584,11 +584,11 @@ class SocketFaults(ShimTest):
         self.same_as_real(("recv", "read", "readv"),
                           "inject: [ { ops: [recv], eof: true, count: 1 } ]", "eof")
 
-    # A real EOF on a stream socket writes the outputs of a zero-byte read: recvfrom's
-    # *fromlen = 0; recvmsg's msg_namelen, msg_flags and msg_controllen = 0; recvmmsg
-    # returns vlen with every msg_len 0. The injected eof writes none of them, and
-    # recvmmsg returns 0, which the kernel never does (issue 10, defect 1 audit: eof
-    # leaves outputs unwritten).
+    # Defect: an injected eof leaves outputs unwritten. A real EOF on a stream socket
+    # writes the outputs of a zero-byte read: recvfrom's *fromlen = 0; recvmsg's
+    # msg_namelen, msg_flags and msg_controllen = 0; recvmmsg returns vlen with every
+    # msg_len 0. The injected eof writes none of them, and recvmmsg returns 0, which the
+    # kernel never does.
     @unittest.expectedFailure
     def test_recv_injected_eof_outputs(self):
         self.same_as_real(("recvfrom", "recvmsg", "recvmmsg"),
@@ -620,9 +620,9 @@ class SocketFaults(ShimTest):
         self.same_as_real(SEND_CALLS, "inject: [ { ops: [send], errno: ECONNRESET, count: 1 } ]",
                           "rst")
 
-    # The kernel raises SIGPIPE with EPIPE (unless MSG_NOSIGNAL); the injected EPIPE
-    # raises nothing, so a program that relies on its SIGPIPE handler or default action
-    # behaves differently (issue 10, defect 1 audit: injected EPIPE without SIGPIPE).
+    # Defect: an injected EPIPE raises no SIGPIPE. The kernel raises SIGPIPE with EPIPE
+    # (unless MSG_NOSIGNAL), so a program that relies on its SIGPIPE handler or on the
+    # default action behaves differently.
     @unittest.expectedFailure
     def test_send_injected_epipe(self):
         self.same_as_real(SEND_CALLS, "inject: [ { ops: [send], errno: EPIPE, count: 1 } ]",
@@ -632,10 +632,9 @@ class SocketFaults(ShimTest):
         self.same_as_real(SEND_CALLS, "inject: [ { ops: [send], reset: true, count: 1 } ]",
                           "rst")
 
-    # After a real reset the next send fails with EPIPE and SIGPIPE; after the injected
-    # one it fails with ECONNRESET again, no signal (the pending error left by
-    # connect(AF_UNSPEC); issue 10, defect 1 audit: reset leaves the socket unlike a
-    # reset one).
+    # Defect: an injected reset leaves the socket unlike a reset one. After a real reset
+    # the next send fails with EPIPE and SIGPIPE; after the injected one it fails with
+    # ECONNRESET again, no signal (the pending error left by connect(AF_UNSPEC)).
     @unittest.expectedFailure
     def test_send_after_injected_reset(self):
         self.same_as_real(SEND_CALLS, "inject: [ { ops: [send], reset: true, count: 1 } ]",
@@ -706,8 +705,9 @@ class SocketFaults(ShimTest):
         self.connect_same("inject: [ { ops: [connect], errno: ECONNREFUSED, count: 1 } ]",
                           "refused")
 
-    # A delay, then the real connect is refused: the kernel leaves the socket ready for
-    # another connect, the hook leaves it failing with ECONNABORTED (issue 10, defect 3).
+    # Defect: a refused connect under a connect rule leaves the socket unusable. A delay,
+    # then the real connect is refused: the kernel leaves the socket ready for another
+    # connect, the hook leaves it failing with ECONNABORTED.
     @unittest.expectedFailure
     def test_connect_injected_delay(self):
         self.connect_same("inject: [ { ops: [connect], delay: 1ms } ]", "refused")

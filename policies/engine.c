@@ -279,7 +279,7 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 	int64_t start = retrying && (r->retry.deadline || budget) ? e->env.mono_us() : 0;
 	int64_t deadline = retrying && r->retry.deadline ? start + r->retry.deadline : 0;
 	bw_usec prev = 0;
-	int admits = bw_engine_admits(r, c->op);
+	int admits = !c->unguarded && bw_engine_admits(r, c->op);
 
 	bw_engine_count(e, r, BW_ST_CALLS);
 	if (budget)
@@ -302,7 +302,8 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 				bw_engine_release(e, c);
 			return err;
 		}
-		bw_engine_settle(e, c, err);
+		if (!c->unguarded)
+			bw_engine_settle(e, c, err);
 		if (err == 0) {
 			if (n > 1) {
 				struct bw_event ev;

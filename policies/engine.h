@@ -123,6 +123,11 @@ struct bw_call {
 	 * wait on. NULL: signals never end this call (its real function never says EINTR). */
 	int (*on_signal)(void *arg, int where, int *result);
 	struct bw_stop *stop;            /* may be NULL */
+	/* The call has no effect of its own (a SQLite prepare): it is retried as the rule
+	 * says, but breaker and call limit neither admit it nor learn from its outcome; they
+	 * judge the call that acts (the statement's step). Admitting it would spend a token
+	 * or a half-open probe on a call that changes nothing. */
+	int unguarded;
 };
 
 enum bw_wait { BW_WAIT_BACKOFF, BW_WAIT_LIMIT, BW_WAIT_DELAY };

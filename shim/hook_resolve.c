@@ -1,5 +1,7 @@
 /* Name resolution: retry EAI_AGAIN (TRY_AGAIN for the old calls), and remember which
- * addresses each name gave so `dest: name:port` rules can match later connects. */
+ * addresses each name gave so `dest: name:port` rules can match later connects. A lookup
+ * the policy fails itself (a refusal, an injected fault) ends as a real failed lookup
+ * ends, every output as glibc leaves it. */
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
@@ -54,6 +56,38 @@ static int h_errno_code(int h)
 	       : h == NO_DATA ? bw_err_eai(EAI_NODATA) : bw_err_eai(EAI_FAIL);
 }
 
+/* A lookup the policy failed (a refusal, or an injected fault) without asking the
+ * resolver is reported as glibc reports a real failure of that kind: the h_errno the
+ * gethostbyname family sets, and errno. glibc leaves EAGAIN in errno after a temporary
+ * failure and 0 after a name that does not exist. Where glibc hands on whatever errno its
+ * resolver left (EAI_SYSTEM; for the gethostbyname family, every other failure), there
+ * is no resolver here: they get ECONNREFUSED, what a refused socket call gets. */
+struct made_failure {
+	int eai;     /* the EAI_* code */
+	int herr;    /* h_errno for the gethostbyname family */
+	int err;     /* errno; -1: getaddrinfo leaves it as it was, the others say
+		      * ECONNREFUSED */
+};
+
+static struct made_failure made_failure(int code)
+{
+	int eai = BW_ERR_EAI_BASE - code;
+	switch (eai) {
+	case EAI_AGAIN:
+		return (struct made_failure){ eai, TRY_AGAIN, EAGAIN };
+	case EAI_NONAME:
+		return (struct made_failure){ eai, HOST_NOT_FOUND, 0 };
+	case EAI_NODATA: case EAI_ADDRFAMILY:
+		return (struct made_failure){ eai, NO_DATA, 0 };
+	case EAI_MEMORY:
+		return (struct made_failure){ eai, NETDB_INTERNAL, ENOMEM };
+	case EAI_SYSTEM:
+		return (struct made_failure){ eai, NETDB_INTERNAL, ECONNREFUSED };
+	default:
+		return (struct made_failure){ eai, NO_RECOVERY, -1 };
+	}
+}
+
 static void init_call(struct bw_call *c, const struct bw_rule *r, const char *call,
 		      const char *name)
 {
@@ -71,7 +105,7 @@ struct gai_args {
 	const char *node, *service;
 	const struct addrinfo *hints;
 	struct addrinfo **res;
-	int rc, err;
+	int rc, err;             /* the return value and errno the program gets */
 };
 
 /* An injected resolver fault: the real lookup is not made. */
@@ -85,16 +119,24 @@ static int injected(struct bw_engine *e, const struct bw_call *c)
 	return f.err;
 }
 
+/* A failure the policy made: glibc leaves *res alone when a lookup fails. */
+static int gai_fail(void *arg, int code)
+{
+	struct gai_args *g = arg;
+	struct made_failure m = made_failure(code);
+	g->rc = m.eai;
+	if (m.err >= 0)
+		g->err = m.err;
+	return code;
+}
+
 static int gai_attempt(void *arg, int n, int64_t deadline)
 {
 	struct gai_args *g = arg;
 	(void)n, (void)deadline;
 	int err = injected(g->e, g->c);
-	if (err) {
-		g->rc = BW_ERR_EAI_BASE - err;
-		g->err = 0;
-		return err;
-	}
+	if (err)
+		return gai_fail(g, err);
 	g->rc = BW_REAL(getaddrinfo)(g->node, g->service, g->hints, g->res);
 	g->err = errno;
 	return g->rc == 0 ? 0 : bw_err_eai(g->rc);
@@ -112,10 +154,13 @@ BW_HOOK int getaddrinfo(const char *node, const char *service, const struct addr
 		return rc;
 	}
 	struct bw_call c;
-	struct gai_args g = { e, &c, node, service, hints, res, 0, 0 };
+	struct gai_args g = { e, &c, node, service, hints, res, 0, errno };
 	init_call(&c, r, "getaddrinfo", node);
 	c.attempt = gai_attempt;
 	c.arg = &g;
+	/* a refusal makes no attempt: without this the call would report the success of
+	 * an attempt never made, and *res would be the caller's uninitialised pointer */
+	c.refuse = gai_fail;
 	bw_engine_run(e, &c, bw_thread_rng());
 	if (g.rc == 0)
 		remember_ai(node, *res);
@@ -129,45 +174,55 @@ struct ghbn_args {
 	const char *name;
 	int family;              /* 0: gethostbyname */
 	struct hostent *he;
+	int herr, err;           /* h_errno and errno the program gets */
 };
+
+/* A failure the policy made: no entry, h_errno and errno as after a real one. */
+static int ghbn_fail(void *arg, int code)
+{
+	struct ghbn_args *g = arg;
+	struct made_failure m = made_failure(code);
+	g->he = NULL;
+	g->herr = m.herr;
+	g->err = m.err >= 0 ? m.err : ECONNREFUSED;
+	return code;
+}
 
 static int ghbn_attempt(void *arg, int n, int64_t deadline)
 {
 	struct ghbn_args *g = arg;
 	(void)n, (void)deadline;
 	int err = injected(g->e, g->c);
-	if (err) {
-		g->he = NULL;
-		h_errno = err == bw_err_eai(EAI_AGAIN) ? TRY_AGAIN : HOST_NOT_FOUND;
-		return err;
-	}
+	if (err)
+		return ghbn_fail(g, err);
 	g->he = g->family ? BW_REAL(gethostbyname2)(g->name, g->family)
 			  : BW_REAL(gethostbyname)(g->name);
-	return g->he ? 0 : h_errno_code(h_errno);
+	g->herr = h_errno;
+	g->err = errno;
+	return g->he ? 0 : h_errno_code(g->herr);
 }
 
 static struct hostent *ghbn(const char *name, int family)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RESOLVE);
 	const struct bw_rule *r = e ? resolve_rule(e, name) : NULL;
-	struct bw_call c;
-	struct ghbn_args g = { e, NULL, name, family, NULL };
 	if (!r) {
-		ghbn_attempt(&g, 1, 0);
+		struct hostent *he = family ? BW_REAL(gethostbyname2)(name, family)
+					    : BW_REAL(gethostbyname)(name);
 		if (bw_tracking() && !bw_guarded())
-			remember_he(name, g.he);
-		return g.he;
+			remember_he(name, he);
+		return he;
 	}
+	struct bw_call c;
+	struct ghbn_args g = { e, &c, name, family, NULL, h_errno, errno };
 	init_call(&c, r, family ? "gethostbyname2" : "gethostbyname", name);
-	g.c = &c;
 	c.attempt = ghbn_attempt;
 	c.arg = &g;
-	int saved_h = 0;
-	if (bw_engine_run(e, &c, bw_thread_rng()) != 0)
-		saved_h = h_errno;
+	c.refuse = ghbn_fail;
+	bw_engine_run(e, &c, bw_thread_rng());
 	remember_he(name, g.he);
-	if (!g.he)
-		h_errno = saved_h;
+	h_errno = g.herr;
+	errno = g.err;
 	return g.he;
 }
 
@@ -190,21 +245,33 @@ struct ghbnr_args {
 	size_t len;
 	struct hostent **result;
 	int *h_errnop;
-	int rc;
+	int rc, err;             /* the return value and errno the program gets */
 };
+
+/* A failure the policy made, reported as glibc reports a real one: no result, the
+ * h_errno code, and a return value (also left in errno) of EAGAIN for a temporary
+ * failure, 0 for a name that does not exist, the cause otherwise. */
+static int ghbnr_fail(void *arg, int code)
+{
+	struct ghbnr_args *g = arg;
+	struct made_failure m = made_failure(code);
+	*g->result = NULL;
+	*g->h_errnop = m.herr;
+	g->rc = m.herr == HOST_NOT_FOUND || m.herr == NO_DATA ? 0
+		: m.err > 0 ? m.err : ECONNREFUSED;
+	g->err = g->rc;
+	return code;
+}
 
 static int ghbnr_attempt(void *arg, int n, int64_t deadline)
 {
 	struct ghbnr_args *g = arg;
 	(void)n, (void)deadline;
 	int err = injected(g->e, g->c);
-	if (err) {
-		*g->result = NULL;
-		*g->h_errnop = err == bw_err_eai(EAI_AGAIN) ? TRY_AGAIN : HOST_NOT_FOUND;
-		g->rc = 0;
-		return err;
-	}
+	if (err)
+		return ghbnr_fail(g, err);
 	g->rc = BW_REAL(gethostbyname_r)(g->name, g->ret, g->buf, g->len, g->result, g->h_errnop);
+	g->err = errno;
 	if (g->rc == 0 && *g->result)
 		return 0;
 	if (g->rc == ERANGE)
@@ -217,20 +284,21 @@ BW_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, si
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_RESOLVE);
 	const struct bw_rule *r = e ? resolve_rule(e, name) : NULL;
-	struct bw_call c;
-	struct ghbnr_args g = { e, NULL, name, ret, buf, len, result, h_errnop, 0 };
 	if (!r) {
-		g.rc = BW_REAL(gethostbyname_r)(name, ret, buf, len, result, h_errnop);
-		if (g.rc == 0 && bw_tracking() && !bw_guarded())
+		int rc = BW_REAL(gethostbyname_r)(name, ret, buf, len, result, h_errnop);
+		if (rc == 0 && bw_tracking() && !bw_guarded())
 			remember_he(name, *result);
-		return g.rc;
+		return rc;
 	}
+	struct bw_call c;
+	struct ghbnr_args g = { e, &c, name, ret, buf, len, result, h_errnop, 0, errno };
 	init_call(&c, r, "gethostbyname_r", name);
-	g.c = &c;
 	c.attempt = ghbnr_attempt;
 	c.arg = &g;
+	c.refuse = ghbnr_fail;
 	bw_engine_run(e, &c, bw_thread_rng());
 	if (g.rc == 0)
 		remember_he(name, *result);
+	errno = g.err;
 	return g.rc;
 }

@@ -4,9 +4,10 @@
  * waiting cannot mend (a deferred transaction that must upgrade its read lock, a WAL
  * snapshot that went stale) ends at once with advice. The program's own busy handler or
  * busy_timeout is kept: SQLite waits with it first, our retries begin when it gives up.
- * Refusals (open breaker, limiter in fail mode) are locks that report busy, never result
- * codes made up here. Calls SQLite makes to its own API pass straight through, except the
- * statements of a program's sqlite3_exec, which are its own. */
+ * Refusals (open breaker, limiter in fail mode) are locks that report busy, met by the
+ * statement's step, never result codes made up here; a prepare is never refused. Calls
+ * SQLite makes to its own API pass straight through, except the statements of a program's
+ * sqlite3_exec, which are its own. */
 #include <string.h>
 #include <strings.h>
 #include "errnames.h"
@@ -85,7 +86,17 @@ BW_HOOK int sqlite3_open_v2(const char *file, sqlite3 **db, int flags, const cha
 	return bw_sq.open_v2(file, db, flags, vfs);
 }
 
-/* ---- prepare: no effect yet, so a busy schema lock can always be waited out ---- */
+/* ---- prepare: no effect yet, so a busy schema lock can always be waited out ----
+ *
+ * Breaker and call limit do not apply here but at the step. A prepare changes nothing: the
+ * statement acts, if ever, when it is stepped, and the step is refused through locks that
+ * report busy. Refusing the prepare as well would have no sound form: it would spend a
+ * token (or a half-open probe) on a call with no effect, so a limit of N statements would
+ * allow fewer; a refusal made through the storage layer would meet SQLite only when the
+ * schema has to be read, so it would mostly not happen at all; and a result code made up
+ * here would leave *ppStmt and sqlite3_errmsg out of step with SQLite. So prepare returns
+ * what SQLite returns, *ppStmt and *pzTail as SQLite writes them, and its busy errors are
+ * retried as the rule says. */
 
 struct prep {
 	sqlite3 *db;
@@ -120,6 +131,7 @@ static int prepare(const void *caller, struct prep *p)
 	init_call(&c, r, p->v3 ? "sqlite3_prepare_v3" : "sqlite3_prepare_v2", file);
 	c.attempt = prep_attempt;
 	c.arg = p;
+	c.unguarded = 1;
 	bw_engine_run(e, &c, bw_thread_rng());
 	return p->rc;
 }
@@ -128,8 +140,11 @@ BW_HOOK int sqlite3_prepare_v2(sqlite3 *db, const char *sql, int n, sqlite3_stmt
 			       const char **tail)
 {
 	const void *caller = __builtin_return_address(0);
-	if (bw_sq_resolve(caller) < 0)
+	if (bw_sq_resolve(caller) < 0) {
+		if (st)
+			*st = NULL;   /* as SQLite leaves it on any failure */
 		return SQLITE_ERROR;
+	}
 	struct prep p = { db, sql, n, 0, 0, st, tail, 0 };
 	return prepare(caller, &p);
 }
@@ -138,8 +153,11 @@ BW_HOOK int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int n, unsigned fla
 			       sqlite3_stmt **st, const char **tail)
 {
 	const void *caller = __builtin_return_address(0);
-	if (bw_sq_resolve(caller) < 0 || !bw_sq.prepare_v3)
+	if (bw_sq_resolve(caller) < 0 || !bw_sq.prepare_v3) {
+		if (st)
+			*st = NULL;
 		return SQLITE_ERROR;
+	}
 	struct prep p = { db, sql, n, flags, 1, st, tail, 0 };
 	return prepare(caller, &p);
 }
@@ -215,12 +233,12 @@ static int step_attempt(void *arg, int n, int64_t deadline)
 }
 
 /* An open breaker or a limiter in fail mode: run the statement with every lock it asks
- * for reporting busy, so SQLite ends it the way a real lock conflict would. */
+ * for failing with the refusal's code (SQLITE_BUSY unless the rule names another), so
+ * SQLite ends it the way a real lock conflict would, sqlite3_errmsg and all. */
 static int step_refuse(void *arg, int err)
 {
 	struct step *s = arg;
-	(void)err;
-	bw_sq_refuse_locks(1);
+	bw_sq_refuse_locks(err - BW_ERR_SQLITE_BASE);
 	s->rc = bw_sq.step(s->st);
 	bw_sq_refuse_locks(0);
 	return is_failure(s->rc) ? bw_err_sqlite(bw_sq.extended_errcode(s->db)) : 0;

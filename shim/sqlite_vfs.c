@@ -1,6 +1,8 @@
-/* The wrapping VFS: every method forwards to the VFS it wraps; xLock and xShmLock report
- * busy while this thread's statement is being refused (an open breaker, a limiter in fail
- * mode). A file object is ours followed by the wrapped VFS's own. */
+/* The wrapping VFS: every method forwards to the VFS it wraps; while this thread's
+ * statement is being refused (an open breaker, a limiter in fail mode) the locks a real
+ * conflict would hold fail (xLock, and xShmLock for the WAL writer), and xSleep does not
+ * wait. A file object is ours followed by the wrapped
+ * VFS's own. */
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
@@ -17,9 +19,11 @@ static sqlite3_vfs outer;
 static __thread int refusing __attribute__((tls_model("initial-exec")));
 static __thread int fault __attribute__((tls_model("initial-exec")));
 
-void bw_sq_refuse_locks(int on)
+void bw_sq_refuse_locks(int sqlite_code)
 {
-	refusing = on;
+	/* the unix VFS names a failed lock SQLITE_IOERR_LOCK; a bare I/O error code would
+	 * say nothing of where it happened */
+	refusing = sqlite_code == SQLITE_IOERR ? SQLITE_IOERR_LOCK : sqlite_code;
 }
 
 void bw_sq_inject_fault(int sqlite_code)
@@ -75,19 +79,30 @@ static int w_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) { return M(f)->x
 static int w_lock(sqlite3_file *f, int level)
 {
 	if (refusing && level > SQLITE_LOCK_NONE)
-		return SQLITE_BUSY;
+		return refusing;
 	int inj = level > SQLITE_LOCK_NONE ? take_fault(1) : 0;
 	if (inj)
 		return inj;
 	return M(f)->xLock(REAL(f), level);
 }
 
-/* In WAL mode writers and readers lock slots of the shared-memory index, not the file. */
+/* Slots of the WAL index's locks, fixed by SQLite's file format. */
+#define WAL_WRITE_LOCK 0
+#define WAL_CKPT_LOCK 1
+
+/* In WAL mode writers and readers lock slots of the shared-memory index, not the file. A
+ * refusal or an injected lock fault takes the writer's lock and the checkpointer's, as a
+ * real writer or checkpointer holds them: a write then meets "database is locked". A
+ * reader's slots are left alone: a WAL reader never waits for a writer; SQLite quietly
+ * retries a read slot that is busy once, and answers one that stays busy with
+ * SQLITE_PROTOCOL ("locking protocol"), a failure no real conflict gives. */
 static int w_shmlock(sqlite3_file *f, int off, int n, int flags)
 {
-	if (refusing && (flags & SQLITE_SHM_LOCK))
-		return SQLITE_BUSY;
-	int inj = (flags & SQLITE_SHM_LOCK) ? take_fault(1) : 0;
+	int writer = (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE) && n == 1 &&
+		     (off == WAL_WRITE_LOCK || off == WAL_CKPT_LOCK);
+	if (refusing && writer)
+		return refusing;
+	int inj = writer ? take_fault(1) : 0;
 	if (inj)
 		return inj;
 	return M(f)->xShmLock(REAL(f), off, n, flags);
@@ -134,7 +149,15 @@ static void v_dlerror(sqlite3_vfs *v, int n, char *m) { (void)v; inner->xDlError
 static void (*v_dlsym(sqlite3_vfs *v, void *h, const char *s))(void) { (void)v; return inner->xDlSym(inner, h, s); }
 static void v_dlclose(sqlite3_vfs *v, void *h) { (void)v; inner->xDlClose(inner, h); }
 static int v_random(sqlite3_vfs *v, int n, char *o) { (void)v; return inner->xRandomness(inner, n, o); }
-static int v_sleep(sqlite3_vfs *v, int us) { (void)v; return inner->xSleep(inner, us); }
+/* SQLite's busy handler sleeps through this. While a statement is refused, its lock is
+ * refused however long it waits: the program's busy timeout then runs out at once instead
+ * of costing its whole length for a failure that is already certain. A handler of the
+ * program's own that sleeps by itself still does. */
+static int v_sleep(sqlite3_vfs *v, int us)
+{
+	(void)v;
+	return refusing ? us : inner->xSleep(inner, us);
+}
 static int v_time(sqlite3_vfs *v, double *t) { (void)v; return inner->xCurrentTime(inner, t); }
 static int v_lasterr(sqlite3_vfs *v, int n, char *o) { (void)v; return inner->xGetLastError(inner, n, o); }
 static int v_time64(sqlite3_vfs *v, sqlite3_int64 *t) { (void)v; return inner->xCurrentTimeInt64(inner, t); }

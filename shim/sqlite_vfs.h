@@ -8,8 +8,11 @@
 /* Register the wrapper as the default VFS (once). */
 void bw_sq_vfs_install(void);
 
-/* While set on this thread, every lock the statement asks for reports SQLITE_BUSY. */
-void bw_sq_refuse_locks(int on);
+/* While set (non-zero) on this thread, every lock the statement asks for fails with this
+ * SQLite code (SQLITE_BUSY for a refusal as a held lock), and the waits of the program's
+ * busy handler pass at once: no other connection is going to release the lock. 0 ends
+ * it. */
+void bw_sq_refuse_locks(int sqlite_code);
 
 /* One injected fault for this thread's next storage operation that can meet it: a busy or
  * locked code on the next lock, an I/O or full-disk code on the next read or write. 0

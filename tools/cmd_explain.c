@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "ops.h"
 #include "match.h"
 #include "target.h"
 

@@ -317,6 +317,46 @@ static void test_refusal_is_carried_out_by_the_caller(void **s)
 	rule.breaker.enabled = 0;
 }
 
+/* A call with no effect of its own (a SQLite prepare) goes through an open breaker and an
+ * exhausted call limit, and its failures never trip the breaker. */
+static void test_unguarded_call_is_neither_admitted_nor_counted(void **s)
+{
+	(void)s;
+	rule.breaker = (struct bw_breaker){ .enabled = 1, .scope = BW_SCOPE_RULE, .consecutive = 1,
+					    .window = 1000000, .min_calls = 1, .open_for = 1000000,
+					    .open_for_max = 1000000, .half_open_probes = 1 };
+	rule.rate_limit = (struct bw_rate_limit){ .enabled = 1, .scope = BW_SCOPE_RULE,
+						  .rate = 1, .burst = 1,
+						  .on_limit = BW_LIMIT_FAIL };
+	rule.has_retry = 0;
+	bw_engine_fini(&eng);
+	bw_engine_init(&eng, &cfg, &fake_env, 1, "prog", 1);
+	struct bw_call prep = { .rule = &rule, .op = BW_OP_SQLITE, .call = "sqlite3_prepare_v2",
+				.fd = -1, .attempt = scripted, .unguarded = 1 };
+	struct bw_call step = prep;
+	step.call = "sqlite3_step";
+	step.unguarded = 0;
+	struct bw_rng rng = { 5 };
+	script[0] = bw_err_sqlite(5);
+	script_len = 1;
+	/* failing unguarded calls: made, and the breaker learns nothing from them */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(bw_engine_run(&eng, &prep, &rng), bw_err_sqlite(5));
+	assert_int_equal(calls, 3);
+	script_len = 0;
+	assert_int_equal(bw_engine_run(&eng, &step, &rng), 0);     /* takes the one token */
+	assert_int_equal(calls, 4);
+	assert_int_equal(bw_engine_run(&eng, &step, &rng), bw_err_sqlite(5));   /* limited */
+	assert_int_equal(calls, 4);
+	assert_int_equal(bw_engine_run(&eng, &prep, &rng), 0);     /* still made */
+	assert_int_equal(calls, 5);
+	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_LIMITED), 1);
+	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_REJECTED), 0);
+	assert_null(strstr(fake_log, "\"event\":\"breaker\""));
+	rule.breaker.enabled = 0;
+	rule.rate_limit.enabled = 0;
+}
+
 static void test_start_and_exit_events(void **s)
 {
 	(void)s;
@@ -518,6 +558,7 @@ int main(void)
 		T(test_prog_filter_and_ops),
 		T(test_stop_gives_up_at_once_with_advice),
 		T(test_refusal_is_carried_out_by_the_caller),
+		T(test_unguarded_call_is_neither_admitted_nor_counted),
 		T(test_start_and_exit_events),
 		T(test_direct_path_only_when_nothing_to_decide),
 		T(test_direct_path_reports_as_the_driver_does),

@@ -4,6 +4,7 @@
  * system call: the kernel's EAGAIN on a blocking socket is then our timeout, reported as
  * ETIMEDOUT. */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/time.h>
@@ -174,13 +175,19 @@ static void timeout_event(const struct run_ctx *r)
 }
 
 /* The connection is reset for real: connect(AF_UNSPEC) on an established TCP socket
- * sends the peer a RST and leaves the descriptor open (and unconnected) for the program
- * to close, as after a reset from the other side. */
+ * sends the peer a RST. It leaves a pending error and the socket open for both
+ * directions, where a reset from the other side leaves it shut: the error is taken, and
+ * the socket shut down (which says ENOTCONN, and shuts it all the same), so that the
+ * next receive reads end of file and the next send fails with EPIPE, as after a real
+ * reset. */
 static void reset_connection(int fd)
 {
 	struct sockaddr sa = { .sa_family = AF_UNSPEC };
-	int saved = errno;
+	int saved = errno, pending;
+	socklen_t len = sizeof pending;
 	BW_REAL(connect)(fd, &sa, sizeof sa);
+	BW_REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &pending, &len);
+	shutdown(fd, SHUT_RDWR);
 	errno = saved;
 }
 
@@ -214,11 +221,25 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 		return 1;
 	}
 	if (f.err) {
+		/* an EPIPE comes with the SIGPIPE the kernel sends with it */
+		if (f.err == EPIPE && x->op == BW_OP_SEND && !x->nosignal)
+			raise(SIGPIPE);
 		*err = f.err;
 		return 1;
 	}
-	if (f.eof && x->op == BW_OP_RECV) {
-		x->result = 0;
+	/* an end of file is a receive with no room: the kernel writes what it writes at
+	 * a real one (addresses, flags), and takes no byte. Streams only: on a datagram
+	 * socket it would swallow a datagram. */
+	if (f.eof && x->op == BW_OP_RECV && *len != BW_LEN_ASK &&
+	    fdinfo(r)->type == SOCK_STREAM) {
+		x->empty = 1;
+		ssize_t got = x->fn(x, 0);
+		x->empty = 0;
+		if (got < 0) {
+			*err = errno;
+			return 1;
+		}
+		x->result = got;
 		*err = 0;
 		return 1;
 	}

@@ -23,6 +23,8 @@ struct bw_xfer {
 	size_t (*measure)(struct bw_xfer *x);   /* the length, or BW_LEN_ASK if unreadable */
 	int shorten;             /* a send whose length may be cut (plain buffer, stream) */
 	int dontwait;            /* MSG_DONTWAIT: EAGAIN is the program's own */
+	int nosignal;            /* MSG_NOSIGNAL: an EPIPE raises no SIGPIPE */
+	int empty;               /* this call receives with no room (an injected end of file) */
 	/* The real call with at most `len` bytes; returns its result, errno as it left it. */
 	ssize_t (*fn)(struct bw_xfer *x, size_t len);
 	ssize_t result;

@@ -15,8 +15,8 @@ bare against it and once under a policy that makes the same failure, and the pri
 must be identical. Where it cannot (an aborted accept), the expectation is the kernel's
 rule that a failed call writes nothing.
 
-Socket hooks found wrong here are marked expectedFailure with the defect they show; they
-must pass, and lose the mark, once the hook is mended.
+Each socket hook found wrong here was mended; the comment above its test says what it
+once did.
 """
 
 import os
@@ -571,11 +571,9 @@ class SocketFaults(ShimTest):
         self.same_as_real(RECV_CALLS, "inject: [ { ops: [recv], reset: true, count: 1 } ]",
                           "rst")
 
-    # Defect: an injected reset leaves the socket unlike a reset one. After a real reset
-    # the next receive reads EOF (0); after the injected one it fails with ECONNRESET
-    # again: connect(AF_UNSPEC) leaves the socket's pending error set and its shutdown
-    # flags clear.
-    @unittest.expectedFailure
+    # An injected reset leaves the socket as a real one does: the next receive reads
+    # EOF (0). (connect(AF_UNSPEC) alone left the pending error set and the shutdown
+    # flags clear, and the next receive failed with ECONNRESET again.)
     def test_recv_after_injected_reset(self):
         self.same_as_real(RECV_CALLS, "inject: [ { ops: [recv], reset: true, count: 1 } ]",
                           "rst", lines=2, then=True)
@@ -584,12 +582,10 @@ class SocketFaults(ShimTest):
         self.same_as_real(("recv", "read", "readv"),
                           "inject: [ { ops: [recv], eof: true, count: 1 } ]", "eof")
 
-    # Defect: an injected eof leaves outputs unwritten. A real EOF on a stream socket
-    # writes the outputs of a zero-byte read: recvfrom's *fromlen = 0; recvmsg's
-    # msg_namelen, msg_flags and msg_controllen = 0; recvmmsg returns vlen with every
-    # msg_len 0. The injected eof writes none of them, and recvmmsg returns 0, which the
-    # kernel never does.
-    @unittest.expectedFailure
+    # An injected eof writes the outputs of a real one, a zero-byte read: recvfrom's
+    # *fromlen = 0; recvmsg's msg_namelen, msg_flags and msg_controllen = 0; recvmmsg
+    # returns vlen with every msg_len 0. (It once wrote none of them, and recvmmsg
+    # returned 0, which the kernel never does.)
     def test_recv_injected_eof_outputs(self):
         self.same_as_real(("recvfrom", "recvmsg", "recvmmsg"),
                           "inject: [ { ops: [recv], eof: true, count: 1 } ]", "eof")
@@ -620,10 +616,9 @@ class SocketFaults(ShimTest):
         self.same_as_real(SEND_CALLS, "inject: [ { ops: [send], errno: ECONNRESET, count: 1 } ]",
                           "rst")
 
-    # Defect: an injected EPIPE raises no SIGPIPE. The kernel raises SIGPIPE with EPIPE
-    # (unless MSG_NOSIGNAL), so a program that relies on its SIGPIPE handler or on the
-    # default action behaves differently.
-    @unittest.expectedFailure
+    # An injected EPIPE comes with SIGPIPE, as the kernel's does (unless MSG_NOSIGNAL):
+    # a program that relies on its SIGPIPE handler or on the default action behaves the
+    # same.
     def test_send_injected_epipe(self):
         self.same_as_real(SEND_CALLS, "inject: [ { ops: [send], errno: EPIPE, count: 1 } ]",
                           "rst-epipe")
@@ -632,10 +627,8 @@ class SocketFaults(ShimTest):
         self.same_as_real(SEND_CALLS, "inject: [ { ops: [send], reset: true, count: 1 } ]",
                           "rst")
 
-    # Defect: an injected reset leaves the socket unlike a reset one. After a real reset
-    # the next send fails with EPIPE and SIGPIPE; after the injected one it fails with
-    # ECONNRESET again, no signal (the pending error left by connect(AF_UNSPEC)).
-    @unittest.expectedFailure
+    # After an injected reset, as after a real one, the next send fails with EPIPE and
+    # SIGPIPE (it once failed with ECONNRESET again, no signal).
     def test_send_after_injected_reset(self):
         self.same_as_real(SEND_CALLS, "inject: [ { ops: [send], reset: true, count: 1 } ]",
                           "rst", lines=2, then=True)
@@ -705,10 +698,8 @@ class SocketFaults(ShimTest):
         self.connect_same("inject: [ { ops: [connect], errno: ECONNREFUSED, count: 1 } ]",
                           "refused")
 
-    # Defect: a refused connect under a connect rule leaves the socket unusable. A delay,
-    # then the real connect is refused: the kernel leaves the socket ready for another
-    # connect, the hook leaves it failing with ECONNABORTED.
-    @unittest.expectedFailure
+    # A delay, then the real connect is refused: the socket is left ready for another
+    # connect, as the kernel leaves it (it once failed the next with ECONNABORTED).
     def test_connect_injected_delay(self):
         self.connect_same("inject: [ { ops: [connect], delay: 1ms } ]", "refused")
 

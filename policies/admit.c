@@ -1,6 +1,5 @@
-/* Admission: breakers and rate limits around each attempt. State lives per destination
- * (a bounded table) or per rule, each behind a short spin lock that is never held across
- * a system call or a sleep. */
+/* Admission: breakers and rate limits around each attempt, through the store (store.h),
+ * which keeps their state per destination or per rule. */
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
@@ -10,65 +9,26 @@
 
 #define MAX_WAITS 10000     /* bounds the wait loop whatever the clock does */
 
-static struct bw_rule_rt *rt_of(struct bw_engine *e, const struct bw_rule *r)
+/* The label of a call's destination, for `bulwark status`: asked only when a store cell
+ * is first used. */
+static void call_label(const void *arg, char *buf, size_t cap)
 {
-	return &e->rt[r - e->cfg->rules];
-}
-
-/* The state for this call under `scope`, locked; NULL if the lock cannot be had (a hook
- * in a signal handler that interrupted the holder): the call then goes unguarded. */
-static struct bw_dest_state *lock_state(struct bw_engine *e, const struct bw_call *c,
-					enum bw_scope scope, int64_t now, int *set)
-{
-	struct bw_rule_rt *rt = rt_of(e, c->rule);
-	if (scope == BW_SCOPE_DEST && rt->dests.mem)
-		return bw_keyed_lock(&rt->dests, c->key, now, set);
-	if (bw_spin_lock(rt->lock, rt->dests.self ? rt->dests.self : 1, rt->dests.alive) < 0)
-		return NULL;
-	*set = -1;
-	return rt->whole;
-}
-
-/* Name a new destination for `bulwark status`. Outside the lock, since the peer's name
- * may take a system call; "?" when it has none (an unconnected datagram socket), so
- * that it is asked once per entry, not on every call. */
-static __attribute__((noinline, cold)) void
-name_entry(struct bw_engine *e, struct bw_rule_rt *rt, const struct bw_call *c)
-{
-	char buf[BW_LABEL_MAX];
+	const struct bw_call *c = arg;
 	const char *name = c->dest ? c->dest : c->db ? c->db : c->host;
-	if (!name && c->dest_of) {
-		c->dest_of(c, buf, sizeof buf);
-		name = buf;
+	if (name) {
+		size_t n = strnlen(name, cap - 1);
+		memcpy(buf, name, n);
+		buf[n] = '\0';
+	} else if (c->dest_of) {
+		c->dest_of(c, buf, cap);
 	}
-	if (!name || !*name)
-		name = "?";
-	int set;
-	struct bw_dest_state *st = bw_keyed_lock(&rt->dests, c->key, e->env.mono_us(), &set);
-	if (!st)
-		return;
-	if (!st->label[0]) {
-		size_t n = strnlen(name, BW_LABEL_MAX - 1);
-		memcpy(st->label, name, n);
-		st->label[n] = '\0';
-	}
-	bw_keyed_unlock(&rt->dests, set);
 }
 
-/* Inlined: it runs after every bucket take and breaker check. */
-static inline __attribute__((always_inline)) void
-unlock_state(struct bw_engine *e, const struct bw_call *c, int set,
-	     const struct bw_dest_state *st)
+/* The store cell a call's section (breaker or rate limit) works on. */
+static struct bw_ref ref_of(const struct bw_engine *e, const struct bw_call *c, int scope)
 {
-	struct bw_rule_rt *rt = rt_of(e, c->rule);
-	if (set < 0) {
-		bw_spin_unlock(rt->lock);
-		return;
-	}
-	int unnamed = !st->label[0];
-	bw_keyed_unlock(&rt->dests, set);
-	if (unnamed)
-		name_entry(e, rt, c);
+	struct bw_ref ref = { e->rt[c->rule - e->cfg->rules].slot, scope, c->key, call_label, c };
+	return ref;
 }
 
 /* What a refused call returns: the configured code where it fits the op, else the op's. */
@@ -108,14 +68,9 @@ static void simple_event(struct bw_engine *e, const struct bw_call *c, enum bw_e
 static int breaker_admit(struct bw_engine *e, const struct bw_call *c)
 {
 	const struct bw_rule *r = c->rule;
-	int set, allowed = 1;
-	struct bw_brk_move mv = { 0, 0 };
-	int64_t now = e->env.mono_us();
-	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, now, &set);
-	if (!st)
-		return 0;
-	allowed = bw_breaker_allow(&r->breaker, &st->brk, now, &mv);
-	unlock_state(e, c, set, st);
+	struct bw_brk_move mv;
+	struct bw_ref ref = ref_of(e, c, r->breaker.scope);
+	int allowed = bw_store_admit(&e->store, &ref, &r->breaker, e->env.mono_us(), &mv);
 	breaker_event(e, c, mv);
 	if (allowed)
 		return 0;
@@ -128,20 +83,14 @@ static int breaker_admit(struct bw_engine *e, const struct bw_call *c)
 }
 
 /* One try at the bucket: the tokens taken (0: none, *wait says how long until there are
- * enough); `want` when the state cannot be had, as the call then goes unguarded. */
+ * enough); `want` when the cell cannot be had, as the call then goes unguarded. */
 static double try_take(struct bw_engine *e, const struct bw_call *c, double want, double least,
 		       int64_t *wait)
 {
 	const struct bw_rate_limit *rl = &c->rule->rate_limit;
-	int set;
+	struct bw_ref ref = ref_of(e, c, rl->scope);
 	/* read before locking: the lock is held for arithmetic only */
-	int64_t now = e->env.mono_us();
-	struct bw_dest_state *st = lock_state(e, c, rl->scope, now, &set);
-	if (!st)
-		return want;
-	double got = bw_bucket_take(rl, &st->bucket, now, want, least, wait);
-	unlock_state(e, c, set, st);
-	return got;
+	return bw_store_take(&e->store, &ref, rl, e->env.mono_us(), want, least, wait);
 }
 
 /* Take `want` tokens (at least `least`), waiting as the policy allows. Returns the tokens
@@ -220,36 +169,12 @@ static int counts_as_failure(const struct bw_call *c, int err)
 	return err != 0 && !bw_err_listed(bw_op(c->op)->healthy, err);
 }
 
-static void record(struct bw_engine *e, const struct bw_call *c, int failed)
+static void record(struct bw_engine *e, const struct bw_call *c, enum bw_outcome out)
 {
 	const struct bw_rule *r = c->rule;
-	int set;
-	struct bw_brk_move mv = { 0, 0 };
-	int64_t now = e->env.mono_us();
-	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, now, &set);
-	if (!st)
-		return;
-	bw_breaker_record(&r->breaker, &st->brk, now, failed, &mv);
-	unlock_state(e, c, set, st);
-	breaker_event(e, c, mv);
-}
-
-/* A connection just made: it closes a half-open breaker as a probe that worked (the
- * server accepts connections again), but a closed breaker's count of failures in a row
- * waits for the first byte: a server that accepts and then resets every connection must
- * still trip it. */
-static void connected(struct bw_engine *e, const struct bw_call *c)
-{
-	const struct bw_rule *r = c->rule;
-	int set;
-	struct bw_brk_move mv = { 0, 0 };
-	int64_t now = e->env.mono_us();
-	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, now, &set);
-	if (!st)
-		return;
-	if (st->brk.pos == BW_BRK_HALF_OPEN)
-		bw_breaker_record(&r->breaker, &st->brk, now, 0, &mv);
-	unlock_state(e, c, set, st);
+	struct bw_brk_move mv;
+	struct bw_ref ref = ref_of(e, c, r->breaker.scope);
+	bw_store_record(&e->store, &ref, &r->breaker, e->env.mono_us(), out, &mv);
 	breaker_event(e, c, mv);
 }
 
@@ -257,29 +182,24 @@ void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err)
 {
 	if (!breaker_guards(c->rule, c->op))
 		return;
-	if (err == 0 && c->confirm_later)
-		connected(e, c);
-	else
-		record(e, c, counts_as_failure(c, err));
+	/* a connection just made closes a half-open breaker as a probe that worked (the
+	 * server accepts connections again), but a closed breaker's count of failures in a
+	 * row waits for its first byte: a server that accepts and then resets every
+	 * connection must still trip it (design.md §4.7) */
+	record(e, c, err == 0 && c->confirm_later ? BW_OUT_CONNECTED
+		     : counts_as_failure(c, err) ? BW_OUT_FAILED : BW_OUT_OK);
 }
 
 void bw_engine_release(struct bw_engine *e, const struct bw_call *c)
 {
-	const struct bw_rule *r = c->rule;
-	if (!breaker_guards(r, c->op))
-		return;
-	int set;
-	struct bw_dest_state *st = lock_state(e, c, r->breaker.scope, e->env.mono_us(), &set);
-	if (!st)
-		return;
-	bw_breaker_release(&st->brk);
-	unlock_state(e, c, set, st);
+	if (breaker_guards(c->rule, c->op))
+		record(e, c, BW_OUT_NONE);
 }
 
 void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed)
 {
 	if (breaker_guards(c->rule, c->op))
-		record(e, c, failed);
+		record(e, c, failed ? BW_OUT_FAILED : BW_OUT_OK);
 }
 
 /* A connection that broke: the failures of an established connection that speak of the
@@ -293,7 +213,7 @@ void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int e
 {
 	if (c->rule->breaker.enabled && bw_op_has(c->op, BW_OPF_BREAKER_COUNTS) &&
 	    connection_broke(err))
-		record(e, c, 1);
+		record(e, c, BW_OUT_FAILED);
 }
 
 size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want, int whole)
@@ -334,20 +254,11 @@ void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n)
 	const struct bw_rate_limit *rl = &c->rule->rate_limit;
 	if (!rl->enabled || !rl->bytes || n == 0)
 		return;
-	int set;
-	struct bw_dest_state *st = lock_state(e, c, rl->scope, e->env.mono_us(), &set);
-	if (!st)
-		return;
-	st->bucket.tokens += (double)n;
-	if (st->bucket.tokens > rl->burst)
-		st->bucket.tokens = rl->burst;
-	unlock_state(e, c, set, st);
+	struct bw_ref ref = ref_of(e, c, rl->scope);
+	bw_store_give(&e->store, &ref, rl, (double)n);
 }
 
 void bw_engine_after_fork(struct bw_engine *e)
 {
-	for (int i = 0; i < e->cfg->n_rules; i++) {
-		bw_keyed_after_fork(&e->rt[i].dests, (int)e->pid);
-		e->rt[i].own_lock = 0;
-	}
+	e->store.ops->after_fork(&e->store, e->pid);
 }

@@ -28,9 +28,9 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 		bw_engine_fini(e);
 		return -1;
 	}
-	for (int i = 0; i < n; i++) {
-		e->rt[i].lock = &e->rt[i].own_lock;
-		e->rt[i].whole = &e->rt[i].own_whole;
+	if (bw_store_init(&e->store, cfg) < 0) {
+		bw_engine_fini(e);
+		return -1;
 	}
 	for (int i = 0; i < cfg->n_rules; i++) {
 		const struct bw_match *m = &cfg->rules[i].match;
@@ -54,21 +54,15 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 				e->rt[i].direct_ops |= BW_OPBIT(op);
 		if (!(r->rate_limit.enabled && r->rate_limit.bytes))
 			e->rt[i].plain_ops = e->rt[i].direct_ops;
-		int keyed = (r->breaker.enabled && r->breaker.scope == BW_SCOPE_DEST) ||
-			    (r->rate_limit.enabled && r->rate_limit.scope == BW_SCOPE_DEST);
-		if (hit && keyed &&
-		    bw_keyed_init(&e->rt[i].dests, r->max_keys, sizeof(struct bw_dest_state)) < 0) {
-			bw_engine_fini(e);
-			return -1;
-		}
+		e->rt[i].slot = bw_store_bind(&e->store, r->name);
 	}
 	return 0;
 }
 
 void bw_engine_fini(struct bw_engine *e)
 {
+	bw_store_fini(&e->store);
 	for (int i = 0; e->rt && i < e->cfg->n_rules; i++) {
-		bw_keyed_free(&e->rt[i].dests);
 		free(e->rt[i].inj_seen);
 		free(e->rt[i].inj_done);
 	}
@@ -89,9 +83,8 @@ const struct bw_rule *bw_engine_match(struct bw_engine *e, const struct bw_targe
 
 static struct bw_rule_rt *rt_of(struct bw_engine *e, const struct bw_rule *r)
 {
-	return &e->rt[r - e->cfg->rules];
+	return &e->rt[bw_engine_rule_no(e, r) - 1];
 }
-
 /* Each thread counts calls on its own stripe, so threads sending on the same rule do not
  * bounce one cache line between cores on every call. */
 __thread unsigned bw_call_stripe __attribute__((tls_model("initial-exec")));

@@ -11,6 +11,7 @@
 #include "breaker.h"
 #include "bucket.h"
 #include "keyed.h"
+#include "store.h"
 #include "rng.h"
 
 struct bw_env {
@@ -37,26 +38,13 @@ struct bw_budget_slot {
 	long calls, retries;
 };
 
-/* Breaker and bucket of one destination, or of a whole rule. `label` names the
- * destination for `bulwark status` (set when the entry is first used). */
-#define BW_LABEL_MAX 48
-struct bw_dest_state {
-	struct bw_breaker_state brk;
-	struct bw_bucket bucket;
-	char label[BW_LABEL_MAX];
-};
-
 #define BW_CALL_STRIPES 8      /* `calls` counts every matched call: spread it over lines */
 
 struct bw_rule_rt {
 	long stats[BW_ST_COUNT];                 /* atomics; calls live in the stripes */
 	struct { long n; char pad[64 - sizeof(long)]; } calls[BW_CALL_STRIPES];
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
-	struct bw_keyed dests;                   /* scope dest, bounded by max_keys */
-	int *lock;                               /* guards *whole; a pid while held */
-	struct bw_dest_state *whole;             /* scope rule and process */
-	int own_lock;                            /* where lock and whole point unless */
-	struct bw_dest_state own_whole;          /* state is shared by a process tree */
+	int slot;                                /* its cells in the store */
 	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected */
 	unsigned direct_ops;                     /* ops that may skip the retry driver */
 	unsigned plain_ops;                      /* ... and have no byte bucket either */
@@ -80,6 +68,7 @@ struct bw_engine {
 	struct bw_rule_rt *rt;
 	uint64_t seed;                   /* effective seed (never 0) */
 	unsigned gen;                    /* generation of the loaded policy (from 1) */
+	struct bw_store store;           /* breakers and buckets */
 	enum bw_level level;
 	enum bw_mode mode;
 };

@@ -156,46 +156,6 @@ int bw_shm_check(const void *mem, size_t size, const struct bw_config *cfg)
 	return 0;
 }
 
-void bw_engine_share(struct bw_engine *e, void *mem, long self, int (*alive)(long pid))
-{
-	struct bw_shm_rule *rules = bw_shm_rules(mem);
-	for (int i = 0; i < e->cfg->n_rules; i++) {
-		struct bw_rule_rt *rt = &e->rt[i];
-		rt->lock = &rules[i].lock;
-		rt->whole = &rules[i].whole;
-		rt->dests.self = (int)self;
-		rt->dests.alive = alive;
-		if (rules[i].sets)
-			bw_keyed_attach(&rt->dests, rules[i].sets, sizeof(struct bw_dest_state),
-					(char *)mem + rules[i].dests_off,
-					(int *)((char *)mem + rules[i].locks_off));
-	}
-}
-
-struct each_ctx {
-	void (*fn)(const struct bw_dest_state *, void *);
-	void *arg;
-};
-
-static void each_one(const void *value, void *arg)
-{
-	struct each_ctx *c = arg;
-	c->fn(value, c->arg);
-}
-
-void bw_shm_each_dest(void *mem, int rule,
-		      void (*fn)(const struct bw_dest_state *st, void *arg), void *arg)
-{
-	struct bw_shm_rule *r = &bw_shm_rules(mem)[rule];
-	if (!r->sets)
-		return;
-	struct bw_keyed k = { 0 };
-	bw_keyed_attach(&k, r->sets, sizeof(struct bw_dest_state), (char *)mem + r->dests_off,
-			(int *)((char *)mem + r->locks_off));
-	struct each_ctx c = { fn, arg };
-	bw_keyed_each(&k, each_one, &c);
-}
-
 int bw_state_dir(const struct bw_config *cfg, const char *xdg, unsigned uid, char *buf,
 		 size_t cap)
 {

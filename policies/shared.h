@@ -96,13 +96,4 @@ static inline struct bw_shm_rule *bw_shm_rules(void *mem)
 	return (struct bw_shm_rule *)((char *)mem + ((struct bw_shm_header *)mem)->rules_off);
 }
 
-/* Point the engine's breakers and buckets at the shared file (its counters stay per
- * process). `self` is this process's pid, used as the lock value; alive(pid) tells
- * whether a lock's holder still exists. */
-void bw_engine_share(struct bw_engine *e, void *mem, long self, int (*alive)(long pid));
-
-/* Walk every dest-scoped entry of rule i in a mapped file (for `bulwark status`). */
-void bw_shm_each_dest(void *mem, int rule,
-		      void (*fn)(const struct bw_dest_state *st, void *arg), void *arg);
-
 #endif

@@ -282,9 +282,12 @@ static void add_dest(struct collect *c, const struct bw_dest_state *s, int whole
 	g->n_dests++;
 }
 
-static void each_dest(const struct bw_dest_state *s, void *arg)
+/* Every cell the store shows, whole or per destination, in rule order. */
+static void each_cell(const struct bw_cell_view *v, void *arg)
 {
-	add_dest(arg, s, 0);
+	struct collect *c = arg;
+	c->rule = v->slot;
+	add_dest(c, v->st, v->whole);
 }
 
 static int zero(const void *p, size_t n)
@@ -524,15 +527,14 @@ static void read_group(struct bw_status *st, const char *path, const char *base,
 	g->rules = xcalloc(h->n_rules, sizeof *g->rules);
 	struct bw_shm_rule *rules = (void *)(mem + h->rules_off);
 	struct collect c = { g, 0, 0, NULL };
-	for (uint32_t i = 0; i < h->n_rules; i++) {
+	for (uint32_t i = 0; i < h->n_rules; i++)
 		bw_st_clean(g->rules[i].name, sizeof g->rules[i].name, rules[i].name,
 			    sizeof rules[i].name);
-		c.rule = (int)i;
-		if (!zero(&rules[i].whole.brk, sizeof rules[i].whole.brk) ||
-		    !zero(&rules[i].whole.bucket, sizeof rules[i].whole.bucket))
-			add_dest(&c, &rules[i].whole, 1);
-		bw_shm_each_dest(mem, (int)i, each_dest, &c);
-	}
+	/* read through the store, as the library reads and writes it */
+	struct bw_store view;
+	bw_store_view(&view, mem);
+	bw_store_snapshot(&view, each_cell, &c);
+	bw_store_fini(&view);
 	for (size_t i = 0; i < g->n_dests; i++) {
 		struct bw_st_dest *d = &g->dests[i];
 		derive(d, &c.raw[i], cfg ? &cfg->rules[d->rule] : NULL, now);

@@ -195,9 +195,9 @@ static void test_observe_never_refuses_or_waits(void **s)
 static void test_after_fork_releases_locks(void **s)
 {
 	(void)s;
-	*eng.rt[0].lock = 1;
+	*eng.store.rules[0].lock = 1;
 	bw_engine_after_fork(&eng);
-	assert_int_equal(*eng.rt[0].lock, 0);
+	assert_int_equal(*eng.store.rules[0].lock, 0);
 }
 
 static int namings, named_under_lock;
@@ -211,10 +211,11 @@ static void peer_name(const struct bw_call *c, char *buf, size_t cap)
 	snprintf(buf, cap, "%s", peer);
 }
 
-static void collect(const void *value, void *arg)
+static void collect(const struct bw_cell_view *v, void *arg)
 {
-	const struct bw_dest_state *st = value;
-	strcat(arg, st->label);
+	if (v->whole)
+		return;
+	strcat(arg, v->st->label);
 	strcat(arg, "|");
 }
 
@@ -238,7 +239,7 @@ static void test_destination_named_once_outside_the_lock(void **s)
 	assert_int_equal(namings, 2);
 	assert_int_equal(named_under_lock, 0);
 	char labels[256] = "";
-	bw_keyed_each(&eng.rt[0].dests, collect, labels);
+	bw_store_snapshot(&eng.store, collect, labels);
 	assert_true(strcmp(labels, "?|127.0.0.1:80|") == 0 || strcmp(labels, "127.0.0.1:80|?|") == 0);
 }
 

@@ -524,20 +524,20 @@ static void test_connect_success_waits_for_confirmation(void **s)
 		assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
 		bw_engine_confirm(&eng, &c, 1);     /* reset before the first byte */
 	}
-	assert_int_equal(eng.rt[0].whole->brk.pos, BW_BRK_OPEN);
+	assert_int_equal(eng.store.rules[0].whole->brk.pos, BW_BRK_OPEN);
 	assert_int_equal(bw_engine_run(&eng, &c, &rng), ECONNREFUSED);   /* rejected */
 
 	/* half open: a connection that is made closes it at once */
 	fake_now += 1000001;
 	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
-	assert_int_equal(eng.rt[0].whole->brk.pos, BW_BRK_CLOSED);
+	assert_int_equal(eng.store.rules[0].whole->brk.pos, BW_BRK_CLOSED);
 	/* and a confirmed connection clears the count */
 	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
 	bw_engine_confirm(&eng, &c, 1);
-	assert_int_equal(eng.rt[0].whole->brk.consecutive, 1);
+	assert_int_equal(eng.store.rules[0].whole->brk.consecutive, 1);
 	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
 	bw_engine_confirm(&eng, &c, 0);
-	assert_int_equal(eng.rt[0].whole->brk.consecutive, 0);
+	assert_int_equal(eng.store.rules[0].whole->brk.consecutive, 0);
 }
 
 int main(void)

@@ -79,7 +79,7 @@ static void hammer(void *m, int n)
 	struct bw_engine e;
 	fake_reset();
 	bw_engine_init(&e, &cfg, &fake_env, getpid(), "child", 1);
-	bw_engine_share(&e, m, getpid(), alive);
+	bw_store_share(&e.store, m, getpid(), alive);
 	struct bw_call w = { .rule = &rules[0], .op = BW_OP_CONNECT, .key = 1 };
 	struct bw_call d = { .rule = &rules[1], .op = BW_OP_CONNECT, .key = 42, .dest = "x:1" };
 	for (int i = 0; i < n; i++) {
@@ -91,12 +91,14 @@ static void hammer(void *m, int n)
 
 struct seen { int n; int consecutive; char label[BW_LABEL_MAX]; };
 
-static void note(const struct bw_dest_state *st, void *arg)
+static void note(const struct bw_cell_view *v, void *arg)
 {
 	struct seen *s = arg;
+	if (v->whole || v->slot != 1)
+		return;
 	s->n++;
-	s->consecutive = st->brk.consecutive;
-	memcpy(s->label, st->label, sizeof s->label);
+	s->consecutive = v->st->brk.consecutive;
+	memcpy(s->label, v->st->label, sizeof s->label);
 }
 
 static void test_forked_processes_update_together(void **s)
@@ -123,7 +125,10 @@ static void test_forked_processes_update_together(void **s)
 	/* no update lost: every failure of every process counted once */
 	assert_int_equal(bw_shm_rules(m)[0].whole.brk.consecutive, 8000);
 	struct seen seen = { 0 };
-	bw_shm_each_dest(m, 1, note, &seen);
+	struct bw_store view;
+	bw_store_view(&view, m);
+	bw_store_snapshot(&view, note, &seen);
+	bw_store_fini(&view);
 	assert_int_equal(seen.n, 1);
 	assert_int_equal(seen.consecutive, 8000);
 	assert_string_equal(seen.label, "x:1");

@@ -1,0 +1,141 @@
+/* Where breakers and buckets live (design.md §2, §6). The engine never holds a raw state
+ * struct: it asks the store to admit a call, record an outcome, take or give back tokens,
+ * and `bulwark status` asks it for a snapshot. Two backends share one memory layout:
+ * "process" (private memory) and "group" (a file a process tree maps, laid out by
+ * shared.c); a networked one would keep leases behind the same calls.
+ *
+ * Cells are found by rule and destination key. A rule's cells are bound to the rule by
+ * name when a policy is loaded, so a policy loaded anew finds its rules' state again
+ * whatever their position. */
+#ifndef BW_STORE_H
+#define BW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "breaker.h"
+#include "bucket.h"
+#include "config.h"
+#include "keyed.h"
+
+/* Breaker and bucket of one destination, or of a whole rule. `label` names the
+ * destination for `bulwark status` (set when the entry is first used). */
+#define BW_LABEL_MAX 48
+struct bw_dest_state {
+	struct bw_breaker_state brk;
+	struct bw_bucket bucket;
+	char label[BW_LABEL_MAX];
+};
+
+/* One rule's cells: those kept per destination (a bounded table) and the rule's own (for
+ * scope rule and process), each behind a spin lock. */
+struct bw_rule_cells {
+	char name[BW_NAME_MAX];
+	struct bw_keyed dests;
+	int *lock;                       /* guards *whole; a pid while held */
+	struct bw_dest_state *whole;
+	int own_lock;                    /* where lock and whole point unless the store */
+	struct bw_dest_state own_whole;  /* is a file */
+};
+
+/* Which cell an operation is about. */
+struct bw_ref {
+	int slot;                        /* the rule's cells (bw_store_bind) */
+	int scope;                       /* BW_SCOPE_* of the section asking */
+	uint64_t key;                    /* destination key, for scope dest */
+	/* Names a new destination for status, outside any lock; may be NULL. */
+	void (*label)(const void *arg, char *buf, size_t cap);
+	const void *label_arg;
+};
+
+/* What a breaker outcome says. */
+enum bw_outcome {
+	BW_OUT_OK,                       /* the call worked */
+	BW_OUT_FAILED,                   /* the destination failed it */
+	BW_OUT_CONNECTED,                /* a connection was made: closes a half-open breaker;
+					  * a closed one waits for its first byte */
+	BW_OUT_NONE                      /* no outcome will come: a probe is free again */
+};
+
+/* A cell as `bulwark status` and `exit` see it. */
+struct bw_cell_view {
+	int slot;
+	const char *rule;
+	int whole;                       /* the rule's own cell */
+	const struct bw_dest_state *st;
+};
+
+struct bw_store;
+
+struct bw_store_ops {
+	const char *name;
+	/* 1: go ahead; 0: an open breaker refuses. Moves open -> half_open when due. */
+	int (*admit)(struct bw_store *s, const struct bw_ref *ref, const struct bw_breaker *b,
+		     int64_t now, struct bw_brk_move *mv);
+	void (*record)(struct bw_store *s, const struct bw_ref *ref, const struct bw_breaker *b,
+		       int64_t now, enum bw_outcome out, struct bw_brk_move *mv);
+	/* Tokens taken (see bw_bucket_take); `want` when the cell cannot be had, as the
+	 * call then goes unguarded. */
+	double (*take)(struct bw_store *s, const struct bw_ref *ref,
+		       const struct bw_rate_limit *rl, int64_t now, double want, double least,
+		       int64_t *wait);
+	void (*give)(struct bw_store *s, const struct bw_ref *ref, const struct bw_rate_limit *rl,
+		     double n);
+	void (*snapshot)(struct bw_store *s, void (*fn)(const struct bw_cell_view *v, void *arg),
+			 void *arg);
+	/* In a forked child: locks that threads absent there may hold, the lock identity. */
+	void (*after_fork)(struct bw_store *s, long pid);
+};
+
+struct bw_store {
+	const struct bw_store_ops *ops;
+	struct bw_rule_cells *rules;     /* one per slot */
+	int n_rules;
+	int self;                        /* lock value: 1, or the pid in a shared file */
+	int (*alive)(long pid);          /* may be NULL: a held lock is never taken over */
+	void *file;                      /* the mapped file of a group, else NULL */
+};
+
+/* A private store with a slot for each rule of cfg (in rule order), bound by name. */
+int bw_store_init(struct bw_store *s, const struct bw_config *cfg);
+void bw_store_fini(struct bw_store *s);
+/* The slot of the rule named `name`, or -1. */
+int bw_store_bind(const struct bw_store *s, const char *name);
+/* Move the store into a group's mapped file (laid out for the same rules, shared.c):
+ * every process of the group then shares its cells. `self` is this process's pid. */
+void bw_store_share(struct bw_store *s, void *file, long self, int (*alive)(long pid));
+/* A read-only view of a group's file image, for a snapshot (bulwark status). */
+void bw_store_view(struct bw_store *s, void *file);
+
+static inline int bw_store_admit(struct bw_store *s, const struct bw_ref *ref,
+				 const struct bw_breaker *b, int64_t now, struct bw_brk_move *mv)
+{
+	return s->ops->admit(s, ref, b, now, mv);
+}
+
+static inline void bw_store_record(struct bw_store *s, const struct bw_ref *ref,
+				   const struct bw_breaker *b, int64_t now, enum bw_outcome out,
+				   struct bw_brk_move *mv)
+{
+	s->ops->record(s, ref, b, now, out, mv);
+}
+
+static inline double bw_store_take(struct bw_store *s, const struct bw_ref *ref,
+				   const struct bw_rate_limit *rl, int64_t now, double want,
+				   double least, int64_t *wait)
+{
+	return s->ops->take(s, ref, rl, now, want, least, wait);
+}
+
+static inline void bw_store_give(struct bw_store *s, const struct bw_ref *ref,
+				 const struct bw_rate_limit *rl, double n)
+{
+	s->ops->give(s, ref, rl, n);
+}
+
+static inline void bw_store_snapshot(struct bw_store *s,
+				     void (*fn)(const struct bw_cell_view *v, void *arg), void *arg)
+{
+	s->ops->snapshot(s, fn, arg);
+}
+
+#endif

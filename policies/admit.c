@@ -70,7 +70,7 @@ static int breaker_admit(struct bw_engine *e, const struct bw_call *c)
 	const struct bw_rule *r = c->rule;
 	struct bw_brk_move mv;
 	struct bw_ref ref = ref_of(e, c, r->breaker.scope);
-	int allowed = bw_store_admit(&e->store, &ref, &r->breaker, e->env.mono_us(), &mv);
+	int allowed = bw_store_admit(e->store, &ref, &r->breaker, e->env.mono_us(), &mv);
 	breaker_event(e, c, mv);
 	if (allowed)
 		return 0;
@@ -90,7 +90,7 @@ static double try_take(struct bw_engine *e, const struct bw_call *c, double want
 	const struct bw_rate_limit *rl = &c->rule->rate_limit;
 	struct bw_ref ref = ref_of(e, c, rl->scope);
 	/* read before locking: the lock is held for arithmetic only */
-	return bw_store_take(&e->store, &ref, rl, e->env.mono_us(), want, least, wait);
+	return bw_store_take(e->store, &ref, rl, e->env.mono_us(), want, least, wait);
 }
 
 /* Take `want` tokens (at least `least`), waiting as the policy allows. Returns the tokens
@@ -174,7 +174,7 @@ static void record(struct bw_engine *e, const struct bw_call *c, enum bw_outcome
 	const struct bw_rule *r = c->rule;
 	struct bw_brk_move mv;
 	struct bw_ref ref = ref_of(e, c, r->breaker.scope);
-	bw_store_record(&e->store, &ref, &r->breaker, e->env.mono_us(), out, &mv);
+	bw_store_record(e->store, &ref, &r->breaker, e->env.mono_us(), out, &mv);
 	breaker_event(e, c, mv);
 }
 
@@ -255,10 +255,10 @@ void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n)
 	if (!rl->enabled || !rl->bytes || n == 0)
 		return;
 	struct bw_ref ref = ref_of(e, c, rl->scope);
-	bw_store_give(&e->store, &ref, rl, (double)n);
+	bw_store_give(e->store, &ref, rl, (double)n);
 }
 
 void bw_engine_after_fork(struct bw_engine *e)
 {
-	e->store.ops->after_fork(&e->store, e->pid);
+	e->store->ops->after_fork(e->store, e->pid);
 }

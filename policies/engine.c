@@ -9,8 +9,23 @@
 #include "errnames.h"
 #include "ops.h"
 
+static int init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
+		long pid, const char *prog, uint64_t seed, struct bw_store *store, unsigned gen);
+
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
 		   long pid, const char *prog, uint64_t seed)
+{
+	return init(e, cfg, env, pid, prog, seed, NULL, 1);
+}
+
+int bw_engine_init_next(struct bw_engine *e, const struct bw_engine *prev,
+			const struct bw_config *cfg, uint64_t seed)
+{
+	return init(e, cfg, &prev->env, prev->pid, prev->prog, seed, prev->store, prev->gen + 1);
+}
+
+static int init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
+		long pid, const char *prog, uint64_t seed, struct bw_store *store, unsigned gen)
 {
 	memset(e, 0, sizeof *e);
 	e->cfg = cfg;
@@ -18,7 +33,7 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 	e->pid = pid;
 	e->prog = prog ? prog : "";
 	e->seed = seed ? seed : 1;
-	e->gen = 1;
+	e->gen = gen;
 	e->level = cfg->log.level;
 	e->mode = cfg->mode;
 	int n = cfg->n_rules > 0 ? cfg->n_rules : 1;
@@ -28,10 +43,11 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 		bw_engine_fini(e);
 		return -1;
 	}
-	if (bw_store_init(&e->store, cfg) < 0) {
+	if (!store && bw_store_init(&e->own_store, cfg) < 0) {
 		bw_engine_fini(e);
 		return -1;
 	}
+	e->store = store ? store : &e->own_store;
 	for (int i = 0; i < cfg->n_rules; i++) {
 		const struct bw_match *m = &cfg->rules[i].match;
 		int hit = m->n_prog == 0;
@@ -54,14 +70,20 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 				e->rt[i].direct_ops |= BW_OPBIT(op);
 		if (!(r->rate_limit.enabled && r->rate_limit.bytes))
 			e->rt[i].plain_ops = e->rt[i].direct_ops;
-		e->rt[i].slot = bw_store_bind(&e->store, r->name);
+		e->rt[i].slot = bw_store_adopt(e->store, r);
+		if (e->rt[i].slot < 0) {
+			bw_engine_fini(e);
+			return -1;
+		}
 	}
 	return 0;
 }
 
 void bw_engine_fini(struct bw_engine *e)
 {
-	bw_store_fini(&e->store);
+	if (e->store == &e->own_store)
+		bw_store_fini(&e->own_store);
+	e->store = NULL;
 	for (int i = 0; e->rt && i < e->cfg->n_rules; i++) {
 		free(e->rt[i].inj_seen);
 		free(e->rt[i].inj_done);

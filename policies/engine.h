@@ -68,7 +68,9 @@ struct bw_engine {
 	struct bw_rule_rt *rt;
 	uint64_t seed;                   /* effective seed (never 0) */
 	unsigned gen;                    /* generation of the loaded policy (from 1) */
-	struct bw_store store;           /* breakers and buckets */
+	struct bw_store *store;          /* breakers and buckets: own_store, or the store
+					  * of the policy this one replaced */
+	struct bw_store own_store;
 	enum bw_level level;
 	enum bw_mode mode;
 };
@@ -150,6 +152,11 @@ static inline int bw_engine_unfinished(int err, int injected)
 
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
 		   long pid, const char *prog, uint64_t seed);
+/* A later generation of a loaded policy: cfg replaces prev's, and finds its rules'
+ * breakers and buckets in prev's store by name. prev stays as it is (calls under way
+ * finish under it). */
+int bw_engine_init_next(struct bw_engine *e, const struct bw_engine *prev,
+			const struct bw_config *cfg, uint64_t seed);
 void bw_engine_fini(struct bw_engine *e);
 
 /* A rule's number in the table kept per descriptor: index + 1, 0 for none. */

@@ -194,23 +194,36 @@ int bw_store_init(struct bw_store *s, const struct bw_config *cfg)
 	memset(s, 0, sizeof *s);
 	s->ops = &mem_ops;
 	s->self = 1;
-	s->n_rules = cfg->n_rules;
-	s->rules = calloc(cfg->n_rules > 0 ? (size_t)cfg->n_rules : 1, sizeof *s->rules);
+	/* calloc'd slots cost nothing until they are touched */
+	s->cap = BW_STORE_SLOTS;
+	s->rules = calloc((size_t)s->cap, sizeof *s->rules);
 	if (!s->rules)
 		return -1;
 	for (int i = 0; i < cfg->n_rules; i++) {
-		struct bw_rule_cells *rc = &s->rules[i];
-		const struct bw_rule *r = &cfg->rules[i];
-		memcpy(rc->name, r->name, sizeof rc->name);
-		rc->lock = &rc->own_lock;
-		rc->whole = &rc->own_whole;
-		if (keyed_rule(r) &&
-		    bw_keyed_init(&rc->dests, r->max_keys, sizeof(struct bw_dest_state)) < 0) {
+		if (bw_store_adopt(s, &cfg->rules[i]) != i) {
 			bw_store_fini(s);
 			return -1;
 		}
 	}
 	return 0;
+}
+
+int bw_store_adopt(struct bw_store *s, const struct bw_rule *r)
+{
+	int slot = bw_store_bind(s, r->name);
+	if (slot >= 0 || s->n_rules >= s->cap)
+		return slot;
+	struct bw_rule_cells *rc = &s->rules[s->n_rules];
+	memcpy(rc->name, r->name, sizeof rc->name);
+	rc->lock = &rc->own_lock;
+	rc->whole = &rc->own_whole;
+	rc->dests.self = s->self;
+	rc->dests.alive = s->alive;
+	if (keyed_rule(r) &&
+	    bw_keyed_init(&rc->dests, r->max_keys, sizeof(struct bw_dest_state)) < 0)
+		return -1;
+	__atomic_store_n(&s->n_rules, s->n_rules + 1, __ATOMIC_RELEASE);
+	return s->n_rules - 1;
 }
 
 void bw_store_fini(struct bw_store *s)
@@ -274,7 +287,7 @@ void bw_store_view(struct bw_store *s, void *file)
 	s->rules = calloc(h->n_rules ? h->n_rules : 1, sizeof *s->rules);
 	if (!s->rules)
 		return;
-	s->n_rules = (int)h->n_rules;
+	s->n_rules = s->cap = (int)h->n_rules;
 	for (int i = 0; i < s->n_rules; i++) {
 		memcpy(s->rules[i].name, rules[i].name, sizeof s->rules[i].name);
 		s->rules[i].name[sizeof s->rules[i].name - 1] = '\0';

@@ -86,10 +86,14 @@ struct bw_store_ops {
 	void (*after_fork)(struct bw_store *s, long pid);
 };
 
+/* At most this many rules' cells in one store, over all the policies a process loads:
+ * slots are never moved or freed, so a call of an older policy finds its cells still. */
+#define BW_STORE_SLOTS 4096
+
 struct bw_store {
 	const struct bw_store_ops *ops;
-	struct bw_rule_cells *rules;     /* one per slot */
-	int n_rules;
+	struct bw_rule_cells *rules;     /* one per slot; room for `cap` */
+	int n_rules, cap;
 	int self;                        /* lock value: 1, or the pid in a shared file */
 	int (*alive)(long pid);          /* may be NULL: a held lock is never taken over */
 	void *file;                      /* the mapped file of a group, else NULL */
@@ -100,6 +104,10 @@ int bw_store_init(struct bw_store *s, const struct bw_config *cfg);
 void bw_store_fini(struct bw_store *s);
 /* The slot of the rule named `name`, or -1. */
 int bw_store_bind(const struct bw_store *s, const char *name);
+/* The slot for rule r: its name's cells when the store has them (a policy loaded anew
+ * keeps its rules' breakers and buckets), else new ones. -1 when full or out of memory.
+ * Not safe against a concurrent adopt: policies are loaded one at a time. */
+int bw_store_adopt(struct bw_store *s, const struct bw_rule *r);
 /* Move the store into a group's mapped file (laid out for the same rules, shared.c):
  * every process of the group then shares its cells. `self` is this process's pid. */
 void bw_store_share(struct bw_store *s, void *file, long self, int (*alive)(long pid));

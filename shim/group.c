@@ -425,7 +425,7 @@ int bw_group_join(struct bw_engine *e, const struct bw_config *cfg)
 		return -1;
 	}
 	map = m;
-	bw_store_share(&e->store, map, e->pid, alive);
+	bw_store_share(e->store, map, e->pid, alive);
 	return 0;
 }
 

@@ -80,7 +80,7 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flag
 		return BW_REAL(accept4)(fd, addr, addrlen, flags);
 	int saved = errno;
 	struct bw_fdinfo li;
-	if (bw_fd_classify(fd, &li) == BW_FD_SOCKET && !li.io_known)
+	if (bw_fd_classify(fd, &li) == BW_FD_SOCKET && !(li.io_known && li.gen == e->gen))
 		bw_sock_learn(e, fd, &li, NULL, 0, BW_PEER_ASK);
 	struct accept_args a = { .fd = fd, .flags = flags, .addr = addr, .addrlen = addrlen,
 				 .result = -1 };

@@ -115,7 +115,7 @@ struct bw_rng *bw_thread_rng(void)
 	if (epoch != now) {
 		/* a seeded run stays reproducible: seed, fork generation and thread order only */
 		unsigned long n = __atomic_add_fetch(&thread_ordinal, 1, __ATOMIC_RELAXED);
-		rng.s = bw_mix(bw_mix(bw_shim.engine.seed, now), n);
+		rng.s = bw_mix(bw_mix(__atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE)->seed, now), n);
 		epoch = now;
 	}
 	return &rng;
@@ -131,12 +131,13 @@ static uint64_t random_seed(void)
 
 static void after_fork_child(void)
 {
-	struct bw_engine *e = &bw_shim.engine;
+	struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
 	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) != BW_LIFE_READY)
 		return;
 	/* fork returns into the program right after this: kill(0) on dead slots, getrandom
 	 * and the sink must not leave their errno behind */
 	int saved = errno;
+	__atomic_store_n(&bw_shim.pid, (long)getpid(), __ATOMIC_RELAXED);
 	__atomic_store_n(&e->pid, (long)getpid(), __ATOMIC_RELAXED);
 	/* a child works on its own: its counters start at zero, its jitter differs */
 	for (int i = 0; i < e->cfg->n_rules; i++)
@@ -145,7 +146,7 @@ static void after_fork_child(void)
 	bw_names_after_fork();
 	bw_sink_after_fork();
 	bw_group_after_fork(e);
-	if (bw_shim.cfg->seed == 0)
+	if (e->cfg->seed == 0)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&thread_ordinal, 0, __ATOMIC_RELAXED);
@@ -198,6 +199,8 @@ static void apply_overrides(struct bw_config *cfg)
 	}
 }
 
+static void publish(const struct bw_engine *e);
+
 static void load(void)
 {
 	const char *off = secure_getenv("BULWARK_DISABLE");
@@ -216,19 +219,39 @@ static void load(void)
 	apply_overrides(cfg);
 	bw_sink_open(cfg->log.sink, cfg->log.path, cfg->log.facility);
 	uint64_t seed = cfg->seed ? cfg->seed : random_seed();
-	if (bw_engine_init(&bw_shim.engine, cfg, &shim_env, getpid(),
-			   program_invocation_short_name, seed) < 0)
+	struct bw_engine *e = &bw_shim.first;
+	if (bw_engine_init(e, cfg, &shim_env, getpid(), program_invocation_short_name, seed) < 0)
 		return;
-	bw_shim.cfg = cfg;
-	bw_group_join(&bw_shim.engine, cfg);
-	if (bw_shim.engine.ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))
+	bw_shim.pid = e->pid;
+	bw_group_join(e, cfg);
+	if (e->ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))
 		bw_fd_scan_inherited();
 	pthread_atfork(NULL, NULL, after_fork_child);
+	__atomic_store_n(&bw_shim.cur, e, __ATOMIC_RELEASE);
 	__atomic_store_n(&bw_shim.life, BW_LIFE_READY, __ATOMIC_RELEASE);
-	__atomic_store_n(&bw_hot, (uint64_t)bw_shim.engine.ops | BW_HOT_READY |
-			 ((uint64_t)bw_shim.engine.gen << BW_FDW_GEN & BW_FDW_GEN_MASK),
-			 __ATOMIC_RELEASE);
-	bw_engine_start_event(&bw_shim.engine, BW_VERSION);
+	publish(e);
+	bw_engine_start_event(e, BW_VERSION);
+}
+
+/* What the hot path reads first: the ops with rules, ready, and the generation. */
+static void publish(const struct bw_engine *e)
+{
+	__atomic_store_n(&bw_hot, (uint64_t)e->ops | BW_HOT_READY |
+			 ((uint64_t)e->gen << BW_FDW_GEN & BW_FDW_GEN_MASK), __ATOMIC_RELEASE);
+}
+
+int bw_shim_swap(const struct bw_config *cfg)
+{
+	struct bw_engine *cur = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
+	struct bw_engine *e = cur ? calloc(1, sizeof *e) : NULL;
+	if (!e || bw_engine_init_next(e, cur, cfg, cfg->seed ? cfg->seed : cur->seed) < 0) {
+		free(e);
+		return -1;
+	}
+	/* the old engine is kept: calls that began under it finish under it */
+	__atomic_store_n(&bw_shim.cur, e, __ATOMIC_RELEASE);
+	publish(e);
+	return 0;
 }
 
 static void init_once(void)
@@ -250,7 +273,8 @@ struct bw_engine *bw_engine_wake(unsigned ops)
 	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) == BW_LIFE_NEW)
 		bw_init();
 	uint64_t hot = __atomic_load_n(&bw_hot, __ATOMIC_ACQUIRE);
-	return (hot & BW_HOT_READY) && (hot & ops) ? &bw_shim.engine : NULL;
+	return (hot & BW_HOT_READY) && (hot & ops) ? __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE)
+						   : NULL;
 }
 
 void bw_init(void)
@@ -270,8 +294,9 @@ __attribute__((destructor)) static void bw_destructor(void)
 {
 	int saved = errno;
 	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) == BW_LIFE_READY) {
-		if (bw_shim.cfg->log.summary)
-			bw_engine_exit_event(&bw_shim.engine);
+		struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
+		if (e->cfg->log.summary)
+			bw_engine_exit_event(e);
 		bw_group_leave();
 	}
 	errno = saved;

@@ -83,6 +83,9 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 	t.op = BW_OP_ACCEPT;
 	const struct bw_rule *a = sa ? bw_engine_match(e, &t, NULL) : NULL;
 	fi->io_known = 1;
+	/* a breaker watch names a rule of the policy it began under */
+	if (fi->gen != e->gen)
+		fi->watch = 0;
 	fi->gen = e->gen;
 	fi->send_rule = bw_engine_rule_no(e, s);
 	fi->recv_rule = bw_engine_rule_no(e, r);

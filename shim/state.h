@@ -1,5 +1,9 @@
-/* Process-wide state of the library: the loaded policy and the engine, set up once, never
- * torn down (hooks may run after our destructor). */
+/* Process-wide state of the library: the loaded policy's engine, reached through one
+ * pointer. A policy loaded anew is a new engine (a generation) that takes its place with
+ * one store: calls under way finish under the engine they began with, which is kept,
+ * never freed (hooks may also run after our destructor); sockets learn their rules again
+ * when they see the generation change (the generation is in bw_hot and in each
+ * descriptor's word). */
 #ifndef BW_STATE_H
 #define BW_STATE_H
 
@@ -12,13 +16,19 @@ enum bw_life { BW_LIFE_NEW, BW_LIFE_READY, BW_LIFE_OFF };
 
 struct bw_shim {
 	int life;                /* enum bw_life, atomic */
-	struct bw_config *cfg;
-	struct bw_engine engine;
+	struct bw_engine *cur;   /* the loaded policy's engine, atomic */
+	long pid;                /* the process the state belongs to (a vfork child differs) */
+	struct bw_engine first;  /* the engine of the policy loaded at start */
 };
 
 extern struct bw_shim bw_shim;
 
 __attribute__((cold)) void bw_init(void);
+
+/* Put the engine of a newly loaded policy in place of the current one (the seam for live
+ * reload): its rules find their breakers and buckets by name, sockets learn their rules
+ * anew. 0, or -1 (the current one stays) when it cannot be set up. */
+int bw_shim_swap(const struct bw_config *cfg);
 
 /* Initialize if need be; the engine when it is ready, this thread is not inside the
  * library's own work, and an op in `ops` has a rule. Keeps errno. */
@@ -33,7 +43,7 @@ static inline struct bw_engine *bw_engine_for_ops(unsigned ops)
 	if (__builtin_expect(!(hot & ops), 1))
 		return 0;
 	if (__builtin_expect((hot & BW_HOT_READY) && !bw_guarded(), 1))
-		return &bw_shim.engine;
+		return __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
 	return bw_engine_wake(ops);
 }
 
@@ -54,7 +64,7 @@ static inline int bw_tracking(void)
  * handler updates ours). A system call: asked only where a hook is about to write. */
 static inline int bw_borrowed_memory(void)
 {
-	long pid = __atomic_load_n(&bw_shim.engine.pid, __ATOMIC_RELAXED);
+	long pid = __atomic_load_n(&bw_shim.pid, __ATOMIC_RELAXED);
 	return pid && getpid() != pid;
 }
 

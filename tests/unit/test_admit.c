@@ -195,9 +195,9 @@ static void test_observe_never_refuses_or_waits(void **s)
 static void test_after_fork_releases_locks(void **s)
 {
 	(void)s;
-	*eng.store.rules[0].lock = 1;
+	*eng.store->rules[0].lock = 1;
 	bw_engine_after_fork(&eng);
-	assert_int_equal(*eng.store.rules[0].lock, 0);
+	assert_int_equal(*eng.store->rules[0].lock, 0);
 }
 
 static int namings, named_under_lock;
@@ -239,7 +239,7 @@ static void test_destination_named_once_outside_the_lock(void **s)
 	assert_int_equal(namings, 2);
 	assert_int_equal(named_under_lock, 0);
 	char labels[256] = "";
-	bw_store_snapshot(&eng.store, collect, labels);
+	bw_store_snapshot(eng.store, collect, labels);
 	assert_true(strcmp(labels, "?|127.0.0.1:80|") == 0 || strcmp(labels, "127.0.0.1:80|?|") == 0);
 }
 

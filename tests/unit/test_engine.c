@@ -524,20 +524,58 @@ static void test_connect_success_waits_for_confirmation(void **s)
 		assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
 		bw_engine_confirm(&eng, &c, 1);     /* reset before the first byte */
 	}
-	assert_int_equal(eng.store.rules[0].whole->brk.pos, BW_BRK_OPEN);
+	assert_int_equal(eng.store->rules[0].whole->brk.pos, BW_BRK_OPEN);
 	assert_int_equal(bw_engine_run(&eng, &c, &rng), ECONNREFUSED);   /* rejected */
 
 	/* half open: a connection that is made closes it at once */
 	fake_now += 1000001;
 	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
-	assert_int_equal(eng.store.rules[0].whole->brk.pos, BW_BRK_CLOSED);
+	assert_int_equal(eng.store->rules[0].whole->brk.pos, BW_BRK_CLOSED);
 	/* and a confirmed connection clears the count */
 	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
 	bw_engine_confirm(&eng, &c, 1);
-	assert_int_equal(eng.store.rules[0].whole->brk.consecutive, 1);
+	assert_int_equal(eng.store->rules[0].whole->brk.consecutive, 1);
 	assert_int_equal(bw_engine_run(&eng, &c, &rng), 0);
 	bw_engine_confirm(&eng, &c, 0);
-	assert_int_equal(eng.store.rules[0].whole->brk.consecutive, 0);
+	assert_int_equal(eng.store->rules[0].whole->brk.consecutive, 0);
+}
+
+/* A policy loaded anew finds its rules' breakers and buckets by name, whatever their
+ * position; a rule of a new name starts afresh; the old engine keeps working. */
+static void test_next_generation_keeps_state_by_name(void **s)
+{
+	(void)s;
+	rule.has_retry = 0;
+	rule.breaker = (struct bw_breaker){ .enabled = 1, .scope = BW_SCOPE_RULE,
+					    .consecutive = 1, .open_for = 1000000,
+					    .open_for_max = 1000000, .half_open_probes = 1 };
+	script[0] = ECONNREFUSED;
+	script_len = 1;
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);      /* opens the breaker */
+
+	static struct bw_rule rules2[2];
+	rules2[0] = rule;
+	strcpy(rules2[0].name, "new");
+	rules2[1] = rule;                                         /* "r", now second */
+	struct bw_config cfg2 = cfg;
+	cfg2.rules = rules2;
+	cfg2.n_rules = 2;
+	struct bw_engine next;
+	assert_int_equal(bw_engine_init_next(&next, &eng, &cfg2, 7), 0);
+	assert_int_equal(next.gen, eng.gen + 1);
+	assert_ptr_equal(next.store, eng.store);
+	struct bw_rng rng = { 5 };
+	calls = 0;
+	struct bw_call c = { .rule = &rules2[1], .op = BW_OP_CONNECT, .fd = 3,
+			     .attempt = scripted };
+	assert_int_equal(bw_engine_run(&next, &c, &rng), ECONNREFUSED);   /* still open */
+	assert_int_equal(calls, 0);
+	c.rule = &rules2[0];
+	script_len = 0;
+	assert_int_equal(bw_engine_run(&next, &c, &rng), 0);              /* a fresh breaker */
+	assert_int_equal(calls, 1);
+	assert_int_equal(run(BW_OP_CONNECT), ECONNREFUSED);              /* the old one too */
+	bw_engine_fini(&next);
 }
 
 int main(void)
@@ -566,6 +604,7 @@ int main(void)
 		T(test_signal_in_backoff),
 		T(test_signal_in_limit_wait),
 		T(test_connect_success_waits_for_confirmation),
+		T(test_next_generation_keeps_state_by_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

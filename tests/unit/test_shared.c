@@ -79,7 +79,7 @@ static void hammer(void *m, int n)
 	struct bw_engine e;
 	fake_reset();
 	bw_engine_init(&e, &cfg, &fake_env, getpid(), "child", 1);
-	bw_store_share(&e.store, m, getpid(), alive);
+	bw_store_share(e.store, m, getpid(), alive);
 	struct bw_call w = { .rule = &rules[0], .op = BW_OP_CONNECT, .key = 1 };
 	struct bw_call d = { .rule = &rules[1], .op = BW_OP_CONNECT, .key = 42, .dest = "x:1" };
 	for (int i = 0; i < n; i++) {

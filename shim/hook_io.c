@@ -214,16 +214,10 @@ static ssize_t do_readv(struct bw_xfer *x, size_t n)
 
 /* A plain-buffer send on a stream socket may be cut short by a byte limit; a datagram
  * or a scatter list is never cut. */
-static ssize_t run(int op, struct io *a, int shorten, int flags)
+static inline __attribute__((always_inline)) ssize_t run(int op, struct io *a, int shorten,
+							  int flags)
 {
-	struct bw_engine *e = bw_engine_for(op);
-	a->x.shorten = shorten;
-	a->x.dontwait = (flags & MSG_DONTWAIT) != 0;
-	a->x.nosignal = (flags & MSG_NOSIGNAL) != 0;
-	a->x.empty = 0;
-	if (!e)
-		return a->x.fn(&a->x, a->x.len);
-	return bw_xfer_run(e, &a->x);
+	return bw_xfer(op, &a->x, shorten, flags);
 }
 
 /* Each hook tests bw_fd_pass inline and goes straight to libc when no rule can act;

@@ -54,13 +54,10 @@ struct bw_real {
 extern struct bw_real bw_real;
 
 /* Resolve every pointer (idempotent, lock-free: each store is atomic and any thread may
- * race to do it). Hooks call this when a pointer is still NULL, which happens for calls
- * that arrive before our constructor. */
+ * race to do it). The stubs call it on their first call; init calls it once. */
 __attribute__((cold)) void bw_real_resolve(void);
 
-/* The pointer, resolved on first use. Never NULL after this returns unless libc lacks it. */
-#define BW_REAL(name) \
-	(__builtin_expect(__atomic_load_n(&bw_real.name, __ATOMIC_ACQUIRE) != 0, 1) ? bw_real.name \
-	 : (bw_real_resolve(), bw_real.name))
+/* The real function: one load (a stub until resolved, which resolves on its first call). */
+#define BW_REAL(name) (__atomic_load_n(&bw_real.name, __ATOMIC_RELAXED))
 
 #endif

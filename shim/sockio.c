@@ -404,8 +404,7 @@ static ssize_t outcome(struct run_ctx *r, int err, int saved)
 }
 
 /* A transfer whose rule has nothing to decide before its one attempt failed with err. */
-static __attribute__((noinline)) ssize_t direct_failed(struct bw_engine *e, struct bw_xfer *x,
-						       uint64_t w, int i, int err)
+ssize_t bw_xfer_failed(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i, int err)
 {
 	struct run_ctx r;
 	struct bw_call c;
@@ -451,7 +450,7 @@ static inline ssize_t run_word(struct bw_engine *e, struct bw_xfer *x, uint64_t 
 		ssize_t got = x->fn(x, x->len);
 		if (__builtin_expect(got >= 0, 1))
 			return got;
-		return direct_failed(e, x, w, i, errno);
+		return bw_xfer_failed(e, x, w, i, errno);
 	}
 	return covered(e, x, w, i, judged);
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include "engine.h"
 #include "fdtable.h"
+#include "state.h"
 
 /* A length not worked out yet: it lies in a scatter list, read only when a byte limit or
  * a partial transfer needs it (and then through the kernel: the program's pointers may
@@ -43,6 +44,47 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 
 /* Run one transfer; the hook returns this. */
 ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x);
+/* The real call of a plain transfer failed with err: what the transfer ends with. */
+ssize_t bw_xfer_failed(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i, int err);
+
+/* The rest of a transfer's description, which only calls that fail or have more to do
+ * than count themselves read. */
+static inline void bw_xfer_more(struct bw_xfer *x, int shorten, int flags)
+{
+	x->shorten = shorten;
+	x->dontwait = (flags & MSG_DONTWAIT) != 0;
+	x->nosignal = (flags & MSG_NOSIGNAL) != 0;
+	x->empty = 0;
+}
+
+/* A transfer, from the hook: the common covered call (a rule with nothing to decide
+ * before its one attempt and no byte bucket, on a socket learned under the loaded policy
+ * and no breaker watching it) is counted and made here; everything else goes to
+ * bw_xfer_run. `shorten`: a send that a byte limit may cut; flags: the call's MSG_*. */
+static inline __attribute__((always_inline)) ssize_t bw_xfer(int op, struct bw_xfer *x,
+							    int shorten, int flags)
+{
+	uint64_t hot = __atomic_load_n(&bw_hot, __ATOMIC_ACQUIRE);
+	uint64_t w = bw_fd_word(x->fd);
+	if (__builtin_expect((hot & BW_HOT_READY) && !bw_guarded() && bw_fd_current(w, hot) &&
+			     !(w & BW_FDW_BIT(BW_FDW_WATCH)), 1)) {
+		struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
+		int no = BW_FDW_GET(w, op == BW_OP_SEND ? BW_FDW_SEND : BW_FDW_RECV,
+				    BW_FDW_RULE_BITS);
+		if (no && (e->rt[no - 1].plain_ops & BW_OPBIT(op))) {
+			bw_engine_count_call(e, no - 1);
+			ssize_t got = x->fn(x, x->len);
+			if (__builtin_expect(got >= 0, 1))
+				return got;
+			int err = errno;
+			bw_xfer_more(x, shorten, flags);
+			return bw_xfer_failed(e, x, w, no - 1, err);
+		}
+	}
+	bw_xfer_more(x, shorten, flags);
+	struct bw_engine *e = bw_engine_for(op);
+	return e ? bw_xfer_run(e, x) : x->fn(x, x->len);
+}
 
 /* Event dest of a connected socket, looked up only when an event is logged. */
 void bw_sock_peer_name(const struct bw_call *c, char *buf, size_t cap);

@@ -216,6 +216,16 @@ void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int e
 		record(e, c, BW_OUT_FAILED);
 }
 
+double bw_engine_piece(const struct bw_rate_limit *rl)
+{
+	/* a stream send that may be cut waits for a useful piece (10 ms of the rate) rather
+	 * than spinning on one-byte writes */
+	double least = rl->rate / 100;
+	if (least > rl->burst)
+		least = rl->burst;
+	return least < 1 ? 1 : least;
+}
+
 size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want, int whole)
 {
 	int err;
@@ -229,15 +239,11 @@ size_t bw_engine_take_bytes(struct bw_engine *e, const struct bw_call *c, size_t
 	const struct bw_rate_limit *rl = &c->rule->rate_limit;
 	if (!rl->enabled || !rl->bytes || want == 0)
 		return want;
-	/* a stream send that may be cut waits for a useful piece (10 ms of the rate) rather
-	 * than spinning on one-byte writes */
-	double least = whole ? (double)want : rl->rate / 100;
+	double least = whole ? (double)want : bw_engine_piece(rl);
 	if (least > rl->burst)
 		least = rl->burst;
 	if (least > (double)want)
 		least = (double)want;
-	if (least < 1)
-		least = 1;
 	int64_t wait;
 	double got = try_take(e, c, (double)want, least, &wait);
 	if (got <= 0) {

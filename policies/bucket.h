@@ -18,4 +18,25 @@ struct bw_bucket {
 double bw_bucket_take(const struct bw_rate_limit *c, struct bw_bucket *b, int64_t now,
 		      double want, double least, int64_t *wait);
 
+/* The common case of bw_bucket_take, inline on the hot path: enough tokens for want after
+ * the refill (returns want), or -1 for the full story. */
+static inline double bw_bucket_take_all(const struct bw_rate_limit *c, struct bw_bucket *b,
+					int64_t now, double want)
+{
+	if (!b->last || want > c->burst)
+		return -1;
+	double t = b->tokens;
+	if (now > b->last) {
+		t += (double)(now - b->last) * (c->rate * 1e-6);
+		if (t > c->burst)
+			t = c->burst;
+	}
+	if (t + 1e-9 < want)
+		return -1;
+	b->tokens = t - want < 0 ? 0 : t - want;
+	if (now > b->last)
+		b->last = now;
+	return want;
+}
+
 #endif

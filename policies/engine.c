@@ -70,6 +70,10 @@ static int init(struct bw_engine *e, const struct bw_config *cfg, const struct b
 				e->rt[i].direct_ops |= BW_OPBIT(op);
 		if (!(r->rate_limit.enabled && r->rate_limit.bytes))
 			e->rt[i].plain_ops = e->rt[i].direct_ops;
+		else
+			e->rt[i].paced_ops = e->rt[i].direct_ops;
+		e->rt[i].piece = bw_engine_piece(&r->rate_limit);
+		e->rt[i].rate_limit = &r->rate_limit;
 		e->rt[i].slot = bw_store_adopt(e->store, r);
 		if (e->rt[i].slot < 0) {
 			bw_engine_fini(e);

@@ -48,6 +48,10 @@ struct bw_rule_rt {
 	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected */
 	unsigned direct_ops;                     /* ops that may skip the retry driver */
 	unsigned plain_ops;                      /* ... and have no byte bucket either */
+	unsigned paced_ops;                      /* ... and have a byte bucket */
+	double piece;                            /* the least a byte bucket gives a stream send
+						  * it may cut: 10 ms of its rate */
+	const struct bw_rate_limit *rate_limit;  /* the rule's, at hand */
 };
 
 /* A fault to inject into one attempt (SPEC 3.8). */
@@ -210,6 +214,8 @@ size_t bw_engine_bytes(struct bw_engine *e, const struct bw_call *c, size_t want
 /* The same, where a signal handler may end the wait: then 0 with *err set. */
 size_t bw_engine_take_bytes(struct bw_engine *e, const struct bw_call *c, size_t want,
 			    int whole, int *err);
+/* The least a byte bucket gives a stream send it may cut. */
+double bw_engine_piece(const struct bw_rate_limit *rl);
 /* Give back bytes taken by bw_engine_bytes that did not move. */
 void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n);
 /* The fault, if any, to inject into this attempt of c: decided from the seed, the rule

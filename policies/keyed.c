@@ -148,6 +148,11 @@ void *bw_keyed_lock(struct bw_keyed *k, uint64_t key, int64_t now, int *set)
 	return victim + 1;
 }
 
+const uint64_t *bw_keyed_key_of(const void *v)
+{
+	return &((const struct hdr *)v - 1)->key;
+}
+
 void bw_keyed_unlock(struct bw_keyed *k, int set)
 {
 	bw_spin_unlock(&k->locks[set]);

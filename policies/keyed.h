@@ -36,6 +36,9 @@ void bw_keyed_each(const struct bw_keyed *k, void (*fn)(const void *value, void 
  * died is taken over. Unlock with the returned set number. */
 void *bw_keyed_lock(struct bw_keyed *k, uint64_t key, int64_t now, int *set);
 void bw_keyed_unlock(struct bw_keyed *k, int set);
+/* Where the key of the entry whose value is v lies (it changes when the entry is given to
+ * another key). */
+const uint64_t *bw_keyed_key_of(const void *v);
 
 /* In a forked child: a private table's locks, held by threads that do not exist there,
  * are released; in a shared one the child takes its new pid as its lock value. */

@@ -181,12 +181,30 @@ static void mem_after_fork(struct bw_store *s, long pid)
 		s->self = (int)pid;
 }
 
+static int mem_pin(struct bw_store *s, const struct bw_ref *ref, int64_t now, struct bw_pin *out)
+{
+	int set;
+	struct bw_dest_state *st = lock_cell(s, ref, now, &set);
+	if (!st)
+		return -1;
+	struct bw_rule_cells *rc = &s->rules[ref->slot];
+	if (set < 0) {
+		*out = (struct bw_pin){ rc->lock, st, NULL };
+	} else {
+		*out = (struct bw_pin){ &rc->dests.locks[set], st, bw_keyed_key_of(st) };
+	}
+	unlock_cell(s, ref, set, st, now);
+	return 0;
+}
+
 static const struct bw_store_ops mem_ops = {
 	"process", mem_admit, mem_record, mem_take, mem_give, mem_snapshot, mem_after_fork,
+	mem_pin,
 };
 
 static const struct bw_store_ops group_ops = {
 	"group", mem_admit, mem_record, mem_take, mem_give, mem_snapshot, mem_after_fork,
+	mem_pin,
 };
 
 int bw_store_init(struct bw_store *s, const struct bw_config *cfg)

@@ -64,6 +64,15 @@ struct bw_cell_view {
 	const struct bw_dest_state *st;
 };
 
+/* A cell held on to between calls (a socket keeps one per direction): its lock, its
+ * state, and, for a cell of a destination table, where its key is, which says whether the
+ * table has since given the cell to another destination. */
+struct bw_pin {
+	int *lock;
+	struct bw_dest_state *st;
+	const uint64_t *key;             /* NULL: the rule's own cell */
+};
+
 struct bw_store;
 
 struct bw_store_ops {
@@ -84,6 +93,9 @@ struct bw_store_ops {
 			 void *arg);
 	/* In a forked child: locks that threads absent there may hold, the lock identity. */
 	void (*after_fork)(struct bw_store *s, long pid);
+	/* The cell of ref, made if new, as a pin: 0, or -1 when this backend keeps no cell
+	 * in memory to hold on to (every call then goes through take). */
+	int (*pin)(struct bw_store *s, const struct bw_ref *ref, int64_t now, struct bw_pin *out);
 };
 
 /* At most this many rules' cells in one store, over all the policies a process loads:
@@ -132,6 +144,44 @@ static inline double bw_store_take(struct bw_store *s, const struct bw_ref *ref,
 				   double least, int64_t *wait)
 {
 	return s->ops->take(s, ref, rl, now, want, least, wait);
+}
+
+/* Take want tokens, all of them, through a pin: want, or -1 when the pin is stale, the
+ * lock busy or the bucket short (the caller then goes the long way, bw_store_take). */
+static inline double bw_pin_take_all(const struct bw_store *s, const struct bw_pin *p,
+				     uint64_t key, const struct bw_rate_limit *rl, int64_t now,
+				     double want)
+{
+	if (!p->lock || bw_spin_lock(p->lock, s->self, s->alive) < 0)
+		return -1;
+	double got = -1;
+	if (!p->key || __atomic_load_n(p->key, __ATOMIC_RELAXED) == key)
+		got = bw_bucket_take_all(rl, &p->st->bucket, now, want);
+	bw_spin_unlock(p->lock);
+	return got;
+}
+
+/* Give n tokens back through a pin (bytes a send took and did not move): 0, or -1 as
+ * above. */
+static inline int bw_pin_give(const struct bw_store *s, const struct bw_pin *p, uint64_t key,
+			      const struct bw_rate_limit *rl, double n)
+{
+	if (!p->lock || bw_spin_lock(p->lock, s->self, s->alive) < 0)
+		return -1;
+	int ok = !p->key || __atomic_load_n(p->key, __ATOMIC_RELAXED) == key;
+	if (ok) {
+		p->st->bucket.tokens += n;
+		if (p->st->bucket.tokens > rl->burst)
+			p->st->bucket.tokens = rl->burst;
+	}
+	bw_spin_unlock(p->lock);
+	return ok ? 0 : -1;
+}
+
+static inline int bw_store_pin(struct bw_store *s, const struct bw_ref *ref, int64_t now,
+			       struct bw_pin *out)
+{
+	return s->ops->pin ? s->ops->pin(s, ref, now, out) : -1;
 }
 
 static inline void bw_store_give(struct bw_store *s, const struct bw_ref *ref,

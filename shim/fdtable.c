@@ -71,11 +71,6 @@ static struct bw_fd_cold *cold_at(int fd, int create)
 	return p ? &p[(unsigned)fd & (PAGE_FDS - 1)] : NULL;
 }
 
-uint64_t bw_fd_key(int fd)
-{
-	struct bw_fd_cold *c = cold_at(fd, 0);
-	return c ? __atomic_load_n(&c->key, __ATOMIC_RELAXED) : 0;
-}
 
 void bw_fd_get(int fd, struct bw_fdinfo *out)
 {
@@ -125,6 +120,21 @@ void bw_fd_forget(int fd)
 	__atomic_store_n(&c->key, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->watch_rule, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->peer_family, 0, __ATOMIC_RELAXED);
+	void *none[3] = { NULL, NULL, NULL };
+	bw_fd_pin_set(fd, BW_FD_RECV, none);
+	bw_fd_pin_set(fd, BW_FD_SEND, none);
+}
+
+/* The lock pointer goes last, and is what readers test: a pin with a lock is whole. */
+void bw_fd_pin_set(int fd, enum bw_fd_dir dir, void *const in[3])
+{
+	struct bw_fd_cold *c = cold_at(fd, in[0] != NULL);
+	if (!c)
+		return;
+	__atomic_store_n(&c->pin[dir][0], NULL, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->pin[dir][1], in[1], __ATOMIC_RELAXED);
+	__atomic_store_n(&c->pin[dir][2], in[2], __ATOMIC_RELAXED);
+	__atomic_store_n(&c->pin[dir][0], in[0], __ATOMIC_RELEASE);
 }
 
 void bw_fd_forget_range(unsigned lo, unsigned hi)

@@ -44,6 +44,7 @@ struct bw_fd_cold {
 	uint16_t peer_port;      /* network order */
 	uint16_t pad;
 	unsigned char peer_addr[16];
+	void *pin[2][3];         /* per direction: a store cell held on to (store.h bw_pin) */
 };
 
 extern uint64_t *bw_fd_words[BW_FD_MAX >> BW_FD_PAGE_BITS];
@@ -143,7 +144,14 @@ static inline void bw_fd_unpack(uint64_t w, struct bw_fdinfo *i)
 
 /* The entry of fd (key included); a descriptor never seen reads as UNKNOWN. */
 void bw_fd_get(int fd, struct bw_fdinfo *out);
-uint64_t bw_fd_key(int fd);
+static inline uint64_t bw_fd_key(int fd)
+{
+	if ((unsigned)fd >= BW_FD_MAX)
+		return 0;
+	struct bw_fd_cold *p = __atomic_load_n(&bw_fd_colds[(unsigned)fd >> BW_FD_PAGE_BITS],
+					       __ATOMIC_ACQUIRE);
+	return p ? __atomic_load_n(&p[(unsigned)fd & BW_FD_PAGE_MASK].key, __ATOMIC_RELAXED) : 0;
+}
 uint64_t bw_fd_pack(const struct bw_fdinfo *in);
 void bw_fd_put(int fd, const struct bw_fdinfo *in);
 void bw_fd_set_socket(int fd, int family, int type);
@@ -164,6 +172,31 @@ int bw_fd_unwatch(int fd);
 void bw_fd_set_peer(int fd, const struct sockaddr *sa, socklen_t len);
 /* The kept peer into ss; its length, 0 if none. */
 socklen_t bw_fd_peer(int fd, struct sockaddr_storage *ss);
+
+/* The store cell a direction of the socket holds on to (three pointers, opaque here);
+ * all NULL when none. Cleared whenever the socket's rules are worked out anew. */
+/* The cold entry of fd, NULL when its page was never written. */
+static inline struct bw_fd_cold *bw_fd_cold_of(int fd)
+{
+	struct bw_fd_cold *p = (unsigned)fd < BW_FD_MAX ?
+		__atomic_load_n(&bw_fd_colds[(unsigned)fd >> BW_FD_PAGE_BITS], __ATOMIC_ACQUIRE) :
+		NULL;
+	return p ? &p[(unsigned)fd & BW_FD_PAGE_MASK] : NULL;
+}
+
+static inline void bw_fd_pin_of(const struct bw_fd_cold *c, enum bw_fd_dir dir, void *out[3])
+{
+	void *const *pin = c ? c->pin[dir] : NULL;
+	out[0] = pin ? __atomic_load_n(&pin[0], __ATOMIC_ACQUIRE) : NULL;
+	out[1] = out[0] ? __atomic_load_n(&pin[1], __ATOMIC_RELAXED) : NULL;
+	out[2] = out[0] ? __atomic_load_n(&pin[2], __ATOMIC_RELAXED) : NULL;
+}
+
+static inline void bw_fd_pin_get(int fd, enum bw_fd_dir dir, void *out[3])
+{
+	bw_fd_pin_of(bw_fd_cold_of(fd), dir, out);
+}
+void bw_fd_pin_set(int fd, enum bw_fd_dir dir, void *const in[3]);
 
 /* Classify the descriptors the process already has (inherited across exec): afterwards
  * a descriptor the table does not know is not a socket. */

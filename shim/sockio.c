@@ -83,9 +83,13 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 	t.op = BW_OP_ACCEPT;
 	const struct bw_rule *a = sa ? bw_engine_match(e, &t, NULL) : NULL;
 	fi->io_known = 1;
-	/* a breaker watch names a rule of the policy it began under */
+	/* a breaker watch names a rule of the policy it began under; the store cells held
+	 * are those of the rules worked out before */
 	if (fi->gen != e->gen)
 		fi->watch = 0;
+	void *none[3] = { NULL, NULL, NULL };
+	bw_fd_pin_set(fd, BW_FD_RECV, none);
+	bw_fd_pin_set(fd, BW_FD_SEND, none);
 	fi->gen = e->gen;
 	fi->send_rule = bw_engine_rule_no(e, s);
 	fi->recv_rule = bw_engine_rule_no(e, r);
@@ -433,6 +437,138 @@ static __attribute__((noinline)) ssize_t covered(struct bw_engine *e, struct bw_
 		err = bw_engine_run(e, &c, bw_thread_rng());
 	}
 	return outcome(&r, err, saved);
+}
+
+/* Names a new store cell for `bulwark status` after the socket's peer. */
+static void xfer_label(const void *arg, char *buf, size_t cap)
+{
+	const struct bw_xfer *x = arg;
+	struct bw_call c = { .fd = x->fd };
+	bw_sock_peer_name(&c, buf, cap);
+}
+
+/* A transfer whose rule has nothing to decide before its one attempt but a byte bucket:
+ * a send takes its bytes first (a plain stream send may be cut to what the bucket holds,
+ * a datagram or record goes whole), a receive pays for what it brought in. When the
+ * bucket is short the transfer goes the general way, which waits. */
+/* The store cell this transfer's direction holds on to, pinned on first use. */
+static int pinned(struct bw_engine *e, const struct bw_xfer *x, const struct bw_ref *ref,
+		  int64_t now, struct bw_pin *pin)
+{
+	enum bw_fd_dir dir = x->op == BW_OP_SEND ? BW_FD_SEND : BW_FD_RECV;
+	void *p[3];
+	bw_fd_pin_get(x->fd, dir, p);
+	if (p[0]) {
+		*pin = (struct bw_pin){ p[0], p[1], p[2] };
+		return 0;
+	}
+	if (bw_store_pin(e->store, ref, now ? now : e->env.mono_us(), pin) < 0)
+		return -1;
+	void *q[3] = { pin->lock, pin->st, (void *)pin->key };
+	bw_fd_pin_set(x->fd, dir, q);
+	return 0;
+}
+
+static __attribute__((noinline)) ssize_t paced_slow(struct bw_engine *e, struct bw_xfer *x,
+						    uint64_t w, int i);
+static __attribute__((noinline)) void pace_after(struct bw_engine *e, struct bw_xfer *x,
+						 uint64_t w, int i, size_t got);
+
+/* The usual case of a paced transfer: its direction holds a pinned store cell whose bucket
+ * has the bytes. Anything else goes to paced_slow. */
+ssize_t bw_xfer_paced(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i)
+{
+	size_t want = x->len;
+	void *p[3];
+	const struct bw_fd_cold *cold = bw_fd_cold_of(x->fd);
+	bw_fd_pin_of(cold, x->op == BW_OP_SEND ? BW_FD_SEND : BW_FD_RECV, p);
+	if (__builtin_expect(!p[0] || want == BW_LEN_ASK || want == 0 ||
+			     e->mode == BW_MODE_OBSERVE, 0))
+		return paced_slow(e, x, w, i);
+	const struct bw_rate_limit *rl = e->rt[i].rate_limit;
+	struct bw_pin pin = { p[0], p[1], p[2] };
+	uint64_t key = __atomic_load_n(&cold->key, __ATOMIC_RELAXED);
+	ssize_t got;
+	if (x->op == BW_OP_SEND) {
+		if (bw_pin_take_all(e->store, &pin, key, rl, e->env.mono_us(), (double)want) < 0)
+			return paced_slow(e, x, w, i);
+		bw_engine_count_call(e, i);
+		got = x->fn(x, want);
+		if (__builtin_expect(got < (ssize_t)want, 0) &&
+		    bw_pin_give(e->store, &pin, key, rl,
+				(double)(want - (got > 0 ? (size_t)got : 0))) < 0) {
+			struct bw_ref ref = { e->rt[i].slot, rl->scope, key, xfer_label, x };
+			bw_store_give(e->store, &ref, rl, (double)(want - (got > 0 ? (size_t)got : 0)));
+		}
+	} else {
+		bw_engine_count_call(e, i);
+		got = x->fn(x, want);
+		if (got > 0 && bw_pin_take_all(e->store, &pin, key, rl, e->env.mono_us(),
+					       (double)got) < 0)
+			pace_after(e, x, w, i, (size_t)got);
+	}
+	if (__builtin_expect(got >= 0, 1))
+		return got;
+	return bw_xfer_failed(e, x, w, i, errno);
+}
+
+/* What a receive brought in is paced after the fact: it waits for its tokens. */
+static __attribute__((noinline)) void pace_after(struct bw_engine *e, struct bw_xfer *x,
+						 uint64_t w, int i, size_t got)
+{
+	int saved = errno;
+	struct run_ctx r;
+	struct bw_call c;
+	init_call(&c, &r, e, x, w, i, 0);
+	bw_engine_bytes(e, &c, got, 1);
+	errno = saved;
+}
+
+static ssize_t paced_slow(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i)
+{
+	const struct bw_rate_limit *rl = &e->cfg->rules[i].rate_limit;
+	size_t want = x->len;
+	if (want == BW_LEN_ASK || want == 0 || e->mode == BW_MODE_OBSERVE)
+		return covered(e, x, w, i, 0);
+	struct bw_ref ref = { e->rt[i].slot, rl->scope, bw_fd_key(x->fd), xfer_label, x };
+	struct bw_pin pin;
+	int64_t now, wait;
+	int have_pin = pinned(e, x, &ref, 0, &pin) == 0;
+	ssize_t got;
+	if (x->op == BW_OP_SEND) {
+		now = e->env.mono_us();
+		int whole = !x->shorten || BW_FDW_GET(w, BW_FDW_TYPE, 4) != SOCK_STREAM;
+		/* the usual case: the bucket holds all of it */
+		double took = have_pin ? bw_pin_take_all(e->store, &pin, ref.key, rl, now,
+							 (double)want) : -1;
+		if (took < 0) {
+			double least = whole ? (double)want : e->rt[i].piece;
+			if (least > (double)want)
+				least = (double)want;
+			took = bw_store_take(e->store, &ref, rl, now, (double)want, least, &wait);
+			if (took <= 0)
+				return covered(e, x, w, i, 0);
+		}
+		size_t taken = took >= (double)want ? want : (size_t)took;
+		bw_engine_count_call(e, i);
+		got = x->fn(x, whole ? want : taken);
+		if (got < (ssize_t)taken) {
+			double back = (double)(taken - (got > 0 ? (size_t)got : 0));
+			if (!have_pin || bw_pin_give(e->store, &pin, ref.key, rl, back) < 0)
+				bw_store_give(e->store, &ref, rl, back);
+		}
+	} else {
+		bw_engine_count_call(e, i);
+		got = x->fn(x, want);
+		now = got > 0 ? e->env.mono_us() : 0;
+		if (got > 0 && !(have_pin && bw_pin_take_all(e->store, &pin, ref.key, rl, now,
+							      (double)got) >= 0) &&
+		    bw_store_take(e->store, &ref, rl, now, (double)got, (double)got, &wait) <= 0)
+			pace_after(e, x, w, i, (size_t)got);
+	}
+	if (__builtin_expect(got >= 0, 1))
+		return got;
+	return bw_xfer_failed(e, x, w, i, errno);
 }
 
 /* The transfer under the rules word w gives its direction. `judged`: a breaker watch

@@ -46,6 +46,8 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x);
 /* The real call of a plain transfer failed with err: what the transfer ends with. */
 ssize_t bw_xfer_failed(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i, int err);
+/* A transfer whose rule has only a byte bucket to apply before its one attempt. */
+ssize_t bw_xfer_paced(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i);
 
 /* The rest of a transfer's description, which only calls that fail or have more to do
  * than count themselves read. */
@@ -79,6 +81,10 @@ static inline __attribute__((always_inline)) ssize_t bw_xfer(int op, struct bw_x
 			int err = errno;
 			bw_xfer_more(x, shorten, flags);
 			return bw_xfer_failed(e, x, w, no - 1, err);
+		}
+		if (no && (e->rt[no - 1].paced_ops & BW_OPBIT(op))) {
+			bw_xfer_more(x, shorten, flags);
+			return bw_xfer_paced(e, x, w, no - 1);
 		}
 	}
 	bw_xfer_more(x, shorten, flags);

@@ -30,7 +30,7 @@ LIB  := $(BUILD)/libbulwark.so
 TOOL := $(BUILD)/bulwark
 
 .PHONY: all deps test check unit unit-bins integration demo install clean bench check-asan \
-	check-tsan san-progs sanitizer-builds
+	check-tsan san-progs sanitizer-builds cpython-suites
 
 all: deps-build $(LIB) $(TOOL)
 
@@ -75,6 +75,11 @@ unit: deps all $(UNIT_BIN)
 
 integration: deps all $(ITEST_PROG) $(ITEST_SO)
 	@python3 tests/integration/run.py
+
+# CPython's own socket, asyncio and sqlite3 suites, bare and under the library: same
+# outcome per test (tests/cpython/README.md).
+cpython-suites: deps all
+	@python3 tests/cpython/run.py
 
 # The quick loop while working: unit and integration tests.
 check: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO)

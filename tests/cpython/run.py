@@ -197,23 +197,19 @@ class Job:
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
     def poll(self):
-        if self.proc.poll() is None:
-            if time.monotonic() - self.started < JOB_TIMEOUT:
-                return False
-            # A hang: its whole process group goes (regrtest and what the tests started).
-            self.timed_out = True
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-        else:
-            # Children the tests left behind go with the run.
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self.rc = self.proc.returncode
+        # Peek without reaping: while regrtest is a zombie its pid, which names its process
+        # group, cannot be reused, so killing the group reaches only what it started.
+        done = os.waitid(os.P_PID, self.proc.pid,
+                         os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        if not done and time.monotonic() - self.started < JOB_TIMEOUT:
+            return False
+        # A hang goes whole; after a normal end, children the tests left behind go too.
+        self.timed_out = not done
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.rc = self.proc.wait()
         self.took = time.monotonic() - self.started
         shutil.rmtree(self.tmp, ignore_errors=True)
         return True
@@ -382,8 +378,9 @@ def main(argv):
         (modules if found else missing).append(mod)
     skipped = len(missing) * len(policies)
     if missing:
-        log("cpython: skipped %s: not in the `test` package of %s; %s"
-            % (", ".join(m.name for m in missing), PYTHON, how))
+        log("cpython: skipped %s: not in the `test` package of %s; a CPython built from "
+            "source or by pyenv has them all, Debian's libpython%s-testsuite most"
+            % (", ".join(m.name for m in missing), PYTHON, ver))
     if not modules:
         print("cpython: 0 passed, 0 failed, %d skipped" % skipped)
         return 0
@@ -553,9 +550,10 @@ def main(argv):
         log("cpython: %s: calls per rule: %s; events: %s" % (
             pol, ", ".join("%s %d" % kv for kv in sorted(rules.items())) or "none",
             ", ".join("%s %d" % kv for kv in sorted(tot.items()))))
-        # Every rule must have met calls somewhere, or the policy leaves an op uncovered.
+        # Every rule must have met calls somewhere, or the policy leaves an op uncovered
+        # (only known when every module ran: test_sqlite3 alone has the sqlite calls).
         for rule in policy_rules(POLICIES[pol]):
-            if modules and not rules.get(rule):
+            if len(modules) == len(MODULES) and not rules.get(rule):
                 failed += 1
                 failures.append("%s: rule %s saw no call in any module" % (pol, rule))
         if pol == "observe" and modules and obs == 0:

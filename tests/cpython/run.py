@@ -105,6 +105,9 @@ _SHORT_TLS = ("new, not in issue 10: in observe mode a byte rate limit still sho
               "send() (here a TLS record); the test's asyncore POP3 server then reads half a "
               "record, gets an SSLWantReadError it does not expect, and its thread dies. "
               "Whether the rest of the record is there first is a matter of timing")
+_SHORT_PAIR = ("new, not in issue 10: in observe mode a byte rate limit still shortens "
+               "send(): of 1024 bytes sent on a socketpair fewer arrive, whenever the tests "
+               "before it left the bucket partly drained (so it depends on order and timing)")
 KNOWN = {
     "enforce:test.test_asyncio.test_sock_lowlevel.EPollEventLoopTests"
     ".test_sock_client_connect_racing": _RACING,
@@ -122,6 +125,12 @@ KNOWN = {
     "observe:test.test_poplib.TestPOP3_TLSClass.test_pass_": _SHORT_TLS,
     "observe:test.test_poplib.TestPOP3_TLSClass.test_user": _SHORT_TLS,
     "observe:test.test_poplib.TestPOP3_TLSClass.test_utf8": _SHORT_TLS,
+    "observe:test.test_asyncio.test_events.EPollEventLoopTests.test_writer_callback":
+        _SHORT_PAIR,
+    "observe:test.test_asyncio.test_events.PollEventLoopTests.test_writer_callback":
+        _SHORT_PAIR,
+    "observe:test.test_asyncio.test_events.SelectEventLoopTests.test_writer_callback":
+        _SHORT_PAIR,
 }
 
 # KNOWN entries whose difference depends on timing (it shows in some runs only): not
@@ -130,6 +139,9 @@ INTERMITTENT = {
     "observe:test.test_poplib.TestPOP3_TLSClass.test_pass_",
     "observe:test.test_poplib.TestPOP3_TLSClass.test_user",
     "observe:test.test_poplib.TestPOP3_TLSClass.test_utf8",
+    "observe:test.test_asyncio.test_events.EPollEventLoopTests.test_writer_callback",
+    "observe:test.test_asyncio.test_events.PollEventLoopTests.test_writer_callback",
+    "observe:test.test_asyncio.test_events.SelectEventLoopTests.test_writer_callback",
 }
 
 # Events that mean a policy acted. Under enforce.yaml none may appear.
@@ -497,21 +509,24 @@ def main(argv):
     # Per-module figures and verdicts.
     cols = ("ok", "fail", "error", "skip", "xfail", "xpass")
     log("")
-    log("%-32s %-8s %6s %5s %5s %5s %5s %6s %5s %9s"
-        % ("module", "run", "tests", "ok", "fail", "error", "skip", "xfail", "xpass", "mismatch"))
+    log("%-32s %-8s %6s %5s %5s %5s %5s %6s %5s %9s %6s %6s"
+        % ("module", "run", "tests", "ok", "fail", "error", "skip", "xfail", "xpass", "mismatch",
+           "known", "flaky"))
     passed = failed = 0
     failures = []
     for mod in modules:
         for mode in ["bare"] + policies:
             r = per_module[mode][mod.name]
             c = collections.Counter(o for o, _ in r.values())
-            bad = ""
+            counts = ["", "", ""]
             if mode != "bare":
-                bad = str(sum(1 for (k, _) in mismatches
-                              if k[0] == mode and module_of(k[1], modules) is mod))
-            log("%-32s %-8s %6d %5d %5d %5d %5d %6d %5d %9s"
+                counts = [str(sum(1 for k in keys if k[0] == mode and
+                                  module_of(k[1], modules) is mod))
+                          for keys in ([x[0] for x in mismatches], [x[0] for x in known],
+                                       [x[0] for x in flaky])]
+            log("%-32s %-8s %6d %5d %5d %5d %5d %6d %5d %9s %6s %6s"
                 % (mod.name if mode == "bare" else "", mode, len(r),
-                   *[c[x] for x in cols], bad))
+                   *[c[x] for x in cols], *counts))
         for pol in policies:
             why = []
             for mode in ("bare", pol):

@@ -29,8 +29,8 @@ ITEST_SO   := $(patsubst tests/integration/progs/%.so.c,$(BUILD)/itest/%.so,$(wi
 LIB  := $(BUILD)/libbulwark.so
 TOOL := $(BUILD)/bulwark
 
-.PHONY: all deps test check unit unit-bins integration conformance demo install clean bench \
-	bench-instr check-asan check-tsan san-progs sanitizer-builds
+.PHONY: all deps test check unit unit-bins integration conformance cpython-suites demo \
+	install clean bench bench-instr check-asan check-tsan san-progs sanitizer-builds
 
 all: deps-build $(LIB) $(TOOL)
 
@@ -92,7 +92,12 @@ unit: deps all $(UNIT_BIN)
 integration: deps all $(ITEST_PROG) $(ITEST_SO)
 	@python3 tests/integration/run.py
 
-# The quick loop while working: unit, integration and conformance tests.
+# CPython's own socket, asyncio and sqlite3 suites, bare and under the library: same
+# outcome per test (tests/cpython/README.md).
+cpython-suites: deps all
+	@python3 tests/cpython/run.py
+
+# The quick loop while working: unit, integration, conformance and CPython's suites.
 check: deps all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO) $(CONF_DRIVER)
 	@sh tests/run-all.sh $(UNIT_BIN)
 

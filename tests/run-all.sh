@@ -1,7 +1,7 @@
 #!/bin/sh
 # The whole suite, one closing line: cmocka unit tests, integration tests with real
-# programs, the differential conformance suite, then (with --sanitizers) the ASan+UBSan
-# and TSan runs.
+# programs, the differential conformance suite, CPython's own suites bare and under the
+# library, then (with --sanitizers) the ASan+UBSan and TSan runs.
 # usage: run-all.sh [--sanitizers] UNIT_BINARY...
 san=0
 if [ "${1:-}" = "--sanitizers" ]; then san=1; shift; fi
@@ -14,6 +14,7 @@ step() {
 step sh tests/unit/run.sh "$@"
 step python3 tests/integration/run.py
 step python3 tests/conformance/run.py
+step python3 tests/cpython/run.py
 if [ $san -eq 1 ]; then
 	step env ASAN_OPTIONS=detect_leaks=1 sh tests/unit/run.sh build-asan/tests/test_*
 	step python3 tests/sanitize/run.py build-asan asan

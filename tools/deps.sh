@@ -5,6 +5,12 @@ set -u
 build="gcc make libc6-dev libyaml-dev libsqlite3-dev libjansson-dev"
 test="$build libcmocka-dev sqlite3 libsqlite3-dev curl strace python3 nodejs procps default-jdk-headless wget git redis-server redis-tools postgresql"
 fuzz="clang libclang-rt-14-dev"
+# Debian's python3 keeps CPython's own test suite (tests/cpython) in a package apart; a
+# python3 from elsewhere (pyenv) brings its own.
+if [ "$(command -v python3 || echo /usr/bin/python3)" = /usr/bin/python3 ]; then
+	v=$(readlink -f /usr/bin/python3 2>/dev/null | sed -n 's|.*/python\(3\.[0-9]*\)$|\1|p')
+	test="$test libpython${v:-3.11}-testsuite"
+fi
 case "${1:-build}" in
 	build) want=$build ;;
 	fuzz) want="$build $fuzz" ;;

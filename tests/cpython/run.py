@@ -91,58 +91,15 @@ MODULES = [
     Module("test_asyncio.test_streams", 2),
 ]
 
-# Tests whose outcome the library is known to change, and why. Key: a test id (as
-# regrtest names it), valid under every policy, or "POLICY:test id" for one policy.
-_RACING = ("issue 10 defect 3: after a refused connect on a socket, the next connect on it "
-           "gets ECONNABORTED instead of succeeding, so the test gives up and skips")
-_SHORT_RECV = ("new, not in issue 10: a byte rate limit shortens recv/recvfrom to what the "
-               "bucket holds, also in observe mode; on a datagram socket the rest of the "
-               "datagram is lost (4096 sent, 1024 received)")
-_SHORT_SEND = ("new, not in issue 10: in observe mode a byte rate limit still shortens "
-               "send() to what the bucket holds; the test's FTP server, blocked in accept() "
-               "after a short send of its PASV reply, never gets the client's connect")
-_SHORT_TLS = ("new, not in issue 10: in observe mode a byte rate limit still shortens "
-              "send() (here a TLS record); the test's asyncore POP3 server then reads half a "
-              "record, gets an SSLWantReadError it does not expect, and its thread dies. "
-              "Whether the rest of the record is there first is a matter of timing")
-_SHORT_PAIR = ("new, not in issue 10: in observe mode a byte rate limit still shortens "
-               "send(): of 1024 bytes sent on a socketpair fewer arrive, whenever the tests "
-               "before it left the bucket partly drained (so it depends on order and timing)")
-KNOWN = {
-    "enforce:test.test_asyncio.test_sock_lowlevel.EPollEventLoopTests"
-    ".test_sock_client_connect_racing": _RACING,
-    "enforce:test.test_asyncio.test_sock_lowlevel.PollEventLoopTests"
-    ".test_sock_client_connect_racing": _RACING,
-    "enforce:test.test_asyncio.test_sock_lowlevel.SelectEventLoopTests"
-    ".test_sock_client_connect_racing": _RACING,
-    "observe:test.test_asyncio.test_sock_lowlevel.EPollEventLoopTests.test_recvfrom":
-        _SHORT_RECV,
-    "observe:test.test_asyncio.test_sock_lowlevel.PollEventLoopTests.test_recvfrom":
-        _SHORT_RECV,
-    "observe:test.test_asyncio.test_sock_lowlevel.SelectEventLoopTests.test_recvfrom":
-        _SHORT_RECV,
-    "observe:test.test_ftplib.TestFTPClass.test_mlsd": _SHORT_SEND,
-    "observe:test.test_poplib.TestPOP3_TLSClass.test_pass_": _SHORT_TLS,
-    "observe:test.test_poplib.TestPOP3_TLSClass.test_user": _SHORT_TLS,
-    "observe:test.test_poplib.TestPOP3_TLSClass.test_utf8": _SHORT_TLS,
-    "observe:test.test_asyncio.test_events.EPollEventLoopTests.test_writer_callback":
-        _SHORT_PAIR,
-    "observe:test.test_asyncio.test_events.PollEventLoopTests.test_writer_callback":
-        _SHORT_PAIR,
-    "observe:test.test_asyncio.test_events.SelectEventLoopTests.test_writer_callback":
-        _SHORT_PAIR,
-}
+# Tests whose outcome under a policy differs from bare, with why: a defect being fixed.
+# Empty: every difference once listed here was mended (issue 10: a refused connect left
+# its socket to fail the next with ECONNABORTED; a byte limit cut received datagrams, and
+# observe mode cut sends).
+KNOWN = {}
 
 # KNOWN entries whose difference depends on timing (it shows in some runs only): not
 # seeing it in a run is no sign that it is fixed.
-INTERMITTENT = {
-    "observe:test.test_poplib.TestPOP3_TLSClass.test_pass_",
-    "observe:test.test_poplib.TestPOP3_TLSClass.test_user",
-    "observe:test.test_poplib.TestPOP3_TLSClass.test_utf8",
-    "observe:test.test_asyncio.test_events.EPollEventLoopTests.test_writer_callback",
-    "observe:test.test_asyncio.test_events.PollEventLoopTests.test_writer_callback",
-    "observe:test.test_asyncio.test_events.SelectEventLoopTests.test_writer_callback",
-}
+INTERMITTENT = set()
 
 # Events that mean a policy acted. Under enforce.yaml none may appear.
 ACTING = ("retry", "recovered", "gave_up", "timeout", "breaker", "rejected", "throttled",

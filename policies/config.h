@@ -6,8 +6,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Durations are kept in microseconds: the finest unit a policy can name. */
+/* Durations are kept in microseconds: the finest unit a policy can name. Code writes
+ * them in these units (200 * BW_MS, 5 * BW_MIN), as a policy would. */
 typedef int64_t bw_usec;
+#define BW_US ((bw_usec)1)
+#define BW_MS (1000 * BW_US)
+#define BW_SEC (1000 * BW_MS)
+#define BW_MIN (60 * BW_SEC)
+#define BW_HOUR (60 * BW_MIN)
 
 enum bw_op {
 	BW_OP_CONNECT,
@@ -128,7 +134,7 @@ struct bw_rule {
 	struct bw_dest *fallback; int n_fallback;
 	struct bw_inject *inject; int n_inject;
 	enum bw_nonblocking nonblocking;
-	int max_keys;            /* per-destination state bound, default 4096 */
+	int max_keys;            /* per-destination state bound */
 };
 
 /* Bounds on what loading a policy may cost, in every process that loads the library. A
@@ -190,7 +196,7 @@ struct bw_config *bw_config_default(void);
 struct bw_config *bw_config_parse_default(void);
 void bw_config_free(struct bw_config *cfg);
 
-/* The built-in policy of SPEC section 7, as YAML text. */
+/* The built-in policy as YAML text: what `bulwark check --default` prints. */
 extern const char bw_default_policy_yaml[];
 
 /* Effective policy as YAML, presets and defaults expanded. */

@@ -7,6 +7,7 @@
 #include "config_int.h"
 #include "errnames.h"
 #include "units.h"
+#include "vocab.h"
 
 struct out {
 	FILE *f;
@@ -222,7 +223,7 @@ static void dump_retry(struct out *o, const struct bw_retry *r)
 	kdur(o, 2, "base", r->base);
 	kdur(o, 2, "max", r->max);
 	knum(o, 2, "multiplier", r->multiplier);
-	kv(o, 2, "jitter", "%s", cf_jitter_names[r->jitter]);
+	kv(o, 2, "jitter", "%s", bw_jitter_names[r->jitter]);
 	if (r->deadline)
 		kdur(o, 1, "deadline", r->deadline);
 	if (r->budget_ratio > 0) {
@@ -248,7 +249,7 @@ static void dump_timeout(struct out *o, const struct bw_timeout *t)
 static void dump_breaker(struct out *o, const struct bw_breaker *b)
 {
 	head(o, 0, "breaker");
-	kv(o, 1, "scope", "%s", cf_scope_names[b->scope]);
+	kv(o, 1, "scope", "%s", bw_scope_names[b->scope]);
 	head(o, 1, "trip");
 	if (b->consecutive)
 		kv(o, 2, "consecutive", "%d", b->consecutive);
@@ -268,7 +269,7 @@ static void dump_rate_limit(struct out *o, const struct bw_rate_limit *rl)
 	char b[64];
 	bw_format_rate(rl->rate, rl->bytes, b, sizeof b);
 	head(o, 0, "rate_limit");
-	kv(o, 1, "scope", "%s", cf_scope_names[rl->scope]);
+	kv(o, 1, "scope", "%s", bw_scope_names[rl->scope]);
 	kv(o, 1, "rate", "%s", b);
 	/* The default burst, one second's worth, may be no decimal a policy can write (61/min
 	 * is 1.01666.../s): then it is left out, and loading derives it again from the rate. */
@@ -276,7 +277,7 @@ static void dump_rate_limit(struct out *o, const struct bw_rate_limit *rl)
 		format_burst(rl, b, sizeof b);
 		kv(o, 1, "burst", "%s", b);
 	}
-	kv(o, 1, "on_limit", "%s", cf_onlimit_names[rl->on_limit]);
+	kv(o, 1, "on_limit", "%s", bw_onlimit_names[rl->on_limit]);
 	kdur(o, 1, "max_wait", rl->max_wait);
 	if (rl->err)
 		kv(o, 1, "errno", "%s", bw_err_name(rl->err));
@@ -323,7 +324,7 @@ static void dump_rule(struct out *o, const struct bw_rule *r)
 	for (int i = 0; i < r->n_inject; i++)
 		dump_inject(o, &r->inject[i]);
 	if (r->match.ops & BW_OPBIT(BW_OP_CONNECT))   /* elsewhere it would not load */
-		kv(o, 0, "nonblocking", "%s", cf_nb_names[r->nonblocking]);
+		kv(o, 0, "nonblocking", "%s", bw_nb_names[r->nonblocking]);
 	kv(o, 0, "max_keys", "%d", r->max_keys);
 }
 
@@ -339,14 +340,14 @@ static void dump_log(struct out *o, const struct bw_log *lg)
 	if (lg->sink == BW_SINK_FILE) {
 		/* quoted whole: the ':' of file: is never plain; the path may be of any length */
 		indent(o, 1);
-		fputs("sink: \"file:", o->f);
+		fprintf(o->f, "sink: \"%s:", bw_sink_names[BW_SINK_FILE]);
 		put_escaped(o->f, lg->path ? lg->path : "");
 		fputs("\"\n", o->f);
 	} else {
-		kv(o, 1, "sink", "%s", lg->sink == BW_SINK_SYSLOG ? "syslog" : "stderr");
+		kv(o, 1, "sink", "%s", bw_sink_names[lg->sink]);
 	}
-	kv(o, 1, "level", "%s", cf_level_names[lg->level]);
-	kv(o, 1, "syslog_facility", "%s", cf_facility_name(lg->facility));
+	kv(o, 1, "level", "%s", bw_level_names[lg->level]);
+	kv(o, 1, "syslog_facility", "%s", bw_facility_name(lg->facility));
 	kv(o, 1, "summary", "%s", lg->summary ? "true" : "false");
 }
 
@@ -355,12 +356,12 @@ void bw_config_dump(const struct bw_config *cfg, FILE *out)
 	struct out o = { out, 0, NULL };
 	fprintf(out, "# effective policy of %s: defaults merged, presets expanded\n", cfg->path);
 	kv(&o, 0, "version", "%d", cfg->version);
-	kv(&o, 0, "mode", "%s", cf_mode_names[cfg->mode]);
-	kv(&o, 0, "on_config_error", "%s", cf_onerr_names[cfg->on_config_error]);
+	kv(&o, 0, "mode", "%s", bw_mode_names[cfg->mode]);
+	kv(&o, 0, "on_config_error", "%s", bw_onerr_names[cfg->on_config_error]);
 	kv(&o, 0, "seed", "%" PRIu64, cfg->seed);
 	dump_log(&o, &cfg->log);
 	head(&o, 0, "state");
-	kv(&o, 1, "share", "%s", cf_share_names[cfg->state.share]);
+	kv(&o, 1, "share", "%s", bw_share_names[cfg->state.share]);
 	if (cfg->state.dir)
 		kstr(&o, 1, "dir", cfg->state.dir);
 	else

@@ -8,8 +8,6 @@
 #include "ops.h"
 
 #define CF_PATH_MAX 96   /* "rules[12].breaker.trip.consecutive" and the like */
-#define CF_DEFAULT_MAX_KEYS 4096
-
 
 /* Which sections and keys apply to which ops: from the op table (ops.h). */
 #define CF_DEST_OPS bw_ops_keyed(BW_KEY_DEST)
@@ -28,6 +26,7 @@ struct cf_mark {
 /* Fields a rule or `defaults` may set, one bit each: a rule's own bits win, the others
  * are inherited from `defaults` one by one, the rest get built-in values. */
 enum cf_field {
+	F_NONE = -1,                   /* a key that holds other keys, no field of its own */
 	F_ATTEMPTS, F_ON, F_BASE, F_MAX, F_MULT, F_JITTER, F_DEADLINE,
 	F_BUDGET, F_BUDGET_RATIO, F_BUDGET_MIN,
 	F_T_CONNECT, F_T_RECV, F_T_SEND,
@@ -38,6 +37,15 @@ enum cf_field {
 	F_COUNT
 };
 #define FBIT(f) ((uint64_t)1 << (f))
+
+/* Where each field lives in struct bw_rule (config_merge.c): bytes [off, off + len). A
+ * field of one member covers that member; F_ON covers retry.on and retry.n_on, F_L_RATE
+ * rate_limit.rate and rate_limit.bytes. Fields copied by other means (F_BUDGET, a section
+ * of fields; F_FALLBACK, F_INJECT, lists) have len 0. */
+struct cf_slot {
+	size_t off, len;
+};
+extern const struct cf_slot cf_slots[F_COUNT];
 
 enum cf_section { S_RETRY, S_TIMEOUT, S_BREAKER, S_RATE_LIMIT, S_COUNT };
 #define SBIT(s) (1u << (s))
@@ -122,7 +130,32 @@ void cf_own(struct cf_draft *d, int f, yaml_node_t *k);
 void cf_not_applicable(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
 		       const char *path, const char *why);
 
-/* config_section.c: retry, timeout, breaker, rate_limit. */
+/* config_section.c: retry, timeout, breaker, rate_limit. Each of their mappings is a table
+ * of keys; a key names the field it sets, and its value is read into that field's slot,
+ * so that neither the order of the keys nor of the fields can pair a key with another
+ * field. */
+struct cf_key;
+/* Reads v into the draft: 0 when the key counts as written, -1 when it does not. */
+typedef int (*cf_read_fn)(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+			  yaml_node_t *k, yaml_node_t *v, const char *path);
+struct cf_key {
+	const char *name;
+	enum cf_field field;           /* written when read succeeds; F_NONE: nothing */
+	cf_read_fn read;
+	long lo, hi;                   /* integers: the range allowed */
+	const char *const *names;      /* enumerations: the names, indexed by value */
+	unsigned ops;                  /* the ops the key is about (BW_OPBIT); 0: any */
+	const struct cf_key *keys;     /* a mapping of keys: those inside */
+};
+#define CF_MAX_KEYS 6   /* the most keys any section mapping has */
+/* Every section mapping, by path, for the merge (timeouts apply by op) and for tests. */
+struct cf_section_keys {
+	const char *path;              /* "retry.backoff" */
+	const struct cf_key *keys;     /* ending with a NULL name */
+};
+extern const struct cf_section_keys cf_sections[];   /* ending with a NULL path */
+extern const struct cf_key cf_timeout_keys[];
+
 void cf_parse_retry(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v);
 void cf_parse_timeout(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v);
 void cf_parse_breaker(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v);
@@ -135,18 +168,9 @@ const char *cf_rule_name(const struct cf_draft *d);
 /* config_merge.c: defaults under a rule, built-in values, checks across fields. */
 void cf_check_defaults(struct cf_loader *l, struct cf_draft *defs);
 void cf_finish_rule(struct cf_loader *l, struct cf_draft *d, const struct cf_draft *defs);
-
-/* config_default.c: names of enumerations, NULL-terminated, in enum order. */
-extern const char *const cf_mode_names[];
-extern const char *const cf_onerr_names[];
-extern const char *const cf_level_names[];
-extern const char *const cf_jitter_names[];
-extern const char *const cf_scope_names[];
-extern const char *const cf_onlimit_names[];
-extern const char *const cf_nb_names[];
-extern const char *const cf_share_names[];
-extern const char *const cf_facility_names[];
-extern const int cf_facility_values[];
-const char *cf_facility_name(int value);
+/* Built-in values (builtin.h) into every field of an enabled section that have (FBIT
+ * mask) does not hold; a disabled section is cleared. has_retry, breaker.enabled and
+ * rate_limit.enabled must be set. */
+void cf_fill(struct bw_rule *r, uint64_t have);
 
 #endif

@@ -3,92 +3,99 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "builtin.h"
 #include "config_int.h"
+#include "units.h"
+#include "vocab.h"
 
-static const char *const top_keys[] = { "version", "mode", "on_config_error", "seed", "log",
-					"defaults", "rules", "state", NULL };
+/* Each mapping's keys, named by id: the id, not the position, says which key is which. */
 enum { T_VERSION, T_MODE, T_ONERR, T_SEED, T_LOG, T_DEFAULTS, T_RULES, T_STATE, T_COUNT };
+static const char *const top_keys[T_COUNT + 1] = {
+	[T_VERSION] = "version", [T_MODE] = "mode", [T_ONERR] = "on_config_error",
+	[T_SEED] = "seed", [T_LOG] = "log", [T_DEFAULTS] = "defaults", [T_RULES] = "rules",
+	[T_STATE] = "state",
+};
 
-static const char *const log_keys[] = { "sink", "level", "syslog_facility", "summary", NULL };
-static const char *const state_keys[] = { "share", "dir", NULL };
+enum { L_SINK, L_LEVEL, L_FACILITY, L_SUMMARY, L_COUNT };
+static const char *const log_keys[L_COUNT + 1] = {
+	[L_SINK] = "sink", [L_LEVEL] = "level", [L_FACILITY] = "syslog_facility",
+	[L_SUMMARY] = "summary",
+};
+
+enum { ST_SHARE, ST_DIR, ST_COUNT };
+static const char *const state_keys[ST_COUNT + 1] = { [ST_SHARE] = "share", [ST_DIR] = "dir" };
 
 static void parse_sink(struct cf_loader *l, yaml_node_t *v)
 {
 	struct bw_log *lg = &l->cfg->log;
-	const char *s = cf_scalar(l, v, "log.sink", "stderr, syslog or file:PATH");
+	const char *s = cf_scalar(l, v, "log.sink", BW_SINK_WHAT), *path;
+	enum bw_sink_kind kind;
+	char err[160], *copy = NULL;
 	if (!s)
 		return;
-	if (strcmp(s, "stderr") == 0) {
-		lg->sink = BW_SINK_STDERR;
-	} else if (strcmp(s, "syslog") == 0) {
-		lg->sink = BW_SINK_SYSLOG;
-	} else if (strncmp(s, "file:", 5) == 0 && s[5]) {
-		lg->sink = BW_SINK_FILE;
-		free(lg->path);
-		if (!(lg->path = strdup(s + 5)))
-			cf_error(l, cf_mark_of(v), "log.sink: out of memory");
-	} else if (strcmp(s, "file:") == 0) {
-		cf_error(l, cf_mark_of(v), "log.sink: file: needs a path, e.g. "
-			 "file:/var/log/bulwark.jsonl");
-	} else {
-		cf_error(l, cf_mark_of(v), "log.sink: expected stderr, syslog or file:PATH, got '%s'",
-			 s);
+	if (bw_parse_sink(s, &kind, &path, err, sizeof err) < 0) {
+		cf_error(l, cf_mark_of(v), "log.sink: %s", err);
+		return;
 	}
+	if (path && !(copy = strdup(path))) {
+		cf_error(l, cf_mark_of(v), "log.sink: out of memory");
+		return;
+	}
+	free(lg->path);
+	lg->path = copy;
+	lg->sink = kind;
 }
 
 static void parse_log(struct cf_loader *l, yaml_node_t *n)
 {
-	yaml_node_t *k[4], *v[4];
+	yaml_node_t *k[L_COUNT], *v[L_COUNT];
 	struct bw_log *lg = &l->cfg->log;
 	int e;
 	if (cf_map(l, n, "log", log_keys, k, v) < 0)
 		return;
-	if (v[0])
-		parse_sink(l, v[0]);
-	if (v[1] && cf_enum(l, v[1], "log.level", cf_level_names, &e) == 0)
+	if (v[L_SINK])
+		parse_sink(l, v[L_SINK]);
+	if (v[L_LEVEL] && cf_enum(l, v[L_LEVEL], "log.level", bw_level_names, &e) == 0)
 		lg->level = (enum bw_level)e;
-	if (v[2] && cf_enum(l, v[2], "log.syslog_facility", cf_facility_names, &e) == 0)
-		lg->facility = cf_facility_values[e];
-	if (v[3])
-		cf_bool(l, v[3], "log.summary", &lg->summary);
+	if (v[L_FACILITY] &&
+	    cf_enum(l, v[L_FACILITY], "log.syslog_facility", bw_facility_names, &e) == 0)
+		lg->facility = bw_facility_values[e];
+	if (v[L_SUMMARY])
+		cf_bool(l, v[L_SUMMARY], "log.summary", &lg->summary);
 }
 
 static void parse_state(struct cf_loader *l, yaml_node_t *n)
 {
-	yaml_node_t *k[2], *v[2];
+	yaml_node_t *k[ST_COUNT], *v[ST_COUNT];
 	struct bw_state *st = &l->cfg->state;
 	const char *s;
 	int e;
 	if (cf_map(l, n, "state", state_keys, k, v) < 0)
 		return;
-	if (v[0] && cf_enum(l, v[0], "state.share", cf_share_names, &e) == 0)
+	if (v[ST_SHARE] && cf_enum(l, v[ST_SHARE], "state.share", bw_share_names, &e) == 0)
 		st->share = (enum bw_share)e;
-	if (!v[1] || !(s = cf_scalar(l, v[1], "state.dir", "auto or an absolute path")))
+	if (!v[ST_DIR] || !(s = cf_scalar(l, v[ST_DIR], "state.dir", "auto or an absolute path")))
 		return;
 	if (strcmp(s, "auto") == 0)
 		return;
 	if (s[0] != '/')   /* the same for every process of the tree, whatever its cwd */
-		cf_error(l, cf_mark_of(v[1]), "state.dir: expected auto or an absolute path, got '%s'",
-			 s);
+		cf_error(l, cf_mark_of(v[ST_DIR]), "state.dir: expected auto or an absolute path, got "
+			 "'%s'", s);
 	else if (strlen(s) > BW_STATE_DIR_MAX)   /* cut short, it would name another directory */
-		cf_error(l, cf_mark_of(v[1]), "state.dir: longer than %d characters (%zu)",
+		cf_error(l, cf_mark_of(v[ST_DIR]), "state.dir: longer than %d characters (%zu)",
 			 BW_STATE_DIR_MAX, strlen(s));
 	else if (!(st->dir = strdup(s)))
-		cf_error(l, cf_mark_of(v[1]), "state.dir: out of memory");
+		cf_error(l, cf_mark_of(v[ST_DIR]), "state.dir: out of memory");
 }
 
 static void parse_seed(struct cf_loader *l, yaml_node_t *v)
 {
-	const char *s = cf_text(v), *p = s;
-	uint64_t seed = 0;
-	int ok = s && *s;
-	for (; ok && *p; p++)
-		ok = *p >= '0' && *p <= '9' && !__builtin_mul_overflow(seed, 10, &seed) &&
-		     !__builtin_add_overflow(seed, (uint64_t)(*p - '0'), &seed);
-	if (ok)
-		l->cfg->seed = seed;
-	else
-		cf_expected(l, v, "seed", "an integer from 0 to 18446744073709551615 (0: random)");
+	const char *s = cf_text(v);
+	char err[160];
+	if (!s)
+		cf_expected(l, v, "seed", BW_SEED_WHAT);
+	else if (bw_parse_seed(s, &l->cfg->seed, err, sizeof err) < 0)
+		cf_error(l, cf_mark_of(v), "seed: %s", err);
 }
 
 static void parse_version(struct cf_loader *l, yaml_node_t *root, yaml_node_t *v)
@@ -185,9 +192,9 @@ static void parse_top(struct cf_loader *l, yaml_node_t *root)
 	if (cf_map(l, root, "", top_keys, k, v) < 0)
 		return;
 	parse_version(l, root, v[T_VERSION]);
-	if (v[T_MODE] && cf_enum(l, v[T_MODE], "mode", cf_mode_names, &e) == 0)
+	if (v[T_MODE] && cf_enum(l, v[T_MODE], "mode", bw_mode_names, &e) == 0)
 		cfg->mode = (enum bw_mode)e;
-	if (v[T_ONERR] && cf_enum(l, v[T_ONERR], "on_config_error", cf_onerr_names, &e) == 0)
+	if (v[T_ONERR] && cf_enum(l, v[T_ONERR], "on_config_error", bw_onerr_names, &e) == 0)
 		cfg->on_config_error = (enum bw_on_error)e;
 	if (v[T_SEED])
 		parse_seed(l, v[T_SEED]);
@@ -216,14 +223,9 @@ static void check_no_nul(struct cf_loader *l)
 
 static struct bw_config *new_config(void)
 {
-	struct bw_config *cfg = calloc(1, sizeof *cfg);
-	if (!cfg)
-		return NULL;
-	cfg->version = 1;
-	cfg->log.sink = BW_SINK_STDERR;
-	cfg->log.level = BW_LVL_INFO;
-	cfg->log.facility = cf_facility_values[0];
-	cfg->log.summary = 1;
+	struct bw_config *cfg = malloc(sizeof *cfg);
+	if (cfg)
+		*cfg = bw_builtin_config;
 	return cfg;
 }
 

@@ -3,43 +3,42 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include "builtin.h"
 #include "config_int.h"
 #include "dest.h"
 #include "units.h"
-
-#define MS 1000LL
-#define SEC 1000000LL
-
 
 #define RANGE(a, b) ((FBIT((b) + 1) - 1) & ~(FBIT(a) - 1))
 #define RETRY_FIELDS RANGE(F_ATTEMPTS, F_BUDGET_MIN)
 #define BREAKER_FIELDS RANGE(F_B_SCOPE, F_B_ERR)
 #define LIMIT_FIELDS RANGE(F_L_SCOPE, F_L_ERR)
 
-/* Where each plain field lives, so that inheriting is a copy. */
-static const struct {
-	int f;
-	size_t off, len;
-} slots[] = {
-#define SLOT(f, m) { f, offsetof(struct bw_rule, m), sizeof(((struct bw_rule *)0)->m) }
-	SLOT(F_ATTEMPTS, retry.attempts), SLOT(F_ON, retry.on), SLOT(F_ON, retry.n_on),
-	SLOT(F_BASE, retry.base), SLOT(F_MAX, retry.max), SLOT(F_MULT, retry.multiplier),
-	SLOT(F_JITTER, retry.jitter), SLOT(F_DEADLINE, retry.deadline),
-	SLOT(F_BUDGET_RATIO, retry.budget_ratio), SLOT(F_BUDGET_MIN, retry.budget_min_per_sec),
-	SLOT(F_T_CONNECT, timeout.connect), SLOT(F_T_RECV, timeout.recv),
-	SLOT(F_T_SEND, timeout.send),
-	SLOT(F_B_SCOPE, breaker.scope), SLOT(F_B_CONSEC, breaker.consecutive),
-	SLOT(F_B_RATE, breaker.rate), SLOT(F_B_WINDOW, breaker.window),
-	SLOT(F_B_MINCALLS, breaker.min_calls), SLOT(F_B_OPEN, breaker.open_for),
-	SLOT(F_B_OPENMAX, breaker.open_for_max), SLOT(F_B_PROBES, breaker.half_open_probes),
-	SLOT(F_B_ERR, breaker.err),
-	SLOT(F_L_SCOPE, rate_limit.scope), SLOT(F_L_RATE, rate_limit.rate),
-	SLOT(F_L_RATE, rate_limit.bytes), SLOT(F_L_BURST, rate_limit.burst),
-	SLOT(F_L_ONLIMIT, rate_limit.on_limit), SLOT(F_L_MAXWAIT, rate_limit.max_wait),
-	SLOT(F_L_ERR, rate_limit.err),
-	SLOT(F_NONBLOCKING, nonblocking), SLOT(F_MAXKEYS, max_keys),
-#undef SLOT
+#define SLOT(m) { offsetof(struct bw_rule, m), sizeof(((struct bw_rule *)0)->m) }
+/* Members first to last, together. */
+#define SPAN(first, last) { offsetof(struct bw_rule, first), \
+			    offsetof(struct bw_rule, last) + sizeof(((struct bw_rule *)0)->last) - \
+			    offsetof(struct bw_rule, first) }
+const struct cf_slot cf_slots[F_COUNT] = {
+	[F_ATTEMPTS] = SLOT(retry.attempts),        [F_ON] = SPAN(retry.on, retry.n_on),
+	[F_BASE] = SLOT(retry.base),                [F_MAX] = SLOT(retry.max),
+	[F_MULT] = SLOT(retry.multiplier),          [F_JITTER] = SLOT(retry.jitter),
+	[F_DEADLINE] = SLOT(retry.deadline),        [F_BUDGET_RATIO] = SLOT(retry.budget_ratio),
+	[F_BUDGET_MIN] = SLOT(retry.budget_min_per_sec),
+	[F_T_CONNECT] = SLOT(timeout.connect),      [F_T_RECV] = SLOT(timeout.recv),
+	[F_T_SEND] = SLOT(timeout.send),
+	[F_B_SCOPE] = SLOT(breaker.scope),          [F_B_CONSEC] = SLOT(breaker.consecutive),
+	[F_B_RATE] = SLOT(breaker.rate),            [F_B_WINDOW] = SLOT(breaker.window),
+	[F_B_MINCALLS] = SLOT(breaker.min_calls),   [F_B_OPEN] = SLOT(breaker.open_for),
+	[F_B_OPENMAX] = SLOT(breaker.open_for_max), [F_B_PROBES] = SLOT(breaker.half_open_probes),
+	[F_B_ERR] = SLOT(breaker.err),
+	[F_L_SCOPE] = SLOT(rate_limit.scope),
+	[F_L_RATE] = SPAN(rate_limit.rate, rate_limit.bytes),
+	[F_L_BURST] = SLOT(rate_limit.burst),       [F_L_ONLIMIT] = SLOT(rate_limit.on_limit),
+	[F_L_MAXWAIT] = SLOT(rate_limit.max_wait),  [F_L_ERR] = SLOT(rate_limit.err),
+	[F_NONBLOCKING] = SLOT(nonblocking),        [F_MAXKEYS] = SLOT(max_keys),
 };
+#undef SLOT
+#undef SPAN
 
 static int has(uint64_t mask, int f)
 {
@@ -56,16 +55,13 @@ static uint64_t applicable(const struct cf_draft *defs, unsigned ops)
 {
 	const struct bw_rule *r = &defs->r;
 	uint64_t m = defs->own;
-	if (!(ops & BW_OPBIT(BW_OP_CONNECT)))
-		m &= ~FBIT(F_T_CONNECT);
+	for (const struct cf_key *k = cf_timeout_keys; k->name; k++)
+		if (!(ops & k->ops))
+			m &= ~FBIT(k->field);
 	if (!(ops & CF_FALLBACK_OPS))
 		m &= ~FBIT(F_FALLBACK);
 	if (!(ops & CF_NONBLOCKING_OPS))
 		m &= ~FBIT(F_NONBLOCKING);
-	if (!(ops & BW_OPBIT(BW_OP_RECV)))
-		m &= ~FBIT(F_T_RECV);
-	if (!(ops & BW_OPBIT(BW_OP_SEND)))
-		m &= ~FBIT(F_T_SEND);
 	if (!(ops & CF_BREAKER_OPS))
 		m &= ~BREAKER_FIELDS;
 	if (!err_fits(r->breaker.err, ops & CF_BREAKER_OPS))
@@ -136,10 +132,10 @@ static void inherit(struct cf_loader *l, struct cf_draft *d, const struct cf_dra
 					  : has(m, F_L_RATE) && defs->r.rate_limit.bytes;
 	if (defs->burst_sized && !bytes)
 		m &= ~FBIT(F_L_BURST);
-	for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
-		if (has(m, slots[i].f))
-			memcpy((char *)&d->r + slots[i].off, (const char *)&defs->r + slots[i].off,
-			       slots[i].len);
+	for (int f = 0; f < F_COUNT; f++)
+		if (has(m, f))
+			memcpy((char *)&d->r + cf_slots[f].off, (const char *)&defs->r + cf_slots[f].off,
+			       cf_slots[f].len);
 	if (has(m, F_ON))
 		filter_on(&d->r.retry, d->r.match.ops);
 	/* each rule gets copies of these: many rules under long lists would multiply them */
@@ -164,51 +160,65 @@ static void inherit(struct cf_loader *l, struct cf_draft *d, const struct cf_dra
 	d->inherited = m;
 }
 
+static bw_usec at_least(bw_usec v, bw_usec floor)
+{
+	return v > floor ? v : floor;
+}
+
 static void fill_retry(struct bw_retry *r, uint64_t have)
 {
+	const struct bw_retry *b = &bw_builtin_rule.retry;
 	if (!has(have, F_ATTEMPTS))
-		r->attempts = 3;
+		r->attempts = b->attempts;
 	if (!has(have, F_BASE))
-		r->base = 100 * MS;
+		r->base = b->base;
 	if (!has(have, F_MAX))
-		r->max = r->base > 5 * SEC ? r->base : 5 * SEC;
+		r->max = at_least(b->max, r->base);
 	if (!has(have, F_MULT))
-		r->multiplier = 2;
+		r->multiplier = b->multiplier;
 	if (!has(have, F_JITTER))
-		r->jitter = BW_JITTER_FULL;
+		r->jitter = b->jitter;
 	if (!has(have, F_BUDGET))
 		r->budget_ratio = r->budget_min_per_sec = 0;
 	else if (!has(have, F_BUDGET_RATIO))
-		r->budget_ratio = 0.2;
+		r->budget_ratio = b->budget_ratio;
 	if (has(have, F_BUDGET) && !has(have, F_BUDGET_MIN))
-		r->budget_min_per_sec = 5;
+		r->budget_min_per_sec = b->budget_min_per_sec;
 }
 
-static void fill_breaker(struct bw_breaker *b, uint64_t have)
+static void fill_breaker(struct bw_breaker *r, uint64_t have)
 {
+	const struct bw_breaker *b = &bw_builtin_rule.breaker;
+	if (!has(have, F_B_SCOPE))
+		r->scope = b->scope;
 	if (!has(have, F_B_CONSEC) && !has(have, F_B_RATE))
-		b->consecutive = 5;
+		r->consecutive = b->consecutive;
 	if (!has(have, F_B_WINDOW))
-		b->window = 30 * SEC;
+		r->window = b->window;
 	if (!has(have, F_B_MINCALLS))
-		b->min_calls = 20;
+		r->min_calls = b->min_calls;
 	if (!has(have, F_B_OPEN))
-		b->open_for = 10 * SEC;
+		r->open_for = b->open_for;
 	if (!has(have, F_B_OPENMAX))
-		b->open_for_max = b->open_for > 300 * SEC ? b->open_for : 300 * SEC;
+		r->open_for_max = at_least(b->open_for_max, r->open_for);
 	if (!has(have, F_B_PROBES))
-		b->half_open_probes = 1;
+		r->half_open_probes = b->half_open_probes;
 }
 
 static void fill_rate_limit(struct bw_rate_limit *rl, uint64_t have)
 {
+	const struct bw_rate_limit *b = &bw_builtin_rule.rate_limit;
+	if (!has(have, F_L_SCOPE))
+		rl->scope = b->scope;
+	if (!has(have, F_L_ONLIMIT))
+		rl->on_limit = b->on_limit;
 	if (!has(have, F_L_BURST))
 		rl->burst = rl->rate > 1 ? rl->rate : 1;   /* one second's worth */
 	if (!has(have, F_L_MAXWAIT))
-		rl->max_wait = 1 * SEC;
+		rl->max_wait = b->max_wait;
 }
 
-static void fill(struct bw_rule *r, uint64_t have)
+void cf_fill(struct bw_rule *r, uint64_t have)
 {
 	if (r->has_retry)
 		fill_retry(&r->retry, have);
@@ -222,8 +232,10 @@ static void fill(struct bw_rule *r, uint64_t have)
 		fill_rate_limit(&r->rate_limit, have);
 	else
 		memset(&r->rate_limit, 0, sizeof r->rate_limit);
+	if (!has(have, F_NONBLOCKING))
+		r->nonblocking = bw_builtin_rule.nonblocking;
 	if (!has(have, F_MAXKEYS))
-		r->max_keys = CF_DEFAULT_MAX_KEYS;
+		r->max_keys = bw_builtin_rule.max_keys;
 }
 
 /* lo must not exceed hi; said at whichever of the two was written here. */
@@ -294,6 +306,6 @@ void cf_finish_rule(struct cf_loader *l, struct cf_draft *d, const struct cf_dra
 				 "'rate'", d->path);
 		d->r.rate_limit.enabled = 0;
 	}
-	fill(&d->r, have);
+	cf_fill(&d->r, have);
 	cross_check(l, d);
 }

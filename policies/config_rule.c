@@ -6,21 +6,32 @@
 #include "config_int.h"
 #include "dest.h"
 #include "errnames.h"
+#include "vocab.h"
 
-static const char *const rule_keys[] = {
-	"name", "match", "retry", "timeout", "breaker", "rate_limit", "fallback", "inject",
-	"nonblocking", "max_keys", NULL
-};
+/* Each mapping's keys, named by id: the id, not the position, says which key is which. */
 enum { K_NAME, K_MATCH, K_RETRY, K_TIMEOUT, K_BREAKER, K_RATE_LIMIT, K_FALLBACK, K_INJECT,
        K_NONBLOCKING, K_MAX_KEYS, K_COUNT };
-
-static const char *const match_keys[] = { "ops", "dest", "host", "db", "prog", NULL };
-enum { M_OPS, M_DEST, M_HOST, M_DB, M_PROG, M_COUNT };
-
-static const char *const inject_keys[] = {
-	"ops", "errno", "probability", "after", "count", "delay", "partial", "eof", "reset", NULL
+static const char *const rule_keys[K_COUNT + 1] = {
+	[K_NAME] = "name", [K_MATCH] = "match", [K_RETRY] = "retry", [K_TIMEOUT] = "timeout",
+	[K_BREAKER] = "breaker", [K_RATE_LIMIT] = "rate_limit", [K_FALLBACK] = "fallback",
+	[K_INJECT] = "inject", [K_NONBLOCKING] = "nonblocking", [K_MAX_KEYS] = "max_keys",
 };
+/* `defaults` takes every key of a rule but these two, which come first for that reason. */
+#define DEFAULTS_SKIP 2
+_Static_assert(K_NAME < DEFAULTS_SKIP && K_MATCH < DEFAULTS_SKIP,
+	       "defaults have no name or match");
+
+enum { M_OPS, M_DEST, M_HOST, M_DB, M_PROG, M_COUNT };
+static const char *const match_keys[M_COUNT + 1] = {
+	[M_OPS] = "ops", [M_DEST] = "dest", [M_HOST] = "host", [M_DB] = "db", [M_PROG] = "prog",
+};
+
 enum { I_OPS, I_ERRNO, I_PROB, I_AFTER, I_COUNT, I_DELAY, I_PARTIAL, I_EOF, I_RESET, I_N };
+static const char *const inject_keys[I_N + 1] = {
+	[I_OPS] = "ops", [I_ERRNO] = "errno", [I_PROB] = "probability", [I_AFTER] = "after",
+	[I_COUNT] = "count", [I_DELAY] = "delay", [I_PARTIAL] = "partial", [I_EOF] = "eof",
+	[I_RESET] = "reset",
+};
 
 void cf_ops_text(unsigned ops, char *buf, size_t cap)
 {
@@ -428,7 +439,7 @@ static void parse_small(struct cf_loader *l, struct cf_draft *d, yaml_node_t *co
 		if (!d->is_defaults && !(d->r.match.ops & CF_NONBLOCKING_OPS))
 			cf_not_applicable(l, d, k[K_NONBLOCKING], path,
 					  "it is about non-blocking connects");
-		else if (cf_enum(l, v[K_NONBLOCKING], path, cf_nb_names, &e) == 0)
+		else if (cf_enum(l, v[K_NONBLOCKING], path, bw_nb_names, &e) == 0)
 			d->r.nonblocking = (enum bw_nonblocking)e;
 	}
 	if (v[K_MAX_KEYS]) {
@@ -442,7 +453,7 @@ static void parse_small(struct cf_loader *l, struct cf_draft *d, yaml_node_t *co
 void cf_parse_rule(struct cf_loader *l, yaml_node_t *n, struct cf_draft *d)
 {
 	yaml_node_t *k[K_COUNT] = { 0 }, *v[K_COUNT] = { 0 };
-	int skip = d->is_defaults ? K_RETRY : 0;   /* defaults have no name or match */
+	int skip = d->is_defaults ? DEFAULTS_SKIP : 0;
 	d->at = cf_mark_of(n);
 	d->r.line = d->at.line;
 	d->r.match.ops = BW_OPS_ALL;

@@ -6,53 +6,37 @@
 #include "config_int.h"
 #include "errnames.h"
 #include "units.h"
+#include "builtin.h"
+#include "vocab.h"
 
-static const char *const retry_keys[] = { "attempts", "on", "backoff", "deadline", "budget",
-					  NULL };
-static const char *const backoff_keys[] = { "base", "max", "multiplier", "jitter", NULL };
-static const char *const budget_keys[] = { "ratio", "min_per_sec", NULL };
-static const char *const timeout_keys[] = { "connect", "recv", "send", NULL };
-static const char *const breaker_keys[] = { "scope", "trip", "open_for", "open_for_max",
-					    "half_open_probes", "errno", NULL };
-static const char *const trip_keys[] = { "consecutive", "rate", "window", "min_calls", NULL };
-static const char *const limit_keys[] = { "scope", "rate", "burst", "on_limit", "max_wait",
-					  "errno", NULL };
-static const char *const breaker_scopes[] = { "dest", "rule", NULL };
-
-static const char *const presets[] = { "quick", "conservative", "aggressive", "off", NULL };
-static const struct {
-	int attempts;
-	bw_usec base, max;
-} preset_values[] = {
-	{ 2, 100000, 1000000 }, { 3, 1000000, 5000000 }, { 5, 200000, 10000000 },
-};
-
-#define MAX_KEYS 6   /* each_key's arrays: the most keys any of these mappings has */
-#define FITS(keys) _Static_assert(sizeof keys / sizeof keys[0] - 1 <= MAX_KEYS, #keys)
-FITS(retry_keys);
-FITS(backoff_keys);
-FITS(budget_keys);
-FITS(timeout_keys);
-FITS(breaker_keys);
-FITS(trip_keys);
-FITS(limit_keys);
-
-/* Calls fn for each key present in a mapping, with the key's own path. */
-typedef void (*field_fn)(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
-			 yaml_node_t *v, const char *path);
-
-static void each_key(struct cf_loader *l, struct cf_draft *d, yaml_node_t *map,
-		     const char *path, const char *const *keys, field_fn fn)
+static void *slot(struct cf_draft *d, enum cf_field f)
 {
-	yaml_node_t *kn[MAX_KEYS], *vn[MAX_KEYS];
+	return (char *)&d->r + cf_slots[f].off;
+}
+
+/* Runs each key present in a mapping, with the key's own path. A key about other ops
+ * than the rule's is refused; one read without error counts as written. */
+static void each_key(struct cf_loader *l, struct cf_draft *d, yaml_node_t *map,
+		     const char *path, const struct cf_key *keys)
+{
+	const char *names[CF_MAX_KEYS + 1];
+	yaml_node_t *kn[CF_MAX_KEYS], *vn[CF_MAX_KEYS];
 	char p[CF_PATH_MAX];
-	if (cf_map(l, map, path, keys, kn, vn) < 0)
+	int n = 0;
+	for (; keys[n].name; n++)
+		names[n] = keys[n].name;
+	names[n] = NULL;
+	if (cf_map(l, map, path, names, kn, vn) < 0)
 		return;
-	for (int i = 0; keys[i]; i++) {
+	for (int i = 0; i < n; i++) {
+		const struct cf_key *key = &keys[i];
 		if (!vn[i])
 			continue;
-		cf_sub(p, path, keys[i]);
-		fn(l, d, i, kn[i], vn[i], p);
+		cf_sub(p, path, key->name);
+		if (key->ops && !d->is_defaults && !(d->r.match.ops & key->ops))
+			cf_not_applicable(l, d, kn[i], p, NULL);
+		else if (key->read(l, d, key, kn[i], vn[i], p) == 0 && key->field != F_NONE)
+			cf_own(d, key->field, kn[i]);
 	}
 }
 
@@ -86,10 +70,62 @@ int cf_check_err(struct cf_loader *l, struct cf_draft *d, yaml_node_t *n, const 
 	return 0;
 }
 
-static int get_number(struct cf_loader *l, yaml_node_t *v, const char *path, double *out)
+/* ---- readers of one value into its field ---- */
+
+static int read_duration(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+			 yaml_node_t *k, yaml_node_t *v, const char *path)
+{
+	(void)k;
+	return cf_duration(l, v, path, slot(d, key->field));
+}
+
+static int read_int(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+		    yaml_node_t *k, yaml_node_t *v, const char *path)
+{
+	long n;
+	(void)k;
+	if (cf_int(l, v, path, key->lo, key->hi, &n) < 0)
+		return -1;
+	int i = (int)n;
+	memcpy(slot(d, key->field), &i, sizeof i);
+	return 0;
+}
+
+static int read_ratio(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+		      yaml_node_t *k, yaml_node_t *v, const char *path)
+{
+	(void)k;
+	return cf_ratio(l, v, path, 1, slot(d, key->field));
+}
+
+static int read_enum(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+		     yaml_node_t *k, yaml_node_t *v, const char *path)
+{
+	int e;
+	(void)k;
+	if (cf_enum(l, v, path, key->names, &e) < 0)
+		return -1;
+	memcpy(slot(d, key->field), &e, sizeof e);
+	return 0;
+}
+
+/* A mapping of keys counts as written even when what is inside is wrong (budget: {}
+ * turns the budget on). */
+static int read_keys(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+		     yaml_node_t *k, yaml_node_t *v, const char *path)
+{
+	(void)k;
+	each_key(l, d, v, path, key->keys);
+	return 0;
+}
+
+static int read_multiplier(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+			   yaml_node_t *k, yaml_node_t *v, const char *path)
 {
 	char err[128];
+	double *out = slot(d, key->field);
 	const char *s = cf_scalar(l, v, path, "a number");
+	(void)k;
 	if (s && (bw_parse_number(s, out, err, sizeof err) < 0 || *out < 1)) {
 		cf_error(l, cf_mark_of(v), "%s: expected a number of at least 1, got %s", path, s);
 		return -1;
@@ -97,44 +133,22 @@ static int get_number(struct cf_loader *l, yaml_node_t *v, const char *path, dou
 	return s ? 0 : -1;
 }
 
-static void parse_preset(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
-			 yaml_node_t *v, const char *path)
-{
-	struct bw_retry *r = &d->r.retry;
-	int p;
-	if (!cf_text(v)) {
-		cf_error(l, cf_mark_of(v), "%s: expected a mapping or one of quick, conservative, "
-			 "aggressive, off, got nothing", path);
-		return;
-	}
-	if (cf_enum(l, v, path, presets, &p) < 0)
-		return;
-	if (strcmp(presets[p], "off") == 0) {
-		d->retry_off = 1;
-		return;
-	}
-	r->attempts = preset_values[p].attempts;
-	r->base = preset_values[p].base;
-	r->max = preset_values[p].max;
-	r->multiplier = 2;
-	r->jitter = BW_JITTER_FULL;
-	for (int f = F_ATTEMPTS; f <= F_JITTER; f++)
-		if (f != F_ON)
-			cf_own(d, f, k);
-}
-
-static void parse_on(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, const char *path)
+/* Written even when an error name is wrong: an `on` list that failed must not let one
+ * from defaults stand in for it. */
+static int read_on(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+		   yaml_node_t *k, yaml_node_t *v, const char *path)
 {
 	struct cf_list ls;
 	struct bw_retry *r = &d->r.retry;
 	char ip[CF_PATH_MAX];
 	int code;
+	(void)key, (void)k;
 	if (cf_list(l, v, path, &ls) < 0)
-		return;
+		return 0;
 	if (ls.n == 0 || ls.n > BW_MAX_ON) {
 		cf_error(l, cf_mark_of(v), "%s: expected 1 to %d error names%s", path, BW_MAX_ON,
 			 ls.n ? "" : "; to never retry, write retry: off");
-		return;
+		return 0;
 	}
 	for (int i = 0; i < ls.n; i++) {
 		yaml_node_t *it = cf_list_at(l, &ls, i);
@@ -148,174 +162,31 @@ static void parse_on(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, co
 		else
 			r->on[r->n_on++] = code;
 	}
+	return 0;
 }
 
-static void backoff_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
-			  yaml_node_t *v, const char *path)
+static int read_breaker_err(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+			    yaml_node_t *k, yaml_node_t *v, const char *path)
 {
-	static const int fields[] = { F_BASE, F_MAX, F_MULT, F_JITTER };
-	struct bw_retry *r = &d->r.retry;
-	int ok, j;
-	switch (i) {
-	case 0:
-		ok = cf_duration(l, v, path, &r->base) == 0;
-		break;
-	case 1:
-		ok = cf_duration(l, v, path, &r->max) == 0;
-		break;
-	case 2:
-		ok = get_number(l, v, path, &r->multiplier) == 0;
-		break;
-	default:
-		if ((ok = cf_enum(l, v, path, cf_jitter_names, &j) == 0))
-			r->jitter = (enum bw_jitter)j;
-	}
-	if (ok)
-		cf_own(d, fields[i], k);
+	(void)k;
+	return cf_check_err(l, d, v, path, d->r.match.ops & CF_BREAKER_OPS, slot(d, key->field));
 }
 
-static void budget_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
-			 yaml_node_t *v, const char *path)
+static int read_limit_err(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+			  yaml_node_t *k, yaml_node_t *v, const char *path)
 {
-	long n;
-	if (i == 0 && cf_ratio(l, v, path, 1, &d->r.retry.budget_ratio) == 0) {
-		cf_own(d, F_BUDGET_RATIO, k);
-	} else if (i == 1 && cf_int(l, v, path, 0, 1000000, &n) == 0) {
-		d->r.retry.budget_min_per_sec = (int)n;
-		cf_own(d, F_BUDGET_MIN, k);
-	}
+	(void)k;
+	return cf_check_err(l, d, v, path, d->r.match.ops & CF_FAIL_OPS, slot(d, key->field));
 }
 
-static void retry_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
-			yaml_node_t *v, const char *path)
-{
-	long n;
-	switch (i) {
-	case 0:
-		if (cf_int(l, v, path, 1, 100, &n) == 0) {
-			d->r.retry.attempts = (int)n;
-			cf_own(d, F_ATTEMPTS, k);
-		}
-		break;
-	case 1:
-		cf_own(d, F_ON, k);
-		parse_on(l, d, v, path);
-		break;
-	case 2:
-		each_key(l, d, v, path, backoff_keys, backoff_field);
-		break;
-	case 3:
-		if (cf_duration(l, v, path, &d->r.retry.deadline) == 0)
-			cf_own(d, F_DEADLINE, k);
-		break;
-	default:
-		cf_own(d, F_BUDGET, k);
-		each_key(l, d, v, path, budget_keys, budget_field);
-	}
-}
-
-void cf_parse_retry(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v)
-{
-	char path[CF_PATH_MAX];
-	section(d, S_RETRY, k, "retry", path);
-	if (v->type == YAML_SCALAR_NODE)
-		parse_preset(l, d, k, v, path);
-	else
-		each_key(l, d, v, path, retry_keys, retry_field);
-}
-
-static void timeout_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
-			  yaml_node_t *v, const char *path)
-{
-	static const int ops[] = { BW_OP_CONNECT, BW_OP_RECV, BW_OP_SEND };
-	bw_usec *dst[] = { &d->r.timeout.connect, &d->r.timeout.recv, &d->r.timeout.send };
-	if (!d->is_defaults && !(d->r.match.ops & BW_OPBIT(ops[i])))
-		cf_not_applicable(l, d, k, path, NULL);
-	else if (cf_duration(l, v, path, dst[i]) == 0)
-		cf_own(d, F_T_CONNECT + i, k);
-}
-
-void cf_parse_timeout(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v)
-{
-	char path[CF_PATH_MAX];
-	section(d, S_TIMEOUT, k, "timeout", path);
-	each_key(l, d, v, path, timeout_keys, timeout_field);
-}
-
-static void trip_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
-		       yaml_node_t *v, const char *path)
-{
-	static const int fields[] = { F_B_CONSEC, F_B_RATE, F_B_WINDOW, F_B_MINCALLS };
-	struct bw_breaker *b = &d->r.breaker;
-	long n;
-	int ok = 0;
-	switch (i) {
-	case 0:
-		if ((ok = cf_int(l, v, path, 1, 10000, &n) == 0))
-			b->consecutive = (int)n;
-		break;
-	case 1:
-		ok = cf_ratio(l, v, path, 1, &b->rate) == 0;
-		break;
-	case 2:
-		ok = cf_duration(l, v, path, &b->window) == 0;
-		break;
-	default:
-		if ((ok = cf_int(l, v, path, 1, 1000000, &n) == 0))
-			b->min_calls = (int)n;
-	}
-	if (ok)
-		cf_own(d, fields[i], k);
-}
-
-static void breaker_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
-			  yaml_node_t *v, const char *path)
-{
-	static const int fields[] = { F_B_SCOPE, -1, F_B_OPEN, F_B_OPENMAX, F_B_PROBES, F_B_ERR };
-	struct bw_breaker *b = &d->r.breaker;
-	long n;
-	int ok = 0, e;
-	switch (i) {
-	case 0:
-		if ((ok = cf_enum(l, v, path, breaker_scopes, &e) == 0))
-			b->scope = (enum bw_scope)e;
-		break;
-	case 1:
-		each_key(l, d, v, path, trip_keys, trip_field);
-		break;
-	case 2:
-		ok = cf_duration(l, v, path, &b->open_for) == 0;
-		break;
-	case 3:
-		ok = cf_duration(l, v, path, &b->open_for_max) == 0;
-		break;
-	case 4:
-		if ((ok = cf_int(l, v, path, 1, 1000, &n) == 0))
-			b->half_open_probes = (int)n;
-		break;
-	default:
-		ok = cf_check_err(l, d, v, path, d->r.match.ops & CF_BREAKER_OPS, &b->err) == 0;
-	}
-	if (ok)
-		cf_own(d, fields[i], k);
-}
-
-void cf_parse_breaker(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v)
-{
-	char path[CF_PATH_MAX];
-	section(d, S_BREAKER, k, "breaker", path);
-	if (!d->is_defaults && !(d->r.match.ops & CF_BREAKER_OPS))
-		cf_not_applicable(l, d, k, path, "a breaker needs connect, send, recv, resolve or "
-				  "sqlite");
-	else
-		each_key(l, d, v, path, breaker_keys, breaker_field);
-}
-
-static int limit_rate(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, const char *path)
+static int read_rate(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+		     yaml_node_t *k, yaml_node_t *v, const char *path)
 {
 	struct bw_rate_limit *rl = &d->r.rate_limit;
 	char err[160], ops[64];
 	const char *s = cf_scalar(l, v, path, "a rate like 50/s or 1MiB/s");
+	(void)key;
+	d->field_at[F_L_RATE] = cf_mark_of(k);   /* written, even if wrong */
 	if (!s)
 		return -1;
 	if (bw_parse_rate(s, &rl->rate, &rl->bytes, err, sizeof err) < 0) {
@@ -333,11 +204,13 @@ static int limit_rate(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, c
 	return 0;
 }
 
-static int on_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, const char *path)
+static int read_on_limit(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+			 yaml_node_t *k, yaml_node_t *v, const char *path)
 {
 	char ops[64];
 	int e;
-	if (cf_enum(l, v, path, cf_onlimit_names, &e) < 0)
+	(void)key, (void)k;
+	if (cf_enum(l, v, path, bw_onlimit_names, &e) < 0)
 		return -1;
 	if (!d->is_defaults && e == BW_LIMIT_FAIL && (d->r.match.ops & ~CF_FAIL_OPS)) {
 		cf_ops_text(d->r.match.ops & ~CF_FAIL_OPS, ops, sizeof ops);
@@ -352,10 +225,12 @@ static int on_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, con
 /* A byte bucket's burst takes the size units of byte rates; a plain number counts what the
  * rate counts. Whether the rate counts bytes may be known only once defaults are merged:
  * a size on a call rate is refused there. */
-static int limit_burst(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, const char *path)
+static int read_burst(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+		      yaml_node_t *k, yaml_node_t *v, const char *path)
 {
 	char err[160];
 	const char *s = cf_scalar(l, v, path, "a number, or a size such as 64KiB");
+	(void)key, (void)k;
 	if (!s)
 		return -1;
 	if (bw_parse_size(s, &d->r.rate_limit.burst, &d->burst_sized, err, sizeof err) < 0) {
@@ -371,36 +246,151 @@ static int limit_burst(struct cf_loader *l, struct cf_draft *d, yaml_node_t *v, 
 	return 0;
 }
 
-static void limit_field(struct cf_loader *l, struct cf_draft *d, int i, yaml_node_t *k,
-			yaml_node_t *v, const char *path)
+/* ---- the keys of each section ---- */
+
+#define DURATION(key, f) { .name = key, .field = f, .read = read_duration }
+#define INT(key, f, min, max) { .name = key, .field = f, .read = read_int, .lo = min, .hi = max }
+#define RATIO(key, f) { .name = key, .field = f, .read = read_ratio }
+#define ENUM(key, f, list) { .name = key, .field = f, .read = read_enum, .names = list }
+#define KEYS(key, f, inner) { .name = key, .field = f, .read = read_keys, .keys = inner }
+#define CUSTOM(key, f, fn) { .name = key, .field = f, .read = fn }
+#define END { .name = NULL }
+
+static const struct cf_key backoff_keys[] = {
+	DURATION("base", F_BASE),
+	DURATION("max", F_MAX),
+	CUSTOM("multiplier", F_MULT, read_multiplier),
+	ENUM("jitter", F_JITTER, bw_jitter_names),
+	END
+};
+
+static const struct cf_key budget_keys[] = {
+	RATIO("ratio", F_BUDGET_RATIO),
+	INT("min_per_sec", F_BUDGET_MIN, 0, 1000000),
+	END
+};
+
+static const struct cf_key retry_keys[] = {
+	INT("attempts", F_ATTEMPTS, 1, 100),
+	CUSTOM("on", F_ON, read_on),
+	KEYS("backoff", F_NONE, backoff_keys),
+	DURATION("deadline", F_DEADLINE),
+	KEYS("budget", F_BUDGET, budget_keys),
+	END
+};
+
+const struct cf_key cf_timeout_keys[] = {
+	{ .name = "connect", .field = F_T_CONNECT, .read = read_duration,
+	  .ops = BW_OPBIT(BW_OP_CONNECT) },
+	{ .name = "recv", .field = F_T_RECV, .read = read_duration, .ops = BW_OPBIT(BW_OP_RECV) },
+	{ .name = "send", .field = F_T_SEND, .read = read_duration, .ops = BW_OPBIT(BW_OP_SEND) },
+	END
+};
+
+static const struct cf_key trip_keys[] = {
+	INT("consecutive", F_B_CONSEC, 1, 10000),
+	RATIO("rate", F_B_RATE),
+	DURATION("window", F_B_WINDOW),
+	INT("min_calls", F_B_MINCALLS, 1, 1000000),
+	END
+};
+
+static const struct cf_key breaker_keys[] = {
+	ENUM("scope", F_B_SCOPE, bw_breaker_scope_names),
+	KEYS("trip", F_NONE, trip_keys),
+	DURATION("open_for", F_B_OPEN),
+	DURATION("open_for_max", F_B_OPENMAX),
+	INT("half_open_probes", F_B_PROBES, 1, 1000),
+	CUSTOM("errno", F_B_ERR, read_breaker_err),
+	END
+};
+
+static const struct cf_key limit_keys[] = {
+	ENUM("scope", F_L_SCOPE, bw_scope_names),
+	CUSTOM("rate", F_L_RATE, read_rate),
+	CUSTOM("burst", F_L_BURST, read_burst),
+	CUSTOM("on_limit", F_L_ONLIMIT, read_on_limit),
+	DURATION("max_wait", F_L_MAXWAIT),
+	CUSTOM("errno", F_L_ERR, read_limit_err),
+	END
+};
+
+const struct cf_section_keys cf_sections[] = {
+	{ "retry", retry_keys },           { "retry.backoff", backoff_keys },
+	{ "retry.budget", budget_keys },   { "timeout", cf_timeout_keys },
+	{ "breaker", breaker_keys },       { "breaker.trip", trip_keys },
+	{ "rate_limit", limit_keys },      { NULL, NULL },
+};
+
+#define FITS(keys) _Static_assert(sizeof keys / sizeof keys[0] - 1 <= CF_MAX_KEYS, #keys)
+FITS(retry_keys);
+FITS(backoff_keys);
+FITS(budget_keys);
+FITS(trip_keys);
+FITS(breaker_keys);
+FITS(limit_keys);
+FITS(cf_timeout_keys);
+
+/* ---- the sections ---- */
+
+/* A preset writes these fields, as a mapping that gave them all would. */
+#define PRESET_FIELDS (FBIT(F_ATTEMPTS) | FBIT(F_BASE) | FBIT(F_MAX) | FBIT(F_MULT) | \
+		       FBIT(F_JITTER))
+
+static void parse_preset(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+			 yaml_node_t *v, const char *path)
 {
-	static const int fields[] = { F_L_SCOPE, F_L_RATE, F_L_BURST, F_L_ONLIMIT, F_L_MAXWAIT,
-				      F_L_ERR };
-	struct bw_rate_limit *rl = &d->r.rate_limit;
-	int ok, e;
-	switch (i) {
-	case 0:
-		if ((ok = cf_enum(l, v, path, cf_scope_names, &e) == 0))
-			rl->scope = (enum bw_scope)e;
-		break;
-	case 1:
-		d->field_at[F_L_RATE] = cf_mark_of(k);   /* written, even if wrong */
-		ok = limit_rate(l, d, v, path) == 0;
-		break;
-	case 2:
-		ok = limit_burst(l, d, v, path) == 0;
-		break;
-	case 3:
-		ok = on_limit(l, d, v, path) == 0;
-		break;
-	case 4:
-		ok = cf_duration(l, v, path, &rl->max_wait) == 0;
-		break;
-	default:
-		ok = cf_check_err(l, d, v, path, d->r.match.ops & CF_FAIL_OPS, &rl->err) == 0;
+	struct bw_retry *r = &d->r.retry;
+	char all[80];
+	int p;
+	if (!cf_text(v)) {
+		bw_join_names(bw_preset_names, all, sizeof all);
+		cf_error(l, cf_mark_of(v), "%s: expected a mapping or one of %s, got nothing", path,
+			 all);
+		return;
 	}
-	if (ok)
-		cf_own(d, fields[i], k);
+	if (cf_enum(l, v, path, bw_preset_names, &p) < 0)
+		return;
+	if (p == BW_PRESET_OFF) {
+		d->retry_off = 1;
+		return;
+	}
+	r->attempts = bw_presets[p].attempts;
+	r->base = bw_presets[p].base;
+	r->max = bw_presets[p].max;
+	r->multiplier = bw_builtin_rule.retry.multiplier;
+	r->jitter = bw_builtin_rule.retry.jitter;
+	for (int f = 0; f < F_COUNT; f++)
+		if (PRESET_FIELDS & FBIT(f))
+			cf_own(d, f, k);
+}
+
+void cf_parse_retry(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v)
+{
+	char path[CF_PATH_MAX];
+	section(d, S_RETRY, k, "retry", path);
+	if (v->type == YAML_SCALAR_NODE)
+		parse_preset(l, d, k, v, path);
+	else
+		each_key(l, d, v, path, retry_keys);
+}
+
+void cf_parse_timeout(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v)
+{
+	char path[CF_PATH_MAX];
+	section(d, S_TIMEOUT, k, "timeout", path);
+	each_key(l, d, v, path, cf_timeout_keys);
+}
+
+void cf_parse_breaker(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v)
+{
+	char path[CF_PATH_MAX];
+	section(d, S_BREAKER, k, "breaker", path);
+	if (!d->is_defaults && !(d->r.match.ops & CF_BREAKER_OPS))
+		cf_not_applicable(l, d, k, path, "a breaker needs connect, send, recv, resolve or "
+				  "sqlite");
+	else
+		each_key(l, d, v, path, breaker_keys);
 }
 
 void cf_parse_rate_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
@@ -408,5 +398,5 @@ void cf_parse_rate_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k
 {
 	char path[CF_PATH_MAX];
 	section(d, S_RATE_LIMIT, k, "rate_limit", path);
-	each_key(l, d, v, path, limit_keys, limit_field);
+	each_key(l, d, v, path, limit_keys);
 }

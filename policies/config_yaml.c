@@ -4,6 +4,7 @@
 #include <string.h>
 #include "config_int.h"
 #include "units.h"
+#include "vocab.h"
 
 void cf_error(struct cf_loader *l, struct cf_mark at, const char *fmt, ...)
 {
@@ -54,18 +55,6 @@ const char *cf_text(const yaml_node_t *n)
 							  : NULL;
 }
 
-static int is_number(const char *s)
-{
-	if (*s == '-')
-		s++;
-	if (!*s)
-		return 0;
-	for (; *s; s++)
-		if ((*s < '0' || *s > '9') && *s != '.')
-			return 0;
-	return 1;
-}
-
 /* What a node is, for "got ...": numbers bare, other text quoted. */
 static const char *describe(const yaml_node_t *n, char *buf, size_t cap)
 {
@@ -74,13 +63,7 @@ static const char *describe(const yaml_node_t *n, char *buf, size_t cap)
 		return "a mapping";
 	if (n->type == YAML_SEQUENCE_NODE)
 		return "a list";
-	if (!s)
-		return "nothing";
-	if (is_number(s) && strlen(s) < cap)
-		snprintf(buf, cap, "%s", s);
-	else
-		snprintf(buf, cap, strlen(s) > 40 ? "'%.40s...'" : "'%s'", s);
-	return buf;
+	return s ? bw_quote_value(s, buf, cap) : "nothing";
 }
 
 void cf_expected(struct cf_loader *l, const yaml_node_t *n, const char *path, const char *what)
@@ -88,22 +71,6 @@ void cf_expected(struct cf_loader *l, const yaml_node_t *n, const char *path, co
 	char got[64];
 	cf_error(l, cf_mark_of(n), "%s: expected %s, got %s", path, what,
 		 describe(n, got, sizeof got));
-}
-
-static void join(char *buf, size_t cap, const char *const *names)
-{
-	size_t o = 0;
-	buf[0] = '\0';
-	for (int i = 0; names[i] && o < cap; i++)
-		o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", names[i]);
-}
-
-static int key_index(const char *const *keys, const char *s)
-{
-	for (int i = 0; keys[i]; i++)
-		if (strcmp(keys[i], s) == 0)
-			return i;
-	return -1;
 }
 
 /* A path for messages; the top level has none. */
@@ -126,14 +93,14 @@ int cf_map(struct cf_loader *l, yaml_node_t *n, const char *path, const char *co
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = cf_node(l, p->key), *v = cf_node(l, p->value);
 		const char *name = cf_text(k);
-		int i = name ? key_index(keys, name) : -1;
+		int i = name ? bw_name_index(keys, name) : -1;
 		if (!name) {
 			cf_error(l, cf_mark_of(k), "%skeys must be plain names", pre);
 		} else if (strcmp(name, "<<") == 0) {
 			cf_error(l, cf_mark_of(k), "%sYAML merge keys (<<) are not supported; put "
 				 "shared settings under defaults", pre);
 		} else if (i < 0) {
-			join(all, sizeof all, keys);
+			bw_join_names(keys, all, sizeof all);
 			cf_error(l, cf_mark_of(k), "%sunknown key '%s'; expected one of %s", pre, name,
 				 all);
 		} else if (kn[i]) {
@@ -191,9 +158,9 @@ int cf_bool(struct cf_loader *l, yaml_node_t *n, const char *path, int *out)
 	static const char *const t[] = { "true", "True", "TRUE", NULL };
 	static const char *const f[] = { "false", "False", "FALSE", NULL };
 	const char *s = cf_text(n);
-	if (s && key_index(t, s) >= 0)
+	if (s && bw_name_index(t, s) >= 0)
 		*out = 1;
-	else if (s && key_index(f, s) >= 0)
+	else if (s && bw_name_index(f, s) >= 0)
 		*out = 0;
 	else {
 		cf_expected(l, n, path, "true or false");
@@ -205,16 +172,18 @@ int cf_bool(struct cf_loader *l, yaml_node_t *n, const char *path, int *out)
 int cf_enum(struct cf_loader *l, yaml_node_t *n, const char *path, const char *const *names,
 	    int *out)
 {
-	char all[160], what[180];
+	char all[160], what[180], err[256];
 	const char *s = cf_text(n);
-	int i = s ? key_index(names, s) : -1;
-	if (i < 0) {
-		join(all, sizeof all, names);
+	if (!s) {
+		bw_join_names(names, all, sizeof all);
 		snprintf(what, sizeof what, "one of %s", all);
 		cf_expected(l, n, path, what);
 		return -1;
 	}
-	*out = i;
+	if (bw_parse_name(s, names, out, err, sizeof err) < 0) {
+		cf_error(l, cf_mark_of(n), "%s: %s", path, err);
+		return -1;
+	}
 	return 0;
 }
 

@@ -44,17 +44,6 @@ enum bw_level bw_event_default_level(enum bw_event_kind kind)
 	return ev_levels[kind];
 }
 
-const char *bw_level_name(enum bw_level lvl)
-{
-	switch (lvl) {
-	case BW_LVL_ERROR: return "error";
-	case BW_LVL_WARN:  return "warn";
-	case BW_LVL_INFO:  return "info";
-	case BW_LVL_DEBUG: return "debug";
-	}
-	return "unknown";
-}
-
 void bw_event_init(struct bw_event *ev, enum bw_event_kind kind, enum bw_level lvl)
 {
 	/* The compound literal zeroes the pointers and flags; only the -1s need naming. */

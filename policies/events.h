@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "config.h"
+#include "vocab.h"   /* bw_level_name */
 
 /* Longest line we format; past it fields are cut (a line must stay under PIPE_BUF for
  * atomic appends by several processes). */
@@ -48,7 +49,6 @@ struct bw_event_ctx {
 void bw_event_init(struct bw_event *ev, enum bw_event_kind kind, enum bw_level lvl);
 const char *bw_event_name(enum bw_event_kind kind);
 enum bw_level bw_event_default_level(enum bw_event_kind kind);
-const char *bw_level_name(enum bw_level lvl);
 
 /* Format one line ending in '\n' into buf, NUL-terminated (so at most cap - 1 bytes);
  * returns its length. Never fails: members that do not fit are dropped whole and the

@@ -1,77 +1,62 @@
 /* Overrides from the environment and the command line, validated like the file's own. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 #include "overrides.h"
+#include "units.h"
+#include "vocab.h"
+
+/* Each message names the policy key the value stands in for, in the loader's words. */
 
 int bw_override_log(struct bw_config *cfg, const char *sink, char *err, size_t cap)
 {
+	enum bw_sink_kind kind;
+	const char *path;
+	char why[160], *copy = NULL;
 	if (!sink)
 		return 0;
-	if (strcmp(sink, "stderr") == 0) {
-		cfg->log.sink = BW_SINK_STDERR;
-	} else if (strcmp(sink, "syslog") == 0) {
-		cfg->log.sink = BW_SINK_SYSLOG;
-	} else if (strncmp(sink, "file:", 5) == 0 && sink[5]) {
-		char *p = strdup(sink + 5);
-		if (!p) {
-			snprintf(err, cap, "out of memory");
-			return -1;
-		}
-		free(cfg->log.path);
-		cfg->log.path = p;
-		cfg->log.sink = BW_SINK_FILE;
-	} else {
-		snprintf(err, cap, "log sink '%s': expected stderr, syslog or file:PATH", sink);
-		return -1;
-	}
+	if (bw_parse_sink(sink, &kind, &path, why, sizeof why) < 0)
+		return bw_fail(err, cap, "log.sink: %s", why);
+	if (path && !(copy = strdup(path)))
+		return bw_fail(err, cap, "out of memory");
+	free(cfg->log.path);
+	cfg->log.path = copy;
+	cfg->log.sink = kind;
 	return 0;
 }
 
 int bw_override_level(struct bw_config *cfg, const char *level, char *err, size_t cap)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	char why[256];
+	int i;
 	if (!level)
 		return 0;
-	for (int i = 0; i < 4; i++) {
-		if (strcmp(level, names[i]) == 0) {
-			cfg->log.level = (enum bw_level)i;
-			return 0;
-		}
-	}
-	snprintf(err, cap, "log level '%s': expected error, warn, info or debug", level);
-	return -1;
+	if (bw_parse_name(level, bw_level_names, &i, why, sizeof why) < 0)
+		return bw_fail(err, cap, "log.level: %s", why);
+	cfg->log.level = (enum bw_level)i;
+	return 0;
 }
 
 int bw_override_mode(struct bw_config *cfg, const char *mode, char *err, size_t cap)
 {
+	char why[256];
+	int i;
 	if (!mode)
 		return 0;
-	if (strcmp(mode, "observe") == 0)
-		cfg->mode = BW_MODE_OBSERVE;
-	else if (strcmp(mode, "enforce") == 0)
-		cfg->mode = BW_MODE_ENFORCE;
-	else {
-		snprintf(err, cap, "mode '%s': expected observe or enforce", mode);
-		return -1;
-	}
+	if (bw_parse_name(mode, bw_mode_names, &i, why, sizeof why) < 0)
+		return bw_fail(err, cap, "mode: %s", why);
+	cfg->mode = (enum bw_mode)i;
 	return 0;
 }
 
 int bw_override_seed(struct bw_config *cfg, const char *seed, char *err, size_t cap)
 {
+	char why[160];
 	if (!seed)
 		return 0;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(seed, &end, 10);
-	if (!*seed || *end || errno || seed[0] == '-') {
-		snprintf(err, cap, "seed '%s': expected an unsigned integer", seed);
-		return -1;
-	}
-	cfg->seed = v;
+	if (bw_parse_seed(seed, &cfg->seed, why, sizeof why) < 0)
+		return bw_fail(err, cap, "seed: %s", why);
 	return 0;
 }
 
@@ -122,7 +107,7 @@ int bw_config_wants_abort(const char *path)
 				if (is_key)
 					want_value = strcmp(v, "on_config_error") == 0;
 				else if (want_value)
-					abort_it = strcmp(v, "abort") == 0;
+					abort_it = strcmp(v, bw_onerr_names[BW_ONERR_ABORT]) == 0;
 				is_key = !is_key;
 			}
 			break;

@@ -1,10 +1,11 @@
-/* Units of a policy file. Numbers are read and written without strtod or printf's %f,
+/* Values of a policy file. Numbers are read and written without strtod or printf's %f,
  * whose decimal point follows the host program's locale. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "units.h"
+#include "vocab.h"
 
 static const double pow10_tab[] = {
 	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
@@ -21,8 +22,7 @@ struct unit {
 };
 
 static const struct unit dur_units[] = {
-	{ "h", 3600000000LL }, { "m", 60000000LL }, { "s", 1000000LL }, { "ms", 1000LL },
-	{ "us", 1LL },
+	{ "h", BW_HOUR }, { "m", BW_MIN }, { "s", BW_SEC }, { "ms", BW_MS }, { "us", BW_US },
 };
 
 static const struct unit size_units[] = {
@@ -228,6 +228,86 @@ int bw_parse_ratio(const char *s, double *out, char *err, size_t cap)
 	if (r < 0 || *p || v > 1)
 		return bw_fail(err, cap, "expected a ratio from 0 to 1 or 0%% to 100%%, got '%s'", s);
 	*out = v;
+	return 0;
+}
+
+static int is_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!bw_is_digit(*s) && *s != '.')
+			return 0;
+	return 1;
+}
+
+const char *bw_quote_value(const char *s, char *buf, size_t cap)
+{
+	if (is_number(s) && strlen(s) < cap)
+		snprintf(buf, cap, "%s", s);
+	else
+		snprintf(buf, cap, strlen(s) > 40 ? "'%.40s...'" : "'%s'", s);
+	return buf;
+}
+
+void bw_join_names(const char *const *names, char *buf, size_t cap)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (int i = 0; names[i] && o < cap; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", names[i]);
+}
+
+int bw_parse_name(const char *s, const char *const *names, int *out, char *err, size_t cap)
+{
+	char all[160], got[64];
+	int i = bw_name_index(names, s);
+	if (i < 0) {
+		bw_join_names(names, all, sizeof all);
+		return bw_fail(err, cap, "expected one of %s, got %s", all,
+			       bw_quote_value(s, got, sizeof got));
+	}
+	*out = i;
+	return 0;
+}
+
+int bw_parse_sink(const char *s, enum bw_sink_kind *kind, const char **path, char *err,
+		  size_t cap)
+{
+	const char *file = bw_sink_names[BW_SINK_FILE];
+	size_t n = strlen(file);
+	char got[64];
+	int i = bw_name_index(bw_sink_names, s);
+	*path = NULL;
+	if (i >= 0 && i != BW_SINK_FILE) {
+		*kind = (enum bw_sink_kind)i;
+		return 0;
+	}
+	if (strncmp(s, file, n) == 0 && s[n] == ':') {
+		if (!s[n + 1])
+			return bw_fail(err, cap, "file: needs a path, e.g. file:/var/log/bulwark.jsonl");
+		*kind = BW_SINK_FILE;
+		*path = s + n + 1;
+		return 0;
+	}
+	return bw_fail(err, cap, "expected " BW_SINK_WHAT ", got %s",
+		       bw_quote_value(s, got, sizeof got));
+}
+
+int bw_parse_seed(const char *s, uint64_t *out, char *err, size_t cap)
+{
+	uint64_t seed = 0;
+	char got[64];
+	int ok = *s != '\0';
+	for (const char *p = s; ok && *p; p++)
+		ok = bw_is_digit(*p) && !__builtin_mul_overflow(seed, 10, &seed) &&
+		     !__builtin_add_overflow(seed, (uint64_t)(*p - '0'), &seed);
+	if (!ok)
+		return bw_fail(err, cap, "expected " BW_SEED_WHAT ", got %s",
+			       bw_quote_value(s, got, sizeof got));
+	*out = seed;
 	return 0;
 }
 

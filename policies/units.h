@@ -1,7 +1,10 @@
-/* Parsers for the units a policy file uses: durations, call and byte rates, ratios. */
+/* Parsers for the values a policy file writes as text: durations, call and byte rates,
+ * sizes, ratios, and the settings the environment and `bulwark run` may also give (sink,
+ * enumerations, seed), so that both read them alike. */
 #ifndef BW_UNITS_H
 #define BW_UNITS_H
 
+#include <stdint.h>
 #include "config.h"
 
 /* Each returns 0 on success, or -1 with a human message in err (cap bytes). */
@@ -16,6 +19,21 @@ int bw_parse_size(const char *s, double *out, int *sized, char *err, size_t cap)
 int bw_parse_ratio(const char *s, double *out, char *err, size_t cap);
 /* A plain decimal ("2", "1.5"): no sign, no exponent, independent of the locale. */
 int bw_parse_number(const char *s, double *out, char *err, size_t cap);
+
+/* One of a NULL-terminated list of names (vocab.h) -> its index. */
+int bw_parse_name(const char *s, const char *const *names, int *out, char *err, size_t cap);
+/* A log sink: stderr, syslog or file:PATH; for a file, *path points at PATH inside s. */
+#define BW_SINK_WHAT "stderr, syslog or file:PATH"
+int bw_parse_sink(const char *s, enum bw_sink_kind *kind, const char **path, char *err,
+		  size_t cap);
+/* A seed: decimal digits only, 0 to 2^64-1 (0: a random one). */
+#define BW_SEED_WHAT "an integer from 0 to 18446744073709551615 (0: random)"
+int bw_parse_seed(const char *s, uint64_t *out, char *err, size_t cap);
+
+/* How messages show a value after "got": a number bare, other text quoted and cut short. */
+const char *bw_quote_value(const char *s, char *buf, size_t cap);
+/* "a, b, c": the names of a NULL-terminated list. */
+void bw_join_names(const char *const *names, char *buf, size_t cap);
 
 /* Shortest exact rendering in a unit the value reaches ("250ms", not "0.25s"; "1.5s", "2m"). */
 void bw_format_duration(bw_usec us, char *buf, size_t cap);

@@ -14,6 +14,8 @@
 #include "overrides.h"
 #include "paths.h"
 #include "run.h"
+#include "units.h"
+#include "vocab.h"
 
 /* What the library reads from the environment over the policy file, and the option of
  * ours that sets each. Checked here with the library's own parsers, whether the value comes
@@ -58,7 +60,7 @@ static int parse_options(int argc, char **argv, struct run_opts *o)
 		case 'c': o->config = optarg; break;
 		case 'o': o->value[OV_LOG] = optarg; break;
 		case 'l': o->value[OV_LEVEL] = optarg; break;
-		case OPT_OBSERVE: o->value[OV_MODE] = "observe"; break;
+		case OPT_OBSERVE: o->value[OV_MODE] = bw_mode_names[BW_MODE_OBSERVE]; break;
 		case OPT_SEED: o->value[OV_SEED] = optarg; break;
 		case 'h': bw_usage(stdout); exit(0);
 		default: bw_option_error("run", argv, c); return -1;
@@ -72,13 +74,17 @@ static int parse_options(int argc, char **argv, struct run_opts *o)
 }
 
 /* A sink file is opened by every process of the tree, each in its own working directory:
- * only an absolute path names the same file for all of them. */
+ * only an absolute path names the same file for all of them. The sink has been checked. */
 static int absolute_sink(const char *sink, char *out, size_t cap)
 {
-	if (strncmp(sink, "file:", 5) != 0 || sink[5] == '\0')
+	enum bw_sink_kind kind;
+	const char *path;
+	char err[8];
+	int n;
+	if (bw_parse_sink(sink, &kind, &path, err, sizeof err) < 0 || !path)
 		return snprintf(out, cap, "%s", sink) < (int)cap ? 0 : -1;
-	strcpy(out, "file:");
-	return bw_abs_path(sink + 5, out + 5, cap - 5);
+	n = snprintf(out, cap, "%.*s", (int)(path - sink), sink);   /* "file:" */
+	return n < (int)cap ? bw_abs_path(path, out + n, cap - (size_t)n) : -1;
 }
 
 static int set_overrides(struct bw_config *cfg, const struct run_opts *o)

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "ops.h"
 #include "errnames.h"
+#include "dump_text.h"
 
 #define MS 1000LL
 #define SEC 1000000LL
@@ -1206,19 +1207,9 @@ static void assert_rules_equal(const struct bw_rule *a, const struct bw_rule *b)
 	assert_int_equal(a->max_keys, b->max_keys);
 }
 
-static char *dump(const struct bw_config *cfg)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	bw_config_dump(cfg, f);
-	fclose(f);
-	return text;
-}
-
 static void round_trip(struct bw_config *cfg)
 {
-	char *text = dump(cfg);
+	char *text = dump_text(cfg);
 	struct bw_diags dg;
 	struct bw_config *again = load(text, &dg);
 	if (!again) {
@@ -1244,7 +1235,7 @@ static void round_trip(struct bw_config *cfg)
 	assert_int_equal(cfg->n_rules, again->n_rules);
 	for (int i = 0; i < cfg->n_rules; i++)
 		assert_rules_equal(&cfg->rules[i], &again->rules[i]);
-	char *text2 = dump(again);   /* and the dump is a fixed point, comment line aside */
+	char *text2 = dump_text(again);   /* and the dump is a fixed point, comment line aside */
 	assert_string_equal(strchr(text, '\n'), strchr(text2, '\n'));
 	free(text);
 	free(text2);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "config.h"
+#include "dump_text.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -102,17 +103,6 @@ static const char rich_policy[] =
 
 static char path[] = "/tmp/bw-oom-XXXXXX";
 
-static char *dump(const struct bw_config *cfg)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	assert_non_null(f);
-	bw_config_dump(cfg, f);
-	assert_int_equal(fclose(f), 0);
-	return text;
-}
-
 static int setup(void **state)
 {
 	(void)state;
@@ -149,7 +139,7 @@ static void each_failure(int rest)
 	long total = counted;
 	assert_non_null(cfg);
 	assert_int_equal(cfg->n_rules, 5);
-	char *want = dump(cfg);
+	char *want = dump_text(cfg);
 	bw_config_free(cfg);
 	print_message("a whole load makes %ld allocations\n", total);
 	assert_true(total > 100);
@@ -163,7 +153,7 @@ static void each_failure(int rest)
 		fail_at = 0;
 		assert_int_equal(failed, rest ? counted - n + 1 : 1);
 		if (cfg) {   /* the failure was handled on the way: all of it, or no policy */
-			char *got = dump(cfg);
+			char *got = dump_text(cfg);
 			if (strcmp(got, want) != 0)
 				print_error("allocation %ld failed: a partial policy\n%s", n, got);
 			assert_string_equal(got, want);

@@ -1,0 +1,48 @@
+/* Built-in values (builtin.h). The man page states each of them (bulwark.yaml.5, RETRY,
+ * BREAKER, RATE LIMIT, max_keys): a change here is a change there. */
+#include <syslog.h>
+#include "builtin.h"
+
+const struct bw_config bw_builtin_config = {
+	.version = 1,
+	.mode = BW_MODE_ENFORCE,
+	.on_config_error = BW_ONERR_PASSTHROUGH,
+	.seed = 0,   /* a random seed in each process */
+	.log = { .sink = BW_SINK_STDERR, .level = BW_LVL_INFO, .facility = LOG_USER,
+		 .summary = 1 },
+	.state = { .share = BW_SHARE_PROCESS, .dir = NULL },
+};
+
+const struct bw_rule bw_builtin_rule = {
+	.retry = {
+		.attempts = 3,
+		.base = 100 * BW_MS,
+		.max = 5 * BW_SEC,
+		.multiplier = 2,
+		.jitter = BW_JITTER_FULL,
+		.budget_ratio = 0.2,
+		.budget_min_per_sec = 5,
+	},
+	.breaker = {
+		.scope = BW_SCOPE_DEST,
+		.consecutive = 5,
+		.window = 30 * BW_SEC,
+		.min_calls = 20,
+		.open_for = 10 * BW_SEC,
+		.open_for_max = 5 * BW_MIN,
+		.half_open_probes = 1,
+	},
+	.rate_limit = {
+		.scope = BW_SCOPE_DEST,
+		.on_limit = BW_LIMIT_WAIT,
+		.max_wait = 1 * BW_SEC,
+	},
+	.nonblocking = BW_NB_RETRY,
+	.max_keys = 4096,
+};
+
+const struct bw_preset_values bw_presets[] = {
+	[BW_PRESET_QUICK] = { 2, 100 * BW_MS, 1 * BW_SEC },
+	[BW_PRESET_CONSERVATIVE] = { 3, 1 * BW_SEC, 5 * BW_SEC },
+	[BW_PRESET_AGGRESSIVE] = { 5, 200 * BW_MS, 10 * BW_SEC },
+};

@@ -143,6 +143,7 @@ struct bw_rule {
 #define BW_POLICY_MAX_BYTES (1 << 20)
 #define BW_POLICY_MAX_DEPTH 64          /* nested lists and mappings */
 #define BW_POLICY_MAX_NODES 50000       /* scalars, lists and mappings written */
+#define BW_POLICY_MAX_RULES 4095        /* rules, numbered in 12 bits per descriptor */
 #define BW_POLICY_MAX_ALIASED 50000     /* nodes aliases stand for, counted at each use */
 #define BW_POLICY_MAX_INHERITED 50000   /* fallback and inject entries copied from defaults */
 

@@ -149,6 +149,12 @@ static void parse_rules(struct cf_loader *l, yaml_node_t *v, const struct cf_dra
 		return;
 	}
 	int n = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+	if (n > BW_POLICY_MAX_RULES) {
+		/* a socket's entry names its rules in 12 bits */
+		cf_error(l, cf_mark_of(v), "rules: at most %d rules, got %d", BW_POLICY_MAX_RULES,
+			 n);
+		return;
+	}
 	struct names names = { .seed = cf_seed() };
 	unsigned cap = 16;
 	while (cap < 2 * (unsigned)n)

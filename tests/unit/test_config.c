@@ -501,21 +501,22 @@ static void test_limit_nodes(void **state)
 static void test_limit_aliases(void **state)
 {
 	(void)state;
-	/* a match of 10 nodes (mapping, 2 keys, 2 lists, 5 names) used 5000 times is 50000 */
+	/* a match of 20 nodes (mapping, 2 keys, 2 lists, 15 names) used 2500 times is 50000 */
 	char *t = text_of(200000);
 	size_t o = (size_t)sprintf(t, "version: 1\nrules:\n  - name: r0\n"
-				   "    match: &m { ops: [connect], dest: [a:1, b:1, c:1, d:1] }\n");
-	for (int i = 1; i <= 5000; i++)
+				   "    match: &m { ops: [connect], dest: [a:1, b:1, c:1, d:1, e:1, "
+				   "f:1, g:1, h:1, i:1, j:1, k:1, l:1, m:1, n:1] }\n");
+	for (int i = 1; i <= 2500; i++)
 		o += (size_t)sprintf(t + o, "  - { name: r%d, match: *m }\n", i);
 	struct bw_diags dg;
 	memset(&dg, 0, sizeof dg);
 	struct bw_config *cfg = bw_config_load_string("policy.yaml", t, o, &dg);
 	assert_non_null(cfg);
-	assert_int_equal(cfg->n_rules, 5001);
-	assert_int_equal(cfg->rules[5000].match.n_dest, 4);
+	assert_int_equal(cfg->n_rules, 2501);
+	assert_int_equal(cfg->rules[2500].match.n_dest, 14);
 	bw_config_free(cfg);
 	o += (size_t)sprintf(t + o, "  - { name: one-too-many, match: *m }\n");
-	first_diag_is(t, o, "policy.yaml:5005:34: aliases stand for more than 50000 values, lists "
+	first_diag_is(t, o, "policy.yaml:2505:34: aliases stand for more than 50000 values, lists "
 		      "and mappings in all (each use counts all the alias names)");
 
 	/* an alias inside what it names would be a loop */
@@ -567,6 +568,23 @@ static void test_limit_size(void **state)
 }
 
 /* A longer state.dir was cut short where the state paths are built: another directory. */
+/* More rules than a socket's entry can number is an error, not a wrong rule. */
+static void test_rule_count_limit(void **state)
+{
+	(void)state;
+	size_t cap = (size_t)(BW_POLICY_MAX_RULES + 1) * 64 + 64;
+	char *yaml = malloc(cap);
+	assert_non_null(yaml);
+	size_t o = (size_t)sprintf(yaml, "version: 1\nrules:\n");
+	for (int i = 0; i <= BW_POLICY_MAX_RULES; i++)
+		o += (size_t)sprintf(yaml + o, "  - { name: r%d, match: { ops: [connect] } }\n", i);
+	char want[128];
+	snprintf(want, sizeof want, "policy.yaml:3:3: rules: at most %d rules, got %d",
+		 BW_POLICY_MAX_RULES, BW_POLICY_MAX_RULES + 1);
+	first_diag_is(yaml, o, want);
+	free(yaml);
+}
+
 static void test_state_dir_length(void **state)
 {
 	static char yaml[BW_STATE_DIR_MAX + 200];
@@ -1322,6 +1340,7 @@ int main(void)
 		cmocka_unit_test(test_limit_inherited),
 		cmocka_unit_test(test_limit_size),
 		cmocka_unit_test(test_state_dir_length),
+		cmocka_unit_test(test_rule_count_limit),
 		cmocka_unit_test(test_full_policy),
 		cmocka_unit_test(test_top_level_defaults),
 		cmocka_unit_test(test_section_defaults),

@@ -117,7 +117,7 @@ check: all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO)
 
 # Everything, the sanitizer passes too, with one closing line: what CI runs.
 test: all $(UNIT_BIN) $(ITEST_PROG) $(ITEST_SO) sanitizer-builds
-	@sh tests/run-all.sh --sanitizers
+	@sh tests/run-all.sh plain asan tsan
 
 demo: all
 	@sh examples/demo.sh
@@ -151,10 +151,10 @@ san-build-asan san-build-tsan: san-build-%: deps-ready
 sanitizer-builds: san-build-asan san-build-tsan
 
 check-asan: san-build-asan
-	@sh tests/run-all.sh --only-asan
+	@sh tests/run-all.sh asan
 
 check-tsan: san-build-tsan
-	@sh tests/run-all.sh --only-tsan
+	@sh tests/run-all.sh tsan
 
 # ---- install ----
 # bulwark finds the library in ../lib beside its own directory (or $BULWARK_LIB).

@@ -11,6 +11,12 @@
 # they failed in any pass (by ID where the step lists them, else the most failures of any
 # pass). Each pass is also summed up on its own before the closing line.
 passes=${*:-plain}
+for pass in $passes; do
+	case $pass in
+	plain | asan | tsan) ;;
+	*) echo "run-all.sh: unknown pass '$pass' (plain, asan, tsan)" >&2; exit 2 ;;
+	esac
+done
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 # Python's output must stream through the pipe below, not wait for a full buffer.
@@ -71,7 +77,10 @@ summary() {
 		total=$((total + n)); failed=$((failed + fc))
 	done
 	[ "$passes" = plain ] || echo "  (the closing line counts each test once, failed if it failed in any pass)"
-	echo "$((total - failed)) passed, $failed failed"
+	passed=$((total - failed))
+	# a run that ran nothing must not pass for a green one
+	[ "$total" -eq 0 ] && { echo "run-all.sh: no test ran" >&2; failed=1; }
+	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 }
 

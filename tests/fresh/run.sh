@@ -41,6 +41,7 @@ cleanup() {
 	[ "${FRESH_KEEP:-0}" = 1 ] || rm -rf "$root"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 cleanup
 mkdir -p "$root"
 say "== a minimal Debian 12 root in $root"

@@ -86,6 +86,7 @@ summary() {
 
 step plain unit        "unit tests"           sh tests/unit/run.sh build/tests/test_*
 step plain integration "integration tests"    python3 tests/integration/run.py
+step plain deps        "packages: probe, never install unasked" sh tests/deps/run.sh
 step plain install     "install, completion, uninstall" sh tests/install/run.sh
 step asan  unit        "unit tests"           env ASAN_OPTIONS=detect_leaks=1 sh tests/unit/run.sh build-asan/tests/test_*
 step asan  sanitize    "programs"             python3 tests/sanitize/run.py build-asan asan

@@ -52,6 +52,8 @@ needs() {
 	test|have redis-server|redis-server|redis-server
 	test|have redis-cli|redis-cli|redis-tools
 	test|have_postgres|PostgreSQL (initdb)|postgresql
+	test|have zsh|zsh (to test the zsh completion)|zsh
+	test|have systemd-analyze|systemd-analyze (to check the systemd example)|systemd
 	fuzz|have clang|clang|clang
 	fuzz|have_fuzzer|clang's libFuzzer and sanitizer runtimes|libclang-rt-14-dev
 	deb|have dpkg-buildpackage|dpkg-buildpackage|dpkg-dev

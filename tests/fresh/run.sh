@@ -59,6 +59,11 @@ rc=$?
 result "bootstrap a minimal bookworm root ($(command -v mmdebstrap || command -v debootstrap))" $rc $(($(date +%s) - t))
 [ $rc -eq 0 ] || finish
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null
+# What the installer (or a container runtime) writes on every Debian machine and a
+# bootstrapped root lacks: without it localhost resolves differently.
+echo fresh >"$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tfresh\n\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n' \
+	>"$root/etc/hosts"
 
 # the commit, as a clone would have it
 mkdir -p "$root/src/bulwark"

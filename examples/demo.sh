@@ -3,6 +3,10 @@
 # built-in default policy it waits for it.
 set -u
 cd "$(dirname "$0")/.."
+BULWARK=${BULWARK:-$PWD/build/bulwark}
+# installed copies of the examples use the installed tool
+[ -x "$BULWARK" ] || BULWARK=$(command -v bulwark || echo "$BULWARK")
+[ -x "$BULWARK" ] || { echo "demo.sh: $BULWARK is not built: run make" >&2; exit 1; }
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -22,7 +26,7 @@ kill "$pid" 2>/dev/null; wait 2>/dev/null
 echo
 echo "== with bulwark (built-in default policy; events on stderr at level warn)"
 pid=$(late_server)
-(cd "$dir" && env -u BULWARK_CONFIG "$OLDPWD/build/bulwark" run -- \
+(cd "$dir" && env -u BULWARK_CONFIG "$BULWARK" run -- \
 	curl -sS -o /dev/null -w "HTTP %{http_code}\n" "http://127.0.0.1:$port/")
 rc=$?
 kill "$pid" 2>/dev/null; wait 2>/dev/null

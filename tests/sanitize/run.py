@@ -4,7 +4,8 @@ built the same way. Preloading a sanitizer runtime into foreign programs (curl, 
 is unreliable (curl hangs in setlocale under a preloaded libasan even without bulwark),
 so the programs here link the runtime themselves and the library uses theirs.
 
-usage: run.py BUILD_DIR asan|tsan   -- prints "sanitize: N passed, N failed"
+usage: run.py BUILD_DIR asan|tsan   -- prints "sanitize: failed NAME" per failure, then
+"sanitize: N passed, N failed"
 """
 import os
 import subprocess
@@ -97,6 +98,10 @@ def main():
             "    rate_limit: { scope: rule, rate: 100000/s, burst: 1000 }\n"
             "    breaker: { trip: { consecutive: 1000 } }\n", tmp, results)
     failed = sum(1 for _, ok in results if not ok)
+    # one line per failure, so that tests/run-all.sh counts a program once over both passes
+    for name, ok in results:
+        if not ok:
+            print("sanitize: failed " + name)
     print("sanitize: %d passed, %d failed" % (len(results) - failed, failed))
     return 1 if failed else 0
 

@@ -1,4 +1,4 @@
-/* Backoff delays (SPEC 3.3); jitter spreads clients that failed together so they do not
+/* Backoff delays (bulwark.yaml(5), RETRY); jitter spreads clients that failed together so they do not
  * come back together. */
 #include <assert.h>
 #include "backoff.h"

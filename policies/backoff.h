@@ -1,4 +1,4 @@
-/* Delay before a retry, per SPEC 3.3: exponential growth capped at max, with jitter. */
+/* Delay before a retry, as bulwark.yaml(5) RETRY documents: exponential growth capped at max, with jitter. */
 #ifndef BW_BACKOFF_H
 #define BW_BACKOFF_H
 

@@ -1,4 +1,4 @@
-/* Circuit breaker state machine (SPEC 3.5): closed -> open on consecutive failures or a
+/* Circuit breaker state machine (bulwark.yaml(5), BREAKER): closed -> open on consecutive failures or a
  * failure ratio over a window; open -> half_open after open_for; half_open -> closed when
  * every probe succeeds, or back to open with open_for doubled (up to open_for_max).
  * Pure: the caller supplies the time and serializes access to one state. */

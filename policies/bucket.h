@@ -1,4 +1,4 @@
-/* Token bucket (SPEC 3.6): `rate` tokens a second, at most `burst` banked. Tokens are calls
+/* Token bucket (bulwark.yaml(5), RATE_LIMIT): `rate` tokens a second, at most `burst` banked. Tokens are calls
  * or bytes. Pure: the caller supplies the time and serializes access to one bucket. */
 #ifndef BW_BUCKET_H
 #define BW_BUCKET_H

@@ -307,7 +307,7 @@ static int limiting_fault(const struct bw_inject *in, const char **why)
 	return I_ERRNO;
 }
 
-/* Faults and ops of one inject entry must fit each other and the rule (SPEC 3.2). */
+/* Faults and ops of one inject entry must fit each other and the rule (bulwark.yaml(5), "What applies to which op"). */
 static void check_inject(struct cf_loader *l, struct cf_draft *d, struct bw_inject *in,
 			 yaml_node_t *n, yaml_node_t *const *kn, const char *path)
 {

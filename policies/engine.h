@@ -54,7 +54,7 @@ struct bw_rule_rt {
 	const struct bw_rate_limit *rate_limit;  /* the rule's, at hand */
 };
 
-/* A fault to inject into one attempt (SPEC 3.8). */
+/* A fault to inject into one attempt (bulwark.yaml(5), INJECT). */
 struct bw_fault {
 	int err;                 /* bw_err code, 0 none */
 	bw_usec delay;

@@ -18,7 +18,7 @@ static const char *const ev_names[BW_EV_COUNT] = {
 	[BW_EV_WARNING] = "warning",
 };
 
-/* SPEC 5 table; `warning` is ours, not in the table, and is a warn. */
+/* The level table of bulwark.yaml(5) EVENTS; `warning` is ours, not in the table, and is a warn. */
 static const enum bw_level ev_levels[BW_EV_COUNT] = {
 	[BW_EV_START] = BW_LVL_INFO,     [BW_EV_CONFIG_ERROR] = BW_LVL_ERROR,
 	[BW_EV_FAIL] = BW_LVL_INFO,      [BW_EV_RETRY] = BW_LVL_WARN,

@@ -1,4 +1,4 @@
-/* Fault injection decisions (SPEC 3.8). With a non-zero seed, whether call k of a rule is
+/* Fault injection decisions (bulwark.yaml(5), INJECT). With a non-zero seed, whether call k of a rule is
  * hit depends only on the seed, the rule, the inject entry and k: the counter is per entry
  * and the draw is a hash of those, not a stream shared with other rules or threads. */
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Per-thread re-entrancy guard: while set, every hook passes straight through. It keeps our
  * own work (loading the policy, logging) out of our hooks. volatile: glibc marks dlsym and
  * friends __leaf__, and GCC then drops a plain store made just before them
- * (PRELOAD-PITFALLS 2). */
+ * (docs/design.md, H2). */
 #ifndef BW_GUARD_H
 #define BW_GUARD_H
 

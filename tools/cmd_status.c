@@ -1,4 +1,4 @@
-/* `bulwark status` (SPEC 3.9): the live breaker and limiter state of the process trees
+/* `bulwark status` (bulwark(1), STATUS): the live breaker and limiter state of the process trees
  * that share it (`state: { share: group }`), and their health as a health check reads
  * it: exit 0 healthy, 1 degraded, 2 unhealthy, 3 unknown. */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* `bulwark status` (SPEC 3.9): the breakers and buckets a process tree shares, read from
+/* `bulwark status` (bulwark(1), STATUS): the breakers and buckets a process tree shares, read from
  * the group state files the library maps. status_read.c finds the files, maps each
  * read-only and copies what it needs into the structures below (a snapshot: nothing is
  * locked, a writer may be half-way through an update, so every figure is a moment's
@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 /* The health of a destination, a group, and all of them, ordered as the exit status
- * (SPEC 3.9: the usual health-check convention). */
+ * (the usual health-check convention, bulwark(1) EXIT STATUS). */
 enum bw_health { BW_HEALTHY, BW_DEGRADED, BW_UNHEALTHY, BW_UNKNOWN };
 
 const char *bw_health_name(enum bw_health h);
@@ -89,7 +89,7 @@ struct bw_status {
 };
 
 /* ---- status_read.c ---- */
-/* The state directory: dir when given, else the `auto` rule of SPEC 3.9:
+/* The state directory: dir when given, else the `auto` rule of bulwark.yaml(5) STATE:
  * $XDG_RUNTIME_DIR/bulwark when XDG_RUNTIME_DIR is set, else /tmp/bulwark-UID. */
 int bw_status_dir(const char *given, char *out, size_t cap);
 /* Read every *.state file of st->dir (st->dir set by the caller); with group non-NULL

@@ -86,7 +86,7 @@ rules:
     timeout: { recv: 30s }
 EOF
 
-# The same, with breakers and buckets in a file shared by a process tree (SPEC 3.9).
+# The same, with breakers and buckets in a file shared by a process tree (bulwark.yaml(5), STATE).
 mkdir -p "$OUT/state" && chmod 700 "$OUT/state"
 cat >"$OUT/policy-match-group.yaml" <<EOF
 version: 1

@@ -271,7 +271,7 @@ static const struct bad_case bad_cases[] = {
 	{ "version: 1\nrules:\n  - name: x\n    inject: [ { errno: ECONNREFUSED, reset: true } ]\n",
 	  "policy.yaml:4:15: rules[0].inject[0]: choose one of errno, partial, eof and reset "
 	  "(delay may go with any)" },
-	/* what applies to which op (SPEC 3.2) */
+	/* what applies to which op (bulwark.yaml(5), "What applies to which op") */
 	{ "version: 1\nrules:\n  - name: api\n    match: { ops: [connect] }\n"
 	  "    timeout: { connect: 1s, recv: 5s }\n",
 	  "policy.yaml:5:29: rules[0].timeout.recv: does not apply: rule 'api' matches only "

@@ -1,5 +1,5 @@
 /* A library that connects from its own constructor, to check that bulwark's hooks work
- * before bulwark's constructor has run (PRELOAD-PITFALLS 1). Loaded as
+ * before bulwark's constructor has run (docs/design.md, H1). Loaded as
  * LD_PRELOAD="libbulwark.so:earlyconn.so", its constructor runs first (preload
  * constructors run in reverse order) while its connect() still binds to bulwark's hook
  * (symbol lookup follows load order).

@@ -1,5 +1,5 @@
 /* A server whose accept() fails with EMFILE until a helper thread lifts the limit
- * (SPEC 3.3: accept retries EMFILE by default).
+ * (bulwark.yaml(5) RETRY: accept retries EMFILE by default).
  *
  * usage: emfile_server RESTORE_MS
  * Listens on 127.0.0.1 on a free port and prints the port. Then it lowers

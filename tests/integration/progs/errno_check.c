@@ -1,4 +1,4 @@
-/* Return values and errno through the hooks must be exactly libc's (SPEC 6): failures keep
+/* Return values and errno through the hooks must be exactly libc's (docs/design.md, 4.1): failures keep
  * their errno, and a successful call leaves errno as it found it.
  *
  * usage: errno_check REFUSED_PORT

@@ -1,5 +1,5 @@
 /* A client that dresses its socket up before connecting, to check that a retried connect
- * leaves it exactly as the program made it (SPEC 3.3): same open file, options, flags,
+ * leaves it exactly as the program made it (docs/design.md, H9): same open file, options, flags,
  * bound address, epoll registration and duplicates.
  *
  * usage: sockopt_client PORT BINDPORT block|nonblock

@@ -219,8 +219,11 @@ double bw_engine_piece(const struct bw_rate_limit *rl);
 /* Give back bytes taken by bw_engine_bytes that did not move. */
 void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n);
 /* The fault, if any, to inject into this attempt of c: decided from the seed, the rule
- * and the count of calls (reproducible with a non-zero seed), counted and logged. Returns
- * 1 when something is to be injected; in observe mode it only logs and returns 0. */
+ * and the count of calls (reproducible with a non-zero seed), counted and logged. Its
+ * delay is waited here, as a wait of c (BW_WAIT_DELAY): when c's on_signal ends it, the
+ * attempt fails with the result it gave (f->err) and nothing else is injected. Returns
+ * 1 when something is to be injected; in observe mode it only logs and returns 0. The
+ * hook then fails the attempt with f->err, or carries out f->reset, eof or partial. */
 int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fault *f);
 /* Set by bw_engine_inject for the attempt this thread is making: its failure is marked
  * "injected" in the fail event. */

@@ -68,5 +68,12 @@ int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fau
 	}
 	bw_engine_count(e, r, BW_ST_INJECTED);
 	bw_attempt_injected = 1;
+	int ended = 0;
+	if (f->delay && bw_engine_wait(e, c, f->delay, BW_WAIT_DELAY, &ended)) {
+		uint64_t d = f->draw;
+		memset(f, 0, sizeof *f);
+		f->err = ended;
+		f->draw = d;
+	}
 	return 1;
 }

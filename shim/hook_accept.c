@@ -26,15 +26,10 @@ static int attempt(void *arg, int n, int64_t deadline)
 	struct accept_args *a = arg;
 	(void)n, (void)deadline;
 	struct bw_fault f;
-	if (a->c && bw_engine_inject(a->e, a->c, &f)) {
-		int err = 0;
-		if (f.delay && bw_engine_wait(a->e, a->c, f.delay, BW_WAIT_DELAY, &err))
-			f.err = err;
-		if (f.err) {
-			a->result = -1;
-			a->err = f.err;
-			return f.err;
-		}
+	if (a->c && bw_engine_inject(a->e, a->c, &f) && f.err) {
+		a->result = -1;
+		a->err = f.err;
+		return f.err;
 	}
 	a->result = BW_REAL(accept4)(a->fd, a->addr, a->addrlen, a->flags);
 	if (a->result >= 0)

@@ -211,12 +211,7 @@ static int attempt(void *arg, int n, int64_t deadline)
 	struct attempt_ctx *a = arg;
 	(void)n;
 	struct bw_fault f;
-	int err = 0;
-	if (bw_engine_inject(a->e, a->call, &f)) {
-		if (f.delay)
-			a->e->env.sleep_us(f.delay);
-		err = f.err;
-	}
+	int err = bw_engine_inject(a->e, a->call, &f) ? f.err : 0;
 	if (!err)
 		err = a->nonblocking ? attempt_once(a, deadline) : attempt_blocking(a, deadline);
 	a->last_err = err;
@@ -416,13 +411,9 @@ static int at_once(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 		return finish(-1, err, errno);
 	struct bw_fault f;
 	bw_attempt_injected = 0;
-	if (bw_engine_inject(e, c, &f)) {
-		if (f.delay)
-			e->env.sleep_us(f.delay);
-		if (f.err) {
-			bw_engine_outcome(e, c, f.err);
-			return finish(-1, f.err, errno);
-		}
+	if (bw_engine_inject(e, c, &f) && f.err) {
+		bw_engine_outcome(e, c, f.err);
+		return finish(-1, f.err, errno);
 	}
 	int rc = BW_REAL(connect)(fd, sa, len);
 	err = errno;

@@ -112,11 +112,7 @@ struct gai_args {
 static int injected(struct bw_engine *e, const struct bw_call *c)
 {
 	struct bw_fault f;
-	if (!c || !bw_engine_inject(e, c, &f))
-		return 0;
-	if (f.delay)
-		e->env.sleep_us(f.delay);
-	return f.err;
+	return c && bw_engine_inject(e, c, &f) ? f.err : 0;
 }
 
 /* A failure the policy made: glibc leaves *res alone when a lookup fails. */

@@ -214,10 +214,7 @@ static int step_attempt(void *arg, int n, int64_t deadline)
 	struct step *s = arg;
 	(void)n, (void)deadline;
 	struct bw_fault f;
-	int faulted = s->e && bw_engine_inject(s->e, s->c, &f);
-	if (faulted && f.delay)
-		s->e->env.sleep_us(f.delay);
-	if (faulted && f.err)
+	if (s->e && bw_engine_inject(s->e, s->c, &f) && f.err)
 		bw_sq_inject_fault(f.err - BW_ERR_SQLITE_BASE);
 	s->rc = bw_sq.step(s->st);
 	bw_sq_inject_fault(0);

@@ -220,8 +220,6 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 	struct bw_xfer *x = r->x;
 	if (!bw_engine_inject(r->e, r->c, &f))
 		return 0;
-	if (f.delay && bw_engine_wait(r->e, r->c, f.delay, BW_WAIT_DELAY, err))
-		return 1;
 	if (f.reset) {
 		reset_connection(x->fd);
 		*err = ECONNRESET;

@@ -136,6 +136,41 @@ static void test_observe_logs_but_injects_nothing(void **s)
 	bw_engine_fini(&eng);
 }
 
+/* The delay is the engine's own wait; a signal that ends it (the call's on_signal says so)
+ * fails the attempt with what on_signal gave, and no other fault is carried out. */
+static int end_with_eintr(void *arg, int where, int *result)
+{
+	(void)arg;
+	assert_int_equal(where, BW_WAIT_DELAY);
+	*result = EINTR;
+	return 1;
+}
+
+static void test_delay_waited_and_ended_by_signal(void **s)
+{
+	(void)s;
+	setup_cfg(5, 1.0, 0.0);
+	inj[0].err = 0;
+	inj[0].delay = 250000;
+	inj[0].reset = 1;
+	struct bw_call c = { .rule = &rules[0], .op = BW_OP_CONNECT, .fd = -1 };
+	struct bw_fault f;
+	int64_t t0 = fake_now;
+	assert_int_equal(bw_engine_inject(&eng, &c, &f), 1);
+	assert_int_equal(fake_now - t0, 250000);
+	assert_int_equal(f.err, 0);
+	assert_int_equal(f.reset, 1);
+
+	c.on_signal = end_with_eintr;
+	fake_signal_after = 1000;
+	t0 = fake_now;
+	assert_int_equal(bw_engine_inject(&eng, &c, &f), 1);
+	assert_int_equal(fake_now - t0, 1000);
+	assert_int_equal(f.err, EINTR);
+	assert_int_equal(f.reset, 0);
+	bw_engine_fini(&eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +180,7 @@ int main(void)
 		cmocka_unit_test(test_after_and_count),
 		cmocka_unit_test(test_only_its_ops),
 		cmocka_unit_test(test_observe_logs_but_injects_nothing),
+		cmocka_unit_test(test_delay_waited_and_ended_by_signal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

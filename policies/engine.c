@@ -250,6 +250,15 @@ void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_even
 	e->env.emit(ev->lvl, line, n);
 }
 
+void bw_engine_timed_out(struct bw_engine *e, const struct bw_call *c, bw_usec after)
+{
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_TIMEOUT, BW_LVL_WARN);
+	ev.err = ETIMEDOUT;
+	ev.elapsed_ms = (double)after / 1000.0;
+	bw_engine_emit(e, c, &ev);
+}
+
 static void gave_up_advice(struct bw_engine *e, const struct bw_call *c, const char *reason,
 			   const char *advice, int err, int attempts)
 {

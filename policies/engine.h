@@ -234,6 +234,8 @@ void bw_engine_after_fork(struct bw_engine *e);
 
 /* Emit an event with the call's fields filled in (c may be NULL). */
 void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_event *ev);
+/* A timeout of the rule ended an attempt of c after `after`: the timeout event. */
+void bw_engine_timed_out(struct bw_engine *e, const struct bw_call *c, bw_usec after);
 int bw_engine_wants(const struct bw_engine *e, enum bw_level lvl);
 void bw_engine_count(struct bw_engine *e, const struct bw_rule *r, enum bw_stat st);
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
+#include "decimal.h"
 #include "errnames.h"
 
 #define E(x) [x] = #x
@@ -214,16 +215,8 @@ const char *bw_err_name(int code)
 		return made_up(buf, sizeof buf, "SQLSTATE_", st);
 	}
 	case BW_SPACE_MYSQL: {
-		char num[12];
-		int v = code - BW_ERR_MYSQL_BASE, n = 0;
-		char rev[12];
-		do {
-			rev[n++] = (char)('0' + v % 10);
-			v /= 10;
-		} while (v && n < 11);
-		for (int i = 0; i < n; i++)
-			num[i] = rev[n - 1 - i];
-		num[n] = '\0';
+		char num[BW_DECIMAL_MAX + 1];
+		num[bw_decimal(num, (uint64_t)(code - BW_ERR_MYSQL_BASE))] = '\0';
 		return made_up(buf, sizeof buf, "MYSQL_", num);
 	}
 	case BW_SPACE_REDIS:

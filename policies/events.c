@@ -1,5 +1,6 @@
 /* Structured events as JSON Lines. Everything here is async-signal-safe: no allocation,
  * no stdio, no locale, no time zone database; only stores into the caller's buffer. */
+#include "decimal.h"
 #include "events.h"
 #include "ops.h"
 
@@ -87,14 +88,8 @@ static void put_s(struct jw *w, const char *s)
 
 static void put_u64(struct jw *w, uint64_t v)
 {
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		put(w, tmp[--n]);
+	char d[BW_DECIMAL_MAX];
+	put_n(w, d, bw_decimal(d, v));
 }
 
 static void put_i64(struct jw *w, int64_t v)

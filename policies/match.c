@@ -3,6 +3,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/un.h>
+#include "decimal.h"
 #include "match.h"
 #include "ops.h"
 #include "keyed.h"
@@ -208,14 +209,10 @@ static size_t put(char *buf, size_t cap, size_t o, const char *s)
 
 static size_t put_uint(char *buf, size_t cap, size_t o, unsigned v)
 {
-	char tmp[12];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n && o + 1 < cap)
-		buf[o++] = tmp[--n];
+	char d[BW_DECIMAL_MAX];
+	size_t n = bw_decimal(d, v);
+	for (size_t i = 0; i < n && o + 1 < cap; i++)
+		buf[o++] = d[i];
 	buf[o] = '\0';
 	return o;
 }

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "events.h"
+#include "clock.h"
 #include "group.h"
 #include "keyed.h"
 #include "real.h"
@@ -199,12 +200,10 @@ static void unlock_dir(int dfd)
 
 static void fill_slot(struct bw_shm_proc *p, const struct bw_engine *e, uint32_t start)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	memset(p, 0, sizeof *p);
 	p->pid = (int32_t)e->pid;
 	p->start_ticks = start;
-	p->started_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	p->started_us = bw_clock_us(CLOCK_REALTIME);
 	snprintf(p->prog, sizeof p->prog, "%s", e->prog);
 }
 
@@ -254,10 +253,7 @@ static void *create(int dfd, struct bw_engine *e, const struct bw_config *cfg,
 		snprintf(why, cap, "the group's state file cannot be made: %s", strerror(err));
 		return NULL;
 	}
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	bw_shm_format(m, size, cfg, group, cfg->path,
-		      (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+	bw_shm_format(m, size, cfg, group, cfg->path, bw_clock_us(CLOCK_REALTIME));
 	fill_slot(&bw_shm_procs(m)[0], e, own_start());
 	slot = 0;
 	bw_shm_publish(m);

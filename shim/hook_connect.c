@@ -32,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
+#include "decimal.h"
 #include "errnames.h"
 #include "match.h"
 #include "sockio.h"
@@ -57,26 +58,9 @@ struct attempt_ctx {
 	int64_t attempt_end;     /* when the attempt under way reaches timeout.connect */
 };
 
-static void reset_socket(int fd)
-{
-	struct sockaddr sa = { .sa_family = AF_UNSPEC };
-	int saved = errno;
-	BW_REAL(connect)(fd, &sa, sizeof sa);
-	errno = saved;
-}
-
 static void before_retry(void *arg)
 {
-	reset_socket(((struct attempt_ctx *)arg)->fd);
-}
-
-static void timeout_event(struct attempt_ctx *a)
-{
-	struct bw_event ev;
-	bw_event_init(&ev, BW_EV_TIMEOUT, BW_LVL_WARN);
-	ev.err = ETIMEDOUT;
-	ev.elapsed_ms = (double)a->per_attempt / 1000.0;
-	bw_engine_emit(a->e, a->call, &ev);
+	bw_sock_unconnect(((struct attempt_ctx *)arg)->fd);
 }
 
 /* An attempt goes on without us: its outcome is recorded when the program learns it. */
@@ -128,9 +112,9 @@ static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 				bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
 				return EINPROGRESS;
 			}
-			reset_socket(a->fd);
+			bw_sock_unconnect(a->fd);
 			if (a->per_attempt && until - now == a->per_attempt) {
-				timeout_event(a);
+				bw_engine_timed_out(a->e, a->call, a->per_attempt);
 				return ETIMEDOUT;
 			}
 			/* cut short by the call's deadline: what the call gives up with is
@@ -195,9 +179,9 @@ static int attempt_blocking(struct attempt_ctx *a, int64_t deadline)
 				bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
 				return EINPROGRESS;
 			}
-			reset_socket(a->fd);
+			bw_sock_unconnect(a->fd);
 			if (a->per_attempt && until >= a->attempt_end) {
-				timeout_event(a);
+				bw_engine_timed_out(a->e, a->call, a->per_attempt);
 				return ETIMEDOUT;
 			}
 			return a->last_err ? a->last_err : ETIMEDOUT;
@@ -283,12 +267,8 @@ static int fallback_addr(const struct bw_dest *d, int family, struct sockaddr_st
 		return -1;
 	struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res = NULL;
-	char port[8];
-	int n = 0;
-	for (int v = d->port, div = 10000; div; div /= 10)
-		if (v / div % 10 || n || div == 1)
-			port[n++] = (char)('0' + v / div % 10);
-	port[n] = '\0';
+	char port[BW_DECIMAL_MAX + 1];
+	port[bw_decimal(port, (uint64_t)d->port)] = '\0';
 	int saved = errno;
 	int rc = BW_REAL(getaddrinfo)(d->pattern, port, &hints, &res);
 	errno = saved;
@@ -320,7 +300,7 @@ static int try_fallbacks(struct bw_engine *e, struct bw_call *c, struct attempt_
 	for (int i = 0; i < r->n_fallback; i++) {
 		if (fallback_addr(&r->fallback[i], family, ss, &len) < 0)
 			continue;
-		reset_socket(a->fd);
+		bw_sock_unconnect(a->fd);
 		bw_format_sockaddr((struct sockaddr *)ss, len, dest, sizeof dest);
 		c->dest = dest;
 		c->host = r->fallback[i].kind == BW_DEST_HOST ? r->fallback[i].pattern : NULL;

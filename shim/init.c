@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "fdtable.h"
+#include "clock.h"
 #include "group.h"
 #include "names.h"
 #include "overrides.h"
@@ -31,16 +32,12 @@ static unsigned long thread_ordinal;
 
 int64_t bw_mono_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return bw_clock_us(CLOCK_MONOTONIC);
 }
 
 static int64_t wall_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return bw_clock_us(CLOCK_REALTIME);
 }
 
 /* Sleeps the whole time: a signal must not cut a backoff short into a retry storm. */

@@ -13,7 +13,9 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include "decimal.h"
 #include "events.h"
+#include "clock.h"
 #include "real.h"
 #include "sink.h"
 
@@ -111,9 +113,7 @@ static void refused(const char *path, const char *why)
 	bw_event_init(&ev, BW_EV_CONFIG_ERROR, BW_LVL_ERROR);
 	ev.msg = msg;
 	ev.extra = extra;
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	struct bw_event_ctx ctx = { (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000,
+	struct bw_event_ctx ctx = { bw_clock_us(CLOCK_REALTIME),
 				    (long)getpid(), (long)syscall(SYS_gettid),
 				    program_invocation_short_name };
 	size_t len = bw_event_format(line, sizeof line, &ctx, &ev);
@@ -174,14 +174,7 @@ static void send_syslog(int fd, enum bw_level lvl, const char *line, size_t len)
 	int pri = sink.facility | sev[lvl];
 	size_t o = 0;
 	msg[o++] = '<';
-	char num[8];
-	int n = 0;
-	do {
-		num[n++] = (char)('0' + pri % 10);
-		pri /= 10;
-	} while (pri);
-	while (n)
-		msg[o++] = num[--n];
+	o += bw_decimal(msg + o, (uint64_t)pri);
 	static const char ident[] = ">bulwark: ";
 	memcpy(msg + o, ident, sizeof ident - 1);
 	o += sizeof ident - 1;

@@ -173,12 +173,16 @@ static int restart_after_signal(struct run_ctx *r)
 static void timeout_event(const struct run_ctx *r)
 {
 	const struct bw_rule *rule = r->c->rule;
-	struct bw_event ev;
-	bw_event_init(&ev, BW_EV_TIMEOUT, BW_LVL_WARN);
-	ev.err = ETIMEDOUT;
-	ev.elapsed_ms = (double)(r->x->op == BW_OP_RECV ? rule->timeout.recv
-							 : rule->timeout.send) / 1000.0;
-	bw_engine_emit(r->e, r->c, &ev);
+	bw_engine_timed_out(r->e, r->c, r->x->op == BW_OP_RECV ? rule->timeout.recv
+							 : rule->timeout.send);
+}
+
+void bw_sock_unconnect(int fd)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	int saved = errno;
+	BW_REAL(connect)(fd, &sa, sizeof sa);
+	errno = saved;
 }
 
 /* The connection is reset for real: connect(AF_UNSPEC) on an established TCP socket
@@ -189,10 +193,9 @@ static void timeout_event(const struct run_ctx *r)
  * reset. */
 static void reset_connection(int fd)
 {
-	struct sockaddr sa = { .sa_family = AF_UNSPEC };
 	int saved = errno, pending;
 	socklen_t len = sizeof pending;
-	BW_REAL(connect)(fd, &sa, sizeof sa);
+	bw_sock_unconnect(fd);
 	BW_REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &pending, &len);
 	shutdown(fd, SHUT_RDWR);
 	errno = saved;

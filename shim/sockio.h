@@ -94,5 +94,8 @@ static inline __attribute__((always_inline)) ssize_t bw_xfer(int op, struct bw_x
 
 /* Event dest of a connected socket, looked up only when an event is logged. */
 void bw_sock_peer_name(const struct bw_call *c, char *buf, size_t cap);
+/* connect(AF_UNSPEC): a failed connect's socket made ready for a new attempt (its bound
+ * address kept), an established TCP connection reset (a RST to the peer). errno kept. */
+void bw_sock_unconnect(int fd);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "clock.h"
 #include "shared.h"
 #include "elfkind.h"
 #include "overrides.h"
@@ -176,10 +177,8 @@ static void warn_unreachable(const char *cmd)
 static int name_group(const struct bw_config *cfg, char *state, size_t cap)
 {
 	char group[BW_GROUP_MAX + 1], dir[PATH_MAX];
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	snprintf(group, sizeof group, "run-%ld-%lld", (long)getpid(),
-		 (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+		 (long long)bw_clock_us(CLOCK_REALTIME));
 	/* a directory too long to share state in leaves each process its own, and nothing
 	 * to remove at the end */
 	if (bw_state_dir(cfg, getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), dir, sizeof dir) < 0 ||

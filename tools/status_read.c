@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "shared.h"
+#include "clock.h"
 #include "status_model.h"
 
 #define STATE_SUFFIX BW_STATE_SUFFIX
@@ -387,13 +388,6 @@ enum bw_health bw_health_of(const long breakers[3])
 
 /* ---- one file ---- */
 
-static int64_t clock_us(clockid_t id)
-{
-	struct timespec ts;
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void note(const char *path, const char *why)
 {
 	fprintf(stderr, "bulwark status: %s: skipped: %s\n", path, why);
@@ -459,7 +453,7 @@ static void read_group(struct bw_status *st, const char *path, const char *base,
 	if (!mem)
 		return;
 	/* the moment of this reading: each file's figures are brought up to when it was read */
-	int64_t now = clock_us(CLOCK_MONOTONIC);
+	int64_t now = bw_clock_us(CLOCK_MONOTONIC);
 	const char *why = bw_shm_verify(mem, size);
 	if (why) {
 		note(path, why);
@@ -565,8 +559,8 @@ static int by_group(const void *a, const void *b)
 
 int bw_status_read(struct bw_status *st, const char *group)
 {
-	st->now_mono_us = clock_us(CLOCK_MONOTONIC);
-	st->now_wall_us = clock_us(CLOCK_REALTIME);
+	st->now_mono_us = bw_clock_us(CLOCK_MONOTONIC);
+	st->now_wall_us = bw_clock_us(CLOCK_REALTIME);
 	st->health = BW_UNKNOWN;
 	DIR *dir = opendir(st->dir);
 	if (!dir) {

@@ -23,19 +23,20 @@ double bw_bucket_take(const struct bw_rate_limit *c, struct bw_bucket *b, int64_
 static inline double bw_bucket_take_all(const struct bw_rate_limit *c, struct bw_bucket *b,
 					int64_t now, double want)
 {
-	if (!b->last || want > c->burst)
-		return -1;
+	int64_t last = b->last;
 	double t = b->tokens;
-	if (now > b->last) {
-		t += (double)(now - b->last) * (c->rate * 1e-6);
-		if (t > c->burst)
-			t = c->burst;
+	if (__builtin_expect(!last || want > c->burst, 0))
+		return -1;
+	if (now > last) {
+		/* the refill is kept even when it is not enough: bw_bucket_take goes on from it */
+		t += (double)(now - last) * (c->rate * 1e-6);
+		t = t > c->burst ? c->burst : t;
+		b->tokens = t;
+		b->last = now;
 	}
 	if (t + 1e-9 < want)
 		return -1;
-	b->tokens = t - want < 0 ? 0 : t - want;
-	if (now > b->last)
-		b->last = now;
+	b->tokens = t > want ? t - want : 0;
 	return want;
 }
 

@@ -70,7 +70,9 @@ static int init(struct bw_engine *e, const struct bw_config *cfg, const struct b
 				e->rt[i].direct_ops |= BW_OPBIT(op);
 		if (!(r->rate_limit.enabled && r->rate_limit.bytes))
 			e->rt[i].plain_ops = e->rt[i].direct_ops;
-		else
+		else if (e->mode != BW_MODE_OBSERVE)
+			/* observe mode takes no tokens: its transfers go the general way, which
+			 * says what the bucket would have done */
 			e->rt[i].paced_ops = e->rt[i].direct_ops;
 		e->rt[i].piece = bw_engine_piece(&r->rate_limit);
 		e->rt[i].rate_limit = &r->rate_limit;

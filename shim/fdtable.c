@@ -204,18 +204,26 @@ void bw_fd_set_peer(int fd, const struct sockaddr *sa, socklen_t len)
 	struct bw_fd_cold *s = cold_at(fd, 1);
 	if (!s)
 		return;
-	s->peer_family = 0;
+	__atomic_store_n(&s->peer_family, 0, __ATOMIC_RELEASE);
+	uint32_t a[4];
+	uint16_t port, family;
 	if (sa && sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		s->peer_port = in->sin_port;
-		memcpy(s->peer_addr, &in->sin_addr, 4);
-		s->peer_family = AF_INET;
+		port = in->sin_port;
+		memcpy(a, &in->sin_addr, 4);
+		family = AF_INET;
 	} else if (sa && sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		s->peer_port = in6->sin6_port;
-		memcpy(s->peer_addr, &in6->sin6_addr, 16);
-		s->peer_family = AF_INET6;
+		port = in6->sin6_port;
+		memcpy(a, &in6->sin6_addr, 16);
+		family = AF_INET6;
+	} else {
+		return;
 	}
+	__atomic_store_n(&s->peer_port, port, __ATOMIC_RELAXED);
+	for (int i = 0; i < (family == AF_INET ? 1 : 4); i++)
+		__atomic_store_n(&s->peer_addr[i], a[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&s->peer_family, family, __ATOMIC_RELEASE);
 }
 
 socklen_t bw_fd_peer(int fd, struct sockaddr_storage *ss)
@@ -224,18 +232,27 @@ socklen_t bw_fd_peer(int fd, struct sockaddr_storage *ss)
 	memset(ss, 0, sizeof *ss);
 	if (!s)
 		return 0;
-	if (s->peer_family == AF_INET) {
+	uint16_t family = __atomic_load_n(&s->peer_family, __ATOMIC_ACQUIRE);
+	uint32_t a[4];
+	/* acquire loads: the family's second reading cannot move before them */
+	uint16_t port = __atomic_load_n(&s->peer_port, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < 4; i++)
+		a[i] = __atomic_load_n(&s->peer_addr[i], __ATOMIC_ACQUIRE);
+	/* rewritten meanwhile: no peer rather than a mixed one */
+	if (__atomic_load_n(&s->peer_family, __ATOMIC_RELAXED) != family)
+		return 0;
+	if (family == AF_INET) {
 		struct sockaddr_in *in = (struct sockaddr_in *)ss;
 		in->sin_family = AF_INET;
-		in->sin_port = s->peer_port;
-		memcpy(&in->sin_addr, s->peer_addr, 4);
+		in->sin_port = port;
+		memcpy(&in->sin_addr, a, 4);
 		return sizeof *in;
 	}
-	if (s->peer_family == AF_INET6) {
+	if (family == AF_INET6) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 		in6->sin6_family = AF_INET6;
-		in6->sin6_port = s->peer_port;
-		memcpy(&in6->sin6_addr, s->peer_addr, 16);
+		in6->sin6_port = port;
+		memcpy(&in6->sin6_addr, a, 16);
 		return sizeof *in6;
 	}
 	return 0;

@@ -40,10 +40,15 @@ struct bw_fdinfo {
 struct bw_fd_cold {
 	uint64_t key;
 	uint16_t watch_rule;     /* connect rule + 1 whose breaker waits on this connection */
-	uint16_t peer_family;    /* AF_INET or AF_INET6 when the peer below is known */
+	/* The peer, for events: AF_INET or AF_INET6 when known. Threads may race on a
+	 * descriptor number (one closes it, another's socket() gets it): written and read
+	 * word by word, atomically, with the family written last and read around the rest,
+	 * so that a reader sees a whole peer or none (one rewritten in between with the same
+	 * family could mix two; it names an event's destination, nothing more). */
+	uint16_t peer_family;
 	uint16_t peer_port;      /* network order */
 	uint16_t pad;
-	unsigned char peer_addr[16];
+	uint32_t peer_addr[4];
 	void *pin[2][3];         /* per direction: a store cell held on to (store.h bw_pin) */
 };
 
@@ -92,32 +97,35 @@ static inline uint64_t bw_fd_word(int fd)
 	return p ? __atomic_load_n(&p[(unsigned)fd & BW_FD_PAGE_MASK], __ATOMIC_ACQUIRE) : 0;
 }
 
-/* The hot path of every send and receive hook: can this call go straight to libc? Yes when
- * no rule covers the op in this process, for a descriptor known not to be a socket, and
- * for a socket whose rules, worked out under the policy now loaded, leave this direction
- * alone and whose connection no breaker is watching. `unknown` is the answer for a
- * descriptor never seen: send/recv ask (0), read/write, which see files mostly, pass (1).
- * A few loads, no call, no lock. */
-static inline int bw_fd_pass(int fd, unsigned opbit, enum bw_fd_dir dir, int unknown)
+/* The hot path of every send and receive hook: can this call go straight to libc? Yes
+ * (0) when no rule covers the op in this process, for a descriptor known not to be a
+ * socket, and for a socket whose rules, worked out under the policy now loaded, leave
+ * this direction alone and whose connection no breaker is watching. Else the
+ * descriptor's word, for the hook's slow path to go on from without looking again
+ * (BW_FDW_ASK for a descriptor never seen). `unknown` is the answer for a descriptor never
+ * seen: send/recv ask (0), read/write, which see files mostly, pass (1). A few loads, no
+ * call, no lock. */
+#define BW_FDW_ASK BW_FDW_BIT(BW_FDW_WATCH)   /* nonzero, and not a learned socket's word */
+static inline uint64_t bw_fd_look(int fd, unsigned opbit, enum bw_fd_dir dir, int unknown)
 {
 	uint64_t hot = __atomic_load_n(&bw_hot, __ATOMIC_RELAXED);
 	if (!(hot & opbit))
-		return 1;
+		return 0;
 	if ((unsigned)fd >= BW_FD_MAX)
-		return unknown;
+		return unknown ? 0 : BW_FDW_ASK;
 	uint64_t *p = __atomic_load_n(&bw_fd_words[(unsigned)fd >> BW_FD_PAGE_BITS],
 				      __ATOMIC_ACQUIRE);
-	uint64_t w = p ? __atomic_load_n(&p[(unsigned)fd & BW_FD_PAGE_MASK], __ATOMIC_RELAXED)
+	uint64_t w = p ? __atomic_load_n(&p[(unsigned)fd & BW_FD_PAGE_MASK], __ATOMIC_ACQUIRE)
 		       : 0;
 	switch (w & 3) {
 	case BW_FD_OTHER:
-		return 1;
+		return 0;
 	case BW_FD_UNKNOWN:
-		return unknown;
+		return unknown ? 0 : w ? w : BW_FDW_ASK;
 	}
 	uint64_t look = BW_FDW_BIT(BW_FDW_IO_KNOWN) | BW_FDW_BIT(BW_FDW_WATCH) | BW_FDW_GEN_MASK |
 			BW_FDW_FIELD(dir == BW_FD_SEND ? BW_FDW_SEND : BW_FDW_RECV);
-	return (w & look) == (BW_FDW_BIT(BW_FDW_IO_KNOWN) | (hot & BW_FDW_GEN_MASK));
+	return (w & look) == (BW_FDW_BIT(BW_FDW_IO_KNOWN) | (hot & BW_FDW_GEN_MASK)) ? 0 : w;
 }
 
 /* The rules of w are those of the policy generation in hot. */

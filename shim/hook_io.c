@@ -32,9 +32,9 @@ struct io {
 
 /* Only the fields a hook's own real call reads are set: zeroing the whole struct would
  * cost every covered call. */
-#define SET(a, op_, call_, fd_, len_, fn_) \
-	((a).x.op = (op_), (a).x.call = (call_), (a).x.fd = (fd_), (a).x.len = (len_), \
-	 (a).x.fn = (fn_), (a).x.measure = NULL)
+#define SET(a, op_, call_, fd_, w_, len_, fn_) \
+	((a).x.op = (op_), (a).x.call = (call_), (a).x.fd = (fd_), (a).x.word = (w_), \
+	 (a).x.len = (len_), (a).x.fn = (fn_), (a).x.measure = NULL)
 
 /* The bytes of a scatter list, read through the kernel (the pointers are the program's,
  * and may be bad); BW_LEN_ASK when they cannot be read. */
@@ -220,30 +220,32 @@ static inline __attribute__((always_inline)) ssize_t run(int op, struct io *a, i
 	return bw_xfer(op, &a->x, shorten, flags);
 }
 
-/* Each hook tests bw_fd_pass inline and goes straight to libc when no rule can act;
- * the rest is out of line, so the pass-through needs no stack frame. */
+/* Each hook looks its descriptor up inline (bw_fd_look) and goes straight to libc when no
+ * rule can act; the rest is out of line, so the pass-through needs no stack frame, and
+ * takes the word it was looked up with. */
 #define SLOW static __attribute__((noinline)) ssize_t
 
-SLOW send_slow(int fd, const void *buf, size_t n, int flags)
+SLOW send_slow(int fd, const void *buf, size_t n, int flags, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_SEND, "send", fd, n, do_send);
+	SET(a, BW_OP_SEND, "send", fd, w, n, do_send);
 	a.cbuf = buf, a.flags = flags;
 	return run(BW_OP_SEND, &a, 1, flags);
 }
 
 BW_HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0);
+	if (!w)
 		return BW_REAL(send)(fd, buf, n, flags);
-	return send_slow(fd, buf, n, flags);
+	return send_slow(fd, buf, n, flags, w);
 }
 
 SLOW sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
-		 socklen_t tolen)
+		 socklen_t tolen, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_SEND, "sendto", fd, n, do_sendto);
+	SET(a, BW_OP_SEND, "sendto", fd, w, n, do_sendto);
 	a.cbuf = buf, a.flags = flags, a.to = to, a.tolen = tolen;
 	return run(BW_OP_SEND, &a, to == NULL, flags);
 }
@@ -251,15 +253,16 @@ SLOW sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sock
 BW_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
 		       socklen_t tolen)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0);
+	if (!w)
 		return BW_REAL(sendto)(fd, buf, n, flags, to, tolen);
-	return sendto_slow(fd, buf, n, flags, to, tolen);
+	return sendto_slow(fd, buf, n, flags, to, tolen, w);
 }
 
-SLOW sendmsg_slow(int fd, const struct msghdr *msg, int flags)
+SLOW sendmsg_slow(int fd, const struct msghdr *msg, int flags, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_SEND, "sendmsg", fd, BW_LEN_ASK, do_sendmsg);
+	SET(a, BW_OP_SEND, "sendmsg", fd, w, BW_LEN_ASK, do_sendmsg);
 	a.x.measure = measure_sendmsg;
 	a.cmsg = msg, a.flags = flags;
 	return run(BW_OP_SEND, &a, 0, flags);
@@ -267,45 +270,48 @@ SLOW sendmsg_slow(int fd, const struct msghdr *msg, int flags)
 
 BW_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!msg || bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0))
+	uint64_t w = msg ? bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0) : 0;
+	if (!w)
 		return BW_REAL(sendmsg)(fd, msg, flags);
-	return sendmsg_slow(fd, msg, flags);
+	return sendmsg_slow(fd, msg, flags, w);
 }
 
-SLOW sendmmsg_slow(int fd, struct mmsghdr *mm, unsigned vlen, int flags)
+SLOW sendmmsg_slow(int fd, struct mmsghdr *mm, unsigned vlen, int flags, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_SEND, "sendmmsg", fd, 0, do_sendmmsg);
+	SET(a, BW_OP_SEND, "sendmmsg", fd, w, 0, do_sendmmsg);
 	a.mm = mm, a.vlen = vlen, a.flags = flags;
 	return run(BW_OP_SEND, &a, 0, flags);
 }
 
 BW_HOOK int sendmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0);
+	if (!w)
 		return BW_REAL(sendmmsg)(fd, mm, vlen, flags);
-	return (int)sendmmsg_slow(fd, mm, vlen, flags);
+	return (int)sendmmsg_slow(fd, mm, vlen, flags, w);
 }
 
-SLOW write_slow(int fd, const void *buf, size_t n)
+SLOW write_slow(int fd, const void *buf, size_t n, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_SEND, "write", fd, n, do_write);
+	SET(a, BW_OP_SEND, "write", fd, w, n, do_write);
 	a.cbuf = buf;
 	return run(BW_OP_SEND, &a, 1, 0);
 }
 
 BW_HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 1))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 1);
+	if (!w)
 		return BW_REAL(write)(fd, buf, n);
-	return write_slow(fd, buf, n);
+	return write_slow(fd, buf, n, w);
 }
 
-SLOW writev_slow(int fd, const struct iovec *iov, int iovcnt)
+SLOW writev_slow(int fd, const struct iovec *iov, int iovcnt, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_SEND, "writev", fd, BW_LEN_ASK, do_writev);
+	SET(a, BW_OP_SEND, "writev", fd, w, BW_LEN_ASK, do_writev);
 	a.x.measure = measure_iov;
 	a.iov = iov, a.iovcnt = iovcnt;
 	return run(BW_OP_SEND, &a, 0, 0);
@@ -313,31 +319,33 @@ SLOW writev_slow(int fd, const struct iovec *iov, int iovcnt)
 
 BW_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 1))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 1);
+	if (!w)
 		return BW_REAL(writev)(fd, iov, iovcnt);
-	return writev_slow(fd, iov, iovcnt);
+	return writev_slow(fd, iov, iovcnt, w);
 }
 
-SLOW recv_slow(int fd, void *buf, size_t n, int flags)
+SLOW recv_slow(int fd, void *buf, size_t n, int flags, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_RECV, "recv", fd, n, do_recv);
+	SET(a, BW_OP_RECV, "recv", fd, w, n, do_recv);
 	a.buf = buf, a.flags = flags;
 	return run(BW_OP_RECV, &a, 0, flags);
 }
 
 BW_HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0);
+	if (!w)
 		return BW_REAL(recv)(fd, buf, n, flags);
-	return recv_slow(fd, buf, n, flags);
+	return recv_slow(fd, buf, n, flags, w);
 }
 
 SLOW recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
-		   socklen_t *fromlen)
+		   socklen_t *fromlen, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_RECV, "recvfrom", fd, n, do_recvfrom);
+	SET(a, BW_OP_RECV, "recvfrom", fd, w, n, do_recvfrom);
 	a.buf = buf, a.flags = flags, a.from = from, a.fromlen = fromlen;
 	return run(BW_OP_RECV, &a, 0, flags);
 }
@@ -345,15 +353,16 @@ SLOW recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *from
 BW_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
 			 socklen_t *fromlen)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0);
+	if (!w)
 		return BW_REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
-	return recvfrom_slow(fd, buf, n, flags, from, fromlen);
+	return recvfrom_slow(fd, buf, n, flags, from, fromlen, w);
 }
 
-SLOW recvmsg_slow(int fd, struct msghdr *msg, int flags)
+SLOW recvmsg_slow(int fd, struct msghdr *msg, int flags, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_RECV, "recvmsg", fd, BW_LEN_ASK, do_recvmsg);
+	SET(a, BW_OP_RECV, "recvmsg", fd, w, BW_LEN_ASK, do_recvmsg);
 	a.x.measure = measure_recvmsg;
 	a.msg = msg, a.flags = flags;
 	return run(BW_OP_RECV, &a, 0, flags);
@@ -361,45 +370,48 @@ SLOW recvmsg_slow(int fd, struct msghdr *msg, int flags)
 
 BW_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (!msg || bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0))
+	uint64_t w = msg ? bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0) : 0;
+	if (!w)
 		return BW_REAL(recvmsg)(fd, msg, flags);
-	return recvmsg_slow(fd, msg, flags);
+	return recvmsg_slow(fd, msg, flags, w);
 }
 
-SLOW recvmmsg_slow(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struct timespec *tmo)
+SLOW recvmmsg_slow(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struct timespec *tmo, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_RECV, "recvmmsg", fd, 0, do_recvmmsg);
+	SET(a, BW_OP_RECV, "recvmmsg", fd, w, 0, do_recvmmsg);
 	a.mm = mm, a.vlen = vlen, a.flags = flags, a.tmo = tmo;
 	return run(BW_OP_RECV, &a, 0, flags);
 }
 
 BW_HOOK int recvmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struct timespec *tmo)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0);
+	if (!w)
 		return BW_REAL(recvmmsg)(fd, mm, vlen, flags, tmo);
-	return (int)recvmmsg_slow(fd, mm, vlen, flags, tmo);
+	return (int)recvmmsg_slow(fd, mm, vlen, flags, tmo, w);
 }
 
-SLOW read_slow(int fd, void *buf, size_t n)
+SLOW read_slow(int fd, void *buf, size_t n, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_RECV, "read", fd, n, do_read);
+	SET(a, BW_OP_RECV, "read", fd, w, n, do_read);
 	a.buf = buf;
 	return run(BW_OP_RECV, &a, 0, 0);
 }
 
 BW_HOOK ssize_t read(int fd, void *buf, size_t n)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 1))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 1);
+	if (!w)
 		return BW_REAL(read)(fd, buf, n);
-	return read_slow(fd, buf, n);
+	return read_slow(fd, buf, n, w);
 }
 
-SLOW readv_slow(int fd, const struct iovec *iov, int iovcnt)
+SLOW readv_slow(int fd, const struct iovec *iov, int iovcnt, uint64_t w)
 {
 	struct io a;
-	SET(a, BW_OP_RECV, "readv", fd, BW_LEN_ASK, do_readv);
+	SET(a, BW_OP_RECV, "readv", fd, w, BW_LEN_ASK, do_readv);
 	a.x.measure = measure_iov;
 	a.iov = iov, a.iovcnt = iovcnt;
 	return run(BW_OP_RECV, &a, 0, 0);
@@ -407,9 +419,10 @@ SLOW readv_slow(int fd, const struct iovec *iov, int iovcnt)
 
 BW_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (bw_fd_pass(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 1))
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 1);
+	if (!w)
 		return BW_REAL(readv)(fd, iov, iovcnt);
-	return readv_slow(fd, iov, iovcnt);
+	return readv_slow(fd, iov, iovcnt, w);
 }
 
 /* _FORTIFY_SOURCE entry points: glibc calls its internal recv from them, out of our

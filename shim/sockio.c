@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/time.h>
+#include "clock.h"
 #include "match.h"
 #include "real.h"
 #include "sigrestart.h"
@@ -470,52 +471,22 @@ static int pinned(struct bw_engine *e, const struct bw_xfer *x, const struct bw_
 	return 0;
 }
 
-static __attribute__((noinline)) ssize_t paced_slow(struct bw_engine *e, struct bw_xfer *x,
-						    uint64_t w, int i);
-static __attribute__((noinline)) void pace_after(struct bw_engine *e, struct bw_xfer *x,
-						 uint64_t w, int i, size_t got);
+static ssize_t paced_slow(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i);
 
-/* The usual case of a paced transfer: its direction holds a pinned store cell whose bucket
- * has the bytes. Anything else goes to paced_slow. */
-ssize_t bw_xfer_paced(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i)
+ssize_t bw_xfer_paced_slow(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i)
 {
-	size_t want = x->len;
-	void *p[3];
-	const struct bw_fd_cold *cold = bw_fd_cold_of(x->fd);
-	bw_fd_pin_of(cold, x->op == BW_OP_SEND ? BW_FD_SEND : BW_FD_RECV, p);
-	if (__builtin_expect(!p[0] || want == BW_LEN_ASK || want == 0 ||
-			     e->mode == BW_MODE_OBSERVE, 0))
-		return paced_slow(e, x, w, i);
+	return paced_slow(e, x, w, i);
+}
+
+void bw_xfer_give(struct bw_engine *e, struct bw_xfer *x, int i, uint64_t key, double n)
+{
 	const struct bw_rate_limit *rl = e->rt[i].rate_limit;
-	struct bw_pin pin = { p[0], p[1], p[2] };
-	uint64_t key = __atomic_load_n(&cold->key, __ATOMIC_RELAXED);
-	ssize_t got;
-	if (x->op == BW_OP_SEND) {
-		if (bw_pin_take_all(e->store, &pin, key, rl, e->env.mono_us(), (double)want) < 0)
-			return paced_slow(e, x, w, i);
-		bw_engine_count_call(e, i);
-		got = x->fn(x, want);
-		if (__builtin_expect(got < (ssize_t)want, 0) &&
-		    bw_pin_give(e->store, &pin, key, rl,
-				(double)(want - (got > 0 ? (size_t)got : 0))) < 0) {
-			struct bw_ref ref = { e->rt[i].slot, rl->scope, key, xfer_label, x };
-			bw_store_give(e->store, &ref, rl, (double)(want - (got > 0 ? (size_t)got : 0)));
-		}
-	} else {
-		bw_engine_count_call(e, i);
-		got = x->fn(x, want);
-		if (got > 0 && bw_pin_take_all(e->store, &pin, key, rl, e->env.mono_us(),
-					       (double)got) < 0)
-			pace_after(e, x, w, i, (size_t)got);
-	}
-	if (__builtin_expect(got >= 0, 1))
-		return got;
-	return bw_xfer_failed(e, x, w, i, errno);
+	struct bw_ref ref = { e->rt[i].slot, rl->scope, key, xfer_label, x };
+	bw_store_give(e->store, &ref, rl, n);
 }
 
 /* What a receive brought in is paced after the fact: it waits for its tokens. */
-static __attribute__((noinline)) void pace_after(struct bw_engine *e, struct bw_xfer *x,
-						 uint64_t w, int i, size_t got)
+static void pace_after(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i, size_t got)
 {
 	int saved = errno;
 	struct run_ctx r;
@@ -523,6 +494,11 @@ static __attribute__((noinline)) void pace_after(struct bw_engine *e, struct bw_
 	init_call(&c, &r, e, x, w, i, 0);
 	bw_engine_bytes(e, &c, got, 1);
 	errno = saved;
+}
+
+void bw_xfer_pace_after(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i, size_t got)
+{
+	pace_after(e, x, w, i, got);
 }
 
 static ssize_t paced_slow(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i)
@@ -617,7 +593,7 @@ static __attribute__((noinline)) ssize_t watched(struct bw_engine *e, struct bw_
 ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
 {
 	/* the hooks have already let through what the fd table knows needs nothing
-	 * (bw_fd_pass); a descriptor never seen, or learned under another policy, is
+	 * (bw_fd_look); a descriptor never seen, or learned under another policy, is
 	 * learned here */
 	uint64_t w = bw_fd_word(x->fd);
 	if (__builtin_expect((w & 3) != BW_FD_SOCKET ||

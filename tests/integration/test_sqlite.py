@@ -665,6 +665,51 @@ class Untouched(SqliteTest):
         self.assertNoCallEvents(read_events(log))
 
 
+# A user-defined function that writes to a second database runs inside the step of the
+# statement that calls it. Prints what a direct write to the second database gave, then
+# what the outer statement gave.
+PY_NESTED = """
+import sqlite3, sys
+outer, inner = sys.argv[1], sys.argv[2]
+i = sqlite3.connect(inner, timeout=0, isolation_level=None)
+def nested():
+    i.execute("INSERT INTO ledger(note) VALUES ('s3cret-nested')")
+    return 7
+o = sqlite3.connect(outer, timeout=0, isolation_level=None)
+o.create_function("nested", 0, nested)
+for label, run in (("direct", lambda: i.execute("INSERT INTO ledger(note) VALUES ('s3cret-direct')")
+                               and "ok"),
+                   ("outer", lambda: o.execute("SELECT nested()").fetchone()[0])):
+    try:
+        print(label, run())
+    except sqlite3.Error as e:
+        print(label, type(e).__name__, e)
+"""
+
+
+class Outermost(SqliteTest):
+
+    def test_call_inside_an_acted_on_call_is_left_alone(self):
+        """The policy acts on the outermost call only: a statement a user-defined
+        function runs while the policy acts on the statement that called it is part of
+        that statement's work, even on a database whose rule fails every statement."""
+        outer, inner = self.make_db("outer.db"), self.make_db("inner.db")
+        pol, log = self.wd.policy(
+            sqlite_rule("*/outer.db", name="outer") +
+            sqlite_rule("*/inner.db", name="inner", retry=None,
+                        extra="    inject: [ { errno: SQLITE_IOERR } ]\n"))
+        r = run(py(PY_NESTED, outer, inner), shim=True, policy=pol)
+        events = read_events(log)
+        ctx = "%r\n%s" % (r, describe(events))
+        self.assertOk(r, ctx)
+        self.assertEqual(r.stdout.splitlines(),
+                         ["direct OperationalError disk I/O error", "outer 7"], ctx)
+        self.assertEqual(self.rows(inner)[2], {"s3cret-nested"}, ctx)
+        injected = events_of(events, "injected")
+        self.assertEqual([(e.get("rule"), e.get("call")) for e in injected],
+                         [("inner", "sqlite3_step")], ctx)
+
+
 class Events(SqliteTest):
 
     def test_event_fields_and_no_sql(self):

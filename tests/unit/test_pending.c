@@ -159,6 +159,26 @@ static void test_full_table(void **st)
 	assert_empty();
 }
 
+/* The table's two markers for its own slots are not descriptors: a negative number has
+ * no entry, and adding one records nothing. */
+static void test_negative_descriptors(void **st)
+{
+	(void)st;
+	struct bw_pending p;
+	assert_int_equal(bw_pending_take(-1, &p), 0);
+	assert_int_equal(bw_pending_take(-2, &p), 0);
+	assert_empty();
+	add(-1, 1);
+	add(-2, 2);
+	assert_empty();
+	assert_int_equal(bw_pending_take(-1, &p), 0);
+	add(30, 3);
+	assert_int_equal(bw_pending_take(-1, &p), 0);
+	assert_int_equal(bw_pending_any(), 1);
+	assert_taken(30, 3);
+	assert_empty();
+}
+
 #define THREADS 4
 #define ROUNDS 5000
 
@@ -267,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_addresses_copied),
 		cmocka_unit_test(test_same_descriptor_twice),
 		cmocka_unit_test(test_full_table),
+		cmocka_unit_test(test_negative_descriptors),
 		cmocka_unit_test(test_concurrent_add_take),
 		cmocka_unit_test(test_concurrent_full_table),
 		cmocka_unit_test(test_racing_takers),

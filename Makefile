@@ -99,6 +99,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(POLICY_OBJ)
 $(BUILD)/tests/test_config_oom: TEST_LIBS = $(LIBYAML_A) \
 	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 
+# Unit tests of shim code link only the shim objects they test: no preload, no constructor.
+$(BUILD)/tests/test_fdtable: $(BUILD)/obj/shim/fdtable.o $(BUILD)/obj/shim/real.o
+$(BUILD)/tests/test_pending: $(BUILD)/obj/shim/pending.o
+$(BUILD)/tests/test_foreign: $(BUILD)/obj/shim/foreign.o
+$(BUILD)/tests/test_fdtable $(BUILD)/tests/test_pending $(BUILD)/tests/test_foreign: \
+	TEST_LIBS = $(filter $(BUILD)/obj/shim/%.o,$^) -ldl -lpthread
+
 $(BUILD)/itest/%.so: tests/integration/progs/%.so.c | deps-ready
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"

@@ -1,5 +1,5 @@
 /* SQLite client calls. Retry SQLITE_BUSY and SQLITE_LOCKED only where re-running cannot
- * repeat an effect (PRELOAD-PITFALLS 29-31): a statement that has not yet returned a row,
+ * repeat an effect (design.md H19): a statement that has not yet returned a row,
  * in autocommit, in a transaction that holds no lock yet, or a COMMIT. A busy error that
  * waiting cannot mend (a deferred transaction that must upgrade its read lock, a WAL
  * snapshot that went stale) ends at once with advice. The program's own busy handler or
@@ -17,16 +17,14 @@
 #include "sqlite_vfs.h"
 #include "state.h"
 
-static __thread int app_exec __attribute__((tls_model("initial-exec")));
-static __thread int inner_exec __attribute__((tls_model("initial-exec")));
+/* The policy looks at the program's calls, and at the steps and prepares of a program's
+ * sqlite3_exec (a wrapper); not at SQLite's own work (schema loading runs sqlite3_exec)
+ * nor at calls made while it already acts on one on this thread. */
+BW_FOREIGN_DEPTH(depth);
 
-/* Does the policy look at this call? The program's calls, and the steps and prepares of
- * a program's sqlite3_exec; not SQLite's own work (schema loading runs sqlite3_exec). */
-static int ours(const void *caller)
+static int resolve(const void *caller)
 {
-	if (!bw_sq_internal(caller))
-		return 1;
-	return app_exec > 0 && inner_exec == 0;
+	return bw_foreign_resolve(&bw_sq_lib, caller);
 }
 
 static int is_failure(int rc)
@@ -66,7 +64,7 @@ static void install_vfs(void)
 
 BW_HOOK int sqlite3_open(const char *file, sqlite3 **db)
 {
-	if (bw_sq_resolve(__builtin_return_address(0)) < 0) {
+	if (resolve(__builtin_return_address(0)) < 0) {
 		if (db)
 			*db = NULL;
 		return SQLITE_ERROR;
@@ -77,7 +75,7 @@ BW_HOOK int sqlite3_open(const char *file, sqlite3 **db)
 
 BW_HOOK int sqlite3_open_v2(const char *file, sqlite3 **db, int flags, const char *vfs)
 {
-	if (bw_sq_resolve(__builtin_return_address(0)) < 0) {
+	if (resolve(__builtin_return_address(0)) < 0) {
 		if (db)
 			*db = NULL;
 		return SQLITE_ERROR;
@@ -121,18 +119,20 @@ static int prep_attempt(void *arg, int n, int64_t deadline)
 static int prepare(const void *caller, struct prep *p)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_SQLITE);
+	int acting = e ? bw_foreign_enter(&bw_sq_lib, &depth, caller) : 0;
 	const char *file;
-	const struct bw_rule *r = e && ours(caller) ? rule_for(e, p->db, &file) : NULL;
+	const struct bw_rule *r = acting ? rule_for(e, p->db, &file) : NULL;
 	if (!r) {
 		prep_attempt(p, 1, 0);
-		return p->rc;
+	} else {
+		struct bw_call c;
+		init_call(&c, r, p->v3 ? "sqlite3_prepare_v3" : "sqlite3_prepare_v2", file);
+		c.attempt = prep_attempt;
+		c.arg = p;
+		c.unguarded = 1;
+		bw_engine_run(e, &c, bw_thread_rng());
 	}
-	struct bw_call c;
-	init_call(&c, r, p->v3 ? "sqlite3_prepare_v3" : "sqlite3_prepare_v2", file);
-	c.attempt = prep_attempt;
-	c.arg = p;
-	c.unguarded = 1;
-	bw_engine_run(e, &c, bw_thread_rng());
+	bw_foreign_leave(&depth, acting);
 	return p->rc;
 }
 
@@ -140,7 +140,7 @@ BW_HOOK int sqlite3_prepare_v2(sqlite3 *db, const char *sql, int n, sqlite3_stmt
 			       const char **tail)
 {
 	const void *caller = __builtin_return_address(0);
-	if (bw_sq_resolve(caller) < 0) {
+	if (resolve(caller) < 0) {
 		if (st)
 			*st = NULL;   /* as SQLite leaves it on any failure */
 		return SQLITE_ERROR;
@@ -153,7 +153,7 @@ BW_HOOK int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int n, unsigned fla
 			       sqlite3_stmt **st, const char **tail)
 {
 	const void *caller = __builtin_return_address(0);
-	if (bw_sq_resolve(caller) < 0 || !bw_sq.prepare_v3) {
+	if (resolve(caller) < 0 || !bw_sq.prepare_v3) {
 		if (st)
 			*st = NULL;
 		return SQLITE_ERROR;
@@ -244,25 +244,33 @@ static int step_refuse(void *arg, int err)
 BW_HOOK int sqlite3_step(sqlite3_stmt *st)
 {
 	const void *caller = __builtin_return_address(0);
-	if (bw_sq_resolve(caller) < 0)
+	if (resolve(caller) < 0)
 		return SQLITE_ERROR;
 	struct bw_engine *e = bw_engine_for(BW_OP_SQLITE);
-	/* a statement in the middle of its rows is not ours to re-run: pass it through */
-	if (!e || !st || !ours(caller) || bw_sq.stmt_busy(st))
+	if (!e || !st)
 		return bw_sq.step(st);
-	struct step s = { e, NULL, st, bw_sq.db_handle(st), 0, { 0, NULL, NULL } };
+	int acting = bw_foreign_enter(&bw_sq_lib, &depth, caller);
+	const struct bw_rule *r = NULL;
+	struct step s = { e, NULL, st, NULL, 0, { 0, NULL, NULL } };
 	const char *file;
-	const struct bw_rule *r = rule_for(e, s.db, &file);
-	if (!r)
-		return bw_sq.step(st);
-	struct bw_call c;
-	init_call(&c, r, "sqlite3_step", file);
-	s.c = &c;
-	c.attempt = step_attempt;
-	c.arg = &s;
-	c.refuse = step_refuse;
-	c.stop = &s.stop;
-	bw_engine_run(e, &c, bw_thread_rng());
+	/* a statement in the middle of its rows is not ours to re-run: pass it through */
+	if (acting && !bw_sq.stmt_busy(st)) {
+		s.db = bw_sq.db_handle(st);
+		r = rule_for(e, s.db, &file);
+	}
+	if (!r) {
+		s.rc = bw_sq.step(st);
+	} else {
+		struct bw_call c;
+		init_call(&c, r, "sqlite3_step", file);
+		s.c = &c;
+		c.attempt = step_attempt;
+		c.arg = &s;
+		c.refuse = step_refuse;
+		c.stop = &s.stop;
+		bw_engine_run(e, &c, bw_thread_rng());
+	}
+	bw_foreign_leave(&depth, acting);
 	return s.rc;
 }
 
@@ -273,11 +281,10 @@ BW_HOOK int sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, ch
 			 void *arg, char **errmsg)
 {
 	const void *caller = __builtin_return_address(0);
-	if (bw_sq_resolve(caller) < 0)
+	if (resolve(caller) < 0)
 		return SQLITE_ERROR;
-	int *depth = bw_sq_internal(caller) ? &inner_exec : &app_exec;
-	(*depth)++;
+	int inner = bw_foreign_wrap_enter(&bw_sq_lib, &depth, caller);
 	int rc = bw_sq.exec(db, sql, cb, arg, errmsg);
-	(*depth)--;
+	bw_foreign_wrap_leave(&depth, inner);
 	return rc;
 }

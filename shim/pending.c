@@ -15,6 +15,9 @@ static int count;
 
 void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len)
 {
+	/* FREE and BUSY are negative: a negative fd would be read as a slot's state */
+	if (fd < 0)
+		return;
 	if (len > sizeof(struct sockaddr_storage))
 		len = sizeof(struct sockaddr_storage);
 	for (int i = 0; i < SLOTS; i++) {
@@ -33,6 +36,8 @@ void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *s
 
 int bw_pending_take(int fd, struct bw_pending *out)
 {
+	if (fd < 0)
+		return 0;
 	for (int i = 0; i < SLOTS; i++) {
 		int expect = fd;
 		if (!__atomic_compare_exchange_n(&slots[i].fd, &expect, BUSY, 0, __ATOMIC_ACQUIRE,

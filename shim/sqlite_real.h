@@ -1,17 +1,17 @@
-/* The program's own SQLite, found at run time: the library never links libsqlite3.
- * Python loads its SQLite with RTLD_LOCAL, where dlsym(RTLD_NEXT) finds nothing, so the
- * lookup falls back to the caller's own dependency tree (PRELOAD-PITFALLS 3). */
+/* The program's own SQLite, found at run time through the foreign-library resolver
+ * (foreign.h): the library never links libsqlite3. */
 #ifndef BW_SQLITE_REAL_H
 #define BW_SQLITE_REAL_H
 
 #include <sqlite3.h>
+#include "foreign.h"
 
 struct bw_sq_real {
+	int (*step)(sqlite3_stmt *);
 	int (*open)(const char *, sqlite3 **);
 	int (*open_v2)(const char *, sqlite3 **, int, const char *);
 	int (*prepare_v2)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 	int (*prepare_v3)(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **, const char **);
-	int (*step)(sqlite3_stmt *);
 	int (*exec)(sqlite3 *, const char *, int (*)(void *, int, char **, char **), void *,
 		    char **);
 	sqlite3 *(*db_handle)(sqlite3_stmt *);
@@ -26,11 +26,6 @@ struct bw_sq_real {
 };
 
 extern struct bw_sq_real bw_sq;
-
-/* Resolve once, from the SQLite the caller uses. 0 when ready, -1 when no SQLite could be
- * found (the hook then fails the call with SQLITE_ERROR rather than call through NULL). */
-int bw_sq_resolve(const void *caller);
-/* The call comes from inside libsqlite3 itself (it calls its own API through the PLT). */
-int bw_sq_internal(const void *caller);
+extern struct bw_foreign bw_sq_lib;
 
 #endif

@@ -1,7 +1,7 @@
 /* A VFS wrapped around the default one, so that SQLite faults and refusals happen at the
  * storage layer: a lock that reports busy is met by SQLite and the program exactly as a
- * real one, where a result code faked at the API would desynchronize them (SPEC 3.8,
- * PRELOAD-PITFALLS 32). */
+ * real one, where a result code faked at the API would desynchronize them
+ * (design.md H20). */
 #ifndef BW_SQLITE_VFS_H
 #define BW_SQLITE_VFS_H
 

@@ -1,4 +1,6 @@
-"""Shared pieces of the integration tests: late servers, policies, runs and event logs.
+"""Shared pieces of the integration tests: servers (late, healthy, silent), rules and
+policies, client snippets, programs run in the foreground or the background, SQLite
+databases, and event logs.
 
 Every test drives real programs (curl, python3, node, small C clients) against servers
 that come up late, once without the shim to show the failure and once with it to show
@@ -7,12 +9,16 @@ the recovery. Everything here is bounded in time and cleans up after itself.
 
 import json
 import os
+import queue
 import re
 import shutil
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import unittest
@@ -54,6 +60,22 @@ def localhost_addrs():
         if sa[0] not in seen:
             seen.append(sa[0])
     return seen
+
+
+def accept_loop(socks, stop, on_conn):
+    """Accept on the listening sockets socks until the event stop is set (or a socket is
+    closed), handing each connection to on_conn. Runs in a thread of its own."""
+    for s in socks:
+        s.settimeout(0.1)   # so that stop is noticed promptly
+    while not stop.is_set():
+        for s in socks:
+            try:
+                conn, _ = s.accept()
+            except (socket.timeout, BlockingIOError):
+                continue
+            except OSError:
+                return
+            on_conn(conn)
 
 
 HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
@@ -123,20 +145,13 @@ class LateServer:
             return
         self.listening_at = time.monotonic()
         self._listening.set()
-        for s in self._socks:
-            s.settimeout(0.1)   # so that stop() is noticed promptly
-        while not self._stop.is_set():
-            for s in self._socks:
-                try:
-                    conn, _ = s.accept()
-                except (socket.timeout, BlockingIOError):
-                    continue
-                except OSError:
-                    return
-                self.connections += 1
-                t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-                t.start()
-                self._threads.append(t)
+        accept_loop(self._socks, self._stop, self._accepted)
+
+    def _accepted(self, conn):
+        self.connections += 1
+        t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def _serve(self, conn):
         conn.settimeout(5)
@@ -207,6 +222,87 @@ class Blackhole:
         self._listener.close()
 
 
+class Server:
+    """A TCP server listening at once on host (127.0.0.1) in threads of this unpreloaded
+    process. Each accepted connection is handed to handler(conn) in a thread of its own,
+    with a timeout of conn_timeout seconds, and closed when it returns; what the handler
+    returns (or the exception it raised) is appended to results. handler None: the
+    connection is held, never read or written, until stop()."""
+
+    def __init__(self, handler, host="127.0.0.1", conn_timeout=10):
+        self.handler = handler
+        self.conn_timeout = conn_timeout
+        self.results = []
+        self.connections = 0
+        self._held = []
+        self._done = threading.Condition()
+        self._l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._l.bind((host, 0))
+        self._l.listen(64)
+        self.port = self._l.getsockname()[1]
+        self.dest = "%s:%d" % (host, self.port)
+        self._stop = threading.Event()
+        self._threads = []
+        t = threading.Thread(target=accept_loop, args=([self._l], self._stop, self._accepted),
+                             daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _accepted(self, c):
+        self.connections += 1
+        if self.handler is None:
+            self._held.append(c)
+            return
+        t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _serve(self, c):
+        c.settimeout(self.conn_timeout)
+        try:
+            res = self.handler(c)
+        except Exception as e:          # the test reads it, whatever it was
+            res = e
+        finally:
+            c.close()
+        with self._done:
+            self.results.append(res)
+            self._done.notify_all()
+
+    def wait_results(self, n, timeout=10):
+        """The first n handler results, waiting for them to be there."""
+        end = time.monotonic() + timeout
+        with self._done:
+            while len(self.results) < n:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("the server finished %d connection(s), not %d: %r"
+                                         % (len(self.results), n, self.results))
+                self._done.wait(left)
+            return list(self.results[:n])
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(2)
+        for c in self._held:
+            c.close()
+        self._l.close()
+
+
+def http_handler(c):
+    """A Server handler: reads one request, answers 200 "ok"; returns "served"."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = c.recv(4096)
+        if not chunk:
+            return "no request"
+        buf += chunk
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    return "served"
+
+
 class Result:
     """What a program run produced, and how long it took."""
 
@@ -228,6 +324,25 @@ def base_env(**extra):
         else:
             env[k] = str(v)
     return env
+
+
+def shim_env(policy=None, **extra):
+    """base_env(**extra) with the library preloaded and, when given, the policy file."""
+    env = base_env(**extra)
+    env["LD_PRELOAD"] = LIB
+    if policy is not None:
+        env["BULWARK_CONFIG"] = policy
+    return env
+
+
+def kill_group(p):
+    """SIGKILL the process group of p (a Popen started with start_new_session), its
+    children included, while p runs."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def run(cmd, shim=False, policy=None, env=None, preload=None, timeout=RUN_TIMEOUT, cwd=None,
@@ -257,6 +372,85 @@ def run(cmd, shim=False, policy=None, env=None, preload=None, timeout=RUN_TIMEOU
                              % (timeout, cmd, out, err))
     return Result(cmd, p.returncode, p.stdout.decode("utf-8", "replace"),
                   p.stderr.decode("utf-8", "replace"), time.monotonic() - t0)
+
+
+class Spawned:
+    """A program run in the background, talked to through its stdin and stdout lines.
+    Its output is drained by threads, so it never blocks on a full pipe; kill() ends its
+    whole process group."""
+
+    def __init__(self, cmd, env):
+        self.cmd = cmd
+        self.p = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, start_new_session=True)
+        self.lines = queue.Queue()
+        self.out = []
+        self.err = []
+        self._t = [threading.Thread(target=self._drain, args=(self.p.stdout, self.out, True),
+                                    daemon=True),
+                   threading.Thread(target=self._drain, args=(self.p.stderr, self.err, False),
+                                    daemon=True)]
+        for t in self._t:
+            t.start()
+
+    def _drain(self, f, sink, lines):
+        for raw in iter(f.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            sink.append(line)
+            if lines:
+                self.lines.put(line.rstrip("\n"))
+        if lines:
+            self.lines.put(None)
+
+    def readline(self, timeout=10):
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no line from %r within %ss\n%s" % (self.cmd, timeout,
+                                                                    self.transcript()))
+        if line is None:
+            raise AssertionError("%r ended early\n%s" % (self.cmd, self.transcript()))
+        return line
+
+    def send(self, text):
+        self.p.stdin.write(text.encode())
+        self.p.stdin.flush()
+
+    def finish(self, timeout=10):
+        """Close stdin, wait for the end; returns the exit status."""
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("%r did not end within %ss\n%s" % (self.cmd, timeout,
+                                                                   self.transcript()))
+        for t in self._t:
+            t.join(5)
+        self._close()
+        return rc
+
+    def _close(self):
+        for f in (self.p.stdin, self.p.stdout, self.p.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def kill(self):
+        if self.p.poll() is None:
+            kill_group(self.p)
+            self.p.wait(5)
+            for t in self._t:
+                t.join(5)
+        self._close()
+
+    def transcript(self):
+        return "--- stdout\n%s--- stderr\n%s" % ("".join(self.out)[-2000:],
+                                                 "".join(self.err)[-3000:])
 
 
 def bulwark_run(args, cmd, **kw):
@@ -325,6 +519,54 @@ def retry_yaml(attempts=40, base="50ms", max_="100ms", jitter="equal", deadline=
             % (attempts, base, max_, jitter, deadline))
 
 
+def rule(name, ops, dest=None, body="", host=None, db=None, prog=None):
+    """One rule of a `rules:` list, as YAML. ops: the ops it is for (none: any op); dest,
+    host, db, prog: lists of patterns it matches; body: its sections as YAML text,
+    indented alike at any depth (it is put under the rule)."""
+    keys = ["ops: [%s]" % ", ".join(ops)] if ops else []
+    for key, values in (("dest", dest), ("host", host), ("db", db), ("prog", prog)):
+        if values:
+            keys.append("%s: [%s]" % (key, ", ".join('"%s"' % v for v in values)))
+    body = textwrap.dedent(body).strip("\n")
+    return ("  - name: %s\n    match: { %s }\n" % (name, ", ".join(keys))
+            + (textwrap.indent(body, "    ") + "\n" if body else ""))
+
+
+def late_rule(port, name="late", extra="", host="127.0.0.1"):
+    """A rule that retries connects to host:port long enough for a LateServer; extra:
+    more sections, as YAML text at any indentation."""
+    return rule(name, ["connect"], ["%s:%d" % (host, port)],
+                "retry: %s\n" % retry_yaml() + textwrap.dedent(extra))
+
+
+def url(port, host="127.0.0.1", path="/"):
+    return "http://%s:%d%s" % (host, port, path)
+
+
+def curl(target, max_time=20, *args):
+    """curl quiet but for errors, bounded by --max-time (None: no bound of its own)."""
+    bound = ["--max-time", str(max_time)] if max_time is not None else []
+    return [CURL, "-sS"] + bound + list(args) + [target]
+
+
+def hosts_file_name():
+    """A name other than localhost that /etc/hosts maps to a 127/8 address, as
+    (name, address), or None. curl resolves "localhost" itself (no getaddrinfo), so only
+    such a name makes curl call getaddrinfo, in its resolver thread."""
+    try:
+        with open("/etc/hosts") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and re.match(r"^127\.\d+\.\d+\.\d+$", fields[0]):
+            for name in fields[1:]:
+                if "localhost" not in name:
+                    return name, fields[0]
+    return None
+
+
 class Workdir:
     """A temporary directory for one test: policies, logs, sockets; removed at the end."""
 
@@ -353,6 +595,48 @@ class Workdir:
 
     def remove(self):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+# The table the SQLite tests write to; a row's note is unique, so a statement run twice
+# shows as a duplicate.
+LEDGER = "CREATE TABLE ledger(id INTEGER PRIMARY KEY, note TEXT NOT NULL)"
+
+
+def ledger_db(path, wal=False):
+    """A new SQLite database at path (whatever was there is removed) holding the empty
+    ledger table, in WAL mode if wal; its real path, as events name it."""
+    path = os.path.realpath(path)
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+    c = sqlite3.connect(path, isolation_level=None)
+    try:
+        if wal:
+            mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise AssertionError("%s: journal mode %r, not wal" % (path, mode))
+        c.execute(LEDGER)
+    finally:
+        c.close()
+    return path
+
+
+def sqlite_prog(src, out_dir):
+    """src, a C program on libsqlite3, compiled into out_dir unless it is there already
+    (the Makefile builds progs/ without -lsqlite3); its path."""
+    path = os.path.join(out_dir, os.path.basename(src)[:-len(".c")])
+    if os.path.exists(path):
+        return path
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise AssertionError("no C compiler (cc) to build %s" % src)
+    p = subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                        "-O2", "-o", path, src, "-lsqlite3"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError("cannot build %s (libsqlite3-dev installed?):\n%s"
+                             % (src, p.stdout.decode("utf-8", "replace")))
+    return path
 
 
 def built(path):
@@ -395,6 +679,23 @@ class ShimTest(unittest.TestCase):
         b = Blackhole()
         self._servers.append(b)
         return b
+
+    def spawn(self, cmd, env):
+        """cmd in the background (a Spawned), killed at the end of the test."""
+        s = Spawned(cmd, env)
+        self.addCleanup(s.kill)
+        return s
+
+    def track(self, obj):
+        """Stop obj (a server, anything with stop()) at the end of the test."""
+        self._servers.append(obj)
+        return obj
+
+    def events(self, log):
+        """The events of log, which must show that the library started."""
+        evs = read_events(log)
+        self.assertTrue(events_of(evs, "start"), "the library did not start:\n" + describe(evs))
+        return evs
 
     # -- assertions over runs and events ---------------------------------------------
 
@@ -442,19 +743,68 @@ class ShimTest(unittest.TestCase):
         self.assertEqual(calls, [], describe(calls))
 
 
+class SqliteShimTest(ShimTest):
+    """A ShimTest on SQLite: fresh ledger databases in the work directory, and C programs
+    on libsqlite3 compiled once per class into a directory of the class's own."""
+
+    prog_dir = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.prog_dir = tempfile.mkdtemp(prefix="bw-sq-", dir="/tmp")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.prog_dir, ignore_errors=True)
+        super().tearDownClass()
+
+    def sqlite_prog(self, src):
+        return sqlite_prog(src, self.prog_dir)
+
+    def make_db(self, name="app.db", wal=False):
+        """A new database with the empty ledger table; its real path, as events name it."""
+        return ledger_db(self.wd.file(name), wal)
+
+
+# Functions for python client snippets: a snippet starts with PY_CLIENT + its own code.
+#   recv_all(s, size): everything s receives until EOF, size bytes per recv at most.
+#   http_get(s): GET / on the connected socket s; the whole response.
+#   connect_once(port): one blocking connect to 127.0.0.1:port, closed at once; "ok" or
+#   the errno it failed with.
+PY_CLIENT = """
+import socket
+
+def recv_all(s, size=4096):
+    data = b""
+    while True:
+        chunk = s.recv(size)
+        if not chunk:
+            return data
+        data += chunk
+
+def http_get(s):
+    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    return recv_all(s)
+
+def connect_once(port):
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", port))
+        return "ok"
+    except OSError as e:
+        return e.errno
+    finally:
+        s.close()
+"""
+
 # Client snippets shared by several test files. Each exits 0 only when the server's
 # answer came back, and prints the exception otherwise.
 
-PY_BLOCKING = """
-import socket, sys
+PY_BLOCKING = PY_CLIENT + """
+import sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
-s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
+data = http_get(s)
 print(data.split(b"\\r\\n\\r\\n", 1)[-1].decode())
 sys.exit(0 if data.endswith(b"ok") else 1)
 """

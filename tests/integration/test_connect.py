@@ -7,16 +7,11 @@ noticing; the event log then tells the story of the retries.
 
 import unittest
 
-from harness import (CURL, NODE, NODE_HTTP, PY_ASYNCIO, PY_BLOCKING, PY_TIMEOUT, ShimTest,
-                     bulwark_run, describe, events_in_text, events_of, free_port, prog, py,
-                     read_events, retry_yaml, run)
+from harness import (CURL, NODE, NODE_HTTP, PY_ASYNCIO, PY_BLOCKING, PY_CLIENT, PY_TIMEOUT,
+                     ShimTest, bulwark_run, curl, describe, events_in_text, events_of, free_port,
+                     late_rule, prog, py, read_events, retry_yaml, rule, run, url)
 
 LATE = 1.5   # seconds before the server listens
-
-
-def late_rule(port, name="late", extra=""):
-    return ("  - name: %s\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: %s\n%s" % (name, port, retry_yaml(), extra))
 
 
 class DefaultPolicy(ShimTest):
@@ -26,12 +21,12 @@ class DefaultPolicy(ShimTest):
         """`bulwark run -- curl` with no policy anywhere uses the built-in default (SPEC 7):
         a server 1.2 s late is reached, where plain curl gives up at once (exit 7)."""
         srv = self.server(delay_s=1.2)
-        url = "http://127.0.0.1:%d/" % srv.port
-        plain = run([CURL, "-sS", url], cwd=self.wd.path)
+        target = url(srv.port)
+        plain = run(curl(target, None), cwd=self.wd.path)
         self.assertEqual(plain.rc, 7, repr(plain))
         self.assertIsNone(srv.listening_at, "server came up before the plain run ended")
 
-        r = bulwark_run([], [CURL, "-sS", "--max-time", "20", url], cwd=self.wd.path)
+        r = bulwark_run([], curl(target), cwd=self.wd.path)
         self.assertOk(r)
         self.assertEqual(r.stdout, "ok")
         # The default policy logs at warn on stderr: retries and the recovery show there.
@@ -93,7 +88,7 @@ class LateServerClients(ShimTest):
     @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl(self):
         r, events, rec = self.late_client(
-            lambda h, p: [CURL, "-sS", "--max-time", "20", "http://%s:%d/" % (h, p)])
+            lambda h, p: curl(url(p, h)))
         self.check_story(events, rec)
 
     def test_python_blocking(self):
@@ -148,9 +143,9 @@ class RetryLimits(ShimTest):
 
     def test_gives_up_after_attempts(self):
         port = free_port()
-        rule = ("  - name: few\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-                "    retry: { attempts: 3, backoff: { base: 10ms, max: 20ms } }\n" % port)
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(rule(
+            "few", ["connect"], ["127.0.0.1:%d" % port],
+            "retry: { attempts: 3, backoff: { base: 10ms, max: 20ms } }"))
         code = ("import socket, sys\ntry:\n    socket.create_connection(('127.0.0.1', %d))\n"
                 "except ConnectionRefusedError:\n    print('refused')\n" % port)
         r = run(py(code), shim=True, policy=pol)
@@ -170,11 +165,11 @@ class RetryLimits(ShimTest):
         # Fixed waits of 100ms: attempts start near 0, 100, ..., 500ms; the sixth wait
         # would end past 590ms, so the loop stops there. No attempt starts so close to
         # the deadline that it would be cut short (which turns a refusal into ETIMEDOUT).
-        rule = ("  - name: capped\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-                "    retry: %s\n" % (port, retry_yaml(attempts=100, base="100ms", max_="100ms",
-                                                      jitter="none", deadline="590ms")))
-        pol, log = self.wd.policy(rule)
-        r = run([CURL, "-sS", "http://127.0.0.1:%d/" % port], shim=True, policy=pol)
+        retry = retry_yaml(attempts=100, base="100ms", max_="100ms", jitter="none",
+                           deadline="590ms")
+        pol, log = self.wd.policy(rule("capped", ["connect"], ["127.0.0.1:%d" % port],
+                                       "retry: %s" % retry))
+        r = run(curl(url(port), None), shim=True, policy=pol)
         self.assertEqual(r.rc, 7, repr(r))
         self.assertGreater(r.elapsed, 0.45, repr(r))
         self.assertLess(r.elapsed, 2.0, "the deadline of 590ms did not stop the retries")
@@ -202,16 +197,13 @@ class RetryLimits(ShimTest):
     def test_datagram_connect_is_never_retried(self):
         """A UDP connect sends nothing, so there is nothing to retry; it must pass."""
         port = free_port()
-        rule = ("  - name: any\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-                "    retry: %s\n" % (port, retry_yaml()))
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(late_rule(port, name="any"))
         code = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                 "s.connect(('127.0.0.1', %d))\nprint('connected')\n" % port)
         r = run(py(code), shim=True, policy=pol)
         self.assertOk(r)
         self.assertEqual(r.stdout.strip(), "connected")
-        events = read_events(log)
-        self.assertTrue(events_of(events, "start"), "the library did not start")
+        events = self.events(log)
         self.assertFalse(events_of(events, "retry"), describe(events))
 
 
@@ -233,10 +225,10 @@ except OSError as e:
 
     def timed_out(self, app_timeout):
         hole = self.blackhole()
-        rule = ("  - name: slow\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-                "    retry: { attempts: 3, backoff: { base: 10ms, max: 10ms } }\n"
-                "    timeout: { connect: 300ms }\n" % hole.port)
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(rule(
+            "slow", ["connect"], ["127.0.0.1:%d" % hole.port],
+            "retry: { attempts: 3, backoff: { base: 10ms, max: 10ms } }\n"
+            "timeout: { connect: 300ms }"))
         r = run(py(self.CODE, hole.port, app_timeout), shim=True, policy=pol)
         self.assertOk(r)
         self.assertEqual(r.stdout.split()[-1], "110", "want ETIMEDOUT (110)\n%r" % r)
@@ -265,7 +257,7 @@ class Matching(ShimTest):
     def test_first_matching_rule_wins(self):
         srv = self.server(delay_s=1.0)
         rules = (late_rule(srv.port, name="first") +
-                 "  - name: second\n    match: { ops: [connect] }\n    retry: %s\n" % retry_yaml())
+                 rule("second", ["connect"], body="retry: %s" % retry_yaml()))
         pol, log = self.wd.policy(rules)
         r = run(py(PY_BLOCKING, "127.0.0.1", srv.port), shim=True, policy=pol)
         self.assertOk(r)
@@ -275,9 +267,8 @@ class Matching(ShimTest):
 
     def test_ipv6_dest(self):
         srv = self.server(delay_s=1.0, hosts=("::1",))
-        rule = ("  - name: six\n    match: { ops: [connect], dest: [\"[::1]:%d\"] }\n"
-                "    retry: %s\n" % (srv.port, retry_yaml()))
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(rule("six", ["connect"], ["[::1]:%d" % srv.port],
+                                       "retry: %s" % retry_yaml()))
         plain = run(py(PY_BLOCKING, "::1", srv.port))
         self.assertFailed(plain)
         r = run(py(PY_BLOCKING, "::1", srv.port), shim=True, policy=pol)
@@ -287,21 +278,17 @@ class Matching(ShimTest):
     def test_prog_glob(self):
         """A rule for curl leaves python alone."""
         srv = self.server(delay_s=5)
-        rule = ("  - name: curl-only\n    match: { ops: [connect], prog: [\"curl\"] }\n"
-                "    retry: %s\n" % retry_yaml())
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(rule("curl-only", ["connect"], prog=["curl"],
+                                       body="retry: %s" % retry_yaml()))
         r = run(py(PY_BLOCKING, "127.0.0.1", srv.port), shim=True, policy=pol)
         self.assertFailed(r)
         self.assertLess(r.elapsed, 1.9, "python was retried under a rule for curl")
-        events = read_events(log)
-        self.assertTrue(events_of(events, "start"), "the library did not start:\n" + describe(events))
-        self.assertNoCallEvents(events)
+        self.assertNoCallEvents(self.events(log))
 
     def test_port_wildcard(self):
         srv = self.server(delay_s=1.0)
-        rule = ("  - name: anyport\n    match: { ops: [connect], dest: [\"127.0.0.0/8:*\"] }\n"
-                "    retry: %s\n" % retry_yaml())
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(rule("anyport", ["connect"], ["127.0.0.0/8:*"],
+                                       "retry: %s" % retry_yaml()))
         r = run(py(PY_BLOCKING, "127.0.0.1", srv.port), shim=True, policy=pol)
         self.assertOk(r)
         self.assertRecovered(read_events(log), rule="anyport")
@@ -309,20 +296,12 @@ class Matching(ShimTest):
 
 class Threads(ShimTest):
 
-    CODE = """
-import socket, sys, threading
+    CODE = PY_CLIENT + """
+import sys, threading
 port, n = int(sys.argv[1]), int(sys.argv[2])
 ok = []
 def get():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    ok.append(data.endswith(b"ok"))
+    ok.append(http_get(socket.create_connection(("127.0.0.1", port))).endswith(b"ok"))
 ts = [threading.Thread(target=get) for _ in range(n)]
 for t in ts:
     t.start()

@@ -6,8 +6,8 @@ import json
 import os
 import unittest
 
-from harness import (PYTHON, TS_RE, ShimTest, describe, events_in_text, events_of,
-                     free_port, py, read_events, retry_yaml, run)
+from harness import (PYTHON, TS_RE, ShimTest, describe, events_in_text, events_of, free_port,
+                     late_rule, py, read_events, rule, run)
 
 LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
 # The level each event is logged at (SPEC 5 table).
@@ -45,11 +45,6 @@ sys.exit(sum(os.waitstatus_to_exitcode(os.waitpid(k, 0)[1]) != 0 for k in kids))
 """
 
 
-def rule(port, name="late"):
-    return ("  - name: %s\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: %s\n" % (name, port, retry_yaml()))
-
-
 def whitespace_outside_strings(line):
     """Index of the first whitespace character outside a JSON string, or -1."""
     in_str = esc = False
@@ -72,7 +67,7 @@ class Format(ShimTest):
 
     def late_run(self, level="debug", log_extra="", env=None, delay=1.0):
         srv = self.server(delay_s=delay)
-        pol, log = self.wd.policy(rule(srv.port), level=level, log_extra=log_extra,
+        pol, log = self.wd.policy(late_rule(srv.port), level=level, log_extra=log_extra,
                                   name="p%d.yaml" % srv.port, log="e%d.log" % srv.port)
         r = run(py(CLIENT, srv.port), shim=True, policy=pol, env=env)
         self.assertOk(r)
@@ -140,7 +135,7 @@ class Filtering(ShimTest):
 
     def run_level(self, level, env=None):
         srv = self.server(delay_s=1.0)
-        pol, log = self.wd.policy(rule(srv.port), level=level)
+        pol, log = self.wd.policy(late_rule(srv.port), level=level)
         r = run(py(CLIENT, srv.port), shim=True, policy=pol, env=env)
         self.assertOk(r)
         return read_events(log), log
@@ -164,7 +159,7 @@ class Filtering(ShimTest):
 
     def test_stderr_sink(self):
         srv = self.server(delay_s=1.0)
-        pol, log = self.wd.policy(rule(srv.port))
+        pol, log = self.wd.policy(late_rule(srv.port))
         r = run(py(CLIENT, srv.port), shim=True, policy=pol, env={"BULWARK_LOG": "stderr"})
         self.assertOk(r)
         events = events_in_text(r.stderr)
@@ -178,7 +173,7 @@ class SharedFile(ShimTest):
 
     def test_concurrent_processes_append_whole_lines(self):
         srv = self.server(delay_s=1.0)
-        pol, log = self.wd.policy(rule(srv.port))
+        pol, log = self.wd.policy(late_rule(srv.port))
         r = run(py(FANOUT, srv.port, 6), shim=True, policy=pol)
         self.assertOk(r)
         events = read_events(log)   # fails on any torn or interleaved line
@@ -192,11 +187,11 @@ class Seed(ShimTest):
 
     def delays(self, seed=None):
         port = self.port
-        rule = ("  - name: down\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-                "    retry: { attempts: 6, backoff: { base: 10ms, max: 40ms, jitter: full } }\n"
-                % port)
         self.n += 1
-        pol, log = self.wd.policy(rule, name="s%d.yaml" % self.n, log="s%d.log" % self.n)
+        pol, log = self.wd.policy(
+            rule("down", ["connect"], ["127.0.0.1:%d" % port],
+                 "retry: { attempts: 6, backoff: { base: 10ms, max: 40ms, jitter: full } }"),
+            name="s%d.yaml" % self.n, log="s%d.log" % self.n)
         code = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', %d))\n"
                 "except ConnectionRefusedError:\n    print('refused')\n" % port)
         env = {} if seed is None else {"BULWARK_SEED": seed}

@@ -6,52 +6,25 @@ program saw: return values, errno, option values, timing class. Each one is a de
 shim once had (docs/design.md, "Exactness"); the comment says what it did.
 """
 
-import os
 import socket
 import struct
-import threading
 import time
 import unittest
 
-from harness import (Blackhole, LateServer, ShimTest, describe, events_of, free_port, prog,
-                     read_events, run)
+import harness
+from harness import (LateServer, Server, ShimTest, describe, events_of, free_port, prog,
+                     read_events, run, shim_env)
 
 
-class ResetServer:
-    """Accepts every connection and resets it at once (SO_LINGER 0), as a server that
-    is up but broken does."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._main, daemon=True)
-        self._t.start()
-
-    def _main(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            self.accepted += 1
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            c.close()
-
-    def stop(self):
-        self._stop.set()
-        self._t.join(2)
-        self.sock.close()
+def reset_handler(c):
+    """A Server handler that resets each connection at once (SO_LINGER 0), as a server
+    that is up but broken does."""
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-def rule(ops, body="", dest='"127.0.0.1:*"', name="all"):
-    return ("  - name: %s\n    match: { ops: [%s], dest: [%s] }\n%s"
-            % (name, ", ".join(ops), dest, body))
+def rule(ops, body="", dest=("127.0.0.1:*",)):
+    """A rule named "all" for ops on dest (every port of 127.0.0.1)."""
+    return harness.rule("all", ops, list(dest), body)
 
 
 LIMIT_NEVER = "    rate_limit: { rate: 100000/s, burst: 10000 }\n"
@@ -64,12 +37,6 @@ class Exactness(ShimTest):
     def setUp(self):
         super().setUp()
         self.exact = prog("exact")
-        self._extra = []
-
-    def tearDown(self):
-        for s in self._extra:
-            s.stop()
-        super().tearDown()
 
     def echo(self):
         s = LateServer(delay_s=0, kind="echo")
@@ -148,8 +115,7 @@ class Exactness(ShimTest):
         """Any connect rule, even a timeout or breaker alone, carried a non-blocking
         connect to its end inside connect(): 0 where the kernel says EINPROGRESS, and an
         event loop held for the whole timeout."""
-        hole = Blackhole()
-        self._extra.append(hole)
+        hole = self.blackhole()
         self.run_both(["nb-connect", hole.port],
                       [rule(["connect"], "    timeout: { connect: 5s }\n"),
                        rule(["connect"], NEVER)],
@@ -159,8 +125,7 @@ class Exactness(ShimTest):
         """A SIGALRM handler without SA_RESTART at 1 s: bare, a connect to a silent peer
         returns EINTR then; under the built-in default policy it went on to its 15 s
         deadline. The attempt goes on after EINTR, as the kernel's does."""
-        hole = Blackhole()
-        self._extra.append(hole)
+        hole = self.blackhole()
         expect = ("connect = -1 EINTR\nconnect took 1s\nconnect again = -1 EALREADY\n")
         bare = run([self.exact, "alarm-connect", str(hole.port)])
         self.assertEqual(bare.stdout, expect, repr(bare))
@@ -187,7 +152,7 @@ class Exactness(ShimTest):
                 "    breaker: { trip: { consecutive: 1 }, open_for: 10s }\n"
                 "    fallback: [\"127.0.0.1:%d\"]\n" % other.port)
         _, evs = self.run_both(["eisconn", srv.port], [rule(["connect"], body,
-                                                           dest='"127.0.0.1:%d"' % srv.port)],
+                                                           dest=["127.0.0.1:%d" % srv.port])],
                                expect="connect again = -1 EISCONN\n" * 3 +
                                       "peer is the server: yes\nconnect a new socket = 0 \n")
         self.assertFalse(events_of(evs[0], "fail") + events_of(evs[0], "failover"),
@@ -199,9 +164,9 @@ class Exactness(ShimTest):
         path = self.wd.file("seq.sock")
         self.run_both(["whole-records", path],
                       [rule(["send"], "    rate_limit: { rate: 100B/s }\n",
-                            dest='"127.0.0.1:*", "unix:%s"' % path),
+                            dest=["127.0.0.1:*", "unix:" + path]),
                        rule(["send"], "    rate_limit: { rate: 100KiB/s }\n",
-                            dest='"127.0.0.1:*", "unix:%s"' % path)],
+                            dest=["127.0.0.1:*", "unix:" + path])],
                       expect="udp send 1000 = 1000 \nudp write 1200 = 1200 \n"
                              "udp recv = 1000 \nudp recv = 1200 \n"
                              "seqpacket send 1000 = 1000 \nseqpacket write 1500 = 1500 \n"
@@ -223,8 +188,7 @@ class Exactness(ShimTest):
         """A real ECONNRESET on an accepted socket was logged without dest."""
         pol, log = self.wd.policy(rule(["recv"], NEVER), level="info")
         import subprocess
-        from harness import LIB, base_env
-        env = base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=pol)
+        env = shim_env(pol)
         p = subprocess.Popen([self.exact, "serve-one"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         try:
@@ -246,13 +210,12 @@ class Exactness(ShimTest):
     def test_breaker_trips_on_a_server_that_accepts_and_resets(self):
         """Each successful connect reset the count of failures in a row, so a server that
         always accepts and then resets never opened the breaker."""
-        srv = ResetServer()
-        self._extra.append(srv)
+        srv = self.track(Server(reset_handler))
         bare = run([self.exact, "reset-loop", str(srv.port)])
         self.assertEqual(bare.stdout, "connect = 0 \nrecv = -1 ECONNRESET\n" * 5, repr(bare))
         pol, log = self.wd.policy(rule(["connect", "recv"],
                                        "    breaker: { trip: { consecutive: 2 }, open_for: 30s }\n",
-                                       dest='"127.0.0.1:%d"' % srv.port), level="info")
+                                       dest=["127.0.0.1:%d" % srv.port]), level="info")
         r = run([self.exact, "reset-loop", str(srv.port)], shim=True, policy=pol)
         self.assertEqual(r.stdout, "connect = 0 \nrecv = -1 ECONNRESET\n" * 2 +
                          "connect = -1 ECONNREFUSED\n" * 3, repr(r))

@@ -7,8 +7,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (LIB, PYTHON, ShimTest, base_env, bulwark_run, describe, events_of,
-                     free_port, read_events, run)
+from harness import (PYTHON, PY_CLIENT, ShimTest, bulwark_run, describe, events_of, free_port,
+                     read_events, rule, run, shim_env)
 from test_policies import connect_syscalls
 
 STRACE = shutil.which("strace")
@@ -16,8 +16,8 @@ STRACE = shutil.which("strace")
 # Each process makes 5 connects to the dead port and writes what each returned to a file
 # of its own (several processes on one pipe can interleave their lines). With a lock file,
 # each connect is made holding it: the processes take turns, call by call.
-DEAD_CLIENT = """
-import fcntl, os, socket, sys, time
+DEAD_CLIENT = PY_CLIENT + """
+import fcntl, os, sys, time
 port, delay, outdir = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 lock = sys.argv[4] if len(sys.argv) > 4 else None
 time.sleep(delay)
@@ -26,13 +26,7 @@ for _ in range(5):
     lf = open(lock, "w") if lock else None
     if lf:
         fcntl.flock(lf, fcntl.LOCK_EX)
-    s = socket.socket()
-    try:
-        s.connect(("127.0.0.1", port))
-        out.append("ok")
-    except OSError as e:
-        out.append(str(e.errno))
-    s.close()
+    out.append(str(connect_once(port)))
     if lf:
         lf.close()
 tmp = os.path.join(outdir, "%d.tmp" % os.getpid())
@@ -77,9 +71,8 @@ class SharedBreaker(ShimTest):
         connect(2) calls, counted with strace, are returned with the events."""
         port = free_port()
         pol, log = self.wd.policy(
-            "  - name: db\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: off\n"
-            "    breaker: { trip: { consecutive: 5 }, open_for: 30s }\n" % port,
+            rule("db", ["connect"], ["127.0.0.1:%d" % port],
+                 "retry: off\nbreaker: { trip: { consecutive: 5 }, open_for: 30s }"),
             extra="state: { share: group }\n")
         st = self.wd.file("tree.strace")
         outdir = self.wd.file("out")
@@ -117,9 +110,8 @@ class SharedBreaker(ShimTest):
     def test_without_sharing_each_process_learns_alone(self):
         port = free_port()
         pol, log = self.wd.policy(
-            "  - name: db\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: off\n"
-            "    breaker: { trip: { consecutive: 5 }, open_for: 30s }\n" % port)
+            rule("db", ["connect"], ["127.0.0.1:%d" % port],
+                 "retry: off\nbreaker: { trip: { consecutive: 5 }, open_for: 30s }"))
         outdir = self.wd.file("out")
         os.mkdir(outdir)
         r = bulwark_run(["-c", pol], tree(4, DEAD_CLIENT, port, 0, outdir), timeout=60)
@@ -134,8 +126,8 @@ class SharedBreaker(ShimTest):
         state = self.wd.file("state")
         os.mkdir(state, 0o700)
         pol, _ = self.wd.policy(
-            "  - name: db\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    breaker: { trip: { consecutive: 1 } }\n" % port,
+            rule("db", ["connect"], ["127.0.0.1:%d" % port],
+                 "breaker: { trip: { consecutive: 1 } }"),
             extra="state: { share: group, dir: %s }\n" % state)
         r = bulwark_run(["-c", pol], ["sh", "-c", "ls %s" % state] +
                         [], timeout=30)
@@ -146,19 +138,10 @@ class SharedBreaker(ShimTest):
 
 
 # One process that connects to the dead port 3 times and prints what each returned.
-THREE = """
-import socket, sys
+THREE = PY_CLIENT + """
+import sys
 port = int(sys.argv[1])
-out = []
-for _ in range(3):
-    s = socket.socket()
-    try:
-        s.connect(("127.0.0.1", port))
-        out.append("ok")
-    except OSError as e:
-        out.append(str(e.errno))
-    s.close()
-print(" ".join(out))
+print(" ".join(str(connect_once(port)) for _ in range(3)))
 """
 
 
@@ -174,11 +157,11 @@ class LeftoverStateFiles(ShimTest):
         os.mkdir(self.state, 0o700)
         self.file = os.path.join(self.state, "g1.state")
 
-    def policy(self, rule="db"):
+    def policy(self, name="db"):
         return self.wd.policy(
-            "  - name: %s\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: off\n    breaker: { trip: { consecutive: 2 }, open_for: 30s }\n"
-            % (rule, self.port), name=rule + ".yaml", log=rule + ".log",
+            rule(name, ["connect"], ["127.0.0.1:%d" % self.port],
+                         "retry: off\nbreaker: { trip: { consecutive: 2 }, open_for: 30s }"),
+            name=name + ".yaml", log=name + ".log",
             extra="state: { share: group, dir: %s }\n" % self.state)
 
     def two_in_a_row(self, pol):
@@ -223,7 +206,7 @@ class LeftoverStateFiles(ShimTest):
         self.assertEqual(os.path.getsize(self.file), size)   # made again, whole
 
     def test_stale_file_of_another_policy_is_replaced(self):
-        other, _ = self.policy(rule="other")
+        other, _ = self.policy(name="other")
         r = run(["true"], shim=True, policy=other, env={"BULWARK_GROUP": "g1"})
         self.assertEqual(r.rc, 0, r)
         self.assertTrue(os.path.exists(self.file))  # named by bulwark run: it removes it
@@ -232,9 +215,9 @@ class LeftoverStateFiles(ShimTest):
         self.assertEqual(len(events_of(read_events(log), "fail", rule="db")), 2)
 
     def test_live_group_of_another_policy_is_left_alone(self):
-        other, _ = self.policy(rule="other")
-        holder = subprocess.Popen(["sleep", "20"], env=base_env(
-            LD_PRELOAD=LIB, BULWARK_CONFIG=other, BULWARK_GROUP="g1"))
+        other, _ = self.policy(name="other")
+        holder = subprocess.Popen(["sleep", "20"], env=shim_env(
+            other, BULWARK_GROUP="g1"))
         try:
             deadline = time.monotonic() + 10
             while not os.path.exists(self.file) and time.monotonic() < deadline:
@@ -260,9 +243,9 @@ class SharedRateLimit(ShimTest):
         srv = self.server(delay_s=0, kind="http")
         srv.wait_listening()
         pol, log = self.wd.policy(
-            "  - name: lim\n    match: { ops: [connect], dest: [\"%s\"] }\n"
-            "    rate_limit: { scope: rule, rate: 20/s, burst: 1, max_wait: 10s }\n"
-            % srv.addr, extra="state: { share: group }\n")
+            rule("lim", ["connect"], [srv.addr],
+                 "rate_limit: { scope: rule, rate: 20/s, burst: 1, max_wait: 10s }"),
+            extra="state: { share: group }\n")
         t = time.monotonic()
         r = bulwark_run(["-c", pol], tree(4, RATE_CLIENT, srv.port, 10), timeout=60)
         elapsed = time.monotonic() - t

@@ -17,91 +17,20 @@ import hashlib
 import json
 import os
 import re
-import select
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 import unittest
 
 # Also runnable as `python3 -m unittest tests/integration/test_inject.py`, without run.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (CURL, LIB, PYTHON, TOOL, ShimTest, base_env, bulwark_run, describe,
-                     events_of, py, read_events, run)
+from harness import (CURL, PYTHON, PY_CLIENT, TOOL, Server, ShimTest, bulwark_run, curl, describe,
+                     events_of, hosts_file_name, http_handler, py, read_events, rule, run, shim_env)
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-class Server:
-    """A TCP server on 127.0.0.1 in threads of this (unpreloaded) process. Each accepted
-    connection is handed to handler(conn), in a thread of its own; what the handler
-    returns (or the exception it raised) is appended to results."""
-
-    def __init__(self, handler, host="127.0.0.1"):
-        self.handler = handler
-        self.results = []
-        self.connections = 0
-        self._done = threading.Condition()
-        self._l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._l.bind((host, 0))
-        self._l.listen(64)
-        self._l.settimeout(0.1)
-        self.port = self._l.getsockname()[1]
-        self.dest = "%s:%d" % (host, self.port)
-        self._stop = threading.Event()
-        self._threads = []
-        t = threading.Thread(target=self._main, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def _main(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._l.accept()
-            except (socket.timeout, BlockingIOError):
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _serve(self, c):
-        c.settimeout(10)
-        try:
-            res = self.handler(c)
-        except Exception as e:          # the test reads it, whatever it was
-            res = e
-        finally:
-            c.close()
-        with self._done:
-            self.results.append(res)
-            self._done.notify_all()
-
-    def wait_results(self, n, timeout=10):
-        """The first n handler results, waiting for them to be there."""
-        end = time.monotonic() + timeout
-        with self._done:
-            while len(self.results) < n:
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("the server finished %d connection(s), not %d: %r"
-                                         % (len(self.results), n, self.results))
-                self._done.wait(left)
-            return list(self.results[:n])
-
-    def stop(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(2)
-        self._l.close()
-
 
 def echo_handler(c):
     """Echo everything until EOF; returns (sha256 of what was received, bytes)."""
@@ -116,35 +45,6 @@ def echo_handler(c):
     return h.hexdigest(), n
 
 
-def http_handler(c):
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = c.recv(4096)
-        if not chunk:
-            return "no request"
-        buf += chunk
-    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-    return "served"
-
-
-def hosts_file_name():
-    """A name other than localhost that /etc/hosts maps to a 127/8 address, as
-    (name, address), or None. curl resolves "localhost" itself (no getaddrinfo), so only
-    such a name makes curl call getaddrinfo, in its resolver thread."""
-    try:
-        with open("/etc/hosts") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split("#", 1)[0].split()
-        if len(fields) >= 2 and re.match(r"^127\.\d+\.\d+\.\d+$", fields[0]):
-            for name in fields[1:]:
-                if "localhost" not in name:
-                    return name, fields[0]
-    return None
-
-
 def report_missing():
     """Why `bulwark report` cannot be tested, or None when it can."""
     r = run([TOOL, "report"], stdin=subprocess.DEVNULL, timeout=10)
@@ -153,24 +53,10 @@ def report_missing():
     return None
 
 
-def rule(name, ops, dest=None, body="", host=None):
-    """One rule's YAML; body holds its sections, each line indented by four spaces."""
-    m = "ops: [%s]" % ", ".join(ops)
-    if dest:
-        m += ", dest: [%s]" % ", ".join('"%s"' % d for d in dest)
-    if host:
-        m += ", host: [%s]" % ", ".join('"%s"' % h for h in host)
-    return "  - name: %s\n    match: { %s }\n%s" % (name, m, body)
-
-
-def curl_get(url):
-    return [CURL, "-sS", "--max-time", "15", url]
-
-
 # A client that resolves and connects by name with the real python3 (curl would not
 # call getaddrinfo for "localhost"). Prints the body, or the resolver error.
-PY_RESOLVE = """
-import socket, sys
+PY_RESOLVE = PY_CLIENT + """
+import sys
 name, port = sys.argv[1], int(sys.argv[2])
 try:
     socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
@@ -178,13 +64,7 @@ try:
 except socket.gaierror as e:
     print("gaierror", e.errno == socket.EAI_AGAIN, e)
     sys.exit(3)
-s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
+data = http_get(s)
 print(data.split(b"\\r\\n\\r\\n", 1)[-1].decode())
 """
 
@@ -228,20 +108,11 @@ print(json.dumps({"sent": sent.hexdigest(), "back": back.hexdigest(), "bytes": t
 """
 
 # Connects n times in a row, blocking; prints one word per connect.
-PY_CONNECTS = """
-import socket, sys
+PY_CONNECTS = PY_CLIENT + """
+import errno, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
-out = []
-for _ in range(n):
-    s = socket.socket()
-    try:
-        s.connect(("127.0.0.1", port))
-        out.append("ok")
-    except ConnectionRefusedError:
-        out.append("refused")
-    finally:
-        s.close()
-print(" ".join(out))
+words = {"ok": "ok", errno.ECONNREFUSED: "refused"}
+print(" ".join(words[connect_once(port)] for _ in range(n)))
 """
 
 # A plain accept loop, the way a small legacy server is written: any accept error ends it.
@@ -279,15 +150,6 @@ except sqlite3.Error as e:
 
 class InjectTest(ShimTest):
 
-    def track(self, srv):
-        self._servers.append(srv)
-        return srv
-
-    def events(self, log):
-        evs = read_events(log)
-        self.assertTrue(events_of(evs, "start"), "the library did not start:\n" + describe(evs))
-        return evs
-
     def assertInjected(self, evs, n, **sel):
         """Exactly n injected events matching sel, each marked "injected":true."""
         inj = events_of(evs, "injected", **sel)
@@ -302,29 +164,6 @@ class InjectTest(ShimTest):
         ex = events_of(evs, "exit")
         self.assertTrue(ex, "no exit event:\n" + describe(evs))
         return ex[-1]["stats"][rule_name]
-
-    def background(self, cmd, env):
-        """A program in the background: (Popen, readline(timeout))."""
-        p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True)
-
-        def cleanup():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait(5)
-            p.stdout.close()
-            p.stderr.close()
-        self.addCleanup(cleanup)
-
-        def readline(timeout=10):
-            r, _, _ = select.select([p.stdout], [], [], timeout)
-            if not r:
-                raise AssertionError("no line from %r within %ss" % (cmd, timeout))
-            line = p.stdout.readline().decode()
-            if not line:
-                raise AssertionError("%r ended early: %s" % (cmd, p.stderr.read().decode()))
-            return line.strip()
-        return p, readline
 
 
 # -- 1. connect ---------------------------------------------------------------------------
@@ -344,7 +183,7 @@ class InjectConnect(InjectTest):
 
     def test_retry_recovers_from_two_injected_refusals(self):
         srv, pol, log = self.policy("{ attempts: 4, backoff: { base: 10ms, max: 50ms } }")
-        r = run(curl_get("http://%s/" % srv.dest), shim=True, policy=pol)
+        r = run(curl("http://%s/" % srv.dest, 15), shim=True, policy=pol)
         self.assertOk(r)
         self.assertEqual(r.stdout, "ok", repr(r))
         evs = self.events(log)
@@ -366,7 +205,7 @@ class InjectConnect(InjectTest):
 
     def test_without_retry_curl_fails(self):
         srv, pol, log = self.policy("off")
-        r = run(curl_get("http://%s/" % srv.dest), shim=True, policy=pol)
+        r = run(curl("http://%s/" % srv.dest, 15), shim=True, policy=pol)
         self.assertEqual(r.rc, 7, "curl: couldn't connect\n%r" % r)
         evs = self.events(log)
         ctx = describe(evs)
@@ -423,7 +262,7 @@ class InjectResolve(InjectTest):
         name, addr = found
         srv = self.track(Server(http_handler, host=addr))
         pol, log = self.dns_policy(name, self.RETRY)
-        r = run(curl_get("http://%s:%d/" % (name, srv.port)), shim=True, policy=pol)
+        r = run(curl("http://%s:%d/" % (name, srv.port), 15), shim=True, policy=pol)
         self.assertOk(r)
         self.assertEqual(r.stdout, "ok", repr(r))
         evs = self.events(log)
@@ -433,7 +272,7 @@ class InjectResolve(InjectTest):
         self.assertEqual([e.get("attempts") for e in rec], [2], ctx)
 
         pol, log = self.dns_policy(name, "off")
-        r = run(curl_get("http://%s:%d/" % (name, srv.port)), shim=True, policy=pol)
+        r = run(curl("http://%s:%d/" % (name, srv.port), 15), shim=True, policy=pol)
         self.assertEqual(r.rc, 6, "curl: couldn't resolve host\n%r" % r)
 
 
@@ -578,18 +417,13 @@ except OSError as e:
     print("error", type(e).__name__, errno.errorcode.get(e.errno))
 """
 
-EOF_CLIENT = """
-import socket, sys
+EOF_CLIENT = PY_CLIENT + """
+import sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 first = s.recv(100)
 second = s.recv(100)
 s.sendall(b"bye")
-rest = b""
-while True:
-    chunk = s.recv(100)
-    if not chunk:
-        break
-    rest += chunk
+rest = recv_all(s, 100)
 print(repr(first), repr(second), repr(rest))
 """
 
@@ -733,17 +567,17 @@ class InjectAccept(InjectTest):
                                        "    retry: %s\n"
                                        "    inject: [{ ops: [accept], errno: EMFILE, count: 3 }]\n"
                                        % retry))
-        env = base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=pol)
-        p, readline = self.background([PYTHON, "-c", ACCEPT_SERVER, str(n)], env)
-        return p, readline, int(readline()), log
+        env = shim_env(pol)
+        p = self.spawn([PYTHON, "-c", ACCEPT_SERVER, str(n)], env)
+        return p, int(p.readline()), log
 
     def test_server_keeps_serving(self):
-        p, readline, port, log = self.serve("{ attempts: 5, backoff: { base: 10ms, max: 20ms } }")
+        p, port, log = self.serve("{ attempts: 5, backoff: { base: 10ms, max: 20ms } }")
         for i in range(5):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
                 self.assertEqual(c.recv(10), b"hi")
-            self.assertEqual(readline(), "served %d" % (i + 1))
-        self.assertEqual(p.wait(10), 0)
+            self.assertEqual(p.readline(), "served %d" % (i + 1))
+        self.assertEqual(p.finish(10), 0)
         evs = self.events(log)
         ctx = describe(evs)
         for e in self.assertInjected(evs, 3, rule="acc", op="accept"):
@@ -755,13 +589,13 @@ class InjectAccept(InjectTest):
         self.assertEqual([e.get("attempts") for e in rec], [4], ctx)
 
     def test_without_retry_the_server_dies(self):
-        p, readline, port, log = self.serve("off")
+        p, port, log = self.serve("off")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         except OSError:
             pass
-        self.assertEqual(readline(), "accept: EMFILE")
-        self.assertEqual(p.wait(10), 1)
+        self.assertEqual(p.readline(), "accept: EMFILE")
+        self.assertEqual(p.finish(10), 1)
         self.assertInjected(self.events(log), 1, rule="acc", err="EMFILE")
 
 
@@ -783,14 +617,14 @@ class ObserveInject(InjectTest):
         pol, log = self.wd.policy(rule("web", ["connect"], [srv.dest], self.RULE),
                                   name="p1.yaml", log="1.log")
         out.append(("bulwark run --observe", bulwark_run(["--observe", "-c", pol],
-                                                         curl_get(url)), log))
+                                                         curl(url, 15)), log))
         pol, log = self.wd.policy(rule("web", ["connect"], [srv.dest], self.RULE),
                                   name="p2.yaml", log="2.log")
-        out.append(("BULWARK_MODE=observe", run(curl_get(url), shim=True, policy=pol,
+        out.append(("BULWARK_MODE=observe", run(curl(url, 15), shim=True, policy=pol,
                                                 env={"BULWARK_MODE": "observe"}), log))
         pol, log = self.wd.policy(rule("web", ["connect"], [srv.dest], self.RULE),
                                   name="p3.yaml", log="3.log", extra="mode: observe\n")
-        out.append(("mode: observe", run(curl_get(url), shim=True, policy=pol), log))
+        out.append(("mode: observe", run(curl(url, 15), shim=True, policy=pol), log))
         return srv, [(how, r, self.events(log)) for how, r, log in out]
 
     def test_observe_leaves_curl_untouched(self):
@@ -857,7 +691,7 @@ class InjectNonblockingObserveRule(InjectTest):
         chk = run([TOOL, "check", pol], timeout=10)
         if chk.rc != 0:
             return      # refused at validation: a sound answer
-        r = run(curl_get("http://%s/" % srv.dest), shim=True, policy=pol)
+        r = run(curl("http://%s/" % srv.dest, 15), shim=True, policy=pol)
         evs = self.events(log)
         self.assertEqual(r.rc, 7, "curl should meet the injected refusal\n%r\n%s"
                          % (r, describe(evs)))

@@ -8,17 +8,9 @@ import subprocess
 import time
 import unittest
 
-from harness import (CURL, LIB, PYTHON, ShimTest, base_env, bulwark_run, describe, events_of,
-                     free_port, prog, py, read_events, retry_yaml, run)
-
-
-def connect_rule(port, name="late"):
-    return ("  - name: %s\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: %s\n" % (name, port, retry_yaml()))
-
-
-def curl_argv(port):
-    return [CURL, "-sS", "--max-time", "20", "http://127.0.0.1:%d/" % port]
+from harness import (CURL, LIB, PYTHON, PY_CLIENT, ShimTest, bulwark_run, curl, describe, events_of,
+                     free_port, late_rule, prog, py, read_events, retry_yaml, rule, run, shim_env,
+                     url)
 
 
 @unittest.skipUnless(CURL, "curl is not installed")
@@ -26,27 +18,27 @@ class Switches(ShimTest):
 
     def test_disable_is_pure_passthrough(self):
         srv = self.server(delay_s=5)
-        rule = ("  - name: down\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-                "    retry: { attempts: 3, backoff: { base: 10ms, max: 10ms } }\n" % srv.port)
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(rule(
+            "down", ["connect"], ["127.0.0.1:%d" % srv.port],
+            "retry: { attempts: 3, backoff: { base: 10ms, max: 10ms } }"))
         # The same run without the switch retries and logs: the policy does apply.
-        control = run(curl_argv(srv.port), shim=True, policy=pol)
+        control = run(curl(url(srv.port)), shim=True, policy=pol)
         self.assertEqual(control.rc, 7)
         self.assertTrue(events_of(read_events(log), "gave_up"), describe(read_events(log)))
         os.unlink(log)
-        r = run(curl_argv(srv.port), shim=True, policy=pol, env={"BULWARK_DISABLE": "1"})
+        r = run(curl(url(srv.port)), shim=True, policy=pol, env={"BULWARK_DISABLE": "1"})
         self.assertEqual(r.rc, 7, repr(r))
         self.assertLess(r.elapsed, 1.9, "BULWARK_DISABLE=1 still retried")
         self.assertEqual(read_events(log), [], "BULWARK_DISABLE=1 still logged")
 
     def observe_run(self, env=None, extra="", via_tool=False):
         srv = self.server(delay_s=5)
-        pol, log = self.wd.policy(connect_rule(srv.port), extra=extra)
-        plain = run(curl_argv(srv.port))
+        pol, log = self.wd.policy(late_rule(srv.port), extra=extra)
+        plain = run(curl(url(srv.port)))
         if via_tool:
-            r = bulwark_run(["-c", pol, "--observe"], curl_argv(srv.port))
+            r = bulwark_run(["-c", pol, "--observe"], curl(url(srv.port)))
         else:
-            r = run(curl_argv(srv.port), shim=True, policy=pol, env=env)
+            r = run(curl(url(srv.port)), shim=True, policy=pol, env=env)
         self.assertEqual((r.rc, r.stdout), (plain.rc, plain.stdout), repr(r))
         self.assertEqual(r.rc, 7, repr(r))
         self.assertLess(r.elapsed, 1.9, "observe mode delayed the call")
@@ -74,13 +66,12 @@ class Switches(ShimTest):
         """A rule for another network: same output, same exit, no event (SPEC 4)."""
         srv = self.server(delay_s=0)
         srv.wait_listening()
-        rule = ("  - name: elsewhere\n    match: { ops: [connect, send, recv], "
-                "dest: [\"10.255.0.0/16\"] }\n    retry: %s\n" % retry_yaml())
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(rule("elsewhere", ["connect", "send", "recv"],
+                                       ["10.255.0.0/16"], "retry: %s" % retry_yaml()))
         down = free_port()
         for port in (srv.port, down):
-            plain = run(curl_argv(port))
-            r = run(curl_argv(port), shim=True, policy=pol)
+            plain = run(curl(url(port)))
+            r = run(curl(url(port)), shim=True, policy=pol)
             # curl's error message carries its own timing ("after 0 ms").
             self.assertEqual((r.rc, r.stdout, re.sub(r"\d+ ms", "N ms", r.stderr)),
                              (plain.rc, plain.stdout, re.sub(r"\d+ ms", "N ms", plain.stderr)))
@@ -100,10 +91,10 @@ class BadPolicy(ShimTest):
         env = {"BULWARK_LOG": "file:" + log}
         srv = self.server(delay_s=0)
         srv.wait_listening()
-        r = run(curl_argv(srv.port), shim=True, policy=pol, env=env)
+        r = run(curl(url(srv.port)), shim=True, policy=pol, env=env)
         self.assertOk(r)
         self.assertEqual(r.stdout, "ok")
-        down = run(curl_argv(free_port()), shim=True, policy=pol, env=env)
+        down = run(curl(url(free_port())), shim=True, policy=pol, env=env)
         self.assertEqual(down.rc, 7, repr(down))
         self.assertLess(down.elapsed, 1.9, "a broken policy still retried")
 
@@ -142,19 +133,11 @@ class BadPolicy(ShimTest):
 
 class Processes(ShimTest):
 
-    FORK = """
-import os, socket, sys
+    FORK = PY_CLIENT + """
+import os, sys
 port = int(sys.argv[1])
 def get():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.endswith(b"ok")
+    return http_get(socket.create_connection(("127.0.0.1", port))).endswith(b"ok")
 pid = os.fork()
 if pid == 0:
     os._exit(0 if get() else 1)
@@ -165,7 +148,7 @@ print(os.getpid(), pid, ok, os.waitstatus_to_exitcode(status) == 0)
 
     def test_fork_child_retries_on_its_own(self):
         srv = self.server(delay_s=1.5)
-        pol, log = self.wd.policy(connect_rule(srv.port))
+        pol, log = self.wd.policy(late_rule(srv.port))
         plain = run(py(self.FORK, srv.port))
         self.assertFailed(plain)
         r = run(py(self.FORK, srv.port), shim=True, policy=pol)
@@ -216,7 +199,7 @@ print("ok" if data.endswith(b"ok") else data)
         files that take the lowest numbers: events must still reach the log file and
         never the program's files."""
         srv = self.server(delay_s=1.0)
-        pol, log = self.wd.policy(connect_rule(srv.port))
+        pol, log = self.wd.policy(late_rule(srv.port))
         out = self.wd.file("out")
         os.mkdir(out)
         r = run(py(self.CLOSER, srv.port, out, how), shim=True, policy=pol)
@@ -260,7 +243,7 @@ print(ok == [True], spawned > 0)
         parent's memory while a thread of the parent sits in the retry loop
         (PRELOAD-PITFALLS 20)."""
         srv = self.server(delay_s=1.0)
-        pol, log = self.wd.policy(connect_rule(srv.port))
+        pol, log = self.wd.policy(late_rule(srv.port))
         r = run(py(self.SPAWNER, srv.port), shim=True, policy=pol)
         self.assertOk(r)
         self.assertEqual(r.stdout.strip(), "True True", repr(r))
@@ -270,8 +253,8 @@ print(ok == [True], spawned > 0)
     def test_process_tree_inherits(self):
         """`bulwark run -- sh -c 'curl ...'`: the grandchild is covered too."""
         srv = self.server(delay_s=1.5)
-        pol, log = self.wd.policy(connect_rule(srv.port))
-        r = bulwark_run(["-c", pol], ["sh", "-c", " ".join(curl_argv(srv.port))])
+        pol, log = self.wd.policy(late_rule(srv.port))
+        r = bulwark_run(["-c", pol], ["sh", "-c", " ".join(curl(url(srv.port)))])
         self.assertOk(r)
         self.assertEqual(r.stdout, "ok")
         events = read_events(log)
@@ -290,19 +273,17 @@ class Errno(ShimTest):
         self.refused = free_port()
         plain = self.errno_run()
         # Every socket op under a rule, so the hooks do their full work on every call.
-        rules = ("  - name: refused\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-                 "    retry: { attempts: 2, backoff: { base: 10ms, max: 10ms } }\n"
-                 "  - name: all\n    match: { ops: [connect, accept, send, recv, resolve] }\n"
-                 "    retry: { attempts: 2, backoff: { base: 10ms, max: 10ms } }\n"
-                 % self.refused)
+        retry = "retry: { attempts: 2, backoff: { base: 10ms, max: 10ms } }"
+        rules = (rule("refused", ["connect"], ["127.0.0.1:%d" % self.refused], retry) +
+                 rule("all", ["connect", "accept", "send", "recv", "resolve"], body=retry))
         pol, log = self.wd.policy(rules)
         shim = self.errno_run(shim=True, policy=pol)
         self.assertEqual(shim.stdout, plain.stdout)
         events = read_events(log)
         self.assertTrue(events_of(events, "gave_up", rule="refused"), describe(events))
 
-        none, _ = self.wd.policy("  - name: none\n    match: { dest: [\"10.255.0.0/16\"] }\n"
-                                 "    retry: quick\n", name="none.yaml", log="none.log")
+        none, _ = self.wd.policy(rule("none", [], ["10.255.0.0/16"], "retry: quick"),
+                                 name="none.yaml", log="none.log")
         passthrough = self.errno_run(shim=True, policy=none)
         self.assertEqual(passthrough.stdout, plain.stdout)
 
@@ -313,14 +294,13 @@ class Errno(ShimTest):
         state = self.wd.file("state")
         os.mkdir(state, 0o700)
         pol, _ = self.wd.policy(
-            "  - name: all\n    match: { ops: [connect] }\n"
-            "    breaker: { trip: { consecutive: 5 } }\n",
+            rule("all", ["connect"], body="breaker: { trip: { consecutive: 5 } }"),
             extra="state: { share: group, dir: %s }\n" % state)
         env = {"BULWARK_GROUP": "g1"}
         # two members alive at once, then killed without leaving: dead pids in slots 0
         # and 1 (the program takes 0; its child asks about 1)
-        members = [subprocess.Popen(["sleep", "30"], env=base_env(
-            LD_PRELOAD=LIB, BULWARK_CONFIG=pol, **env)) for _ in range(2)]
+        members = [subprocess.Popen(["sleep", "30"], env=shim_env(
+            pol, **env)) for _ in range(2)]
         time.sleep(0.5)
         for p in members:
             p.kill()
@@ -335,7 +315,7 @@ class EarlyConstructor(ShimTest):
 
     def early(self, order):
         srv = self.server(delay_s=1.0, kind="echo")
-        pol, log = self.wd.policy(connect_rule(srv.port))
+        pol, log = self.wd.policy(late_rule(srv.port))
         out = self.wd.file("early.out")
         so = prog("earlyconn.so")
         preload = "%s:%s" % ((LIB, so) if order == "bulwark-first" else (so, LIB))
@@ -384,7 +364,7 @@ class BulwarkRun(ShimTest):
         self.assertIn(other, entries, "bulwark run dropped an existing preload")
 
     def test_policy_passed_by_absolute_path(self):
-        self.wd.policy(connect_rule(free_port()), name="rel.yaml")
+        self.wd.policy(late_rule(free_port()), name="rel.yaml")
         r = bulwark_run(["-c", "rel.yaml"],
                         [PYTHON, "-c", "import os; print(os.environ.get('BULWARK_CONFIG'))"],
                         cwd=self.wd.path)

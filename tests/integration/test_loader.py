@@ -29,7 +29,7 @@ import unittest
 # Also runnable as `python3 -m unittest tests/integration/test_loader.py`.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import LIB, TOOL, ShimTest, base_env, events_in_text, run
+from harness import TOOL, ShimTest, base_env, events_in_text, run, shim_env
 
 CPU_CEILING_S = 1.0                 # the worst file costs under 0.1 s of CPU now
 RSS_CEILING_KB = 150 * 1024         # and 32 MB resident (50000 nodes)
@@ -176,7 +176,7 @@ class Bounds(ShimTest):
                     self.assertEqual(first, "%s:%s" % (path, want))
                 self.check_cost("bulwark check " + name, cpu, rss)
 
-                env = base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=path)
+                env = shim_env(path)
                 rc, out, err, cpu, rss = measured(["/bin/true"], env)
                 self.assertEqual(rc, 0, err[-2000:])   # passthrough: the program runs
                 errs = [e for e in events_in_text(err) if e.get("event") == "config_error"]
@@ -193,7 +193,7 @@ class Bounds(ShimTest):
                 path = self.write(name, gen())
                 rc, out, err, cpu, rss = measured([TOOL, "check", path], base_env())
                 self.assertEqual(rc, 0, "%s\n%s" % (name, err[-2000:]))
-                env = base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=path, BULWARK_LEVEL="info")
+                env = shim_env(path, BULWARK_LEVEL="info")
                 rc, out, err, cpu, rss = measured(["/bin/true"], env)
                 self.assertEqual(rc, 0, err[-2000:])
                 starts = [e for e in events_in_text(err) if e.get("event") == "start"]

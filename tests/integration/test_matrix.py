@@ -47,8 +47,8 @@ import unittest
 # Also runnable as `python3 -m unittest tests/integration/test_matrix.py`, without run.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (PYTHON, ShimTest, base_env, describe, events_of, free_port,
-                     read_events, run)
+from harness import (PYTHON, PY_CLIENT, ShimTest, accept_loop, base_env, curl, describe, events_of,
+                     free_port, read_events, run)
 
 LATE = 1.5          # seconds between the client's start and the server's
 JAVA_LATE = 3.0     # the same for `java Client.java`, which compiles before it connects
@@ -259,29 +259,22 @@ class Forwarder:
         self._ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._ls.bind(("127.0.0.1", port))
         self._ls.listen(64)
-        self._ls.settimeout(0.1)
-        self._t = threading.Thread(target=self._accept, daemon=True)
+        self._t = threading.Thread(target=accept_loop, args=([self._ls], self._stop, self._forward),
+                                   daemon=True)
         self._t.start()
 
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._ls.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
-                u.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            c.settimeout(None)
-            with self._lock:
-                self._socks += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+    def _forward(self, c):
+        try:
+            u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            u.settimeout(None)
+        except OSError:
+            c.close()
+            return
+        c.settimeout(None)
+        with self._lock:
+            self._socks += [c, u]
+        for a, b in ((c, u), (u, c)):
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pump(src, dst):
@@ -429,10 +422,6 @@ class MatrixTest:
         self.assertEqual(r.rc, 0, repr(r))
 
     # machinery -------------------------------------------------------------------------
-
-    def track(self, server):
-        self._servers.append(server)
-        return server
 
     def run_dir(self, tag):
         d = self.wd.file(tag)
@@ -618,7 +607,7 @@ class Curl(BodyIsData, HttpMatrix, ShimTest):
     NEEDS = (("curl", CURL),)
 
     def argv(self, port):
-        return [CURL, "-sS", "--max-time", "20", self.url(port)]
+        return curl(self.url(port))
 
 
 class Wget(BodyIsData, HttpMatrix, ShimTest):
@@ -629,16 +618,11 @@ class Wget(BodyIsData, HttpMatrix, ShimTest):
         return [WGET, "-q", "-O", "-", self.url(port)]
 
 
-PY_SOCKET = """
-import hashlib, socket, sys
+PY_SOCKET = PY_CLIENT + """
+import hashlib, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET /data.txt HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n")
-data = b""
-while True:
-    chunk = s.recv(16384)
-    if not chunk:
-        break
-    data += chunk
+data = recv_all(s, 16384)
 head, body = data.split(b"\\r\\n\\r\\n", 1)
 print(head.split(b"\\r\\n")[0].decode(), len(body), hashlib.sha256(body).hexdigest())
 """

@@ -11,15 +11,12 @@ added". Every run is bounded by a subprocess timeout; servers listen on free por
 
 import hashlib
 import os
-import queue
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
@@ -27,103 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 # Also runnable as `python3 -m unittest tests/integration/test_policies.py`, without run.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (CURL, LIB, TOOL, ShimTest, base_env, describe, events_of,
-                     free_port, prog, py, read_events, run)
+from harness import (CURL, LIB, PY_CLIENT, TOOL, Server, ShimTest, base_env, curl, describe,
+                     events_of, free_port, kill_group, prog, py, read_events, rule, run, shim_env)
 
 STRACE = shutil.which("strace")
 DD = shutil.which("dd")
 
 
 # -- helpers that harness.py does not have ------------------------------------------------
-
-class Spawned:
-    """A program run in the background, talked to through its stdin and stdout lines.
-    Its output is drained by threads, so it never blocks on a full pipe; kill() ends its
-    whole process group."""
-
-    def __init__(self, cmd, env):
-        self.cmd = cmd
-        self.p = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, start_new_session=True)
-        self.lines = queue.Queue()
-        self.out = []
-        self.err = []
-        self._t = [threading.Thread(target=self._drain, args=(self.p.stdout, self.out, True),
-                                    daemon=True),
-                   threading.Thread(target=self._drain, args=(self.p.stderr, self.err, False),
-                                    daemon=True)]
-        for t in self._t:
-            t.start()
-
-    def _drain(self, f, sink, lines):
-        for raw in iter(f.readline, b""):
-            line = raw.decode("utf-8", "replace")
-            sink.append(line)
-            if lines:
-                self.lines.put(line.rstrip("\n"))
-        if lines:
-            self.lines.put(None)
-
-    def readline(self, timeout=10):
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError("no line from %r within %ss\n%s" % (self.cmd, timeout,
-                                                                    self.transcript()))
-        if line is None:
-            raise AssertionError("%r ended early\n%s" % (self.cmd, self.transcript()))
-        return line
-
-    def send(self, text):
-        self.p.stdin.write(text.encode())
-        self.p.stdin.flush()
-
-    def finish(self, timeout=10):
-        """Close stdin, wait for the end; returns the exit status."""
-        try:
-            self.p.stdin.close()
-        except OSError:
-            pass
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError("%r did not end within %ss\n%s" % (self.cmd, timeout,
-                                                                   self.transcript()))
-        for t in self._t:
-            t.join(5)
-        self._close()
-        return rc
-
-    def _close(self):
-        for f in (self.p.stdin, self.p.stdout, self.p.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
-
-    def kill(self):
-        if self.p.poll() is None:
-            try:
-                os.killpg(self.p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.p.wait(5)
-            for t in self._t:
-                t.join(5)
-        self._close()
-
-    def transcript(self):
-        return "--- stdout\n%s--- stderr\n%s" % ("".join(self.out)[-2000:],
-                                                 "".join(self.err)[-3000:])
-
-
-def shim_env(policy, **extra):
-    env = base_env(**extra)
-    env["LD_PRELOAD"] = LIB
-    env["BULWARK_CONFIG"] = policy
-    return env
-
 
 def hangs(cmd, seconds, env=None):
     """True when cmd is still running after `seconds` (it is then killed), else the
@@ -134,7 +42,7 @@ def hangs(cmd, seconds, env=None):
     try:
         out, err = p.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
+        kill_group(p)
         p.communicate()
         return True
     return (p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
@@ -188,124 +96,26 @@ def strace_counts(path):
     return counts
 
 
-class Silent:
-    """A TCP server that accepts connections and never sends a byte (nor reads)."""
-
-    def __init__(self):
-        self._l = socket.socket()
-        self._l.bind(("127.0.0.1", 0))
-        self._l.listen(16)
-        self._l.settimeout(0.1)
-        self.port = self._l.getsockname()[1]
-        self.conns = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._main, daemon=True)
-        self._t.start()
-
-    def _main(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._l.accept()
-            except (socket.timeout, BlockingIOError):
-                continue
-            except OSError:
-                return
-            self.conns.append(c)
-
-    def stop(self):
-        self._stop.set()
-        self._t.join(2)
-        for c in self.conns:
-            c.close()
-        self._l.close()
-
-
-class HashServer:
-    """Reads everything a client sends until EOF, then answers "SHA256HEX LENGTH" and
-    closes. One connection at a time is enough here."""
-
-    def __init__(self):
-        self._l = socket.socket()
-        self._l.bind(("127.0.0.1", 0))
-        self._l.listen(16)
-        self._l.settimeout(0.1)
-        self.port = self._l.getsockname()[1]
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._main, daemon=True)
-        self._t.start()
-
-    def _main(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._l.accept()
-            except (socket.timeout, BlockingIOError):
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(15)
-        h, n = hashlib.sha256(), 0
-        try:
-            while True:
-                chunk = c.recv(1 << 16)
-                if not chunk:
-                    break
-                h.update(chunk)
-                n += len(chunk)
-            c.sendall(("%s %d\n" % (h.hexdigest(), n)).encode())
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def stop(self):
-        self._stop.set()
-        self._t.join(2)
-        self._l.close()
-
-
-def rule(name, ops, dest=None, body=""):
-    """The YAML of one rule; body is its sections, each line indented by four spaces."""
-    m = "ops: [%s]" % ", ".join(ops)
-    if dest:
-        m += ", dest: [%s]" % ", ".join('"%s"' % d for d in dest)
-    return "  - name: %s\n    match: { %s }\n%s" % (name, m, body)
-
-
-class PolicyTest(ShimTest):
-
-    def track(self, obj):
-        """Stop obj (a server) at the end of the test."""
-        self._servers.append(obj)
-        return obj
-
-    def spawn(self, cmd, env):
-        s = Spawned(cmd, env)
-        self.addCleanup(s.kill)
-        return s
-
-    def events(self, log):
-        evs = read_events(log)
-        self.assertTrue(events_of(evs, "start"), "the library did not start:\n" + describe(evs))
-        return evs
+def hash_handler(c):
+    """A Server handler: reads everything until EOF, then answers "SHA256HEX LENGTH"."""
+    h, n = hashlib.sha256(), 0
+    while True:
+        chunk = c.recv(1 << 16)
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+    c.sendall(("%s %d\n" % (h.hexdigest(), n)).encode())
 
 
 # -- 1. breaker -------------------------------------------------------------------------
 
-BREAKER_CLIENT = """
-import errno, os, socket, sys, time
+BREAKER_CLIENT = PY_CLIENT + """
+import errno, os, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 def one():
-    s = socket.socket()
-    try:
-        s.connect(("127.0.0.1", port))
-        return "ok"
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-    finally:
-        s.close()
+    r = connect_once(port)
+    return r if r == "ok" else errno.errorcode.get(r, str(r))
 t = time.monotonic()
 print(" ".join(one() for _ in range(n)), "%.3f" % (time.monotonic() - t), flush=True)
 if sys.argv[3] == "probe":
@@ -317,7 +127,7 @@ if sys.argv[3] == "probe":
 
 
 @unittest.skipUnless(STRACE, "strace is not installed")
-class Breaker(PolicyTest):
+class Breaker(ShimTest):
     """SPEC 3.5: after `consecutive` failed attempts the breaker opens and refuses calls
     without a system call; after open_for one probe goes through (half_open) and its
     success closes the breaker."""
@@ -405,7 +215,7 @@ print(ok, refused, "%.3f" % (time.monotonic() - t), ",".join(other) or "-")
 """
 
 
-class ConnectRateLimit(PolicyTest):
+class ConnectRateLimit(ShimTest):
     """SPEC 3.6 on connect: `wait` spaces calls out at `rate`; `fail` refuses them with
     `errno` when the wait would be longer than max_wait."""
 
@@ -490,12 +300,12 @@ print(ack.decode().strip())
 """
 
 
-class ByteRateLimit(PolicyTest):
+class ByteRateLimit(ShimTest):
     """SPEC 3.6: a byte rate on send, through write(2) on a socket; the bytes arrive
     intact and in order."""
 
     def test_write_is_paced_by_bytes(self):
-        hs = self.track(HashServer())
+        hs = self.track(Server(hash_handler, conn_timeout=15))
         dest = "127.0.0.1:%d" % hs.port
         total = 3 * 1024 * 1024
         pol, log = self.wd.policy(rule("bytes", ["send"], [dest],
@@ -556,13 +366,13 @@ print(";".join(out), "|", tv[0], tv[1])
 """
 
 
-class RecvTimeout(PolicyTest):
+class RecvTimeout(ShimTest):
     """SPEC 3.4: timeout.recv on a blocking socket: no byte for that long -> ETIMEDOUT.
     A program's own SO_RCVTIMEO keeps its meaning."""
 
     def setUp(self):
         super().setUp()
-        self.silent = self.track(Silent())
+        self.silent = self.track(Server(None))
         self.dest = "127.0.0.1:%d" % self.silent.port
         self.pol, self.log = self.wd.policy(rule("rt", ["connect", "recv"], [self.dest],
                                                  "    timeout: { recv: 500ms }\n"))
@@ -626,12 +436,12 @@ print(r, sent, "%.3f" % (time.monotonic() - last))
 """
 
 
-class SendTimeout(PolicyTest):
+class SendTimeout(ShimTest):
     """SPEC 3.4: timeout.send on a blocking socket: no progress for that long ->
     ETIMEDOUT. The peer accepts and never reads, so the buffers fill up."""
 
     def test_send_times_out(self):
-        silent = self.track(Silent())
+        silent = self.track(Server(None))
         dest = "127.0.0.1:%d" % silent.port
         pol, log = self.wd.policy(rule("st", ["connect", "send"], [dest],
                                        "    timeout: { send: 500ms }\n"))
@@ -667,7 +477,7 @@ print(r, "%.3f" % (time.monotonic() - t))
 """
 
 
-class ConnectTimeoutOnce(PolicyTest):
+class ConnectTimeoutOnce(ShimTest):
     """SPEC 3.4: timeout.connect with retry off, against a listener whose accept queue
     is full (further SYNs are dropped)."""
 
@@ -694,25 +504,19 @@ class ConnectTimeoutOnce(PolicyTest):
 
 # -- 6. failover --------------------------------------------------------------------------
 
-PEER_CLIENT = """
-import socket, sys
+PEER_CLIENT = PY_CLIENT + """
+import sys
 s = socket.socket()
 if sys.argv[2] != "none":
     s.settimeout(float(sys.argv[2]))
 s.connect(("127.0.0.1", int(sys.argv[1])))
 peer = s.getpeername()
-s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
+data = http_get(s)
 print(peer[0], peer[1], data.endswith(b"ok"))
 """
 
 
-class Failover(PolicyTest):
+class Failover(ShimTest):
     """SPEC 3.7: a destination that gives up is replaced by its fallback, on the same
     socket; getpeername tells the truth."""
 
@@ -737,10 +541,10 @@ class Failover(PolicyTest):
     @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_fails_over(self):
         url = "http://127.0.0.1:%d/" % self.dead
-        plain = run([CURL, "-sS", "--max-time", "5", url], timeout=10)
+        plain = run(curl(url, 5), timeout=10)
         self.assertEqual(plain.rc, 7, repr(plain))
 
-        r = run([CURL, "-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}", url],
+        r = run(curl(url, 10, "-o", "-", "-w", "\n%{http_code}"),
                 shim=True, policy=self.pol, timeout=15)
         self.assertOk(r)
         self.assertEqual(r.stdout.split(), ["ok", "200"], repr(r))
@@ -810,7 +614,7 @@ def hammer(port, n, workers=40):
     return out, time.monotonic() - t
 
 
-class Accept(PolicyTest):
+class Accept(ShimTest):
     """SPEC 3.2: accept takes retry and a call rate limit (wait only)."""
 
     def serve(self, env):
@@ -880,7 +684,7 @@ class Accept(PolicyTest):
 
 # -- 8. validation ------------------------------------------------------------------------
 
-class Validation(PolicyTest):
+class Validation(ShimTest):
     """SPEC 3.2, 3.3, 3.6: sections and values that cannot apply are refused by
     `bulwark check` with an error that says why."""
 
@@ -936,7 +740,7 @@ class Validation(PolicyTest):
 # -- 9. non-socket fast path --------------------------------------------------------------
 
 @unittest.skipUnless(STRACE and DD, "strace and dd are needed")
-class NonSocketFastPath(PolicyTest):
+class NonSocketFastPath(ShimTest):
     """A rule on [send, recv] applies to sockets only: read and write on files and
     devices are no `recv` or `send` op (SPEC 3.1), so no rule matches them and they go
     straight to libc, with no event and no added system call (SPEC 4)."""
@@ -1066,7 +870,7 @@ print(len(got), bytes(got) == data, hashlib.sha256(got).hexdigest()[:16],
 """
 
 
-class BytesIntact(PolicyTest):
+class BytesIntact(ShimTest):
     """SPEC 6: policies on send and recv never drop, duplicate or reorder bytes."""
 
     def test_echo_one_mib(self):

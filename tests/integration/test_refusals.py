@@ -23,18 +23,15 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import textwrap
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (HERE, PYTHON, ShimTest, describe, events_of, prog, py,
-                     read_events, run)
+from harness import (HERE, PYTHON, ShimTest, SqliteShimTest, describe, events_of, prog, py,
+                     read_events, rule, run)
 
-CC = shutil.which("cc") or shutil.which("gcc")
 SQLITE_PROBE_SRC = os.path.join(HERE, "progs", "sqlite", "sqlite_probe.c")
 RESOLVER_CALLS = ("getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r")
 
@@ -109,12 +106,6 @@ def fields(line):
     return out
 
 
-def rule(ops, extra, name="r", match=""):
-    """One rule's YAML: its ops, a match addition and the other sections as given."""
-    text = "  - name: %s\n    match: { ops: [%s]%s }\n" % (name, ", ".join(ops), match)
-    return text + textwrap.indent(textwrap.dedent(extra).strip("\n"), "    ") + "\n"
-
-
 class ResolverReference(ShimTest):
     """The expectations above are glibc's own: the probe, bare, against a DNS server that
     answers SERVFAIL and one that answers NXDOMAIN. Needs root for a private network and
@@ -154,9 +145,9 @@ class ResolveRefusals(ShimTest):
 
     def test_limiter_fail(self):
         """One lookup an hour: the second one is refused as a temporary failure."""
-        pol = rule(["resolve"], """
+        pol = rule("r", ["resolve"], host=["localhost"], body="""
             rate_limit: { rate: 1/h, burst: 1, on_limit: fail, scope: rule }
-            """, match=', host: ["localhost"]')
+            """)
         for call in RESOLVER_CALLS:
             with self.subTest(call=call):
                 out, events, r = self.probe(pol, call, call)
@@ -171,7 +162,7 @@ class ResolveRefusals(ShimTest):
     def test_open_breaker_and_injected_failure(self):
         """Two injected EAI_AGAIN open the breaker, the third lookup is refused by it:
         all three are a temporary failure, as glibc reports one."""
-        pol = rule(["resolve"], """
+        pol = rule("r", ["resolve"], body="""
             breaker: { trip: { consecutive: 2 }, open_for: 1h }
             inject: [ { errno: EAI_AGAIN, count: 2 } ]
             """)
@@ -185,7 +176,7 @@ class ResolveRefusals(ShimTest):
     def test_breaker_opens_inside_a_retry(self):
         """The breaker opens between two attempts of one lookup: the call ends with the
         refusal, reported as the same temporary failure."""
-        pol = rule(["resolve"], """
+        pol = rule("r", ["resolve"], body="""
             retry: { attempts: 3, backoff: { base: 1ms, max: 2ms } }
             breaker: { trip: { consecutive: 2 }, open_for: 1h }
             inject: [ { errno: EAI_AGAIN, count: 2 } ]
@@ -201,7 +192,7 @@ class ResolveRefusals(ShimTest):
     def test_injected_noname(self):
         """An injected EAI_NONAME is the answer glibc gives for a name that does not
         exist."""
-        pol = rule(["resolve"], "inject: [ { errno: EAI_NONAME } ]")
+        pol = rule("r", ["resolve"], body="inject: [ { errno: EAI_NONAME } ]")
         for call in RESOLVER_CALLS:
             with self.subTest(call=call):
                 out, events, r = self.probe(pol, call)
@@ -210,7 +201,7 @@ class ResolveRefusals(ShimTest):
     def test_configured_refusal_code(self):
         """A breaker configured to refuse with EAI_FAIL: getaddrinfo returns it, and the
         gethostbyname family reports the matching NO_RECOVERY with no result."""
-        pol = rule(["resolve"], """
+        pol = rule("r", ["resolve"], body="""
             breaker: { trip: { consecutive: 1 }, open_for: 1h, errno: EAI_FAIL }
             inject: [ { errno: EAI_AGAIN, count: 1 } ]
             """)
@@ -229,7 +220,7 @@ class ResolveRefusals(ShimTest):
 
     def test_injected_delay_changes_nothing(self):
         """A delay, then the real lookup: every output as without the shim."""
-        pol = rule(["resolve"], "inject: [ { delay: 1ms } ]")
+        pol = rule("r", ["resolve"], body="inject: [ { delay: 1ms } ]")
         for call in RESOLVER_CALLS:
             with self.subTest(call=call):
                 bare = run([prog("resolve_probe"), "localhost", call])
@@ -249,7 +240,7 @@ class ResolveRefusals(ShimTest):
                 except socket.gaierror as e:
                     print(e.errno == socket.EAI_AGAIN, e.strerror)
             """)
-        pol, log = self.wd.policy(rule(["resolve"], """
+        pol, log = self.wd.policy(rule("r", ["resolve"], body="""
             rate_limit: { rate: 1/h, burst: 1, on_limit: fail }
             """))
         r = run(py(code), shim=True, policy=pol)
@@ -257,48 +248,13 @@ class ResolveRefusals(ShimTest):
                          (0, ["ok", "True Temporary failure in name resolution"]), repr(r))
 
 
-class SqliteRefusals(ShimTest):
+class SqliteRefusals(SqliteShimTest):
     """SQLite statements refused by a breaker or a limiter, or failed by an injected fault,
     against the same statements meeting a real lock: another connection (this test
     process, which is never preloaded) holds the write lock."""
 
-    probe_dir = None
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.probe_dir = tempfile.mkdtemp(prefix="bw-rf-", dir="/tmp")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.probe_dir, ignore_errors=True)
-        super().tearDownClass()
-
     def sqlite_probe(self):
-        path = os.path.join(self.probe_dir, "sqlite_probe")
-        if os.path.exists(path):
-            return path
-        if not CC:
-            self.fail("no C compiler (cc) to build %s" % SQLITE_PROBE_SRC)
-        p = subprocess.run([CC, "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
-                            "-O2", "-o", path, SQLITE_PROBE_SRC, "-lsqlite3"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-        if p.returncode != 0:
-            self.fail("cannot build %s (libsqlite3-dev installed?):\n%s"
-                      % (SQLITE_PROBE_SRC, p.stdout.decode("utf-8", "replace")))
-        return path
-
-    def make_db(self, name="app.db", wal=False):
-        path = os.path.realpath(self.wd.file(name))
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.unlink(path + suffix)
-        c = sqlite3.connect(path, isolation_level=None)
-        if wal:
-            self.assertEqual(c.execute("PRAGMA journal_mode=WAL").fetchone()[0], "wal")
-        c.execute("CREATE TABLE ledger(id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
-        c.close()
-        return path
+        return self.sqlite_prog(SQLITE_PROBE_SRC)
 
     def notes(self, db):
         c = sqlite3.connect(db, timeout=10)
@@ -341,8 +297,7 @@ class SqliteRefusals(ShimTest):
         return free, held
 
     def sq_policy(self, extra, db_glob="*/app.db", **kw):
-        return self.wd.policy(rule(["sqlite"], extra, name="db",
-                                   match=', db: ["%s"]' % db_glob), **kw)
+        return self.wd.policy(rule("db", ["sqlite"], db=[db_glob], body=extra), **kw)
 
     def test_limiter_fail_is_a_held_lock(self):
         """One statement an hour: the first INSERT runs; the two after it and the exec
@@ -534,8 +489,7 @@ class SocketFaults(ShimTest):
     each refusal and injected fault against the real failure of the same kind."""
 
     def io_rule(self, extra, ops=("connect", "accept", "send", "recv")):
-        return self.wd.policy(rule(list(ops), extra, name="io",
-                                   match=', dest: ["127.0.0.1/32"]'))
+        return self.wd.policy(rule("io", list(ops), ["127.0.0.1/32"], extra))
 
     def bare(self, call, peer, then=False):
         r = run([prog("io_probe"), call, peer] + (["then"] if then else []))

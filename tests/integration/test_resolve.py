@@ -9,35 +9,16 @@ FLAKYDNS_FAILS lookups with EAI_AGAIN (TRY_AGAIN for gethostbyname*).
 import os
 import unittest
 
-from harness import (CURL, LIB, NODE, NODE_HTTP, PY_ASYNCIO, PY_BLOCKING, ShimTest, describe,
-                     events_in_text, events_of, localhost_addrs, prog, py, read_events,
-                     retry_yaml, run)
+from harness import (CURL, LIB, NODE, NODE_HTTP, PY_ASYNCIO, PY_BLOCKING, ShimTest, curl, describe,
+                     events_in_text, events_of, hosts_file_name, late_rule, localhost_addrs, prog,
+                     py, read_events, rule, run, url)
 
 GAI = "import socket\nprint(socket.getaddrinfo('localhost', 80, type=socket.SOCK_STREAM)[0][4][0])\n"
 
 
-def hosts_file_name():
-    """A loopback name from /etc/hosts other than localhost, as (name, address), or None.
-    curl resolves localhost and numeric addresses itself, so only such a name makes it
-    call getaddrinfo (in its resolver thread)."""
-    try:
-        with open("/etc/hosts") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split("#", 1)[0].split()
-        if len(fields) >= 2 and fields[0].startswith("127."):
-            for name in fields[1:]:
-                if "localhost" not in name:
-                    return name, fields[0]
-    return None
-
-
-def resolve_rule(name="dns", attempts=3, extra_match=""):
-    return ("  - name: %s\n    match: { ops: [resolve]%s }\n"
-            "    retry: { attempts: %d, backoff: { base: 10ms, max: 50ms } }\n"
-            % (name, extra_match, attempts))
+def resolve_rule(host=None):
+    return rule("dns", ["resolve"], host=host,
+                body="retry: { attempts: 3, backoff: { base: 10ms, max: 50ms } }")
 
 
 class ResolveRetry(ShimTest):
@@ -125,7 +106,7 @@ class ResolveRetry(ShimTest):
 
     def test_host_glob_limits_the_rule(self):
         """A resolve rule for *.internal leaves lookups of localhost alone."""
-        pol, log = self.wd.policy(resolve_rule(extra_match=", host: [\"*.internal\"]"))
+        pol, log = self.wd.policy(resolve_rule(host=["*.internal"]))
         r = run(py(GAI), preload=self.both(), policy=pol, env=self.flaky_env(2))
         self.assertFailed(r)
         self.assertEqual(len(self.dns_calls()), 1)
@@ -137,7 +118,7 @@ class ResolveRetry(ShimTest):
         name, addr = hosts_file_name()
         srv = self.server(delay_s=0, hosts=(addr,))
         srv.wait_listening()
-        argv = [CURL, "-sS", "http://%s:%d/" % (name, srv.port)]
+        argv = curl(url(srv.port, name), None)
         env = self.flaky_env(2, FLAKYDNS_HOST=name)
         plain = run(argv, preload=prog("flakydns.so"), env=env)
         self.assertEqual(plain.rc, 6, repr(plain))   # couldn't resolve host
@@ -167,9 +148,7 @@ class HostNameDest(ShimTest):
 
     def test_rule_on_resolved_name(self):
         srv = self.server(delay_s=1.5, hosts=tuple(localhost_addrs()))
-        rule = ("  - name: byname\n    match: { ops: [connect], dest: [\"localhost:%d\"] }\n"
-                "    retry: %s\n" % (srv.port, retry_yaml()))
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(late_rule(srv.port, "byname", host="localhost"))
         argv = py(PY_BLOCKING, "localhost", srv.port)
         plain = run(argv)
         self.assertFailed(plain)
@@ -189,9 +168,7 @@ class HostNameDest(ShimTest):
 
     def by_name(self, argv_for):
         srv = self.server(delay_s=1.5, hosts=tuple(localhost_addrs()))
-        rule = ("  - name: byname\n    match: { ops: [connect], dest: [\"localhost:%d\"] }\n"
-                "    retry: %s\n" % (srv.port, retry_yaml()))
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(late_rule(srv.port, "byname", host="localhost"))
         r = run(argv_for(srv.port), shim=True, policy=pol)
         self.assertOk(r)
         self.assertEqual(r.stdout.strip(), "ok")
@@ -209,9 +186,7 @@ class HostNameDest(ShimTest):
 
     def test_rule_on_other_name_does_not_match(self):
         srv = self.server(delay_s=5)
-        rule = ("  - name: other\n    match: { ops: [connect], dest: [\"db.example.invalid:%d\"] }\n"
-                "    retry: %s\n" % (srv.port, retry_yaml()))
-        pol, log = self.wd.policy(rule)
+        pol, log = self.wd.policy(late_rule(srv.port, "other", host="db.example.invalid"))
         r = run(py(PY_BLOCKING, "localhost", srv.port), shim=True, policy=pol)
         self.assertFailed(r)
         self.assertIn("ConnectionRefusedError", r.stderr)

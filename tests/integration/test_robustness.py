@@ -26,7 +26,6 @@ import pwd
 import re
 import select
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -38,8 +37,8 @@ import unittest
 # Also runnable as `python3 -m unittest tests/integration/test_robustness.py`.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (BUILD, LIB, TOOL, ShimTest, base_env, describe, events_of,
-                     free_port, prog, read_events, run)
+from harness import (BUILD, LIB, TOOL, ShimTest, base_env, describe, events_of, free_port,
+                     kill_group, prog, read_events, rule, run, shim_env)
 
 GDB = shutil.which("gdb")
 SETPRIV = shutil.which("setpriv")
@@ -106,10 +105,7 @@ def run_bounded(cmd, env, timeout):
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         bt = backtraces(p.pid)
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_group(p)
         out, err = p.communicate()
         raise AssertionError("hang: %s did not finish within %ss\n--- backtraces\n%s\n"
                              "--- stdout\n%s\n--- stderr\n%s"
@@ -118,10 +114,6 @@ def run_bounded(cmd, env, timeout):
                                 err.decode("utf-8", "replace")[-2000:]))
     return Bounded(cmd, p.returncode, out.decode("utf-8", "replace"),
                    err.decode("utf-8", "replace"), time.monotonic() - t0)
-
-
-def shim_env(policy, **extra):
-    return base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=policy, **extra)
 
 
 class EchoServer:
@@ -159,11 +151,7 @@ class EchoServer:
         return self.p.returncode, conns, err.decode()
 
     def stop(self):
-        if self.p.poll() is None:
-            try:
-                os.killpg(self.p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_group(self.p)
         self.p.wait(10)
         for f in (self.p.stdout, self.p.stderr):
             f.close()
@@ -235,10 +223,9 @@ class Integrity(RobustTest):
         short transfers."""
         srv = self.echo_server(base_env(), conns=1)
         pol, log = self.wd.policy(
-            "  - name: echo\n"
-            "    match: { ops: [send, recv], dest: [\"%s\"] }\n"
-            "    retry: { attempts: 10, on: [EINTR], backoff: { base: 1ms, max: 2ms } }\n"
-            % srv.dest + self.FAULTS, level="info", extra="seed: 7\n")
+            rule("echo", ["send", "recv"], [srv.dest],
+                 "    retry: { attempts: 10, on: [EINTR], backoff: { base: 1ms, max: 2ms } }\n"
+                 + self.FAULTS), level="info", extra="seed: 7\n")
         r, out = self.blast(srv, pol)
         evs = self.events(log)
         self.assertFaults(evs, "echo_blast")
@@ -252,10 +239,8 @@ class Integrity(RobustTest):
     def test_both_ends_under_the_shim_see_eintr(self):
         """Client and echo server both under the shim, with no retry: the injected EINTR
         and partial transfers reach both programs, which cope as programs must."""
-        pol, log = self.wd.policy(
-            "  - name: echo\n"
-            "    match: { ops: [send, recv], dest: [\"127.0.0.1:*\"] }\n" + self.FAULTS,
-            level="info", extra="seed: 8\n")
+        pol, log = self.wd.policy(rule("echo", ["send", "recv"], ["127.0.0.1:*"], self.FAULTS),
+                                  level="info", extra="seed: 8\n")
         srv = self.echo_server(shim_env(pol), conns=1)
         r, out = self.blast(srv, pol)
         evs = self.events(log)
@@ -280,23 +265,21 @@ class Stress(RobustTest):
         srv = self.echo_server(base_env())
         dead = free_port()
         pol, log = self.wd.policy(
-            "  - name: echo\n"
-            "    match: { ops: [connect, send, recv], dest: [\"%s\"] }\n"
-            "    retry: { attempts: 5, backoff: { base: 1ms, max: 5ms } }\n"
-            "    breaker: { trip: { consecutive: 20 }, open_for: 100ms }\n"
-            "    rate_limit: { rate: 5000/s, burst: 500 }\n"
-            "    inject:\n"
-            "      - { ops: [send], partial: true, probability: 30%% }\n"
-            "      - { ops: [recv], partial: true, probability: 30%% }\n"
-            "      - { ops: [send, recv], errno: EINTR, probability: 5%% }\n"
-            "      - { ops: [connect], delay: 1ms, probability: 10%% }\n"
-            "  - name: dead\n"
-            "    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: { attempts: 2, backoff: { base: 1ms, max: 2ms } }\n"
-            "    breaker: { trip: { consecutive: 3 }, open_for: 20ms }\n"
-            "    rate_limit: { rate: 2000/s, burst: 50, on_limit: fail }\n"
-            "    inject: [{ ops: [connect], errno: ECONNREFUSED, probability: 20%% }]\n"
-            % (srv.dest, dead), level="info")
+            rule("echo", ["connect", "send", "recv"], [srv.dest],
+                 "retry: { attempts: 5, backoff: { base: 1ms, max: 5ms } }\n"
+                 "breaker: { trip: { consecutive: 20 }, open_for: 100ms }\n"
+                 "rate_limit: { rate: 5000/s, burst: 500 }\n"
+                 "inject:\n"
+                 "  - { ops: [send], partial: true, probability: 30% }\n"
+                 "  - { ops: [recv], partial: true, probability: 30% }\n"
+                 "  - { ops: [send, recv], errno: EINTR, probability: 5% }\n"
+                 "  - { ops: [connect], delay: 1ms, probability: 10% }") +
+            rule("dead", ["connect"], ["127.0.0.1:%d" % dead],
+                 "retry: { attempts: 2, backoff: { base: 1ms, max: 2ms } }\n"
+                 "breaker: { trip: { consecutive: 3 }, open_for: 20ms }\n"
+                 "rate_limit: { rate: 2000/s, burst: 50, on_limit: fail }\n"
+                 "inject: [{ ops: [connect], errno: ECONNREFUSED, probability: 20% }]"),
+            level="info")
         r = run_bounded([prog("stress"), str(srv.port), str(dead), "8", "200", "200", "3"],
                         shim_env(pol), timeout=self.LIMIT)
         self.assertGreaterEqual(r.rc, 0, "killed by signal %d\n%r" % (-r.rc, r))
@@ -542,19 +525,15 @@ class BoundedMemory(RobustTest):
         canary.bind(("127.0.0.1", 0))
         canary.listen(8)
         cport = canary.getsockname()[1]
-        opening = ", ".join('"127.1.0.0/16:%d"' % p for p in ports[1::2])
         pol, log = self.wd.policy(
-            "  - name: canary\n"
-            "    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    inject: [{ errno: ECONNREFUSED }]\n"
-            "  - name: opens\n"
-            "    match: { ops: [connect], dest: [%s] }\n"
-            "    breaker: { scope: dest, trip: { consecutive: 1 }, open_for: 10s }\n"
-            "    rate_limit: { scope: dest, rate: 100000/s }\n"
-            "  - name: never-opens\n"
-            "    match: { ops: [connect], dest: [\"127.1.0.0/16\"] }\n"
-            "    breaker: { scope: dest, trip: { consecutive: 1000 }, open_for: 1s }\n"
-            "    rate_limit: { scope: dest, rate: 100000/s }\n" % (cport, opening),
+            rule("canary", ["connect"], ["127.0.0.1:%d" % cport],
+                 "inject: [{ errno: ECONNREFUSED }]") +
+            rule("opens", ["connect"], ["127.1.0.0/16:%d" % p for p in ports[1::2]],
+                 "breaker: { scope: dest, trip: { consecutive: 1 }, open_for: 10s }\n"
+                 "rate_limit: { scope: dest, rate: 100000/s }") +
+            rule("never-opens", ["connect"], ["127.1.0.0/16"],
+                 "breaker: { scope: dest, trip: { consecutive: 1000 }, open_for: 1s }\n"
+                 "rate_limit: { scope: dest, rate: 100000/s }"),
             level="error")
         argv = [prog("manyconn"), str(self.N), str(cport)] + [str(p) for p in ports]
         r = run_bounded(argv, shim_env(pol), timeout=self.LIMIT)

@@ -22,12 +22,10 @@ import datetime
 import json
 import os
 import re
-import signal
 import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -35,17 +33,15 @@ import unittest
 # Also runnable as `python3 -m unittest tests/integration/test_sqlite.py`, without run.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (CURL, HERE, LIB, RUN_TIMEOUT, Result, ShimTest, base_env, describe,
-                     events_of, free_port, py, read_events, run)
+from harness import (CURL, HERE, LIB, RUN_TIMEOUT, Result, SqliteShimTest, base_env, describe,
+                     events_of, free_port, kill_group, py, read_events, rule, run, shim_env)
 
 SQLITE3 = shutil.which("sqlite3")
-CC = shutil.which("cc") or shutil.which("gcc")
 CLIENT_SRC = os.path.join(HERE, "progs", "sqlite", "sqlite_client.c")
 
 # Names that must never show up in an event log (SPEC 5: never SQL text or parameters).
 TABLE = "ledger"
 MARK = "s3cret"
-SCHEMA = "CREATE TABLE ledger(id INTEGER PRIMARY KEY, note TEXT NOT NULL)"
 
 # The retry of the brief: about 1.2 s of waiting over 50 attempts, far more than four
 # writers holding the lock for a few milliseconds each can need.
@@ -176,11 +172,10 @@ print(c.execute("SELECT count(*) FROM ledger").fetchone()[0])
 
 
 def sqlite_rule(db_glob, name="db", retry=RETRY, extra=""):
-    """A sqlite rule for databases matching db_glob; extra: more YAML lines of the rule."""
-    text = "  - name: %s\n    match: { ops: [sqlite], db: [\"%s\"] }\n" % (name, db_glob)
-    if retry:
-        text += "    retry: %s\n" % retry
-    return text + extra
+    """A sqlite rule for databases matching db_glob; extra: more YAML lines of the rule,
+    indented by four spaces."""
+    return rule(name, ["sqlite"], db=[db_glob],
+                body=("    retry: %s\n" % retry if retry else "") + extra)
 
 
 def start_time(delay=1.0):
@@ -206,10 +201,7 @@ def run_parallel(cmds, shim=False, policy=None, env=None, timeout=RUN_TIMEOUT):
         try:
             outs[i] = procs[i].communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(procs[i].pid, signal.SIGKILL)     # the loops' sqlite3 shells too
-            except ProcessLookupError:
-                pass
+            kill_group(procs[i])                # the loops' sqlite3 shells too
             outs[i] = procs[i].communicate()
             outs[i] = (outs[i][0], outs[i][1] + b"\n(killed: timed out after %ds)" % timeout)
 
@@ -239,49 +231,12 @@ def transcript(results):
     return "\n".join(repr(r) for r in results)
 
 
-class SqliteTest(ShimTest):
-    """Databases in the test's work directory, the C writer, and checks over rows and
-    event logs."""
-
-    client_dir = None
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.client_dir = tempfile.mkdtemp(prefix="bw-sq-", dir="/tmp")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.client_dir, ignore_errors=True)
-        super().tearDownClass()
+class SqliteTest(SqliteShimTest):
+    """The C writer, and checks over rows and event logs."""
 
     def client(self):
         """The C writer, compiled once per class with -lsqlite3."""
-        path = os.path.join(self.client_dir, "sqlite_client")
-        if os.path.exists(path):
-            return path
-        if not CC:
-            self.fail("no C compiler (cc) to build %s" % CLIENT_SRC)
-        p = subprocess.run([CC, "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
-                            "-O2", "-o", path, CLIENT_SRC, "-lsqlite3"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-        if p.returncode != 0:
-            self.fail("cannot build %s (libsqlite3-dev installed?):\n%s"
-                      % (CLIENT_SRC, p.stdout.decode("utf-8", "replace")))
-        return path
-
-    def make_db(self, name="app.db", wal=False):
-        """A new database with the empty table; its absolute path, as events name it."""
-        path = os.path.realpath(self.wd.file(name))
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.unlink(path + suffix)
-        c = sqlite3.connect(path, isolation_level=None)
-        if wal:
-            self.assertEqual(c.execute("PRAGMA journal_mode=WAL").fetchone()[0], "wal")
-        c.execute(SCHEMA)
-        c.close()
-        return path
+        return self.sqlite_prog(CLIENT_SRC)
 
     def rows(self, db):
         """(count(*), count(DISTINCT note), set of notes) of the table."""
@@ -351,51 +306,51 @@ class Contention(SqliteTest):
         return {"%s-w%d-%d%s" % (MARK, w, i, s) for w in range(1, WRITERS + 1)
                 for i in range(n) for s in suffixes}
 
-    def test_python_begin_immediate_writers(self):
+    def bare(self, make_cmd, conflict):
+        """The writers without the shim, on a new database: they must meet lock conflicts
+        (`conflict` shows in their output), or the test would prove nothing. (errors,
+        count(*), count(DISTINCT note), transcript)."""
         db = self.make_db()
-        rs, errors = self.writers(self.py_cmd(db), shim=False)
+        rs, errors = self.writers(make_cmd(db), shim=False)
         ctx = transcript(rs)
         self.assertGreater(errors, 0, "no lock conflict without the shim: the test proves "
                            "nothing\n" + ctx)
-        self.assertIn("database is locked", ctx)
-        n, distinct, _ = self.rows(db)
-        self.assertEqual((n, distinct), (WRITERS * self.N - errors,) * 2, ctx)
+        self.assertIn(conflict, ctx)
+        count, distinct, _ = self.rows(db)
+        return errors, count, distinct, ctx
 
+    def shimmed(self, make_cmd, expected, failed="lock errors under the shim:\n"):
+        """The writers under a sqlite rule, on a new database: no error, exactly the
+        expected rows, each once, recovered conflicts and no SQL text in the events.
+        (transcript, events)."""
         db = self.make_db()
         pol, log = self.wd.policy(sqlite_rule("*/app.db"))
-        rs, errors = self.writers(self.py_cmd(db), shim=True, policy=pol)
+        rs, errors = self.writers(make_cmd(db), shim=True, policy=pol)
         ctx = transcript(rs)
-        self.assertEqual(errors, 0, "lock errors under the shim:\n" + ctx)
-        self.assertRowsOnce(db, self.expected(), ctx)
-        self.assertSqliteRecovered(read_events(log), db)
+        self.assertEqual(errors, 0, failed + ctx)
+        self.assertRowsOnce(db, expected, ctx)
+        events = read_events(log)
+        self.assertSqliteRecovered(events, db)
         self.assertNoSqlText(log)
+        return ctx, events
+
+    def test_python_begin_immediate_writers(self):
+        errors, count, distinct, ctx = self.bare(self.py_cmd, "database is locked")
+        self.assertEqual((count, distinct), (WRITERS * self.N - errors,) * 2, ctx)
+        self.shimmed(self.py_cmd, self.expected())
 
     @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
     def test_sqlite3_cli_loops(self):
         n = 30
         cmd = lambda db: (lambda wid, start: ["sh", "-c", CLI_LOOP, "sh", db, wid, str(n)])
-        db = self.make_db()
-        rs, errors = self.writers(cmd(db), shim=False)
-        ctx = transcript(rs)
-        self.assertGreater(errors, 0, "no lock conflict without the shim\n" + ctx)
-        self.assertIn("database is locked", ctx)
-        count, distinct, _ = self.rows(db)
+        errors, count, distinct, ctx = self.bare(cmd, "database is locked")
         self.assertEqual((count, distinct), (WRITERS * n - errors,) * 2, ctx)
-
-        db = self.make_db()
-        pol, log = self.wd.policy(sqlite_rule("*/app.db"))
-        rs, errors = self.writers(cmd(db), shim=True, policy=pol)
-        ctx = transcript(rs)
-        self.assertEqual(errors, 0, "lock errors under the shim:\n" + ctx)
-        self.assertNotIn("database is locked", ctx)
         expected = {"%s-w%d-%d" % (MARK, w, i) for w in range(1, WRITERS + 1)
                     for i in range(1, n + 1)}
-        self.assertRowsOnce(db, expected, ctx)
-        events = read_events(log)
-        self.assertSqliteRecovered(events, db)
+        ctx, events = self.shimmed(cmd, expected)
+        self.assertNotIn("database is locked", ctx)
         self.assertTrue(any(e.get("prog") == "sqlite3" for e in events_of(events, "recovered")),
                         describe(events[-40:]))
-        self.assertNoSqlText(log)
 
     def test_c_exec_multi_statement(self):
         """sqlite3_exec of two INSERTs in one string. A whole exec re-run after its first
@@ -403,22 +358,9 @@ class Contention(SqliteTest):
         n = 30
         client = self.client()
         cmd = lambda db: (lambda wid, start: [client, "exec", db, MARK + "-" + wid, str(n), start])
-        db = self.make_db()
-        rs, errors = self.writers(cmd(db), shim=False)
-        ctx = transcript(rs)
-        self.assertGreater(errors, 0, "no lock conflict without the shim\n" + ctx)
-        self.assertIn("rc=5", ctx)
-        count, distinct, _ = self.rows(db)
+        _, count, distinct, ctx = self.bare(cmd, "rc=5")
         self.assertEqual(count, distinct, ctx)
-
-        db = self.make_db()
-        pol, log = self.wd.policy(sqlite_rule("*/app.db"))
-        rs, errors = self.writers(cmd(db), shim=True, policy=pol)
-        ctx = transcript(rs)
-        self.assertEqual(errors, 0, "sqlite3_exec failed under the shim:\n" + ctx)
-        self.assertRowsOnce(db, self.expected(n, ("-a", "-b")), ctx)
-        self.assertSqliteRecovered(read_events(log), db)
-        self.assertNoSqlText(log)
+        self.shimmed(cmd, self.expected(n, ("-a", "-b")), "sqlite3_exec failed under the shim:\n")
 
     def test_c_prepare_step_transactions(self):
         """prepare_v2 + step: BEGIN IMMEDIATE; INSERT; COMMIT with statements prepared
@@ -426,22 +368,9 @@ class Contention(SqliteTest):
         n = 30
         client = self.client()
         cmd = lambda db: (lambda wid, start: [client, "step", db, MARK + "-" + wid, str(n), start])
-        db = self.make_db()
-        rs, errors = self.writers(cmd(db), shim=False)
-        ctx = transcript(rs)
-        self.assertGreater(errors, 0, "no lock conflict without the shim\n" + ctx)
-        self.assertIn("rc=5", ctx)
-        count, distinct, _ = self.rows(db)
+        errors, count, distinct, ctx = self.bare(cmd, "rc=5")
         self.assertEqual((count, distinct), (WRITERS * n - errors,) * 2, ctx)
-
-        db = self.make_db()
-        pol, log = self.wd.policy(sqlite_rule("*/app.db"))
-        rs, errors = self.writers(cmd(db), shim=True, policy=pol)
-        ctx = transcript(rs)
-        self.assertEqual(errors, 0, "lock errors under the shim:\n" + ctx)
-        self.assertRowsOnce(db, self.expected(n), ctx)
-        self.assertSqliteRecovered(read_events(log), db)
-        self.assertNoSqlText(log)
+        self.shimmed(cmd, self.expected(n))
 
 
 class OwnBusyHandler(SqliteTest):
@@ -503,30 +432,16 @@ class NeverRetried(SqliteTest):
     def victim(self, db, shim, policy, between):
         """Run PY_VICTIM; between() runs once it has read and before it writes.
         Returns (result dict, Result)."""
-        e = base_env()
-        if shim:
-            e["LD_PRELOAD"] = LIB
-            e["BULWARK_CONFIG"] = policy
         cmd = py(PY_VICTIM, db)
         t0 = time.monotonic()
-        p = subprocess.Popen(cmd, env=e, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            ready = p.stdout.readline().decode()
-            if not ready.startswith("ready"):
-                p.kill()
-                out, err = p.communicate()
-                self.fail("victim did not start: %r %r %r" % (ready, out, err))
-            between()
-            p.stdin.write(b"go\n")
-            p.stdin.flush()
-            out, err = p.communicate(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-            self.fail("victim hung: %r %r" % (out, err))
-        r = Result(cmd, p.returncode, out.decode("utf-8", "replace"),
-                   err.decode("utf-8", "replace"), time.monotonic() - t0)
+        p = self.spawn(cmd, shim_env(policy) if shim else base_env())
+        ready = p.readline(RUN_TIMEOUT)
+        if not ready.startswith("ready"):
+            self.fail("victim did not start: %r\n%s" % (ready, p.transcript()))
+        between()
+        p.send("go\n")
+        rc = p.finish(RUN_TIMEOUT)
+        r = Result(cmd, rc, "".join(p.out), "".join(p.err), time.monotonic() - t0)
         self.assertOk(r)
         return json.loads(r.stdout.strip().splitlines()[-1]), r
 
@@ -665,6 +580,51 @@ class Untouched(SqliteTest):
         self.assertNoCallEvents(read_events(log))
 
 
+# A user-defined function that writes to a second database runs inside the step of the
+# statement that calls it. Prints what a direct write to the second database gave, then
+# what the outer statement gave.
+PY_NESTED = """
+import sqlite3, sys
+outer, inner = sys.argv[1], sys.argv[2]
+i = sqlite3.connect(inner, timeout=0, isolation_level=None)
+def nested():
+    i.execute("INSERT INTO ledger(note) VALUES ('s3cret-nested')")
+    return 7
+o = sqlite3.connect(outer, timeout=0, isolation_level=None)
+o.create_function("nested", 0, nested)
+for label, run in (("direct", lambda: i.execute("INSERT INTO ledger(note) VALUES ('s3cret-direct')")
+                               and "ok"),
+                   ("outer", lambda: o.execute("SELECT nested()").fetchone()[0])):
+    try:
+        print(label, run())
+    except sqlite3.Error as e:
+        print(label, type(e).__name__, e)
+"""
+
+
+class Outermost(SqliteTest):
+
+    def test_call_inside_an_acted_on_call_is_left_alone(self):
+        """The policy acts on the outermost call only: a statement a user-defined
+        function runs while the policy acts on the statement that called it is part of
+        that statement's work, even on a database whose rule fails every statement."""
+        outer, inner = self.make_db("outer.db"), self.make_db("inner.db")
+        pol, log = self.wd.policy(
+            sqlite_rule("*/outer.db", name="outer") +
+            sqlite_rule("*/inner.db", name="inner", retry=None,
+                        extra="    inject: [ { errno: SQLITE_IOERR } ]\n"))
+        r = run(py(PY_NESTED, outer, inner), shim=True, policy=pol)
+        events = read_events(log)
+        ctx = "%r\n%s" % (r, describe(events))
+        self.assertOk(r, ctx)
+        self.assertEqual(r.stdout.splitlines(),
+                         ["direct OperationalError disk I/O error", "outer 7"], ctx)
+        self.assertEqual(self.rows(inner)[2], {"s3cret-nested"}, ctx)
+        injected = events_of(events, "injected")
+        self.assertEqual([(e.get("rule"), e.get("call")) for e in injected],
+                         [("inner", "sqlite3_step")], ctx)
+
+
 class Events(SqliteTest):
 
     def test_event_fields_and_no_sql(self):
@@ -719,27 +679,17 @@ class BreakerAndLimit(SqliteTest):
         holder = sqlite3.connect(db, timeout=5, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         holder.execute("INSERT INTO ledger(note) VALUES ('s3cret-holder')")
-        e = base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=pol)
-        cmd = py(PY_BREAKER, db, other, 5)
-        p = subprocess.Popen(cmd, env=e, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            first = p.stdout.readline().decode()
-            holder.execute("COMMIT")    # the lock is free from now on
-            holder.close()
-            p.stdin.write(b"go\n")
-            p.stdin.flush()
-            out, err = p.communicate(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-            self.fail("hung: %r %r" % (out, err))
-        out = first + out.decode("utf-8", "replace")
-        err = err.decode("utf-8", "replace")
+        p = self.spawn(py(PY_BREAKER, db, other, 5), shim_env(pol))
+        p.readline(RUN_TIMEOUT)
+        holder.execute("COMMIT")    # the lock is free from now on
+        holder.close()
+        p.send("go\n")
+        rc = p.finish(RUN_TIMEOUT)
+        out, err = "".join(p.out), "".join(p.err)
         events = read_events(log)
         ctx = "rc=%r\n--- stdout\n%s--- stderr\n%s\n--- events\n%s" % (
-            p.returncode, out, err, describe(events))
-        self.assertEqual(p.returncode, 0, ctx)
+            rc, out, err, describe(events))
+        self.assertEqual(rc, 0, ctx)
         self.assertNotIn("malformed", out + err, ctx)
         lines = out.strip().splitlines()
         self.assertEqual(len(lines), 3, ctx)

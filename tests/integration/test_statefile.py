@@ -17,23 +17,15 @@ import subprocess
 import time
 import unittest
 
-from harness import (LIB, PYTHON, TOOL, ShimTest, base_env, describe, events_in_text,
-                     events_of, free_port, read_events, run)
+from harness import (PYTHON, PY_CLIENT, TOOL, ShimTest, describe, events_in_text, events_of,
+                     free_port, read_events, rule, run, shim_env)
 
 # Connects n times to 127.0.0.1:port and prints what each returned (ok or the errno),
 # in one write; then leaves with _exit when asked: no exit handler, no destructor.
-CLIENT = """
-import os, socket, sys
+CLIENT = PY_CLIENT + """
+import os, sys
 port, n, how = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-out = []
-for _ in range(n):
-    s = socket.socket()
-    try:
-        s.connect(("127.0.0.1", port))
-        out.append("ok")
-    except OSError as e:
-        out.append(str(e.errno))
-    s.close()
+out = [str(connect_once(port)) for _ in range(n)]
 os.write(1, (" ".join(out) + "\\n").encode())
 if how == "_exit":
     os._exit(0)
@@ -72,10 +64,8 @@ class StateTest(ShimTest):
     def policy(self, state_dir=None, consecutive=2):
         d = self.state if state_dir is None else state_dir
         return self.wd.policy(
-            "  - name: db\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: off\n"
-            "    breaker: { trip: { consecutive: %d }, open_for: 60s }\n"
-            % (self.port, consecutive),
+            rule("db", ["connect"], ["127.0.0.1:%d" % self.port],
+                 "retry: off\nbreaker: { trip: { consecutive: %d }, open_for: 60s }" % consecutive),
             extra="state: { share: group, dir: %s }\n" % d)
 
     def client(self, pol, n=3, how="exit", env=None):
@@ -109,7 +99,7 @@ class DeadGroup(StateTest):
     def test_live_group_keeps_its_state(self):
         # the same, but a process of the group is still running: it is the same group
         pol, log = self.policy()
-        env = base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=pol)
+        env = shim_env(pol)
         holder = subprocess.Popen([PYTHON, "-c", MEMBER, self.wd.path, "holder"], env=env)
         try:
             self.wait_ready(["holder"])
@@ -145,7 +135,7 @@ class DeadGroup(StateTest):
         for rnd in range(3):
             self.assertEqual(self.client(pol, 3, "_exit"), ["111"] * 3)
             before = self.created(state_files(self.state)[0])
-            env = base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=pol)
+            env = shim_env(pol)
             names = ["m%d-%d" % (rnd, i) for i in range(6)]
             procs = [subprocess.Popen([PYTHON, "-c", MEMBER, self.wd.path, n], env=env)
                      for n in names]
@@ -360,8 +350,8 @@ class LongStateDir(StateTest):
 
     def test_long_xdg_runtime_dir_is_refused_not_cut(self):
         pol, log = self.wd.policy(
-            "  - name: db\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
-            "    retry: off\n" % self.port, extra="state: { share: group }\n")
+            rule("db", ["connect"], ["127.0.0.1:%d" % self.port], "retry: off"),
+            extra="state: { share: group }\n")
         # a path cut anywhere would name a directory that can be made: inside `first`
         base = self.wd.file("x")
         first = os.path.join(base, "d" * 200)
@@ -404,7 +394,7 @@ class DamagedStateFile(StateTest):
         """A finished file for the policy, made by a process of group g1 that stays
         (live) or has left."""
         if live:
-            env = base_env(LD_PRELOAD=LIB, BULWARK_CONFIG=self.pol, **self.GROUP)
+            env = shim_env(self.pol, **self.GROUP)
             self.holder = subprocess.Popen([PYTHON, "-c", MEMBER, self.wd.path, "holder"],
                                            env=env)
             deadline = time.monotonic() + 30

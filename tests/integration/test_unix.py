@@ -5,12 +5,11 @@ a stale socket file with nobody listening gives ECONNREFUSED, also retried."""
 import socket
 import unittest
 
-from harness import PY_UNIX, ShimTest, describe, events_of, py, read_events, retry_yaml, run
+from harness import PY_UNIX, ShimTest, describe, events_of, py, read_events, retry_yaml, rule, run
 
 
 def unix_rule(glob, name="local"):
-    return ("  - name: %s\n    match: { ops: [connect], dest: [\"unix:%s\"] }\n"
-            "    retry: %s\n" % (name, glob, retry_yaml()))
+    return rule(name, ["connect"], ["unix:" + glob], "retry: %s" % retry_yaml())
 
 
 class UnixRetry(ShimTest):

@@ -12,7 +12,7 @@ DEFS    := -D_GNU_SOURCE -DBW_VERSION=\"$(VERSION)\"
 # -MMD -MP: each object records the headers it includes (build/obj/**/.NAME.o.d), so a header
 # change rebuilds what uses it and nothing else.
 DEPFLAGS = -MMD -MP -MT $@ -MF $(@D)/.$(@F).d
-ALLCFLAGS = $(WARN) $(DEFS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -Ipolicies -Ishim \
+ALLCFLAGS = $(WARN) $(DEFS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden $(INCLUDES) \
 	$(SANFLAGS)
 
 # libyaml goes into the library as a static archive, so its symbols stay private and a
@@ -20,12 +20,16 @@ ALLCFLAGS = $(WARN) $(DEFS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -Ipo
 # file is read: on a fresh machine `make demo` installs libyaml-dev in between.
 LIBYAML_A ?= $(shell $(CC) -print-file-name=libyaml.a)
 
-POLICY_SRC := $(wildcard policies/*.c)
-SHIM_SRC   := $(wildcard shim/*.c)
+# The layers (docs/design.md, 2): config/ compiles a policy, engine/ decides, shim/
+# interposes, with one folder of hooks per family (shim/net, shim/resolve, shim/db).
+# tools/ and the unit tests link config/ and engine/ (CORE), never shim/.
+INCLUDES   := -Iconfig -Iengine -Ishim -Ishim/net -Ishim/resolve -Ishim/db
+CORE_SRC   := $(wildcard config/*.c engine/*.c)
+SHIM_SRC   := $(wildcard shim/*.c shim/*/*.c)
 TOOL_SRC   := $(wildcard tools/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
-POLICY_OBJ := $(POLICY_SRC:%.c=$(BUILD)/obj/%.o)
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 SHIM_OBJ   := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ   := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -77,21 +81,21 @@ $(BUILD)/obj/%.o: %.c | deps-ready
 	@echo "  CC      $<"
 	@$(CC) $(ALLCFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(LIB): $(SHIM_OBJ) $(POLICY_OBJ) shim/exports.map
+$(LIB): $(SHIM_OBJ) $(CORE_OBJ) shim/exports.map
 	@echo "  LD      $@"
-	@$(CC) -shared -o $@ $(SHIM_OBJ) $(POLICY_OBJ) $(LIBYAML_A) $(SANFLAGS) $(LDFLAGS) \
+	@$(CC) -shared -o $@ $(SHIM_OBJ) $(CORE_OBJ) $(LIBYAML_A) $(SANFLAGS) $(LDFLAGS) \
 	  -Wl,--version-script=shim/exports.map -Wl,--exclude-libs,ALL \
 	  -Wl,-z,now -Wl,-z,relro -Wl,--no-undefined -ldl -lpthread
 
-$(TOOL): $(TOOL_OBJ) $(POLICY_OBJ)
+$(TOOL): $(TOOL_OBJ) $(CORE_OBJ)
 	@echo "  LD      $@"
-	@$(CC) -o $@ $(TOOL_OBJ) $(POLICY_OBJ) $(SANFLAGS) $(LDFLAGS) -lyaml -ljansson -lm
+	@$(CC) -o $@ $(TOOL_OBJ) $(CORE_OBJ) $(SANFLAGS) $(LDFLAGS) -lyaml -ljansson -lm
 
 # ---- tests ----
-$(BUILD)/tests/%: tests/unit/%.c $(POLICY_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  CCLD    $@"
-	@$(CC) $(ALLCFLAGS) $(DEPFLAGS) -Itests/unit -o $@ $< $(POLICY_OBJ) $(TEST_LIBS) \
+	@$(CC) $(ALLCFLAGS) $(DEPFLAGS) -Itests/unit -o $@ $< $(CORE_OBJ) $(TEST_LIBS) \
 	  $(SANFLAGS) -lcmocka -lyaml -lm
 
 # test_config_oom makes allocations fail: with libyaml linked in from its archive, its
@@ -101,7 +105,7 @@ $(BUILD)/tests/test_config_oom: TEST_LIBS = $(LIBYAML_A) \
 
 # Unit tests of shim code link only the shim objects they test: no preload, no constructor.
 $(BUILD)/tests/test_fdtable: $(BUILD)/obj/shim/fdtable.o $(BUILD)/obj/shim/real.o
-$(BUILD)/tests/test_pending: $(BUILD)/obj/shim/pending.o
+$(BUILD)/tests/test_pending: $(BUILD)/obj/shim/net/pending.o
 $(BUILD)/tests/test_foreign: $(BUILD)/obj/shim/foreign.o
 $(BUILD)/tests/test_fdtable $(BUILD)/tests/test_pending $(BUILD)/tests/test_foreign: \
 	TEST_LIBS = $(filter $(BUILD)/obj/shim/%.o,$^) -ldl -lpthread
@@ -239,10 +243,10 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := $(BUILD)/fuzz
-FUZZ_CFLAGS  := $(WARN) $(DEFS) -g -O1 -fno-omit-frame-pointer -Ipolicies \
+FUZZ_CFLAGS  := $(WARN) $(DEFS) -g -O1 -fno-omit-frame-pointer -Iconfig -Iengine \
 		-fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_OBJ     := $(POLICY_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
-FUZZ_LIB     := $(FUZZ_DIR)/libpolicies.a
+FUZZ_OBJ     := $(CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB     := $(FUZZ_DIR)/libcore.a
 FUZZ_TARGETS := config event
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
@@ -277,6 +281,6 @@ fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Header dependencies recorded by earlier builds (none on the first).
-DEP_FILES := $(foreach f,$(POLICY_OBJ) $(SHIM_OBJ) $(TOOL_OBJ) $(UNIT_BIN) $(ITEST_PROG) \
+DEP_FILES := $(foreach f,$(CORE_OBJ) $(SHIM_OBJ) $(TOOL_OBJ) $(UNIT_BIN) $(ITEST_PROG) \
 	$(ITEST_SO) $(SAN_PROGS) $(FUZZ_OBJ) $(FUZZ_BIN),$(dir $f).$(notdir $f).d)
 -include $(wildcard $(DEP_FILES))

@@ -11,7 +11,7 @@ const char *const bw_rp_count_keys[BW_RP_NCOUNT] = {
 	"injected", "breaker_opens", "timeouts", "failovers",
 };
 
-/* As the library's exit event spells them (policies/engine.c). */
+/* As the library's exit event spells them (engine/engine.c). */
 const char *const bw_rp_stat_keys[BW_RP_NSTAT] = {
 	"calls", "failures", "retries", "recovered", "gave_up",
 	"rejected", "throttled", "limited", "injected",

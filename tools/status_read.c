@@ -339,7 +339,7 @@ static void derive(struct bw_st_dest *d, const struct bw_dest_state *s,
 					  : -1;
 	double stored = isfinite(s->bucket.tokens) ? s->bucket.tokens : 0;
 	if (rl_here && rl->rate > 0 && rl->burst > 0) {
-		/* the bucket's own refill (policies/bucket.c), done on a copy */
+		/* the bucket's own refill (engine/bucket.c), done on a copy */
 		double t = stored;
 		if (s->bucket.last == 0)
 			t = rl->burst;

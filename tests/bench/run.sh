@@ -212,7 +212,7 @@ echo "library: $LIB built $(date -u -r "$SNAP" +%Y-%m-%dT%H:%M:%SZ)," \
 	"sha256 $(sha256sum "$SNAP" | cut -c1-12)"
 echo "hooks used here (! = not interposed):$hooks"
 # `make bench` builds first; run by hand, or while a build is broken, the library can lag.
-newer=$(find shim policies -newer "$SNAP" -name '*.[ch]' 2>/dev/null | head -n 3 | tr '\n' ' ')
+newer=$(find shim config engine -newer "$SNAP" -name '*.[ch]' 2>/dev/null | head -n 3 | tr '\n' ' ')
 [ -n "$newer" ] && note "library: older than ${newer}(stale or failed build):" \
 	"the figures are those of the library, not of the sources"
 echo "machine: $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg) at start;" \

@@ -22,6 +22,7 @@
 
 #include "errnames.h"
 #include "events.h"
+#include "ops.h"
 
 #define CANARY 0xA5
 #define SLACK 64
@@ -815,7 +816,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* a known name reads back to its code */
 	const char *ename = bw_err_name(ev.err);
-	CHECK(ename && (ename[0] == 'E' || strncmp(ename, "SQLITE_", 7) == 0), "bw_err_name");
+	CHECK(ename && (ename[0] == 'E' || strncmp(ename, "SQLITE_", 7) == 0 ||
+			strncmp(ename, "SQLSTATE_", 9) == 0 || strncmp(ename, "MYSQL_", 6) == 0 ||
+			strncmp(ename, "REDIS_", 6) == 0), "bw_err_name");
 	if (strcmp(ename, "E?") && strcmp(ename, "EAI_?") && strcmp(ename, "SQLITE_?"))
 		CHECK(bw_err_parse(ename) == ev.err, "an error name does not parse back to its code");
 	ev.attempt = small_int(&in);

@@ -1,10 +1,10 @@
-"""`bulwark status` (SPEC 3.9): the breakers and buckets a process tree shares, read from
+"""`bulwark status` (bulwark(1), STATUS): the breakers and buckets a process tree shares, read from
 the group state files in the state directory, with health as the exit status (0 healthy,
 1 degraded, 2 unhealthy, 3 unknown) in three formats.
 
 The state files are written here by hand with the struct module, so that every figure is
-known in advance. The Python mirror of policies/shared.h is kept honest by a small C
-program compiled against policies/ (LAYOUT_C): it prints the sizes and field offsets of
+known in advance. The Python mirror of engine/shared.h is kept honest by a small C
+program compiled against config/ and engine/ (LAYOUT_C): it prints the sizes and field offsets of
 the structures, and the layout bw_shm_format gives a policy's file, and Layout below must
 agree with both before any file is written.
 
@@ -142,16 +142,17 @@ def layout_bin():
     with open(src, "w") as f:
         f.write(LAYOUT_C)
     out = os.path.join(d, "layout")
-    objs = sorted(glob.glob(os.path.join(BUILD, "obj", "policies", "*.o")))
+    core = ("config", "engine")
+    objs = sorted(o for d in core for o in glob.glob(os.path.join(BUILD, "obj", d, "*.o")))
     cc = os.environ.get("CC", "cc")
-    base = [cc, "-std=c11", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "policies"),
+    base = [cc, "-std=c11", "-D_GNU_SOURCE"] + ["-I" + os.path.join(ROOT, d) for d in core] + [
             "-o", out, src]
     r = None
     if objs:
         r = subprocess.run(base + objs + ["-lyaml", "-lm"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=120)
     if r is None or r.returncode != 0:
-        srcs = sorted(glob.glob(os.path.join(ROOT, "policies", "*.c")))
+        srcs = sorted(c for d in core for c in glob.glob(os.path.join(ROOT, d, "*.c")))
         r = subprocess.run(base + srcs + ["-lyaml", "-lm"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=300)
     if r.returncode != 0:
@@ -178,7 +179,7 @@ def sets_of(max_keys):
 
 class Layout:
     """Offsets of a state file for rules [(name, keyed, max_keys)], computed as
-    policies/shared.c does."""
+    engine/shared.c does."""
 
     def __init__(self, rules):
         self.names = [r[0] for r in rules]

@@ -120,6 +120,15 @@ static void test_more_spaces(void **state)
 	assert_int_equal(bw_err_space(ECONNREFUSED), BW_SPACE_ERRNO);
 	assert_int_equal(bw_err_space(bw_err_eai(EAI_AGAIN)), BW_SPACE_EAI);
 	assert_int_equal(bw_err_space(bw_err_sqlite(5 | 2 << 8)), BW_SPACE_SQLITE);
+	/* a code of a space is one its name can say: five base-36 characters, a MySQL
+	 * number of one to six digits; past them, no space (the fuzzer found both) */
+	int zzzzz = bw_err_sqlstate("ZZZZZ");
+	assert_int_equal(bw_err_space(zzzzz), BW_SPACE_SQLSTATE);
+	assert_int_equal(bw_err_space(zzzzz + 1), 0);
+	assert_int_equal(bw_err_space(bw_err_mysql(0)), 0);
+	assert_int_equal(bw_err_space(bw_err_mysql(999999)), BW_SPACE_MYSQL);
+	assert_int_equal(bw_err_space(bw_err_mysql(1000000)), 0);
+	assert_string_equal(bw_err_name(bw_err_mysql(1000000)), "E?");
 }
 
 /* A primary SQLite code stands for its extended codes; nothing else matches loosely. */

@@ -1,4 +1,4 @@
-/* The table of connects left for the program to finish (shim/pending.c, no preload): an
+/* The table of connects left for the program to finish (shim/net/pending.c, no preload): an
  * entry comes back once, whole, to the first taker; a full table drops what does not
  * fit; threads adding and taking at once never see each other's entries. The table is
  * process-wide: every test leaves it empty. */

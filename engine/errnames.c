@@ -144,9 +144,11 @@ unsigned bw_err_space(int code)
 		return BW_SPACE_EAI;
 	if (bw_err_is_sqlite(code))
 		return BW_SPACE_SQLITE;
-	if (code >= BW_ERR_SQLSTATE_BASE && code < BW_ERR_MYSQL_BASE)
+	/* five base-36 characters: 36^5 codes, the rest of the range is no SQLSTATE */
+	if (code >= BW_ERR_SQLSTATE_BASE && code < BW_ERR_SQLSTATE_BASE + 36 * 36 * 36 * 36 * 36)
 		return BW_SPACE_SQLSTATE;
-	if (code >= BW_ERR_MYSQL_BASE && code < BW_ERR_REDIS_BASE)
+	/* MySQL's error numbers run from 1 to six digits, as MYSQL_N parses them */
+	if (code > BW_ERR_MYSQL_BASE && code < BW_ERR_MYSQL_BASE + 1000000)
 		return BW_SPACE_MYSQL;
 	if (code >= BW_ERR_REDIS_BASE && code < BW_ERR_REDIS_BASE + (int)NELEM(redis_replies))
 		return BW_SPACE_REDIS;

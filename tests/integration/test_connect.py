@@ -1,4 +1,4 @@
-"""Connect retry against servers that come up late (SPEC 3.3, 7).
+"""Connect retry against servers that come up late (bulwark.yaml(5) RETRY, BUILT-IN DEFAULT POLICY).
 
 Each test runs the client once without the shim, while the server is not up yet, to show
 the failure, and once with it, to show that the same client reaches the server without
@@ -18,7 +18,7 @@ class DefaultPolicy(ShimTest):
 
     @unittest.skipUnless(CURL, "curl is not installed")
     def test_bulwark_run_without_policy_reaches_late_server(self):
-        """`bulwark run -- curl` with no policy anywhere uses the built-in default (SPEC 7):
+        """`bulwark run -- curl` with no policy anywhere uses the built-in default (bulwark.yaml(5) BUILT-IN DEFAULT POLICY):
         a server 1.2 s late is reached, where plain curl gives up at once (exit 7)."""
         srv = self.server(delay_s=1.2)
         target = url(srv.port)
@@ -111,7 +111,7 @@ class LateServerClients(ShimTest):
 
 class SameSocket(ShimTest):
     """A retried connect keeps the program's socket: options, bind address, flags, epoll
-    registration and duplicates (SPEC 3.3)."""
+    registration and duplicates (bulwark.yaml(5) RETRY)."""
 
     def sockopt_client(self, mode):
         srv = self.server(delay_s=LATE, kind="echo")
@@ -133,7 +133,7 @@ class SameSocket(ShimTest):
 
     def test_nonblocking_socket_keeps_its_setup(self):
         r = self.sockopt_client("nonblock")
-        # SPEC 3.3: a matched non-blocking connect is carried to its outcome inside
+        # bulwark.yaml(5) RETRY: a matched non-blocking connect is carried to its outcome inside
         # connect() and returns 0, not EINPROGRESS.
         self.assertIn("connect=0", r.stdout, repr(r))
 
@@ -209,7 +209,7 @@ class RetryLimits(ShimTest):
 
 class ConnectTimeout(ShimTest):
     """timeout.connect bounds each attempt against a destination that drops SYNs; the
-    timed-out attempt counts as ETIMEDOUT and is retried (SPEC 3.4)."""
+    timed-out attempt counts as ETIMEDOUT and is retried (bulwark.yaml(5) TIMEOUT)."""
 
     CODE = """
 import socket, sys
@@ -251,7 +251,7 @@ except OSError as e:
 
 
 class Matching(ShimTest):
-    """Which rule governs a connect (SPEC 3.1): the first that matches, by address family,
+    """Which rule governs a connect (bulwark.yaml(5) MATCH): the first that matches, by address family,
     port and program."""
 
     def test_first_matching_rule_wins(self):

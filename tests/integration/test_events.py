@@ -1,4 +1,4 @@
-"""The event stream (SPEC 5): JSON Lines with a fixed key prefix, the start and exit
+"""The event stream (bulwark.yaml(5) EVENTS): JSON Lines with a fixed key prefix, the start and exit
 events, level filtering, the environment overrides of the sink and level, and appends by
 several processes to one file."""
 
@@ -10,7 +10,7 @@ from harness import (PYTHON, TS_RE, ShimTest, describe, events_in_text, events_o
                      late_rule, py, read_events, rule, run)
 
 LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
-# The level each event is logged at (SPEC 5 table).
+# The level each event is logged at (bulwark.yaml(5) EVENTS table).
 EVENT_LEVEL = {
     "start": "info", "config_error": "error", "fail": "info", "retry": "warn",
     "recovered": "warn", "gave_up": "error", "timeout": "warn", "breaker": "warn",
@@ -182,7 +182,7 @@ class SharedFile(ShimTest):
 
 
 class Seed(ShimTest):
-    """The seed makes jitter reproducible (SPEC 2 --seed, 3.8), and the start event tells
+    """The seed makes jitter reproducible (bulwark(1) --seed, bulwark.yaml(5) INJECT), and the start event tells
     which seed a run used, so that a random run can be replayed."""
 
     def delays(self, seed=None):

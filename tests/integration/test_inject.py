@@ -1,5 +1,5 @@
-"""Fault injection (SPEC 3.8), observe mode with injection (SPEC 4), `--seed`, the
-`injected` event (SPEC 5) and `bulwark report` over logs with injected faults (SPEC 2).
+"""Fault injection (bulwark.yaml(5) INJECT), observe mode with injection (docs/design.md 4), `--seed`, the
+`injected` event (bulwark.yaml(5) EVENTS) and `bulwark report` over logs with injected faults (bulwark(1)).
 
 Every fault here is made by the library itself: the servers are healthy and run in
 threads of this test process (never preloaded) or as plain processes, so what a test
@@ -379,7 +379,7 @@ print(json.dumps(out))
 
 
 class PartialOnVectorCalls(InjectTest):
-    """`partial` is for the send op (SPEC 3.2, 3.8), which covers writev and sendmsg on a
+    """`partial` is for the send op (bulwark.yaml(5) "What applies to which op", INJECT), which covers writev and sendmsg on a
     stream socket: an `injected` event with reason partial must mean a transfer that was
     in fact cut short, or the log (and `bulwark report`) counts faults that never
     happened."""
@@ -474,7 +474,7 @@ class ResetAndEof(InjectTest):
         self.assertEqual([e.get("err") for e in fails], ["ECONNRESET"], ctx)
 
     def test_fail_event_of_injected_reset_names_dest(self):
-        """SPEC 5: events carry `dest` where it means something; the fail event of an
+        """bulwark.yaml(5) EVENTS: events carry `dest` where it means something; the fail event of an
         injected reset is about the same connection as its injected event."""
         srv = self.track(Server(reset_victim))
         pol, log = self.wd.policy(rule("r", ["recv"], [srv.dest],
@@ -603,7 +603,7 @@ class InjectAccept(InjectTest):
 
 @unittest.skipUnless(CURL, "curl is not installed")
 class ObserveInject(InjectTest):
-    """SPEC 4: in observe mode an inject rule that would refuse every connect changes
+    """docs/design.md 4: in observe mode an inject rule that would refuse every connect changes
     nothing: curl reaches the live server. The three ways to ask for observe mode."""
 
     RULE = ("    retry: { attempts: 3, backoff: { base: 10ms, max: 50ms } }\n"
@@ -646,7 +646,7 @@ class ObserveInject(InjectTest):
         self.assertEqual(srv.connections, 3)
 
     def test_observe_logs_the_would_be_injection(self):
-        """Every decision is logged with "observe":true (SPEC 4), the injection too."""
+        """Every decision is logged with "observe":true (docs/design.md 4), the injection too."""
         srv, runs = self.runs()
         for how, r, evs in runs:
             with self.subTest(how=how):

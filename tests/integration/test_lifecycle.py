@@ -1,4 +1,4 @@
-"""Lifecycle and safety (SPEC 2, 4, 6): switches that turn the shim off or make it
+"""Lifecycle and safety (bulwark(1), docs/design.md 4): switches that turn the shim off or make it
 watch only, broken policies, programs no rule covers, fork, programs that close every
 descriptor, errno, hooks that run before the library's constructor, and `bulwark run`."""
 
@@ -63,7 +63,7 @@ class Switches(ShimTest):
         self.observe_run(via_tool=True)
 
     def test_no_matching_rule_changes_nothing(self):
-        """A rule for another network: same output, same exit, no event (SPEC 4)."""
+        """A rule for another network: same output, same exit, no event (docs/design.md 4)."""
         srv = self.server(delay_s=0)
         srv.wait_listening()
         pol, log = self.wd.policy(rule("elsewhere", ["connect", "send", "recv"],
@@ -241,7 +241,7 @@ print(ok == [True], spawned > 0)
     def test_spawning_while_another_thread_retries(self):
         """CPython spawns with vfork, whose child runs hooks (close, dup2) in the
         parent's memory while a thread of the parent sits in the retry loop
-        (PRELOAD-PITFALLS 20)."""
+        (docs/design.md H15)."""
         srv = self.server(delay_s=1.0)
         pol, log = self.wd.policy(late_rule(srv.port))
         r = run(py(self.SPAWNER, srv.port), shim=True, policy=pol)
@@ -311,7 +311,7 @@ class Errno(ShimTest):
 
 class EarlyConstructor(ShimTest):
     """A library connects from its constructor before bulwark's constructor has run
-    (PRELOAD-PITFALLS 1): the hook must initialize itself and retry."""
+    (docs/design.md H1): the hook must initialize itself and retry."""
 
     def early(self, order):
         srv = self.server(delay_s=1.0, kind="echo")
@@ -347,7 +347,7 @@ class EarlyConstructor(ShimTest):
 
 
 class BulwarkRun(ShimTest):
-    """The front end's contract (SPEC 2): exit status, LD_PRELOAD handling."""
+    """The front end's contract (bulwark(1)): exit status, LD_PRELOAD handling."""
 
     def test_exit_status_is_the_commands(self):
         self.assertEqual(bulwark_run([], ["sh", "-c", "exit 3"]).rc, 3)

@@ -1,5 +1,5 @@
 """Breakers, rate limits, recv/send and connect timeouts, failover and the accept, send
-and recv hooks (SPEC 3.2-3.7, 5), with real programs: python3, curl, dd and small C
+and recv hooks (bulwark.yaml(5) "What applies to which op", RETRY, TIMEOUT, BREAKER, RATE_LIMIT, FALLBACK, EVENTS), with real programs: python3, curl, dd and small C
 servers.
 
 Each test shows, where it makes sense, the behaviour without the shim and then with it,
@@ -128,7 +128,7 @@ if sys.argv[3] == "probe":
 
 @unittest.skipUnless(STRACE, "strace is not installed")
 class Breaker(ShimTest):
-    """SPEC 3.5: after `consecutive` failed attempts the breaker opens and refuses calls
+    """bulwark.yaml(5) BREAKER: after `consecutive` failed attempts the breaker opens and refuses calls
     without a system call; after open_for one probe goes through (half_open) and its
     success closes the breaker."""
 
@@ -216,7 +216,7 @@ print(ok, refused, "%.3f" % (time.monotonic() - t), ",".join(other) or "-")
 
 
 class ConnectRateLimit(ShimTest):
-    """SPEC 3.6 on connect: `wait` spaces calls out at `rate`; `fail` refuses them with
+    """bulwark.yaml(5) RATE_LIMIT on connect: `wait` spaces calls out at `rate`; `fail` refuses them with
     `errno` when the wait would be longer than max_wait."""
 
     def loop(self, port, n, policy=None):
@@ -301,7 +301,7 @@ print(ack.decode().strip())
 
 
 class ByteRateLimit(ShimTest):
-    """SPEC 3.6: a byte rate on send, through write(2) on a socket; the bytes arrive
+    """bulwark.yaml(5) RATE_LIMIT: a byte rate on send, through write(2) on a socket; the bytes arrive
     intact and in order."""
 
     def test_write_is_paced_by_bytes(self):
@@ -367,7 +367,7 @@ print(";".join(out), "|", tv[0], tv[1])
 
 
 class RecvTimeout(ShimTest):
-    """SPEC 3.4: timeout.recv on a blocking socket: no byte for that long -> ETIMEDOUT.
+    """bulwark.yaml(5) TIMEOUT: timeout.recv on a blocking socket: no byte for that long -> ETIMEDOUT.
     A program's own SO_RCVTIMEO keeps its meaning."""
 
     def setUp(self):
@@ -437,7 +437,7 @@ print(r, sent, "%.3f" % (time.monotonic() - last))
 
 
 class SendTimeout(ShimTest):
-    """SPEC 3.4: timeout.send on a blocking socket: no progress for that long ->
+    """bulwark.yaml(5) TIMEOUT: timeout.send on a blocking socket: no progress for that long ->
     ETIMEDOUT. The peer accepts and never reads, so the buffers fill up."""
 
     def test_send_times_out(self):
@@ -478,7 +478,7 @@ print(r, "%.3f" % (time.monotonic() - t))
 
 
 class ConnectTimeoutOnce(ShimTest):
-    """SPEC 3.4: timeout.connect with retry off, against a listener whose accept queue
+    """bulwark.yaml(5) TIMEOUT: timeout.connect with retry off, against a listener whose accept queue
     is full (further SYNs are dropped)."""
 
     def test_connect_times_out_once(self):
@@ -517,7 +517,7 @@ print(peer[0], peer[1], data.endswith(b"ok"))
 
 
 class Failover(ShimTest):
-    """SPEC 3.7: a destination that gives up is replaced by its fallback, on the same
+    """bulwark.yaml(5) FALLBACK: a destination that gives up is replaced by its fallback, on the same
     socket; getpeername tells the truth."""
 
     def setUp(self):
@@ -615,7 +615,7 @@ def hammer(port, n, workers=40):
 
 
 class Accept(ShimTest):
-    """SPEC 3.2: accept takes retry and a call rate limit (wait only)."""
+    """bulwark.yaml(5) "What applies to which op": accept takes retry and a call rate limit (wait only)."""
 
     def serve(self, env):
         p = self.spawn(py(HTTP_SERVER), env)
@@ -685,7 +685,7 @@ class Accept(ShimTest):
 # -- 8. validation ------------------------------------------------------------------------
 
 class Validation(ShimTest):
-    """SPEC 3.2, 3.3, 3.6: sections and values that cannot apply are refused by
+    """bulwark.yaml(5) "What applies to which op", RETRY, RATE_LIMIT: sections and values that cannot apply are refused by
     `bulwark check` with an error that says why."""
 
     def check(self, rules):
@@ -742,8 +742,8 @@ class Validation(ShimTest):
 @unittest.skipUnless(STRACE and DD, "strace and dd are needed")
 class NonSocketFastPath(ShimTest):
     """A rule on [send, recv] applies to sockets only: read and write on files and
-    devices are no `recv` or `send` op (SPEC 3.1), so no rule matches them and they go
-    straight to libc, with no event and no added system call (SPEC 4)."""
+    devices are no `recv` or `send` op (bulwark.yaml(5) MATCH), so no rule matches them and they go
+    straight to libc, with no event and no added system call (docs/design.md 4)."""
 
     DD = [DD, "if=/dev/zero", "of=/dev/null", "bs=1"]
     BODY = ("    retry: { attempts: 3 }\n    timeout: { send: 5s, recv: 5s }\n"
@@ -871,7 +871,7 @@ print(len(got), bytes(got) == data, hashlib.sha256(got).hexdigest()[:16],
 
 
 class BytesIntact(ShimTest):
-    """SPEC 6: policies on send and recv never drop, duplicate or reorder bytes."""
+    """docs/design.md 4: policies on send and recv never drop, duplicate or reorder bytes."""
 
     def test_echo_one_mib(self):
         srv = self.server(delay_s=0, kind="echo")

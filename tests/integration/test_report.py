@@ -1,4 +1,4 @@
-"""`bulwark report` (SPEC 2): event logs of several processes and files merged into one
+"""`bulwark report` (bulwark(1)): event logs of several processes and files merged into one
 summary per rule and destination, as a table, JSON and Prometheus text. The logs are
 built by hand, so every figure is known in advance, and also come from a real run of a
 python3 client under the shim."""

@@ -1,5 +1,5 @@
-"""Name resolution: retry of temporary failures (SPEC 3.1 resolve, 3.3), and connect rules
-written with a host name (SPEC 3.1 dest).
+"""Name resolution: retry of temporary failures (bulwark.yaml(5) MATCH resolve, RETRY), and connect rules
+written with a host name (bulwark.yaml(5) MATCH dest).
 
 Temporary DNS failures are made by progs/flakydns.so, a preload placed after bulwark:
 bulwark's getaddrinfo hook calls it as "the real one", and it fails the first
@@ -77,7 +77,7 @@ class ResolveRetry(ShimTest):
                 self.assertTrue(rec, describe(events))
                 self.assertEqual(rec[0].get("attempts"), 3, describe(events))
                 # getaddrinfo reports EAI_AGAIN; the gethostbyname family's TRY_AGAIN is
-                # the same condition, and SPEC 5 names resolve errors by EAI_* names.
+                # the same condition, and bulwark.yaml(5) EVENTS names resolve errors by EAI_* names.
                 for ev in events_of(events, "retry", op="resolve"):
                     self.assertIn(ev.get("err"), ("EAI_AGAIN", "TRY_AGAIN"), describe(events))
 

@@ -1,4 +1,4 @@
-"""Robustness (SPEC 3.5, 3.6, 3.8, 6): the guarantees that hold under load rather than in
+"""Robustness (bulwark.yaml(5) BREAKER, RATE_LIMIT, INJECT, docs/design.md 4): the guarantees that hold under load rather than in
 one call.
 
 1. Integrity: 64 MiB echoed through injected partial transfers and EINTR on both
@@ -176,7 +176,7 @@ class RobustTest(ShimTest):
 class Integrity(RobustTest):
     """64 MiB through the shim with ~30% partial transfers and ~5% EINTR on every send and
     recv call, with send/write/writev/sendmsg and recv/read/readv/recvmsg in turn: what
-    comes back is what was sent (SPEC 6: retries and injections never duplicate or drop
+    comes back is what was sent (docs/design.md 4: retries and injections never duplicate or drop
     application bytes)."""
 
     MIB = 64
@@ -256,7 +256,7 @@ class Integrity(RobustTest):
 class Stress(RobustTest):
     """progs/stress.c: 8 threads x 200 rounds (echo a message, then a refused connect) while
     the main thread forks 200 children doing 3 rounds each, under breaker, rate limit and
-    inject rules on both destinations (SPEC 6: never crashes or hangs; thread-safe; a
+    inject rules on both destinations (docs/design.md 4: never crashes or hangs; thread-safe; a
     forked child works on its own)."""
 
     LIMIT = 60
@@ -340,7 +340,7 @@ def readable_by_all(path):
 
 
 class SecureMode(RobustTest):
-    """SPEC 2, 6: in secure-execution mode (setuid) the library reads no environment and
+    """bulwark(1), docs/design.md 4: in secure-execution mode (setuid) the library reads no environment and
     changes nothing. A setuid-root copy of progs/secure_probe.c is run by `nobody` with
     LD_PRELOAD, BULWARK_CONFIG (a connect retry rule: 4 attempts, 300 ms apart) and
     BULWARK_LOG (a file): its output must be the same as without them, with no retry delay
@@ -488,7 +488,7 @@ def unused_ports(n):
 
 
 class BoundedMemory(RobustTest):
-    """SPEC 6: per-destination state is bounded (LRU, max_keys, 4096 by default). Connect
+    """docs/design.md 4: per-destination state is bounded (LRU, max_keys, 4096 by default). Connect
     i goes to 127.1.(i % 65536):port[i // 65536], each to a destination never seen before,
     through a rule whose breakers open at the first failure (every other port) and one
     whose breakers never open, both with dest-scoped rate limits. After 100k connects both
@@ -725,7 +725,7 @@ def place(text):
 
 class MalformedPolicies(ShimTest):
     """Each broken policy through `build/bulwark check FILE`: exit 1, nothing on stdout,
-    and a diagnostic `FILE:LINE:COL: message` that points at the mistake (SPEC 3:
+    and a diagnostic `FILE:LINE:COL: message` that points at the mistake (bulwark.yaml(5):
     strict; naming the key and what was expected)."""
 
     def test_table(self):

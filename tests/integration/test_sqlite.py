@@ -1,4 +1,4 @@
-"""SQLite (SPEC 3.1 `sqlite`, 3.3, 3.5, 3.6, 3.8, 5), with real programs: python3's
+"""SQLite (bulwark.yaml(5) MATCH `sqlite`, RETRY, BREAKER, RATE_LIMIT, INJECT, EVENTS), with real programs: python3's
 sqlite3 module, the sqlite3 command-line shell and a small C program linked against the
 system libsqlite3.
 
@@ -39,7 +39,7 @@ from harness import (CURL, HERE, LIB, RUN_TIMEOUT, Result, SqliteShimTest, base_
 SQLITE3 = shutil.which("sqlite3")
 CLIENT_SRC = os.path.join(HERE, "progs", "sqlite", "sqlite_client.c")
 
-# Names that must never show up in an event log (SPEC 5: never SQL text or parameters).
+# Names that must never show up in an event log (bulwark.yaml(5) EVENTS: never SQL text or parameters).
 TABLE = "ledger"
 MARK = "s3cret"
 
@@ -47,7 +47,7 @@ MARK = "s3cret"
 # writers holding the lock for a few milliseconds each can need.
 RETRY = "{ attempts: 100, backoff: { base: 2ms, max: 50ms, jitter: full }, deadline: 20s }"
 
-# The SQLite functions that may appear as `call` (SPEC 3.1).
+# The SQLite functions that may appear as `call` (bulwark.yaml(5) MATCH).
 SQLITE_CALLS = {"sqlite3_open", "sqlite3_open_v2", "sqlite3_prepare_v2", "sqlite3_prepare_v3",
                 "sqlite3_step", "sqlite3_exec"}
 
@@ -260,7 +260,7 @@ class SqliteTest(SqliteShimTest):
                          "rows: %d, expected %d\n%s" % (n, len(expected), ctx))
 
     def assertNoSqlText(self, log):
-        """SPEC 5: no SQL text or parameter in any event."""
+        """bulwark.yaml(5) EVENTS: no SQL text or parameter in any event."""
         self.assertTrue(os.path.exists(log), "no event log at %s" % log)
         with open(log, "rb") as f:
             text = f.read().decode("utf-8", "replace")
@@ -424,7 +424,7 @@ class OwnBusyHandler(SqliteTest):
 
 class NeverRetried(SqliteTest):
     """Busy errors that no retry can resolve come back at once: the whole transaction
-    has to be rolled back by the program (PRELOAD-PITFALLS 29)."""
+    has to be rolled back by the program (docs/design.md H19)."""
 
     # A retry rule that, if it were applied, would keep the call for 10 s.
     LONG = "{ attempts: 100, backoff: { base: 10ms, max: 100ms, jitter: full }, deadline: 10s }"
@@ -628,7 +628,7 @@ class Outermost(SqliteTest):
 class Events(SqliteTest):
 
     def test_event_fields_and_no_sql(self):
-        """SPEC 5: `db` is the database path, `err` the symbolic result code, `call` the
+        """bulwark.yaml(5) EVENTS: `db` is the database path, `err` the symbolic result code, `call` the
         SQLite function; no SQL text, table name or parameter anywhere."""
         db = self.make_db()
         pol, log = self.wd.policy(sqlite_rule("*/app.db"))

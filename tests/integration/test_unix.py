@@ -1,4 +1,4 @@
-"""AF_UNIX connect retry (SPEC 3.1 `unix:` dests, 3.3): a local server that creates its
+"""AF_UNIX connect retry (bulwark.yaml(5) MATCH `unix:` dests, RETRY): a local server that creates its
 socket late. ENOENT means "not created yet" for a unix path and is retried by default;
 a stale socket file with nobody listening gives ECONNREFUSED, also retried."""
 
@@ -68,7 +68,7 @@ class UnixRetry(ShimTest):
         self.assertNoCallEvents(read_events(log))
 
     def test_datagram_unix_not_retried(self):
-        """A datagram connect sends nothing: it is never retried (SPEC 3.3)."""
+        """A datagram connect sends nothing: it is never retried (bulwark.yaml(5) RETRY)."""
         path = self.wd.file("dgram.sock")
         pol, log = self.wd.policy(unix_rule(self.wd.path + "/*.sock"))
         code = ("import socket, sys\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"

@@ -163,6 +163,7 @@ void cf_parse_rate_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k
 			 yaml_node_t *v);
 int cf_check_err(struct cf_loader *l, struct cf_draft *d, yaml_node_t *n, const char *path,
 		 unsigned ops, int *out);
+/* config_rule.c: the rule's name for messages ("(unnamed)" until its name is read). */
 const char *cf_rule_name(const struct cf_draft *d);
 
 /* config_merge.c: defaults under a rule, built-in values, checks across fields. */

@@ -1,6 +1,7 @@
 /* `bulwark status` (bulwark(1), STATUS): the breakers and buckets a process tree shares, read from
- * the group state files the library maps. status_read.c finds the files, maps each
- * read-only and copies what it needs into the structures below (a snapshot: nothing is
+ * the group state files the library maps. status_read.c finds the files, reads each
+ * whole with pread (a file cut short under a mapping would raise SIGBUS) and
+ * copies what it needs into the structures below (a snapshot: nothing is
  * locked, a writer may be half-way through an update, so every figure is a moment's
  * reading); status_table.c, status_json.c and status_prom.c print the snapshot, and
  * cmd_status.c is the subcommand. Only status_json.c knows about jansson. */

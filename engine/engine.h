@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include "config.h"
 #include "events.h"
 #include "match.h"
@@ -124,6 +125,17 @@ struct bw_call {
 	 * or a half-open probe on a call that changes nothing. */
 	int unguarded;
 };
+
+/* A call of op under rule r, named `call` in events, every other field empty. */
+static inline void bw_call_init(struct bw_call *c, const struct bw_rule *r, int op,
+				const char *call)
+{
+	memset(c, 0, sizeof *c);
+	c->rule = r;
+	c->op = op;
+	c->call = call;
+	c->fd = -1;
+}
 
 enum bw_wait { BW_WAIT_BACKOFF, BW_WAIT_LIMIT, BW_WAIT_DELAY };
 

@@ -99,7 +99,7 @@ static int explain(const struct bw_config *cfg, int op, const char *target, cons
 	if (!active)
 		return EXIT_FAILED;
 	for (int i = 0; i < n; i++) {
-		char dest[128];
+		char dest[BW_DEST_NAME_MAX];
 		set_active(cfg, active, prog);
 		if (sock) {
 			t.addr = (const struct sockaddr *)&addrs[i].ss;

@@ -47,12 +47,8 @@ static const struct bw_rule *rule_for(struct bw_engine *e, sqlite3 *db, const ch
 static void init_call(struct bw_call *c, const struct bw_rule *r, const char *call,
 		      const char *file)
 {
-	memset(c, 0, sizeof *c);
-	c->rule = r;
-	c->op = BW_OP_SQLITE;
-	c->call = call;
+	bw_call_init(c, r, BW_OP_SQLITE, call);
 	c->db = file;
-	c->fd = -1;
 	c->key = file ? bw_key_bytes(file, strlen(file), 2) : 1;
 }
 

@@ -381,10 +381,7 @@ static __attribute__((noinline)) uint64_t learn_word(struct bw_engine *e, int fd
 static void init_call(struct bw_call *c, struct run_ctx *r, struct bw_engine *e,
 		      struct bw_xfer *x, uint64_t w, int i, int judged)
 {
-	memset(c, 0, sizeof *c);
-	c->rule = &e->cfg->rules[i];
-	c->op = x->op;
-	c->call = x->call;
+	bw_call_init(c, &e->cfg->rules[i], x->op, x->call);
 	c->fd = x->fd;
 	c->key = bw_fd_key(x->fd);
 	c->dest_of = bw_sock_peer_name;

@@ -91,12 +91,8 @@ static struct made_failure made_failure(int code)
 static void init_call(struct bw_call *c, const struct bw_rule *r, const char *call,
 		      const char *name)
 {
-	memset(c, 0, sizeof *c);
-	c->rule = r;
-	c->op = BW_OP_RESOLVE;
-	c->call = call;
+	bw_call_init(c, r, BW_OP_RESOLVE, call);
 	c->host = name;
-	c->fd = -1;
 }
 
 struct gai_args {

@@ -102,17 +102,19 @@ static inline uint64_t bw_fd_word(int fd)
  * socket, and for a socket whose rules, worked out under the policy now loaded, leave
  * this direction alone and whose connection no breaker is watching. Else the
  * descriptor's word, for the hook's slow path to go on from without looking again
- * (BW_FDW_ASK for a descriptor never seen). `unknown` is the answer for a descriptor never
- * seen: send/recv ask (0), read/write, which see files mostly, pass (1). A few loads, no
- * call, no lock. */
+ * (BW_FDW_ASK for a descriptor never seen). `unseen` is the answer for a descriptor never
+ * seen: send/recv ask, read/write, which see files mostly, pass. A few loads, no call, no
+ * lock. */
+enum bw_fd_unseen { BW_UNSEEN_ASK, BW_UNSEEN_PASS };
 #define BW_FDW_ASK BW_FDW_BIT(BW_FDW_WATCH)   /* nonzero, and not a learned socket's word */
-static inline uint64_t bw_fd_look(int fd, unsigned opbit, enum bw_fd_dir dir, int unknown)
+static inline uint64_t bw_fd_look(int fd, unsigned opbit, enum bw_fd_dir dir,
+				  enum bw_fd_unseen unseen)
 {
 	uint64_t hot = __atomic_load_n(&bw_hot, __ATOMIC_RELAXED);
 	if (!(hot & opbit))
 		return 0;
 	if ((unsigned)fd >= BW_FD_MAX)
-		return unknown ? 0 : BW_FDW_ASK;
+		return unseen == BW_UNSEEN_PASS ? 0 : BW_FDW_ASK;
 	uint64_t *p = __atomic_load_n(&bw_fd_words[(unsigned)fd >> BW_FD_PAGE_BITS],
 				      __ATOMIC_ACQUIRE);
 	uint64_t w = p ? __atomic_load_n(&p[(unsigned)fd & BW_FD_PAGE_MASK], __ATOMIC_ACQUIRE)
@@ -121,7 +123,7 @@ static inline uint64_t bw_fd_look(int fd, unsigned opbit, enum bw_fd_dir dir, in
 	case BW_FD_OTHER:
 		return 0;
 	case BW_FD_UNKNOWN:
-		return unknown ? 0 : w ? w : BW_FDW_ASK;
+		return unseen == BW_UNSEEN_PASS ? 0 : w ? w : BW_FDW_ASK;
 	}
 	uint64_t look = BW_FDW_BIT(BW_FDW_IO_KNOWN) | BW_FDW_BIT(BW_FDW_WATCH) | BW_FDW_GEN_MASK |
 			BW_FDW_FIELD(dir == BW_FD_SEND ? BW_FDW_SEND : BW_FDW_RECV);

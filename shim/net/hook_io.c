@@ -235,7 +235,7 @@ SLOW send_slow(int fd, const void *buf, size_t n, int flags, uint64_t w)
 
 BW_HOOK ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, BW_UNSEEN_ASK);
 	if (!w)
 		return BW_REAL(send)(fd, buf, n, flags);
 	return send_slow(fd, buf, n, flags, w);
@@ -253,7 +253,7 @@ SLOW sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sock
 BW_HOOK ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
 		       socklen_t tolen)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, BW_UNSEEN_ASK);
 	if (!w)
 		return BW_REAL(sendto)(fd, buf, n, flags, to, tolen);
 	return sendto_slow(fd, buf, n, flags, to, tolen, w);
@@ -270,7 +270,7 @@ SLOW sendmsg_slow(int fd, const struct msghdr *msg, int flags, uint64_t w)
 
 BW_HOOK ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	uint64_t w = msg ? bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0) : 0;
+	uint64_t w = msg ? bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, BW_UNSEEN_ASK) : 0;
 	if (!w)
 		return BW_REAL(sendmsg)(fd, msg, flags);
 	return sendmsg_slow(fd, msg, flags, w);
@@ -286,7 +286,7 @@ SLOW sendmmsg_slow(int fd, struct mmsghdr *mm, unsigned vlen, int flags, uint64_
 
 BW_HOOK int sendmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 0);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, BW_UNSEEN_ASK);
 	if (!w)
 		return BW_REAL(sendmmsg)(fd, mm, vlen, flags);
 	return (int)sendmmsg_slow(fd, mm, vlen, flags, w);
@@ -302,7 +302,7 @@ SLOW write_slow(int fd, const void *buf, size_t n, uint64_t w)
 
 BW_HOOK ssize_t write(int fd, const void *buf, size_t n)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 1);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, BW_UNSEEN_PASS);
 	if (!w)
 		return BW_REAL(write)(fd, buf, n);
 	return write_slow(fd, buf, n, w);
@@ -319,7 +319,7 @@ SLOW writev_slow(int fd, const struct iovec *iov, int iovcnt, uint64_t w)
 
 BW_HOOK ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, 1);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_SEND), BW_FD_SEND, BW_UNSEEN_PASS);
 	if (!w)
 		return BW_REAL(writev)(fd, iov, iovcnt);
 	return writev_slow(fd, iov, iovcnt, w);
@@ -335,7 +335,7 @@ SLOW recv_slow(int fd, void *buf, size_t n, int flags, uint64_t w)
 
 BW_HOOK ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, BW_UNSEEN_ASK);
 	if (!w)
 		return BW_REAL(recv)(fd, buf, n, flags);
 	return recv_slow(fd, buf, n, flags, w);
@@ -353,7 +353,7 @@ SLOW recvfrom_slow(int fd, void *buf, size_t n, int flags, struct sockaddr *from
 BW_HOOK ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
 			 socklen_t *fromlen)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, BW_UNSEEN_ASK);
 	if (!w)
 		return BW_REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
 	return recvfrom_slow(fd, buf, n, flags, from, fromlen, w);
@@ -370,7 +370,7 @@ SLOW recvmsg_slow(int fd, struct msghdr *msg, int flags, uint64_t w)
 
 BW_HOOK ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	uint64_t w = msg ? bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0) : 0;
+	uint64_t w = msg ? bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, BW_UNSEEN_ASK) : 0;
 	if (!w)
 		return BW_REAL(recvmsg)(fd, msg, flags);
 	return recvmsg_slow(fd, msg, flags, w);
@@ -386,7 +386,7 @@ SLOW recvmmsg_slow(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struct 
 
 BW_HOOK int recvmmsg(int fd, struct mmsghdr *mm, unsigned vlen, int flags, struct timespec *tmo)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 0);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, BW_UNSEEN_ASK);
 	if (!w)
 		return BW_REAL(recvmmsg)(fd, mm, vlen, flags, tmo);
 	return (int)recvmmsg_slow(fd, mm, vlen, flags, tmo, w);
@@ -402,7 +402,7 @@ SLOW read_slow(int fd, void *buf, size_t n, uint64_t w)
 
 BW_HOOK ssize_t read(int fd, void *buf, size_t n)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 1);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, BW_UNSEEN_PASS);
 	if (!w)
 		return BW_REAL(read)(fd, buf, n);
 	return read_slow(fd, buf, n, w);
@@ -419,7 +419,7 @@ SLOW readv_slow(int fd, const struct iovec *iov, int iovcnt, uint64_t w)
 
 BW_HOOK ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, 1);
+	uint64_t w = bw_fd_look(fd, BW_OPBIT(BW_OP_RECV), BW_FD_RECV, BW_UNSEEN_PASS);
 	if (!w)
 		return BW_REAL(readv)(fd, iov, iovcnt);
 	return readv_slow(fd, iov, iovcnt, w);

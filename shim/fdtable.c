@@ -24,7 +24,9 @@ struct bw_fd_cold *bw_fd_colds[BW_FD_MAX >> BW_FD_PAGE_BITS];
 
 uint64_t bw_fd_pack(const struct bw_fdinfo *i)
 {
-	return F(i->kind, 0, 2) | F(i->family, BW_FDW_FAMILY, 6) | F(i->type, BW_FDW_TYPE, 4) |
+	return F(i->kind, BW_FDW_KIND, BW_FDW_KIND_BITS) |
+	       F(i->family, BW_FDW_FAMILY, BW_FDW_FAMILY_BITS) |
+	       F(i->type, BW_FDW_TYPE, BW_FDW_TYPE_BITS) |
 	       F(i->io_known, BW_FDW_IO_KNOWN, 1) | F(i->send_rule, BW_FDW_SEND, BW_FDW_RULE_BITS) |
 	       F(i->recv_rule, BW_FDW_RECV, BW_FDW_RULE_BITS) |
 	       F(i->accept_rule, BW_FDW_ACCEPT, BW_FDW_RULE_BITS) |

@@ -58,8 +58,12 @@ extern struct bw_fd_cold *bw_fd_colds[BW_FD_MAX >> BW_FD_PAGE_BITS];
 /* Layout of the hot word:
  *   kind 2 | family 6 | type 4 | io_known 1 | send rule 12 | recv rule 12 |
  *   accept rule 12 | timeouts 1 | app_rcvtimeo 1 | app_sndtimeo 1 | watch 1 | gen 11 */
+#define BW_FDW_KIND 0
+#define BW_FDW_KIND_BITS 2
 #define BW_FDW_FAMILY 2
+#define BW_FDW_FAMILY_BITS 6
 #define BW_FDW_TYPE 8
+#define BW_FDW_TYPE_BITS 4
 #define BW_FDW_IO_KNOWN 12
 #define BW_FDW_SEND 13
 #define BW_FDW_RECV 25
@@ -119,7 +123,7 @@ static inline uint64_t bw_fd_look(int fd, unsigned opbit, enum bw_fd_dir dir,
 				      __ATOMIC_ACQUIRE);
 	uint64_t w = p ? __atomic_load_n(&p[(unsigned)fd & BW_FD_PAGE_MASK], __ATOMIC_ACQUIRE)
 		       : 0;
-	switch (w & 3) {
+	switch (BW_FDW_GET(w, BW_FDW_KIND, BW_FDW_KIND_BITS)) {
 	case BW_FD_OTHER:
 		return 0;
 	case BW_FD_UNKNOWN:
@@ -138,9 +142,9 @@ static inline int bw_fd_current(uint64_t w, uint64_t hot)
 
 static inline void bw_fd_unpack(uint64_t w, struct bw_fdinfo *i)
 {
-	i->kind = (enum bw_fd_kind)BW_FDW_GET(w, 0, 2);
-	i->family = BW_FDW_GET(w, BW_FDW_FAMILY, 6);
-	i->type = BW_FDW_GET(w, BW_FDW_TYPE, 4);
+	i->kind = (enum bw_fd_kind)BW_FDW_GET(w, BW_FDW_KIND, BW_FDW_KIND_BITS);
+	i->family = BW_FDW_GET(w, BW_FDW_FAMILY, BW_FDW_FAMILY_BITS);
+	i->type = BW_FDW_GET(w, BW_FDW_TYPE, BW_FDW_TYPE_BITS);
 	i->io_known = BW_FDW_GET(w, BW_FDW_IO_KNOWN, 1);
 	i->send_rule = BW_FDW_GET(w, BW_FDW_SEND, BW_FDW_RULE_BITS);
 	i->recv_rule = BW_FDW_GET(w, BW_FDW_RECV, BW_FDW_RULE_BITS);

@@ -511,7 +511,7 @@ static ssize_t paced_slow(struct bw_engine *e, struct bw_xfer *x, uint64_t w, in
 	ssize_t got;
 	if (x->op == BW_OP_SEND) {
 		now = e->env.mono_us();
-		int whole = !x->shorten || BW_FDW_GET(w, BW_FDW_TYPE, 4) != SOCK_STREAM;
+		int whole = !x->shorten || BW_FDW_GET(w, BW_FDW_TYPE, BW_FDW_TYPE_BITS) != SOCK_STREAM;
 		/* the usual case: the bucket holds all of it */
 		double took = have_pin ? bw_pin_take_all(e->store, &pin, ref.key, rl, now,
 							 (double)want) : -1;
@@ -593,7 +593,7 @@ ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
 	 * (bw_fd_look); a descriptor never seen, or learned under another policy, is
 	 * learned here */
 	uint64_t w = bw_fd_word(x->fd);
-	if (__builtin_expect((w & 3) != BW_FD_SOCKET ||
+	if (__builtin_expect(BW_FDW_GET(w, BW_FDW_KIND, BW_FDW_KIND_BITS) != BW_FD_SOCKET ||
 			     !bw_fd_current(w, __atomic_load_n(&bw_hot, __ATOMIC_RELAXED)), 0) &&
 	    !(w = learn_word(e, x->fd)))
 		return x->fn(x, x->len);

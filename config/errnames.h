@@ -1,6 +1,6 @@
 /* Symbolic error codes shared by policies, the engine and events. Every op's errors live
  * in one integer space, partitioned by where they come from, so a retry.on list can mix
- * them without ambiguity and each op (engine/ops.h) names the spaces its calls end in:
+ * them without ambiguity and each op (ops.h) names the spaces its calls end in:
  *
  *   errno            1 ..  9999       ECONNREFUSED
  *   EAI_*        10001 .. 10999       10000 - EAI_xxx (glibc's EAI values are negative)

@@ -14,21 +14,25 @@
 void bw_usage(FILE *out)
 {
 	fputs("usage: bulwark run [OPTIONS] [--] COMMAND [ARG...]\n"
-	      "       bulwark check [FILE | --default]\n"
+	      "       bulwark check [-q] [FILE | -c FILE | --default]\n"
 	      "       bulwark explain [-c FILE] [--prog NAME] OP TARGET\n"
 	      "       bulwark report [--format table|json|prometheus] [FILE...]\n"
 	      "       bulwark status [--group ID] [--dir DIR] [--format table|json|prometheus]\n"
-	      "       bulwark version\n"
+	      "       bulwark version | -V | --version\n"
 	      "\n"
 	      "run: run COMMAND with libbulwark.so preloaded and the policy applied\n"
-	      "  -c, --config FILE   policy file (default: $BULWARK_CONFIG, else ./bulwark.yaml\n"
-	      "                      if it exists, else the built-in default policy)\n"
+	      "  -c, --config FILE   policy file; without it the first of $BULWARK_CONFIG,\n"
+	      "                      ./bulwark.yaml, ~/.config/bulwark/bulwark.yaml (or under\n"
+	      "                      $XDG_CONFIG_HOME) and /etc/bulwark/bulwark.yaml, else the\n"
+	      "                      built-in default policy\n"
 	      "  -o, --log SINK      override log.sink: stderr | syslog | file:PATH\n"
 	      "  -l, --level LEVEL   override log.level: error | warn | info | debug\n"
 	      "      --observe       override mode: observe (decide and log, change nothing)\n"
 	      "      --seed N        override seed (reproducible jitter and injection)\n"
+	      "  -q, --quiet         do not name the policy in use or warn; errors only\n"
 	      "\n"
 	      "check: validate a policy and print it with defaults and presets expanded;\n"
+	      "  without FILE, the one run would use, named on stderr (-q: not named);\n"
 	      "  --default prints the built-in default policy\n"
 	      "\n"
 	      "explain: which rule a call would meet, and its policy. OP is connect, accept,\n"
@@ -85,6 +89,7 @@ static const struct {
 	{ "explain", bw_cmd_explain },
 	{ "version", cmd_version },
 	{ "--version", cmd_version },
+	{ "-V", cmd_version },
 	{ "help", cmd_help },
 	{ "--help", cmd_help },
 	{ "-h", cmd_help },

@@ -137,7 +137,8 @@ int bw_cmd_explain(int argc, char **argv)
 			"resolve or sqlite\n", argv[optind]);
 		return BW_EXIT_USAGE;
 	}
-	struct bw_config *cfg = bw_policy_load(bw_policy_path(config));
+	struct bw_policy_src src;
+	struct bw_config *cfg = bw_policy_load(bw_policy_find(config, &src));
 	if (!cfg)
 		return EXIT_FAILED;
 	int rc = explain(cfg, op, argv[optind + 1], prog);

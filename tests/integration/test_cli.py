@@ -9,7 +9,9 @@ import signal
 import subprocess
 import unittest
 
-from harness import LIB, PYTHON, RUN_TIMEOUT, TOOL, ShimTest, base_env, py, run
+import harness
+from harness import (LIB, PYTHON, RUN_TIMEOUT, TOOL, ShimTest, base_env, events_in_text, py,
+                     run)
 
 VALID = """\
 version: 1
@@ -115,6 +117,131 @@ class CliTest(ShimTest):
         self.assertEqual(tool("check", "a.yaml", "b.yaml").rc, 2)
         self.assertEqual(tool("check", "--default", "a.yaml").rc, 2)
         self.assertEqual(tool("check", "--frobnicate").rc, 2)
+
+    def test_check_config_option_and_quiet(self):
+        pol = self.wd.write("p.yaml", VALID)
+        by_arg = tool("check", pol)
+        for args in (["-c", pol], ["--config", pol], ["--config=" + pol]):
+            r = tool("check", *args)
+            self.assertEqual((r.rc, r.stdout, r.stderr), (0, by_arg.stdout, ""), r)
+        r = tool("check", "-c", self.wd.write("bad.yaml", MISSPELLED))
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("retyr", r.stderr)
+        self.assertEqual(tool("check", "-c", pol, pol).rc, 2)
+        self.assertEqual(tool("check", "--default", "-c", pol).rc, 2)
+        self.assertEqual(tool("check", "-c").rc, 2)
+        # found rather than given, the file is named on stderr; -q keeps it quiet
+        found = self.wd.write("bulwark.yaml", VALID)
+        named = tool("check", found)
+        r = tool("check", cwd=self.wd.path)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.stdout, named.stdout)
+        self.assertEqual(r.stderr.count("\n"), 1, r)
+        for q in ("-q", "--quiet"):
+            r = tool("check", q, cwd=self.wd.path)
+            self.assertEqual((r.rc, r.stdout, r.stderr), (0, named.stdout, ""), r)
+
+    # -- where the policy comes from: -c, $BULWARK_CONFIG, ./bulwark.yaml,
+    #    $XDG_CONFIG_HOME/bulwark/bulwark.yaml (~/.config), /etc/bulwark/bulwark.yaml
+
+    def search_tree(self):
+        """A project directory without a policy, and a user config directory with one."""
+        proj = os.path.join(self.wd.path, "proj")
+        os.makedirs(os.path.join(self.wd.path, "xdg", "bulwark"))
+        os.makedirs(proj)
+        user = self.wd.write("xdg/bulwark/bulwark.yaml", VALID.replace("pg", "from-user"))
+        return proj, user, {"XDG_CONFIG_HOME": self.wd.file("xdg")}
+
+    def test_check_says_which_policy_applies_and_why(self):
+        proj, user, env = self.search_tree()
+
+        def check(*args, **more):
+            r = tool("check", *args, cwd=proj, env=dict(env, **more))
+            self.assertEqual(r.rc, 0, r)
+            lines = r.stderr.splitlines()
+            self.assertLessEqual(len(lines), 1, r)
+            return re.search(r"name: (from-\w+)", r.stdout).group(1), "".join(lines)
+
+        self.assertEqual(check(), ("from-user", "bulwark check: policy %s (the user's policy)"
+                                   % user))
+        cwd = os.path.join(proj, "bulwark.yaml")
+        with open(cwd, "w") as f:
+            f.write(VALID.replace("pg", "from-cwd"))
+        self.assertEqual(check(), ("from-cwd", "bulwark check: policy %s (./bulwark.yaml in "
+                                   "the working directory)" % cwd))
+        env_pol = self.wd.write("env.yaml", VALID.replace("pg", "from-env"))
+        self.assertEqual(check(BULWARK_CONFIG=env_pol),
+                         ("from-env", "bulwark check: policy %s (from $BULWARK_CONFIG)" % env_pol))
+        opt = self.wd.write("opt.yaml", VALID.replace("pg", "from-option"))
+        self.assertEqual(check("-c", opt, BULWARK_CONFIG=env_pol), ("from-option", ""))
+        self.assertEqual(check(opt, BULWARK_CONFIG=env_pol), ("from-option", ""))
+
+    def test_user_policy_follows_the_xdg_rules(self):
+        proj, _, _ = self.search_tree()
+        home = os.path.join(self.wd.path, "home")
+        os.makedirs(os.path.join(home, ".config", "bulwark"))
+        in_home = self.wd.write("home/.config/bulwark/bulwark.yaml",
+                                VALID.replace("pg", "from-home"))
+        # without XDG_CONFIG_HOME, or with a relative one (which the XDG rules ignore),
+        # ~/.config
+        for xdg in (None, "", "xdg"):
+            r = tool("check", cwd=self.wd.path if xdg == "xdg" else proj,
+                     env={"XDG_CONFIG_HOME": xdg, "HOME": home})
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn("from-home", r.stdout)
+            self.assertIn(in_home, r.stderr)
+        # and `run` hands that file to the library, made absolute
+        env = self.env_of(tool("run", *PRINT_ENV, cwd=proj,
+                               env={"XDG_CONFIG_HOME": None, "HOME": home}))
+        self.assertEqual(env["BULWARK_CONFIG"], in_home)
+
+    def test_builtin_default_when_nothing_is_found(self):
+        if os.path.exists("/etc/bulwark/bulwark.yaml"):
+            self.skipTest("this machine has /etc/bulwark/bulwark.yaml")
+        proj, _, _ = self.search_tree()
+        r = tool("check", cwd=proj)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("default-connect", r.stdout)
+        self.assertEqual(r.stderr, "bulwark check: policy: the built-in default (no -c; none "
+                         "of $BULWARK_CONFIG, ./bulwark.yaml, %s/bulwark/bulwark.yaml, "
+                         "/etc/bulwark/bulwark.yaml)\n" % harness.NO_CONFIG_HOME)
+        r = tool("run", "true", cwd=proj)
+        self.assertEqual((r.rc, r.stderr), (0, "bulwark: policy: the built-in default (no "
+                                            "policy file found)\n"), r)
+
+    def test_run_names_its_policy_once_unless_quiet(self):
+        proj, user, env = self.search_tree()
+        r = tool("run", *PRINT_ENV, cwd=proj, env=env)
+        self.assertEqual(self.env_of(r)["BULWARK_CONFIG"], user)
+        self.assertEqual(r.stderr, "bulwark: policy %s (the user's policy)\n" % user, r)
+        cwd = os.path.join(proj, "bulwark.yaml")
+        with open(cwd, "w") as f:
+            f.write(VALID)
+        r = tool("run", *PRINT_ENV, cwd=proj, env=env)
+        self.assertEqual(self.env_of(r)["BULWARK_CONFIG"], cwd)
+        self.assertEqual(r.stderr, "bulwark: policy %s (./bulwark.yaml in the working "
+                         "directory)\n" % cwd, r)
+        for q in ("-q", "--quiet"):
+            r = tool("run", q, "--", *PRINT_ENV, cwd=proj, env=env)
+            self.assertEqual(self.env_of(r)["BULWARK_CONFIG"], cwd)
+            self.assertEqual(r.stderr, "", r)
+        # errors are still said under -q
+        r = tool("run", "-q", "-c", self.wd.write("bad.yaml", MISSPELLED), "true")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("retyr", r.stderr)
+
+    def test_library_alone_never_searches(self):
+        # Under plain LD_PRELOAD only BULWARK_CONFIG counts: a ./bulwark.yaml or a user
+        # policy does not change a program that happens to run where one is.
+        proj, _, env = self.search_tree()
+        with open(os.path.join(proj, "bulwark.yaml"), "w") as f:
+            f.write(VALID)
+        r = run(PRINT_ENV, shim=True, cwd=proj,
+                env=dict(env, BULWARK_LEVEL="info", BULWARK_LOG="stderr"))
+        self.assertEqual(r.rc, 0, r)
+        starts = [e for e in events_in_text(r.stderr) if e["event"] == "start"]
+        self.assertTrue(starts, r)
+        self.assertEqual({e["config"] for e in starts}, {"<default>"}, r)
 
     # -- run: refusing before anything runs
 
@@ -267,6 +394,9 @@ class CliTest(ShimTest):
         r = tool("run", go, cwd=self.wd.path)
         self.assertEqual(r.rc, 0, r)
         self.assertIn("Go program", r.stderr)
+        # -q: a warning is not an error
+        r = tool("run", "-q", go, cwd=self.wd.path)
+        self.assertEqual((r.rc, r.stderr), (0, ""), r)
 
     # -- explain
 
@@ -323,6 +453,8 @@ class CliTest(ShimTest):
         self.assertEqual(r.rc, 0, r)
         self.assertRegex(r.stdout, r"^bulwark \S+\n")
         self.assertIn("libyaml", r.stdout)
+        for flag in ("--version", "-V"):
+            self.assertEqual(tool(flag).stdout, r.stdout)
 
     def test_help_and_no_arguments(self):
         for args in (["--help"], ["help"]):

@@ -192,7 +192,7 @@ _bulwark()
 		fi ;;
 	explain)
 		if [[ $_bw_cur == -* ]]; then
-			_bulwark_reply $'-c\n--config\n--prog\n-h\n--help'
+			_bulwark_reply $'-c\n--config\n--prog\n--resolve\n-h\n--help'
 		elif ((${#args[@]} == 0)); then
 			_bulwark_reply $'connect\naccept\nsend\nrecv\nresolve\nsqlite'
 		elif ((${#args[@]} == 1)); then

@@ -10,8 +10,8 @@ import subprocess
 import unittest
 
 import harness
-from harness import (LIB, PYTHON, RUN_TIMEOUT, TOOL, ShimTest, base_env, events_in_text, py,
-                     run)
+from harness import (LIB, PYTHON, RUN_TIMEOUT, TOOL, ShimTest, base_env, events_in_text, prog,
+                     py, run)
 
 VALID = """\
 version: 1
@@ -427,6 +427,85 @@ class CliTest(ShimTest):
         self.assertEqual(r.rc, 0, r)
         self.assertIn('rule "by-name"', r.stdout)
         self.assertNotIn("no rule matches", r.stdout)
+
+    def test_explain_host_name_needs_no_lookup(self):
+        # Every lookup fails (flakydns.so, preloaded into bulwark itself) and each one is
+        # logged: the answer comes from the policy's names, and nothing is looked up.
+        dnslog = self.wd.file("lookups.log")
+        env = {"FLAKYDNS_FAILS": "1000", "FLAKYDNS_LOG": dnslog}
+        pol = self.wd.write("policy.yaml", EXPLAIN + """\
+  - name: db-by-name
+    match: { ops: [connect], dest: ["db.invalid:5499", "*.internal:6000"] }
+""")
+        for target, rule in (("db.invalid:5499", "db-by-name"), ("localhost:5433", "by-name"),
+                             ("cache.internal:6000", "db-by-name")):
+            r = run([TOOL, "explain", "-c", pol, "connect", target], timeout=10, env=env,
+                    preload=prog("flakydns.so"))
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn('connect %s: rule "%s" (%s:%d), by host name %s\n' % (
+                target, rule, pol, rule_line(open(pol).read(), rule), target.split(":")[0]),
+                r.stdout)
+            self.assertNotIn("no rule matches", r.stdout)
+        self.assertFalse(os.path.exists(dnslog) and open(dnslog).read(), "looked up")
+        # a rule that lists addresses applies only if the name resolves to one of them:
+        # said so, with what applies at any other address
+        r = run([TOOL, "explain", "-c", pol, "connect", "db.internal:5432"], timeout=10,
+                env=env, preload=prog("flakydns.so"))
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn('connect db.internal:5432: rule "pg" (%s:%d), if db.internal resolves '
+                      'to an address it lists (127.0.0.1:5432)\n' % (pol, rule_line(EXPLAIN, "pg")),
+                      r.stdout)
+        self.assertIn("connect db.internal:5432 at any other address: no rule matches",
+                      r.stdout)
+        # --resolve looks the name up now, and explains each address
+        r = run([TOOL, "explain", "-c", pol, "--resolve", "connect", "db.invalid:5499"],
+                timeout=10, env=env, preload=prog("flakydns.so"))
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("db.invalid", r.stderr)
+
+    def test_explain_says_curl_never_asks_for_localhost(self):
+        # curl answers "localhost" (and *.localhost) itself, without getaddrinfo: the
+        # library never learns the name, so a rule on it never matches curl's connects
+        note = "note: curl resolves localhost itself"
+        r, _ = self.explain("connect", "localhost:5433")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn(note, r.stdout)
+        self.assertIn("(127.0.0.1:5433, [::1]:5433)", r.stdout)
+        r, _ = self.explain("--prog", "curl", "connect", "localhost:5433")
+        self.assertIn(note, r.stdout)
+        r, _ = self.explain("--prog", "psql", "connect", "localhost:5433")
+        self.assertIn('rule "by-name"', r.stdout)
+        self.assertNotIn("note:", r.stdout)
+        # an address, or a rule that takes any address, needs no name: no note
+        r, _ = self.explain("connect", "127.0.0.1:5433")
+        self.assertNotIn("note:", r.stdout)
+        r, _ = self.explain("connect", "localhost:6379")
+        self.assertIn('rule "cache-for-psql"', r.stdout)
+        self.assertNotIn("note:", r.stdout)
+        # the lookup itself: curl never makes it
+        pol = self.wd.write("resolve.yaml", "version: 1\nrules:\n  - name: names\n"
+                            "    match: { ops: [resolve], host: [localhost] }\n")
+        r = tool("explain", "-c", pol, "resolve", "localhost")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("note: curl never looks up localhost", r.stdout)
+        r = tool("explain", "-c", pol, "--prog", "python3", "resolve", "localhost")
+        self.assertNotIn("note:", r.stdout)
+
+    @unittest.skipUnless(harness.CURL, "curl is not installed")
+    def test_curl_really_never_asks_for_localhost(self):
+        # What the note says, checked against the curl on this machine: under a rule on
+        # localhost:PORT with a recorded retry, curl's refused connect is not retried,
+        # while the same rule on the address is.
+        port = harness.free_port()
+        for dest, retried in (("localhost:%d" % port, False), ("127.0.0.1:%d" % port, True)):
+            pol, log = self.wd.policy(harness.rule(
+                "r", ["connect"], [dest], "retry: { attempts: 2, backoff: { base: 1ms, "
+                "max: 1ms } }"), name="p-%s.yaml" % retried, log="ev-%s.log" % retried)
+            r = tool("run", "-q", "-c", pol, "--", harness.CURL, "-s", "-m", "5",
+                     "http://localhost:%d/" % port)
+            self.assertNotEqual(r.rc, 0, r)
+            evs = harness.read_events(log) if os.path.exists(log) else []
+            self.assertEqual(any(e["event"] == "retry" for e in evs), retried, (dest, evs))
 
     def test_explain_prog(self):
         r, _ = self.explain("connect", "[::1]:6379")

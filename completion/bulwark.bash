@@ -205,12 +205,12 @@ _bulwark()
 		fi ;;
 	report)
 		if [[ $_bw_cur == -* ]]; then
-			_bulwark_reply $'-f\n--format\n-h\n--help\n-'
+			_bulwark_reply $'-f\n--format\n-w\n--wide\n-h\n--help\n-'
 		else
 			_bulwark_files
 		fi ;;
 	status)
-		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-h\n--help' ;;
+		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-w\n--wide\n--prune\n-h\n--help' ;;
 	esac
 }
 

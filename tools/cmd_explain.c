@@ -47,11 +47,21 @@ static const struct {
 	{ "curl", { "localhost", "*.localhost" }, "127.0.0.1 and ::1" },
 };
 
-static void note_self_resolving(const char *host, int port, const char *prog, int op)
+/* Whether rule r can apply in program p at all (match.prog). */
+static int rule_in_prog(const struct bw_rule *r, const char *p)
+{
+	for (int i = 0; i < r->match.n_prog; i++)
+		if (bw_glob(r->match.prog[i], p))
+			return 1;
+	return r->match.n_prog == 0;
+}
+
+static void note_self_resolving(const struct bw_rule *r, const char *host, int port,
+				const char *prog, int op)
 {
 	for (size_t i = 0; i < sizeof self_resolving / sizeof self_resolving[0]; i++) {
 		const char *p = self_resolving[i].prog;
-		if (prog && !bw_glob(prog, p) && strcmp(prog, p) != 0)
+		if ((prog && strcmp(prog, p) != 0) || !rule_in_prog(r, p))
 			continue;
 		if (!bw_glob(self_resolving[i].names[0], host) &&
 		    !bw_glob(self_resolving[i].names[1], host))
@@ -103,9 +113,9 @@ static void explain_one(const struct bw_config *cfg, unsigned char *active,
 		printf("\n");
 		bw_rule_dump(r, stdout, 2);
 		if (host && t->addr)
-			note_self_resolving(host, port_of(t), prog, t->op);
+			note_self_resolving(r, host, port_of(t), prog, t->op);
 		else if (t->op == BW_OP_RESOLVE)
-			note_self_resolving(t->host, 0, prog, t->op);
+			note_self_resolving(r, t->host, 0, prog, t->op);
 		if (prog || r->match.n_prog == 0)
 			return;
 		active[r - cfg->rules] = 0;
@@ -201,7 +211,7 @@ static void explain_name(const struct bw_config *cfg, unsigned char *active, int
 		printf("\n");
 		bw_rule_dump(hit, stdout, 2);
 		if (how == NAME_HOST)
-			note_self_resolving(host, port, prog, op);
+			note_self_resolving(hit, host, port, prog, op);
 		if (prog || hit->match.n_prog == 0)
 			return;
 		active[hit - cfg->rules] = 0;

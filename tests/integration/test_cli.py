@@ -490,6 +490,13 @@ class CliTest(ShimTest):
         self.assertIn("note: curl never looks up localhost", r.stdout)
         r = tool("explain", "-c", pol, "--prog", "python3", "resolve", "localhost")
         self.assertNotIn("note:", r.stdout)
+        # a rule for other programs only: curl's habits are not its business
+        pol = self.wd.write("psql.yaml", "version: 1\nrules:\n  - name: pg\n"
+                            "    match: { ops: [connect], dest: [\"localhost:5432\"], "
+                            "prog: [psql] }\n")
+        r = tool("explain", "-c", pol, "connect", "localhost:5432")
+        self.assertIn('rule "pg"', r.stdout)
+        self.assertNotIn("note:", r.stdout)
 
     @unittest.skipUnless(harness.CURL, "curl is not installed")
     def test_curl_really_never_asks_for_localhost(self):

@@ -555,7 +555,7 @@ class CliTest(ShimTest):
         self.assertEqual(tool("frobnicate").rc, 2)
 
     def test_unbuilt_commands_say_so(self):
-        # Every command of SPEC 2 is built now: none may answer "not built yet".
+        # Every command bulwark --help names is built: none may answer "not built yet".
         empty = self.wd.file("no-state")
         for args in (["status", "--dir", empty],):
             r = tool(*args)

@@ -3,8 +3,9 @@
 #   source completion/bulwark.bash
 # It does not need the bash-completion package, and uses its _command_offset when there.
 
-# The policy file a subcommand would read: -c/--config on the line, else $BULWARK_CONFIG,
-# else ./bulwark.yaml; empty for the built-in default.
+# The policy file a subcommand would read, searched as bulwark(1) FILES says: -c/--config on
+# the line, $BULWARK_CONFIG, ./bulwark.yaml, the user's, the system's; empty for the
+# built-in default.
 _bulwark_policy()
 {
 	local i
@@ -14,10 +15,20 @@ _bulwark_policy()
 		--config=*) printf '%s\n' "${_bw_words[i]#--config=}"; return ;;
 		esac
 	done
+	local user=""
+	if [[ ${XDG_CONFIG_HOME-} == /* ]]; then
+		user=$XDG_CONFIG_HOME/bulwark/bulwark.yaml
+	elif [[ -n ${HOME-} ]]; then
+		user=$HOME/.config/bulwark/bulwark.yaml
+	fi
 	if [[ -n ${BULWARK_CONFIG-} ]]; then
 		printf '%s\n' "$BULWARK_CONFIG"
-	elif [[ -f bulwark.yaml ]]; then
+	elif [[ -e bulwark.yaml ]]; then
 		printf '%s\n' bulwark.yaml
+	elif [[ -n $user && -e $user ]]; then
+		printf '%s\n' "$user"
+	elif [[ -e /etc/bulwark/bulwark.yaml ]]; then
+		printf '%s\n' /etc/bulwark/bulwark.yaml
 	fi
 }
 
@@ -181,7 +192,7 @@ _bulwark()
 		fi ;;
 	explain)
 		if [[ $_bw_cur == -* ]]; then
-			_bulwark_reply $'-c\n--config\n--prog\n-h\n--help'
+			_bulwark_reply $'-c\n--config\n--prog\n--resolve\n-h\n--help'
 		elif ((${#args[@]} == 0)); then
 			_bulwark_reply $'connect\naccept\nsend\nrecv\nresolve\nsqlite'
 		elif ((${#args[@]} == 1)); then
@@ -194,12 +205,12 @@ _bulwark()
 		fi ;;
 	report)
 		if [[ $_bw_cur == -* ]]; then
-			_bulwark_reply $'-f\n--format\n-h\n--help\n-'
+			_bulwark_reply $'-f\n--format\n-w\n--wide\n-h\n--help\n-'
 		else
 			_bulwark_files
 		fi ;;
 	status)
-		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-h\n--help' ;;
+		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-w\n--wide\n--prune\n-h\n--help' ;;
 	esac
 }
 

@@ -26,7 +26,8 @@ kill "$pid" 2>/dev/null; wait 2>/dev/null
 echo
 echo "== with bulwark (built-in default policy; events on stderr at level warn)"
 pid=$(late_server)
-(cd "$dir" && env -u BULWARK_CONFIG "$BULWARK" run -- \
+# no policy file of the user's either: the built-in default, which bulwark names
+(cd "$dir" && env -u BULWARK_CONFIG XDG_CONFIG_HOME="$dir" "$BULWARK" run -- \
 	curl -sS -o /dev/null -w "HTTP %{http_code}\n" "http://127.0.0.1:$port/")
 rc=$?
 kill "$pid" 2>/dev/null; wait 2>/dev/null

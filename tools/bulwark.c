@@ -14,31 +14,39 @@
 void bw_usage(FILE *out)
 {
 	fputs("usage: bulwark run [OPTIONS] [--] COMMAND [ARG...]\n"
-	      "       bulwark check [FILE | --default]\n"
-	      "       bulwark explain [-c FILE] [--prog NAME] OP TARGET\n"
-	      "       bulwark report [--format table|json|prometheus] [FILE...]\n"
-	      "       bulwark status [--group ID] [--dir DIR] [--format table|json|prometheus]\n"
-	      "       bulwark version\n"
+	      "       bulwark check [-q] [FILE | -c FILE | --default]\n"
+	      "       bulwark explain [-c FILE] [--prog NAME] [--resolve] OP TARGET\n"
+	      "       bulwark report [--wide] [--format table|json|prometheus] [FILE...]\n"
+	      "       bulwark status [--group ID] [--dir DIR] [--wide]\n"
+	      "                      [--format table|json|prometheus | --prune]\n"
+	      "       bulwark version | -V | --version\n"
 	      "\n"
 	      "run: run COMMAND with libbulwark.so preloaded and the policy applied\n"
-	      "  -c, --config FILE   policy file (default: $BULWARK_CONFIG, else ./bulwark.yaml\n"
-	      "                      if it exists, else the built-in default policy)\n"
+	      "  -c, --config FILE   policy file; without it the first of $BULWARK_CONFIG,\n"
+	      "                      ./bulwark.yaml, ~/.config/bulwark/bulwark.yaml (or under\n"
+	      "                      $XDG_CONFIG_HOME) and /etc/bulwark/bulwark.yaml, else the\n"
+	      "                      built-in default policy\n"
 	      "  -o, --log SINK      override log.sink: stderr | syslog | file:PATH\n"
 	      "  -l, --level LEVEL   override log.level: error | warn | info | debug\n"
 	      "      --observe       override mode: observe (decide and log, change nothing)\n"
 	      "      --seed N        override seed (reproducible jitter and injection)\n"
+	      "  -q, --quiet         do not name the policy in use or warn; errors only\n"
 	      "\n"
 	      "check: validate a policy and print it with defaults and presets expanded;\n"
+	      "  without FILE, the one run would use, named on stderr (-q: not named);\n"
 	      "  --default prints the built-in default policy\n"
 	      "\n"
 	      "explain: which rule a call would meet, and its policy. OP is connect, accept,\n"
 	      "  send, recv, resolve or sqlite; TARGET an address (127.0.0.1:5432, [::1]:6379,\n"
 	      "  db.internal:5432, unix:/run/app.sock), a host name (resolve) or a database\n"
-	      "  path (sqlite). --prog NAME: the program, for rules with match.prog\n"
+	      "  path (sqlite). --prog NAME: the program, for rules with match.prog.\n"
+	      "  A host name is matched by name, not looked up; --resolve looks it up now\n"
+	      "  and explains each address\n"
 	      "\n"
 	      "report: summarize event logs (JSON Lines; standard input when no FILE, or\n"
 	      "  for -) per rule and destination, flakiest first\n"
 	      "  -f, --format FMT    table (default, 80 columns) | json | prometheus\n"
+	      "  -w, --wide          table: names and counts whole, lines as long as needed\n"
 	      "\n"
 	      "status: breakers and rate limits shared by live process groups (state:\n"
 	      "  {share: group}); exit 0 healthy, 1 degraded, 2 unhealthy, 3 unknown\n"
@@ -46,6 +54,9 @@ void bw_usage(FILE *out)
 	      "  -d, --dir DIR       state directory (default: the policy's `auto`:\n"
 	      "                      $XDG_RUNTIME_DIR/bulwark, else /tmp/bulwark-UID)\n"
 	      "  -f, --format FMT    table (default, 80 columns) | json | prometheus\n"
+	      "  -w, --wide          table: names whole, lines as long as needed\n"
+	      "      --prune         remove the state files of stale groups (every process\n"
+	      "                      gone), say what was removed; exit 0, or 1 on a failure\n"
 	      "\n"
 	      "See bulwark(1) and bulwark.yaml(5).\n",
 	      out);
@@ -85,6 +96,7 @@ static const struct {
 	{ "explain", bw_cmd_explain },
 	{ "version", cmd_version },
 	{ "--version", cmd_version },
+	{ "-V", cmd_version },
 	{ "help", cmd_help },
 	{ "--help", cmd_help },
 	{ "-h", cmd_help },

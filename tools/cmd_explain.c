@@ -1,5 +1,6 @@
 /* `bulwark explain`: which rule a call would meet, asked of the same matcher the library
  * uses, so the answer cannot drift from what happens at run time. */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 static const struct option explain_options[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "prog", required_argument, NULL, 'p' },
+	{ "resolve", no_argument, NULL, 'r' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -34,12 +36,62 @@ static void print_progs(const struct bw_rule *r)
 		printf("%s %s", i ? "," : "", r->match.prog[i]);
 }
 
+/* Programs known to answer some names themselves, never asking getaddrinfo or
+ * gethostbyname: the library never learns those names, so at run time a host-name rule
+ * does not see them in these programs, and a resolve rule never sees the lookup. */
+static const struct {
+	const char *prog;
+	const char *names[2];        /* globs */
+	const char *what;
+} self_resolving[] = {
+	{ "curl", { "localhost", "*.localhost" }, "127.0.0.1 and ::1" },
+};
+
+/* Whether rule r can apply in program p at all (match.prog). */
+static int rule_in_prog(const struct bw_rule *r, const char *p)
+{
+	for (int i = 0; i < r->match.n_prog; i++)
+		if (bw_glob(r->match.prog[i], p))
+			return 1;
+	return r->match.n_prog == 0;
+}
+
+static void note_self_resolving(const struct bw_rule *r, const char *host, int port,
+				const char *prog, int op)
+{
+	for (size_t i = 0; i < sizeof self_resolving / sizeof self_resolving[0]; i++) {
+		const char *p = self_resolving[i].prog;
+		if ((prog && strcmp(prog, p) != 0) || !rule_in_prog(r, p))
+			continue;
+		if (!bw_glob(self_resolving[i].names[0], host) &&
+		    !bw_glob(self_resolving[i].names[1], host))
+			continue;
+		if (op == BW_OP_RESOLVE)
+			printf("  note: %s never looks up %s (it answers %s itself): this rule does "
+			       "not see %s's lookups of it\n", p, host, self_resolving[i].what, p);
+		else
+			printf("  note: %s resolves %s itself (to %s), without getaddrinfo: in %s "
+			       "this rule never matches; name the addresses instead "
+			       "(127.0.0.1:%d, [::1]:%d)\n", p, host, self_resolving[i].what, p,
+			       port, port);
+	}
+}
+
+static int port_of(const struct bw_target *t)
+{
+	if (t->addr->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)t->addr)->sin_port);
+	if (t->addr->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)t->addr)->sin6_port);
+	return 0;
+}
+
 /* Without --prog the program is unknown: a rule limited to some programs is shown with
  * its limit, then the question is asked again for every other program. dest is the
  * address TARGET stood for, when it differs from it. */
 static void explain_one(const struct bw_config *cfg, unsigned char *active,
 			const struct bw_target *t, const char *target, const char *dest,
-			int prog_known)
+			const char *prog)
 {
 	const char *host = NULL;
 	const char *lead = "";
@@ -56,13 +108,113 @@ static void explain_one(const struct bw_config *cfg, unsigned char *active,
 		print_where(cfg, r);
 		if (host && t->addr)
 			printf(", host %s", host);
-		if (!prog_known && r->match.n_prog)
+		if (!prog && r->match.n_prog)
 			print_progs(r);
 		printf("\n");
 		bw_rule_dump(r, stdout, 2);
-		if (prog_known || r->match.n_prog == 0)
+		if (host && t->addr)
+			note_self_resolving(r, host, port_of(t), prog, t->op);
+		else if (t->op == BW_OP_RESOLVE)
+			note_self_resolving(r, t->host, 0, prog, t->op);
+		if (prog || r->match.n_prog == 0)
 			return;
 		active[r - cfg->rules] = 0;
+		lead = "for other programs, ";
+	}
+}
+
+/* How a rule meets a socket call to a host name whose addresses are not known (none is
+ * looked up: explain works offline): for certain (by the name, or by a dest that takes
+ * any address), only if the name resolves to an address the rule lists, or not. */
+enum { NAME_NO, NAME_ANY, NAME_HOST, NAME_IF_ADDR };
+
+static int by_name(const struct bw_rule *r, int op, const char *host, int port)
+{
+	const struct bw_match *m = &r->match;
+	unsigned keys = bw_op(op)->keys;
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int maybe = 0;
+	if (!(m->ops & BW_OPBIT(op)) || (m->n_host && !(keys & BW_KEY_HOST)) ||
+	    (m->n_db && !(keys & BW_KEY_DB)))
+		return NAME_NO;
+	if (!m->n_dest)
+		return NAME_ANY;
+	if (!(keys & BW_KEY_DEST))
+		return NAME_NO;
+	for (int i = 0; i < m->n_dest; i++) {
+		const struct bw_dest *d = &m->dest[i];
+		if (d->kind == BW_DEST_ADDR) {
+			maybe |= d->port < 0 || d->port == port;
+			continue;
+		}
+		/* the library's own test, on an address that carries only the port */
+		if (bw_match_dest(d, (const struct sockaddr *)&any, sizeof any, host))
+			return d->kind == BW_DEST_HOST ? NAME_HOST : NAME_ANY;
+	}
+	return maybe ? NAME_IF_ADDR : NAME_NO;
+}
+
+static void print_addr_dests(const struct bw_rule *r, int port)
+{
+	const char *sep = "";
+	for (int i = 0; i < r->match.n_dest; i++) {
+		const struct bw_dest *d = &r->match.dest[i];
+		if (d->kind == BW_DEST_ADDR && (d->port < 0 || d->port == port)) {
+			printf("%s%s", sep, d->text);
+			sep = ", ";
+		}
+	}
+}
+
+/* A socket call to host:port, answered from the names in the policy alone. Rules that
+ * list addresses come first when they come first in the policy: each is shown with the
+ * condition under which it, rather than what follows, applies. */
+static void explain_name(const struct bw_config *cfg, unsigned char *active, int op,
+			 const char *target, const char *host, int port, const char *prog)
+{
+	const char *lead = "";
+	for (;;) {
+		const struct bw_rule *hit = NULL;
+		int how = NAME_NO, conditions = 0;
+		for (int i = 0; i < cfg->n_rules && !hit; i++) {
+			const struct bw_rule *r = &cfg->rules[i];
+			if (!active[i] || (how = by_name(r, op, host, port)) == NAME_NO)
+				continue;
+			if (how != NAME_IF_ADDR) {
+				hit = r;
+				break;
+			}
+			printf("%s%s %s: ", lead, bw_op_name(op), target);
+			print_where(cfg, r);
+			printf(", if %s resolves to an address it lists (", host);
+			print_addr_dests(r, port);
+			printf(")");
+			if (!prog && r->match.n_prog)
+				print_progs(r);
+			printf("\n");
+			bw_rule_dump(r, stdout, 2);
+			conditions++;
+		}
+		printf("%s%s %s%s: ", lead, bw_op_name(op), target,
+		       conditions ? " at any other address" : "");
+		if (!hit)
+			printf("no rule matches: the call passes through untouched\n");
+		if (!hit && conditions)
+			printf("  (--resolve: look %s up now and explain each address)\n", host);
+		if (!hit)
+			return;
+		print_where(cfg, hit);
+		if (how == NAME_HOST)
+			printf(", by host name %s", host);
+		if (!prog && hit->match.n_prog)
+			print_progs(hit);
+		printf("\n");
+		bw_rule_dump(hit, stdout, 2);
+		if (how == NAME_HOST)
+			note_self_resolving(hit, host, port, prog, op);
+		if (prog || hit->match.n_prog == 0)
+			return;
+		active[hit - cfg->rules] = 0;
 		lead = "for other programs, ";
 	}
 }
@@ -81,16 +233,20 @@ static void set_active(const struct bw_config *cfg, unsigned char *active, const
 	}
 }
 
-static int explain(const struct bw_config *cfg, int op, const char *target, const char *prog)
+static int explain(const struct bw_config *cfg, int op, const char *target, const char *prog,
+		   int resolve)
 {
 	struct bw_addr addrs[MAX_ADDRS];
 	struct bw_target t = { .op = op };
-	int n = 1, sock = op != BW_OP_RESOLVE && op != BW_OP_SQLITE;
+	char host[256];
+	int n = 1, port = 0, sock = op != BW_OP_RESOLVE && op != BW_OP_SQLITE, name = 0;
 	if (op == BW_OP_RESOLVE)
 		t.host = target;
 	else if (op == BW_OP_SQLITE)
 		t.db = target;
-	else if ((n = bw_socket_target(target, addrs, MAX_ADDRS)) == 0)
+	else if ((name = bw_target_host(target, host, sizeof host, &port)) == BW_TARGET_BAD)
+		n = BW_TARGET_BAD;
+	else if ((!name || resolve) && (n = bw_socket_target(target, addrs, MAX_ADDRS)) == 0)
 		fprintf(stderr, "bulwark explain: %s: no IPv4 or IPv6 address\n", target);
 	if (n <= 0)
 		return n == BW_TARGET_BAD ? BW_EXIT_USAGE : EXIT_FAILED;
@@ -98,6 +254,14 @@ static int explain(const struct bw_config *cfg, int op, const char *target, cons
 	unsigned char *active = malloc((size_t)cfg->n_rules + 1);
 	if (!active)
 		return EXIT_FAILED;
+	/* a host name is answered from the policy's names, without a lookup: explain must
+	 * work where the name does not resolve (offline, another network) */
+	if (name && !resolve) {
+		set_active(cfg, active, prog);
+		explain_name(cfg, active, op, target, host, port, prog);
+		free(active);
+		return 0;
+	}
 	for (int i = 0; i < n; i++) {
 		char dest[BW_DEST_NAME_MAX];
 		set_active(cfg, active, prog);
@@ -107,7 +271,7 @@ static int explain(const struct bw_config *cfg, int op, const char *target, cons
 			bw_format_sockaddr(t.addr, t.addrlen, dest, sizeof dest);
 		}
 		explain_one(cfg, active, &t, target,
-			    sock && strcmp(dest, target) != 0 ? dest : NULL, prog != NULL);
+			    sock && strcmp(dest, target) != 0 ? dest : NULL, prog);
 	}
 	free(active);
 	return 0;
@@ -116,12 +280,13 @@ static int explain(const struct bw_config *cfg, int op, const char *target, cons
 int bw_cmd_explain(int argc, char **argv)
 {
 	const char *config = NULL, *prog = NULL;
-	int c;
+	int c, resolve = 0;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":c:h", explain_options, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'p': prog = optarg; break;
+		case 'r': resolve = 1; break;
 		case 'h': bw_usage(stdout); return 0;
 		default: bw_option_error("explain", argv, c); return BW_EXIT_USAGE;
 		}
@@ -137,10 +302,11 @@ int bw_cmd_explain(int argc, char **argv)
 			"resolve or sqlite\n", argv[optind]);
 		return BW_EXIT_USAGE;
 	}
-	struct bw_config *cfg = bw_policy_load(bw_policy_path(config));
+	struct bw_policy_src src;
+	struct bw_config *cfg = bw_policy_load(bw_policy_find(config, &src));
 	if (!cfg)
 		return EXIT_FAILED;
-	int rc = explain(cfg, op, argv[optind + 1], prog);
+	int rc = explain(cfg, op, argv[optind + 1], prog, resolve);
 	bw_config_free(cfg);
 	return rc;
 }

@@ -12,6 +12,7 @@
 
 static const struct option report_options[] = {
 	{ "format", required_argument, NULL, 'f' },
+	{ "wide", no_argument, NULL, 'w' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -42,10 +43,11 @@ static int read_one(struct bw_report *r, const char *path)
 
 int bw_cmd_report(int argc, char **argv)
 {
-	int c, fmt = 0;
+	int c, fmt = 0, wide = 0;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":hf:", report_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:w", report_options, NULL)) != -1) {
 		switch (c) {
+		case 'w': wide = 1; break;
 		case 'f': {
 			size_t n = sizeof formats / sizeof formats[0];
 			for (fmt = 0; (size_t)fmt < n && strcmp(formats[fmt].name, optarg) != 0; fmt++)
@@ -64,6 +66,7 @@ int bw_cmd_report(int argc, char **argv)
 
 	struct bw_report r;
 	bw_report_init(&r);
+	r.wide = wide;
 	int status = 0;
 	if (optind == argc) {
 		if (read_one(&r, "-") != 0)

@@ -36,6 +36,7 @@ static const struct {
 
 struct run_opts {
 	const char *config;
+	int quiet;                     /* -q: no notes or warnings of our own, errors only */
 	const char *value[OV_COUNT];   /* from our options; NULL: not given */
 };
 
@@ -47,6 +48,7 @@ static const struct option run_options[] = {
 	{ "level", required_argument, NULL, 'l' },
 	{ "observe", no_argument, NULL, OPT_OBSERVE },
 	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -56,13 +58,14 @@ static int parse_options(int argc, char **argv, struct run_opts *o)
 	int c;
 	optind = 0;
 	/* '+': stop at COMMAND, whose own options are none of ours (`bulwark run curl -s x`). */
-	while ((c = getopt_long(argc, argv, "+:c:o:l:h", run_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:c:o:l:qh", run_options, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case 'o': o->value[OV_LOG] = optarg; break;
 		case 'l': o->value[OV_LEVEL] = optarg; break;
 		case OPT_OBSERVE: o->value[OV_MODE] = bw_mode_names[BW_MODE_OBSERVE]; break;
 		case OPT_SEED: o->value[OV_SEED] = optarg; break;
+		case 'q': o->quiet = 1; break;
 		case 'h': bw_usage(stdout); exit(0);
 		default: bw_option_error("run", argv, c); return -1;
 		}
@@ -194,7 +197,8 @@ int bw_cmd_run(int argc, char **argv)
 	if (first < 0)
 		return BW_EXIT_USAGE;
 
-	const char *path = bw_policy_path(o.config);
+	struct bw_policy_src src;
+	const char *path = bw_policy_find(o.config, &src);
 	struct bw_config *cfg = bw_policy_load(path);
 	if (!cfg)
 		return BW_EXIT_USAGE;
@@ -206,7 +210,11 @@ int bw_cmd_run(int argc, char **argv)
 
 	if (rc < 0 || set_policy(path) < 0 || set_preload() < 0)
 		return BW_EXIT_USAGE;
-	warn_unreachable(argv[first]);
+	if (!o.quiet) {
+		/* a ./bulwark.yaml left behind must not change a run unnoticed */
+		bw_policy_say("bulwark", &src, 0);
+		warn_unreachable(argv[first]);
+	}
 	int status = bw_spawn_wait(argv + first);
 	/* the tree has ended: its shared state goes with it */
 	if (state[0])

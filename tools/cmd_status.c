@@ -9,11 +9,16 @@
 #include <unistd.h>
 #include "cli.h"
 #include "status_model.h"
+#include "table.h"
+
+enum { OPT_PRUNE = 256 };
 
 static const struct option status_options[] = {
 	{ "group", required_argument, NULL, 'g' },
 	{ "dir", required_argument, NULL, 'd' },
 	{ "format", required_argument, NULL, 'f' },
+	{ "wide", no_argument, NULL, 'w' },
+	{ "prune", no_argument, NULL, OPT_PRUNE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -42,16 +47,19 @@ static int auto_dir_ours(const char *dir)
 
 int bw_cmd_status(int argc, char **argv)
 {
-	int c, fmt = 0;
+	int c, fmt = 0, prune = 0, fmt_given = 0;
 	const char *group = NULL, *dir = NULL;
 	optind = 0;
 	/* A usage error is "unknown" (3), as health-check plugins have it: 2 would read as
 	 * "unhealthy" to whatever runs the check. */
-	while ((c = getopt_long(argc, argv, ":hg:d:f:", status_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hg:d:f:w", status_options, NULL)) != -1) {
 		switch (c) {
 		case 'g': group = optarg; break;
 		case 'd': dir = optarg; break;
+		case 'w': bw_tab_wide = 1; break;
+		case OPT_PRUNE: prune = 1; break;
 		case 'f': {
+			fmt_given = 1;
 			size_t n = sizeof formats / sizeof formats[0];
 			for (fmt = 0; (size_t)fmt < n && strcmp(formats[fmt].name, optarg) != 0; fmt++)
 				;
@@ -79,6 +87,10 @@ int bw_cmd_status(int argc, char **argv)
 		fputs("bulwark status: --dir needs a directory\n", stderr);
 		return BW_UNKNOWN;
 	}
+	if (prune && fmt_given) {
+		fputs("bulwark status: --prune prints what it removes, in no --format\n", stderr);
+		return BW_UNKNOWN;
+	}
 
 	static struct bw_status st;
 	memset(&st, 0, sizeof st);
@@ -88,6 +100,18 @@ int bw_cmd_status(int argc, char **argv)
 		return BW_UNKNOWN;
 	}
 	int status = BW_UNKNOWN;
+	if (prune) {
+		/* its own exit status: 0 done, 1 something could not be removed or read */
+		status = 1;
+		if ((dir || auto_dir_ours(st.dir)) && bw_status_read(&st, group) == 0)
+			status = bw_status_prune(&st);
+		bw_status_free(&st);
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			perror("bulwark status: stdout");
+			return 1;
+		}
+		return status;
+	}
 	if (dir || auto_dir_ours(st.dir)) {
 		if (bw_status_read(&st, group) == 0)
 			status = (int)st.health;

@@ -75,6 +75,7 @@ struct bw_rp_event {
 };
 
 struct bw_report {
+	int wide;                     /* set by the caller: table cells whole (--wide) */
 	struct bw_rp_group **groups;
 	size_t n_groups, cap_groups;
 	size_t *slots;                /* open addressing over groups: index + 1, 0 empty */

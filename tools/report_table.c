@@ -1,6 +1,6 @@
 /* `bulwark report` for people: short tables that fit an 80-column terminal. Long
- * names are cut with an ellipsis and big counts abbreviated (123k); the JSON format
- * has every figure whole. */
+ * names are cut with an ellipsis and big counts abbreviated (123k), unless wide (--wide:
+ * everything whole, lines as long as they need); the JSON format has every figure whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +19,13 @@
 
 /* ---- sections ---- */
 
+/* Whole in a wide table; else short (123k). */
 static const char *count(char *buf, long long n)
 {
-	bw_rp_fmt_count(buf, 16, n);
+	if (bw_tab_wide)
+		snprintf(buf, 16, "%lld", n);
+	else
+		bw_rp_fmt_count(buf, 16, n);
 	return buf;
 }
 
@@ -37,8 +41,8 @@ static void header(struct bw_report *r, FILE *out)
 		char span[32], a[64], b[64];
 		bw_rp_fmt_dur(span, sizeof span, r->last_us - r->first_us);
 		/* room for "span:  ..  (999.9h)" around the two times */
-		bw_rp_fit(a, sizeof a, r->first_ts, 32, 0);
-		bw_rp_fit(b, sizeof b, r->last_ts, 32, 0);
+		bw_rp_fit(a, sizeof a, r->first_ts, bw_tab_wide ? sizeof a : 32, 0);
+		bw_rp_fit(b, sizeof b, r->last_ts, bw_tab_wide ? sizeof b : 32, 0);
 		fprintf(out, "span: %s .. %s (%s)\n", a, b, span);
 	}
 	/* not about calls, so in no table below, but a policy that failed to load matters */
@@ -183,7 +187,7 @@ static void errors(struct bw_report *r, FILE *out)
 						k ? "," : "", g->v[k].name, count(c, g->v[k].n));
 		}
 		char fit[512];
-		bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 0);
+		bw_rp_fit(fit, sizeof fit, line, bw_tab_wide ? sizeof fit : BW_LINE_MAX, 0);
 		fprintf(out, "%s\n", fit);
 	}
 	if (timeouts || failovers)
@@ -219,6 +223,7 @@ static void rules(struct bw_report *r, FILE *out)
 
 int bw_report_print_table(struct bw_report *r, FILE *out)
 {
+	bw_tab_wide = r->wide;
 	header(r, out);
 	destinations(r, out);
 	delays(r, out);

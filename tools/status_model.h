@@ -98,6 +98,20 @@ int bw_status_dir(const char *given, char *out, size_t cap);
  * stderr. 0, or -1 when the directory exists but cannot be read (reported). */
 int bw_status_read(struct bw_status *st, const char *group);
 void bw_status_free(struct bw_status *st);
+/* Wall-clock time of the boot, from /proc/stat; 0 when unknown. */
+int64_t bw_st_boot_us(void);
+/* Whether the process of a slot still runs (its pid not reused since, not a zombie). */
+int bw_st_proc_alive(const struct bw_st_proc *p, int64_t boot_us);
+/* The state file open at fd, read and checked as status reads a file: 1 when a process of
+ * it is alive, 0 when all are gone, -1 (why says) when it is not a readable state file of
+ * this version. */
+int bw_st_fd_live(int fd, int64_t boot_us, const char **why);
+
+/* ---- status_prune.c ---- */
+/* --prune: remove the state files of st's stale groups (st read by bw_status_read), each
+ * checked again under the lock the library joins a group under; one line on stdout per
+ * file removed or kept. 0, or 1 when a file could not be removed or checked. */
+int bw_status_prune(const struct bw_status *st);
 
 /* ---- shared formatting helpers (status_read.c) ---- */
 /* Text from a file or the command line (at most n bytes, NUL-terminated or not) as

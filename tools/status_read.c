@@ -174,7 +174,7 @@ int bw_status_dir(const char *given, char *out, size_t cap)
 
 /* ---- processes ---- */
 
-static int64_t boot_wall_us(void)
+int64_t bw_st_boot_us(void)
 {
 	FILE *f = fopen("/proc/stat", "r");
 	char line[256];
@@ -193,7 +193,7 @@ static int64_t boot_wall_us(void)
  * library records the tick its process started, which must match, and in a slot without
  * one (a file by hand or an older library) the process must not have started after the
  * slot was written. A zombie has died already. */
-static int proc_alive(const struct bw_st_proc *p, int64_t boot_us)
+int bw_st_proc_alive(const struct bw_st_proc *p, int64_t boot_us)
 {
 	long pid = p->pid;
 	if (pid <= 0 || kill((pid_t)pid, 0) != 0) {
@@ -246,6 +246,31 @@ static size_t one_per_pid(struct bw_st_proc *v, size_t n)
 		v[out++] = v[i];
 	}
 	return out;
+}
+
+/* The process table of a verified file: one entry a process, each found alive or not. */
+static void read_procs(struct bw_st_group *g, const char *mem, int64_t boot_us)
+{
+	const struct bw_shm_header *h = (const void *)mem;
+	const struct bw_shm_proc *procs = (const void *)(mem + h->procs_off);
+	g->procs = xcalloc(h->n_procs, sizeof *g->procs);
+	for (uint32_t i = 0; i < h->n_procs; i++) {
+		if (procs[i].pid == 0)
+			continue;
+		struct bw_st_proc *p = &g->procs[g->n_procs++];
+		p->pid = procs[i].pid;
+		p->start_ticks = procs[i].start_ticks;
+		p->started_us = procs[i].started_us;
+		bw_st_clean(p->prog, sizeof p->prog, procs[i].prog, sizeof procs[i].prog);
+	}
+	qsort(g->procs, g->n_procs, sizeof *g->procs, by_pid);
+	g->n_procs = one_per_pid(g->procs, g->n_procs);
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct bw_st_proc *p = &g->procs[i];
+		p->alive = bw_st_proc_alive(p, boot_us);
+		g->alive += (size_t)p->alive;
+	}
+	g->live = g->alive > 0;
 }
 
 /* ---- destinations ---- */
@@ -393,24 +418,18 @@ static void note(const char *path, const char *why)
 	fprintf(stderr, "bulwark status: %s: skipped: %s\n", path, why);
 }
 
-/* Read the whole file; NULL (and a note) when it cannot be. */
-static char *slurp(const char *path, uint64_t *size_out)
+/* Read the whole file open at fd; NULL with why when it cannot be. */
+static char *slurp_fd(int fd, uint64_t *size_out, const char **why)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0) {
-		/* removed since the directory was listed: the group just ended */
-		if (errno != ENOENT)
-			note(path, strerror(errno));
-		return NULL;
-	}
 	struct stat sb;
 	char *mem = NULL;
+	*why = NULL;
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		note(path, "not a regular file");
+		*why = "not a regular file";
 	} else if ((uint64_t)sb.st_size < sizeof(struct bw_shm_header)) {
-		note(path, "too small to be a state file");
+		*why = "too small to be a state file";
 	} else if (sb.st_size > MAX_FILE_BYTES) {
-		note(path, "too large to be a state file");
+		*why = "too large to be a state file";
 	} else {
 		size_t size = (size_t)sb.st_size, got = 0;
 		mem = xcalloc(size, 1);
@@ -423,14 +442,49 @@ static char *slurp(const char *path, uint64_t *size_out)
 			got += (size_t)n;
 		}
 		if (got < sizeof(struct bw_shm_header)) {
-			note(path, "cut short while being read");
+			*why = "cut short while being read";
 			free(mem);
 			mem = NULL;
 		}
 		*size_out = got;
 	}
-	close(fd);
 	return mem;
+}
+
+/* Read the whole file; NULL (and a note) when it cannot be. */
+static char *slurp(const char *path, uint64_t *size_out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		/* removed since the directory was listed: the group just ended */
+		if (errno != ENOENT)
+			note(path, strerror(errno));
+		return NULL;
+	}
+	const char *why;
+	char *mem = slurp_fd(fd, size_out, &why);
+	close(fd);
+	if (why)
+		note(path, why);
+	return mem;
+}
+
+int bw_st_fd_live(int fd, int64_t boot_us, const char **why)
+{
+	uint64_t size = 0;
+	char *mem = slurp_fd(fd, &size, why);
+	if (!mem)
+		return -1;
+	if ((*why = bw_shm_verify(mem, size)) != NULL) {
+		free(mem);
+		return -1;
+	}
+	struct bw_st_group g;
+	memset(&g, 0, sizeof g);
+	read_procs(&g, mem, boot_us);
+	free(g.procs);
+	free(mem);
+	return g.live;
 }
 
 static struct bw_config *policy_of(const char *policy)
@@ -479,25 +533,7 @@ static void read_group(struct bw_status *st, const char *path, const char *base,
 	bw_st_clean(g->group, sizeof g->group, name[0] ? name : base, name[0] ? sizeof name : blen);
 	bw_st_clean(g->policy, sizeof g->policy, h->policy, sizeof h->policy);
 
-	const struct bw_shm_proc *procs = (const void *)(mem + h->procs_off);
-	g->procs = xcalloc(h->n_procs, sizeof *g->procs);
-	for (uint32_t i = 0; i < h->n_procs; i++) {
-		if (procs[i].pid == 0)
-			continue;
-		struct bw_st_proc *p = &g->procs[g->n_procs++];
-		p->pid = procs[i].pid;
-		p->start_ticks = procs[i].start_ticks;
-		p->started_us = procs[i].started_us;
-		bw_st_clean(p->prog, sizeof p->prog, procs[i].prog, sizeof procs[i].prog);
-	}
-	qsort(g->procs, g->n_procs, sizeof *g->procs, by_pid);
-	g->n_procs = one_per_pid(g->procs, g->n_procs);
-	for (size_t i = 0; i < g->n_procs; i++) {
-		struct bw_st_proc *p = &g->procs[i];
-		p->alive = proc_alive(p, boot_us);
-		g->alive += (size_t)p->alive;
-	}
-	g->live = g->alive > 0;
+	read_procs(g, mem, boot_us);
 
 	/* The policy gives the buckets' rate and burst and the breakers' window; it counts
 	 * only while it still lays out the same file (same rules, same order). */
@@ -595,7 +631,7 @@ int bw_status_read(struct bw_status *st, const char *group)
 		qsort(names, n, sizeof *names, by_name);
 
 	st->groups = xcalloc(n, sizeof *st->groups);
-	int64_t boot_us = boot_wall_us();
+	int64_t boot_us = bw_st_boot_us();
 	for (size_t i = 0; i < n; i++) {
 		char path[sizeof st->dir + 256];
 		snprintf(path, sizeof path, "%s/%s", st->dir, names[i]);

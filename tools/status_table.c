@@ -1,7 +1,7 @@
 /* `bulwark status` for people: within 79 columns, as `bulwark report` prints. Per live
  * group: its processes, then one line per rule and destination; stale groups (every
- * process gone) last, one line each. Long names are cut with an ellipsis; --format json
- * has everything whole. */
+ * process gone) last, one line each. Long names are cut with an ellipsis (not with
+ * --wide); --format json has everything whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +10,11 @@
 #include "table.h"
 #include "status_model.h"
 
-
+/* A line of text as long as the terminal takes, or whole (--wide). */
+static size_t line_max(void)
+{
+	return bw_tab_wide ? (size_t)-1 : BW_LINE_MAX;
+}
 
 /* ---- cells ---- */
 
@@ -86,7 +90,7 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 	char line[1024], fit[1024];
 	snprintf(line, sizeof line, "group %s: %s, %zu %s", g->group, bw_health_name(g->health),
 		 g->alive, plural((long)g->alive, "process", "processes"));
-	bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 0);
+	bw_rp_fit(fit, sizeof fit, line, line_max(), 0);
 	fprintf(out, "\n%s\n", fit);
 	if (g->policy[0])
 		snprintf(line, sizeof line, "policy: %s%s", g->policy,
@@ -95,7 +99,7 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 	else
 		snprintf(line, sizeof line, "policy: unknown (tokens as stored, failures over "
 			 "every slot kept)");
-	bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 1);
+	bw_rp_fit(fit, sizeof fit, line, line_max(), 1);
 	fprintf(out, "%s\n", fit);
 
 	struct bw_tab t = { proc_cols, 4, NULL, 0, 0, 6 };
@@ -153,7 +157,7 @@ static void stale_groups(FILE *out, const struct bw_status *st)
 {
 	if (!st->stale)
 		return;
-	fputs("\nSTALE (every process is gone; the file is left over and may be removed)\n", out);
+	fputs("\nSTALE (every process is gone; the file is left over: --prune removes it)\n", out);
 	struct bw_tab t = { stale_cols, 4, NULL, 0, 0, 6 };
 	for (size_t i = 0; i < st->n_groups; i++) {
 		const struct bw_st_group *g = &st->groups[i];
@@ -173,7 +177,7 @@ int bw_status_print_table(const struct bw_status *st, FILE *out)
 {
 	char line[sizeof st->dir + 64], fit[sizeof line];
 	snprintf(line, sizeof line, "bulwark status: %s", st->dir);
-	bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 1);
+	bw_rp_fit(fit, sizeof fit, line, line_max(), 1);
 	fprintf(out, "%s\n", fit);
 	fprintf(out, "health: %s", bw_health_name(st->health));
 	if (st->live) {
@@ -188,7 +192,7 @@ int bw_status_print_table(const struct bw_status *st, FILE *out)
 		fputs("no group: the directory does not exist (no group has run here)\n", out);
 	} else if (!st->live && st->want) {
 		snprintf(line, sizeof line, "no live group named %s", st->want);
-		bw_rp_fit(fit, sizeof fit, line, BW_LINE_MAX, 0);
+		bw_rp_fit(fit, sizeof fit, line, line_max(), 0);
 		fprintf(out, "%s\n", fit);
 	} else if (!st->live) {
 		fprintf(out, "no live group%s\n", st->stale ? "" : " (no state file)");

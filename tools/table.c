@@ -4,6 +4,8 @@
 #include "report.h"
 #include "table.h"
 
+int bw_tab_wide;
+
 static void *must(void *p)
 {
 	if (!p) {
@@ -72,14 +74,17 @@ void bw_tab_print(FILE *out, const struct bw_tab *t)
 		}
 		total += w[c];
 	}
-	shrink(t, w, &total, 1);
-	shrink(t, w, &total, 0);
+	if (!bw_tab_wide) {
+		shrink(t, w, &total, 1);
+		shrink(t, w, &total, 0);
+	}
 	for (size_t r = 0; r <= t->nrows; r++) {
 		for (int c = 0; c < t->ncols; c++) {
 			const char *s = r == 0 ? t->cols[c].head
 					       : t->cells[(r - 1) * (size_t)t->ncols + (size_t)c];
-			char fit[1024];
-			bw_rp_fit(fit, sizeof fit, s, w[c], t->cols[c].middle);
+			/* room for the whole cell: cleaning never lengthens it */
+			char *fit = must(malloc(strlen(s) + 4));
+			bw_rp_fit(fit, strlen(s) + 4, s, w[c], t->cols[c].middle);
 			size_t fw = bw_rp_width(fit);
 			if (c)
 				fputc(' ', out);
@@ -88,6 +93,7 @@ void bw_tab_print(FILE *out, const struct bw_tab *t)
 			fputs(fit, out);
 			if (t->cols[c].text && c + 1 < t->ncols)
 				pad(out, w[c] - fw);
+			free(fit);
 		}
 		fputc('\n', out);
 	}

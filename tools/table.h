@@ -1,5 +1,6 @@
 /* Plain-text tables for `bulwark report` and `bulwark status`: columns as wide as their
- * widest cell, text columns cut (with an ellipsis) until a line fits 79 columns. */
+ * widest cell, text columns cut (with an ellipsis) until a line fits 79 columns, unless
+ * wide. */
 #ifndef BW_TABLE_H
 #define BW_TABLE_H
 
@@ -29,5 +30,8 @@ struct bw_tab {
 void bw_tab_row(struct bw_tab *t, const char *const *cells);
 void bw_tab_free(struct bw_tab *t);
 void bw_tab_print(FILE *out, const struct bw_tab *t);
+
+/* Wide (--wide): no line limit, nothing cut; for the whole run of the command. */
+extern int bw_tab_wide;
 
 #endif

@@ -91,10 +91,45 @@ static int resolve(const char *name, in_port_t port, struct bw_addr *out, int ca
 	return n;
 }
 
+/* target split at its port: the host part (brackets dropped) in host, the port in *port
+ * (network order). 0, or BW_TARGET_BAD after a message. */
+static int split(const char *target, char *host, size_t cap, in_port_t *port)
+{
+	const char *colon;
+	if (target[0] == '[') {
+		colon = strstr(target, "]:");
+		if (colon)
+			colon++;
+	} else {
+		colon = strrchr(target, ':');
+	}
+	int hlen = colon ? (int)(colon - target) - (target[0] == '[' ? 2 : 0) : 0;
+	if (!colon || hlen <= 0 || (size_t)hlen >= cap || parse_port(colon + 1, port) < 0) {
+		fprintf(stderr, "bulwark explain: %s: expected ADDRESS:PORT, e.g. 127.0.0.1:5432, "
+			"[::1]:6379, db.internal:5432 or unix:/run/app.sock\n", target);
+		return BW_TARGET_BAD;
+	}
+	snprintf(host, cap, "%.*s", hlen, target + (target[0] == '['));
+	return 0;
+}
+
+int bw_target_host(const char *target, char *host, size_t cap, int *port)
+{
+	struct bw_addr a;
+	in_port_t p;
+	if (strncmp(target, "unix:", 5) == 0)
+		return 0;
+	if (split(target, host, cap, &p) < 0)
+		return BW_TARGET_BAD;
+	if (target[0] == '[' || literal_addr(host, p, &a) == 0)
+		return 0;
+	*port = ntohs(p);
+	return 1;
+}
+
 int bw_socket_target(const char *target, struct bw_addr *out, int cap)
 {
 	char host[256];
-	const char *colon;
 	in_port_t port;
 	memset(out, 0, sizeof *out);
 	if (strncmp(target, "unix:", 5) == 0) {
@@ -104,20 +139,8 @@ int bw_socket_target(const char *target, struct bw_addr *out, int cap)
 			target, sizeof ((struct sockaddr_un *)0)->sun_path - 1);
 		return BW_TARGET_BAD;
 	}
-	if (target[0] == '[') {
-		colon = strstr(target, "]:");
-		if (colon)
-			colon++;
-	} else {
-		colon = strrchr(target, ':');
-	}
-	int hlen = colon ? (int)(colon - target) - (target[0] == '[' ? 2 : 0) : 0;
-	if (!colon || hlen <= 0 || (size_t)hlen >= sizeof host || parse_port(colon + 1, &port) < 0) {
-		fprintf(stderr, "bulwark explain: %s: expected ADDRESS:PORT, e.g. 127.0.0.1:5432, "
-			"[::1]:6379, db.internal:5432 or unix:/run/app.sock\n", target);
+	if (split(target, host, sizeof host, &port) < 0)
 		return BW_TARGET_BAD;
-	}
-	snprintf(host, sizeof host, "%.*s", hlen, target + (target[0] == '['));
 	if (literal_addr(host, port, out) == 0)
 		return 1;
 	if (target[0] == '[') {

@@ -56,7 +56,9 @@ check "bash: explain ops" offers bash_complete "bulwark explain " connect accept
 check "bash: explain targets from the policy" \
 	offers bash_complete "bulwark explain -c $policy connect " db.internal:5432 127.0.0.1:5432
 check "bash: report formats" offers bash_complete "bulwark report --format " table json prometheus
-check "bash: status options" offers bash_complete "bulwark status -" --group --dir --format
+check "bash: report options" offers bash_complete "bulwark report -" --format --wide -w
+check "bash: status options" offers bash_complete "bulwark status -" --group --dir --format --wide --prune
+check "bash: explain options" offers bash_complete "bulwark explain -" -c --config --prog --resolve
 check "bash: the command after run" offers bash_complete "bulwark run -l info -- ech" echo
 
 # zsh: a real interactive zsh in a pseudo-terminal
@@ -64,7 +66,8 @@ if command -v zsh >/dev/null 2>&1; then
 	zout=$root/zsh.out
 	timeout 120 zsh -f tests/install/zsh_complete.zsh "$d$p/share/zsh/site-functions" "$d$p/bin" \
 		"bulwark " "bulwark run --" "bulwark run -l " "bulwark explain " \
-		"bulwark explain -c $policy connect " "bulwark status --format " >"$zout" 2>&1
+		"bulwark explain -c $policy connect " "bulwark status --format " "bulwark status --" \
+		"bulwark check --" "bulwark report --" >"$zout" 2>&1
 	zsh_complete() { grep -F "[$1]" "$zout" | head -1; }
 	check "zsh: subcommands" offers zsh_complete "bulwark " run check explain report status version
 	check "zsh: run options" offers zsh_complete "bulwark run --" --config --log --level --observe --seed --quiet
@@ -73,6 +76,9 @@ if command -v zsh >/dev/null 2>&1; then
 	check "zsh: explain targets from the policy" \
 		offers zsh_complete "bulwark explain -c $policy connect " db.internal:5432 127.0.0.1:5432
 	check "zsh: status formats" offers zsh_complete "bulwark status --format " table json prometheus
+	check "zsh: status options" offers zsh_complete "bulwark status --" --prune --wide --group --dir
+	check "zsh: check options" offers zsh_complete "bulwark check --" --config --default --quiet
+	check "zsh: report options" offers zsh_complete "bulwark report --" --format --wide
 else
 	echo "  skip    zsh completion: zsh is not installed"
 fi

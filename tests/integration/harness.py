@@ -314,10 +314,15 @@ class Result:
             self.cmd, self.rc, self.elapsed, self.stdout[-2000:], self.stderr[-3000:])
 
 
+# `bulwark` looks for a policy in $XDG_CONFIG_HOME/bulwark: a tester's own must not apply.
+NO_CONFIG_HOME = "/nonexistent/bulwark-tests-config"
+
+
 def base_env(**extra):
     """The caller's environment without any bulwark or proxy setting, plus extra
     (a value of None removes the variable)."""
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env["XDG_CONFIG_HOME"] = NO_CONFIG_HOME
     for k, v in extra.items():
         if v is None:
             env.pop(k, None)

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import unittest
 
-from harness import LIB, PYTHON, RUN_TIMEOUT, TOOL, ShimTest, base_env, py, run
+import harness
+from harness import (LIB, PYTHON, RUN_TIMEOUT, TOOL, ShimTest, base_env, events_in_text, prog,
+                     py, run)
 
 VALID = """\
 version: 1
@@ -115,6 +117,131 @@ class CliTest(ShimTest):
         self.assertEqual(tool("check", "a.yaml", "b.yaml").rc, 2)
         self.assertEqual(tool("check", "--default", "a.yaml").rc, 2)
         self.assertEqual(tool("check", "--frobnicate").rc, 2)
+
+    def test_check_config_option_and_quiet(self):
+        pol = self.wd.write("p.yaml", VALID)
+        by_arg = tool("check", pol)
+        for args in (["-c", pol], ["--config", pol], ["--config=" + pol]):
+            r = tool("check", *args)
+            self.assertEqual((r.rc, r.stdout, r.stderr), (0, by_arg.stdout, ""), r)
+        r = tool("check", "-c", self.wd.write("bad.yaml", MISSPELLED))
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("retyr", r.stderr)
+        self.assertEqual(tool("check", "-c", pol, pol).rc, 2)
+        self.assertEqual(tool("check", "--default", "-c", pol).rc, 2)
+        self.assertEqual(tool("check", "-c").rc, 2)
+        # found rather than given, the file is named on stderr; -q keeps it quiet
+        found = self.wd.write("bulwark.yaml", VALID)
+        named = tool("check", found)
+        r = tool("check", cwd=self.wd.path)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.stdout, named.stdout)
+        self.assertEqual(r.stderr.count("\n"), 1, r)
+        for q in ("-q", "--quiet"):
+            r = tool("check", q, cwd=self.wd.path)
+            self.assertEqual((r.rc, r.stdout, r.stderr), (0, named.stdout, ""), r)
+
+    # -- where the policy comes from: -c, $BULWARK_CONFIG, ./bulwark.yaml,
+    #    $XDG_CONFIG_HOME/bulwark/bulwark.yaml (~/.config), /etc/bulwark/bulwark.yaml
+
+    def search_tree(self):
+        """A project directory without a policy, and a user config directory with one."""
+        proj = os.path.join(self.wd.path, "proj")
+        os.makedirs(os.path.join(self.wd.path, "xdg", "bulwark"))
+        os.makedirs(proj)
+        user = self.wd.write("xdg/bulwark/bulwark.yaml", VALID.replace("pg", "from-user"))
+        return proj, user, {"XDG_CONFIG_HOME": self.wd.file("xdg")}
+
+    def test_check_says_which_policy_applies_and_why(self):
+        proj, user, env = self.search_tree()
+
+        def check(*args, **more):
+            r = tool("check", *args, cwd=proj, env=dict(env, **more))
+            self.assertEqual(r.rc, 0, r)
+            lines = r.stderr.splitlines()
+            self.assertLessEqual(len(lines), 1, r)
+            return re.search(r"name: (from-\w+)", r.stdout).group(1), "".join(lines)
+
+        self.assertEqual(check(), ("from-user", "bulwark check: policy %s (the user's policy)"
+                                   % user))
+        cwd = os.path.join(proj, "bulwark.yaml")
+        with open(cwd, "w") as f:
+            f.write(VALID.replace("pg", "from-cwd"))
+        self.assertEqual(check(), ("from-cwd", "bulwark check: policy %s (./bulwark.yaml in "
+                                   "the working directory)" % cwd))
+        env_pol = self.wd.write("env.yaml", VALID.replace("pg", "from-env"))
+        self.assertEqual(check(BULWARK_CONFIG=env_pol),
+                         ("from-env", "bulwark check: policy %s (from $BULWARK_CONFIG)" % env_pol))
+        opt = self.wd.write("opt.yaml", VALID.replace("pg", "from-option"))
+        self.assertEqual(check("-c", opt, BULWARK_CONFIG=env_pol), ("from-option", ""))
+        self.assertEqual(check(opt, BULWARK_CONFIG=env_pol), ("from-option", ""))
+
+    def test_user_policy_follows_the_xdg_rules(self):
+        proj, _, _ = self.search_tree()
+        home = os.path.join(self.wd.path, "home")
+        os.makedirs(os.path.join(home, ".config", "bulwark"))
+        in_home = self.wd.write("home/.config/bulwark/bulwark.yaml",
+                                VALID.replace("pg", "from-home"))
+        # without XDG_CONFIG_HOME, or with a relative one (which the XDG rules ignore),
+        # ~/.config
+        for xdg in (None, "", "xdg"):
+            r = tool("check", cwd=self.wd.path if xdg == "xdg" else proj,
+                     env={"XDG_CONFIG_HOME": xdg, "HOME": home})
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn("from-home", r.stdout)
+            self.assertIn(in_home, r.stderr)
+        # and `run` hands that file to the library, made absolute
+        env = self.env_of(tool("run", *PRINT_ENV, cwd=proj,
+                               env={"XDG_CONFIG_HOME": None, "HOME": home}))
+        self.assertEqual(env["BULWARK_CONFIG"], in_home)
+
+    def test_builtin_default_when_nothing_is_found(self):
+        if os.path.exists("/etc/bulwark/bulwark.yaml"):
+            self.skipTest("this machine has /etc/bulwark/bulwark.yaml")
+        proj, _, _ = self.search_tree()
+        r = tool("check", cwd=proj)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("default-connect", r.stdout)
+        self.assertEqual(r.stderr, "bulwark check: policy: the built-in default (no -c; none "
+                         "of $BULWARK_CONFIG, ./bulwark.yaml, %s/bulwark/bulwark.yaml, "
+                         "/etc/bulwark/bulwark.yaml)\n" % harness.NO_CONFIG_HOME)
+        r = tool("run", "true", cwd=proj)
+        self.assertEqual((r.rc, r.stderr), (0, "bulwark: policy: the built-in default (no "
+                                            "policy file found)\n"), r)
+
+    def test_run_names_its_policy_once_unless_quiet(self):
+        proj, user, env = self.search_tree()
+        r = tool("run", *PRINT_ENV, cwd=proj, env=env)
+        self.assertEqual(self.env_of(r)["BULWARK_CONFIG"], user)
+        self.assertEqual(r.stderr, "bulwark: policy %s (the user's policy)\n" % user, r)
+        cwd = os.path.join(proj, "bulwark.yaml")
+        with open(cwd, "w") as f:
+            f.write(VALID)
+        r = tool("run", *PRINT_ENV, cwd=proj, env=env)
+        self.assertEqual(self.env_of(r)["BULWARK_CONFIG"], cwd)
+        self.assertEqual(r.stderr, "bulwark: policy %s (./bulwark.yaml in the working "
+                         "directory)\n" % cwd, r)
+        for q in ("-q", "--quiet"):
+            r = tool("run", q, "--", *PRINT_ENV, cwd=proj, env=env)
+            self.assertEqual(self.env_of(r)["BULWARK_CONFIG"], cwd)
+            self.assertEqual(r.stderr, "", r)
+        # errors are still said under -q
+        r = tool("run", "-q", "-c", self.wd.write("bad.yaml", MISSPELLED), "true")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("retyr", r.stderr)
+
+    def test_library_alone_never_searches(self):
+        # Under plain LD_PRELOAD only BULWARK_CONFIG counts: a ./bulwark.yaml or a user
+        # policy does not change a program that happens to run where one is.
+        proj, _, env = self.search_tree()
+        with open(os.path.join(proj, "bulwark.yaml"), "w") as f:
+            f.write(VALID)
+        r = run(PRINT_ENV, shim=True, cwd=proj,
+                env=dict(env, BULWARK_LEVEL="info", BULWARK_LOG="stderr"))
+        self.assertEqual(r.rc, 0, r)
+        starts = [e for e in events_in_text(r.stderr) if e["event"] == "start"]
+        self.assertTrue(starts, r)
+        self.assertEqual({e["config"] for e in starts}, {"<default>"}, r)
 
     # -- run: refusing before anything runs
 
@@ -267,6 +394,9 @@ class CliTest(ShimTest):
         r = tool("run", go, cwd=self.wd.path)
         self.assertEqual(r.rc, 0, r)
         self.assertIn("Go program", r.stderr)
+        # -q: a warning is not an error
+        r = tool("run", "-q", go, cwd=self.wd.path)
+        self.assertEqual((r.rc, r.stderr), (0, ""), r)
 
     # -- explain
 
@@ -298,6 +428,92 @@ class CliTest(ShimTest):
         self.assertIn('rule "by-name"', r.stdout)
         self.assertNotIn("no rule matches", r.stdout)
 
+    def test_explain_host_name_needs_no_lookup(self):
+        # Every lookup fails (flakydns.so, preloaded into bulwark itself) and each one is
+        # logged: the answer comes from the policy's names, and nothing is looked up.
+        dnslog = self.wd.file("lookups.log")
+        env = {"FLAKYDNS_FAILS": "1000", "FLAKYDNS_LOG": dnslog}
+        pol = self.wd.write("policy.yaml", EXPLAIN + """\
+  - name: db-by-name
+    match: { ops: [connect], dest: ["db.invalid:5499", "*.internal:6000"] }
+""")
+        for target, rule in (("db.invalid:5499", "db-by-name"), ("localhost:5433", "by-name"),
+                             ("cache.internal:6000", "db-by-name")):
+            r = run([TOOL, "explain", "-c", pol, "connect", target], timeout=10, env=env,
+                    preload=prog("flakydns.so"))
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn('connect %s: rule "%s" (%s:%d), by host name %s\n' % (
+                target, rule, pol, rule_line(open(pol).read(), rule), target.split(":")[0]),
+                r.stdout)
+            self.assertNotIn("no rule matches", r.stdout)
+        self.assertFalse(os.path.exists(dnslog) and open(dnslog).read(), "looked up")
+        # a rule that lists addresses applies only if the name resolves to one of them:
+        # said so, with what applies at any other address
+        r = run([TOOL, "explain", "-c", pol, "connect", "db.internal:5432"], timeout=10,
+                env=env, preload=prog("flakydns.so"))
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn('connect db.internal:5432: rule "pg" (%s:%d), if db.internal resolves '
+                      'to an address it lists (127.0.0.1:5432)\n' % (pol, rule_line(EXPLAIN, "pg")),
+                      r.stdout)
+        self.assertIn("connect db.internal:5432 at any other address: no rule matches",
+                      r.stdout)
+        # --resolve looks the name up now, and explains each address
+        r = run([TOOL, "explain", "-c", pol, "--resolve", "connect", "db.invalid:5499"],
+                timeout=10, env=env, preload=prog("flakydns.so"))
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("db.invalid", r.stderr)
+
+    def test_explain_says_curl_never_asks_for_localhost(self):
+        # curl answers "localhost" (and *.localhost) itself, without getaddrinfo: the
+        # library never learns the name, so a rule on it never matches curl's connects
+        note = "note: curl resolves localhost itself"
+        r, _ = self.explain("connect", "localhost:5433")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn(note, r.stdout)
+        self.assertIn("(127.0.0.1:5433, [::1]:5433)", r.stdout)
+        r, _ = self.explain("--prog", "curl", "connect", "localhost:5433")
+        self.assertIn(note, r.stdout)
+        r, _ = self.explain("--prog", "psql", "connect", "localhost:5433")
+        self.assertIn('rule "by-name"', r.stdout)
+        self.assertNotIn("note:", r.stdout)
+        # an address, or a rule that takes any address, needs no name: no note
+        r, _ = self.explain("connect", "127.0.0.1:5433")
+        self.assertNotIn("note:", r.stdout)
+        r, _ = self.explain("connect", "localhost:6379")
+        self.assertIn('rule "cache-for-psql"', r.stdout)
+        self.assertNotIn("note:", r.stdout)
+        # the lookup itself: curl never makes it
+        pol = self.wd.write("resolve.yaml", "version: 1\nrules:\n  - name: names\n"
+                            "    match: { ops: [resolve], host: [localhost] }\n")
+        r = tool("explain", "-c", pol, "resolve", "localhost")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("note: curl never looks up localhost", r.stdout)
+        r = tool("explain", "-c", pol, "--prog", "python3", "resolve", "localhost")
+        self.assertNotIn("note:", r.stdout)
+        # a rule for other programs only: curl's habits are not its business
+        pol = self.wd.write("psql.yaml", "version: 1\nrules:\n  - name: pg\n"
+                            "    match: { ops: [connect], dest: [\"localhost:5432\"], "
+                            "prog: [psql] }\n")
+        r = tool("explain", "-c", pol, "connect", "localhost:5432")
+        self.assertIn('rule "pg"', r.stdout)
+        self.assertNotIn("note:", r.stdout)
+
+    @unittest.skipUnless(harness.CURL, "curl is not installed")
+    def test_curl_really_never_asks_for_localhost(self):
+        # What the note says, checked against the curl on this machine: under a rule on
+        # localhost:PORT with a recorded retry, curl's refused connect is not retried,
+        # while the same rule on the address is.
+        port = harness.free_port()
+        for dest, retried in (("localhost:%d" % port, False), ("127.0.0.1:%d" % port, True)):
+            pol, log = self.wd.policy(harness.rule(
+                "r", ["connect"], [dest], "retry: { attempts: 2, backoff: { base: 1ms, "
+                "max: 1ms } }"), name="p-%s.yaml" % retried, log="ev-%s.log" % retried)
+            r = tool("run", "-q", "-c", pol, "--", harness.CURL, "-s", "-m", "5",
+                     "http://localhost:%d/" % port)
+            self.assertNotEqual(r.rc, 0, r)
+            evs = harness.read_events(log) if os.path.exists(log) else []
+            self.assertEqual(any(e["event"] == "retry" for e in evs), retried, (dest, evs))
+
     def test_explain_prog(self):
         r, _ = self.explain("connect", "[::1]:6379")
         self.assertEqual(r.rc, 0, r)
@@ -323,6 +539,8 @@ class CliTest(ShimTest):
         self.assertEqual(r.rc, 0, r)
         self.assertRegex(r.stdout, r"^bulwark \S+\n")
         self.assertIn("libyaml", r.stdout)
+        for flag in ("--version", "-V"):
+            self.assertEqual(tool(flag).stdout, r.stdout)
 
     def test_help_and_no_arguments(self):
         for args in (["--help"], ["help"]):
@@ -337,7 +555,7 @@ class CliTest(ShimTest):
         self.assertEqual(tool("frobnicate").rc, 2)
 
     def test_unbuilt_commands_say_so(self):
-        # Every command of bulwark(1) is built now: none may answer "not built yet".
+        # Every command bulwark --help names is built: none may answer "not built yet".
         empty = self.wd.file("no-state")
         for args in (["status", "--dir", empty],):
             r = tool(*args)

@@ -4,6 +4,7 @@ An example that rots fails here, not in a user's hands."""
 import os
 import re
 import shutil
+import tempfile
 import unittest
 
 from harness import ROOT, TOOL, run
@@ -68,6 +69,22 @@ class Examples(unittest.TestCase):
         self.ok(r)
         self.assertIn("HTTP 200", r.stdout, r)
         self.assertIn("recovered", r.stdout, r)
+
+    @unittest.skipUnless(CURL, "curl is not installed")
+    def test_make_demo_is_not_changed_by_a_users_policy(self):
+        # the demo shows the built-in default: a user's own policy (one that does
+        # nothing) must not take its place
+        xdg = tempfile.mkdtemp(prefix="bw-xdg-")
+        try:
+            os.makedirs(os.path.join(xdg, "bulwark"))
+            with open(os.path.join(xdg, "bulwark", "bulwark.yaml"), "w") as f:
+                f.write("version: 1\nrules: []\n")
+            r = run(["sh", os.path.join(EX, "demo.sh")], timeout=60, cwd=ROOT,
+                    env={"XDG_CONFIG_HOME": xdg})
+        finally:
+            shutil.rmtree(xdg, True)
+        self.ok(r)
+        self.assertIn("bulwark: policy: the built-in default", r.stdout + r.stderr, r)
 
 
 if __name__ == "__main__":

@@ -576,6 +576,31 @@ class HandBuilt(ShimTest):
         doc = json.loads(report("-f", "json", log).stdout)
         self.assertEqual(doc["rules"][0]["calls"], 123456789)
 
+    def test_wide_table_cuts_nothing(self):
+        for flag in ("--wide", "-w"):
+            r = report(flag, self.a, self.b)
+            self.assertEqual(r.rc, 0, r)
+            self.assertNotIn("…", r.stdout)
+            rows = table_section(r.stdout, "BY RULE AND DESTINATION")
+            self.assertEqual(len(rows) - 1, len(EXPECTED_DESTS))
+            for row, (rule, dest, want) in zip(rows[1:], EXPECTED_DESTS):
+                cells = row.split()
+                self.assertEqual(" ".join(cells[:-6]), "%s %s" % (rule, dest.replace("\n", "?")),
+                                 row)
+            self.assertGreater(max(len(l) for l in r.stdout.split("\n")), 80)
+            rules = table_section(r.stdout, "PER RULE")
+            self.assertEqual([row.split()[0] for row in rules[1:]],
+                             [rule for rule, _, _ in EXPECTED_RULES])
+        # counts whole
+        log = self.wd.write("big.log", ev(1, "exit", 9, stats={
+            "r": stats(calls=123456789, failures=99999, retries=100000,
+                       recovered=1234567)}) + "\n")
+        row = table_section(report("-w", log).stdout, "PER RULE")[1].split()
+        self.assertEqual(row[:6], ["r", "1", "123456789", "99999", "100000", "1234567"])
+        # the machine formats are whole already: the same with or without it
+        self.assertEqual(report("-w", "-f", "json", self.a).stdout,
+                         report("-f", "json", self.a).stdout)
+
     def test_exit_statuses(self):
         missing = self.wd.file("missing.log")
         r = report("--format", "json", missing, self.a)

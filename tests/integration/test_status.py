@@ -32,6 +32,7 @@ Layout of a state file as mirrored here (all little-endian, natural alignment, x
 """
 
 import atexit
+import fcntl
 import glob
 import json
 import os
@@ -43,7 +44,8 @@ import tempfile
 import time
 import unittest
 
-from harness import BUILD, PYTHON, ROOT, TOOL, ShimTest, base_env, free_port, run
+from harness import BUILD, PYTHON, ROOT, TOOL, ShimTest, base_env, free_port, kill_group, run
+from harness import rule as harness_rule
 
 MAGIC = 0x6277736b
 VERSION = 1
@@ -922,6 +924,120 @@ class StatusTest(ShimTest):
         self.assertIn(r.rc, (0, 1, 2, 3), r)
         self.assertEqual(json.loads(r.stdout)["dir"], "/tmp/bulwark-%d" % os.getuid())
 
+    # -- --prune
+
+    def test_prune_removes_only_dead_groups_files(self):
+        self.group("dead", procs=0, dead=2).write(self.path("dead"))
+        self.group("gone", procs=0, dead=1).write(self.path("gone"))
+        self.group("alive", procs=1, dead=1).write(self.path("alive"))
+        # a `bulwark run` (here: this test) that named its group and still runs, though
+        # no process is in the group now: it may start one that finds the group again
+        now = wall_us()
+        own = "run-%d-%d" % (os.getpid(), now)
+        self.group(own, procs=0, dead=1).write(self.path(own))
+        # the same name from a run that started after it: a pid reused, not the owner
+        reused = "run-%d-%d" % (os.getpid(), now - 86400 * 1000000)
+        self.group(reused, procs=0, dead=1).write(self.path(reused))
+        # not state files, named like one or not: never removed
+        self.group("x", procs=0, dead=1).write(self.path("badmagic"), magic=0x12345678)
+        with open(self.path("tiny"), "wb") as f:
+            f.write(b"bwsk")
+        with open(os.path.join(self.dir, "notes.txt"), "w") as f:
+            f.write("mine\n")
+        os.symlink(self.path("dead"), self.path("link"))
+        before = sorted(os.listdir(self.dir))
+
+        r = self.status("--prune")
+        self.assertEqual(r.rc, 0, r)
+        for name in ("dead", "gone", reused):
+            self.assertRegex(r.stdout, r"(?m)^removed %s \(group %s: \d process(es)?, all "
+                             r"gone\)$" % (re.escape(self.path(name)), re.escape(name)))
+        self.assertIn("kept %s (group %s: its bulwark run, pid %d, still runs)"
+                      % (self.path(own), own, os.getpid()), r.stdout)
+        self.assertTrue(r.stdout.endswith("3 removed, 1 kept, 1 live group left alone\n"), r)
+        left = sorted(os.listdir(self.dir))
+        self.assertEqual(left, sorted(set(before) - {"dead.state", "gone.state",
+                                                     reused + ".state"}))
+        # what is left: the live group, the stale one that is still owned; nothing to do
+        r = self.status("--prune")
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotRegex(r.stdout, r"(?m)^removed ")
+        self.assertIn("0 removed, 1 kept", r.stdout)
+        r = self.status()
+        self.assertIn("group alive: healthy", r.stdout)
+
+    def test_prune_one_group(self):
+        self.group("a", procs=0, dead=1).write(self.path("a"))
+        self.group("b", procs=0, dead=1).write(self.path("b"))
+        r = self.status("--prune", "--group", "b")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(sorted(os.listdir(self.dir)), ["a.state"])
+        r = run([TOOL, "status", "--prune", "--format", "json", "--dir", self.dir])
+        self.assertEqual(r.rc, 3, r)
+
+    def hold_dir_lock(self):
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def test_prune_checks_again_under_the_library_lock(self):
+        # A process joins the stale group while prune waits for the directory lock (the
+        # library joins under it): prune must see it and keep the file.
+        self.group("late", procs=0, dead=1).write(self.path("late"))
+        fd = self.hold_dir_lock()
+        try:
+            p = subprocess.Popen([TOOL, "status", "--prune", "--dir", self.dir],
+                                 env=base_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            # wait until it sleeps between tries of the lock (it read the files first)
+            seen, deadline = "", time.monotonic() + 1.5
+            while time.monotonic() < deadline and p.poll() is None and "nanosleep" not in seen:
+                try:
+                    with open("/proc/%d/wchan" % p.pid) as f:
+                        seen = f.read()
+                except OSError:
+                    break
+                time.sleep(0.005)
+            if "nanosleep" not in seen:
+                p.kill()
+                p.communicate()
+                self.skipTest("cannot tell when prune waits for the lock (wchan: %r)" % seen)
+            self.group("late", procs=1).write(self.path("late") + ".new")
+            os.replace(self.path("late") + ".new", self.path("late"))
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, (out, err))
+        self.assertTrue(os.path.exists(self.path("late")), (out, err))
+        self.assertRegex(out, r"(?m)^kept .*late\.state \(group late: (a process joined it "
+                         r"since|replaced meanwhile)\)$")
+
+    def test_prune_waits_for_the_lock_a_bounded_time(self):
+        self.group("stuck", procs=0, dead=1).write(self.path("stuck"))
+        fd = self.hold_dir_lock()
+        try:
+            r = self.status("--prune")
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("stayed locked", r.stderr)
+        self.assertTrue(os.path.exists(self.path("stuck")))
+
+    def test_wide_table_cuts_nothing(self):
+        name = "a-group-with-a-name-far-too-long-for-eighty-columns-" + "x" * 12
+        g = self.group(name)
+        g.dest(PG, key_of(1), dest_state("127.0.0.1:5432"))
+        g.write(self.path("wide"))
+        r = self.status()
+        self.assertIn("…", r.stdout)
+        for flag in ("--wide", "-w"):
+            r = self.status(flag)
+            self.assertEqual(r.rc, 0, r)
+            self.assertNotIn("…", r.stdout)
+            self.assertIn("group %s: healthy" % name, r.stdout)
+
     def test_usage_errors_are_unknown(self):
         # 2 would read as "unhealthy" to a health check: usage errors are 3
         for args in (["--frobnicate"], ["--format", "xml"], ["extra"], ["--group"],
@@ -1045,6 +1161,35 @@ class StatusEndToEnd(ShimTest):
         # the group has ended: its file is gone, no live group
         r = run([TOOL, "status", "--dir", state])
         self.assertEqual(r.rc, 3, r)
+
+    def test_prune_after_a_killed_tree(self):
+        # SIGKILL to the whole tree: `bulwark run` cannot remove the group's file, which
+        # stays behind as a stale group until --prune removes it
+        state = self.wd.file("state")
+        pol, _ = self.wd.policy(harness_rule("svc", ["connect"], ["127.0.0.1:9"],
+                                             "retry: off"),
+                                extra="state: { share: group, dir: %s }\n" % state)
+        code = "import time; print('ready', flush=True); time.sleep(30)"
+        p = subprocess.Popen([TOOL, "run", "-q", "-c", pol, "--", PYTHON, "-c", code],
+                             env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), b"ready")
+            files = glob.glob(os.path.join(state, "run-*.state"))
+            self.assertEqual(len(files), 1, os.listdir(state))
+            r = run([TOOL, "status", "--prune", "--dir", state])
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn("0 removed, 0 kept, 1 live group left alone", r.stdout)
+        finally:
+            kill_group(p)
+            p.communicate()
+        self.assertTrue(os.path.exists(files[0]))
+        r = run([TOOL, "status", "--dir", state])
+        self.assertRegex(r.stdout, r"(?m)^STALE ")
+        r = run([TOOL, "status", "--prune", "--dir", state])
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("removed %s" % files[0], r.stdout)
+        self.assertEqual(os.listdir(state), [])
 
 
 if __name__ == "__main__":

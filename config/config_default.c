@@ -8,13 +8,14 @@
 #include <string.h>
 #include "builtin.h"
 #include "config_int.h"
+#include "dest.h"
 
 const char bw_default_policy_yaml[] =
 	"version: 1\n"
 	"log: { sink: stderr, level: warn }\n"
 	"rules:\n"
 	"  - name: default-connect\n"
-	"    match: { ops: [connect] }\n"
+	"    match: { ops: [connect], dest: [\"*:*\"] }   # network peers, never a unix: socket\n"
 	"    retry: { attempts: 6, backoff: { base: 200ms, max: 2s, jitter: equal }, deadline: 15s }\n"
 	"    timeout: { connect: 10s }\n"
 	"    breaker: { scope: dest, trip: { consecutive: 8 }, open_for: 5s }\n"
@@ -54,11 +55,14 @@ struct bw_config *bw_config_default(void)
 {
 	struct bw_config *c = malloc(sizeof *c);
 	struct bw_rule *r = calloc(3, sizeof *r);
+	struct bw_dest *any_ip = calloc(1, sizeof *any_ip);
 	char *path = strdup("<default>");
+	char err[8];
 	uint64_t have;
-	if (!c || !r || !path) {
+	if (!c || !r || !any_ip || !path || bw_dest_parse("*:*", any_ip, err, sizeof err) < 0) {
 		free(c);
 		free(r);
+		free(any_ip);
 		free(path);
 		return NULL;
 	}
@@ -70,6 +74,8 @@ struct bw_config *bw_config_default(void)
 
 	have = retry_rule(&r[0], "default-connect", 4, BW_OP_CONNECT, 6, 200 * BW_MS, 2 * BW_SEC,
 			  BW_JITTER_EQUAL, 15 * BW_SEC);
+	r[0].match.dest = any_ip;
+	r[0].match.n_dest = 1;
 	r[0].timeout.connect = 10 * BW_SEC;
 	r[0].breaker.enabled = 1;
 	r[0].breaker.scope = BW_SCOPE_DEST;

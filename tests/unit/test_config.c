@@ -1050,6 +1050,10 @@ static void test_default_policy(void **state)
 	assert_int_equal(cfg->n_rules, 3);
 	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE));
 	const struct bw_rule *r = rule(cfg, "default-connect");
+	/* network peers only: an optional local socket must cost nothing */
+	assert_int_equal(r->match.n_dest, 1);
+	assert_int_equal(r->match.dest[0].kind, BW_DEST_ANYADDR);
+	assert_int_equal(r->match.dest[0].port, -1);
 	assert_int_equal(r->retry.attempts, 6);
 	assert_int_equal(r->retry.base, 200 * MS);
 	assert_int_equal(r->retry.max, 2 * SEC);

@@ -1,0 +1,117 @@
+"""Defaults that do no harm: what a program sees under the built-in default policy, and
+what a policy file that says nothing about logging puts on the program's stderr.
+
+- The built-in default retries connects to network peers that come up late, never a
+  connect to a local (AF_UNIX) socket: a missing optional socket (/dev/log, a session bus,
+  systemd's userdb) answers at once, with the kernel's own errno, after the same number
+  of connect(2) calls as without the library.
+- Without `log.level`, stderr gets only what changes the program's behaviour (level warn:
+  retries, give-ups, breakers, refusals, timeouts, failovers); a file or syslog sink gets
+  the detail (level info: start, fail, exit, throttling, injection).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import unittest
+
+from harness import (LIB, PY_CLIENT, ShimTest, base_env, describe, events_in_text,
+                     events_of, free_port, py, read_events, run)
+
+STRACE = shutil.which("strace")
+LOGGER = shutil.which("logger")
+
+# A blocking AF_UNIX stream connect to argv[1]; prints the errno's name, or "ok".
+PY_UNIX_CONNECT = """
+import errno, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+    print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+"""
+
+
+def traced_connects(wd, argv, path, shim, env=None):
+    """Run argv under strace (the library preloaded into argv only, when shim) and return
+    (result, the number of connect(2) calls to the unix path `path`)."""
+    out = wd.file("connect.strace")
+    if os.path.exists(out):
+        os.unlink(out)
+    cmd = ["strace", "-f", "-qq", "-o", out, "-e", "trace=connect"]
+    if shim:
+        cmd += ["-E", "LD_PRELOAD=" + LIB]
+    for k, v in (env or {}).items():
+        cmd += ["-E", "%s=%s" % (k, v)]
+    r = run(cmd + argv)
+    with open(out) as f:
+        n = sum(1 for line in f if re.search(r'connect\(\d+, \{sa_family=AF_UNIX, '
+                                             r'sun_path="%s"' % re.escape(path), line))
+    return r, n
+
+
+class DefaultPolicyLocalSockets(ShimTest):
+    """No BULWARK_CONFIG: the library runs its built-in default policy."""
+
+    def default_env(self):
+        # The detail goes to a file, so that a retry (a fail, a retry event) would show.
+        return {"BULWARK_LOG": "file:" + self.wd.file("events.log"), "BULWARK_LEVEL": "debug"}
+
+    @unittest.skipUnless(STRACE, "strace is not installed")
+    def test_missing_unix_socket_fails_at_once(self):
+        path = self.wd.file("absent.sock")
+        argv = py(PY_UNIX_CONNECT, path)
+        bare, n_bare = traced_connects(self.wd, argv, path, shim=False)
+        self.assertOk(bare)
+        self.assertEqual(bare.stdout.strip(), "ENOENT", bare)
+        self.assertEqual(n_bare, 1, bare)
+
+        r, n = traced_connects(self.wd, argv, path, shim=True, env=self.default_env())
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "ENOENT", r)
+        # once, as without the library: no retry, no breaker to answer ECONNREFUSED later
+        self.assertEqual(n, 1, "connect(2) calls to %s: %d\n%r" % (path, n, r))
+        events = self.events(self.wd.file("events.log"))
+        self.assertNoCallEvents(events)
+
+    def test_refused_unix_socket_fails_at_once(self):
+        """A stale socket file (its server gone): ECONNREFUSED, not retried, no event."""
+        import socket
+        path = self.wd.file("stale.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        s.close()
+        r = run(py(PY_UNIX_CONNECT, path), shim=True, env=self.default_env())
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "ECONNREFUSED", r)
+        self.assertNoCallEvents(self.events(self.wd.file("events.log")))
+
+    @unittest.skipUnless(STRACE and LOGGER, "strace or logger is not installed")
+    def test_logger_to_a_missing_socket(self):
+        """logger(1) with no syslog daemon: it tries its socket (datagram, then stream)
+        and gives up; under the default policy it makes exactly the same calls."""
+        path = self.wd.file("nolog.sock")
+        argv = [LOGGER, "-u", path, "bulwark test_defaults"]
+        bare, n_bare = traced_connects(self.wd, argv, path, shim=False)
+        self.assertGreaterEqual(n_bare, 1, bare)
+        r, n = traced_connects(self.wd, argv, path, shim=True, env=self.default_env())
+        self.assertEqual(r.rc, bare.rc, r)
+        self.assertEqual(n, n_bare, "connect(2) calls to %s: %d under the default policy, "
+                         "%d without the library\n%r" % (path, n, n_bare, r))
+        self.assertNoCallEvents(self.events(self.wd.file("events.log")))
+
+    def test_network_connects_still_retried(self):
+        """The same default still retries a refused TCP connect to a server that comes
+        up late (the control: the log above would show a retry if there were one)."""
+        srv = self.server(delay_s=0.5)
+        code = PY_CLIENT + "import sys\nprint(connect_once(int(sys.argv[1])))\n"
+        r = run(py(code, srv.port), shim=True, env=self.default_env())
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "ok", r)
+        events = self.events(self.wd.file("events.log"))
+        self.assertRecovered(events, dest="127.0.0.1:%d" % srv.port, rule="default-connect")
+
+if __name__ == "__main__":
+    unittest.main()

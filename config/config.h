@@ -44,6 +44,7 @@ struct bw_log {
 	enum bw_sink_kind sink;
 	char *path;              /* BW_SINK_FILE only */
 	enum bw_level level;
+	int level_given;         /* 0: level follows the sink (bw_level_for_sink) */
 	int facility;            /* syslog facility value, e.g. LOG_USER */
 	int summary;             /* 1: `exit` event at process exit */
 };
@@ -185,6 +186,13 @@ struct bw_diags {
 	struct bw_diag d[BW_MAX_DIAGS];
 	int n;                   /* may exceed BW_MAX_DIAGS: the count of all problems */
 };
+
+/* The level of a log that names none: warn on stderr, which the program and its test
+ * suite read, so that only what changes the program's behaviour shows there; info in a
+ * file or syslog, which also get what `bulwark report` adds up (start, fail, exit). */
+enum bw_level bw_level_for_sink(enum bw_sink_kind sink);
+/* lg->level from lg->sink, unless the level was given. */
+void bw_log_settle(struct bw_log *lg);
 
 /* Load from a file or a string. NULL on error with at least one diagnostic. */
 struct bw_config *bw_config_load_file(const char *path, struct bw_diags *diags);

@@ -12,7 +12,6 @@
 
 const char bw_default_policy_yaml[] =
 	"version: 1\n"
-	"log: { sink: stderr, level: warn }\n"
 	"rules:\n"
 	"  - name: default-connect\n"
 	"    match: { ops: [connect], dest: [\"*:*\"] }   # network peers, never a unix: socket\n"
@@ -68,11 +67,10 @@ struct bw_config *bw_config_default(void)
 	}
 	*c = bw_builtin_config;
 	c->path = path;
-	c->log.level = BW_LVL_WARN;
 	c->rules = r;
 	c->n_rules = 3;
 
-	have = retry_rule(&r[0], "default-connect", 4, BW_OP_CONNECT, 6, 200 * BW_MS, 2 * BW_SEC,
+	have = retry_rule(&r[0], "default-connect", 3, BW_OP_CONNECT, 6, 200 * BW_MS, 2 * BW_SEC,
 			  BW_JITTER_EQUAL, 15 * BW_SEC);
 	r[0].match.dest = any_ip;
 	r[0].match.n_dest = 1;
@@ -84,11 +82,11 @@ struct bw_config *bw_config_default(void)
 	cf_fill(&r[0], have | FBIT(F_T_CONNECT) | FBIT(F_B_SCOPE) | FBIT(F_B_CONSEC) |
 			       FBIT(F_B_OPEN));
 
-	have = retry_rule(&r[1], "default-resolve", 9, BW_OP_RESOLVE, 3, 200 * BW_MS, 2 * BW_SEC,
+	have = retry_rule(&r[1], "default-resolve", 8, BW_OP_RESOLVE, 3, 200 * BW_MS, 2 * BW_SEC,
 			  BW_JITTER_FULL, 0);
 	cf_fill(&r[1], have);
 
-	have = retry_rule(&r[2], "default-sqlite", 12, BW_OP_SQLITE, 10, 5 * BW_MS, 500 * BW_MS,
+	have = retry_rule(&r[2], "default-sqlite", 11, BW_OP_SQLITE, 10, 5 * BW_MS, 500 * BW_MS,
 			  BW_JITTER_FULL, 10 * BW_SEC);
 	cf_fill(&r[2], have);
 

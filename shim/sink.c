@@ -207,6 +207,11 @@ void bw_sink_write(enum bw_level lvl, const char *line, size_t len)
 	errno = saved;
 }
 
+enum bw_sink_kind bw_sink_kind(void)
+{
+	return sink.kind;
+}
+
 int bw_sink_owns(int fd)
 {
 	return fd >= 0 && fd == __atomic_load_n(&sink.fd, __ATOMIC_ACQUIRE);

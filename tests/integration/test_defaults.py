@@ -16,8 +16,8 @@ import shutil
 import subprocess
 import unittest
 
-from harness import (LIB, PY_CLIENT, ShimTest, base_env, describe, events_in_text,
-                     events_of, free_port, py, read_events, run)
+from harness import (LIB, PY_CLIENT, ShimTest, bulwark_run, describe, events_in_text,
+                     events_of, py, read_events, rule, run)
 
 STRACE = shutil.which("strace")
 LOGGER = shutil.which("logger")
@@ -112,6 +112,83 @@ class DefaultPolicyLocalSockets(ShimTest):
         self.assertEqual(r.stdout.strip(), "ok", r)
         events = self.events(self.wd.file("events.log"))
         self.assertRecovered(events, dest="127.0.0.1:%d" % srv.port, rule="default-connect")
+
+# Connects to 127.0.0.1:argv[1], retried by the policy if the server is late, and reads
+# the answer; stderr is left to the library.
+PY_GET = PY_CLIENT + """
+import sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print(http_get(s).decode().split("\\r\\n")[-1])
+"""
+
+
+class QuietStderr(ShimTest):
+    """A policy file without `log:`: stderr carries only what changed the program's
+    behaviour; a file sink gets the detail."""
+
+    def policy_without_log(self, port):
+        text = "version: 1\nrules:\n" + rule(
+            "svc", ["connect", "send", "recv"], ["127.0.0.1:%d" % port],
+            "retry: { attempts: 40, backoff: { base: 50ms, max: 100ms, jitter: equal } }")
+        return self.wd.write("policy.yaml", text)
+
+    def test_healthy_connect_adds_nothing_to_stderr(self):
+        srv = self.server(delay_s=0)
+        srv.wait_listening()
+        pol = self.policy_without_log(srv.port)
+        r = run(py(PY_GET, srv.port), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "ok", r)
+        self.assertEqual(r.stderr, "", "the library wrote on the program's stderr:\n%r" % r)
+        # the control: the library did load and count the calls (its file sink says so)
+        log = self.wd.file("detail.log")
+        r = run(py(PY_GET, srv.port), shim=True, policy=pol, env={"BULWARK_LOG": "file:" + log})
+        self.assertOk(r)
+        self.assertEqual(r.stderr, "", r)
+        events = self.events(log)
+        exits = events_of(events, "exit")
+        self.assertTrue(exits and exits[0]["stats"]["svc"]["calls"] >= 3, describe(events))
+
+    def test_retry_shows_on_stderr_and_bookkeeping_does_not(self):
+        srv = self.server(delay_s=0.6)
+        pol = self.policy_without_log(srv.port)
+        r = run(py(PY_GET, srv.port), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "ok", r)
+        events = events_in_text(r.stderr)
+        self.assertTrue(events_of(events, "retry", rule="svc"), r)
+        self.assertTrue(events_of(events, "recovered", rule="svc"), r)
+        noise = [e for e in events if e["event"] in ("start", "fail", "exit")]
+        self.assertEqual(noise, [], describe(noise))
+        # every stderr line is one of those events: nothing else was written
+        self.assertEqual(len(events), len(r.stderr.splitlines()), r)
+
+    def test_file_sink_gets_the_detail(self):
+        """The same policy with -o file:...: info by default, what `bulwark report`
+        needs (start, fail, exit)."""
+        srv = self.server(delay_s=0.6)
+        pol = self.policy_without_log(srv.port)
+        log = self.wd.file("run.log")
+        r = bulwark_run(["-c", pol, "-o", "file:" + log], py(PY_GET, srv.port))
+        self.assertOk(r)
+        self.assertEqual(r.stderr, "", r)
+        events = self.events(log)
+        for name in ("fail", "retry", "recovered", "exit"):
+            self.assertTrue(events_of(events, name), "no %s event:\n%s" % (name, describe(events)))
+
+    def test_builtin_default_into_a_file_gets_the_detail(self):
+        """No policy file, events to a file: the built-in default names no level either."""
+        srv = self.server(delay_s=0)
+        srv.wait_listening()
+        log = self.wd.file("run.log")
+        r = run(py(PY_GET, srv.port), shim=True, env={"BULWARK_LOG": "file:" + log})
+        self.assertOk(r)
+        self.assertEqual(r.stderr, "", r)
+        events = self.events(log)
+        exits = events_of(events, "exit")
+        self.assertTrue(exits and exits[0]["stats"]["default-connect"]["calls"] == 1,
+                        describe(events))
+
 
 if __name__ == "__main__":
     unittest.main()

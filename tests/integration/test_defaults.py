@@ -21,6 +21,7 @@ from harness import (LIB, PY_CLIENT, ShimTest, bulwark_run, describe, events_in_
 
 STRACE = shutil.which("strace")
 LOGGER = shutil.which("logger")
+UNSHARE = shutil.which("unshare")
 
 # A blocking AF_UNIX stream connect to argv[1]; prints the errno's name, or "ok".
 PY_UNIX_CONNECT = """
@@ -188,6 +189,80 @@ class QuietStderr(ShimTest):
         exits = events_of(events, "exit")
         self.assertTrue(exits and exits[0]["stats"]["default-connect"]["calls"] == 1,
                         describe(events))
+
+
+def no_syslog_run(argv, policy, fake=None):
+    """Run argv under the library and policy with no syslog daemon: as it is when there
+    is no /dev/log, else in a private mount namespace whose /dev is an empty tmpfs (root
+    only). fake: a socket path that /dev/log then points at, a syslog daemon of the
+    test's own. None when this machine cannot arrange it."""
+    if fake is None and not os.path.lexists("/dev/log"):
+        return run(argv, shim=True, policy=policy)
+    if not UNSHARE or os.geteuid() != 0:
+        return None
+    # the library goes into argv only, not into unshare, sh, mount or ln
+    script = ('mount -t tmpfs tmpfs /dev || exit 97; %s'
+              'LD_PRELOAD="$BW_PRELOAD" BULWARK_CONFIG="$BW_POLICY" exec "$@"'
+              % ('ln -s "$BW_FAKE_LOG" /dev/log || exit 97; ' if fake else ""))
+    cmd = [UNSHARE, "-m", "sh", "-c", script, "sh"]
+    env = {"BW_FAKE_LOG": fake or "", "BW_PRELOAD": LIB, "BW_POLICY": policy}
+    if run(cmd + ["true"], env=env).rc != 0:
+        return None
+    return run(cmd + argv, env=env)
+
+
+class SyslogSink(ShimTest):
+    """log.sink: syslog on a machine without a syslog daemon: the events go to stderr,
+    after one config_error event that says why, rather than nowhere."""
+
+    def policy(self, port):
+        text = "version: 1\nlog: { sink: syslog }\nrules:\n" + rule(
+            "svc", ["connect"], ["127.0.0.1:%d" % port],
+            "retry: { attempts: 40, backoff: { base: 50ms, max: 100ms, jitter: equal } }")
+        return self.wd.write("policy.yaml", text)
+
+    def test_events_fall_back_to_stderr(self):
+        srv = self.server(delay_s=0.6)
+        r = no_syslog_run(py(PY_GET, srv.port), self.policy(srv.port))
+        if r is None:
+            self.skipTest("/dev/log exists and cannot be hidden here (needs root, unshare)")
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "ok", r)
+        events = events_in_text(r.stderr)
+        errs = events_of(events, "config_error")
+        self.assertEqual(len(errs), 1, r)
+        self.assertEqual(errs[0].get("file"), "/dev/log", r)
+        self.assertIn("syslog", errs[0].get("msg", ""), r)
+        # on stderr now, at stderr's level: the retries, not the bookkeeping
+        self.assertTrue(events_of(events, "recovered", rule="svc"), r)
+        self.assertFalse(events_of(events, "start") + events_of(events, "exit"), r)
+
+    def test_events_reach_a_syslog_daemon(self):
+        """The control: with a syslog socket there, events go to it at level info, and
+        nothing to stderr."""
+        import socket
+        fake = self.wd.file("log.sock")
+        rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        rx.bind(fake)
+        self.addCleanup(rx.close)
+        srv = self.server(delay_s=0)
+        srv.wait_listening()
+        r = no_syslog_run(py(PY_GET, srv.port), self.policy(srv.port), fake=fake)
+        if r is None:
+            self.skipTest("cannot give the program a /dev/log of the test's own here")
+        self.assertOk(r)
+        self.assertEqual(r.stderr, "", r)
+        rx.settimeout(5)
+        got = []
+        while True:
+            try:
+                got.append(rx.recv(8192).decode())
+            except socket.timeout:
+                break
+            if '"event":"exit"' in got[-1]:
+                break
+        self.assertTrue(any('"event":"start"' in m for m in got), got)
+        self.assertTrue(all(m.startswith("<14>bulwark: {") for m in got), got)
 
 
 if __name__ == "__main__":

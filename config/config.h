@@ -203,10 +203,15 @@ struct bw_config *bw_config_load_string(const char *name, const char *yaml, size
  * from bw_default_policy_yaml, which tests hold the two to. */
 struct bw_config *bw_config_default(void);
 struct bw_config *bw_config_parse_default(void);
+/* The rule the built-in policy gets in observe mode (bw_default_observe_yaml), added to
+ * c, which is bw_config_default's. 0, or -1 (out of memory; c is unchanged). */
+int bw_config_default_observe(struct bw_config *c);
 void bw_config_free(struct bw_config *cfg);
 
-/* The built-in policy as YAML text: what `bulwark check --default` prints. */
+/* The built-in policy as YAML text: what `bulwark check --default` prints; and the rule
+ * observe mode adds at its end. */
 extern const char bw_default_policy_yaml[];
+extern const char bw_default_observe_yaml[];
 
 /* Effective policy as YAML, presets and defaults expanded. */
 void bw_config_dump(const struct bw_config *cfg, FILE *out);

@@ -25,6 +25,15 @@ const char bw_default_policy_yaml[] =
 	"    match: { ops: [sqlite] }\n"
 	"    retry: { attempts: 10, backoff: { base: 5ms, max: 500ms, jitter: full }, deadline: 10s }\n";
 
+/* Observing without a policy file (`bulwark run --observe`) is finding out why a run is
+ * flaky: a connection reset in the middle of a reply matters as much as a refused connect,
+ * so the default then also watches every other op on network sockets. A rule without a
+ * policy only counts and logs the failures; in enforce mode it would cost every send and
+ * recv a lookup for nothing, so it is added in observe mode only. */
+const char bw_default_observe_yaml[] =
+	"  - name: default-observe\n"
+	"    match: { ops: [accept, send, recv], dest: [\"*:*\"] }   # observe mode only\n";
+
 struct bw_config *bw_config_parse_default(void)
 {
 	struct bw_diags dg = { .n = 0 };
@@ -93,4 +102,28 @@ struct bw_config *bw_config_default(void)
 	for (int i = 0; i < c->n_rules; i++)
 		c->ops |= r[i].match.ops;
 	return c;
+}
+
+int bw_config_default_observe(struct bw_config *c)
+{
+	struct bw_rule *r = realloc(c->rules, (size_t)(c->n_rules + 1) * sizeof *r);
+	if (!r)
+		return -1;
+	c->rules = r;
+	struct bw_rule *o = memset(&r[c->n_rules], 0, sizeof *r);
+	struct bw_dest *any_ip = calloc(1, sizeof *any_ip);
+	char err[8];
+	if (!any_ip || bw_dest_parse("*:*", any_ip, err, sizeof err) < 0) {
+		free(any_ip);
+		return -1;
+	}
+	strcpy(o->name, "default-observe");
+	o->line = 14;                           /* right after the built-in text */
+	o->match.ops = BW_OPBIT(BW_OP_ACCEPT) | BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV);
+	o->match.dest = any_ip;
+	o->match.n_dest = 1;
+	cf_fill(o, 0);
+	c->n_rules++;
+	c->ops |= o->match.ops;
+	return 0;
 }

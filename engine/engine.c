@@ -464,6 +464,10 @@ void bw_engine_start_event(struct bw_engine *e, const char *version)
 	bw_json_str(extra, sizeof extra, &n, e->mode == BW_MODE_OBSERVE ? "observe" : "enforce");
 	bw_json_raw(extra, sizeof extra, &n, ",\"seed\":");
 	bw_json_uint(extra, sizeof extra, &n, e->seed);
+	/* whether an exit event is to come: a report tells a process killed from one that
+	 * was never to sum up */
+	bw_json_raw(extra, sizeof extra, &n, e->cfg->log.summary ? ",\"summary\":true"
+								  : ",\"summary\":false");
 	struct bw_event ev;
 	bw_event_init(&ev, BW_EV_START, BW_LVL_INFO);
 	ev.extra = extra;

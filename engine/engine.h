@@ -88,13 +88,13 @@ struct bw_stop {
 	const char *advice;
 };
 
-/* Call facts for events and the retry driver. */
 /* A give-up held back from the log (bw_call.held); reason NULL: none. */
 struct bw_gave_up {
 	const char *reason, *advice;
 	int err, attempts;
 };
 
+/* Call facts for events and the retry driver. */
 struct bw_call {
 	const struct bw_rule *rule;
 	int op;

@@ -105,10 +105,11 @@ struct bw_report {
 	/* gave_up events by reason over every destination (did side) */
 	struct bw_rp_tally gave_up_reasons;
 
-	/* What the logs say of themselves: events by level (info and debug, warn and error),
-	 * start and exit events. Filled by bw_report_finish: the notes on what is missing
-	 * and why (a level that left events out, processes that never logged their exit). */
-	long long info_events, warn_events, starts, exits;
+	/* What the logs say of themselves: events by level (info and debug, warn and error);
+	 * with the pids' start and exit flags, bw_report_finish writes the notes on what is
+	 * missing and why (a level that left events out, processes that never logged their
+	 * exit). */
+	long long info_events, warn_events;
 	char notes[BW_RP_MAX_NOTES][BW_RP_NOTE_MAX];
 	size_t n_notes;
 };

@@ -326,13 +326,10 @@ void bw_report_add(struct bw_report *r, const struct bw_rp_event *ev)
 		r->info_events++;
 	else if (ev->lvl && (strcmp(ev->lvl, "warn") == 0 || strcmp(ev->lvl, "error") == 0))
 		r->warn_events++;
-	if (strcmp(ev->event, "start") == 0) {
-		r->starts++;
+	if (strcmp(ev->event, "start") == 0)
 		flags = BW_RP_PID_START | (ev->no_summary ? BW_RP_PID_NO_SUMMARY : 0);
-	} else if (strcmp(ev->event, "exit") == 0) {
-		r->exits++;
+	else if (strcmp(ev->event, "exit") == 0)
 		flags = BW_RP_PID_EXIT;
-	}
 	if (ev->has_pid) {
 		size_t slot = pid_insert(r, ev->pid);   /* first: it may move pid_used */
 		r->pid_used[slot] |= flags;
@@ -424,8 +421,9 @@ static void find_notes(struct bw_report *r)
 		     "the policy's log.level or -l says otherwise");
 	if (unended)
 		note(r, "%lld of %lld processes logged a start but no exit event: killed by a "
-		     "signal, crashed, ended with _exit(2), or still running; their calls are "
-		     "missing from the per-rule counters", unended, started);
+		     "signal, crashed, ended with _exit(2), replaced by a program without the "
+		     "library, or still running; their calls are missing from the per-rule "
+		     "counters", unended, started);
 	if (no_summary)
 		note(r, "%lld of %lld processes ran with log.summary: false, which turns exit "
 		     "events and their per-rule counters off", no_summary, started);

@@ -8,8 +8,8 @@ const struct bw_config bw_builtin_config = {
 	.mode = BW_MODE_ENFORCE,
 	.on_config_error = BW_ONERR_PASSTHROUGH,
 	.seed = 0,   /* a random seed in each process */
-	.log = { .sink = BW_SINK_STDERR, .level = BW_LVL_INFO, .facility = LOG_USER,
-		 .summary = 1 },
+	.log = { .sink = BW_SINK_STDERR, .level = BW_LVL_WARN, .level_given = 0,
+		 .facility = LOG_USER, .summary = 1 },
 	.state = { .share = BW_SHARE_PROCESS, .dir = NULL },
 };
 
@@ -46,3 +46,14 @@ const struct bw_preset_values bw_presets[] = {
 	[BW_PRESET_CONSERVATIVE] = { 3, 1 * BW_SEC, 5 * BW_SEC },
 	[BW_PRESET_AGGRESSIVE] = { 5, 200 * BW_MS, 10 * BW_SEC },
 };
+
+enum bw_level bw_level_for_sink(enum bw_sink_kind sink)
+{
+	return sink == BW_SINK_STDERR ? BW_LVL_WARN : BW_LVL_INFO;
+}
+
+void bw_log_settle(struct bw_log *lg)
+{
+	if (!lg->level_given)
+		lg->level = bw_level_for_sink(lg->sink);
+}

@@ -44,6 +44,7 @@ struct bw_log {
 	enum bw_sink_kind sink;
 	char *path;              /* BW_SINK_FILE only */
 	enum bw_level level;
+	int level_given;         /* 0: level follows the sink (bw_level_for_sink) */
 	int facility;            /* syslog facility value, e.g. LOG_USER */
 	int summary;             /* 1: `exit` event at process exit */
 };
@@ -186,6 +187,13 @@ struct bw_diags {
 	int n;                   /* may exceed BW_MAX_DIAGS: the count of all problems */
 };
 
+/* The level of a log that names none: warn on stderr, which the program and its test
+ * suite read, so that only what changes the program's behaviour shows there; info in a
+ * file or syslog, which also get what `bulwark report` adds up (start, fail, exit). */
+enum bw_level bw_level_for_sink(enum bw_sink_kind sink);
+/* lg->level from lg->sink, unless the level was given. */
+void bw_log_settle(struct bw_log *lg);
+
 /* Load from a file or a string. NULL on error with at least one diagnostic. */
 struct bw_config *bw_config_load_file(const char *path, struct bw_diags *diags);
 struct bw_config *bw_config_load_string(const char *name, const char *yaml, size_t len,
@@ -195,10 +203,15 @@ struct bw_config *bw_config_load_string(const char *name, const char *yaml, size
  * from bw_default_policy_yaml, which tests hold the two to. */
 struct bw_config *bw_config_default(void);
 struct bw_config *bw_config_parse_default(void);
+/* The rule the built-in policy gets in observe mode (bw_default_observe_yaml), added to
+ * c, which is bw_config_default's. 0, or -1 (out of memory; c is unchanged). */
+int bw_config_default_observe(struct bw_config *c);
 void bw_config_free(struct bw_config *cfg);
 
-/* The built-in policy as YAML text: what `bulwark check --default` prints. */
+/* The built-in policy as YAML text: what `bulwark check --default` prints; and the rule
+ * observe mode adds at its end. */
 extern const char bw_default_policy_yaml[];
+extern const char bw_default_observe_yaml[];
 
 /* Effective policy as YAML, presets and defaults expanded. */
 void bw_config_dump(const struct bw_config *cfg, FILE *out);

@@ -8,13 +8,13 @@
 #include <string.h>
 #include "builtin.h"
 #include "config_int.h"
+#include "dest.h"
 
 const char bw_default_policy_yaml[] =
 	"version: 1\n"
-	"log: { sink: stderr, level: warn }\n"
 	"rules:\n"
 	"  - name: default-connect\n"
-	"    match: { ops: [connect] }\n"
+	"    match: { ops: [connect], dest: [\"*:*\"] }   # network peers, never a unix: socket\n"
 	"    retry: { attempts: 6, backoff: { base: 200ms, max: 2s, jitter: equal }, deadline: 15s }\n"
 	"    timeout: { connect: 10s }\n"
 	"    breaker: { scope: dest, trip: { consecutive: 8 }, open_for: 5s }\n"
@@ -24,6 +24,15 @@ const char bw_default_policy_yaml[] =
 	"  - name: default-sqlite\n"
 	"    match: { ops: [sqlite] }\n"
 	"    retry: { attempts: 10, backoff: { base: 5ms, max: 500ms, jitter: full }, deadline: 10s }\n";
+
+/* Observing without a policy file (`bulwark run --observe`) is finding out why a run is
+ * flaky: a connection reset in the middle of a reply matters as much as a refused connect,
+ * so the default then also watches every other op on network sockets. A rule without a
+ * policy only counts and logs the failures; in enforce mode it would cost every send and
+ * recv a lookup for nothing, so it is added in observe mode only. */
+const char bw_default_observe_yaml[] =
+	"  - name: default-observe\n"
+	"    match: { ops: [accept, send, recv], dest: [\"*:*\"] }   # observe mode only\n";
 
 struct bw_config *bw_config_parse_default(void)
 {
@@ -54,22 +63,26 @@ struct bw_config *bw_config_default(void)
 {
 	struct bw_config *c = malloc(sizeof *c);
 	struct bw_rule *r = calloc(3, sizeof *r);
+	struct bw_dest *any_ip = calloc(1, sizeof *any_ip);
 	char *path = strdup("<default>");
+	char err[8];
 	uint64_t have;
-	if (!c || !r || !path) {
+	if (!c || !r || !any_ip || !path || bw_dest_parse("*:*", any_ip, err, sizeof err) < 0) {
 		free(c);
 		free(r);
+		free(any_ip);
 		free(path);
 		return NULL;
 	}
 	*c = bw_builtin_config;
 	c->path = path;
-	c->log.level = BW_LVL_WARN;
 	c->rules = r;
 	c->n_rules = 3;
 
-	have = retry_rule(&r[0], "default-connect", 4, BW_OP_CONNECT, 6, 200 * BW_MS, 2 * BW_SEC,
+	have = retry_rule(&r[0], "default-connect", 3, BW_OP_CONNECT, 6, 200 * BW_MS, 2 * BW_SEC,
 			  BW_JITTER_EQUAL, 15 * BW_SEC);
+	r[0].match.dest = any_ip;
+	r[0].match.n_dest = 1;
 	r[0].timeout.connect = 10 * BW_SEC;
 	r[0].breaker.enabled = 1;
 	r[0].breaker.scope = BW_SCOPE_DEST;
@@ -78,15 +91,39 @@ struct bw_config *bw_config_default(void)
 	cf_fill(&r[0], have | FBIT(F_T_CONNECT) | FBIT(F_B_SCOPE) | FBIT(F_B_CONSEC) |
 			       FBIT(F_B_OPEN));
 
-	have = retry_rule(&r[1], "default-resolve", 9, BW_OP_RESOLVE, 3, 200 * BW_MS, 2 * BW_SEC,
+	have = retry_rule(&r[1], "default-resolve", 8, BW_OP_RESOLVE, 3, 200 * BW_MS, 2 * BW_SEC,
 			  BW_JITTER_FULL, 0);
 	cf_fill(&r[1], have);
 
-	have = retry_rule(&r[2], "default-sqlite", 12, BW_OP_SQLITE, 10, 5 * BW_MS, 500 * BW_MS,
+	have = retry_rule(&r[2], "default-sqlite", 11, BW_OP_SQLITE, 10, 5 * BW_MS, 500 * BW_MS,
 			  BW_JITTER_FULL, 10 * BW_SEC);
 	cf_fill(&r[2], have);
 
 	for (int i = 0; i < c->n_rules; i++)
 		c->ops |= r[i].match.ops;
 	return c;
+}
+
+int bw_config_default_observe(struct bw_config *c)
+{
+	struct bw_rule *r = realloc(c->rules, (size_t)(c->n_rules + 1) * sizeof *r);
+	if (!r)
+		return -1;
+	c->rules = r;
+	struct bw_rule *o = memset(&r[c->n_rules], 0, sizeof *r);
+	struct bw_dest *any_ip = calloc(1, sizeof *any_ip);
+	char err[8];
+	if (!any_ip || bw_dest_parse("*:*", any_ip, err, sizeof err) < 0) {
+		free(any_ip);
+		return -1;
+	}
+	strcpy(o->name, "default-observe");
+	o->line = 14;                           /* right after the built-in text */
+	o->match.ops = BW_OPBIT(BW_OP_ACCEPT) | BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV);
+	o->match.dest = any_ip;
+	o->match.n_dest = 1;
+	cf_fill(o, 0);
+	c->n_rules++;
+	c->ops |= o->match.ops;
+	return 0;
 }

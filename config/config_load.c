@@ -55,8 +55,10 @@ static void parse_log(struct cf_loader *l, yaml_node_t *n)
 		return;
 	if (v[L_SINK])
 		parse_sink(l, v[L_SINK]);
-	if (v[L_LEVEL] && cf_enum(l, v[L_LEVEL], "log.level", bw_level_names, &e) == 0)
+	if (v[L_LEVEL] && cf_enum(l, v[L_LEVEL], "log.level", bw_level_names, &e) == 0) {
 		lg->level = (enum bw_level)e;
+		lg->level_given = 1;
+	}
 	if (v[L_FACILITY] &&
 	    cf_enum(l, v[L_FACILITY], "log.syslog_facility", bw_facility_names, &e) == 0)
 		lg->facility = bw_facility_values[e];
@@ -206,6 +208,7 @@ static void parse_top(struct cf_loader *l, yaml_node_t *root)
 		parse_seed(l, v[T_SEED]);
 	if (v[T_LOG])
 		parse_log(l, v[T_LOG]);
+	bw_log_settle(&cfg->log);
 	if (v[T_STATE])
 		parse_state(l, v[T_STATE]);
 	if (v[T_DEFAULTS]) {

@@ -23,6 +23,7 @@ int bw_override_log(struct bw_config *cfg, const char *sink, char *err, size_t c
 	free(cfg->log.path);
 	cfg->log.path = copy;
 	cfg->log.sink = kind;
+	bw_log_settle(&cfg->log);
 	return 0;
 }
 
@@ -35,6 +36,7 @@ int bw_override_level(struct bw_config *cfg, const char *level, char *err, size_
 	if (bw_parse_name(level, bw_level_names, &i, why, sizeof why) < 0)
 		return bw_fail(err, cap, "log.level: %s", why);
 	cfg->log.level = (enum bw_level)i;
+	cfg->log.level_given = 1;
 	return 0;
 }
 

@@ -9,7 +9,8 @@
 /* Each NULL value leaves the policy's own setting. A value is read as the policy file's
  * would be (units.h), so that both take the same words. Returns 0, or -1 with the loader's
  * message under the key the value stands in for ("log.level: expected one of error, warn,
- * info, debug, got 'loud'"); cfg is unchanged for a value that was refused. */
+ * info, debug, got 'loud'"); cfg is unchanged for a value that was refused. A new sink
+ * brings its own level (bw_level_for_sink) unless a level was given. */
 int bw_override_log(struct bw_config *cfg, const char *sink, char *err, size_t cap);
 int bw_override_level(struct bw_config *cfg, const char *level, char *err, size_t cap);
 int bw_override_mode(struct bw_config *cfg, const char *mode, char *err, size_t cap);

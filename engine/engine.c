@@ -261,17 +261,30 @@ void bw_engine_timed_out(struct bw_engine *e, const struct bw_call *c, bw_usec a
 	bw_engine_emit(e, c, &ev);
 }
 
+void bw_engine_gave_up(struct bw_engine *e, const struct bw_call *c, struct bw_gave_up *g,
+		       enum bw_level lvl)
+{
+	if (!g->reason)
+		return;
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_GAVE_UP, lvl);
+	ev.reason = g->reason;
+	ev.msg = g->advice;
+	ev.err = g->err;
+	ev.attempts = g->attempts;
+	g->reason = NULL;
+	bw_engine_emit(e, c, &ev);
+}
+
 static void gave_up_advice(struct bw_engine *e, const struct bw_call *c, const char *reason,
 			   const char *advice, int err, int attempts)
 {
-	struct bw_event ev;
-	bw_event_init(&ev, BW_EV_GAVE_UP, BW_LVL_ERROR);
-	ev.reason = reason;
-	ev.msg = advice;
-	ev.err = err;
-	ev.attempts = attempts;
+	struct bw_gave_up g = { reason, advice, err, attempts };
 	bw_engine_count(e, c->rule, BW_ST_GAVE_UP);
-	bw_engine_emit(e, c, &ev);
+	if (c->held)
+		*c->held = g;
+	else
+		bw_engine_gave_up(e, c, &g, BW_LVL_ERROR);
 }
 
 static void gave_up(struct bw_engine *e, const struct bw_call *c, const char *reason, int err,
@@ -451,6 +464,10 @@ void bw_engine_start_event(struct bw_engine *e, const char *version)
 	bw_json_str(extra, sizeof extra, &n, e->mode == BW_MODE_OBSERVE ? "observe" : "enforce");
 	bw_json_raw(extra, sizeof extra, &n, ",\"seed\":");
 	bw_json_uint(extra, sizeof extra, &n, e->seed);
+	/* whether an exit event is to come: a report tells a process killed from one that
+	 * was never to sum up */
+	bw_json_raw(extra, sizeof extra, &n, e->cfg->log.summary ? ",\"summary\":true"
+								  : ",\"summary\":false");
 	struct bw_event ev;
 	bw_event_init(&ev, BW_EV_START, BW_LVL_INFO);
 	ev.extra = extra;

@@ -89,6 +89,12 @@ struct bw_stop {
 	const char *advice;
 };
 
+/* A give-up held back from the log (bw_call.held); reason NULL: none. */
+struct bw_gave_up {
+	const char *reason, *advice;
+	int err, attempts;
+};
+
 /* Call facts for events and the retry driver. */
 struct bw_call {
 	const struct bw_rule *rule;
@@ -119,6 +125,10 @@ struct bw_call {
 	 * wait on. NULL: signals never end this call (its real function never says EINTR). */
 	int (*on_signal)(void *arg, int where, int *result);
 	struct bw_stop *stop;            /* may be NULL */
+	/* Non-NULL: a give-up is recorded here (and counted) instead of logged, for the
+	 * caller to log with bw_engine_gave_up once it knows whether the call goes on to
+	 * another destination (a fallback) or ends. */
+	struct bw_gave_up *held;
 	/* The call has no effect of its own (a SQLite prepare): it is retried as the rule
 	 * says, but breaker and call limit neither admit it nor learn from its outcome; they
 	 * judge the call that acts (the statement's step). Admitting it would spend a token
@@ -246,6 +256,10 @@ void bw_engine_after_fork(struct bw_engine *e);
 
 /* Emit an event with the call's fields filled in (c may be NULL). */
 void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_event *ev);
+/* Log the give-up held in *g (if any) for c at lvl, and clear it: error when the call
+ * ends with it, warn when it goes on to a fallback. */
+void bw_engine_gave_up(struct bw_engine *e, const struct bw_call *c, struct bw_gave_up *g,
+		       enum bw_level lvl);
 /* A timeout of the rule ended an attempt of c after `after`: the timeout event. */
 void bw_engine_timed_out(struct bw_engine *e, const struct bw_call *c, bw_usec after);
 int bw_engine_wants(const struct bw_engine *e, enum bw_level lvl);

@@ -214,7 +214,14 @@ static void load(void)
 		return;
 	}
 	apply_overrides(cfg);
+	/* observing without a policy file: every op on network sockets is watched, so that
+	 * a report names a reset as well as a refusal (bulwark.yaml(5), BUILT-IN DEFAULT) */
+	if (!(path && *path) && cfg->mode == BW_MODE_OBSERVE)
+		bw_config_default_observe(cfg);
 	bw_sink_open(cfg->log.sink, cfg->log.path, cfg->log.facility);
+	/* a sink that could not be opened left events to stderr: at stderr's level */
+	if (!cfg->log.level_given)
+		cfg->log.level = bw_level_for_sink(bw_sink_kind());
 	uint64_t seed = cfg->seed ? cfg->seed : random_seed();
 	struct bw_engine *e = &bw_shim.first;
 	if (bw_engine_init(e, cfg, &shim_env, getpid(), program_invocation_short_name, seed) < 0)

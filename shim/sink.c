@@ -41,14 +41,17 @@ static int move_high(int fd)
 	return hi;
 }
 
-static int open_syslog(void)
+#define SYSLOG_PATH "/dev/log"
+
+/* The syslog socket, or -1 with why (no syslog daemon: ENOENT or ECONNREFUSED). */
+static int open_syslog(char *why, size_t cap)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
+	struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = SYSLOG_PATH };
 	int fd = BW_REAL(socket)(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (BW_REAL(connect)(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-		BW_REAL(close)(fd);
+	if (fd < 0 || BW_REAL(connect)(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+		snprintf(why, cap, "%s", strerror(errno));
+		if (fd >= 0)
+			BW_REAL(close)(fd);
 		return -1;
 	}
 	return move_high(fd);
@@ -99,13 +102,13 @@ static int open_file(const char *path, char *why, size_t cap)
 	return fd;
 }
 
-/* One config_error event on stderr: the file and why it is not written. */
-static void refused(const char *path, const char *why)
+/* One config_error event on stderr: the file or socket and why it is not written. */
+static void refused(const char *what, const char *path, const char *why)
 {
 	char msg[384], extra[PATH_MAX + 32], line[BW_EVENT_MAX];
 	size_t n = 0;
-	snprintf(msg, sizeof msg, "log: cannot write events to this file: %s; they go to "
-		 "standard error instead", why);
+	snprintf(msg, sizeof msg, "log: cannot write events to %s: %s; they go to standard "
+		 "error instead", what, why);
 	extra[0] = '\0';
 	bw_json_raw(extra, sizeof extra, &n, "\"file\":");
 	bw_json_str(extra, sizeof extra, &n, path);
@@ -139,11 +142,18 @@ int bw_sink_open(enum bw_sink_kind kind, const char *path, int facility)
 			/* where events go by default, rather than nowhere */
 			sink.kind = BW_SINK_STDERR;
 			watch_stderr();
-			refused(path, why);
+			refused("this file", path, why);
 		}
 		break;
 	case BW_SINK_SYSLOG:
-		fd = open_syslog();
+		/* no syslog daemon (a container, a minimal image): rather than vanish, events
+		 * go where they go by default, and say so once */
+		fd = open_syslog(why, sizeof why);
+		if (fd < 0) {
+			sink.kind = BW_SINK_STDERR;
+			watch_stderr();
+			refused("syslog", SYSLOG_PATH, why);
+		}
 		break;
 	}
 	/* opened twice when a bad environment setting was reported through the sink
@@ -156,7 +166,7 @@ int bw_sink_open(enum bw_sink_kind kind, const char *path, int facility)
 		BW_REAL(close)(old);
 	}
 	errno = saved;
-	return (kind == BW_SINK_STDERR ? sink.stderr_ok : fd >= 0) ? 0 : -1;
+	return (sink.kind == BW_SINK_STDERR ? sink.stderr_ok : fd >= 0) ? 0 : -1;
 }
 
 /* fd 2 still the file it was when we started? Programs reopen stderr, daemons close it. */
@@ -205,6 +215,11 @@ void bw_sink_write(enum bw_level lvl, const char *line, size_t len)
 	}
 	__atomic_sub_fetch(&sink.inflight, 1, __ATOMIC_ACQ_REL);
 	errno = saved;
+}
+
+enum bw_sink_kind bw_sink_kind(void)
+{
+	return sink.kind;
 }
 
 int bw_sink_owns(int fd)

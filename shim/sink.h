@@ -10,6 +10,8 @@
 /* Open the sink; path for BW_SINK_FILE, facility for syslog. 0, or -1 (events dropped). */
 int bw_sink_open(enum bw_sink_kind kind, const char *path, int facility);
 void bw_sink_write(enum bw_level lvl, const char *line, size_t len);
+/* Where events go now: the kind opened, or stderr when that could not be opened. */
+enum bw_sink_kind bw_sink_kind(void);
 
 /* Descriptor hooks consult these before closing or replacing a descriptor. */
 int bw_sink_owns(int fd);

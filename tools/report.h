@@ -66,13 +66,18 @@ struct bw_rp_rule {
 /* One event as read, fields absent when NULL (or has_* == 0). Strings belong to the
  * reader and only live for the call. */
 struct bw_rp_event {
-	const char *event, *ts, *rule, *dest, *db, *host, *from, *to, *err, *reason;
+	const char *event, *ts, *lvl, *rule, *dest, *db, *host, *from, *to, *err, *reason;
 	long long pid;
 	int has_pid;
 	double delay_ms;
 	int has_delay;
 	int observe;
+	int no_summary;               /* a start event that says no exit event will follow */
 };
+
+/* Why figures are missing, in words: at most this many notes, each one line of text. */
+#define BW_RP_MAX_NOTES 4
+#define BW_RP_NOTE_MAX 400
 
 struct bw_report {
 	int wide;                     /* set by the caller: table cells whole (--wide) */
@@ -85,7 +90,7 @@ struct bw_report {
 	size_t n_rules, cap_rules;
 
 	long long *pids;              /* open addressing set of pids seen */
-	unsigned char *pid_used;
+	unsigned char *pid_used;      /* 0 empty, else BW_RP_PID_* bits */
 	size_t n_pids, cap_pids;
 
 	long long files, lines, events, skipped, config_errors, warnings;
@@ -100,6 +105,14 @@ struct bw_report {
 	long long *top_errs_dests;
 	/* gave_up events by reason over every destination (did side) */
 	struct bw_rp_tally gave_up_reasons;
+
+	/* What the logs say of themselves: events by level (info and debug, warn and error);
+	 * with the pids' start and exit flags, bw_report_finish writes the notes on what is
+	 * missing and why (a level that left events out, processes that never logged their
+	 * exit). */
+	long long info_events, warn_events;
+	char notes[BW_RP_MAX_NOTES][BW_RP_NOTE_MAX];
+	size_t n_notes;
 };
 
 /* ---- report_agg.c ---- */
@@ -116,6 +129,9 @@ void bw_report_rule_seen(struct bw_report *r, const char *rule);
 /* Sort groups (flakiest first), tallies and rules; compute the totals over all
  * destinations (top errors, gave-up reasons). */
 void bw_report_finish(struct bw_report *r);
+
+/* Flags of a pid in bw_report.pid_used. */
+enum { BW_RP_PID_SEEN = 1, BW_RP_PID_START = 2, BW_RP_PID_EXIT = 4, BW_RP_PID_NO_SUMMARY = 8 };
 
 /* Failures + gave up + rejected: what makes a destination flaky. */
 long long bw_rp_flakiness(const struct bw_rp_side *s);
@@ -155,5 +171,7 @@ int bw_cmd_report(int argc, char **argv);
 int bw_report_print_table(struct bw_report *r, FILE *out);
 int bw_report_print_json(struct bw_report *r, FILE *out);
 int bw_report_print_prom(struct bw_report *r, FILE *out);
+/* The notes as lines of at most 79 columns, each note's first line "- ". */
+void bw_report_print_notes(const struct bw_report *r, FILE *out);
 
 #endif

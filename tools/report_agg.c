@@ -1,6 +1,7 @@
 /* `bulwark report`: adding events up per rule and destination, and per rule from the
  * exit events' counters. Plain C, no JSON: the reader hands over decoded fields. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,7 +192,8 @@ static struct bw_rp_group *group_of(struct bw_report *r, const char *rule, const
 
 /* ---- processes ---- */
 
-static void pid_insert(struct bw_report *r, long long pid)
+/* The pid's slot in the set, added if new: its flags are r->pid_used[slot]. */
+static size_t pid_insert(struct bw_report *r, long long pid)
 {
 	if ((r->n_pids + 1) * 2 > r->cap_pids) {
 		size_t ncap = r->cap_pids ? r->cap_pids * 2 : 64;
@@ -205,7 +207,7 @@ static void pid_insert(struct bw_report *r, long long pid)
 			while (nu[s])
 				s = (s + 1) & (ncap - 1);
 			np[s] = r->pids[i];
-			nu[s] = 1;
+			nu[s] = r->pid_used[i];
 		}
 		free(r->pids);
 		free(r->pid_used);
@@ -217,10 +219,11 @@ static void pid_insert(struct bw_report *r, long long pid)
 	size_t s = (size_t)((unsigned long long)pid * 0x9E3779B97F4A7C15u) & mask;
 	for (; r->pid_used[s]; s = (s + 1) & mask)
 		if (r->pids[s] == pid)
-			return;
+			return s;
 	r->pids[s] = pid;
-	r->pid_used[s] = 1;
+	r->pid_used[s] = BW_RP_PID_SEEN;
 	r->n_pids++;
+	return s;
 }
 
 /* ---- rules (exit stats) ---- */
@@ -318,8 +321,19 @@ static const struct {
 void bw_report_add(struct bw_report *r, const struct bw_rp_event *ev)
 {
 	r->events++;
-	if (ev->has_pid)
-		pid_insert(r, ev->pid);
+	unsigned char flags = 0;
+	if (ev->lvl && (strcmp(ev->lvl, "info") == 0 || strcmp(ev->lvl, "debug") == 0))
+		r->info_events++;
+	else if (ev->lvl && (strcmp(ev->lvl, "warn") == 0 || strcmp(ev->lvl, "error") == 0))
+		r->warn_events++;
+	if (strcmp(ev->event, "start") == 0)
+		flags = BW_RP_PID_START | (ev->no_summary ? BW_RP_PID_NO_SUMMARY : 0);
+	else if (strcmp(ev->event, "exit") == 0)
+		flags = BW_RP_PID_EXIT;
+	if (ev->has_pid) {
+		size_t slot = pid_insert(r, ev->pid);   /* first: it may move pid_used */
+		r->pid_used[slot] |= flags;
+	}
 	note_ts(r, ev->ts);
 	if (strcmp(ev->event, "config_error") == 0) {
 		r->config_errors++;
@@ -360,6 +374,59 @@ void bw_report_add(struct bw_report *r, const struct bw_rp_event *ev)
 	}
 	if (call_events[k].delay && ev->has_delay)
 		delay_add(&s->delays, ev->delay_ms);
+}
+
+/* ---- notes: why figures are missing ---- */
+
+static void note(struct bw_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note(struct bw_report *r, const char *fmt, ...)
+{
+	if (r->n_notes >= BW_RP_MAX_NOTES)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->notes[r->n_notes++], BW_RP_NOTE_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/* Each missing piece is named by its cause, which the log itself shows: no info events
+ * at all means the level was warn; a start without an exit, a process that never ran its
+ * exit handlers; a start that says summary false, a policy that turned exit events off. */
+static void find_notes(struct bw_report *r)
+{
+	long long started = 0, unended = 0, no_summary = 0;
+	for (size_t i = 0; i < r->cap_pids; i++) {
+		unsigned char f = r->pid_used ? r->pid_used[i] : 0;
+		if (!(f & BW_RP_PID_START))
+			continue;
+		started++;
+		if (f & BW_RP_PID_NO_SUMMARY)
+			no_summary++;
+		else if (!(f & BW_RP_PID_EXIT))
+			unended++;
+	}
+	r->n_notes = 0;
+	if (!r->events) {
+		note(r, "no events were read: nothing was logged there. Under bulwark run, "
+		     "-o file:PATH sends the events of every process to PATH; a static or Go "
+		     "program, which LD_PRELOAD cannot reach, logs nothing");
+		return;
+	}
+	if (!r->info_events && r->warn_events)
+		note(r, "only warn and error events were logged: the processes logged at level "
+		     "warn (the default on stderr, or -l warn), which leaves out the start, fail "
+		     "and exit events at level info; without them failures that were not retried "
+		     "and every per-rule counter are missing. A file sink logs at info unless "
+		     "the policy's log.level or -l says otherwise");
+	if (unended)
+		note(r, "%lld of %lld processes logged a start but no exit event: killed by a "
+		     "signal, crashed, ended with _exit(2), replaced by a program without the "
+		     "library, or still running; their calls are missing from the per-rule "
+		     "counters", unended, started);
+	if (no_summary)
+		note(r, "%lld of %lld processes ran with log.summary: false, which turns exit "
+		     "events and their per-rule counters off", no_summary, started);
 }
 
 /* ---- finishing ---- */
@@ -413,10 +480,15 @@ void bw_report_finish(struct bw_report *r)
 		struct bw_rp_side *s = &r->groups[i]->did;
 		tally_sort(&s->errs);
 		tally_sort(&s->gave_up);
+		const struct bw_rp_tally *seen = &r->groups[i]->observed.errs;
 		tally_sort(&r->groups[i]->observed.errs);
 		tally_sort(&r->groups[i]->observed.gave_up);
+		/* a fail event is a real failure in observe mode too: only the reaction to it
+		 * was left out, so the top errors count both */
 		for (size_t j = 0; j < s->errs.n; j++)
 			tally_add(&r->top_errs, s->errs.v[j].name, s->errs.v[j].n);
+		for (size_t j = 0; j < seen->n; j++)
+			tally_add(&r->top_errs, seen->v[j].name, seen->v[j].n);
 		for (size_t j = 0; j < s->gave_up.n; j++)
 			tally_add(&r->gave_up_reasons, s->gave_up.v[j].name, s->gave_up.v[j].n);
 	}
@@ -427,10 +499,14 @@ void bw_report_finish(struct bw_report *r)
 	for (size_t k = 0; k < r->top_errs.n; k++) {
 		r->top_errs_dests[k] = 0;
 		for (size_t i = 0; i < r->n_groups; i++) {
-			const struct bw_rp_tally *t = &r->groups[i]->did.errs;
-			for (size_t j = 0; j < t->n; j++)
-				if (strcmp(t->v[j].name, r->top_errs.v[k].name) == 0)
-					r->top_errs_dests[k]++;
+			const struct bw_rp_tally *t[2] = { &r->groups[i]->did.errs,
+							   &r->groups[i]->observed.errs };
+			int found = 0;
+			for (int side = 0; side < 2 && !found; side++)
+				for (size_t j = 0; j < t[side]->n && !found; j++)
+					found = strcmp(t[side]->v[j].name, r->top_errs.v[k].name) == 0;
+			r->top_errs_dests[k] += found;
 		}
 	}
+	find_notes(r);
 }

@@ -101,5 +101,10 @@ int bw_report_print_json(struct bw_report *r, FILE *out)
 	}
 	bw_js_set(root, "rules", rules);
 
+	json_t *notes = bw_js_arr();
+	for (size_t i = 0; i < r->n_notes; i++)
+		bw_js_push(notes, json_string(r->notes[i]));
+	bw_js_set(root, "notes", notes);
+
 	return bw_js_dump(root, out);
 }

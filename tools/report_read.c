@@ -77,7 +77,8 @@ static json_t *decode(const char *line, size_t len, char *why, size_t cap)
 static void add_event(struct bw_report *r, json_t *j)
 {
 	struct bw_rp_event ev = {
-		.event = str_of(j, "event"), .ts = str_of(j, "ts"), .rule = str_of(j, "rule"),
+		.event = str_of(j, "event"), .ts = str_of(j, "ts"), .lvl = str_of(j, "lvl"),
+		.rule = str_of(j, "rule"),
 		.dest = str_of(j, "dest"), .db = str_of(j, "db"), .host = str_of(j, "host"),
 		.from = str_of(j, "from"), .to = str_of(j, "to"), .err = str_of(j, "err"),
 		.reason = str_of(j, "reason"),
@@ -89,6 +90,7 @@ static void add_event(struct bw_report *r, json_t *j)
 		ev.has_delay = 1;
 	}
 	ev.observe = json_is_true(json_object_get(j, "observe"));
+	ev.no_summary = json_is_false(json_object_get(j, "summary"));
 	bw_report_add(r, &ev);
 	if (strcmp(ev.event, "exit") == 0)
 		add_stats(r, json_object_get(j, "stats"));

@@ -205,7 +205,7 @@ static void rules(struct bw_report *r, FILE *out)
 {
 	fputs("\nPER RULE (counters of the processes' exit events)\n", out);
 	if (!r->n_rules) {
-		fputs("no exit events (log.summary off, or the processes are still running)\n", out);
+		fputs(r->n_notes ? "no exit events (see NOTES)\n" : "no exit events\n", out);
 		return;
 	}
 	struct bw_tab t = { rule_cols, 11, NULL, 0, 0, 8 };
@@ -230,5 +230,9 @@ int bw_report_print_table(struct bw_report *r, FILE *out)
 	observed(r, out);
 	errors(r, out);
 	rules(r, out);
+	if (r->n_notes) {
+		fputs("\nNOTES (what is missing, and why)\n", out);
+		bw_report_print_notes(r, out);
+	}
 	return 0;
 }

@@ -5,6 +5,8 @@
 #include <time.h>
 #include "report.h"
 
+#define BW_NOTE_WIDTH 79
+
 void bw_rp_fmt_ms(char *buf, size_t cap, int64_t us)
 {
 	const char *sign = us < 0 ? "-" : "";
@@ -210,4 +212,28 @@ void bw_rp_fit(char *out, size_t cap, const char *s, size_t width, int middle)
 	len = put(out, cap, len, "\xE2\x80\xA6", 3);
 	put(out, cap, len, clean + tb, m - tb);
 	free(clean);
+}
+
+void bw_report_print_notes(const struct bw_report *r, FILE *out)
+{
+	for (size_t i = 0; i < r->n_notes; i++) {
+		const char *p = r->notes[i];
+		int first = 1;
+		while (*p) {
+			/* a line of at most 79 columns with its 2-column lead, cut at a space */
+			size_t n = strlen(p), room = BW_NOTE_WIDTH - 2;
+			if (n > room) {
+				n = room;
+				while (n > 0 && p[n] != ' ')
+					n--;
+				if (n == 0)
+					n = room;
+			}
+			fprintf(out, "%s%.*s\n", first ? "- " : "  ", (int)n, p);
+			p += n;
+			while (*p == ' ')
+				p++;
+			first = 0;
+		}
+	}
 }

@@ -14,6 +14,7 @@ usage: service.py [PORT]    (0 or none: a free port). Prints "ready PORT" once i
 listens. It exits by itself after LIFETIME seconds, so a leftover never lingers.
 """
 import random
+import signal
 import socket
 import sys
 import threading
@@ -78,6 +79,9 @@ def accept_until(l, until):
 
 
 def main():
+    # stopped as servers are, with SIGTERM: it exits properly (under bulwark, its exit
+    # event is logged like any process's)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     l = listen(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     port = l.getsockname()[1]
     print("ready", port, flush=True)

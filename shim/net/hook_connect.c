@@ -289,7 +289,9 @@ static void failover_event(struct bw_engine *e, const struct bw_call *c, const c
 }
 
 /* The primary gave up or its breaker is open: the same socket, reset, is connected to
- * each fallback in turn under the same rule, each with its own breaker. */
+ * each fallback in turn under the same rule, each with its own breaker. A destination's
+ * give-up (held in c->held) is an error only when no fallback follows it: the call goes
+ * on, and may yet succeed. */
 static int try_fallbacks(struct bw_engine *e, struct bw_call *c, struct attempt_ctx *a,
 			 int family, int err, struct sockaddr_storage *ss)
 {
@@ -300,6 +302,7 @@ static int try_fallbacks(struct bw_engine *e, struct bw_call *c, struct attempt_
 	for (int i = 0; i < r->n_fallback; i++) {
 		if (fallback_addr(&r->fallback[i], family, ss, &len) < 0)
 			continue;
+		bw_engine_gave_up(e, c, c->held, BW_LVL_WARN);
 		bw_sock_unconnect(a->fd);
 		bw_format_sockaddr((struct sockaddr *)ss, len, dest, sizeof dest);
 		c->dest = dest;
@@ -314,6 +317,8 @@ static int try_fallbacks(struct bw_engine *e, struct bw_call *c, struct attempt_
 		if (err == 0 || bw_engine_unfinished(err, 0))
 			return err;
 	}
+	/* here, while c->dest still names the last destination tried */
+	bw_engine_gave_up(e, c, c->held, BW_LVL_ERROR);
 	return err;
 }
 
@@ -432,10 +437,15 @@ static int carried(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 		      BW_REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, &sl) == 0;
 	if (restore && (!fi->timeouts || fi->app_sndtimeo))
 		a.app_timeout = (int64_t)snd.tv_sec * 1000000 + snd.tv_usec;
+	struct bw_gave_up held = { NULL, NULL, 0, 0 };
+	c->held = r->n_fallback ? &held : NULL;
 	int err = bw_engine_run(e, c, bw_thread_rng());
 	/* a fallback is for a destination that failed, not for the program's own errors */
 	if (err && !bw_engine_unfinished(err, 0) && err != EAGAIN && r->n_fallback)
 		err = try_fallbacks(e, c, &a, sa->sa_family, err, fb);
+	else if (c->held)
+		bw_engine_gave_up(e, c, c->held, BW_LVL_ERROR);
+	c->held = NULL;
 	if (restore) {
 		int saved = errno;
 		BW_REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);

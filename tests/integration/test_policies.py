@@ -536,7 +536,30 @@ class Failover(ShimTest):
         self.assertEqual(len(fo), 1, describe(evs))
         self.assertEqual(fo[0].get("dest"), "127.0.0.1:%d" % self.live.port, describe(evs))
         self.assertEqual(fo[0].get("from"), "127.0.0.1:%d" % self.dead, describe(evs))
+        # the primary gave up, but the call went on and succeeded: no error
+        gave = events_of(evs, "gave_up", rule="fo")
+        self.assertEqual([(e.get("dest"), e.get("lvl")) for e in gave],
+                         [("127.0.0.1:%d" % self.dead, "warn")], describe(evs))
+        self.assertFalse([e for e in evs if e.get("lvl") == "error"], describe(evs))
         return evs
+
+    def test_every_destination_gives_up(self):
+        """Primary and fallback dead: the primary's give-up is a warning (a fallback
+        followed), the fallback's, which ends the call, an error."""
+        other = free_port()
+        pol, log = self.wd.policy(rule(
+            "fo", ["connect"], ["127.0.0.1:%d" % self.dead],
+            "    retry: { attempts: 2, backoff: { base: 10ms, max: 10ms } }\n"
+            "    fallback: [\"127.0.0.1:%d\"]\n" % other), name="both.yaml", log="both.log")
+        r = run(py(PY_CLIENT + "import sys\nprint(connect_once(int(sys.argv[1])))\n",
+                   self.dead), shim=True, policy=pol)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.strip(), "111", r)   # ECONNREFUSED
+        evs = self.events(log)
+        gave = events_of(evs, "gave_up", rule="fo")
+        self.assertEqual([(e.get("dest"), e.get("lvl")) for e in gave],
+                         [("127.0.0.1:%d" % self.dead, "warn"),
+                          ("127.0.0.1:%d" % other, "error")], describe(evs))
 
     @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_fails_over(self):

@@ -176,7 +176,8 @@ EXPECTED_DESTS = [
 OBSERVED = {("db", OBS): side(failures=1, errors={"ECONNREFUSED": 1}, retries=1,
                               delays=[100])}
 
-EXPECTED_TOP = [("ECONNREFUSED", 4, 1), ("ETIMEDOUT", 2, 1), ("EAI_AGAIN", 1, 1),
+# Fail events of both sides: a failure logged in observe mode happened all the same.
+EXPECTED_TOP = [("ECONNREFUSED", 5, 2), ("ETIMEDOUT", 2, 1), ("EAI_AGAIN", 1, 1),
                 ("ECONNRESET", 1, 1), ("ENOENT", 1, 1), ("SQLITE_BUSY", 1, 1)]
 
 # Exit counters per rule, flakiest first (failures + gave_up + rejected), then by name.
@@ -189,7 +190,8 @@ EXPECTED_RULES = [
 ]
 
 TOP_KEYS = ["processes", "files", "events", "lines", "skipped_lines", "config_errors",
-            "warnings", "first", "last", "span_ms", "destinations", "top_errors", "rules"]
+            "warnings", "first", "last", "span_ms", "destinations", "top_errors", "rules",
+            "notes"]
 SIDE_KEYS = ["failures", "errors", "retries", "recovered", "gave_up", "gave_up_reasons",
              "rejected", "throttled", "limited", "injected", "breaker_opens", "timeouts",
              "failovers", "delay_ms"]
@@ -377,6 +379,7 @@ class HandBuilt(ShimTest):
                              "%s %s (observe)" % (rule, dest))
         self.assertEqual([(e["err"], e["count"], e["dests"]) for e in doc["top_errors"]],
                          EXPECTED_TOP)
+        self.assertEqual(doc["notes"], [])      # every process that started also ended
         self.assertEqual([(x["rule"], x["processes"], {k: x[k] for k in stats()})
                           for x in doc["rules"]], EXPECTED_RULES)
         for x in doc["rules"]:
@@ -550,7 +553,7 @@ class HandBuilt(ShimTest):
 
         errs = table_section(out, "TOP ERRORS")
         self.assertEqual([row.split() for row in errs[1:len(EXPECTED_TOP) + 1]],
-                         [[e, str(n), "%d%%" % round(100 * n / 10), str(d)]
+                         [[e, str(n), "%d%%" % round(100 * n / 11), str(d)]
                           for e, n, d in EXPECTED_TOP])
         self.assertIn("gave up by reason: attempts 2, deadline 1", out)
         self.assertIn("also: 1 timeout, 1 failover", out)
@@ -632,6 +635,52 @@ class HandBuilt(ShimTest):
                           ("-", PG, {"unknown": 1}), ("a", HOST, {"EAI_AGAIN": 1})])
         self.assertEqual(doc["skipped_lines"], 1)
         self.assertIn("%s:5: skipped: " % log, r.stderr)
+
+    def notes(self, *lines):
+        log = self.wd.write("notes.log", "\n".join(lines) + "\n")
+        doc, _ = self.json_report(log)
+        table = report(log)
+        self.assertEqual(table.rc, 0, table)
+        for line in table.stdout.split("\n"):
+            self.assertLessEqual(len(line), 79, "too wide: %r" % line)
+        shown = table_section(table.stdout, "NOTES")
+        self.assertEqual(bool(shown), bool(doc["notes"]), table.stdout)
+        return doc["notes"], table.stdout
+
+    def test_notes_name_why_figures_are_missing(self):
+        start = dict(version="0.1.0", config="<default>", rules=3, mode="observe", seed=1)
+        # a level that left the info events out: the notes say so, not log.summary
+        notes, out = self.notes(
+            ev(0.1, "retry", 7, lvl="warn", rule="db", dest=PG, err="ECONNREFUSED",
+               attempt=2, delay_ms=100, observe=True))
+        self.assertEqual(len(notes), 1, notes)
+        self.assertIn("level warn", notes[0])
+        self.assertNotIn("summary", notes[0])
+        self.assertIn("no exit events (see NOTES)", out)
+        # a process killed before its exit event, another that ended properly
+        notes, _ = self.notes(
+            ev(0.0, "start", 7, summary=True, **start), ev(0.0, "start", 8, summary=True, **start),
+            ev(0.1, "fail", 7, rule="db", dest=PG, err="ECONNRESET", attempt=1),
+            ev(0.2, "exit", 8, stats={"db": stats(calls=1)}))
+        self.assertEqual(len(notes), 1, notes)
+        self.assertTrue(notes[0].startswith("1 of 2 processes logged a start but no exit"),
+                        notes)
+        self.assertIn("killed", notes[0])
+        # a process started again by exec keeps its pid: one start more, not one missing
+        notes, _ = self.notes(
+            ev(0.0, "start", 7, summary=True, **start), ev(0.1, "start", 7, summary=True, **start),
+            ev(0.2, "exit", 7, stats={"db": stats(calls=1)}))
+        self.assertEqual(notes, [])
+        # log.summary: false is a choice, said as such
+        notes, _ = self.notes(ev(0.0, "start", 7, summary=False, **start),
+                              ev(0.1, "fail", 7, rule="db", dest=PG, err="ECONNRESET",
+                                 attempt=1))
+        self.assertEqual(len(notes), 1, notes)
+        self.assertIn("log.summary: false", notes[0])
+        # nothing at all
+        notes, _ = self.notes()
+        self.assertEqual(len(notes), 1, notes)
+        self.assertIn("no events", notes[0])
 
     def test_empty_input(self):
         empty = self.wd.write("empty.log", "")

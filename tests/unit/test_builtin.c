@@ -10,10 +10,8 @@
 #include "config.h"
 #include "dump_text.h"
 
-static void test_builtin_equals_parsed(void **s)
+static void same(struct bw_config *built, struct bw_config *parsed)
 {
-	(void)s;
-	struct bw_config *built = bw_config_default(), *parsed = bw_config_parse_default();
 	assert_non_null(built);
 	assert_non_null(parsed);
 	char *a = dump_text(built), *b = dump_text(parsed);
@@ -48,10 +46,32 @@ static void test_builtin_equals_parsed(void **s)
 	bw_config_free(parsed);
 }
 
+static void test_builtin_equals_parsed(void **s)
+{
+	(void)s;
+	same(bw_config_default(), bw_config_parse_default());
+}
+
+/* In observe mode the built-in policy gets one more rule: its text goes after the rest. */
+static void test_observe_rule_equals_parsed(void **s)
+{
+	(void)s;
+	char text[4096];
+	snprintf(text, sizeof text, "%s%s", bw_default_policy_yaml, bw_default_observe_yaml);
+	struct bw_diags dg = { .n = 0 };
+	struct bw_config *built = bw_config_default();
+	assert_non_null(built);
+	assert_int_equal(bw_config_default_observe(built), 0);
+	assert_int_equal(built->n_rules, 4);
+	assert_string_equal(built->rules[3].name, "default-observe");
+	same(built, bw_config_load_string("<default>", text, strlen(text), &dg));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_builtin_equals_parsed),
+		cmocka_unit_test(test_observe_rule_equals_parsed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include "ops.h"
 #include "errnames.h"
 #include "dump_text.h"
+#include "overrides.h"
 
 #define MS 1000LL
 #define SEC 1000000LL
@@ -769,7 +770,9 @@ static void test_top_level_defaults(void **state)
 	assert_true(cfg->seed == 0);
 	assert_int_equal(cfg->log.sink, BW_SINK_STDERR);
 	assert_null(cfg->log.path);
-	assert_int_equal(cfg->log.level, BW_LVL_INFO);
+	/* no level given: stderr gets only what changes the program's behaviour */
+	assert_int_equal(cfg->log.level, BW_LVL_WARN);
+	assert_int_equal(cfg->log.level_given, 0);
 	assert_int_equal(cfg->log.facility, LOG_USER);
 	assert_int_equal(cfg->log.summary, 1);
 	assert_int_equal(cfg->state.share, BW_SHARE_PROCESS);
@@ -783,6 +786,37 @@ static void test_top_level_defaults(void **state)
 	assert_int_equal(cfg->n_rules, 0);
 	assert_null(cfg->state.dir);
 	assert_int_equal(cfg->log.sink, BW_SINK_SYSLOG);
+	assert_int_equal(cfg->log.level, BW_LVL_INFO);   /* a file or syslog gets the detail */
+	bw_config_free(cfg);
+}
+
+/* A log without a level: warn on stderr, info in a file or syslog, also when the sink
+ * comes from BULWARK_LOG or -o; a level given in the file or by BULWARK_LEVEL stays. */
+static void test_level_follows_the_sink(void **state)
+{
+	(void)state;
+	char err[160];
+	struct bw_config *cfg = load_ok("version: 1\nlog: { sink: \"file:/tmp/x.log\" }\n");
+	assert_int_equal(cfg->log.level, BW_LVL_INFO);
+	assert_int_equal(bw_override_log(cfg, "stderr", err, sizeof err), 0);
+	assert_int_equal(cfg->log.level, BW_LVL_WARN);
+	assert_int_equal(bw_override_log(cfg, "syslog", err, sizeof err), 0);
+	assert_int_equal(cfg->log.level, BW_LVL_INFO);
+	assert_int_equal(bw_override_level(cfg, "error", err, sizeof err), 0);
+	assert_int_equal(bw_override_log(cfg, "stderr", err, sizeof err), 0);
+	assert_int_equal(cfg->log.level, BW_LVL_ERROR);
+	bw_config_free(cfg);
+
+	cfg = load_ok("version: 1\nlog: { level: info }\n");
+	assert_int_equal(cfg->log.level, BW_LVL_INFO);   /* stderr, but asked for */
+	assert_int_equal(bw_override_log(cfg, "file:/tmp/x.log", err, sizeof err), 0);
+	assert_int_equal(cfg->log.level, BW_LVL_INFO);
+	bw_config_free(cfg);
+
+	cfg = bw_config_default();
+	assert_int_equal(cfg->log.level, BW_LVL_WARN);
+	assert_int_equal(bw_override_log(cfg, "file:/tmp/x.log", err, sizeof err), 0);
+	assert_int_equal(cfg->log.level, BW_LVL_INFO);
 	bw_config_free(cfg);
 }
 
@@ -1050,6 +1084,10 @@ static void test_default_policy(void **state)
 	assert_int_equal(cfg->n_rules, 3);
 	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE));
 	const struct bw_rule *r = rule(cfg, "default-connect");
+	/* network peers only: an optional local socket must cost nothing */
+	assert_int_equal(r->match.n_dest, 1);
+	assert_int_equal(r->match.dest[0].kind, BW_DEST_ANYADDR);
+	assert_int_equal(r->match.dest[0].port, -1);
 	assert_int_equal(r->retry.attempts, 6);
 	assert_int_equal(r->retry.base, 200 * MS);
 	assert_int_equal(r->retry.max, 2 * SEC);
@@ -1343,6 +1381,7 @@ int main(void)
 		cmocka_unit_test(test_rule_count_limit),
 		cmocka_unit_test(test_full_policy),
 		cmocka_unit_test(test_top_level_defaults),
+		cmocka_unit_test(test_level_follows_the_sink),
 		cmocka_unit_test(test_section_defaults),
 		cmocka_unit_test(test_presets),
 		cmocka_unit_test(test_defaults_merge_at_depth),

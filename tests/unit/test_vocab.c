@@ -527,7 +527,9 @@ static void test_man_page_states_the_builtin_values(void **s)
 	man_says(man, ".B %s\n(default)", bw_onerr_names[top->on_config_error]);
 	man_says(man, ".B %llu\n(default)", (unsigned long long)top->seed);
 	man_says(man, ".B %s\n(default)", bw_sink_names[top->log.sink]);
-	man_says(man, ".B %s\n(default)", bw_level_names[top->log.level]);
+	man_says(man, ".B %s\non standard error", bw_level_names[bw_level_for_sink(BW_SINK_STDERR)]);
+	man_says(man, ".B %s\nin a file or syslog", bw_level_names[bw_level_for_sink(BW_SINK_FILE)]);
+	man_says(man, ".B %s\nin a file or syslog", bw_level_names[bw_level_for_sink(BW_SINK_SYSLOG)]);
 	man_says(man, ".B %s\n(default)", bw_facility_name(top->log.facility));
 	man_says(man, ".B %s\n(default)", top->log.summary ? "true" : "false");
 	man_says(man, ".B %s\n(default)", bw_share_names[top->state.share]);

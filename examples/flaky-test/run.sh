@@ -47,7 +47,9 @@ n=0
 failed=0
 while [ $n -lt 20 ]; do
 	n=$((n + 1))
-	if "$BULWARK" run --observe -o "file:$tmp/observe.log" -- \
+	# the built-in default, whatever policy the user keeps in ~/.config
+	if env -u BULWARK_CONFIG XDG_CONFIG_HOME="$tmp" \
+		"$BULWARK" run --observe -o "file:$tmp/observe.log" -- \
 		"$PY" test_suite.py >"$tmp/observe.out" 2>&1; then
 		echo "   run $n: passed"
 	else

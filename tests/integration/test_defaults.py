@@ -166,11 +166,12 @@ class QuietStderr(ShimTest):
 
     def test_file_sink_gets_the_detail(self):
         """The same policy with -o file:...: info by default, what `bulwark report`
-        needs (start, fail, exit)."""
+        needs (start, fail, exit); stderr stays empty (-q: without it, `bulwark run`
+        names the policy file it uses there)."""
         srv = self.server(delay_s=0.6)
         pol = self.policy_without_log(srv.port)
         log = self.wd.file("run.log")
-        r = bulwark_run(["-c", pol, "-o", "file:" + log], py(PY_GET, srv.port))
+        r = bulwark_run(["-q", "-c", pol, "-o", "file:" + log], py(PY_GET, srv.port))
         self.assertOk(r)
         self.assertEqual(r.stderr, "", r)
         events = self.events(log)

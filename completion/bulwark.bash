@@ -83,7 +83,7 @@ _bulwark()
 	COMPREPLY=()
 
 	if ((cword == 1)); then
-		_bulwark_reply $'run\ncheck\nexplain\nreport\nstatus\nversion\nhelp\n-V\n--version\n-h\n--help'
+		_bulwark_reply $'run\ncheck\nexplain\nreport\nstatus\nreload\nversion\nhelp\n-V\n--version\n-h\n--help'
 		return
 	fi
 
@@ -200,6 +200,8 @@ _bulwark()
 		fi ;;
 	status)
 		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-h\n--help' ;;
+	reload)
+		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-h\n--help' ;;
 	esac
 }
 

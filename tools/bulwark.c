@@ -18,6 +18,7 @@ void bw_usage(FILE *out)
 	      "       bulwark explain [-c FILE] [--prog NAME] OP TARGET\n"
 	      "       bulwark report [--format table|json|prometheus] [FILE...]\n"
 	      "       bulwark status [--group ID] [--dir DIR] [--format table|json|prometheus]\n"
+	      "       bulwark reload --group ID [--dir DIR]\n"
 	      "       bulwark version\n"
 	      "\n"
 	      "run: run COMMAND with libbulwark.so preloaded and the policy applied\n"
@@ -46,6 +47,12 @@ void bw_usage(FILE *out)
 	      "  -d, --dir DIR       state directory (default: the policy's `auto`:\n"
 	      "                      $XDG_RUNTIME_DIR/bulwark, else /tmp/bulwark-UID)\n"
 	      "  -f, --format FMT    table (default, 80 columns) | json | prometheus\n"
+	      "\n"
+	      "reload: ask every process of a group (state: {share: group}) to read its\n"
+	      "  policy file again now; exit 0 asked, 1 nothing to reload. A process reads\n"
+	      "  a changed policy file by itself within about a second\n"
+	      "  -g, --group ID      the group\n"
+	      "  -d, --dir DIR       state directory (as for status)\n"
 	      "\n"
 	      "See bulwark(1) and bulwark.yaml(5).\n",
 	      out);
@@ -90,6 +97,7 @@ static const struct {
 	{ "-h", cmd_help },
 	{ "report", bw_cmd_report },
 	{ "status", bw_cmd_status },
+	{ "reload", bw_cmd_reload },
 };
 
 int main(int argc, char **argv)

@@ -66,7 +66,7 @@ struct bw_rp_rule {
 /* One event as read, fields absent when NULL (or has_* == 0). Strings belong to the
  * reader and only live for the call. */
 struct bw_rp_event {
-	const char *event, *ts, *rule, *dest, *db, *host, *from, *to, *err, *reason;
+	const char *event, *ts, *rule, *dest, *db, *host, *from, *to, *err, *reason, *lvl;
 	long long pid;
 	int has_pid;
 	double delay_ms;
@@ -88,6 +88,7 @@ struct bw_report {
 	size_t n_pids, cap_pids;
 
 	long long files, lines, events, skipped, config_errors, warnings;
+	long long reloads, reload_errors;    /* reload events; those refusing a file */
 
 	int have_ts;
 	int64_t first_us, last_us;    /* microseconds since the epoch */

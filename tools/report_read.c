@@ -81,6 +81,7 @@ static void add_event(struct bw_report *r, json_t *j)
 		.dest = str_of(j, "dest"), .db = str_of(j, "db"), .host = str_of(j, "host"),
 		.from = str_of(j, "from"), .to = str_of(j, "to"), .err = str_of(j, "err"),
 		.reason = str_of(j, "reason"),
+		.lvl = str_of(j, "lvl"),
 	};
 	ev.has_pid = whole(json_object_get(j, "pid"), &ev.pid);
 	json_t *v = json_object_get(j, "delay_ms");

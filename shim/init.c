@@ -186,13 +186,13 @@ static void report_config_error(const struct bw_diags *diags, const char *path)
 	bw_sink_write(BW_LVL_ERROR, line, len);
 }
 
-void bw_apply_overrides(struct bw_config *cfg)
+void bw_apply_overrides(struct bw_config *cfg, int report)
 {
 	char err[160];
-	if (bw_override_log(cfg, secure_getenv("BULWARK_LOG"), err, sizeof err) < 0 ||
+	if ((bw_override_log(cfg, secure_getenv("BULWARK_LOG"), err, sizeof err) < 0 ||
 	    bw_override_level(cfg, secure_getenv("BULWARK_LEVEL"), err, sizeof err) < 0 ||
 	    bw_override_mode(cfg, secure_getenv("BULWARK_MODE"), err, sizeof err) < 0 ||
-	    bw_override_seed(cfg, secure_getenv("BULWARK_SEED"), err, sizeof err) < 0) {
+	    bw_override_seed(cfg, secure_getenv("BULWARK_SEED"), err, sizeof err) < 0) && report) {
 		struct bw_diags d = { .n = 1 };
 		strncpy(d.d[0].file, "environment", sizeof d.d[0].file - 1);
 		strncpy(d.d[0].msg, err, sizeof d.d[0].msg - 1);
@@ -219,7 +219,7 @@ static void load(void)
 			_exit(2);
 		return;
 	}
-	bw_apply_overrides(cfg);
+	bw_apply_overrides(cfg, 1);
 	bw_sink_open(cfg->log.sink, cfg->log.path, cfg->log.facility);
 	uint64_t seed = cfg->seed ? cfg->seed : random_seed();
 	struct bw_engine *e = &bw_shim.first;

@@ -178,7 +178,7 @@ static void reload(int64_t now, const struct ident *id, int asked)
 	}
 	have_refused = 0;
 	loaded = *id;
-	bw_apply_overrides(cfg);
+	bw_apply_overrides(cfg, 0);
 	if (bw_config_differs(e->cfg, cfg) == 0) {
 		bw_engine_reload_event(e, e->cfg, path, asked);
 		bw_config_free(cfg);

@@ -36,8 +36,9 @@ __attribute__((cold)) void bw_init(void);
 int bw_shim_swap(const struct bw_config *cfg);
 
 /* BULWARK_MODE, BULWARK_LEVEL, BULWARK_LOG and BULWARK_SEED over a policy's own settings,
- * at start and on every reload; a bad one is reported and ignored. */
-void bw_apply_overrides(struct bw_config *cfg);
+ * at start and on every reload; a bad one is ignored, and reported when `report` (at
+ * start: reporting opens a sink of its own, which a running process must not). */
+void bw_apply_overrides(struct bw_config *cfg, int report);
 
 /* Initialize if need be; the engine when it is ready, this thread is not inside the
  * library's own work, and an op in `ops` has a rule. Keeps errno. */

@@ -269,6 +269,20 @@ class Reload(ShimTest):
         self.assertEqual(self.go(c, 3), (3, 0))
         self.assertEqual(c.finish(), 0)
 
+    def test_environment_still_overrides_the_file(self):
+        """BULWARK_MODE=observe pins the mode: a reloaded file saying enforce stays
+        observed."""
+        limit = "{ scope: rule, rate: 1/h, burst: 1, on_limit: fail }"
+        self.save(policy_text(self.log, limit, mode="enforce"))
+        c = self.client({"BULWARK_MODE": "observe"})
+        self.assertEqual(self.go(c, 2), (2, 0))
+        self.save(policy_text(self.log, limit, mode="enforce", other="retry: { attempts: 3 }\n"))
+        self.poke_until(c, lambda: self.reloads())
+        rel = self.reloads()
+        self.assertEqual((rel[0]["mode"], rel[0]["changed"]), ("observe", ["other"]), rel)
+        self.assertEqual(self.go(c, 2), (2, 0))
+        self.assertEqual(c.finish(), 0)
+
     # -- bulwark reload
 
     def test_bulwark_reload_asks_a_whole_group(self):

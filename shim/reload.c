@@ -34,6 +34,7 @@ int64_t bw_reload_due = INT64_MAX;
 struct ident {
 	int ok;                  /* stat() succeeded; else err */
 	int err;
+	int regular;             /* a regular file: anything else (a FIFO) could block a read */
 	dev_t dev;
 	ino_t ino;
 	off_t size;
@@ -57,6 +58,7 @@ static void identify(struct ident *id)
 		return;
 	}
 	id->ok = 1;
+	id->regular = S_ISREG(st.st_mode);
 	id->dev = st.st_dev;
 	id->ino = st.st_ino;
 	id->size = st.st_size;
@@ -68,7 +70,7 @@ static int same(const struct ident *a, const struct ident *b)
 	if (!a->ok || !b->ok)
 		return a->ok == b->ok && a->err == b->err;
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime_ns == b->mtime_ns;
+	       a->mtime_ns == b->mtime_ns && a->regular == b->regular;
 }
 
 void bw_reload_remember(const char *given)
@@ -153,7 +155,7 @@ static void reload(int64_t now, const struct ident *id, int asked)
 {
 	struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
 	memset(&diags, 0, sizeof diags);
-	struct bw_config *cfg = id->ok ? bw_config_load_file(path, &diags) : NULL;
+	struct bw_config *cfg = id->regular ? bw_config_load_file(path, &diags) : NULL;
 	struct ident after;
 	identify(&after);
 	if (!same(id, &after)) {
@@ -168,7 +170,8 @@ static void reload(int64_t now, const struct ident *id, int asked)
 		const struct bw_diag *d = diags.n ? &diags.d[0] : NULL;
 		if (!d) {
 			put(made.file, sizeof made.file, path);
-			put(made.msg, sizeof made.msg, id->ok ? "cannot be loaded" : strerror(id->err));
+			put(made.msg, sizeof made.msg, !id->ok ? strerror(id->err) :
+			    !id->regular ? "not a regular file" : "cannot be loaded");
 			d = &made;
 		}
 		refused = *id;

@@ -250,6 +250,17 @@ class Reload(ShimTest):
         self.assertEqual(self.go(c, 3), (3, 0))
         self.assertEqual(c.finish(), 0)
 
+    def test_a_fifo_in_place_of_the_file_is_refused_not_read(self):
+        """Reading a FIFO would block the thread that looks until someone writes to it."""
+        self.save(policy_text(self.log, "{ scope: rule, rate: 1/h, burst: 2, on_limit: fail }"))
+        c = self.client()
+        os.unlink(self.path)
+        os.mkfifo(self.path)
+        self.poke_until(c, lambda: self.reloads(lvl="error"))
+        self.assertIn("not a regular file", self.reloads()[-1]["msg"])
+        self.assertEqual(self.go(c, 3), (2, 1))             # the policy in force stays
+        self.assertEqual(c.finish(), 0)
+
     def test_observe_and_enforce_flip_live(self):
         limit = "{ scope: rule, rate: 1/h, burst: 1, on_limit: fail }"
         self.save(policy_text(self.log, limit, mode="observe", level="info"))

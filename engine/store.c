@@ -174,7 +174,9 @@ static void mem_after_fork(struct bw_store *s, long pid)
 	 * shared with the parent, whose threads will release what they hold */
 	for (int i = 0; i < s->n_rules; i++) {
 		bw_keyed_after_fork(&s->rules[i].dests, (int)pid);
-		if (!s->file)
+		/* a rule's own cell is private unless it lives in the file (a rule a reload
+		 * added keeps a private one even in a group's store) */
+		if (s->rules[i].lock == &s->rules[i].own_lock)
 			s->rules[i].own_lock = 0;
 	}
 	if (s->file)

@@ -9,7 +9,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include "errnames.h"
+#include "shared.h"
 #include "fake_env.h"
 
 #define S 1000000LL
@@ -344,6 +346,47 @@ static void test_counts_span_generations(void **s)
 	assert_non_null(strstr(fake_log, "\"api\":{\"calls\":3,"));
 }
 
+static int always_alive(long pid)
+{
+	(void)pid;
+	return 1;
+}
+
+/* In a group's store a rule a reload added has a cell of its own in the process: a child
+ * forked while another thread held its lock must find it free (the parent's threads will
+ * never release the child's copy), as it finds the file's cells shared. */
+static void test_added_rule_in_a_group_is_private_and_forks_clean(void **s)
+{
+	(void)s;
+	struct bw_engine *a = load(LIMITED("10/s", "10"), "enforce");
+	size_t size = bw_shm_size(a->cfg);
+	void *file = calloc(1, size);
+	assert_non_null(file);
+	bw_shm_format(file, size, a->cfg, "g", "/p.yaml", 1);
+	bw_shm_publish(file);
+	bw_store_share(a->store, file, 4242, always_alive);
+	struct bw_engine *b = load(LIMITED("10/s", "10")
+				   "  - name: new\n    match: { ops: [accept] }\n"
+				   "    rate_limit: { scope: rule, rate: 1/s, burst: 1 }\n", "enforce");
+	struct bw_rule_cells *api = &b->store->rules[bw_store_bind(b->store, "api")];
+	struct bw_rule_cells *added = &b->store->rules[bw_store_bind(b->store, "new")];
+	assert_true((char *)api->lock >= (char *)file && (char *)api->lock < (char *)file + size);
+	assert_ptr_equal(added->lock, &added->own_lock);
+	*api->lock = 4242;
+	added->own_lock = 4242;
+	b->store->ops->after_fork(b->store, 4343);
+	assert_int_equal(added->own_lock, 0);
+	assert_int_equal(*api->lock, 4242);           /* the parent's thread releases it */
+	*api->lock = 0;
+	/* the store's cells point into the file: it outlives the engines */
+	for (int i = n_gens - 1; i >= 0; i--) {
+		bw_engine_fini(&gens[i]);
+		bw_config_free(cfgs[i]);
+	}
+	n_gens = 0;
+	free(file);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +402,7 @@ int main(void)
 		T(test_reload_error_event_says_where),
 		T(test_config_differs),
 		T(test_counts_span_generations),
+		T(test_added_rule_in_a_group_is_private_and_forks_clean),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,7 +94,7 @@ _bulwark()
 	COMPREPLY=()
 
 	if ((cword == 1)); then
-		_bulwark_reply $'run\ncheck\nexplain\nreport\nstatus\nversion\nhelp\n-V\n--version\n-h\n--help'
+		_bulwark_reply $'run\ncheck\nexplain\nreport\nstatus\nreload\nversion\nhelp\n-V\n--version\n-h\n--help'
 		return
 	fi
 
@@ -211,6 +211,8 @@ _bulwark()
 		fi ;;
 	status)
 		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-w\n--wide\n--prune\n-h\n--help' ;;
+	reload)
+		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-h\n--help' ;;
 	esac
 }
 

@@ -217,6 +217,19 @@ extern const char bw_default_observe_yaml[];
 void bw_config_dump(const struct bw_config *cfg, FILE *out);
 void bw_rule_dump(const struct bw_rule *rule, FILE *out, int indent);
 
+/* Whether two rules say the same, name included, by their effective form (1); 0 when
+ * they differ or it cannot be told (out of memory). */
+int bw_rule_same(const struct bw_rule *a, const struct bw_rule *b);
+
+/* What differs between two policies, as BW_CFG_* bits (0: the same policy). RULES: a rule
+ * added, removed, changed or moved (the first match wins, so order counts); LOG: where
+ * events go; STATE: how state is shared; LEVEL: log.level or log.summary. */
+enum {
+	BW_CFG_MODE = 1, BW_CFG_LEVEL = 2, BW_CFG_SEED = 4, BW_CFG_LOG = 8, BW_CFG_STATE = 16,
+	BW_CFG_RULES = 32
+};
+unsigned bw_config_differs(const struct bw_config *a, const struct bw_config *b);
+
 /* Format "FILE:LINE:COL: message" into buf. */
 void bw_diag_format(const struct bw_diag *d, char *buf, size_t cap);
 

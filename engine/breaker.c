@@ -43,10 +43,48 @@ static void close_it(struct bw_breaker_state *s, struct bw_brk_move *mv)
 	move(s, BW_BRK_CLOSED, mv);
 }
 
+static void mix(uint32_t *h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		*h = (*h ^ b[i]) * 16777619u;
+}
+
+uint32_t bw_breaker_stamp(const struct bw_breaker *c)
+{
+	uint32_t h = 2166136261u;
+	int scope = (int)c->scope;
+	mix(&h, &scope, sizeof scope);
+	mix(&h, &c->consecutive, sizeof c->consecutive);
+	mix(&h, &c->rate, sizeof c->rate);
+	mix(&h, &c->window, sizeof c->window);
+	mix(&h, &c->min_calls, sizeof c->min_calls);
+	mix(&h, &c->half_open_probes, sizeof c->half_open_probes);
+	return h ? h : 1;
+}
+
+/* A state counted under other settings starts closed and empty (reported as a move when
+ * it was not closed); one never used takes c's. */
+static void settle_stamp(const struct bw_breaker *c, struct bw_breaker_state *s,
+			 struct bw_brk_move *mv)
+{
+	uint32_t stamp = bw_breaker_stamp(c);
+	if (__builtin_expect(s->stamp == stamp, 1))
+		return;
+	if (s->stamp) {
+		int from = s->pos;
+		memset(s, 0, sizeof *s);
+		mv->from = from;
+		mv->to = BW_BRK_CLOSED;
+	}
+	s->stamp = stamp;
+}
+
 int bw_breaker_allow(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
 		     struct bw_brk_move *mv)
 {
 	mv->from = mv->to = s->pos;
+	settle_stamp(c, s, mv);
 	if (s->pos == BW_BRK_OPEN && now - s->opened_at >= s->open_for) {
 		s->probes_out = s->probes_ok = 0;
 		move(s, BW_BRK_HALF_OPEN, mv);
@@ -102,6 +140,7 @@ void bw_breaker_record(const struct bw_breaker *c, struct bw_breaker_state *s, i
 		       int failed, struct bw_brk_move *mv)
 {
 	mv->from = mv->to = s->pos;
+	settle_stamp(c, s, mv);
 	switch (s->pos) {
 	case BW_BRK_CLOSED:
 		s->consecutive = failed ? s->consecutive + 1 : 0;

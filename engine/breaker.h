@@ -18,6 +18,12 @@ struct bw_breaker_state {
 	int64_t opened_at, open_for;
 	int probes_out, probes_ok;
 	struct { int64_t slot; int calls, fails; } win[BW_BRK_SLOTS];
+	/* The settings this state was counted under (bw_breaker_stamp); 0: never used. A
+	 * policy loaded anew with other trip settings finds its breaker closed and its
+	 * counts empty, whichever process of a group comes first; the same settings find
+	 * the state as it was. */
+	uint32_t stamp;
+	int32_t pad;
 };
 
 /* A state change, reported so the caller can log it; from == to when none happened. */
@@ -33,5 +39,10 @@ void bw_breaker_record(const struct bw_breaker *c, struct bw_breaker_state *s, i
 void bw_breaker_release(struct bw_breaker_state *s);
 
 const char *bw_brk_name(int pos);
+
+/* What a state counted under c must be counted under again: the trip settings (failures
+ * in a row, the rate, its window and min_calls) and the half-open probes. Never 0.
+ * open_for and the refusal's error are not in it: a breaker open keeps its time. */
+uint32_t bw_breaker_stamp(const struct bw_breaker *c);
 
 #endif

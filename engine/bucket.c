@@ -17,6 +17,17 @@ static double ceil_pos(double x)
 
 static void refill(const struct bw_rate_limit *c, struct bw_bucket *b, int64_t now)
 {
+	if (b->last != 0 && b->burst != c->burst) {
+		/* counted against another burst (a policy loaded since, or before): the same
+		 * share of the new one */
+		if (b->burst > 0)
+			b->tokens = b->tokens * c->burst / b->burst;
+		if (b->tokens > c->burst)
+			b->tokens = c->burst;
+		if (b->tokens < 0)
+			b->tokens = 0;
+	}
+	b->burst = c->burst;
 	if (b->last == 0) {
 		b->tokens = c->burst;
 	} else if (now > b->last) {

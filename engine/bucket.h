@@ -9,6 +9,10 @@
 struct bw_bucket {
 	double tokens;
 	int64_t last;            /* time of the last refill; 0: never used (starts full) */
+	/* The burst its tokens were counted against. A policy loaded anew with another
+	 * burst finds its tokens scaled to the new one (tokens * new / old), whichever
+	 * process of a group comes first; with the same burst, as they were. */
+	double burst;
 };
 
 /* Take between `least` and `want` tokens (least >= want: exactly want, all or nothing).
@@ -25,7 +29,7 @@ static inline double bw_bucket_take_all(const struct bw_rate_limit *c, struct bw
 {
 	int64_t last = b->last;
 	double t = b->tokens;
-	if (__builtin_expect(!last || want > c->burst, 0))
+	if (__builtin_expect(!last || want > c->burst || b->burst != c->burst, 0))
 		return -1;
 	if (now > last) {
 		/* the refill is kept even when it is not enough: bw_bucket_take goes on from it */

@@ -21,7 +21,10 @@ int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struc
 int bw_engine_init_next(struct bw_engine *e, const struct bw_engine *prev,
 			const struct bw_config *cfg, uint64_t seed)
 {
-	return init(e, cfg, &prev->env, prev->pid, prev->prog, seed, prev->store, prev->gen + 1);
+	if (init(e, cfg, &prev->env, prev->pid, prev->prog, seed, prev->store, prev->gen + 1) < 0)
+		return -1;
+	e->prev = prev;
+	return 0;
 }
 
 static int init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
@@ -146,6 +149,17 @@ long bw_engine_stat(const struct bw_engine *e, int rule, enum bw_stat st)
 	return n;
 }
 
+long bw_engine_stat_all(const struct bw_engine *e, int rule, enum bw_stat st)
+{
+	const char *name = e->cfg->rules[rule].name;
+	long n = bw_engine_stat(e, rule, st);
+	for (const struct bw_engine *p = e->prev; p; p = p->prev)
+		for (int i = 0; i < p->cfg->n_rules; i++)
+			if (strcmp(p->cfg->rules[i].name, name) == 0)
+				n += bw_engine_stat(p, i, st);
+	return n;
+}
+
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err)
 {
 	/* a real EINTR means a signal handler ran: the program sees it as the kernel gave
@@ -239,7 +253,8 @@ void bw_engine_emit(struct bw_engine *e, const struct bw_call *c, struct bw_even
 			ev->fd = c->fd;
 	}
 	if (e->mode == BW_MODE_OBSERVE && ev->kind != BW_EV_START && ev->kind != BW_EV_EXIT &&
-	    ev->kind != BW_EV_CONFIG_ERROR && ev->kind != BW_EV_WARNING)
+	    ev->kind != BW_EV_CONFIG_ERROR && ev->kind != BW_EV_WARNING &&
+	    ev->kind != BW_EV_RELOAD)
 		ev->observe = 1;
 	struct bw_event_ctx ctx = {
 		.wall_us = e->env.wall_us ? e->env.wall_us() : 0,
@@ -501,7 +516,8 @@ void bw_engine_exit_event(struct bw_engine *e)
 				bw_json_raw(obj, sizeof obj, &m, ",");
 			bw_json_str(obj, sizeof obj, &m, stat_names[s]);
 			bw_json_raw(obj, sizeof obj, &m, ":");
-			bw_json_int(obj, sizeof obj, &m, bw_engine_stat(e, i, (enum bw_stat)s));
+			bw_json_int(obj, sizeof obj, &m,
+				    bw_engine_stat_all(e, i, (enum bw_stat)s));
 		}
 		bw_json_raw(obj, sizeof obj, &m, "}");
 		/* keep the object valid: a rule that does not fit is left out whole */

@@ -78,6 +78,7 @@ struct bw_engine {
 	struct bw_store own_store;
 	enum bw_level level;
 	enum bw_mode mode;
+	const struct bw_engine *prev;    /* the generation this one replaced, or NULL */
 };
 
 /* An attempt that failed in a way retrying cannot mend sets `now`: the engine then ends
@@ -276,7 +277,20 @@ static inline void bw_engine_count_call(struct bw_engine *e, int i)
 	__atomic_add_fetch(&e->rt[i].calls[s % BW_CALL_STRIPES].n, 1, __ATOMIC_RELAXED);
 }
 long bw_engine_stat(const struct bw_engine *e, int rule, enum bw_stat st);
+/* The same over every generation of the policy: the counts of the rules of this name in
+ * e and the engines it replaced (what the exit event reports). */
+long bw_engine_stat_all(const struct bw_engine *e, int rule, enum bw_stat st);
 void bw_engine_start_event(struct bw_engine *e, const char *version);
+/* The policy file was read again and e's policy is now the one in force (e itself when
+ * the file said nothing new): a `reload` event naming the rules added, removed and
+ * changed against `before`, and a change of mode. warn, or info when nothing changed.
+ * `asked`: by `bulwark reload`, not by a change of the file. */
+void bw_engine_reload_event(struct bw_engine *e, const struct bw_config *before,
+			    const char *file, int asked);
+/* The policy file read again could not be loaded (d: its first problem, NULL if none is
+ * known): a `reload` event at level error with FILE:LINE:COL in msg; e's policy stays. */
+void bw_engine_reload_error(struct bw_engine *e, const struct bw_diag *d, const char *file,
+			    int asked);
 void bw_engine_exit_event(struct bw_engine *e);
 
 #endif

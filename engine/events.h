@@ -16,7 +16,7 @@ enum bw_event_kind {
 	BW_EV_START, BW_EV_CONFIG_ERROR, BW_EV_FAIL, BW_EV_RETRY, BW_EV_RECOVERED,
 	BW_EV_GAVE_UP, BW_EV_TIMEOUT, BW_EV_BREAKER, BW_EV_REJECTED, BW_EV_THROTTLED,
 	BW_EV_LIMITED, BW_EV_FAILOVER, BW_EV_INJECTED, BW_EV_EXIT, BW_EV_WARNING,
-	BW_EV_COUNT
+	BW_EV_RELOAD, BW_EV_COUNT
 };
 
 /* Every field is optional: NULL strings, negative numbers and zero flags are left out. */

@@ -17,7 +17,8 @@
 #include "engine.h"
 
 #define BW_SHM_MAGIC 0x6277736bu       /* "bwsk"; written last, when the file is ready */
-#define BW_SHM_VERSION 1
+/* 2: the reload count in the header; a bucket's burst and a breaker's stamp in each cell */
+#define BW_SHM_VERSION 2
 #define BW_SHM_PROCS 256
 
 struct bw_shm_header {
@@ -30,6 +31,9 @@ struct bw_shm_header {
 	int32_t lock;                      /* guards the process table */
 	uint32_t entry_size;               /* bytes of one keyed entry: header + value */
 	uint64_t procs_off, rules_off;
+	/* Bumped by `bulwark reload`: every process of the group reads its policy file
+	 * again when it sees the count change (atomic). */
+	uint64_t reloads;
 };
 
 struct bw_shm_proc {

@@ -174,7 +174,9 @@ static void mem_after_fork(struct bw_store *s, long pid)
 	 * shared with the parent, whose threads will release what they hold */
 	for (int i = 0; i < s->n_rules; i++) {
 		bw_keyed_after_fork(&s->rules[i].dests, (int)pid);
-		if (!s->file)
+		/* a rule's own cell is private unless it lives in the file (a rule a reload
+		 * added keeps a private one even in a group's store) */
+		if (s->rules[i].lock == &s->rules[i].own_lock)
 			s->rules[i].own_lock = 0;
 	}
 	if (s->file)
@@ -229,7 +231,20 @@ int bw_store_init(struct bw_store *s, const struct bw_config *cfg)
 int bw_store_adopt(struct bw_store *s, const struct bw_rule *r)
 {
 	int slot = bw_store_bind(s, r->name);
-	if (slot >= 0 || s->n_rules >= s->cap)
+	if (slot >= 0) {
+		/* A rule that keeps its name keeps its cells. One that now keeps state per
+		 * destination and had no table gets one (in a group's file there is no room
+		 * for it: its destinations share the rule's cell until the group starts
+		 * anew); a table of another size stays as it is. No call reads the table
+		 * before the new policy is in place: the old rule's calls use the rule's
+		 * own cell. */
+		struct bw_rule_cells *rc = &s->rules[slot];
+		if (keyed_rule(r) && !rc->dests.mem && !s->file &&
+		    bw_keyed_init(&rc->dests, r->max_keys, sizeof(struct bw_dest_state)) < 0)
+			return -1;
+		return slot;
+	}
+	if (s->n_rules >= s->cap)
 		return slot;
 	struct bw_rule_cells *rc = &s->rules[s->n_rules];
 	memcpy(rc->name, r->name, sizeof rc->name);

@@ -154,6 +154,23 @@ void bw_fd_forget_range(unsigned lo, unsigned hi)
 	}
 }
 
+void bw_fd_expire_gen(unsigned g)
+{
+	uint64_t known = BW_FDW_BIT(BW_FDW_IO_KNOWN);
+	uint64_t stale = known | (uint64_t)bw_fd_gen(g) << BW_FDW_GEN;
+	for (unsigned pg = 0; pg < (BW_FD_MAX >> PAGE_BITS); pg++) {
+		uint64_t *p = __atomic_load_n(&bw_fd_words[pg], __ATOMIC_ACQUIRE);
+		for (unsigned i = 0; p && i < PAGE_FDS; i++) {
+			uint64_t w = __atomic_load_n(&p[i], __ATOMIC_RELAXED);
+			/* a word rewritten meanwhile was learned afresh: left as it is */
+			while ((w & (known | BW_FDW_GEN_MASK)) == stale &&
+			       !__atomic_compare_exchange_n(&p[i], &w, w & ~known, 0,
+							   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+				;
+		}
+	}
+}
+
 /* A duplicate is the same socket: same rules, same peer, same watch. */
 void bw_fd_copy(int from, int to)
 {

@@ -81,6 +81,17 @@ extern struct bw_fd_cold *bw_fd_colds[BW_FD_MAX >> BW_FD_PAGE_BITS];
 #define BW_FDW_GEN_MASK ((((uint64_t)1 << BW_FDW_GEN_BITS) - 1) << BW_FDW_GEN)
 #define BW_FDW_GET(w, shift, bits) ((int)(((w) >> (shift)) & ((1ull << (bits)) - 1)))
 
+/* The generation is the word's top field: hot >> BW_FDW_GEN is it, with no mask. */
+_Static_assert(BW_FDW_GEN + BW_FDW_GEN_BITS == 64, "the generation ends the word");
+#define BW_GENS (1u << BW_FDW_GEN_BITS)
+
+/* A policy generation as the words hold it: its low bits, so it wraps every BW_GENS
+ * loads (bw_fd_expire_gen keeps a wrapped one from passing for current). */
+static inline unsigned bw_fd_gen(unsigned gen)
+{
+	return gen & (BW_GENS - 1);
+}
+
 enum bw_fd_dir { BW_FD_RECV = 0, BW_FD_SEND = 1 };
 
 /* What the hot path reads before anything else: the ops that have rules in this process
@@ -140,6 +151,14 @@ static inline int bw_fd_current(uint64_t w, uint64_t hot)
 	return (w & BW_FDW_BIT(BW_FDW_IO_KNOWN)) && !((w ^ hot) & BW_FDW_GEN_MASK);
 }
 
+/* The rules of w were worked out under generation gen: a word is read with the engine
+ * of its own generation, never with one loaded since (its rule numbers are another
+ * policy's). */
+static inline int bw_fd_current_gen(uint64_t w, unsigned gen)
+{
+	return bw_fd_current(w, (uint64_t)bw_fd_gen(gen) << BW_FDW_GEN);
+}
+
 static inline void bw_fd_unpack(uint64_t w, struct bw_fdinfo *i)
 {
 	i->kind = (enum bw_fd_kind)BW_FDW_GET(w, BW_FDW_KIND, BW_FDW_KIND_BITS);
@@ -172,6 +191,10 @@ void bw_fd_set_socket(int fd, int family, int type);
 void bw_fd_set_other(int fd);
 void bw_fd_forget(int fd);                         /* -> UNKNOWN */
 void bw_fd_forget_range(unsigned lo, unsigned hi);
+/* Before generation bits g are published anew (BW_GENS loads after they last were): a
+ * socket still learned under them forgets its rules, which belong to a policy long gone,
+ * and learns them again at its next call. */
+void bw_fd_expire_gen(unsigned g);
 void bw_fd_copy(int from, int to);                 /* dup: `to` is what `from` is */
 
 /* A breaker waits for this connection's first byte before it counts the connect as a

@@ -425,6 +425,12 @@ int bw_group_join(struct bw_engine *e, const struct bw_config *cfg)
 	return 0;
 }
 
+uint64_t bw_group_reloads(void)
+{
+	struct bw_shm_header *h = __atomic_load_n(&map, __ATOMIC_ACQUIRE);
+	return h ? __atomic_load_n(&h->reloads, __ATOMIC_ACQUIRE) : 0;
+}
+
 void bw_group_after_fork(struct bw_engine *e)
 {
 	if (map)

@@ -10,6 +10,8 @@
 int bw_group_join(struct bw_engine *e, const struct bw_config *cfg);
 /* In a forked child: take a process slot of its own. */
 void bw_group_after_fork(struct bw_engine *e);
+/* How many times `bulwark reload` asked the group to reload (0 outside a group). */
+uint64_t bw_group_reloads(void);
 /* At exit: give up the slot; the last process of a group named after its policy removes
  * the file. */
 void bw_group_leave(void);

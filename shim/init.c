@@ -17,6 +17,7 @@
 #include "names.h"
 #include "overrides.h"
 #include "real.h"
+#include "reload.h"
 #include "sigrestart.h"
 #include "sink.h"
 #include "state.h"
@@ -135,10 +136,14 @@ static void after_fork_child(void)
 	 * and the sink must not leave their errno behind */
 	int saved = errno;
 	__atomic_store_n(&bw_shim.pid, (long)getpid(), __ATOMIC_RELAXED);
-	__atomic_store_n(&e->pid, (long)getpid(), __ATOMIC_RELAXED);
-	/* a child works on its own: its counters start at zero, its jitter differs */
-	for (int i = 0; i < e->cfg->n_rules; i++)
-		memset(e->rt[i].stats, 0, sizeof e->rt[i].stats);
+	/* a child works on its own: its counters start at zero, in every generation of the
+	 * policy (the exit event adds them up), its jitter differs */
+	for (struct bw_engine *g = e; g; g = (struct bw_engine *)g->prev) {
+		__atomic_store_n(&g->pid, (long)getpid(), __ATOMIC_RELAXED);
+		for (int i = 0; i < g->cfg->n_rules; i++)
+			memset(g->rt[i].stats, 0, sizeof g->rt[i].stats);
+	}
+	bw_reload_after_fork();
 	bw_engine_after_fork(e);
 	bw_names_after_fork();
 	bw_sink_after_fork();
@@ -181,14 +186,13 @@ static void report_config_error(const struct bw_diags *diags, const char *path)
 	bw_sink_write(BW_LVL_ERROR, line, len);
 }
 
-/* Environment settings over the file's; a bad one is reported and ignored. */
-static void apply_overrides(struct bw_config *cfg)
+void bw_apply_overrides(struct bw_config *cfg, int report)
 {
 	char err[160];
-	if (bw_override_log(cfg, secure_getenv("BULWARK_LOG"), err, sizeof err) < 0 ||
+	if ((bw_override_log(cfg, secure_getenv("BULWARK_LOG"), err, sizeof err) < 0 ||
 	    bw_override_level(cfg, secure_getenv("BULWARK_LEVEL"), err, sizeof err) < 0 ||
 	    bw_override_mode(cfg, secure_getenv("BULWARK_MODE"), err, sizeof err) < 0 ||
-	    bw_override_seed(cfg, secure_getenv("BULWARK_SEED"), err, sizeof err) < 0) {
+	    bw_override_seed(cfg, secure_getenv("BULWARK_SEED"), err, sizeof err) < 0) && report) {
 		struct bw_diags d = { .n = 1 };
 		strncpy(d.d[0].file, "environment", sizeof d.d[0].file - 1);
 		strncpy(d.d[0].msg, err, sizeof d.d[0].msg - 1);
@@ -205,6 +209,8 @@ static void load(void)
 		return;
 	const char *path = secure_getenv("BULWARK_CONFIG");
 	struct bw_diags diags = { .n = 0 };
+	/* the file as it is before it is read: a change made while it is read is seen */
+	bw_reload_remember(path);
 	struct bw_config *cfg = path && *path ? bw_config_load_file(path, &diags)
 					      : bw_config_default();
 	if (!cfg) {
@@ -213,7 +219,7 @@ static void load(void)
 			_exit(2);
 		return;
 	}
-	apply_overrides(cfg);
+	bw_apply_overrides(cfg, 1);
 	/* observing without a policy file: every op on network sockets is watched, so that
 	 * a report names a reset as well as a refusal (bulwark.yaml(5), BUILT-IN DEFAULT) */
 	if (!(path && *path) && cfg->mode == BW_MODE_OBSERVE)
@@ -231,10 +237,12 @@ static void load(void)
 	if (e->ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))
 		bw_fd_scan_inherited();
 	pthread_atfork(NULL, NULL, after_fork_child);
+	__atomic_store_n(&bw_shim.gens[bw_fd_gen(e->gen)], e, __ATOMIC_RELEASE);
 	__atomic_store_n(&bw_shim.cur, e, __ATOMIC_RELEASE);
 	__atomic_store_n(&bw_shim.life, BW_LIFE_READY, __ATOMIC_RELEASE);
 	publish(e);
 	bw_engine_start_event(e, BW_VERSION);
+	bw_reload_arm();
 }
 
 /* What the hot path reads first: the ops with rules, ready, and the generation. */
@@ -252,7 +260,12 @@ int bw_shim_swap(const struct bw_config *cfg)
 		free(e);
 		return -1;
 	}
-	/* the old engine is kept: calls that began under it finish under it */
+	/* the old engine is kept: calls that began under it finish under it. A word still
+	 * learned under this generation's bits is BW_GENS loads old: it forgets its rules
+	 * before the bits are current again. */
+	unsigned g = bw_fd_gen(e->gen);
+	bw_fd_expire_gen(g);
+	__atomic_store_n(&bw_shim.gens[g], e, __ATOMIC_RELEASE);
 	__atomic_store_n(&bw_shim.cur, e, __ATOMIC_RELEASE);
 	publish(e);
 	return 0;

@@ -19,6 +19,11 @@ struct bw_shim {
 	struct bw_engine *cur;   /* the loaded policy's engine, atomic */
 	long pid;                /* the process the state belongs to (a vfork child differs) */
 	struct bw_engine first;  /* the engine of the policy loaded at start */
+	/* The engine of each generation as the descriptor words number them (bw_fd_gen),
+	 * set before the generation is published in bw_hot: a hook that found a word
+	 * current by bw_hot reads it with the engine of that same generation, even while
+	 * another thread loads a policy in between (cur may already be the next one). */
+	struct bw_engine *gens[BW_GENS];
 };
 
 extern struct bw_shim bw_shim;
@@ -29,6 +34,11 @@ __attribute__((cold)) void bw_init(void);
  * reload): its rules find their breakers and buckets by name, sockets learn their rules
  * anew. 0, or -1 (the current one stays) when it cannot be set up. */
 int bw_shim_swap(const struct bw_config *cfg);
+
+/* BULWARK_MODE, BULWARK_LEVEL, BULWARK_LOG and BULWARK_SEED over a policy's own settings,
+ * at start and on every reload; a bad one is ignored, and reported when `report` (at
+ * start: reporting opens a sink of its own, which a running process must not). */
+void bw_apply_overrides(struct bw_config *cfg, int report);
 
 /* Initialize if need be; the engine when it is ready, this thread is not inside the
  * library's own work, and an op in `ops` has a rule. Keeps errno. */
@@ -45,6 +55,13 @@ static inline struct bw_engine *bw_engine_for_ops(unsigned ops)
 	if (__builtin_expect((hot & BW_HOT_READY) && !bw_guarded(), 1))
 		return __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
 	return bw_engine_wake(ops);
+}
+
+/* The engine of the generation hot names (hot loaded with acquire: the slot was set
+ * before hot was published). */
+static inline struct bw_engine *bw_engine_of_hot(uint64_t hot)
+{
+	return __atomic_load_n(&bw_shim.gens[hot >> BW_FDW_GEN], __ATOMIC_RELAXED);
 }
 
 static inline struct bw_engine *bw_engine_for(enum bw_op op)

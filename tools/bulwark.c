@@ -19,6 +19,7 @@ void bw_usage(FILE *out)
 	      "       bulwark report [--wide] [--format table|json|prometheus] [FILE...]\n"
 	      "       bulwark status [--group ID] [--dir DIR] [--wide]\n"
 	      "                      [--format table|json|prometheus | --prune]\n"
+	      "       bulwark reload --group ID [--dir DIR]\n"
 	      "       bulwark version | -V | --version\n"
 	      "\n"
 	      "run: run COMMAND with libbulwark.so preloaded and the policy applied\n"
@@ -57,6 +58,12 @@ void bw_usage(FILE *out)
 	      "  -w, --wide          table: names whole, lines as long as needed\n"
 	      "      --prune         remove the state files of stale groups (every process\n"
 	      "                      gone), say what was removed; exit 0, or 1 on a failure\n"
+	      "\n"
+	      "reload: ask every process of a group (state: {share: group}) to read its\n"
+	      "  policy file again now; exit 0 asked, 1 nothing to reload. A process reads\n"
+	      "  a changed policy file by itself within about a second\n"
+	      "  -g, --group ID      the group\n"
+	      "  -d, --dir DIR       state directory (as for status)\n"
 	      "\n"
 	      "See bulwark(1) and bulwark.yaml(5).\n",
 	      out);
@@ -102,6 +109,7 @@ static const struct {
 	{ "-h", cmd_help },
 	{ "report", bw_cmd_report },
 	{ "status", bw_cmd_status },
+	{ "reload", bw_cmd_reload },
 };
 
 int main(int argc, char **argv)

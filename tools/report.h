@@ -94,6 +94,7 @@ struct bw_report {
 	size_t n_pids, cap_pids;
 
 	long long files, lines, events, skipped, config_errors, warnings;
+	long long reloads, reload_errors;    /* reload events; those refusing a file */
 
 	int have_ts;
 	int64_t first_us, last_us;    /* microseconds since the epoch */

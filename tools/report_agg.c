@@ -343,6 +343,11 @@ void bw_report_add(struct bw_report *r, const struct bw_rp_event *ev)
 		r->warnings++;
 		return;
 	}
+	if (strcmp(ev->event, "reload") == 0) {
+		r->reloads++;
+		r->reload_errors += ev->lvl && strcmp(ev->lvl, "error") == 0;
+		return;
+	}
 	size_t k = 0, n = sizeof call_events / sizeof call_events[0];
 	while (k < n && strcmp(ev->event, call_events[k].event) != 0)
 		k++;

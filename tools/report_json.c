@@ -62,6 +62,8 @@ int bw_report_print_json(struct bw_report *r, FILE *out)
 	bw_js_set(root, "skipped_lines", json_integer(r->skipped));
 	bw_js_set(root, "config_errors", json_integer(r->config_errors));
 	bw_js_set(root, "warnings", json_integer(r->warnings));
+	bw_js_set(root, "reloads", json_integer(r->reloads));
+	bw_js_set(root, "reload_errors", json_integer(r->reload_errors));
 	bw_js_set(root, "first", ts(r->first_ts, r->have_ts));
 	bw_js_set(root, "last", ts(r->last_ts, r->have_ts));
 	bw_js_set(root, "span_ms", r->have_ts ? ms(r->last_us - r->first_us) : json_null());

@@ -50,6 +50,10 @@ static void header(struct bw_report *r, FILE *out)
 		fprintf(out, "also read: %lld config_error event%s, %lld warning event%s\n",
 			r->config_errors, r->config_errors == 1 ? "" : "s", r->warnings,
 			r->warnings == 1 ? "" : "s");
+	/* a policy changed under the programs explains a change in what the tables show */
+	if (r->reloads)
+		fprintf(out, "policy reloads: %lld, %lld refused\n", r->reloads - r->reload_errors,
+			r->reload_errors);
 }
 
 static const struct bw_col dest_cols[] = {

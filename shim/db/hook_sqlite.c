@@ -15,6 +15,7 @@
 #include "keyed.h"
 #include "sqlite_real.h"
 #include "sqlite_vfs.h"
+#include "reload.h"
 #include "state.h"
 
 /* The policy looks at the program's calls, and at the steps and prepares of a program's
@@ -54,6 +55,7 @@ static void init_call(struct bw_call *c, const struct bw_rule *r, const char *ca
 
 static void install_vfs(void)
 {
+	bw_reload_tick();
 	if (bw_engine_for(BW_OP_SQLITE))
 		bw_sq_vfs_install();
 }
@@ -114,6 +116,7 @@ static int prep_attempt(void *arg, int n, int64_t deadline)
 
 static int prepare(const void *caller, struct prep *p)
 {
+	bw_reload_tick();
 	struct bw_engine *e = bw_engine_for(BW_OP_SQLITE);
 	int acting = e ? bw_foreign_enter(&bw_sq_lib, &depth, caller) : 0;
 	const char *file;

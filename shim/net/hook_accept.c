@@ -10,6 +10,7 @@
 #include "match.h"
 #include "real.h"
 #include "sockio.h"
+#include "reload.h"
 #include "state.h"
 
 struct accept_args {
@@ -69,13 +70,14 @@ static void listener_name(const struct bw_call *c, char *buf, size_t cap)
 
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
+	bw_reload_tick();
 	struct bw_engine *e = bw_engine_for_ops(BW_OPBIT(BW_OP_ACCEPT) | BW_OPBIT(BW_OP_SEND) |
 						 BW_OPBIT(BW_OP_RECV));
 	if (!e)
 		return BW_REAL(accept4)(fd, addr, addrlen, flags);
 	int saved = errno;
 	struct bw_fdinfo li;
-	if (bw_fd_classify(fd, &li) == BW_FD_SOCKET && !(li.io_known && li.gen == e->gen))
+	if (bw_fd_classify(fd, &li) == BW_FD_SOCKET && !(li.io_known && li.gen == bw_fd_gen(e->gen)))
 		bw_sock_learn(e, fd, &li, NULL, 0, BW_PEER_ASK);
 	struct accept_args a = { .fd = fd, .flags = flags, .addr = addr, .addrlen = addrlen,
 				 .result = -1 };

@@ -43,6 +43,7 @@
 #include "real.h"
 #include "sigrestart.h"
 #include "sockwait.h"
+#include "reload.h"
 #include "state.h"
 
 struct attempt_ctx {
@@ -460,6 +461,7 @@ static int carried(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 
 BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 {
+	bw_reload_tick();
 	struct bw_engine *e = bw_engine_for_ops(BW_OPBIT(BW_OP_CONNECT) | BW_OPBIT(BW_OP_SEND) |
 						 BW_OPBIT(BW_OP_RECV));
 	/* the address is read through the kernel: a bad pointer gets the kernel's EFAULT */

@@ -86,7 +86,7 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 	fi->io_known = 1;
 	/* a breaker watch names a rule of the policy it began under; the store cells held
 	 * are those of the rules worked out before */
-	if (fi->gen != e->gen)
+	if (fi->gen != bw_fd_gen(e->gen))
 		fi->watch = 0;
 	void *none[3] = { NULL, NULL, NULL };
 	bw_fd_pin_set(fd, BW_FD_RECV, none);
@@ -372,7 +372,7 @@ static __attribute__((noinline)) uint64_t learn_word(struct bw_engine *e, int fd
 	if (bw_fd_classify(fd, &fi) != BW_FD_SOCKET)
 		return 0;
 	uint64_t w = bw_fd_word(fd);
-	if (bw_fd_current(w, __atomic_load_n(&bw_hot, __ATOMIC_RELAXED)))
+	if (bw_fd_current_gen(w, e->gen))
 		return w;
 	bw_sock_learn(e, fd, &fi, NULL, 0, BW_PEER_ASK);
 	return fi.kind == BW_FD_SOCKET ? bw_fd_word(fd) : 0;
@@ -409,6 +409,7 @@ static ssize_t outcome(struct run_ctx *r, int err, int saved)
 /* A transfer whose rule has nothing to decide before its one attempt failed with err. */
 ssize_t bw_xfer_failed(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i, int err)
 {
+	bw_reload_tick();
 	struct run_ctx r;
 	struct bw_call c;
 	init_call(&c, &r, e, x, w, i, 0);
@@ -589,12 +590,13 @@ static __attribute__((noinline)) ssize_t watched(struct bw_engine *e, struct bw_
 
 ssize_t bw_xfer_run(struct bw_engine *e, struct bw_xfer *x)
 {
+	bw_reload_tick();
 	/* the hooks have already let through what the fd table knows needs nothing
-	 * (bw_fd_look); a descriptor never seen, or learned under another policy, is
-	 * learned here */
+	 * (bw_fd_look); a descriptor never seen, or learned under another policy than e's
+	 * (one loaded since, or e's successor), is learned here */
 	uint64_t w = bw_fd_word(x->fd);
 	if (__builtin_expect(BW_FDW_GET(w, BW_FDW_KIND, BW_FDW_KIND_BITS) != BW_FD_SOCKET ||
-			     !bw_fd_current(w, __atomic_load_n(&bw_hot, __ATOMIC_RELAXED)), 0) &&
+			     !bw_fd_current_gen(w, e->gen), 0) &&
 	    !(w = learn_word(e, x->fd)))
 		return x->fn(x, x->len);
 	if (__builtin_expect(w & BW_FDW_BIT(BW_FDW_WATCH), 0))

@@ -11,6 +11,7 @@
 #include "engine.h"
 #include "store.h"
 #include "fdtable.h"
+#include "reload.h"
 #include "state.h"
 
 /* A length not worked out yet: it lies in a scatter list, read only when a byte limit or
@@ -86,9 +87,10 @@ static inline __attribute__((always_inline)) ssize_t bw_xfer_paced(int op, struc
 	struct bw_pin pin = { p[0], p[1], p[2] };
 	uint64_t key = __atomic_load_n(&cold->key, __ATOMIC_RELAXED);
 	ssize_t got;
+	/* the clock read for the bucket also says when the policy file is due a look */
 	if (op == BW_OP_SEND) {
-		if (bw_pin_take_all(e->store, &pin, key, rl, bw_clock_us(CLOCK_MONOTONIC),
-				    (double)want) < 0)
+		int64_t now = bw_clock_us(CLOCK_MONOTONIC);
+		if (bw_pin_take_all(e->store, &pin, key, rl, now, (double)want) < 0)
 			return bw_xfer_paced_slow(e, x, w, i);
 		bw_engine_count_call(e, i);
 		got = x->fn(x, want);
@@ -97,12 +99,16 @@ static inline __attribute__((always_inline)) ssize_t bw_xfer_paced(int op, struc
 			if (bw_pin_give(e->store, &pin, key, rl, back) < 0)
 				bw_xfer_give(e, x, i, key, back);
 		}
+		bw_reload_tick_at(now);
 	} else {
 		bw_engine_count_call(e, i);
 		got = x->fn(x, want);
-		if (got > 0 && bw_pin_take_all(e->store, &pin, key, rl,
-					       bw_clock_us(CLOCK_MONOTONIC), (double)got) < 0)
-			bw_xfer_pace_after(e, x, w, i, (size_t)got);
+		if (got > 0) {
+			int64_t now = bw_clock_us(CLOCK_MONOTONIC);
+			if (bw_pin_take_all(e->store, &pin, key, rl, now, (double)got) < 0)
+				bw_xfer_pace_after(e, x, w, i, (size_t)got);
+			bw_reload_tick_at(now);
+		}
 	}
 	if (__builtin_expect(got >= 0, 1))
 		return got;
@@ -120,7 +126,7 @@ static inline __attribute__((always_inline)) ssize_t bw_xfer(int op, struct bw_x
 	uint64_t w = x->word;
 	if (__builtin_expect((hot & BW_HOT_READY) && !bw_guarded() && bw_fd_current(w, hot) &&
 			     !(w & BW_FDW_BIT(BW_FDW_WATCH)), 1)) {
-		struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
+		struct bw_engine *e = bw_engine_of_hot(hot);
 		int no = BW_FDW_GET(w, op == BW_OP_SEND ? BW_FDW_SEND : BW_FDW_RECV,
 				    BW_FDW_RULE_BITS);
 		if (no && (e->rt[no - 1].plain_ops & BW_OPBIT(op))) {

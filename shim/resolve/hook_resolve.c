@@ -9,6 +9,7 @@
 #include "names.h"
 #include "hook.h"
 #include "real.h"
+#include "reload.h"
 #include "state.h"
 
 static void remember_ai(const char *name, const struct addrinfo *ai)
@@ -137,6 +138,7 @@ static int gai_attempt(void *arg, int n, int64_t deadline)
 BW_HOOK int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		struct addrinfo **res)
 {
+	bw_reload_tick();
 	struct bw_engine *e = bw_engine_for(BW_OP_RESOLVE);
 	const struct bw_rule *r = e ? resolve_rule(e, node) : NULL;
 	if (!r) {
@@ -196,6 +198,7 @@ static int ghbn_attempt(void *arg, int n, int64_t deadline)
 
 static struct hostent *ghbn(const char *name, int family)
 {
+	bw_reload_tick();
 	struct bw_engine *e = bw_engine_for(BW_OP_RESOLVE);
 	const struct bw_rule *r = e ? resolve_rule(e, name) : NULL;
 	if (!r) {
@@ -274,6 +277,7 @@ static int ghbnr_attempt(void *arg, int n, int64_t deadline)
 BW_HOOK int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t len,
 		    struct hostent **result, int *h_errnop)
 {
+	bw_reload_tick();
 	struct bw_engine *e = bw_engine_for(BW_OP_RESOLVE);
 	const struct bw_rule *r = e ? resolve_rule(e, name) : NULL;
 	if (!r) {

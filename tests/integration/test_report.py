@@ -126,6 +126,10 @@ FILE_B = [
     ev(0.6, "warning", 202, lvl="warn", msg="something to know"),
     ev(0.01, "config_error", 203, lvl="error", file="/bad.yaml", line=3, col=5,
        msg="unknown key"),
+    ev(0.7, "reload", 202, lvl="warn", file="/p.yaml", gen=2, changed=["api"],
+       msg="policy reloaded: changed api"),
+    ev(0.8, "reload", 203, lvl="error", file="/p.yaml", line=4, col=7, gen=1,
+       msg="/p.yaml:4:7: unknown key; the policy in force stays"),
     ev(6.0, "exit", 201, stats={"api": stats(calls=4, throttled=3, limited=1),
                                 "dns": stats(calls=1, failures=1, retries=1,
                                              recovered=1)}),
@@ -190,8 +194,8 @@ EXPECTED_RULES = [
 ]
 
 TOP_KEYS = ["processes", "files", "events", "lines", "skipped_lines", "config_errors",
-            "warnings", "first", "last", "span_ms", "destinations", "top_errors", "rules",
-            "notes"]
+            "warnings", "reloads", "reload_errors", "first", "last", "span_ms", "destinations",
+            "top_errors", "rules", "notes"]
 SIDE_KEYS = ["failures", "errors", "retries", "recovered", "gave_up", "gave_up_reasons",
              "rejected", "throttled", "limited", "injected", "breaker_opens", "timeouts",
              "failovers", "delay_ms"]
@@ -364,6 +368,8 @@ class HandBuilt(ShimTest):
         self.assertEqual(doc["events"], len(FILE_A) + len(FILE_B) - 4 - 1)   # - blank
         self.assertEqual(doc["config_errors"], 1)
         self.assertEqual(doc["warnings"], 1)
+        self.assertEqual(doc["reloads"], 2)
+        self.assertEqual(doc["reload_errors"], 1)
         self.assertEqual(doc["first"], "2025-06-01T10:00:00.000000Z")
         self.assertEqual(doc["last"], "2025-06-01T10:00:06.000000Z")
         self.assertEqual(doc["span_ms"], 6000)

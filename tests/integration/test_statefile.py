@@ -43,10 +43,11 @@ while not os.path.exists(os.path.join(wd, "go")) and time.monotonic() < t:
 
 # struct bw_shm_header, as tests/integration/test_status.py mirrors it (and checks it
 # against the C layout there): magic, version, size, n_rules, n_procs, created_us,
-# group, policy, lock, entry_size, procs_off, rules_off.
+# group, policy, lock, entry_size, procs_off, rules_off; the reload count that ends it is
+# not read here.
 HDR = struct.Struct("<IIQIIq64s256siIQQ")
 RULE_HEAD = struct.Struct("<64siiQQ")        # name, lock, sets, dests_off, locks_off
-RULE_SIZE = 344                              # sizeof(struct bw_shm_rule)
+RULE_SIZE = 360                              # sizeof(struct bw_shm_rule)
 
 
 def state_files(d):

@@ -10,22 +10,22 @@ agree with both before any file is written.
 
 Layout of a state file as mirrored here (all little-endian, natural alignment, x86-64):
 
-  struct bw_shm_header (376 bytes) at 0:
+  struct bw_shm_header (384 bytes) at 0:
       0 magic u32 | 4 version u32 | 8 size u64 | 16 n_rules u32 | 20 n_procs u32 |
      24 created_us i64 | 32 group[64] | 96 policy[256] | 352 lock i32 |
-    356 entry_size u32 | 360 procs_off u64 | 368 rules_off u64
+    356 entry_size u32 | 360 procs_off u64 | 368 rules_off u64 | 376 reloads u64
   struct bw_shm_proc (48): 0 pid i32 | 4 start_ticks u32 | 8 started_us i64 | 16 prog[32]
-  struct bw_shm_rule (344): 0 name[64] | 64 lock i32 | 68 sets i32 | 72 dests_off u64 |
+  struct bw_shm_rule (360): 0 name[64] | 64 lock i32 | 68 sets i32 | 72 dests_off u64 |
     80 locks_off u64 | 88 whole (struct bw_dest_state)
-  struct bw_dest_state (256): 0 brk (struct bw_breaker_state, 192) | 192 bucket (16) |
-    208 label[48]
-  struct bw_breaker_state (192): 0 pos i32 | 4 consecutive i32 | 8 opened_at i64 |
+  struct bw_dest_state (272): 0 brk (struct bw_breaker_state, 200) | 200 bucket (24) |
+    224 label[48]
+  struct bw_breaker_state (200): 0 pos i32 | 4 consecutive i32 | 8 opened_at i64 |
     16 open_for i64 | 24 probes_out i32 | 28 probes_ok i32 | 32 win[10] of
-    {slot i64, calls i32, fails i32} (16 each)
-  struct bw_bucket (16): 0 tokens double | 8 last i64
-  keyed entry (entry_size 272): key u64 (0: empty), used i64, then the bw_dest_state;
-    rule i's entries at dests_off + (set * 8 + way) * 272, set = (key >> 17) % sets.
-  File order: header, procs at align64(376) (256 of them), rules at the next 64-byte
+    {slot i64, calls i32, fails i32} (16 each) | 192 stamp u32 | 196 pad i32
+  struct bw_bucket (24): 0 tokens double | 8 last i64 | 16 burst double
+  keyed entry (entry_size 288): key u64 (0: empty), used i64, then the bw_dest_state;
+    rule i's entries at dests_off + (set * 8 + way) * 288, set = (key >> 17) % sets.
+  File order: header, procs at align64(384) (256 of them), rules at the next 64-byte
   boundary, then per rule with dest-scoped state its entries and its set locks (int32),
   each block starting on a 64-byte boundary. Times: created_us and started_us wall
   clock, opened_at and bucket.last CLOCK_MONOTONIC (time.monotonic here), microseconds.
@@ -48,20 +48,21 @@ from harness import BUILD, PYTHON, ROOT, TOOL, ShimTest, base_env, free_port, ki
 from harness import rule as harness_rule
 
 MAGIC = 0x6277736b
-VERSION = 1
+VERSION = 2
 NPROCS = 256
 WAYS = 8
 SLOTS = 10
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 
-HDR = struct.Struct("<IIQIIq64s256siIQQ")
+HDR = struct.Struct("<IIQIIq64s256siIQQQ")
 PROC = struct.Struct("<iIq32s")
 RULE_HEAD = struct.Struct("<64siiQQ")
 BRK_HEAD = struct.Struct("<iiqqii")
 SLOT = struct.Struct("<qii")
-BUCKET = struct.Struct("<dq")
+BRK_TAIL = struct.Struct("<Ii")
+BUCKET = struct.Struct("<dqd")
 LABEL_MAX = 48
-BRK_SIZE = BRK_HEAD.size + SLOTS * SLOT.size
+BRK_SIZE = BRK_HEAD.size + SLOTS * SLOT.size + BRK_TAIL.size
 DEST_SIZE = BRK_SIZE + BUCKET.size + LABEL_MAX
 ENTRY_HDR = struct.Struct("<Qq")
 ENTRY_SIZE = ENTRY_HDR.size + ((DEST_SIZE + 7) & ~7)
@@ -88,7 +89,7 @@ int main(int argc, char **argv)
 	OFF(bw_shm_header, created_us); OFF(bw_shm_header, group);
 	OFF(bw_shm_header, policy); OFF(bw_shm_header, lock);
 	OFF(bw_shm_header, entry_size); OFF(bw_shm_header, procs_off);
-	OFF(bw_shm_header, rules_off);
+	OFF(bw_shm_header, rules_off); OFF(bw_shm_header, reloads);
 	OFF(bw_shm_proc, pid); OFF(bw_shm_proc, started_us); OFF(bw_shm_proc, prog);
 	OFF(bw_shm_rule, name); OFF(bw_shm_rule, lock); OFF(bw_shm_rule, sets);
 	OFF(bw_shm_rule, dests_off); OFF(bw_shm_rule, locks_off); OFF(bw_shm_rule, whole);
@@ -96,9 +97,9 @@ int main(int argc, char **argv)
 	OFF(bw_breaker_state, pos); OFF(bw_breaker_state, consecutive);
 	OFF(bw_breaker_state, opened_at); OFF(bw_breaker_state, open_for);
 	OFF(bw_breaker_state, probes_out); OFF(bw_breaker_state, probes_ok);
-	OFF(bw_breaker_state, win);
+	OFF(bw_breaker_state, win); OFF(bw_breaker_state, stamp);
 	printf("\"sizeof win\": %zu,\n", sizeof(((struct bw_breaker_state *)0)->win[0]));
-	OFF(bw_bucket, tokens); OFF(bw_bucket, last);
+	OFF(bw_bucket, tokens); OFF(bw_bucket, last); OFF(bw_bucket, burst);
 	printf("\"BW_SHM_MAGIC\": %u, \"BW_SHM_VERSION\": %d, \"BW_SHM_PROCS\": %d,\n",
 	       BW_SHM_MAGIC, BW_SHM_VERSION, BW_SHM_PROCS);
 	printf("\"BW_KEYED_WAYS\": %d, \"BW_BRK_SLOTS\": %d, \"BW_LABEL_MAX\": %d,\n",
@@ -202,21 +203,21 @@ class Layout:
 
 
 def brk_state(pos=CLOSED, consecutive=0, opened_at=0, open_for=0, probes_out=0,
-              probes_ok=0, win=()):
+              probes_ok=0, win=(), stamp=0):
     """struct bw_breaker_state; win: [(index, slot, calls, fails)]."""
     slots = [(0, 0, 0)] * SLOTS
     for i, slot, calls, fails in win:
         slots[i] = (slot, calls, fails)
     return (BRK_HEAD.pack(pos, consecutive, opened_at, open_for, probes_out, probes_ok)
-            + b"".join(SLOT.pack(*s) for s in slots))
+            + b"".join(SLOT.pack(*s) for s in slots) + BRK_TAIL.pack(stamp, 0))
 
 
-def dest_state(label=b"", tokens=0.0, last=0, **brk):
+def dest_state(label=b"", tokens=0.0, last=0, burst=0.0, **brk):
     """struct bw_dest_state; brk: as brk_state, or brk=None for an unused breaker."""
     b = bytes(BRK_SIZE) if brk.pop("unused", False) else brk_state(**brk)
     if isinstance(label, str):
         label = label.encode()
-    return b + BUCKET.pack(tokens, last) + label[:LABEL_MAX].ljust(LABEL_MAX, b"\0")
+    return b + BUCKET.pack(tokens, last, burst) + label[:LABEL_MAX].ljust(LABEL_MAX, b"\0")
 
 
 def mono_us():
@@ -267,7 +268,7 @@ class StateFile:
     def write(self, path, magic=MAGIC, version=VERSION, truncate=None):
         HDR.pack_into(self.buf, 0, magic, version, self.lay.size, len(self.lay.rules),
                       NPROCS, self.created_us, self.group.encode(), self.policy.encode(), 0,
-                      ENTRY_SIZE, self.lay.procs_off, self.lay.rules_off)
+                      ENTRY_SIZE, self.lay.procs_off, self.lay.rules_off, 0)
         data = bytes(self.buf if truncate is None else self.buf[:truncate])
         with open(path, "wb") as f:
             f.write(data)
@@ -390,7 +391,7 @@ class StatusTest(ShimTest):
             "bw_shm_header.created_us": 24, "bw_shm_header.group": 32,
             "bw_shm_header.policy": 96, "bw_shm_header.lock": 352,
             "bw_shm_header.entry_size": 356, "bw_shm_header.procs_off": 360,
-            "bw_shm_header.rules_off": 368,
+            "bw_shm_header.rules_off": 368, "bw_shm_header.reloads": 376,
             "bw_shm_proc.pid": 0, "bw_shm_proc.started_us": 8, "bw_shm_proc.prog": 16,
             "bw_shm_rule.name": 0, "bw_shm_rule.lock": 64, "bw_shm_rule.sets": 68,
             "bw_shm_rule.dests_off": 72, "bw_shm_rule.locks_off": 80,
@@ -401,7 +402,8 @@ class StatusTest(ShimTest):
             "bw_breaker_state.opened_at": 8, "bw_breaker_state.open_for": 16,
             "bw_breaker_state.probes_out": 24, "bw_breaker_state.probes_ok": 28,
             "bw_breaker_state.win": BRK_HEAD.size,
-            "bw_bucket.tokens": 0, "bw_bucket.last": 8,
+            "bw_breaker_state.stamp": BRK_HEAD.size + SLOTS * SLOT.size,
+            "bw_bucket.tokens": 0, "bw_bucket.last": 8, "bw_bucket.burst": 16,
             "BW_SHM_MAGIC": MAGIC, "BW_SHM_VERSION": VERSION, "BW_SHM_PROCS": NPROCS,
             "BW_KEYED_WAYS": WAYS, "BW_BRK_SLOTS": SLOTS, "BW_LABEL_MAX": LABEL_MAX,
             "size": self.lay.size, "procs_off": self.lay.procs_off,

@@ -46,11 +46,32 @@ def env_for(policy, log):
     return env
 
 
-def run(name, argv, policy_text, tmp, results):
+def policy_file(rules, mode="enforce"):
+    return "version: 1\nseed: 11\nmode: %s\nlog: { level: debug }\nrules:\n%s" % (mode, rules)
+
+
+def run(name, argv, policy_text, tmp, results, reloads=None):
+    """Run argv under the policy. reloads: [(rules, mode)] the policy file is saved
+    anew as (by rename), in turn, every 200 ms while argv runs: the library reloads while
+    the program's threads call through the engines, old and new."""
     policy = os.path.join(tmp, name + ".yaml")
     log = os.path.join(tmp, name + ".log")
     with open(policy, "w") as f:
-        f.write("version: 1\nseed: 11\nlog: { level: debug }\nrules:\n" + policy_text)
+        f.write(policy_file(policy_text))
+    stop = threading.Event()
+
+    def rewrite():
+        i = 0
+        while not stop.wait(0.2):
+            rules, mode = reloads[i % len(reloads)]
+            i += 1
+            with open(policy + ".new", "w") as f:
+                f.write(policy_file(rules, mode))
+            os.rename(policy + ".new", policy)
+
+    writer = threading.Thread(target=rewrite, daemon=True) if reloads else None
+    if writer:
+        writer.start()
     # TSan needs a fixed address layout on kernels with high mmap randomization
     prefix = ["setarch", "-R"] if KIND == "tsan" else []
     try:
@@ -59,6 +80,12 @@ def run(name, argv, policy_text, tmp, results):
         out, rc = p.stdout + p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:
         out, rc = "timed out after %ds\n%s" % (TIMEOUT, e.stderr or ""), -1
+    if writer:
+        stop.set()
+        writer.join()
+        with open(log, errors="replace") as f:
+            if '"event":"reload"' not in f.read():
+                out, rc = out + "\nno reload happened while it ran", -1
     bad = [m for m in REPORT_MARKS if m in out]
     ok = rc == 0 and not bad
     results.append((name, ok))
@@ -93,10 +120,25 @@ def main():
                     "    inject: [ { ops: [send, recv], partial: true, probability: 20% },\n"
                     "              { ops: [send, recv], errno: EINTR, probability: 5% } ]\n")
         run("pingpong+inject", [os.path.join(SAN, "pingpong"), "3000"], io_rules, tmp, results)
+        lim = ("  - name: lim\n    match: { ops: [connect] }\n"
+               "    rate_limit: { scope: rule, rate: %s, burst: %d }\n"
+               "    breaker: { trip: { consecutive: %d } }\n")
         run("limiter16", [os.path.join(SAN, "limiter16"), "16", "200"],
-            "  - name: lim\n    match: { ops: [connect] }\n"
-            "    rate_limit: { scope: rule, rate: 100000/s, burst: 1000 }\n"
-            "    breaker: { trip: { consecutive: 1000 } }\n", tmp, results)
+            lim % ("100000/s", 1000, 1000), tmp, results)
+        # reloads while 16 threads connect: rates, bursts and trips that change, a rule
+        # that comes and goes, the mode flipping
+        extra = "  - name: extra\n    match: { ops: [resolve] }\n"
+        run("limiter16+reload", [os.path.join(SAN, "limiter16"), "16", "300"],
+            lim % ("3000/s", 100, 1000), tmp, results,
+            reloads=[(lim % ("2000/s", 50, 1000), "enforce"),
+                     (extra + lim % ("4000/s", 200, 900), "observe"),
+                     (lim % ("3000/s", 100, 1000), "enforce")])
+        # and while the paced byte path runs (its pinned cells, the clock it reads)
+        run("pingpong+reload", [os.path.join(SAN, "pingpong"), "60000"], io_rules, tmp,
+            results, reloads=[(io_rules.replace("1000MiB/s", "500MiB/s"), "enforce"),
+                              (io_rules.replace("consecutive: 50", "consecutive: 40"),
+                               "observe"),
+                              (io_rules, "enforce")])
     failed = sum(1 for _, ok in results if not ok)
     # one line per failure, so that tests/run-all.sh counts a program once over both passes
     for name, ok in results:

@@ -18,7 +18,7 @@ static void test_starts_full_then_waits(void **st)
 {
 	(void)st;
 	struct bw_rate_limit c = limit(20, 5);
-	struct bw_bucket b = { 0, 0 };
+	struct bw_bucket b = { 0, 0, 0 };
 	int64_t wait;
 	for (int i = 0; i < 5; i++)
 		assert_true(bw_bucket_take(&c, &b, 1 * S, 1, 1, &wait) == 1);
@@ -32,7 +32,7 @@ static void test_refill_capped_at_burst(void **st)
 {
 	(void)st;
 	struct bw_rate_limit c = limit(10, 3);
-	struct bw_bucket b = { 0, 0 };
+	struct bw_bucket b = { 0, 0, 0 };
 	int64_t wait;
 	assert_true(bw_bucket_take(&c, &b, 1, 3, 3, &wait) == 3);
 	/* an hour idle still banks only 3 */
@@ -45,7 +45,7 @@ static void test_calls_over_time(void **st)
 	(void)st;
 	/* 41 calls at 20/s with burst 1: the last passes at 2 s */
 	struct bw_rate_limit c = limit(20, 1);
-	struct bw_bucket b = { 0, 0 };
+	struct bw_bucket b = { 0, 0, 0 };
 	int64_t now = 1, wait;
 	for (int i = 0; i < 41; i++) {
 		while (bw_bucket_take(&c, &b, now, 1, 1, &wait) == 0)
@@ -59,7 +59,7 @@ static void test_bytes_partial_stream(void **st)
 	(void)st;
 	struct bw_rate_limit c = limit(1024, 1024);
 	c.bytes = 1;
-	struct bw_bucket b = { 0, 0 };
+	struct bw_bucket b = { 0, 0, 0 };
 	int64_t wait;
 	/* a stream send of 4096 bytes gets what is there: 1024 now */
 	assert_true(bw_bucket_take(&c, &b, 1, 4096, 1, &wait) == 1024);
@@ -73,7 +73,7 @@ static void test_datagram_never_split(void **st)
 	(void)st;
 	struct bw_rate_limit c = limit(1000, 1000);
 	c.bytes = 1;
-	struct bw_bucket b = { 0, 0 };
+	struct bw_bucket b = { 0, 0, 0 };
 	int64_t wait;
 	assert_true(bw_bucket_take(&c, &b, 1, 600, 600, &wait) == 600);
 	assert_true(bw_bucket_take(&c, &b, 1, 600, 600, &wait) == 0);

@@ -350,6 +350,33 @@ static void test_pass_needs_io_known(void **st)
 	bw_fd_forget(FD);
 }
 
+/* Generations wrap in the word: a socket learned BW_GENS loads ago would read as current
+ * with another policy's rule numbers. Expiring its bits makes it learn again; words of
+ * other generations, and entries with no rules worked out, are left as they are. */
+static void test_wrapped_generation_expires(void **st)
+{
+	(void)st;
+	assert_int_equal(bw_fd_gen(BW_GENS + 5), 5);
+	struct bw_fdinfo old = { .kind = BW_FD_SOCKET, .io_known = 1, .send_rule = 7, .gen = 5 };
+	struct bw_fdinfo other = { .kind = BW_FD_SOCKET, .io_known = 1, .send_rule = 2, .gen = 6 };
+	struct bw_fdinfo fresh = { .kind = BW_FD_SOCKET, .gen = 5 };
+	bw_fd_put(FD, &old);
+	bw_fd_put(FD + 1, &other);
+	bw_fd_put(FD + 2, &fresh);
+	uint64_t w_other = bw_fd_word(FD + 1), w_fresh = bw_fd_word(FD + 2);
+	assert_true(bw_fd_current_gen(bw_fd_word(FD), BW_GENS + 5));
+	bw_fd_expire_gen(BW_GENS + 5);
+	assert_false(bw_fd_current_gen(bw_fd_word(FD), BW_GENS + 5));
+	struct bw_fdinfo got;
+	bw_fd_get(FD, &got);
+	assert_int_equal(got.kind, BW_FD_SOCKET);            /* still a socket, rules unknown */
+	assert_int_equal(got.io_known, 0);
+	assert_int_equal(bw_fd_word(FD + 1), w_other);
+	assert_int_equal(bw_fd_word(FD + 2), w_fresh);
+	for (int fd = FD; fd < FD + 3; fd++)
+		bw_fd_forget(fd);
+}
+
 /* ---- dup, close, close_range ---- */
 
 static void test_copy_is_the_same_socket(void **st)
@@ -676,6 +703,7 @@ int main(void)
 		cmocka_unit_test(test_pass_unknown_and_other),
 		cmocka_unit_test(test_pass_socket_combinations),
 		cmocka_unit_test(test_pass_needs_io_known),
+		cmocka_unit_test(test_wrapped_generation_expires),
 		cmocka_unit_test(test_copy_is_the_same_socket),
 		cmocka_unit_test(test_copy_of_unknown_forgets),
 		cmocka_unit_test(test_forget_clears_everything),

@@ -59,6 +59,10 @@ static int init(struct bw_engine *e, const struct bw_config *cfg, const struct b
 		e->active[i] = (unsigned char)hit;
 		if (hit)
 			e->ops |= m->ops;
+		/* a connect breaker judges a connection by its first byte in (or its failure
+		 * before it): the transfers of a watched socket must reach the library */
+		if (hit && (m->ops & BW_OPBIT(BW_OP_CONNECT)) && cfg->rules[i].breaker.enabled)
+			e->ops |= BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV);
 		const struct bw_rule *r = &cfg->rules[i];
 		if (r->n_inject) {
 			e->rt[i].inj_seen = calloc((size_t)r->n_inject, sizeof(long));

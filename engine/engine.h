@@ -69,7 +69,8 @@ struct bw_engine {
 	long pid;
 	const char *prog;
 	unsigned char *active;           /* per rule: prog matched */
-	unsigned ops;                    /* ops of the active rules */
+	unsigned ops;                    /* ops of the active rules, and send/recv when a
+					  * connect breaker watches connections */
 	struct bw_rule_rt *rt;
 	uint64_t seed;                   /* effective seed (never 0) */
 	unsigned gen;                    /* generation of the loaded policy (from 1) */

@@ -83,11 +83,12 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 	const struct bw_rule *r = sa ? bw_engine_match(e, &t, NULL) : NULL;
 	t.op = BW_OP_ACCEPT;
 	const struct bw_rule *a = sa ? bw_engine_match(e, &t, NULL) : NULL;
-	fi->io_known = 1;
 	/* a breaker watch names a rule of the policy it began under; the store cells held
-	 * are those of the rules worked out before */
-	if (fi->gen != bw_fd_gen(e->gen))
+	 * are those of the rules worked out before. A socket learned for the first time
+	 * has no generation yet: the watch its connect just set is of this policy. */
+	if (fi->io_known && fi->gen != bw_fd_gen(e->gen))
 		fi->watch = 0;
+	fi->io_known = 1;
 	void *none[3] = { NULL, NULL, NULL };
 	bw_fd_pin_set(fd, BW_FD_RECV, none);
 	bw_fd_pin_set(fd, BW_FD_SEND, none);

@@ -223,6 +223,20 @@ class Exactness(ShimTest):
         self.assertTrue(events_of(evs, "breaker", to="open"), describe(evs))
         self.assertEqual(len(events_of(evs, "rejected")), 3, describe(evs))
 
+    def test_connect_breaker_alone_judges_the_connection(self):
+        """The same with a rule for connect only: the breaker must still hear that each
+        connection broke before its first byte. The watch set by connect was dropped when
+        the socket was learned, and no send/recv hook looked at the socket at all."""
+        srv = self.track(Server(reset_handler))
+        pol, log = self.wd.policy(rule(["connect"],
+                                       "    breaker: { trip: { consecutive: 2 }, open_for: 30s }\n",
+                                       dest=["127.0.0.1:%d" % srv.port]), level="info")
+        r = run([self.exact, "reset-loop", str(srv.port)], shim=True, policy=pol)
+        self.assertEqual(r.stdout, "connect = 0 \nrecv = -1 ECONNRESET\n" * 2 +
+                         "connect = -1 ECONNREFUSED\n" * 3, repr(r))
+        evs = read_events(log)
+        self.assertTrue(events_of(evs, "breaker", to="open"), describe(evs))
+
 
 if __name__ == "__main__":
     unittest.main()

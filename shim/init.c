@@ -140,8 +140,11 @@ static void after_fork_child(void)
 	 * policy (the exit event adds them up), its jitter differs */
 	for (struct bw_engine *g = e; g; g = (struct bw_engine *)g->prev) {
 		__atomic_store_n(&g->pid, (long)getpid(), __ATOMIC_RELAXED);
-		for (int i = 0; i < g->cfg->n_rules; i++)
+		for (int i = 0; i < g->cfg->n_rules; i++) {
 			memset(g->rt[i].stats, 0, sizeof g->rt[i].stats);
+			for (int k = 0; k < BW_CALL_STRIPES; k++)
+				g->rt[i].calls[k].n = 0;
+		}
 	}
 	bw_reload_after_fork();
 	bw_engine_after_fork(e);

@@ -130,6 +130,32 @@ class Format(ShimTest):
         self.assertEqual(stats["gave_up"], 0, stats)
         self.assertGreaterEqual(stats["calls"], 1, stats)
 
+    FORKED = """
+import os, socket, sys
+port = int(sys.argv[1])
+def once():
+    socket.create_connection(("127.0.0.1", port)).close()
+for _ in range(3):
+    once()
+pid = os.fork()
+if pid == 0:
+    once()
+    sys.exit(0)
+os.waitpid(pid, 0)
+"""
+
+    def test_a_forked_child_counts_its_own_calls(self):
+        """A child's exit event counts the calls it made, not its parent's before the
+        fork as well (the call counters were left as the fork found them)."""
+        srv = self.server(delay_s=0)
+        srv.wait_listening()
+        pol, log = self.wd.policy(rule("r", ["connect"], ["127.0.0.1:%d" % srv.port]))
+        r = run(py(self.FORKED, srv.port), shim=True, policy=pol)
+        self.assertOk(r)
+        events = read_events(log)
+        calls = sorted(e["stats"]["r"]["calls"] for e in events_of(events, "exit"))
+        self.assertEqual(calls, [1, 3], describe(events))
+
 
 class Filtering(ShimTest):
 

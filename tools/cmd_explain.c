@@ -1,5 +1,6 @@
 /* `bulwark explain`: which rule a call would meet, asked of the same matcher the library
  * uses, so the answer cannot drift from what happens at run time. */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 static const struct option explain_options[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "prog", required_argument, NULL, 'p' },
+	{ "db", required_argument, NULL, 'd' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -81,15 +83,40 @@ static void set_active(const struct bw_config *cfg, unsigned char *active, const
 	}
 }
 
-static int explain(const struct bw_config *cfg, int op, const char *target, const char *prog)
+/* A PostgreSQL server as the pg hook sees one before it connects: an address or a unix
+ * socket path as an address, a host name by its name and port (nothing is resolved). */
+static int pg_target(const char *target, struct bw_target *t, char *host, size_t cap)
+{
+	const char *colon = strrchr(target, ':');
+	char *end;
+	if (strncmp(target, "unix:", 5) == 0 || target[0] == '[' || !colon)
+		return -1;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || colon == target || port < 1 || port > 65535 ||
+	    (size_t)(colon - target) >= cap)
+		return -1;
+	snprintf(host, cap, "%.*s", (int)(colon - target), target);
+	struct in6_addr a;
+	if (inet_pton(AF_INET, host, &a) == 1 || inet_pton(AF_INET6, host, &a) == 1)
+		return -1;
+	t->host = host;
+	t->port = (int)port;
+	return 0;
+}
+
+static int explain(const struct bw_config *cfg, int op, const char *target, const char *prog,
+		   const char *db)
 {
 	struct bw_addr addrs[MAX_ADDRS];
-	struct bw_target t = { .op = op };
+	struct bw_target t = { .op = op, .db = db };
+	char host[256];
 	int n = 1, sock = op != BW_OP_RESOLVE && op != BW_OP_SQLITE;
 	if (op == BW_OP_RESOLVE)
 		t.host = target;
 	else if (op == BW_OP_SQLITE)
 		t.db = target;
+	else if (op == BW_OP_PG && pg_target(target, &t, host, sizeof host) == 0)
+		sock = 0;
 	else if ((n = bw_socket_target(target, addrs, MAX_ADDRS)) == 0)
 		fprintf(stderr, "bulwark explain: %s: no IPv4 or IPv6 address\n", target);
 	if (n <= 0)
@@ -115,13 +142,14 @@ static int explain(const struct bw_config *cfg, int op, const char *target, cons
 
 int bw_cmd_explain(int argc, char **argv)
 {
-	const char *config = NULL, *prog = NULL;
+	const char *config = NULL, *prog = NULL, *db = NULL;
 	int c;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":c:h", explain_options, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'p': prog = optarg; break;
+		case 'd': db = optarg; break;
 		case 'h': bw_usage(stdout); return 0;
 		default: bw_option_error("explain", argv, c); return BW_EXIT_USAGE;
 		}
@@ -134,13 +162,13 @@ int bw_cmd_explain(int argc, char **argv)
 	int op = bw_op_parse(argv[optind]);
 	if (op < 0) {
 		fprintf(stderr, "bulwark explain: %s: expected an op: connect, accept, send, recv, "
-			"resolve or sqlite\n", argv[optind]);
+			"resolve, sqlite or pg\n", argv[optind]);
 		return BW_EXIT_USAGE;
 	}
 	struct bw_config *cfg = bw_policy_load(bw_policy_path(config));
 	if (!cfg)
 		return EXIT_FAILED;
-	int rc = explain(cfg, op, argv[optind + 1], prog);
+	int rc = explain(cfg, op, argv[optind + 1], prog, db);
 	bw_config_free(cfg);
 	return rc;
 }

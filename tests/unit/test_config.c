@@ -150,7 +150,7 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:4:12: rules[0].match: expected a mapping, got a list" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [conect] }\n",
 	  "policy.yaml:4:20: rules[0].match.ops[0]: expected one of connect, accept, send, recv, "
-	  "resolve, sqlite, got 'conect'" },
+	  "resolve, sqlite, pg, got 'conect'" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [] }\n",
 	  "policy.yaml:4:19: rules[0].match.ops: expected at least one op" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { dest: [] }\n",
@@ -677,7 +677,7 @@ static void test_full_policy(void **state)
 	assert_int_equal(cfg->state.share, BW_SHARE_GROUP);
 	assert_string_equal(cfg->state.dir, "/run/bw");
 	assert_int_equal(cfg->n_rules, 4);
-	assert_int_equal(cfg->ops, BW_OPS_ALL & ~OP(ACCEPT));
+	assert_int_equal(cfg->ops, BW_OPS_ALL & ~(OP(ACCEPT) | OP(PG)));
 
 	const struct bw_rule *r = rule(cfg, "db");
 	assert_int_equal(r->line, 12);

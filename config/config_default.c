@@ -23,7 +23,10 @@ const char bw_default_policy_yaml[] =
 	"    retry: { attempts: 3, backoff: { base: 200ms, max: 2s, jitter: full } }\n"
 	"  - name: default-sqlite\n"
 	"    match: { ops: [sqlite] }\n"
-	"    retry: { attempts: 10, backoff: { base: 5ms, max: 500ms, jitter: full }, deadline: 10s }\n";
+	"    retry: { attempts: 10, backoff: { base: 5ms, max: 500ms, jitter: full }, deadline: 10s }\n"
+	"  - name: default-pg\n"
+	"    match: { ops: [pg] }\n"
+	"    retry: { attempts: 6, backoff: { base: 200ms, max: 2s, jitter: equal }, deadline: 15s }\n";
 
 struct bw_config *bw_config_parse_default(void)
 {
@@ -53,7 +56,7 @@ static uint64_t retry_rule(struct bw_rule *r, const char *name, int line, enum b
 struct bw_config *bw_config_default(void)
 {
 	struct bw_config *c = malloc(sizeof *c);
-	struct bw_rule *r = calloc(3, sizeof *r);
+	struct bw_rule *r = calloc(4, sizeof *r);
 	char *path = strdup("<default>");
 	uint64_t have;
 	if (!c || !r || !path) {
@@ -66,7 +69,7 @@ struct bw_config *bw_config_default(void)
 	c->path = path;
 	c->log.level = BW_LVL_WARN;
 	c->rules = r;
-	c->n_rules = 3;
+	c->n_rules = 4;
 
 	have = retry_rule(&r[0], "default-connect", 4, BW_OP_CONNECT, 6, 200 * BW_MS, 2 * BW_SEC,
 			  BW_JITTER_EQUAL, 15 * BW_SEC);
@@ -85,6 +88,13 @@ struct bw_config *bw_config_default(void)
 	have = retry_rule(&r[2], "default-sqlite", 12, BW_OP_SQLITE, 10, 5 * BW_MS, 500 * BW_MS,
 			  BW_JITTER_FULL, 10 * BW_SEC);
 	cf_fill(&r[2], have);
+
+	/* a server restarting is a few seconds of "starting up" and "shutting down": the
+	 * connect family rides them out as default-connect does a refused connect, and a
+	 * statement runs again only where the pg hook finds it safe */
+	have = retry_rule(&r[3], "default-pg", 15, BW_OP_PG, 6, 200 * BW_MS, 2 * BW_SEC,
+			  BW_JITTER_EQUAL, 15 * BW_SEC);
+	cf_fill(&r[3], have);
 
 	for (int i = 0; i < c->n_rules; i++)
 		c->ops |= r[i].match.ops;

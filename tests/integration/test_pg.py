@@ -20,8 +20,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (LIB, PG_ENV, PYTHON, TOOL, PgCluster, ShimTest, base_env, describe,
-                     events_of, free_port, pg_missing, pg_tool, read_events, rule, run,
-                     shim_env)
+                     events_in_text, events_of, free_port, pg_missing, pg_tool, read_events,
+                     rule, run, shim_env)
 
 PSQL = pg_tool("psql")
 PGBENCH = pg_tool("pgbench")
@@ -173,34 +173,45 @@ class PgServerTest(ShimTest):
         """pgbench -C (a connection per transaction) while the server restarts: a smart
         shutdown refuses new connections ("shutting down") until the sessions end, then
         nothing listens, then the server is "starting up". Bare, the clients abort; under
-        a pg rule, none does. One thread per client: a client waiting in a retry holds
-        its thread, and a smart shutdown waits for the sessions that thread holds."""
+        a pg rule, and under the built-in default policy (`bulwark run` with no policy
+        file), none does. One thread per client: a client waiting in a retry holds its
+        thread, and a smart shutdown waits for the sessions that thread holds."""
         if not PGBENCH:
             self.skipTest("pgbench is not installed")
         r = run([PGBENCH, "-i", "-s", "1", "-q"] + self.cluster.conninfo()[:-2] + ["postgres"],
                 env=PG_ENV, timeout=60)
         self.assertEqual(r.rc, 0, r)
         pol, log = self.policy(level="info")
-        counts = {}
-        for shim in (False, True):
-            argv = [PGBENCH, "-C", "-S", "-T", "6", "-c", "4", "-j", "4"] + \
-                self.cluster.conninfo()[:-2] + ["postgres"]
+        bench = [PGBENCH, "-C", "-S", "-T", "6", "-c", "4", "-j", "4"] + \
+            self.cluster.conninfo()[:-2] + ["postgres"]
+        runs = (("bare", bench, dict(shim=False)),
+                ("a pg rule", bench, dict(shim=True, policy=pol)),
+                ("the built-in default policy", [TOOL, "run", "--"] + bench,
+                 dict(cwd=self.wd.path)))
+        aborted = {}
+        for name, argv, kw in runs:
             t = threading.Timer(2.0, self.cluster.restart, kwargs={"mode": "smart"})
             t.start()
             try:
-                res = run(argv, env=PG_ENV, shim=shim, policy=pol if shim else None, timeout=60)
+                res = run(argv, env=PG_ENV, timeout=60, **kw)
             finally:
                 t.join(70)
-            counts[shim] = (aborted_clients(res.stderr), res)
-        sys.stderr.write("\n  pgbench -C -S -T 6 -c 4 -j 4, smart restart: aborted clients "
-                         "bare %d, under bulwark %d\n" % (counts[False][0], counts[True][0]))
-        self.assertGreater(counts[False][0], 0, "bare pgbench did not abort:\n%r" % counts[False][1])
-        self.assertEqual(counts[True][0], 0, "%r\n%s" % (counts[True][1], describe(read_events(log))))
+            aborted[name] = (aborted_clients(res.stderr), res)
+        sys.stderr.write("\n  pgbench -C -S -T 6 -c 4 -j 4, smart restart: aborted clients %s\n"
+                         % ", ".join("%s %d" % (k, v[0]) for k, v in aborted.items()))
+        self.assertGreater(aborted["bare"][0], 0, "bare pgbench did not abort:\n%r"
+                           % aborted["bare"][1])
+        self.assertEqual(aborted["a pg rule"][0], 0, "%r\n%s" % (aborted["a pg rule"][1],
+                                                               describe(read_events(log))))
         evs = self.events(log)
         self.assertTrue(events_of(evs, "recovered", op="pg", call="PQconnectdbParams"),
                         describe(evs))
         errs = {e.get("err") for e in events_of(evs, "fail", op="pg")}
         self.assertIn("SQLSTATE_57P03", errs, describe(evs))
+        res = aborted["the built-in default policy"][1]
+        self.assertEqual(aborted["the built-in default policy"][0], 0, res)
+        self.assertTrue(events_of(events_in_text(res.stderr), "recovered", rule="default-pg"),
+                        res)
 
     def test_breaker_refuses_without_connecting(self):
         """A dead server: the retries trip the breaker (shared by the processes under one

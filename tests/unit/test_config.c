@@ -1047,8 +1047,8 @@ static void test_default_policy(void **state)
 	assert_non_null(cfg);
 	assert_string_equal(cfg->path, "<default>");
 	assert_int_equal(cfg->log.level, BW_LVL_WARN);
-	assert_int_equal(cfg->n_rules, 3);
-	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE));
+	assert_int_equal(cfg->n_rules, 4);
+	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE) | OP(PG));
 	const struct bw_rule *r = rule(cfg, "default-connect");
 	assert_int_equal(r->retry.attempts, 6);
 	assert_int_equal(r->retry.base, 200 * MS);
@@ -1068,6 +1068,12 @@ static void test_default_policy(void **state)
 	assert_int_equal(r->retry.max, 500 * MS);
 	assert_int_equal(r->retry.deadline, 10 * SEC);
 	assert_non_null(strstr(bw_default_policy_yaml, "  - name: default-sqlite\n"));
+	r = rule(cfg, "default-pg");
+	assert_int_equal(r->match.ops, OP(PG));
+	assert_int_equal(r->retry.attempts, 6);
+	assert_int_equal(r->retry.jitter, BW_JITTER_EQUAL);
+	assert_int_equal(r->retry.deadline, 15 * SEC);
+	assert_false(r->breaker.enabled);
 	bw_config_free(cfg);
 }
 

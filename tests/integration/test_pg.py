@@ -445,6 +445,34 @@ class PgServerTest(ShimTest):
         self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "1")
         self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
 
+    def test_lost_after_sent_is_not_retried(self):
+        """An autocommit statement whose session is terminated while it runs: the
+        statement was sent and its outcome is unknown, so it goes back to the program,
+        with a gave_up event that says why."""
+        pol, log = self.policy()
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        sql = "INSERT INTO counter SELECT 7, pg_sleep(30)::text"
+        prog = self.spawn([PYTHON, "-c", CTYPES_EXEC, live, sql],
+                          shim_env(pol, **dict(PG_ENV, PGAPPNAME="bw-lost")))
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            r = self.cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                 "= 'bw-lost' AND state = 'active'")
+            if r.stdout.strip() == "1":
+                break
+            time.sleep(0.05)
+        self.terminate("bw-lost")
+        rc = prog.finish(timeout=30)
+        out = prog.transcript()
+        evs = read_events(log)
+        self.assertEqual(rc, 1, out + describe(evs))
+        # libpq's last result: the FATAL (57P01), or the end of the connection after it
+        self.assertRegex(out, r"error (57P01)?\n")
+        self.assertEqual(self.counted(), [])
+        self.assertTrue(events_of(evs, "gave_up", op="pg", call="PQexec",
+                                  reason="unknown_outcome"), describe(evs))
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+
     # -- libpq called directly ----------------------------------------------------------
 
     def test_ctypes_connect_family(self):
@@ -466,8 +494,10 @@ class PgServerTest(ShimTest):
         self.assertEqual(lines[2], "connectdb 1 sock -1", r)
         self.assertIn("circuit breaker is open", lines[3], r)
         self.assertEqual(lines[4:6], ["start 1", "poll 0"], r)
+        self.assertTrue(lines[6].startswith("setdb 1 sock -1 bulwark refused"), r)
         evs = self.events(log)
-        self.assertEqual(len(events_of(evs, "rejected", op="pg")), 2, describe(evs))
+        self.assertEqual([e["call"] for e in events_of(evs, "rejected", op="pg")],
+                         ["PQconnectdb", "PQconnectStart", "PQsetdbLogin"], describe(evs))
         # a healthy server: started and polled by the program, the outcome is seen
         live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
         r = run([PYTHON, "-c", CTYPES_POLL, live], env=PG_ENV, shim=True, policy=pol)
@@ -498,6 +528,12 @@ print(msg.strip())
 c = pq.PQconnectStart(info)
 print("start", pq.PQstatus(c))
 print("poll", pq.PQconnectPoll(c))
+pq.PQfinish(c)
+opts = dict(kv.split("=") for kv in sys.argv[1].split())
+pq.PQsetdbLogin.restype = ctypes.c_void_p
+c = pq.PQsetdbLogin(opts["host"].encode(), opts["port"].encode(), None, None,
+                    opts["dbname"].encode(), opts["user"].encode(), None)
+print("setdb", pq.PQstatus(c), "sock", pq.PQsocket(c), pq.PQerrorMessage(c).decode().strip())
 pq.PQfinish(c)
 """
 
@@ -543,6 +579,10 @@ pq.PQclear(r)
 pq.PQfinish(c)
 sys.exit(code)
 """
+
+# One statement (argv[2]) by PQexec in autocommit.
+CTYPES_EXEC = CTYPES_UPDATE.replace('b"UPDATE acct SET v = v + 1 WHERE k = 1"',
+                                    'sys.argv[2].encode()')
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ _bulwark()
 	-l | --level)
 		_bulwark_reply $'error\nwarn\ninfo\ndebug'
 		return ;;
-	--seed)
+	--seed | --db)
 		return ;;
 	--prog)
 		local IFS=$'\n'
@@ -169,7 +169,7 @@ _bulwark()
 	local i
 	for ((i = 2; i < cword; i++)); do
 		case ${_bw_words[i]} in
-		-c | --config | -o | --log | -l | --level | --seed | --prog | -f | --format | -g | --group | -d | --dir)
+		-c | --config | -o | --log | -l | --level | --seed | --prog | --db | -f | --format | -g | --group | -d | --dir)
 			((i++)) ;;
 		-?*) ;;
 		*) args+=("${_bw_words[i]}") ;;
@@ -192,9 +192,9 @@ _bulwark()
 		fi ;;
 	explain)
 		if [[ $_bw_cur == -* ]]; then
-			_bulwark_reply $'-c\n--config\n--prog\n--resolve\n-h\n--help'
+			_bulwark_reply $'-c\n--config\n--prog\n--db\n--resolve\n-h\n--help'
 		elif ((${#args[@]} == 0)); then
-			_bulwark_reply $'connect\naccept\nsend\nrecv\nresolve\nsqlite'
+			_bulwark_reply $'connect\naccept\nsend\nrecv\nresolve\nsqlite\npg'
 		elif ((${#args[@]} == 1)); then
 			_bulwark_reply "$(_bulwark_targets "${args[0]}")"
 			if [[ ${args[0]} == sqlite ]]; then

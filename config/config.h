@@ -22,6 +22,7 @@ enum bw_op {
 	BW_OP_RECV,
 	BW_OP_RESOLVE,
 	BW_OP_SQLITE,
+	BW_OP_PG,
 	BW_OP_COUNT
 };
 #define BW_OPBIT(op) (1u << (op))

@@ -23,7 +23,10 @@ const char bw_default_policy_yaml[] =
 	"    retry: { attempts: 3, backoff: { base: 200ms, max: 2s, jitter: full } }\n"
 	"  - name: default-sqlite\n"
 	"    match: { ops: [sqlite] }\n"
-	"    retry: { attempts: 10, backoff: { base: 5ms, max: 500ms, jitter: full }, deadline: 10s }\n";
+	"    retry: { attempts: 10, backoff: { base: 5ms, max: 500ms, jitter: full }, deadline: 10s }\n"
+	"  - name: default-pg\n"
+	"    match: { ops: [pg] }\n"
+	"    retry: { attempts: 6, backoff: { base: 200ms, max: 2s, jitter: equal }, deadline: 15s }\n";
 
 /* Observing without a policy file (`bulwark run --observe`) is finding out why a run is
  * flaky: a connection reset in the middle of a reply matters as much as a refused connect,
@@ -62,7 +65,7 @@ static uint64_t retry_rule(struct bw_rule *r, const char *name, int line, enum b
 struct bw_config *bw_config_default(void)
 {
 	struct bw_config *c = malloc(sizeof *c);
-	struct bw_rule *r = calloc(3, sizeof *r);
+	struct bw_rule *r = calloc(4, sizeof *r);
 	struct bw_dest *any_ip = calloc(1, sizeof *any_ip);
 	char *path = strdup("<default>");
 	char err[8];
@@ -77,7 +80,7 @@ struct bw_config *bw_config_default(void)
 	*c = bw_builtin_config;
 	c->path = path;
 	c->rules = r;
-	c->n_rules = 3;
+	c->n_rules = 4;
 
 	have = retry_rule(&r[0], "default-connect", 3, BW_OP_CONNECT, 6, 200 * BW_MS, 2 * BW_SEC,
 			  BW_JITTER_EQUAL, 15 * BW_SEC);
@@ -99,6 +102,13 @@ struct bw_config *bw_config_default(void)
 			  BW_JITTER_FULL, 10 * BW_SEC);
 	cf_fill(&r[2], have);
 
+	/* a server restarting is a few seconds of "starting up" and "shutting down": the
+	 * connect family rides them out as default-connect does a refused connect, and a
+	 * statement runs again only where the pg hook finds it safe */
+	have = retry_rule(&r[3], "default-pg", 14, BW_OP_PG, 6, 200 * BW_MS, 2 * BW_SEC,
+			  BW_JITTER_EQUAL, 15 * BW_SEC);
+	cf_fill(&r[3], have);
+
 	for (int i = 0; i < c->n_rules; i++)
 		c->ops |= r[i].match.ops;
 	return c;
@@ -118,7 +128,7 @@ int bw_config_default_observe(struct bw_config *c)
 		return -1;
 	}
 	strcpy(o->name, "default-observe");
-	o->line = 14;                           /* right after the built-in text */
+	o->line = 17;                           /* right after the built-in text */
 	o->match.ops = BW_OPBIT(BW_OP_ACCEPT) | BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV);
 	o->match.dest = any_ip;
 	o->match.n_dest = 1;

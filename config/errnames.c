@@ -176,6 +176,13 @@ int bw_err_matches(int listed, int err)
 {
 	if (listed == err)
 		return 1;
+	/* a SQLSTATE class's generic code (08000, the last three characters 0) stands for
+	 * its class, as SQLSTATEs are defined */
+	if (bw_err_space(listed) == BW_SPACE_SQLSTATE && bw_err_space(err) == BW_SPACE_SQLSTATE) {
+		const int subclass = 36 * 36 * 36;
+		int l = listed - BW_ERR_SQLSTATE_BASE, e = err - BW_ERR_SQLSTATE_BASE;
+		return l % subclass == 0 && l / subclass == e / subclass;
+	}
 	/* a primary SQLite code stands for its extended ones */
 	return bw_err_is_sqlite(listed) && bw_err_is_sqlite(err) &&
 	       listed - BW_ERR_SQLITE_BASE < 256 &&

@@ -43,7 +43,9 @@ unsigned bw_err_space(int code);
 int bw_err_sqlstate(const char *state);
 
 /* Whether an error matches a listed code: the same code, or for SQLite a primary code
- * listed (SQLITE_BUSY) matches its extended codes (SQLITE_BUSY_SNAPSHOT). */
+ * listed (SQLITE_BUSY) matches its extended codes (SQLITE_BUSY_SNAPSHOT), or a SQLSTATE
+ * class's generic code listed (SQLSTATE_08000) matches every code of its class
+ * (SQLSTATE_08006). */
 int bw_err_matches(int listed, int err);
 
 /* Name of a code ("ECONNREFUSED", "EAI_AGAIN", "SQLITE_BUSY", "SQLSTATE_57P03",

@@ -10,6 +10,10 @@
 
 #define EAI(x) (BW_ERR_EAI_BASE - (x))
 #define SQL(x) (BW_ERR_SQLITE_BASE + (x))
+/* a SQLSTATE's five base-36 characters, as bw_err_sqlstate reads them */
+#define B36(c) ((c) >= 'A' ? (c) - 'A' + 10 : (c) - '0')
+#define SQLSTATE(s) (BW_ERR_SQLSTATE_BASE + (((B36(s[0]) * 36 + B36(s[1])) * 36 + B36(s[2])) \
+						 * 36 + B36(s[3])) * 36 + B36(s[4]))
 
 static const int connect_retry[] = { ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EHOSTUNREACH,
 				     ENETDOWN, ECONNRESET, EAGAIN, EADDRNOTAVAIL, 0 };
@@ -22,6 +26,14 @@ static const int io_retry[] = { ENOBUFS, 0 };
 static const int resolve_retry[] = { EAI(EAI_AGAIN), 0 };
 /* primary codes: each stands for its extended ones */
 static const int sqlite_retry[] = { SQL(5) /* BUSY */, SQL(6) /* LOCKED */, 0 };
+/* PostgreSQL: the answers that say the server could not take the call now, which the
+ * pg hook still retries only where running the statement again cannot repeat an effect
+ * (bulwark.yaml(5), RETRY): a connection exception (class 08, which 08000 stands for),
+ * the server shutting down or starting up (57P01 57P02 57P03), too many connections
+ * (53300), and a serialization failure or deadlock (40001 40P01) */
+static const int pg_retry[] = { SQLSTATE("08000"), SQLSTATE("57P01"), SQLSTATE("57P02"),
+				SQLSTATE("57P03"), SQLSTATE("53300"), SQLSTATE("40001"),
+				SQLSTATE("40P01"), 0 };
 /* a name that does not exist says nothing about the resolver's health */
 static const int resolve_healthy[] = { EAI(EAI_NONAME), EAI(EAI_NODATA), 0 };
 static const int none[] = { 0 };
@@ -66,10 +78,19 @@ const struct bw_op_def bw_ops[BW_OP_COUNT] = {
 		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
 		.keys = BW_KEY_DB, .what = "SQLITE_* names",
 	},
+	/* libpq's calls: a breaker and a call limit act on connections (the connect family
+	 * and the reconnects bulwark makes), a refusal is a connection that could not be
+	 * established (08001) */
+	[BW_OP_PG] = {
+		.name = "pg", .spaces = BW_SPACE_SQLSTATE, .retry_on = pg_retry,
+		.retry_on_unix = none, .healthy = none, .refusal = SQLSTATE("08001"),
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
+		.keys = BW_KEY_DEST | BW_KEY_DB, .what = "SQLSTATE_* names",
+	},
 };
 
 const char *const bw_op_names[BW_OP_COUNT + 1] = {
-	"connect", "accept", "send", "recv", "resolve", "sqlite", NULL
+	"connect", "accept", "send", "recv", "resolve", "sqlite", "pg", NULL
 };
 
 void bw_ops_phrase(unsigned mask, char *buf, size_t cap)

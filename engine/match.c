@@ -155,6 +155,15 @@ int bw_match_dest(const struct bw_dest *d, const struct sockaddr *sa, socklen_t 
 	}
 }
 
+/* A server known by name and port only (a client library about to connect to a host
+ * name): the dests that name it, or any address on its port. */
+static int named_dest_matches(const struct bw_dest *d, const char *host, int port)
+{
+	if (d->port >= 0 && d->port != port)
+		return 0;
+	return d->kind == BW_DEST_ANYADDR || (d->kind == BW_DEST_HOST && bw_glob(d->pattern, host));
+}
+
 /* *host ends up as the name the address was resolved from, when a host rule needed it. */
 static int dest_matches(const struct bw_match *m, const struct bw_target *t, char *name,
 			const char **host)
@@ -162,6 +171,11 @@ static int dest_matches(const struct bw_match *m, const struct bw_target *t, cha
 	int looked_up = 0;
 	for (int i = 0; i < m->n_dest; i++) {
 		const struct bw_dest *d = &m->dest[i];
+		if (!t->addr) {
+			if (t->host && named_dest_matches(d, t->host, t->port))
+				return 1;
+			continue;
+		}
 		if (d->kind == BW_DEST_HOST && !*host && !looked_up) {
 			looked_up = 1;
 			if (bw_names_lookup(t->addr, t->addrlen, name, BW_NAME_LEN) == 0)

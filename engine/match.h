@@ -11,8 +11,10 @@ struct bw_target {
 	int op;                          /* enum bw_op */
 	const struct sockaddr *addr;     /* connect/accept/send/recv peer, or NULL */
 	socklen_t addrlen;
-	const char *host;                /* resolve: the name; connect: a known name, or NULL */
-	const char *db;                  /* sqlite: the database filename */
+	const char *host;                /* resolve: the name; connect: a known name, or NULL;
+					  * pg: the server's name when addr is NULL */
+	int port;                        /* pg: the server's port when addr is NULL */
+	const char *db;                  /* sqlite: the database filename; pg: its name */
 };
 
 /* The host name this address was obtained for (names.h), written to host_out when a

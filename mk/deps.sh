@@ -23,7 +23,13 @@ compiles() { # HEADER... -- LINKFLAGS...
 }
 static_lib() { case $($CC -print-file-name="$1" 2>/dev/null) in /*) return 0 ;; esac; return 1; }
 have() { command -v "$1" >/dev/null 2>&1; }
-have_postgres() { have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+# a server the tests make and restart themselves (initdb, pg_ctl) and pgbench to load it
+have_postgres() {
+	for d in /usr/lib/postgresql/*/bin; do
+		[ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/pgbench" ] && return 0
+	done
+	have initdb && have pg_ctl && have pgbench
+}
 # Debian's python3 keeps CPython's test suite in a package apart; a python3 from elsewhere
 # (pyenv) brings its own, and tests/cpython skips cleanly where there is none.
 have_cpython_tests() {
@@ -57,7 +63,8 @@ needs() {
 	test|have git|git|git
 	test|have redis-server|redis-server|redis-server
 	test|have redis-cli|redis-cli|redis-tools
-	test|have_postgres|PostgreSQL (initdb)|postgresql
+	test|have_postgres|PostgreSQL (initdb, pg_ctl, pgbench)|postgresql
+	test|have psql|psql|postgresql-client
 	test|have valgrind|valgrind (make bench-instr)|valgrind
 	test|have_cpython_tests|CPython's own test suite (tests/cpython)|libpython3.11-testsuite
 	test|have zsh|zsh (to test the zsh completion)|zsh

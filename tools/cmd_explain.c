@@ -17,6 +17,7 @@ static const struct option explain_options[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "prog", required_argument, NULL, 'p' },
 	{ "resolve", no_argument, NULL, 'r' },
+	{ "db", required_argument, NULL, 'd' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -233,17 +234,40 @@ static void set_active(const struct bw_config *cfg, unsigned char *active, const
 	}
 }
 
+/* A PostgreSQL server as the pg hook sees one before it connects: an address or a unix
+ * socket path as an address, a host name by its name and port (nothing is resolved). */
+static int pg_target(const char *target, struct bw_target *t, char *host, size_t cap)
+{
+	const char *colon = strrchr(target, ':');
+	char *end;
+	if (strncmp(target, "unix:", 5) == 0 || target[0] == '[' || !colon)
+		return -1;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || colon == target || port < 1 || port > 65535 ||
+	    (size_t)(colon - target) >= cap)
+		return -1;
+	snprintf(host, cap, "%.*s", (int)(colon - target), target);
+	struct in6_addr a;
+	if (inet_pton(AF_INET, host, &a) == 1 || inet_pton(AF_INET6, host, &a) == 1)
+		return -1;
+	t->host = host;
+	t->port = (int)port;
+	return 0;
+}
+
 static int explain(const struct bw_config *cfg, int op, const char *target, const char *prog,
-		   int resolve)
+		   const char *db, int resolve)
 {
 	struct bw_addr addrs[MAX_ADDRS];
-	struct bw_target t = { .op = op };
+	struct bw_target t = { .op = op, .db = db };
 	char host[256];
 	int n = 1, port = 0, sock = op != BW_OP_RESOLVE && op != BW_OP_SQLITE, name = 0;
 	if (op == BW_OP_RESOLVE)
 		t.host = target;
 	else if (op == BW_OP_SQLITE)
 		t.db = target;
+	else if (op == BW_OP_PG && pg_target(target, &t, host, sizeof host) == 0)
+		sock = 0;
 	else if ((name = bw_target_host(target, host, sizeof host, &port)) == BW_TARGET_BAD)
 		n = BW_TARGET_BAD;
 	else if ((!name || resolve) && (n = bw_socket_target(target, addrs, MAX_ADDRS)) == 0)
@@ -279,7 +303,7 @@ static int explain(const struct bw_config *cfg, int op, const char *target, cons
 
 int bw_cmd_explain(int argc, char **argv)
 {
-	const char *config = NULL, *prog = NULL;
+	const char *config = NULL, *prog = NULL, *db = NULL;
 	int c, resolve = 0;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":c:h", explain_options, NULL)) != -1) {
@@ -287,6 +311,7 @@ int bw_cmd_explain(int argc, char **argv)
 		case 'c': config = optarg; break;
 		case 'p': prog = optarg; break;
 		case 'r': resolve = 1; break;
+		case 'd': db = optarg; break;
 		case 'h': bw_usage(stdout); return 0;
 		default: bw_option_error("explain", argv, c); return BW_EXIT_USAGE;
 		}
@@ -299,14 +324,14 @@ int bw_cmd_explain(int argc, char **argv)
 	int op = bw_op_parse(argv[optind]);
 	if (op < 0) {
 		fprintf(stderr, "bulwark explain: %s: expected an op: connect, accept, send, recv, "
-			"resolve or sqlite\n", argv[optind]);
+			"resolve, sqlite or pg\n", argv[optind]);
 		return BW_EXIT_USAGE;
 	}
 	struct bw_policy_src src;
 	struct bw_config *cfg = bw_policy_load(bw_policy_find(config, &src));
 	if (!cfg)
 		return EXIT_FAILED;
-	int rc = explain(cfg, op, argv[optind + 1], prog, resolve);
+	int rc = explain(cfg, op, argv[optind + 1], prog, db, resolve);
 	bw_config_free(cfg);
 	return rc;
 }

@@ -7,8 +7,10 @@ that come up late, once without the shim to show the failure and once with it to
 the recovery. Everything here is bounded in time and cleans up after itself.
 """
 
+import glob
 import json
 import os
+import pwd
 import queue
 import re
 import shutil
@@ -570,6 +572,139 @@ def hosts_file_name():
                 if "localhost" not in name:
                     return name, fields[0]
     return None
+
+
+# -- PostgreSQL ------------------------------------------------------------------------
+
+def system_user(name):
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+# PostgreSQL refuses to run as root: its servers run as `postgres` (else `nobody`) when the
+# tests run as root, as the caller otherwise.
+PG_USER = (system_user("postgres") or system_user("nobody")) if os.geteuid() == 0 else None
+
+
+def _pg_bin():
+    """The directory with initdb, pg_ctl, postgres, psql and pgbench: Debian keeps them
+    off PATH, in /usr/lib/postgresql/VERSION/bin (newest first)."""
+    def version(d):
+        try:
+            return int(d.split("/")[-2])
+        except ValueError:
+            return 0
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        if os.access(os.path.join(d, "initdb"), os.X_OK) and \
+                os.access(os.path.join(d, "postgres"), os.X_OK):
+            return d
+    initdb = shutil.which("initdb")
+    return os.path.dirname(os.path.realpath(initdb)) if initdb else None
+
+
+PG_BIN = _pg_bin()
+
+
+def pg_tool(name):
+    """A PostgreSQL program of PG_BIN (psql, pgbench, pg_ctl), else from PATH, or None.
+    The real binary, not Debian's pg_wrapper script, so that its name is the program's."""
+    if PG_BIN and os.access(os.path.join(PG_BIN, name), os.X_OK):
+        return os.path.join(PG_BIN, name)
+    return shutil.which(name)
+
+
+def pg_missing():
+    """Why PostgreSQL tests cannot run here, or None."""
+    if not PG_BIN:
+        return "PostgreSQL (initdb, postgres) is not installed"
+    for tool in ("pg_ctl", "psql"):
+        if not pg_tool(tool):
+            return "PostgreSQL's %s is not installed" % tool
+    if os.geteuid() == 0 and PG_USER is None:
+        return "running as root, and no unprivileged user (postgres or nobody) for the server"
+    return None
+
+
+class PgCluster:
+    """A PostgreSQL cluster made by initdb in a temporary directory (owned by PG_USER),
+    serving 127.0.0.1:port and a unix socket in that directory, trusting every local
+    user as `postgres`. pg_ctl starts, stops and restarts it, waiting for each step;
+    remove() stops it at once and deletes it. Never preloaded."""
+
+    def __init__(self, port=None):
+        self.dir = tempfile.mkdtemp(prefix="bw-pg-", dir="/tmp")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "postgres.log")
+        self.port = port or free_port()
+        if PG_USER is not None:
+            os.chown(self.dir, PG_USER.pw_uid, PG_USER.pw_gid)
+        r = self._run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", "postgres",
+                       "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"], timeout=120)
+        if r.returncode != 0:
+            self.remove()
+            raise AssertionError("initdb failed:\n" + r.stdout.decode("utf-8", "replace"))
+
+    def _run(self, argv, timeout=60):
+        kw = {}
+        if PG_USER is not None:
+            kw = dict(user=PG_USER.pw_uid, group=PG_USER.pw_gid, extra_groups=[])
+        return subprocess.run(argv, env=base_env(LANG="C", LC_ALL="C"), cwd=self.dir,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=timeout, **kw)
+
+    def pg_ctl(self, *args, timeout=60):
+        """pg_ctl ARGS on this cluster (waiting for the step to finish); fails the test
+        when it fails."""
+        opts = "-h 127.0.0.1 -p %d -k %s -c fsync=off -c max_connections=40" % (self.port,
+                                                                                self.dir)
+        r = self._run([pg_tool("pg_ctl"), "-D", self.data, "-l", self.log, "-o", opts, "-w",
+                       "-t", str(timeout)] + list(args), timeout=timeout + 10)
+        if r.returncode != 0:
+            raise AssertionError("pg_ctl %s failed:\n%s\n%s" % (
+                " ".join(args), r.stdout.decode("utf-8", "replace"), self.log_tail()))
+        return r
+
+    def start(self):
+        self.pg_ctl("start")
+
+    def stop(self, mode="fast"):
+        self.pg_ctl("stop", "-m", mode)
+
+    def restart(self, mode="fast"):
+        self.pg_ctl("restart", "-m", mode)
+
+    def log_tail(self, n=3000):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
+    def conninfo(self, unix=False):
+        """Arguments for psql and pgbench: this server by TCP, or by its unix socket."""
+        return ["-h", self.dir if unix else "127.0.0.1", "-p", str(self.port), "-U",
+                "postgres", "-d", "postgres"]
+
+    def sql(self, query, timeout=30):
+        """query run by a plain psql (never preloaded): its Result (tuples only,
+        unaligned)."""
+        return run([pg_tool("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+                   + self.conninfo() + ["-c", query], env=PG_ENV, timeout=timeout)
+
+    def remove(self):
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._run([pg_tool("pg_ctl") or "pg_ctl", "-D", self.data, "-m", "immediate",
+                       "-w", "stop"], timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# libpq reads these: a caller's own would point the clients elsewhere.
+PG_ENV = {"PGUSER": None, "PGHOST": None, "PGPORT": None, "PGDATABASE": None,
+          "PGPASSWORD": None, "PGSERVICE": None, "PGSERVICEFILE": None, "PGOPTIONS": None,
+          "PGAPPNAME": None, "PGCONNECT_TIMEOUT": None, "PGTARGETSESSIONATTRS": None,
+          "PGSSLMODE": None, "PGPASSFILE": None, "LANG": "C", "LC_ALL": "C"}
 
 
 class Workdir:

@@ -28,10 +28,8 @@ matrix as a Markdown table, and writes it to $BULWARK_MATRIX_OUT when that is se
 (tests/integration/MATRIX.md was made that way).
 """
 
-import glob
 import hashlib
 import os
-import pwd
 import random
 import re
 import shutil
@@ -47,8 +45,8 @@ import unittest
 # Also runnable as `python3 -m unittest tests/integration/test_matrix.py`, without run.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (PYTHON, PY_CLIENT, ShimTest, accept_loop, base_env, curl, describe, events_of,
-                     free_port, read_events, run)
+from harness import (PG_BIN, PYTHON, PY_CLIENT, ShimTest, accept_loop, base_env, curl, describe,
+                     events_of, free_port, read_events, run, system_user)
 
 LATE = 1.5          # seconds between the client's start and the server's
 JAVA_LATE = 3.0     # the same for `java Client.java`, which compiles before it connects
@@ -69,33 +67,7 @@ RULE = "everything"
 BAD_WHEN_HEALTHY = ("fail", "retry", "recovered", "gave_up", "timeout", "breaker", "rejected",
                     "limited", "failover", "injected", "config_error")
 
-def _user(name):
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        return None
-
-
-PG_USER = _user("postgres") or _user("nobody")
-
-
-def _pg_bin():
-    """The directory with initdb and postgres: Debian keeps them off PATH, in
-    /usr/lib/postgresql/VERSION/bin (newest first)."""
-    def version(d):
-        try:
-            return int(d.split("/")[-2])
-        except ValueError:
-            return 0
-    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
-        if os.access(os.path.join(d, "initdb"), os.X_OK) and \
-                os.access(os.path.join(d, "postgres"), os.X_OK):
-            return d
-    initdb = shutil.which("initdb")
-    return os.path.dirname(os.path.realpath(initdb)) if initdb else None
-
-
-PG_BIN = _pg_bin()
+PG_USER = system_user("postgres") or system_user("nobody")
 
 # -- the matrix, filled in as the tests run -------------------------------------------
 

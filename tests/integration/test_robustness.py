@@ -619,7 +619,7 @@ BAD = [
     ("duplicate section", C + "    retry: quick\n    ^retry: off\n",
      "rules[0]: duplicate key 'retry' (first at line 5)"),
     ("unknown op", H + "    match: { ops: [^connnect] }\n",
-     "rules[0].match.ops[0]: expected one of connect, accept, send, recv, resolve, sqlite, "
+     "rules[0].match.ops[0]: expected one of connect, accept, send, recv, resolve, sqlite, pg, "
      "got 'connnect'"),
     ("empty ops", H + "    match: { ops: ^[] }\n", "rules[0].match.ops: expected at least one op"),
     ("match is a list", H + "    match: ^[connect]\n", "rules[0].match: expected a mapping"),

@@ -151,7 +151,7 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:4:12: rules[0].match: expected a mapping, got a list" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [conect] }\n",
 	  "policy.yaml:4:20: rules[0].match.ops[0]: expected one of connect, accept, send, recv, "
-	  "resolve, sqlite, got 'conect'" },
+	  "resolve, sqlite, pg, got 'conect'" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [] }\n",
 	  "policy.yaml:4:19: rules[0].match.ops: expected at least one op" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { dest: [] }\n",
@@ -678,7 +678,7 @@ static void test_full_policy(void **state)
 	assert_int_equal(cfg->state.share, BW_SHARE_GROUP);
 	assert_string_equal(cfg->state.dir, "/run/bw");
 	assert_int_equal(cfg->n_rules, 4);
-	assert_int_equal(cfg->ops, BW_OPS_ALL & ~OP(ACCEPT));
+	assert_int_equal(cfg->ops, BW_OPS_ALL & ~(OP(ACCEPT) | OP(PG)));
 
 	const struct bw_rule *r = rule(cfg, "db");
 	assert_int_equal(r->line, 12);
@@ -1081,8 +1081,8 @@ static void test_default_policy(void **state)
 	assert_non_null(cfg);
 	assert_string_equal(cfg->path, "<default>");
 	assert_int_equal(cfg->log.level, BW_LVL_WARN);
-	assert_int_equal(cfg->n_rules, 3);
-	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE));
+	assert_int_equal(cfg->n_rules, 4);
+	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE) | OP(PG));
 	const struct bw_rule *r = rule(cfg, "default-connect");
 	/* network peers only: an optional local socket must cost nothing */
 	assert_int_equal(r->match.n_dest, 1);
@@ -1106,6 +1106,12 @@ static void test_default_policy(void **state)
 	assert_int_equal(r->retry.max, 500 * MS);
 	assert_int_equal(r->retry.deadline, 10 * SEC);
 	assert_non_null(strstr(bw_default_policy_yaml, "  - name: default-sqlite\n"));
+	r = rule(cfg, "default-pg");
+	assert_int_equal(r->match.ops, OP(PG));
+	assert_int_equal(r->retry.attempts, 6);
+	assert_int_equal(r->retry.jitter, BW_JITTER_EQUAL);
+	assert_int_equal(r->retry.deadline, 15 * SEC);
+	assert_false(r->breaker.enabled);
 	bw_config_free(cfg);
 }
 

@@ -141,6 +141,17 @@ static void test_matches(void **state)
 	assert_false(bw_err_matches(bw_err_sqlite(5), bw_err_sqlite(6)));
 	assert_true(bw_err_matches(ECONNREFUSED, ECONNREFUSED));
 	assert_false(bw_err_matches(ECONNREFUSED, ECONNRESET));
+	/* a SQLSTATE class's generic code (last three characters 0) stands for its class;
+	 * a specific code stands for itself only */
+	assert_true(bw_err_matches(bw_err_sqlstate("08000"), bw_err_sqlstate("08006")));
+	assert_true(bw_err_matches(bw_err_sqlstate("08000"), bw_err_sqlstate("08P01")));
+	assert_true(bw_err_matches(bw_err_sqlstate("08000"), bw_err_sqlstate("08000")));
+	assert_false(bw_err_matches(bw_err_sqlstate("08000"), bw_err_sqlstate("09000")));
+	assert_false(bw_err_matches(bw_err_sqlstate("08006"), bw_err_sqlstate("08001")));
+	assert_false(bw_err_matches(bw_err_sqlstate("57P01"), bw_err_sqlstate("57P02")));
+	assert_false(bw_err_matches(bw_err_sqlstate("57000"), bw_err_sqlstate("58000")));
+	assert_false(bw_err_matches(bw_err_sqlstate("00000"), ECONNREFUSED));
+	assert_false(bw_err_matches(bw_err_sqlstate("08000"), bw_err_sqlite(5)));
 }
 
 /* One row per op: names round-trip, refusals are in the op's own space, retry lists
@@ -161,12 +172,24 @@ static void test_op_table(void **state)
 	assert_int_equal(bw_op_parse("write"), -1);
 	/* a limit never refuses accept, send or recv: a made-up EAGAIN stalls event loops */
 	assert_int_equal(bw_ops_with(BW_OPF_REFUSE), BW_OPBIT(BW_OP_CONNECT) |
-			 BW_OPBIT(BW_OP_RESOLVE) | BW_OPBIT(BW_OP_SQLITE));
+			 BW_OPBIT(BW_OP_RESOLVE) | BW_OPBIT(BW_OP_SQLITE) | BW_OPBIT(BW_OP_PG));
 	assert_int_equal(bw_ops_keyed(BW_KEY_HOST), BW_OPBIT(BW_OP_RESOLVE));
 	assert_int_equal(bw_ops_in_space(BW_SPACE_EAI), BW_OPBIT(BW_OP_RESOLVE));
 	char buf[80];
 	bw_ops_phrase(bw_ops_keyed(BW_KEY_DEST), buf, sizeof buf);
-	assert_string_equal(buf, "connect, accept, send and recv");
+	assert_string_equal(buf, "connect, accept, send, recv and pg");
+	bw_ops_phrase(bw_ops_keyed(BW_KEY_DB), buf, sizeof buf);
+	assert_string_equal(buf, "sqlite and pg");
+	/* pg's defaults: class 08 through its generic code, the server declining, and the
+	 * two transaction conflicts (the hook retries those only where it is safe) */
+	const struct bw_op_def *pg = bw_op(BW_OP_PG);
+	assert_int_equal(bw_op_parse("pg"), BW_OP_PG);
+	assert_true(bw_err_listed(pg->retry_on, bw_err_sqlstate("08006")));
+	assert_true(bw_err_listed(pg->retry_on, bw_err_sqlstate("57P03")));
+	assert_true(bw_err_listed(pg->retry_on, bw_err_sqlstate("40P01")));
+	assert_false(bw_err_listed(pg->retry_on, bw_err_sqlstate("28P01")));
+	assert_false(bw_err_listed(pg->retry_on, bw_err_sqlstate("23505")));
+	assert_string_equal(bw_err_name(pg->refusal), "SQLSTATE_08001");
 	bw_ops_phrase(BW_OPBIT(BW_OP_SQLITE), buf, sizeof buf);
 	assert_string_equal(buf, "sqlite");
 	/* EINTR is no op's default retry: a signal handler ran, the program hears of it */

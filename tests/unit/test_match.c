@@ -172,6 +172,34 @@ static void test_ops_mask(void **s)
 	rules[2].match.n_db = 0;
 }
 
+/* A client library that knows its server by name and port before it connects (pg):
+ * dests that name the host match by name and port, any-address dests by port, address
+ * dests cannot tell. */
+static void test_named_server(void **s)
+{
+	(void)s;
+	rules[0].match.ops |= BW_OPBIT(BW_OP_PG);
+	struct bw_target t = { .op = BW_OP_PG, .host = "db.internal", .port = 5432 };
+	assert_string_equal(rule_for(&t, NULL), "db");
+	t.port = 5433;
+	assert_string_equal(rule_for(&t, NULL), "all");
+	t.host = "db.other";
+	t.port = 5432;
+	assert_string_equal(rule_for(&t, NULL), "all");
+	struct bw_dest any;
+	char err[128];
+	assert_int_equal(bw_dest_parse("*:5432", &any, err, sizeof err), 0);
+	struct bw_dest *saved = rules[0].match.dest;
+	rules[0].match.dest = &any;
+	rules[0].match.n_dest = 1;
+	assert_string_equal(rule_for(&t, NULL), "db");
+	t.port = 1;
+	assert_string_equal(rule_for(&t, NULL), "all");
+	rules[0].match.dest = saved;
+	rules[0].match.n_dest = 2;
+	bw_dest_free(&any);
+}
+
 static void test_active_mask(void **s)
 {
 	(void)s;
@@ -227,6 +255,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_first_match_wins_and_host_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_host_globs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ops_mask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_named_server, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_active_mask, setup, teardown),
 		cmocka_unit_test(test_format_sockaddr),
 		cmocka_unit_test(test_glob),

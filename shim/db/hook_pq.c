@@ -1,0 +1,1218 @@
+/* PostgreSQL client calls (libpq), found at run time: the library never links libpq.
+ *
+ * The connect family (PQconnectdb, PQconnectdbParams, PQsetdbLogin, PQreset) is retried
+ * when the connection fails for a reason that passes (the server starting up or shutting
+ * down, too many clients, a refused or lost connection), and refused by an open breaker
+ * or a spent call limit. A refused or injected failure is a connection handle libpq made
+ * itself, CONNECTION_BAD with a message that says why and no connect(2) made: libpq
+ * validates the options of a new connection before it connects, so a connection started
+ * with an option value it rejects fails in its own way, whole (bw_pq_handle). The same
+ * handle, made with a value that says nothing, tells where a connection would go before
+ * it is made: host, port and database as libpq works them out from the arguments, the
+ * environment and its defaults.
+ *
+ * The asynchronous starts (PQconnectStart*, PQresetStart) are refused the same way and
+ * their outcome, met in PQconnectPoll or PQresetPoll, is recorded.
+ *
+ * A statement is run again only where that cannot repeat an effect (bulwark.yaml(5),
+ * RETRY): the session was idle (no transaction, no command in progress) and either its
+ * server went away before the statement was sent (the connection is made anew first,
+ * unless the session holds state a new one would lose), or it failed with a serialization
+ * failure or deadlock as a single statement in autocommit. A connection lost after the
+ * statement was sent leaves its outcome unknown: that error goes back to the program.
+ * Statements are neither refused nor counted by a breaker; the reconnects made for them
+ * are. Events carry the server, the database and the SQLSTATE, never SQL text. */
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include "errnames.h"
+#include "hook.h"
+#include "keyed.h"
+#include "pq_real.h"
+#include "state.h"
+
+/* The policy looks at the program's calls, not at the ones libpq makes to its own API
+ * (PQconnectdb starts with PQconnectStart, PQexec sends with PQsendQuery), nor at calls
+ * made while it already acts on one on this thread (the statement that reconnects). */
+BW_FOREIGN_DEPTH(depth);
+
+static int resolve(const void *caller)
+{
+	return bw_foreign_resolve(&bw_pq_lib, caller);
+}
+
+static int sqlstate(const char *s)
+{
+	return bw_err_sqlstate(s);
+}
+
+/* ---- where a connection goes ---- */
+
+struct pq_where {
+	struct bw_target t;
+	struct sockaddr_storage ss;
+	char host[256];
+	char db[128];
+	char dest[BW_DEST_NAME_MAX];
+	uint64_t key;
+	int unix_dest;
+};
+
+static const char *or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+static int port_number(const char *s)
+{
+	long v = 0;
+	if (!*s)
+		return 5432;
+	for (; *s >= '0' && *s <= '9' && v <= 65535; s++)
+		v = v * 10 + (*s - '0');
+	return !*s && v > 0 && v <= 65535 ? (int)v : 0;
+}
+
+static int inet_literal(const char *s, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, s, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		*len = sizeof *in;
+		return 1;
+	}
+	if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *in6;
+		return 1;
+	}
+	return 0;
+}
+
+/* The socket file of a unix-domain server: libpq's host is its directory ('@' for the
+ * abstract namespace) and the file is named after the port. */
+static int unix_socket(const char *dir, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	memset(ss, 0, sizeof *ss);
+	un->sun_family = AF_UNIX;
+	int n = snprintf(un->sun_path, sizeof un->sun_path, "%s/.s.PGSQL.%d", dir, port);
+	if (n < 0 || (size_t)n >= sizeof un->sun_path)
+		return 0;
+	if (dir[0] == '@')
+		un->sun_path[0] = '\0';
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + (dir[0] != '@'));
+	return 1;
+}
+
+/* The server and database of conn as libpq reports them: the host it uses (or would try
+ * first), its address once connected, the port, the database. */
+static void where_of(const PGconn *conn, struct pq_where *w)
+{
+	const char *host = or_empty(bw_pq.host(conn));
+	const char *addr = bw_pq.hostaddr ? or_empty(bw_pq.hostaddr(conn)) : "";
+	int port = port_number(or_empty(bw_pq.port(conn)));
+	socklen_t len = 0;
+	int have, named = 0;
+	memset(&w->t, 0, sizeof w->t);
+	w->t.op = BW_OP_PG;
+	w->unix_dest = host[0] == '/' || host[0] == '@';
+	snprintf(w->db, sizeof w->db, "%s", or_empty(bw_pq.db(conn)));
+	snprintf(w->host, sizeof w->host, "%s", host);
+	if (w->unix_dest) {
+		have = unix_socket(host, port, &w->ss, &len);
+	} else {
+		have = inet_literal(host, port, &w->ss, &len);
+		/* a host name: matched by name, and by the address libpq reached, if any */
+		named = !have && host[0];
+		have = have || (addr[0] && inet_literal(addr, port, &w->ss, &len));
+	}
+	if (have) {
+		w->t.addr = (const struct sockaddr *)&w->ss;
+		w->t.addrlen = len;
+	}
+	/* a server named by the program is one destination (one breaker) whether or not it
+	 * is connected yet: named by its name */
+	if (named) {
+		w->t.host = w->host;
+		snprintf(w->dest, sizeof w->dest, "%s:%d", host, port);
+		w->key = bw_key_bytes(w->dest, strlen(w->dest), 2);
+	} else if (have) {
+		bw_format_sockaddr(w->t.addr, len, w->dest, sizeof w->dest);
+		w->key = bw_key_sockaddr(w->t.addr, len);
+	} else {
+		snprintf(w->dest, sizeof w->dest, "%s:%d", host, port);
+		w->key = bw_key_bytes(w->dest, strlen(w->dest), 2);
+	}
+	w->t.port = port;
+	w->t.db = w->db;
+}
+
+static void init_call(struct bw_call *c, const struct bw_rule *r, const char *call,
+		      const struct pq_where *w)
+{
+	bw_call_init(c, r, BW_OP_PG, call);
+	c->dest = w->dest;
+	c->db = w->db;
+	c->key = w->key;
+}
+
+/* ---- what a failure says about the server ---- */
+
+/* A connection that could not be made, by libpq's message: the SQLSTATE the failure
+ * stands for, or 0 when it says nothing against the server (a password or a database
+ * name that is wrong, which retrying cannot mend). Server messages are recognised in
+ * English; the socket's own errors in this thread's language, as libpq wrote them. */
+static int conn_failure(const PGconn *conn, int unix_dest)
+{
+	static const struct { const char *text, *state; } said[] = {
+		{ "the database system is starting up", "57P03" },
+		{ "the database system is shutting down", "57P03" },
+		{ "the database system is not yet accepting connections", "57P03" },
+		{ "the database system is not accepting connections", "57P03" },
+		{ "the database system is in recovery mode", "57P03" },
+		{ "sorry, too many clients already", "53300" },
+		{ "remaining connection slots are reserved", "53300" },
+		{ "terminating connection due to administrator command", "57P01" },
+		{ "terminating connection because of crash of another server process", "57P02" },
+		{ "server closed the connection unexpectedly", "08006" },
+		{ "timeout expired", "08001" },
+	};
+	/* ENOENT only for a socket file: over TCP it would be a certificate file missing */
+	static const struct { int err; const char *state; } socket_errors[] = {
+		{ ECONNREFUSED, "08001" }, { ETIMEDOUT, "08001" }, { EHOSTUNREACH, "08001" },
+		{ ENETUNREACH, "08001" }, { ENETDOWN, "08001" }, { ECONNRESET, "08006" },
+		{ EPIPE, "08006" }, { ENOENT, "08001" },
+	};
+	const char *m = conn ? bw_pq.error_message(conn) : NULL;
+	if (!m)
+		return 0;
+	for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
+		if (strstr(m, said[i].text))
+			return sqlstate(said[i].state);
+	int saved = errno;
+	for (size_t i = 0; i < sizeof socket_errors / sizeof socket_errors[0]; i++) {
+		char buf[128];
+		if (socket_errors[i].err == ENOENT && !unix_dest)
+			continue;
+		const char *text = strerror_r(socket_errors[i].err, buf, sizeof buf);
+		if (text && text[0] && strstr(m, text)) {
+			errno = saved;
+			return sqlstate(socket_errors[i].state);
+		}
+	}
+	errno = saved;
+	return 0;
+}
+
+static int sqlstate_class(int err)
+{
+	return (err - BW_ERR_SQLSTATE_BASE) / (36 * 36 * 36);
+}
+
+/* Errors of a statement that speak of the server, not of the statement: connection
+ * exceptions (08), insufficient resources (53), the server going away (57), system
+ * errors (58, XX), and the two transaction conflicts the rule may retry. A syntax error
+ * or a constraint violation is the program's business. */
+static int speaks_of_server(int err)
+{
+	int k = sqlstate_class(err);
+	return k == sqlstate_class(sqlstate("08000")) || k == sqlstate_class(sqlstate("53000")) ||
+	       k == sqlstate_class(sqlstate("57000")) || k == sqlstate_class(sqlstate("58000")) ||
+	       k == sqlstate_class(sqlstate("XX000")) || err == sqlstate("40001") ||
+	       err == sqlstate("40P01");
+}
+
+/* ---- sessions that hold state a new connection would lose ----
+ *
+ * Reconnecting before a statement is sound only when the new session is the same as the
+ * old one to the statement. A session that ran SET, PREPARE, LISTEN or DECLARE, made a
+ * temporary table or took a session-level advisory lock is recorded here, and is never
+ * reconnected behind the program's back. The check on the SQL text is conservative: it
+ * may record a session that holds nothing, never the other way round, but it cannot see
+ * state set from inside a function. A session that cannot be recorded (the table is full)
+ * turns reconnects off in the whole process. */
+
+#define PQ_SESSIONS 256
+static PGconn *stateful[PQ_SESSIONS];
+static int n_stateful;
+static int stateful_lost;
+
+static int is_stateful(const PGconn *conn)
+{
+	if (__atomic_load_n(&stateful_lost, __ATOMIC_RELAXED))
+		return 1;
+	if (!__atomic_load_n(&n_stateful, __ATOMIC_RELAXED))
+		return 0;
+	for (int i = 0; i < PQ_SESSIONS; i++)
+		if (__atomic_load_n(&stateful[i], __ATOMIC_RELAXED) == conn)
+			return 1;
+	return 0;
+}
+
+static void mark_stateful(PGconn *conn)
+{
+	if (is_stateful(conn))
+		return;
+	for (int i = 0; i < PQ_SESSIONS; i++) {
+		PGconn *expect = NULL;
+		if (__atomic_compare_exchange_n(&stateful[i], &expect, conn, 0, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			__atomic_add_fetch(&n_stateful, 1, __ATOMIC_RELAXED);
+			return;
+		}
+	}
+	__atomic_store_n(&stateful_lost, 1, __ATOMIC_RELAXED);
+}
+
+/* conn's session is new (made, reset) or gone (finished). */
+static void forget_session(PGconn *conn)
+{
+	if (!__atomic_load_n(&n_stateful, __ATOMIC_RELAXED))
+		return;
+	for (int i = 0; i < PQ_SESSIONS; i++) {
+		PGconn *expect = conn;
+		if (__atomic_compare_exchange_n(&stateful[i], &expect, NULL, 0, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			__atomic_sub_fetch(&n_stateful, 1, __ATOMIC_RELAXED);
+	}
+}
+
+static int lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+static int word_char(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '$';
+}
+
+static int word_is(const char *w, size_t n, const char *s)
+{
+	size_t i = 0;
+	for (; i < n && s[i]; i++)
+		if (lower((unsigned char)w[i]) != s[i])
+			return 0;
+	return i == n && !s[i];
+}
+
+static int word_has(const char *w, size_t n, const char *s)
+{
+	size_t m = strlen(s);
+	for (size_t i = 0; i + m <= n; i++)
+		if (word_is(w + i, m, s))
+			return 1;
+	return 0;
+}
+
+/* Past blanks and comments. */
+static const char *skip_space(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
+			p++;
+		if (p[0] == '-' && p[1] == '-') {
+			while (*p && *p != '\n')
+				p++;
+		} else if (p[0] == '/' && p[1] == '*') {
+			const char *e = strstr(p + 2, "*/");
+			p = e ? e + 2 : p + strlen(p);
+		} else {
+			return p;
+		}
+	}
+}
+
+/* Whether sql may leave state in the session: a statement that starts with SET (but SET
+ * LOCAL, SET TRANSACTION, SET CONSTRAINTS: the transaction's), PREPARE, LISTEN, DECLARE or
+ * LOAD, or one that names a temporary table, set_config or a session advisory lock. */
+static int sets_session_state(const char *sql)
+{
+	int first = 1, after_set = 0;
+	for (const char *p = skip_space(sql); *p;) {
+		if (*p == ';') {
+			first = 1;
+			p = skip_space(p + 1);
+			continue;
+		}
+		if (!word_char((unsigned char)*p)) {
+			p++;
+			if (*p == '-' || *p == '/')
+				p = skip_space(p);
+			continue;
+		}
+		const char *w = p;
+		while (word_char((unsigned char)*p))
+			p++;
+		size_t n = (size_t)(p - w);
+		if (after_set) {
+			after_set = 0;
+			if (!word_is(w, n, "local") && !word_is(w, n, "transaction") &&
+			    !word_is(w, n, "constraints"))
+				return 1;
+		}
+		if (first && word_is(w, n, "set"))
+			after_set = 1;
+		else if (first && (word_is(w, n, "prepare") || word_is(w, n, "listen") ||
+				   word_is(w, n, "declare") || word_is(w, n, "load")))
+			return 1;
+		if (word_is(w, n, "temp") || word_is(w, n, "temporary") ||
+		    word_has(w, n, "set_config") || word_has(w, n, "advisory_lock"))
+			return 1;
+		first = 0;
+		p = skip_space(p);
+	}
+	return after_set;
+}
+
+/* One statement (a trailing ';' allowed): several in one string run in one implicit
+ * transaction, and the first may be committed before a later one fails. */
+static int single_statement(const char *sql)
+{
+	const char *semi = strchr(sql, ';');
+	if (!semi)
+		return 1;
+	for (const char *p = skip_space(semi + 1); *p; p = skip_space(p + 1))
+		if (*p != ';')
+			return 0;
+	return 1;
+}
+
+/* ---- connections started and finished by the program (PQconnectStart, PQresetStart):
+ * the outcome is recorded when PQconnectPoll or PQresetPoll reaches it ---- */
+
+#define PQ_PENDING 64
+
+struct pending {
+	PGconn *conn;                /* claimed by a compare-and-swap; NULL: free */
+	int ready;                   /* the fields below are written */
+	struct bw_engine *e;
+	const struct bw_rule *rule;
+	const char *call;
+	struct pq_where w;
+};
+
+static struct pending pending[PQ_PENDING];
+static int n_pending;
+
+static int pending_add(PGconn *conn, struct bw_engine *e, const struct bw_call *c,
+		       const struct pq_where *w)
+{
+	for (int i = 0; i < PQ_PENDING; i++) {
+		PGconn *expect = NULL;
+		if (!__atomic_compare_exchange_n(&pending[i].conn, &expect, conn, 0,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		pending[i].e = e;
+		pending[i].rule = c->rule;
+		pending[i].call = c->call;
+		pending[i].w = *w;
+		pending[i].w.t.addr = w->t.addr ? (const struct sockaddr *)&pending[i].w.ss : NULL;
+		pending[i].w.t.host = w->t.host ? pending[i].w.host : NULL;
+		pending[i].w.t.db = pending[i].w.db;
+		__atomic_store_n(&pending[i].ready, 1, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&n_pending, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	return -1;
+}
+
+/* Takes conn's entry out into *out; 0 when there was one. */
+static int pending_take(PGconn *conn, struct pending *out)
+{
+	if (!__atomic_load_n(&n_pending, __ATOMIC_RELAXED))
+		return -1;
+	for (int i = 0; i < PQ_PENDING; i++) {
+		if (__atomic_load_n(&pending[i].conn, __ATOMIC_RELAXED) != conn ||
+		    !__atomic_load_n(&pending[i].ready, __ATOMIC_ACQUIRE))
+			continue;
+		*out = pending[i];
+		out->w.t.addr = out->w.t.addr ? (const struct sockaddr *)&out->w.ss : NULL;
+		out->w.t.host = out->w.t.host ? out->w.host : NULL;
+		out->w.t.db = out->w.db;
+		__atomic_store_n(&pending[i].ready, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&pending[i].conn, NULL, __ATOMIC_RELEASE);
+		__atomic_sub_fetch(&n_pending, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	return -1;
+}
+
+/* A poll reached its end (PGRES_POLLING_OK or _FAILED): the outcome of a start we
+ * admitted. */
+static void pending_done(PGconn *conn, int polled)
+{
+	struct pending p;
+	if (pending_take(conn, &p) < 0)
+		return;
+	struct bw_call c;
+	init_call(&c, p.rule, p.call, &p.w);
+	int err = polled == BW_PQ_POLLING_OK ? 0 : conn_failure(conn, p.w.unix_dest);
+	bw_engine_outcome(p.e, &c, err);
+}
+
+/* ---- handles libpq makes for us ---- */
+
+enum open_kind { OPEN_CONNINFO, OPEN_PARAMS, OPEN_SETDB };
+
+/* The arguments of a call of the connect family. */
+struct pq_open {
+	int kind;
+	const char *conninfo;
+	const char *const *kw;
+	const char *const *vals;
+	int expand;
+	const char *setdb[7];        /* host, port, options, tty, dbname, login, password */
+	PGconn *conn;                /* what the last attempt gave */
+	struct pq_where w;
+	struct bw_engine *e;
+	const struct bw_call *c;
+};
+
+#define PQ_MAX_OPTIONS 128
+/* A value target_session_attrs never takes: the handle fails in libpq's option checks,
+ * after host, port and database are worked out and before anything is connected. */
+#define PQ_PROBE "bulwark-probe"
+
+/* A connection handle started from o's arguments with target_session_attrs set to mark:
+ * libpq rejects that value, so the handle is CONNECTION_BAD with no connection tried,
+ * its message naming the value. NULL when libpq gives none (out of memory) or o's
+ * arguments cannot be read. A password is given so that no password file is read (which
+ * may warn on stderr) for a connection never made. */
+static PGconn *bw_pq_handle(const struct pq_open *o, const char *mark)
+{
+	static const char *const setdb_keys[7] = { "host", "port", "options", NULL, "dbname",
+						   "user", "password" };
+	const char *k[PQ_MAX_OPTIONS + 3], *v[PQ_MAX_OPTIONS + 3];
+	int n = 0, expand = 0;
+	PQconninfoOption *parsed = NULL;
+	switch (o->kind) {
+	case OPEN_CONNINFO: {
+		char *err = NULL;
+		parsed = bw_pq.conninfo_parse(o->conninfo ? o->conninfo : "", &err);
+		if (err)
+			bw_pq.freemem(err);
+		if (!parsed)
+			return NULL;
+		for (PQconninfoOption *p = parsed; p->keyword; p++) {
+			if (!p->val)
+				continue;
+			if (n == PQ_MAX_OPTIONS) {
+				bw_pq.conninfo_free(parsed);
+				return NULL;
+			}
+			k[n] = p->keyword;
+			v[n++] = p->val;
+		}
+		break;
+	}
+	case OPEN_PARAMS:
+		if (!o->kw || !o->vals)
+			return NULL;
+		for (; o->kw[n]; n++) {
+			if (n == PQ_MAX_OPTIONS)
+				return NULL;
+			k[n] = o->kw[n];
+			v[n] = o->vals[n];
+		}
+		expand = o->expand;
+		break;
+	default:
+		/* PQsetdbLogin: dbname may be a connection string, which the other
+		 * arguments override when given */
+		k[n] = "dbname";
+		v[n++] = o->setdb[4];
+		for (int i = 0; i < 7; i++)
+			if (setdb_keys[i] && i != 4) {
+				k[n] = setdb_keys[i];
+				v[n++] = o->setdb[i];
+			}
+		expand = 1;
+		break;
+	}
+	k[n] = "password";
+	v[n++] = "bulwark";
+	k[n] = "target_session_attrs";
+	v[n++] = mark;
+	k[n] = v[n] = NULL;
+	PGconn *conn = bw_pq.connect_start_params(k, v, expand);
+	if (parsed)
+		bw_pq.conninfo_free(parsed);
+	return conn;
+}
+
+/* A failed handle that says msg, or NULL (out of memory). libpq's message quotes the
+ * rejected value: the message is cut down to that value, in place, within the string
+ * libpq wrote (PQerrorMessage gives it to be read, and libpq empties it before it
+ * writes the next). */
+static PGconn *failed_handle(const struct pq_open *o, const char *msg)
+{
+	PGconn *conn = bw_pq_handle(o, msg);
+	if (!conn)
+		return NULL;
+	char *m = bw_pq.error_message(conn);
+	char *at = m ? strstr(m, msg) : NULL;
+	size_t n = strlen(msg);
+	if (at && strlen(m) >= n + 1) {
+		memmove(m, at, n);
+		m[n] = '\n';
+		m[n + 1] = '\0';
+	}
+	return conn;
+}
+
+/* ---- the connect family ---- */
+
+static PGconn *open_real(const struct pq_open *o, int start)
+{
+	switch (o->kind) {
+	case OPEN_CONNINFO:
+		return start ? bw_pq.connect_start(o->conninfo) : bw_pq.connectdb(o->conninfo);
+	case OPEN_PARAMS:
+		return start ? bw_pq.connect_start_params(o->kw, o->vals, o->expand)
+			     : bw_pq.connectdb_params(o->kw, o->vals, o->expand);
+	default:
+		return bw_pq.setdb_login(o->setdb[0], o->setdb[1], o->setdb[2], o->setdb[3],
+					 o->setdb[4], o->setdb[5], o->setdb[6]);
+	}
+}
+
+/* The rule for a connection about to be made, from where libpq would make it; NULL when
+ * none matches or the arguments are ones libpq rejects anyway (it then fails without
+ * connecting, as it would have). */
+static const struct bw_rule *open_rule(struct bw_engine *e, struct pq_open *o)
+{
+	PGconn *probe = bw_pq_handle(o, PQ_PROBE);
+	if (!probe)
+		return NULL;
+	const char *m = bw_pq.error_message(probe);
+	const struct bw_rule *r = NULL;
+	if (m && strstr(m, PQ_PROBE)) {
+		where_of(probe, &o->w);
+		r = bw_engine_match(e, &o->w.t, NULL);
+	}
+	bw_pq.finish(probe);
+	return r;
+}
+
+static void drop(struct pq_open *o)
+{
+	if (o->conn)
+		bw_pq.finish(o->conn);
+	o->conn = NULL;
+}
+
+static int open_outcome(const struct pq_open *o)
+{
+	if (!o->conn || bw_pq.status(o->conn) != BW_PQ_CONNECTION_BAD)
+		return 0;
+	return conn_failure(o->conn, o->w.unix_dest);
+}
+
+/* An injected fault: the error of an attempt that is not made. 0 to make it. */
+static int open_injected(struct pq_open *o)
+{
+	struct bw_fault f;
+	if (!bw_engine_inject(o->e, o->c, &f) || !f.err)
+		return 0;
+	char msg[BW_DEST_NAME_MAX + 160];
+	snprintf(msg, sizeof msg, "bulwark: injected %s (rule \"%s\"); no connection to %s was "
+		 "attempted", bw_err_name(f.err), o->c->rule->name, o->w.dest);
+	o->conn = failed_handle(o, msg);
+	return o->conn ? f.err : 0;
+}
+
+static int open_attempt(void *arg, int n, int64_t deadline)
+{
+	struct pq_open *o = arg;
+	(void)n, (void)deadline;
+	drop(o);
+	int err = open_injected(o);
+	if (err)
+		return err;
+	o->conn = open_real(o, 0);
+	return open_outcome(o);
+}
+
+static int open_refuse(void *arg, int err)
+{
+	struct pq_open *o = arg;
+	char msg[BW_DEST_NAME_MAX + 200];
+	drop(o);
+	snprintf(msg, sizeof msg, "bulwark refused the connection to %s: rule \"%s\" (its "
+		 "circuit breaker is open, or its call limit is spent); no connection was "
+		 "attempted", o->w.dest, o->c->rule->name);
+	o->conn = failed_handle(o, msg);
+	return err;
+}
+
+static PGconn *open_conn(const void *caller, struct pq_open *o, const char *call)
+{
+	struct bw_engine *e = bw_engine_for(BW_OP_PG);
+	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	const struct bw_rule *r = acting ? open_rule(e, o) : NULL;
+	if (!r) {
+		o->conn = open_real(o, 0);
+	} else {
+		struct bw_call c;
+		init_call(&c, r, call, &o->w);
+		c.attempt = open_attempt;
+		c.arg = o;
+		c.refuse = open_refuse;
+		o->e = e;
+		o->c = &c;
+		bw_engine_run(e, &c, bw_thread_rng());
+	}
+	bw_foreign_leave(&depth, acting);
+	if (o->conn)
+		forget_session(o->conn);
+	return o->conn;
+}
+
+/* PQconnectStart*: admitted (or refused) now, the outcome recorded when the program's
+ * PQconnectPoll reaches it. */
+static PGconn *start_conn(const void *caller, struct pq_open *o, const char *call)
+{
+	struct bw_engine *e = bw_engine_for(BW_OP_PG);
+	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	const struct bw_rule *r = acting ? open_rule(e, o) : NULL;
+	if (!r) {
+		o->conn = open_real(o, 1);
+	} else {
+		struct bw_call c;
+		init_call(&c, r, call, &o->w);
+		c.arg = o;
+		c.refuse = open_refuse;
+		o->e = e;
+		o->c = &c;
+		/* a refusal (open_refuse made the handle) is no outcome of the server's */
+		if (bw_engine_admit_call(e, &c) == 0) {
+			bw_attempt_injected = 0;
+			int err = open_injected(o);
+			if (!err)
+				o->conn = open_real(o, 1);
+			if (err)
+				bw_engine_outcome(e, &c, err);
+			else if (!o->conn)
+				bw_engine_release(e, &c);
+			else if (bw_pq.status(o->conn) == BW_PQ_CONNECTION_BAD)
+				bw_engine_outcome(e, &c, open_outcome(o));
+			else if (pending_add(o->conn, e, &c, &o->w) < 0)
+				bw_engine_release(e, &c);   /* no room to follow it: no outcome */
+		}
+	}
+	bw_foreign_leave(&depth, acting);
+	if (o->conn)
+		forget_session(o->conn);
+	return o->conn;
+}
+
+BW_HOOK PGconn *PQconnectdb(const char *conninfo)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_open o = { .kind = OPEN_CONNINFO, .conninfo = conninfo };
+	return open_conn(caller, &o, "PQconnectdb");
+}
+
+BW_HOOK PGconn *PQconnectdbParams(const char *const *keywords, const char *const *values,
+				  int expand_dbname)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_open o = { .kind = OPEN_PARAMS, .kw = keywords, .vals = values,
+			     .expand = expand_dbname };
+	return open_conn(caller, &o, "PQconnectdbParams");
+}
+
+BW_HOOK PGconn *PQsetdbLogin(const char *pghost, const char *pgport, const char *pgoptions,
+			     const char *pgtty, const char *dbName, const char *login,
+			     const char *pwd)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_open o = { .kind = OPEN_SETDB,
+			     .setdb = { pghost, pgport, pgoptions, pgtty, dbName, login, pwd } };
+	return open_conn(caller, &o, "PQsetdbLogin");
+}
+
+BW_HOOK PGconn *PQconnectStart(const char *conninfo)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_open o = { .kind = OPEN_CONNINFO, .conninfo = conninfo };
+	return start_conn(caller, &o, "PQconnectStart");
+}
+
+BW_HOOK PGconn *PQconnectStartParams(const char *const *keywords, const char *const *values,
+				     int expand_dbname)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_open o = { .kind = OPEN_PARAMS, .kw = keywords, .vals = values,
+			     .expand = expand_dbname };
+	return start_conn(caller, &o, "PQconnectStartParams");
+}
+
+BW_HOOK int PQconnectPoll(PGconn *conn)
+{
+	if (resolve(__builtin_return_address(0)) < 0)
+		return BW_PQ_POLLING_FAILED;
+	int st = bw_pq.connect_poll(conn);
+	if (st == BW_PQ_POLLING_OK || st == BW_PQ_POLLING_FAILED)
+		pending_done(conn, st);
+	return st;
+}
+
+/* ---- reset: the program's, and the one a statement makes ---- */
+
+struct pq_reset {
+	PGconn *conn;
+	int unix_dest;
+};
+
+static int reset_attempt(void *arg, int n, int64_t deadline)
+{
+	struct pq_reset *rs = arg;
+	(void)n, (void)deadline;
+	bw_pq.reset(rs->conn);
+	return bw_pq.status(rs->conn) == BW_PQ_CONNECTION_BAD
+		       ? conn_failure(rs->conn, rs->unix_dest) : 0;
+}
+
+/* A refused reset leaves the connection as it was: no connection is attempted. */
+static int reset_refuse(void *arg, int err)
+{
+	(void)arg;
+	return err;
+}
+
+/* The rule for calls on conn, with where it goes in *w. */
+static const struct bw_rule *conn_rule(struct bw_engine *e, const PGconn *conn,
+				       struct pq_where *w)
+{
+	where_of(conn, w);
+	return bw_engine_match(e, &w->t, NULL);
+}
+
+BW_HOOK void PQreset(PGconn *conn)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return;
+	struct bw_engine *e = conn ? bw_engine_for(BW_OP_PG) : NULL;
+	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	struct pq_where w;
+	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	if (!r) {
+		bw_pq.reset(conn);
+	} else {
+		struct pq_reset rs = { conn, w.unix_dest };
+		struct bw_call c;
+		init_call(&c, r, "PQreset", &w);
+		c.attempt = reset_attempt;
+		c.arg = &rs;
+		c.refuse = reset_refuse;
+		bw_engine_run(e, &c, bw_thread_rng());
+	}
+	bw_foreign_leave(&depth, acting);
+	if (conn && bw_pq.status(conn) == BW_PQ_CONNECTION_OK)
+		forget_session(conn);
+}
+
+BW_HOOK int PQresetStart(PGconn *conn)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return 0;
+	struct bw_engine *e = conn ? bw_engine_for(BW_OP_PG) : NULL;
+	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	struct pq_where w;
+	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	int rc = 0;
+	if (!r) {
+		rc = bw_pq.reset_start(conn);
+	} else {
+		struct bw_call c;
+		init_call(&c, r, "PQresetStart", &w);
+		c.refuse = reset_refuse;
+		if (bw_engine_admit_call(e, &c) == 0) {
+			rc = bw_pq.reset_start(conn);
+			if (!rc)
+				bw_engine_outcome(e, &c, conn_failure(conn, w.unix_dest));
+			else if (pending_add(conn, e, &c, &w) < 0)
+				bw_engine_release(e, &c);
+		}
+	}
+	bw_foreign_leave(&depth, acting);
+	if (rc)
+		forget_session(conn);
+	return rc;
+}
+
+BW_HOOK int PQresetPoll(PGconn *conn)
+{
+	if (resolve(__builtin_return_address(0)) < 0)
+		return BW_PQ_POLLING_FAILED;
+	int st = bw_pq.reset_poll(conn);
+	if (st == BW_PQ_POLLING_OK || st == BW_PQ_POLLING_FAILED)
+		pending_done(conn, st);
+	return st;
+}
+
+BW_HOOK void PQfinish(PGconn *conn)
+{
+	if (resolve(__builtin_return_address(0)) < 0)
+		return;
+	if (conn) {
+		struct pending p;
+		forget_session(conn);
+		if (pending_take(conn, &p) == 0) {
+			struct bw_call c;
+			init_call(&c, p.rule, p.call, &p.w);
+			bw_engine_release(p.e, &c);
+		}
+	}
+	bw_pq.finish(conn);
+}
+
+/* ---- statements ---- */
+
+enum stmt_kind {
+	S_EXEC, S_EXEC_PARAMS, S_PREPARE, S_EXEC_PREPARED,
+	S_SEND, S_SEND_PARAMS, S_SEND_PREPARE, S_SEND_PREPARED
+};
+
+static const char *const stmt_call_names[] = {
+	"PQexec", "PQexecParams", "PQprepare", "PQexecPrepared",
+	"PQsendQuery", "PQsendQueryParams", "PQsendPrepare", "PQsendQueryPrepared",
+};
+
+struct pq_stmt {
+	enum stmt_kind kind;
+	PGconn *conn;
+	const char *name;            /* prepared statement */
+	const char *sql;
+	int n;
+	const Oid *types;
+	const char *const *values;
+	const int *lengths;
+	const int *formats;
+	int result_format;
+	PGresult *res;               /* PQexec* */
+	int rc;                      /* PQsend* */
+	int ran;                     /* res or rc is the real call's */
+	int idle;                    /* the session was idle before the call */
+	int reconnect;               /* its server went away: connect anew before it runs */
+	int unix_dest;
+	struct bw_stop stop;
+	struct bw_engine *e;
+	struct bw_call reconnect_call;   /* the reconnect, for breaker and call limit */
+};
+
+static int sends(const struct pq_stmt *s)
+{
+	return s->kind >= S_SEND;
+}
+
+static void stmt_run(struct pq_stmt *s)
+{
+	if (s->ran && s->res)
+		bw_pq.clear(s->res);
+	s->res = NULL;
+	s->ran = 1;
+	switch (s->kind) {
+	case S_EXEC:
+		s->res = bw_pq.exec(s->conn, s->sql);
+		break;
+	case S_EXEC_PARAMS:
+		s->res = bw_pq.exec_params(s->conn, s->sql, s->n, s->types, s->values, s->lengths,
+					   s->formats, s->result_format);
+		break;
+	case S_PREPARE:
+		s->res = bw_pq.prepare(s->conn, s->name, s->sql, s->n, s->types);
+		break;
+	case S_EXEC_PREPARED:
+		s->res = bw_pq.exec_prepared(s->conn, s->name, s->n, s->values, s->lengths,
+					     s->formats, s->result_format);
+		break;
+	case S_SEND:
+		s->rc = bw_pq.send_query(s->conn, s->sql);
+		break;
+	case S_SEND_PARAMS:
+		s->rc = bw_pq.send_query_params(s->conn, s->sql, s->n, s->types, s->values,
+						s->lengths, s->formats, s->result_format);
+		break;
+	case S_SEND_PREPARE:
+		s->rc = bw_pq.send_prepare(s->conn, s->name, s->sql, s->n, s->types);
+		break;
+	case S_SEND_PREPARED:
+		s->rc = bw_pq.send_query_prepared(s->conn, s->name, s->n, s->values, s->lengths,
+						  s->formats, s->result_format);
+		break;
+	}
+}
+
+/* The session is idle: connected, in no transaction, no command under way, not in
+ * pipeline mode. */
+static int session_idle(const PGconn *conn)
+{
+	return bw_pq.status(conn) == BW_PQ_CONNECTION_OK &&
+	       bw_pq.transaction_status(conn) == BW_PQ_TRANS_IDLE &&
+	       (!bw_pq.pipeline_status || bw_pq.pipeline_status(conn) == BW_PQ_PIPELINE_OFF);
+}
+
+/* The server closed an idle session (a shutdown, a restart, pg_terminate_backend): its
+ * end of the socket is closed, though libpq has not read it yet. A statement sent now
+ * would never run. */
+static int server_gone(const PGconn *conn)
+{
+	int fd = bw_pq.socket(conn);
+	if (fd < 0)
+		return 0;
+	int saved = errno;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	int rc = poll(&p, 1, 0);
+	errno = saved;
+	return rc == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Connect anew before the statement runs again, admitted and judged like a connect. */
+static int reconnect(struct pq_stmt *s)
+{
+	struct bw_call *c = &s->reconnect_call;
+	if (bw_engine_admits(c->rule, BW_OP_PG)) {
+		int by_breaker;
+		int err = bw_engine_admit(s->e, c, &by_breaker);
+		if (err) {
+			s->stop = (struct bw_stop){ 1, NULL, NULL };
+			return err;
+		}
+	}
+	bw_pq.reset(s->conn);
+	int ok = bw_pq.status(s->conn) == BW_PQ_CONNECTION_OK;
+	int err = ok ? 0 : conn_failure(s->conn, s->unix_dest);
+	bw_engine_settle(s->e, c, err);
+	if (!ok && !err) {
+		/* a failure waiting cannot mend (a password changed meanwhile) */
+		s->stop = (struct bw_stop){ 1, NULL, NULL };
+		return sqlstate("08006");
+	}
+	return err;
+}
+
+/* What a statement's result says: 0, or the SQLSTATE of an error that speaks of the
+ * server, with s->stop saying whether it may run again. */
+static int stmt_outcome(struct pq_stmt *s)
+{
+	if (sends(s) || !s->res)
+		return 0;
+	int st = bw_pq.result_status(s->res);
+	if (st != BW_PQ_FATAL_ERROR && st != BW_PQ_BAD_RESPONSE)
+		return 0;
+	const char *code = bw_pq.result_error_field(s->res, BW_PQ_DIAG_SQLSTATE);
+	int err = code ? sqlstate(code) : 0;
+	int lost = bw_pq.status(s->conn) == BW_PQ_CONNECTION_BAD;
+	if (!err && lost)
+		err = sqlstate("08006");
+	if (!err || !speaks_of_server(err))
+		return 0;
+	int conflict = err == sqlstate("40001") || err == sqlstate("40P01");
+	int single = s->kind == S_EXEC_PARAMS || s->kind == S_EXEC_PREPARED ||
+		     (s->kind == S_EXEC && single_statement(s->sql));
+	if (conflict && s->idle && single && session_idle(s->conn)) {
+		s->stop.now = 0;
+		return err;
+	}
+	s->stop = (struct bw_stop){ 1, NULL, NULL };
+	if (lost && s->idle)
+		s->stop = (struct bw_stop){ 1, "unknown_outcome",
+			"the connection was lost after the statement was sent: it may have run, "
+			"so it is not run again" };
+	return err;
+}
+
+static int stmt_attempt(void *arg, int n, int64_t deadline)
+{
+	struct pq_stmt *s = arg;
+	(void)deadline;
+	s->stop = (struct bw_stop){ 0, NULL, NULL };
+	if (s->reconnect) {
+		if (n == 1) {
+			/* the statement was not sent: its server had closed the session */
+			if (is_stateful(s->conn))
+				s->stop = (struct bw_stop){ 1, "session_state",
+					"the server closed a session that holds state (SET, PREPARE, "
+					"LISTEN, DECLARE, a temporary table or an advisory lock) which a "
+					"new connection would lose: not reconnected" };
+			return sqlstate("08006");
+		}
+		int err = reconnect(s);
+		if (err)
+			return err;
+		s->reconnect = 0;
+	}
+	stmt_run(s);
+	return stmt_outcome(s);
+}
+
+/* What a statement may leave in its session (sets_session_state). */
+static void note_session_state(const struct pq_stmt *s)
+{
+	if (!s->conn)
+		return;
+	if (s->kind == S_PREPARE || s->kind == S_SEND_PREPARE ||
+	    ((s->kind == S_EXEC || s->kind == S_SEND || s->kind == S_EXEC_PARAMS ||
+	      s->kind == S_SEND_PARAMS) && s->sql && sets_session_state(s->sql)))
+		mark_stateful(s->conn);
+}
+
+static void stmt_call(const void *caller, struct pq_stmt *s)
+{
+	struct bw_engine *e = bw_engine_for(BW_OP_PG);
+	/* libpq's own statements count too: PQsetClientEncoding runs a SET */
+	if (e)
+		note_session_state(s);
+	int acting = e && s->conn ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	struct pq_where w;
+	const struct bw_rule *r = acting ? conn_rule(e, s->conn, &w) : NULL;
+	if (!r) {
+		stmt_run(s);
+	} else {
+		struct bw_call c;
+		init_call(&c, r, stmt_call_names[s->kind], &w);
+		c.attempt = stmt_attempt;
+		c.arg = s;
+		c.stop = &s->stop;
+		/* breaker and call limit judge connections: the reconnect, not the statement */
+		c.unguarded = 1;
+		s->reconnect_call = c;
+		s->reconnect_call.call = "PQreset";
+		s->reconnect_call.unguarded = 0;
+		s->e = e;
+		s->unix_dest = w.unix_dest;
+		s->idle = session_idle(s->conn);
+		s->reconnect = s->idle && server_gone(s->conn);
+		bw_engine_run(e, &c, bw_thread_rng());
+		/* not run at all (the reconnect failed or was not made): the program gets
+		 * libpq's own answer for the connection as it is */
+		if (!s->ran)
+			stmt_run(s);
+	}
+	bw_foreign_leave(&depth, acting);
+}
+
+BW_HOOK PGresult *PQexec(PGconn *conn, const char *query)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_stmt s = { .kind = S_EXEC, .conn = conn, .sql = query };
+	stmt_call(caller, &s);
+	return s.res;
+}
+
+BW_HOOK PGresult *PQexecParams(PGconn *conn, const char *command, int nParams,
+			       const Oid *paramTypes, const char *const *paramValues,
+			       const int *paramLengths, const int *paramFormats, int resultFormat)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_stmt s = { .kind = S_EXEC_PARAMS, .conn = conn, .sql = command, .n = nParams,
+			     .types = paramTypes, .values = paramValues, .lengths = paramLengths,
+			     .formats = paramFormats, .result_format = resultFormat };
+	stmt_call(caller, &s);
+	return s.res;
+}
+
+BW_HOOK PGresult *PQprepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
+			    const Oid *paramTypes)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_stmt s = { .kind = S_PREPARE, .conn = conn, .name = stmtName, .sql = query,
+			     .n = nParams, .types = paramTypes };
+	stmt_call(caller, &s);
+	return s.res;
+}
+
+BW_HOOK PGresult *PQexecPrepared(PGconn *conn, const char *stmtName, int nParams,
+				 const char *const *paramValues, const int *paramLengths,
+				 const int *paramFormats, int resultFormat)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct pq_stmt s = { .kind = S_EXEC_PREPARED, .conn = conn, .name = stmtName,
+			     .n = nParams, .values = paramValues, .lengths = paramLengths,
+			     .formats = paramFormats, .result_format = resultFormat };
+	stmt_call(caller, &s);
+	return s.res;
+}
+
+BW_HOOK int PQsendQuery(PGconn *conn, const char *query)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return 0;
+	struct pq_stmt s = { .kind = S_SEND, .conn = conn, .sql = query };
+	stmt_call(caller, &s);
+	return s.rc;
+}
+
+BW_HOOK int PQsendQueryParams(PGconn *conn, const char *command, int nParams,
+			      const Oid *paramTypes, const char *const *paramValues,
+			      const int *paramLengths, const int *paramFormats, int resultFormat)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return 0;
+	struct pq_stmt s = { .kind = S_SEND_PARAMS, .conn = conn, .sql = command, .n = nParams,
+			     .types = paramTypes, .values = paramValues, .lengths = paramLengths,
+			     .formats = paramFormats, .result_format = resultFormat };
+	stmt_call(caller, &s);
+	return s.rc;
+}
+
+BW_HOOK int PQsendPrepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
+			  const Oid *paramTypes)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return 0;
+	struct pq_stmt s = { .kind = S_SEND_PREPARE, .conn = conn, .name = stmtName, .sql = query,
+			     .n = nParams, .types = paramTypes };
+	stmt_call(caller, &s);
+	return s.rc;
+}
+
+BW_HOOK int PQsendQueryPrepared(PGconn *conn, const char *stmtName, int nParams,
+				const char *const *paramValues, const int *paramLengths,
+				const int *paramFormats, int resultFormat)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return 0;
+	struct pq_stmt s = { .kind = S_SEND_PREPARED, .conn = conn, .name = stmtName,
+			     .n = nParams, .values = paramValues, .lengths = paramLengths,
+			     .formats = paramFormats, .result_format = resultFormat };
+	stmt_call(caller, &s);
+	return s.rc;
+}

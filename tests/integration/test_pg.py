@@ -1,0 +1,589 @@
+"""PostgreSQL client calls (op pg): libpq's connect family retried and refused, statements
+run again only where that cannot repeat an effect, against a real server that the tests
+restart, stop and kill sessions of.
+
+One cluster (initdb in a temporary directory, 127.0.0.1 on a free port and a unix socket
+in that directory) serves every test of PgServerTest; each test leaves it running. The
+clients are PostgreSQL's own: psql (statements sent with PQsendQuery, connections made
+with PQconnectdbParams) and pgbench, and python3 calling libpq through ctypes. Each test
+runs the same thing bare first where that shows the failure the library mends.
+"""
+
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (LIB, PG_ENV, PYTHON, TOOL, PgCluster, ShimTest, base_env, describe,
+                     events_in_text, events_of, free_port, pg_missing, pg_tool, read_events,
+                     rule, run, shim_env)
+
+PSQL = pg_tool("psql")
+PGBENCH = pg_tool("pgbench")
+STRACE = shutil.which("strace")
+MISSING = pg_missing()
+
+# Long enough for a server that is down for a few seconds (a restart, a start that
+# replays WAL): at least ~5 s of backoff before the deadline.
+RETRY = "retry: { attempts: 60, backoff: { base: 50ms, max: 200ms, jitter: equal }, deadline: 20s }\n"
+
+
+def psql_argv(cluster, *extra, unix=False):
+    return [PSQL, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"] + cluster.conninfo(unix) + list(extra)
+
+
+def aborted_clients(text):
+    """Clients pgbench reports aborted ("client 3 aborted in command ...")."""
+    return len(re.findall(r"client \d+ aborted", text))
+
+
+class PgPolicyTest(ShimTest):
+    """What needs no server: the policy side, and programs that do not use libpq."""
+
+    def test_check_accepts_pg_rules(self):
+        body = ("retry: { attempts: 5, on: [SQLSTATE_08000, SQLSTATE_57P03] }\n"
+                "breaker: { trip: { consecutive: 3 }, errno: SQLSTATE_08004 }\n"
+                "rate_limit: { rate: 20/s, on_limit: fail }\n"
+                "inject: [ { errno: SQLSTATE_53300, probability: 10% } ]\n")
+        pol, _ = self.wd.policy(rule("db", ["pg"], ["127.0.0.1:5432", "db.internal:*",
+                                                    "unix:/run/postgresql/*"], db=["app*"],
+                                     body=body))
+        r = run([TOOL, "check", pol])
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("ops: [pg]", r.stdout)
+        self.assertIn("SQLSTATE_08000", r.stdout)
+
+    def test_check_refuses_what_cannot_apply(self):
+        for body, says in (("timeout: { connect: 1s }", "does not apply"),
+                           ("retry: { on: [ECONNREFUSED] }", "errno names apply"),
+                           ("inject: [ { reset: true } ]", "does not apply")):
+            pol, _ = self.wd.policy(rule("db", ["pg"], body=body + "\n"))
+            r = run([TOOL, "check", pol])
+            self.assertEqual(r.rc, 1, r)
+            self.assertIn(says, r.stderr, r)
+
+    def test_explain(self):
+        pol, _ = self.wd.policy(rule("app", ["pg"], ["db.internal:5432"], db=["app"])
+                                + rule("local", ["pg"], ["unix:/run/postgresql/*"])
+                                + rule("any", ["connect"]))
+        r = run([TOOL, "explain", "-c", pol, "--db", "app", "pg", "db.internal:5432"])
+        self.assertIn('rule "app"', r.stdout, r)
+        r = run([TOOL, "explain", "-c", pol, "--db", "other", "pg", "db.internal:5432"])
+        self.assertIn("no rule matches", r.stdout, r)
+        r = run([TOOL, "explain", "-c", pol, "pg", "unix:/run/postgresql/.s.PGSQL.5432"])
+        self.assertIn('rule "local"', r.stdout, r)
+
+    def test_library_needs_no_libpq(self):
+        """libpq is found at run time: the library links only the C library (and the
+        loader), and exports only the names it interposes."""
+        readelf = shutil.which("readelf")
+        nm = shutil.which("nm")
+        if not readelf or not nm:
+            self.skipTest("readelf and nm (binutils) are not installed")
+        needed = re.findall(r"\(NEEDED\).*\[(.*)\]", run([readelf, "-d", LIB]).stdout)
+        self.assertTrue(needed)
+        for lib in needed:
+            self.assertRegex(lib, r"^(libc|libdl|libpthread|ld-linux[-\w]*)\.so", needed)
+        names = set(run([nm, "-D", "--defined-only", LIB]).stdout.split()[2::3])
+        with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+                os.path.abspath(__file__)))), "shim", "exports.map")) as f:
+            exported = set(re.findall(r"\b(\w+);", f.read()))
+        self.assertIn("PQconnectdb", names)
+        self.assertEqual(names - exported, set(), "exported beyond shim/exports.map")
+
+    def test_programs_without_libpq_untouched(self):
+        pol, log = self.wd.policy(rule("pg", ["pg"], body=RETRY))
+        code = "import socket, sys; print(sys.version_info[0])"
+        bare = run([PYTHON, "-c", code])
+        r = run([PYTHON, "-c", code], shim=True, policy=pol)
+        self.assertEqual((r.rc, r.stdout, r.stderr), (bare.rc, bare.stdout, bare.stderr))
+        self.assertNoCallEvents(self.events(log))
+
+
+@unittest.skipIf(MISSING, MISSING)
+class PgServerTest(ShimTest):
+    cluster = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cluster = PgCluster()
+        try:
+            cls.cluster.start()
+            r = cls.cluster.sql("CREATE TABLE counter(k int PRIMARY KEY, note text)")
+            if r.rc != 0:
+                raise AssertionError(repr(r))
+        except BaseException:
+            cls.cluster.remove()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.remove()
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self._server_up)
+        self.assertEqual(self.cluster.sql("TRUNCATE counter").rc, 0)
+
+    def _server_up(self):
+        """A test that stopped the server and failed leaves it running for the next."""
+        if self.cluster.sql("SELECT 1", timeout=10).rc != 0:
+            self.cluster.start()
+
+    def counted(self):
+        r = self.cluster.sql("SELECT k FROM counter ORDER BY k")
+        self.assertEqual(r.rc, 0, r)
+        return [int(x) for x in r.stdout.split()]
+
+    def wait_counted(self, want, timeout=15):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.counted() == want:
+                return
+            time.sleep(0.05)
+        self.fail("counter is %r, not %r, after %ss" % (self.counted(), want, timeout))
+
+    def policy(self, body=RETRY, **kw):
+        return self.wd.policy(rule("pg", ["pg"], body=body), **kw)
+
+    # -- healthy: nothing changes ---------------------------------------------------
+
+    def test_healthy_identical(self):
+        argv = psql_argv(self.cluster, "-c", "SELECT 1 + 1; SELECT count(*) FROM counter;")
+        bare = run(argv, env=PG_ENV)
+        pol, log = self.policy()
+        r = run(argv, env=PG_ENV, shim=True, policy=pol)
+        self.assertEqual((r.rc, r.stdout, r.stderr), (bare.rc, bare.stdout, bare.stderr))
+        evs = self.events(log)
+        self.assertFalse([e for e in evs if e.get("event") not in ("start", "exit")],
+                         describe(evs))
+        stats = events_of(evs, "exit")[0]["stats"]["pg"]
+        self.assertGreaterEqual(stats["calls"], 2, describe(evs))
+
+    # -- the connect family -----------------------------------------------------------
+
+    def test_pgbench_survives_smart_restart(self):
+        """pgbench -C (a connection per transaction) while the server restarts: a smart
+        shutdown refuses new connections ("shutting down") until the sessions end, then
+        nothing listens, then the server is "starting up". Bare, the clients abort; under
+        a pg rule, and under the built-in default policy (`bulwark run` with no policy
+        file), none does. One thread per client: a client waiting in a retry holds its
+        thread, and a smart shutdown waits for the sessions that thread holds."""
+        if not PGBENCH:
+            self.skipTest("pgbench is not installed")
+        r = run([PGBENCH, "-i", "-s", "1", "-q"] + self.cluster.conninfo()[:-2] + ["postgres"],
+                env=PG_ENV, timeout=60)
+        self.assertEqual(r.rc, 0, r)
+        pol, log = self.policy(level="info")
+        bench = [PGBENCH, "-C", "-S", "-T", "6", "-c", "4", "-j", "4"] + \
+            self.cluster.conninfo()[:-2] + ["postgres"]
+        runs = (("bare", bench, dict(shim=False)),
+                ("a pg rule", bench, dict(shim=True, policy=pol)),
+                ("the built-in default policy", [TOOL, "run", "--"] + bench,
+                 dict(cwd=self.wd.path)))
+        aborted = {}
+        for name, argv, kw in runs:
+            t = threading.Timer(2.0, self.cluster.restart, kwargs={"mode": "smart"})
+            t.start()
+            try:
+                res = run(argv, env=PG_ENV, timeout=60, **kw)
+            finally:
+                t.join(70)
+            aborted[name] = (aborted_clients(res.stderr), res)
+        sys.stderr.write("\n  pgbench -C -S -T 6 -c 4 -j 4, smart restart: aborted clients %s\n"
+                         % ", ".join("%s %d" % (k, v[0]) for k, v in aborted.items()))
+        self.assertGreater(aborted["bare"][0], 0, "bare pgbench did not abort:\n%r"
+                           % aborted["bare"][1])
+        self.assertEqual(aborted["a pg rule"][0], 0, "%r\n%s" % (aborted["a pg rule"][1],
+                                                               describe(read_events(log))))
+        evs = self.events(log)
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQconnectdbParams"),
+                        describe(evs))
+        errs = {e.get("err") for e in events_of(evs, "fail", op="pg")}
+        self.assertIn("SQLSTATE_57P03", errs, describe(evs))
+        res = aborted["the built-in default policy"][1]
+        self.assertEqual(aborted["the built-in default policy"][0], 0, res)
+        self.assertTrue(events_of(events_in_text(res.stderr), "recovered", rule="default-pg"),
+                        res)
+
+    def test_breaker_refuses_without_connecting(self):
+        """A dead server: the retries trip the breaker (shared by the processes under one
+        `bulwark run`); the next psql gets a connection handle in CONNECTION_BAD that says
+        why, and makes no connect(2)."""
+        if not STRACE:
+            self.skipTest("strace is not installed")
+        port = free_port()
+        pol, log = self.wd.policy(rule("pg", ["pg"], body=(
+            "retry: { attempts: 3, backoff: { base: 10ms, max: 20ms } }\n"
+            "breaker: { trip: { consecutive: 2 }, open_for: 60s }\n")),
+            extra="state: { share: group, dir: %s }\n" % self.wd.file("state"))
+        os.mkdir(self.wd.file("state"), 0o700)
+        trace = self.wd.file("connects.txt")
+        argv = [PSQL, "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d",
+                "postgres", "-c", "SELECT 1"]
+        script = ('"$@"; echo "first=$?"; %s -f -q -e trace=connect -o %s "$@"; '
+                  'echo "second=$?"' % (STRACE, trace))
+        r = run([TOOL, "run", "-c", pol, "--", "/bin/sh", "-c", script, "sh"] + argv,
+                env=PG_ENV, timeout=60)
+        self.assertIn("first=2", r.stdout, r)
+        self.assertIn("second=2", r.stdout, r)
+        self.assertIn("circuit breaker is open", r.stderr, r)
+        self.assertIn("no connection was attempted", r.stderr, r)
+        with open(trace) as f:
+            traced = f.read()
+        self.assertIn("+++ exited with 2 +++", traced)
+        self.assertNotIn("htons(%d)" % port, traced, "the refused psql connected:\n" + traced)
+        evs = self.events(log)
+        self.assertTrue(events_of(evs, "breaker", to="open"), describe(evs))
+        self.assertTrue(events_of(evs, "rejected", op="pg", err="SQLSTATE_08001"), describe(evs))
+        # bare, the same psql does connect
+        r = run([STRACE, "-f", "-q", "-e", "trace=connect", "-o", trace] + argv, env=PG_ENV)
+        with open(trace) as f:
+            self.assertIn("htons(%d)" % port, f.read())
+
+    # -- statements -------------------------------------------------------------------
+
+    def run_script(self, steps, shim, pol=None, unix=False, app="bw-script"):
+        """psql reading statements from a pipe (not interactive: a lost connection ends
+        it), fed by steps: each a statement, or a callable run between statements once
+        the statements before it have shown their effect. Returns (exit status, psql's
+        output)."""
+        env = dict(PG_ENV, PGAPPNAME=app)
+        env = shim_env(pol, **env) if shim else base_env(**env)
+        p = self.spawn(psql_argv(self.cluster, "-e", unix=unix), env)
+        for step in steps:
+            if callable(step):
+                step()
+                continue
+            try:
+                p.send(step + "\n")
+            except BrokenPipeError:     # psql has ended: the rest is never read
+                break
+        rc = p.finish(timeout=60)
+        return rc, p.transcript()
+
+    def later(self, delay_s, fn):
+        """fn run delay_s from now in a thread; joined at the end of the test."""
+        t = threading.Timer(delay_s, fn)
+        t.start()
+        self.addCleanup(t.join, 70)
+        return t
+
+    def test_autocommit_statements_run_once_across_restart(self):
+        """Autocommit statements with the server stopped and started again between them:
+        bare, psql loses its connection and stops; under a pg rule the statement after
+        the restart is sent on a new connection, and every statement runs exactly once
+        (the counter's primary key would refuse a second run)."""
+        starts = []
+
+        def restart_between():
+            self.wait_counted([1])
+            self.cluster.stop("fast")
+            # the next statement is sent while nothing listens; the server comes back
+            starts.append(self.later(1.0, self.cluster.start))
+
+        def settle():
+            time.sleep(0.2)
+
+        steps = ["INSERT INTO counter VALUES (1, 'a');", restart_between, settle,
+                 "INSERT INTO counter VALUES (2, 'b');", "INSERT INTO counter VALUES (3, 'c');"]
+        rc, out = self.run_script(steps, shim=False, unix=True)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("connection to server was lost", out)
+        starts[0].join(70)
+        self.wait_counted([1])
+
+        self.assertEqual(self.cluster.sql("TRUNCATE counter").rc, 0)
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, unix=True)
+        evs = read_events(log)
+        self.assertEqual(rc, 0, out + describe(evs))
+        self.assertEqual(self.counted(), [1, 2, 3], out)
+        rec = events_of(evs, "recovered", op="pg", call="PQsendQuery")
+        self.assertEqual(len(rec), 1, describe(evs))
+        self.assertTrue(rec[0]["dest"].startswith("unix:%s/.s.PGSQL." % self.cluster.dir), rec)
+        self.assertEqual(rec[0]["db"], "postgres")
+        self.assertEqual(events_of(evs, "fail", op="pg", call="PQsendQuery")[0]["err"],
+                         "SQLSTATE_08006", describe(evs))
+        for e in evs:
+            self.assertNotIn("INSERT", str(e), "SQL text in an event")
+
+    def terminate(self, app):
+        """pg_terminate_backend on the session of psql named app, and wait until its
+        process is gone (its socket closed): a statement sent before that would reach a
+        session that is dying, whose outcome the client cannot know."""
+        r = self.cluster.sql("SELECT pid FROM pg_stat_activity WHERE application_name = '%s'"
+                             % app)
+        self.assertEqual(len(r.stdout.split()), 1, r)
+        pid = int(r.stdout)
+        r = self.cluster.sql("SELECT pg_terminate_backend(%d)" % pid)
+        self.assertEqual(r.stdout.strip(), "t", r)
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        return
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            time.sleep(0.02)
+        self.fail("backend %d still runs 15 s after pg_terminate_backend" % pid)
+
+    def test_terminated_idle_session_reconnects(self):
+        """pg_terminate_backend on an idle autocommit session: the next statement was
+        never sent to it, so it goes to a new session, once."""
+        def kill():
+            self.wait_counted([1])
+            self.terminate("bw-idle")
+
+        steps = ["INSERT INTO counter VALUES (1, 'a');", kill,
+                 "INSERT INTO counter VALUES (2, 'b');"]
+        rc, out = self.run_script(steps, shim=False, app="bw-idle")
+        self.assertEqual(rc, 2, out)
+        self.assertEqual(self.cluster.sql("TRUNCATE counter").rc, 0)
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-idle")
+        self.assertEqual(rc, 0, out + describe(read_events(log)))
+        self.assertEqual(self.counted(), [1, 2])
+
+    def test_transaction_is_not_retried(self):
+        """Inside BEGIN..COMMIT, a terminated session is the program's to handle: nothing
+        is run again, psql sees the error, and the transaction's work is gone."""
+        def kill():
+            self.wait_counted([1])
+            self.terminate("bw-txn")
+
+        steps = ["INSERT INTO counter VALUES (1, 'autocommit');", "BEGIN;",
+                 "INSERT INTO counter VALUES (10, 'in the transaction');", kill,
+                 "INSERT INTO counter VALUES (11, 'in the transaction');", "COMMIT;"]
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-txn")
+        evs = read_events(log)
+        self.assertEqual(rc, 2, out + describe(evs))
+        self.assertIn("terminating connection due to administrator command", out)
+        self.assertEqual(self.counted(), [1])
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertFalse(events_of(evs, "recovered", op="pg"), describe(evs))
+
+    def test_session_state_is_not_lost(self):
+        """A session that ran SET is not reconnected behind psql's back: the next
+        statement would run under other settings. The event says why."""
+        def kill():
+            self.wait_counted([1])
+            self.terminate("bw-set")
+
+        steps = ["SET statement_timeout = '5min';", "INSERT INTO counter VALUES (1, 'a');",
+                 kill, "INSERT INTO counter VALUES (2, 'b');"]
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-set")
+        evs = read_events(log)
+        self.assertEqual(rc, 2, out + describe(evs))
+        self.assertEqual(self.counted(), [1])
+        self.assertTrue(events_of(evs, "gave_up", op="pg", reason="session_state"),
+                        describe(evs))
+
+    def conflict(self, shim, mode, pol=None):
+        """A serialization failure (40001) met by an UPDATE that a program sends with
+        PQexec under REPEATABLE READ, alone in autocommit or inside BEGIN: another
+        session updates the row first and commits while the UPDATE waits for its lock.
+        Returns the program's Result."""
+        self.assertEqual(self.cluster.sql("DROP TABLE IF EXISTS acct; CREATE TABLE acct(k int "
+                                          "PRIMARY KEY, v int); INSERT INTO acct VALUES (1, 0)")
+                         .rc, 0)
+        holder = self.spawn(psql_argv(self.cluster), base_env(**PG_ENV))
+        holder.send("BEGIN; UPDATE acct SET v = v + 1 WHERE k = 1; SELECT 'held';\n")
+        for _ in range(5):
+            if holder.readline(timeout=30) == "held":
+                break
+        else:
+            self.fail("the row was not taken\n" + holder.transcript())
+        env = dict(PG_ENV, PGAPPNAME="bw-conflict",
+                   PGOPTIONS="-c default_transaction_isolation=repeatable\\ read")
+        env = shim_env(pol, **env) if shim else base_env(**env)
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        prog = self.spawn([PYTHON, "-c", CTYPES_UPDATE, live, mode], env)
+        # the UPDATE waits for the row's lock
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            r = self.cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                 "= 'bw-conflict' AND wait_event_type = 'Lock'")
+            if r.stdout.strip() == "1":
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("the UPDATE never waited for its lock\n" + prog.transcript())
+        holder.send("COMMIT;\n")
+        self.assertEqual(holder.finish(timeout=30), 0, holder.transcript())
+        rc = prog.finish(timeout=30)
+        return rc, prog.transcript()
+
+    def test_serialization_failure_alone_in_autocommit_is_retried(self):
+        rc, out = self.conflict(False, "autocommit")
+        self.assertIn("40001", out)
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "1")
+        pol, log = self.policy()
+        rc, out = self.conflict(True, "autocommit", pol)
+        evs = read_events(log)
+        self.assertEqual(rc, 0, out + describe(evs))
+        self.assertIn("UPDATE 1", out)
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "2")
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQexec"), describe(evs))
+        self.assertEqual(events_of(evs, "fail", op="pg")[0]["err"], "SQLSTATE_40001")
+
+    def test_serialization_failure_in_transaction_is_passed_through(self):
+        pol, log = self.policy()
+        rc, out = self.conflict(True, "transaction", pol)
+        evs = read_events(log)
+        self.assertIn("40001", out, describe(evs))
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "1")
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+
+    def test_lost_after_sent_is_not_retried(self):
+        """An autocommit statement whose session is terminated while it runs: the
+        statement was sent and its outcome is unknown, so it goes back to the program,
+        with a gave_up event that says why."""
+        pol, log = self.policy()
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        sql = "INSERT INTO counter SELECT 7, pg_sleep(30)::text"
+        prog = self.spawn([PYTHON, "-c", CTYPES_EXEC, live, sql],
+                          shim_env(pol, **dict(PG_ENV, PGAPPNAME="bw-lost")))
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            r = self.cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                 "= 'bw-lost' AND state = 'active'")
+            if r.stdout.strip() == "1":
+                break
+            time.sleep(0.05)
+        self.terminate("bw-lost")
+        rc = prog.finish(timeout=30)
+        out = prog.transcript()
+        evs = read_events(log)
+        self.assertEqual(rc, 1, out + describe(evs))
+        # libpq's last result: the FATAL (57P01), or the end of the connection after it
+        self.assertRegex(out, r"error (57P01)?\n")
+        self.assertEqual(self.counted(), [])
+        self.assertTrue(events_of(evs, "gave_up", op="pg", call="PQexec",
+                                  reason="unknown_outcome"), describe(evs))
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+
+    # -- libpq called directly ----------------------------------------------------------
+
+    def test_ctypes_connect_family(self):
+        """PQconnectdb, PQconnectStart and PQconnectPoll as a program calls them (python3
+        and ctypes): after the breaker trips on a dead server, PQconnectdb returns a
+        CONNECTION_BAD handle at once, with the reason and no socket; PQconnectStart is
+        refused alike and PQconnectPoll on it fails; PQfinish frees them."""
+        code = CTYPES_CLIENT
+        dead = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % free_port()
+        pol, log = self.wd.policy(rule("pg", ["pg"], body=(
+            "breaker: { trip: { consecutive: 2 }, open_for: 60s }\n")))
+        bare = run([PYTHON, "-c", code, dead], env=PG_ENV)
+        self.assertEqual(bare.rc, 0, bare)
+        self.assertNotIn("circuit breaker", bare.stdout)
+        r = run([PYTHON, "-c", code, dead], env=PG_ENV, shim=True, policy=pol)
+        self.assertEqual(r.rc, 0, r)
+        lines = r.stdout.splitlines()
+        self.assertEqual([x.split()[:2] for x in lines[0:2]], [["connectdb", "1"]] * 2, r)
+        self.assertEqual(lines[2], "connectdb 1 sock -1", r)
+        self.assertIn("circuit breaker is open", lines[3], r)
+        self.assertEqual(lines[4:6], ["start 1", "poll 0"], r)
+        self.assertTrue(lines[6].startswith("setdb 1 sock -1 bulwark refused"), r)
+        evs = self.events(log)
+        self.assertEqual([e["call"] for e in events_of(evs, "rejected", op="pg")],
+                         ["PQconnectdb", "PQconnectStart", "PQsetdbLogin"], describe(evs))
+        # a healthy server: started and polled by the program, the outcome is seen
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        r = run([PYTHON, "-c", CTYPES_POLL, live], env=PG_ENV, shim=True, policy=pol)
+        self.assertEqual(r.stdout.strip(), "ok", r)
+
+
+# python3 calling libpq as a C program would: the library loaded RTLD_GLOBAL and its
+# functions looked up in the global scope, where a preloaded library comes first.
+CTYPES_PRELUDE = """
+import ctypes, ctypes.util, sys
+ctypes.CDLL("libpq.so.5", mode=ctypes.RTLD_GLOBAL)
+pq = ctypes.CDLL(None)
+pq.PQconnectdb.restype = ctypes.c_void_p
+pq.PQconnectStart.restype = ctypes.c_void_p
+for f in ("PQstatus", "PQsocket", "PQconnectPoll", "PQfinish", "PQerrorMessage"):
+    getattr(pq, f).argtypes = [ctypes.c_void_p]
+pq.PQerrorMessage.restype = ctypes.c_char_p
+info = sys.argv[1].encode()
+"""
+
+CTYPES_CLIENT = CTYPES_PRELUDE + """
+for i in range(3):
+    c = pq.PQconnectdb(info)
+    print("connectdb", pq.PQstatus(c), "sock", pq.PQsocket(c))
+    msg = pq.PQerrorMessage(c).decode()
+    pq.PQfinish(c)
+print(msg.strip())
+c = pq.PQconnectStart(info)
+print("start", pq.PQstatus(c))
+print("poll", pq.PQconnectPoll(c))
+pq.PQfinish(c)
+opts = dict(kv.split("=") for kv in sys.argv[1].split())
+pq.PQsetdbLogin.restype = ctypes.c_void_p
+c = pq.PQsetdbLogin(opts["host"].encode(), opts["port"].encode(), None, None,
+                    opts["dbname"].encode(), opts["user"].encode(), None)
+print("setdb", pq.PQstatus(c), "sock", pq.PQsocket(c), pq.PQerrorMessage(c).decode().strip())
+pq.PQfinish(c)
+"""
+
+CTYPES_POLL = CTYPES_PRELUDE + """
+import select, time
+c = pq.PQconnectStart(info)
+end = time.monotonic() + 20
+st = 2
+while st not in (0, 3) and time.monotonic() < end:
+    fd = pq.PQsocket(c)
+    if st == 1:
+        select.select([fd], [], [], 1)
+    else:
+        select.select([], [fd], [], 1)
+    st = pq.PQconnectPoll(c)
+print("ok" if st == 3 and pq.PQstatus(c) == 0 else "failed %d %s" % (st, pq.PQerrorMessage(c)))
+pq.PQfinish(c)
+"""
+
+# One UPDATE by PQexec, alone (autocommit) or inside BEGIN (transaction); prints what
+# libpq says of it.
+CTYPES_UPDATE = CTYPES_PRELUDE + """
+pq.PQexec.restype = ctypes.c_void_p
+pq.PQexec.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+for f in ("PQresultStatus", "PQclear", "PQcmdStatus"):
+    getattr(pq, f).argtypes = [ctypes.c_void_p]
+pq.PQcmdStatus.restype = ctypes.c_char_p
+pq.PQresultErrorField.restype = ctypes.c_char_p
+pq.PQresultErrorField.argtypes = [ctypes.c_void_p, ctypes.c_int]
+c = pq.PQconnectdb(info)
+if pq.PQstatus(c) != 0:
+    sys.exit("connect: " + pq.PQerrorMessage(c).decode())
+if sys.argv[2] == "transaction":
+    pq.PQclear(pq.PQexec(c, b"BEGIN"))
+r = pq.PQexec(c, b"UPDATE acct SET v = v + 1 WHERE k = 1")
+if pq.PQresultStatus(r) == 1:
+    print(pq.PQcmdStatus(r).decode())
+    code = 0
+else:
+    print("error", (pq.PQresultErrorField(r, ord("C")) or b"").decode())
+    code = 1
+pq.PQclear(r)
+pq.PQfinish(c)
+sys.exit(code)
+"""
+
+# One statement (argv[2]) by PQexec in autocommit.
+CTYPES_EXEC = CTYPES_UPDATE.replace('b"UPDATE acct SET v = v + 1 WHERE k = 1"',
+                                    'sys.argv[2].encode()')
+
+
+if __name__ == "__main__":
+    unittest.main()

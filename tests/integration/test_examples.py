@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import unittest
 
-from harness import ROOT, TOOL, run
+from harness import ROOT, TOOL, pg_missing, run
 
 EX = os.path.join(ROOT, "examples")
 CURL = shutil.which("curl")
@@ -49,6 +49,19 @@ class Examples(unittest.TestCase):
         self.assertEqual(r.stdout.count("replica"), 3, r)
         self.assertIn('"event":"failover"', r.stderr, r)
         self.assertIn('"to":"open"', r.stderr, r)
+
+    def test_postgres_restart_aborts_alone_and_not_under_bulwark(self):
+        why = pg_missing()
+        if why:
+            self.skipTest(why)
+        r = run(script("postgres-restart", "restart.sh"), timeout=120)
+        self.ok(r)
+        alone = re.search(r"without bulwark: (\d) of 4 clients aborted", r.stdout)
+        under = re.search(r"with bulwark *: (\d) of 4 clients aborted", r.stdout)
+        self.assertTrue(alone and under, r)
+        self.assertGreater(int(alone.group(1)), 0, r)
+        self.assertEqual(int(under.group(1)), 0, r)
+        self.assertIn('"event":"recovered"', r.stdout, r)
 
     def test_sqlite_contention_loses_no_row(self):
         r = run(script("sqlite-contention", "contend.sh"), timeout=90)

@@ -38,8 +38,9 @@ def psql_argv(cluster, *extra, unix=False):
 
 
 def aborted_clients(text):
-    """Clients pgbench reports aborted ("client 3 aborted in command ...")."""
-    return len(re.findall(r"client \d+ aborted", text))
+    """Clients pgbench reports aborted: "client 3 aborted while establishing connection",
+    and "client 1 script 0 aborted in command 1 query 0: ..." for a statement."""
+    return len(re.findall(r"client \d+ (?:script \d+ )?aborted", text))
 
 
 class PgPolicyTest(ShimTest):

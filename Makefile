@@ -157,6 +157,7 @@ demo: all
 bench: all
 	@sh tests/bench/run.sh
 	@sh tests/bench/sqlite_contention.sh
+	@sh tests/bench/pg.sh
 
 # Instructions per send/recv under callgrind: a count, steady under any load.
 bench-instr: all

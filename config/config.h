@@ -23,6 +23,8 @@ enum bw_op {
 	BW_OP_RESOLVE,
 	BW_OP_SQLITE,
 	BW_OP_PG,
+	BW_OP_MYSQL,
+	BW_OP_REDIS,
 	BW_OP_COUNT
 };
 #define BW_OPBIT(op) (1u << (op))

@@ -151,7 +151,7 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:4:12: rules[0].match: expected a mapping, got a list" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [conect] }\n",
 	  "policy.yaml:4:20: rules[0].match.ops[0]: expected one of connect, accept, send, recv, "
-	  "resolve, sqlite, pg, got 'conect'" },
+	  "resolve, sqlite, pg, mysql, redis, got 'conect'" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [] }\n",
 	  "policy.yaml:4:19: rules[0].match.ops: expected at least one op" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { dest: [] }\n",
@@ -319,7 +319,7 @@ static const struct bad_case bad_cases[] = {
 	{ "version: 1\nrules:\n  - name: lite\n    match: { ops: [sqlite] }\n"
 	  "    retry: { on: [ECONNREFUSED] }\n",
 	  "policy.yaml:5:19: rules[0].retry.on[0]: ECONNREFUSED does not apply: rule 'lite' "
-	  "matches only [sqlite]; errno names apply to connect, accept, send and recv" },
+	  "matches only [sqlite]; errno names apply to connect, accept, send, recv and redis" },
 	{ "version: 1\nrules:\n  - name: db\n    match: { ops: [connect] }\n"
 	  "    breaker: { errno: SQLITE_BUSY }\n",
 	  "policy.yaml:5:23: rules[0].breaker.errno: SQLITE_BUSY does not apply: rule 'db' "
@@ -678,7 +678,7 @@ static void test_full_policy(void **state)
 	assert_int_equal(cfg->state.share, BW_SHARE_GROUP);
 	assert_string_equal(cfg->state.dir, "/run/bw");
 	assert_int_equal(cfg->n_rules, 4);
-	assert_int_equal(cfg->ops, BW_OPS_ALL & ~(OP(ACCEPT) | OP(PG)));
+	assert_int_equal(cfg->ops, BW_OPS_ALL & ~(OP(ACCEPT) | OP(PG) | OP(MYSQL) | OP(REDIS)));
 
 	const struct bw_rule *r = rule(cfg, "db");
 	assert_int_equal(r->line, 12);

@@ -1081,8 +1081,9 @@ static void test_default_policy(void **state)
 	assert_non_null(cfg);
 	assert_string_equal(cfg->path, "<default>");
 	assert_int_equal(cfg->log.level, BW_LVL_WARN);
-	assert_int_equal(cfg->n_rules, 4);
-	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE) | OP(PG));
+	assert_int_equal(cfg->n_rules, 6);
+	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE) | OP(PG) | OP(MYSQL) |
+			 OP(REDIS));
 	const struct bw_rule *r = rule(cfg, "default-connect");
 	/* network peers only: an optional local socket must cost nothing */
 	assert_int_equal(r->match.n_dest, 1);
@@ -1111,6 +1112,16 @@ static void test_default_policy(void **state)
 	assert_int_equal(r->retry.attempts, 6);
 	assert_int_equal(r->retry.jitter, BW_JITTER_EQUAL);
 	assert_int_equal(r->retry.deadline, 15 * SEC);
+	assert_false(r->breaker.enabled);
+	r = rule(cfg, "default-mysql");
+	assert_int_equal(r->match.ops, OP(MYSQL));
+	assert_int_equal(r->retry.attempts, 6);
+	assert_int_equal(r->retry.deadline, 15 * SEC);
+	r = rule(cfg, "default-redis");
+	assert_int_equal(r->match.ops, OP(REDIS));
+	assert_int_equal(r->retry.attempts, 5);
+	assert_int_equal(r->retry.max, SEC);
+	assert_int_equal(r->retry.deadline, 5 * SEC);
 	assert_false(r->breaker.enabled);
 	bw_config_free(cfg);
 }

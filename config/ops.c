@@ -109,7 +109,7 @@ const struct bw_op_def bw_ops[BW_OP_COUNT] = {
 	[BW_OP_MYSQL] = {
 		.name = "mysql", .spaces = BW_SPACE_MYSQL, .retry_on = mysql_retry,
 		.retry_on_unix = none, .healthy = none, .refusal = MY(2003),
-		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_IDEMPOTENT,
 		.keys = BW_KEY_DEST | BW_KEY_DB, .what = "MYSQL_* names",
 	},
 	/* hiredis's calls: connection failures are errno names, error replies REDIS_* names;
@@ -118,7 +118,7 @@ const struct bw_op_def bw_ops[BW_OP_COUNT] = {
 	[BW_OP_REDIS] = {
 		.name = "redis", .spaces = BW_SPACE_REDIS | BW_SPACE_ERRNO, .retry_on = redis_retry,
 		.retry_on_unix = connect_retry_unix, .healthy = none, .refusal = ECONNREFUSED,
-		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_IDEMPOTENT,
 		.keys = BW_KEY_DEST | BW_KEY_DB, .what = "REDIS_* names",
 	},
 };

@@ -400,6 +400,118 @@ static struct sql_facts sql_facts(const char *sql, size_t n)
 	return f;
 }
 
+static int blank(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+
+/* Words that make a query other than a plain read: it writes (INTO a file or variables),
+ * takes locks (FOR UPDATE, LOCK IN SHARE MODE), advances a sequence (NEXT VALUE FOR), or
+ * runs a procedure. */
+static const char *const not_read_only[] = {
+	"into", "for", "update", "lock", "share", "next", "procedure", "handler",
+};
+
+/* What may be called in a read-only query: the built-in functions that only compute,
+ * and the keywords a parenthesis follows. Any other name followed by '(' may be a stored
+ * function, which may write, or one of the built-ins that act (GET_LOCK, SLEEP, NEXTVAL,
+ * SETVAL, RELEASE_LOCK). */
+static const char *const callable[] = {
+	"select", "from", "join", "on", "using", "where", "and", "or", "not", "in", "exists",
+	"any", "all", "some", "as", "by", "having", "when", "then", "else", "is", "like",
+	"between", "union", "count", "sum", "min", "max", "avg", "group_concat", "coalesce",
+	"ifnull", "nullif", "if", "concat", "concat_ws", "length", "char_length", "lower",
+	"upper", "substr", "substring", "trim", "left", "right", "lpad", "rpad", "replace",
+	"locate", "instr", "position", "round", "floor", "ceil", "ceiling", "abs", "mod",
+	"greatest", "least", "now", "curdate", "current_date", "current_timestamp",
+	"unix_timestamp", "from_unixtime", "date", "date_format", "date_add", "date_sub",
+	"datediff", "timestampdiff", "cast", "convert", "hex", "unhex", "md5", "sha1", "sha2",
+	"json_extract", "json_unquote", "version", "database", "schema", "connection_id",
+	"row_number", "rank", "dense_rank", "over", "partition", "case", "distinct",
+};
+
+static int listed_word(const char *const *list, size_t n, const char *w, size_t k)
+{
+	for (size_t i = 0; i < n; i++)
+		if (word_is(w, k, list[i]))
+			return 1;
+	return 0;
+}
+
+#define LISTED_WORD(list, w, k) listed_word(list, sizeof list / sizeof list[0], w, k)
+
+/* One query that reads and changes nothing, by a conservative look at its text: it
+ * starts with SELECT, SHOW, DESCRIBE or DESC, assigns no variable, names none of
+ * not_read_only and calls only what callable lists. It may say no to a query that only
+ * reads (a stored function that only reads), never yes to one that writes. */
+static int read_only_sql(const char *sql, size_t n)
+{
+	const char *p = skip_space(sql, sql + n), *end = sql + n;
+	const char *w = p;
+	while (p < end && word_char((unsigned char)*p))
+		p++;
+	size_t k = (size_t)(p - w);
+	if (!word_is(w, k, "select") && !word_is(w, k, "show") && !word_is(w, k, "describe") &&
+	    !word_is(w, k, "desc"))
+		return 0;
+	while ((p = skip_space(p, end)) < end) {
+		if (*p == ';') {
+			/* nothing after it: several statements are not one read */
+			return skip_space(p + 1, end) == end;
+		}
+		if (*p == '\'' || *p == '"' || *p == '`') {
+			p = skip_quoted(p, end);
+			if (skip_space(p, end) < end && *skip_space(p, end) == '(')
+				return 0;
+			continue;
+		}
+		if (*p == ':' && p + 1 < end && p[1] == '=')
+			return 0;
+		if (!word_char((unsigned char)*p)) {
+			p++;
+			continue;
+		}
+		w = p;
+		while (p < end && word_char((unsigned char)*p))
+			p++;
+		k = (size_t)(p - w);
+		if (LISTED_WORD(not_read_only, w, k))
+			return 0;
+		const char *after = skip_space(p, end);
+		if (after < end && *after == '(' && !LISTED_WORD(callable, w, k) &&
+		    !(*w >= '0' && *w <= '9'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether the n bytes of sql start with entry, a statement's beginning the rule's author
+ * says may run twice (`idempotent: ["UPDATE jobs SET state = 'done'"]`): letters compared
+ * without case, any run of blanks as one, and the entry ending where a word ends. */
+static int starts_with_entry(const char *sql, size_t n, const char *entry)
+{
+	const char *p = skip_space(sql, sql + n), *end = sql + n, *q = entry;
+	while (blank((unsigned char)*q))
+		q++;
+	if (!*q)
+		return 0;
+	while (*q) {
+		if (blank((unsigned char)*q)) {
+			if (p >= end || !blank((unsigned char)*p))
+				return 0;
+			while (blank((unsigned char)*q))
+				q++;
+			while (p < end && blank((unsigned char)*p))
+				p++;
+			continue;
+		}
+		if (p >= end || lower((unsigned char)*p) != lower((unsigned char)*q))
+			return 0;
+		p++, q++;
+	}
+	return !(p < end && word_char((unsigned char)*p) && word_char((unsigned char)q[-1]));
+}
+
 /* ---- the session ---- */
 
 static unsigned server_status(MYSQL *m)
@@ -624,8 +736,24 @@ static const struct bw_stop stop_state = { 1, "session_state",
 	"prepared statement, a temporary table, LOCK TABLES, USE) which a new connection "
 	"would lose: not reconnected" };
 static const struct bw_stop stop_unknown = { 1, "unknown_outcome",
-	"the connection was lost after the statement was sent: it may have run, so it is "
-	"not run again" };
+	"the connection was lost after the statement was sent: it may have run, and it is "
+	"neither known to be read-only nor named in the rule's idempotent list, so it is not "
+	"run again" };
+
+/* A query that may run again after its connection was lost once it was sent: one
+ * statement that only reads, or one the rule names in `idempotent`. */
+static int may_run_twice(const struct my_stmt *s)
+{
+	if ((s->kind != S_REAL_QUERY && s->kind != S_QUERY) || !s->sql || !s->single)
+		return 0;
+	if (read_only_sql(s->sql, s->len))
+		return 1;
+	const struct bw_rule *r = s->call.rule;
+	for (int i = 0; i < r->n_idempotent; i++)
+		if (starts_with_entry(s->sql, s->len, r->idempotent[i]))
+			return 1;
+	return 0;
+}
 
 /* What the call's result says: 0, or the code of an error that speaks of the server,
  * with s->stop saying whether it may run again. */
@@ -646,9 +774,9 @@ static int stmt_outcome(struct my_stmt *s)
 	}
 	if (!lost(n) || !s->idle)
 		return err;
-	if (s->kind == S_PING || s->kind == S_PREPARE) {
+	if (s->kind == S_PING || s->kind == S_PREPARE || may_run_twice(s)) {
 		/* no effect to repeat: the session is made anew where it holds nothing */
-		if (is_stateful(s->m) && s->kind == S_PING)
+		if (is_stateful(s->m) && s->kind != S_PREPARE)
 			s->stop = stop_state;
 		else if (!is_stateful(s->m))
 			s->stop.now = 0, s->reconnect = 1;

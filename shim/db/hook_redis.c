@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "dbwhere.h"
 #include "errnames.h"
 #include "hook.h"
@@ -158,6 +159,7 @@ enum cmd_kind {
 struct cmd {
 	enum cmd_kind kind;
 	int db;                      /* SELECT's argument */
+	char name[32];               /* for the rule's idempotent list; "" when longer */
 };
 
 /* Commands that read and change nothing, so that one sent again after its connection was
@@ -211,7 +213,11 @@ static int listed(const char *const *list, size_t count, const char *name, size_
 /* A command from its name and first argument (arg may be NULL). */
 static struct cmd classify(const char *name, size_t n, const char *arg, size_t an)
 {
-	struct cmd c = { K_OTHER, 0 };
+	struct cmd c = { K_OTHER, 0, "" };
+	if (n < sizeof c.name && !memchr(name, '\0', n)) {
+		memcpy(c.name, name, n);
+		c.name[n] = '\0';
+	}
 	if (name_is(name, n, "SELECT")) {
 		long v = 0;
 		size_t i = 0;
@@ -265,7 +271,7 @@ static const char *bulk(const char **p, const char *end, size_t *n)
 /* The command a format string and its arguments make, as hiredis formats it. */
 static struct cmd classify_format(const char *fmt, va_list ap)
 {
-	struct cmd c = { K_OTHER, 0 };
+	struct cmd c = { K_OTHER, 0, "" };
 	char *cmd = NULL;
 	va_list aq;
 	va_copy(aq, ap);
@@ -645,6 +651,20 @@ static int may_reconnect(const redisContext *c)
 	return !__atomic_load_n(&sess_lost, __ATOMIC_RELAXED) && !(rs && (rs->flags & RS_STATE));
 }
 
+/* The rule's author says the command may run twice (`idempotent: [SET, HSET]`). Not a
+ * command of MULTI or WATCH, nor one that changes the session: those say what the
+ * connection is, which a new one is not. */
+static int vouched(const struct rd_cmd *s)
+{
+	const struct bw_rule *r = s->call.rule;
+	if (s->cmd.kind != K_OTHER && s->cmd.kind != K_SCRIPT)
+		return 0;
+	for (int i = 0; s->cmd.name[0] && i < r->n_idempotent; i++)
+		if (strcasecmp(s->cmd.name, r->idempotent[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int cmd_outcome(struct rd_cmd *s)
 {
 	if (!s->reply) {
@@ -654,7 +674,7 @@ static int cmd_outcome(struct rd_cmd *s)
 		s->stop = (struct bw_stop){ 1, NULL, NULL };
 		if (!s->idle)
 			return err;
-		if (s->cmd.kind != K_READ)
+		if (s->cmd.kind != K_READ && !vouched(s))
 			s->stop = stop_unknown;
 		else if (!may_reconnect(s->c))
 			s->stop = stop_state;
@@ -808,7 +828,7 @@ static void cmd_call(const void *caller, struct rd_cmd *s)
 				      s->argc > 1 ? s->argv[1] : NULL,
 				      s->argc > 1 ? (s->argvlen ? s->argvlen[1]
 						     : strlen(s->argv[1])) : 0)
-			   : (struct cmd){ K_OTHER, 0 })
+			   : (struct cmd){ K_OTHER, 0, "" })
 			: classify_format(s->fmt, *s->ap);
 		s->idle = ctx_idle(s->c, &s->db);
 		if (where_ctx(s->c, s->db, &w) == 0)

@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (CLIENT_PROGS, TOOL, MariaServer, ShimTest, base_env, describe,
+from harness import (CLIENT_PROGS, MARIADB_CLI, TOOL, MariaServer, ShimTest, base_env, describe,
                      events_of, free_port, lib_prog, mariadb_missing, read_events, rule, run,
                      shim_env)
 
@@ -336,6 +336,72 @@ class MariaServerTest(_MysqlClient):
         self.assertTrue(events_of(evs, "gave_up", op="mysql", call="mysql_real_query",
                                   reason="unknown_outcome"), describe(evs))
         self.assertFalse(events_of(evs, "retry", op="mysql"), describe(evs))
+
+    def killed_while_waiting(self, pol, sql):
+        """sql sent by a client under pol while another session holds counter locked
+        (LOCK TABLES ... WRITE), so that it waits in the server, sent and not run; its
+        connection killed then, the lock released a moment later. Returns the client's
+        answer and its Spawned."""
+        holder = self.spawn([MARIADB_CLI, "--no-defaults", "--unbuffered", "-h", "127.0.0.1",
+                             "-P", str(self.server.port), "-u", "root", "-N", "-B", "bw"],
+                            base_env())
+        holder.send("LOCK TABLES counter WRITE; SELECT 'held';\n")
+        self.assertEqual(holder.readline(timeout=30), "held", holder.transcript())
+        c = self.client(pol)
+        self.assertEqual(c.readline(timeout=30), "connected")
+        conn = self.conn_id(c)
+        c.send(sql + "\n")
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            r = self.server.sql("SELECT count(*) FROM information_schema.processlist WHERE id "
+                                "= %d AND state LIKE '%%metadata lock%%'" % conn)
+            if r.stdout.strip() == "1":
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("the statement never waited for the lock\n" + c.transcript())
+        self.assertEqual(self.server.sql("KILL CONNECTION %d" % conn).rc, 0)
+        self.later(0.5, lambda: holder.send("UNLOCK TABLES; SELECT 'free';\n"))
+        out = c.readline(timeout=30)
+        return out, c
+
+    def test_read_only_query_lost_after_sent_runs_again(self):
+        """A SELECT whose connection is lost once it was sent: it reads and changes
+        nothing, so it runs again on a new connection."""
+        self.assertEqual(self.server.sql("INSERT INTO counter VALUES (8, 'h')").rc, 0)
+        pol, log = self.policy()
+        out, c = self.killed_while_waiting(pol, "SELECT k, note FROM counter WHERE k = 8")
+        self.assertEqual(out, "row 8 h", c.transcript())
+        self.assertEqual(c.readline(), "ok")
+        self.assertEqual(c.finish(), 0)
+        evs = read_events(log)
+        rec = events_of(evs, "recovered", op="mysql", call="mysql_real_query")
+        self.assertEqual(len(rec), 1, describe(evs))
+        self.assertIn(events_of(evs, "fail", op="mysql")[0]["err"], ("MYSQL_2013", "MYSQL_2006"))
+
+    def test_idempotent_statement_lost_after_sent_runs_again(self):
+        """An UPDATE lost once it was sent is not run again, unless the rule's idempotent
+        list names it."""
+        self.assertEqual(self.server.sql("INSERT INTO counter VALUES (9, 'i')").rc, 0)
+        sql = "UPDATE counter SET note = 'done' WHERE k = 9"
+        pol, log = self.policy()
+        out, c = self.killed_while_waiting(pol, sql)
+        self.assertRegex(out, r"^error (2006|2013) ", c.transcript())
+        self.assertEqual(c.finish(), 1)
+        self.assertTrue(events_of(read_events(log), "gave_up", op="mysql",
+                                  reason="unknown_outcome"))
+        self.assertEqual(self.server.sql("SELECT note FROM counter WHERE k = 9").stdout.strip(),
+                         "i")
+        pol, log = self.wd.policy(rule("db", ["mysql"], body=RETRY + (
+            'idempotent: ["update  counter SET note = \'done\'"]\n')), log="vouched.log")
+        out, c = self.killed_while_waiting(pol, sql)
+        self.assertEqual(out, "ok 1", c.transcript())
+        self.assertEqual(c.finish(), 0)
+        self.assertEqual(self.server.sql("SELECT note FROM counter WHERE k = 9").stdout.strip(),
+                         "done")
+        evs = read_events(log)
+        self.assertTrue(events_of(evs, "recovered", op="mysql", call="mysql_real_query"),
+                        describe(evs))
 
     def test_ping_reconnects_an_idle_session(self):
         """mysql_ping on a session the server closed: it has no effect to repeat, so the

@@ -198,6 +198,31 @@ class RedisClientTest(_RedisClient):
         self.assertTrue(events_of(evs, "recovered", op="redis", call="redisCommandArgv"),
                         describe(evs))
 
+    def test_idempotent_command_lost_after_sent_is_sent_again(self):
+        """A SET lost once it was sent is not sent again, unless the rule's idempotent
+        list names it (setting a key to the same value twice changes nothing more)."""
+        drop = [1]
+
+        def answer(n, args):
+            if drop[0]:
+                drop[0] -= 1
+                return None
+            return b"+OK\r\n"
+        srv = self.resp(answer)
+        pol, log = self.policy()
+        rc, out, err = self.run_client(["SET k v"], srv.port, shim=True, pol=pol)
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(len(srv.commands), 1)
+        drop[0] = 1
+        srv.commands.clear()
+        pol, log = self.policy(body=RETRY + "idempotent: [set]\n", log="vouched.log")
+        rc, out, err = self.run_client(["SET k v"], srv.port, shim=True, pol=pol)
+        evs = read_events(log)
+        self.assertEqual((rc, out), (0, ["connected", "status OK"]), err + describe(evs))
+        self.assertEqual([c[0] for c in srv.commands], [b"SET", b"SET"])
+        self.assertTrue(events_of(evs, "recovered", op="redis", call="redisCommandArgv"),
+                        describe(evs))
+
     def test_pipeline_is_observed_not_sent_again(self):
         """A pipelined command's reply read with redisGetReply: a LOADING answer is the
         program's (never sent again), counted under the rule."""

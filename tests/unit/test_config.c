@@ -350,7 +350,18 @@ static const struct bad_case bad_cases[] = {
 	/* defaults */
 	{ "version: 1\ndefaults:\n  name: foo\n",
 	  "policy.yaml:3:3: defaults: unknown key 'name'; expected one of retry, timeout, breaker, "
-	  "rate_limit, fallback, inject, nonblocking, max_keys" },
+	  "rate_limit, fallback, inject, nonblocking, max_keys, idempotent" },
+	{ "version: 1\ndefaults:\n  idempotent: [GET]\n",
+	  "policy.yaml:3:3: defaults.idempotent: belongs in a rule: it names that rule's "
+	  "statements or commands" },
+	{ "version: 1\nrules:\n  - name: p\n    match: { ops: [pg, connect] }\n"
+	  "    idempotent: [SELECT]\n",
+	  "policy.yaml:5:5: rules[0].idempotent: does not apply: rule 'p' matches only [connect, "
+	  "pg]; idempotent applies only to mysql and redis" },
+	{ "version: 1\nrules:\n  - name: r\n    match: { ops: [redis] }\n    idempotent: []\n",
+	  "policy.yaml:5:17: rules[0].idempotent: expected at least one statement or command" },
+	{ "version: 1\nrules:\n  - name: r\n    match: { ops: [redis] }\n    idempotent: [\"\"]\n",
+	  "policy.yaml:5:17: rules[0].idempotent[0]: an empty entry would name every statement" },
 	{ "version: 1\ndefaults:\n  retry: { backoff: { base: 10s, max: 1s } }\n",
 	  "policy.yaml:3:34: defaults.retry.backoff.max: 1s is less than retry.backoff.base "
 	  "(10s)" },
@@ -1278,6 +1289,8 @@ static void assert_rules_equal(const struct bw_rule *a, const struct bw_rule *b)
 		assert_inject_equal(&a->inject[i], &b->inject[i]);
 	assert_int_equal(a->nonblocking, b->nonblocking);
 	assert_int_equal(a->max_keys, b->max_keys);
+	assert_int_equal(a->n_idempotent, b->n_idempotent);
+	assert_strs_equal(a->idempotent, b->idempotent, a->n_idempotent);
 }
 
 static void round_trip(struct bw_config *cfg)
@@ -1341,7 +1354,9 @@ static void test_round_trip_merged(void **state)
 			   "  - { name: c, match: { prog: [\"null\"] }, retry: off }\n"
 			   "  - { name: d, match: { ops: [send] }, rate_limit: { rate: 100KB/min, "
 			   "burst: 1.5KiB } }\n"
-			   "  - { name: e, match: { ops: [recv] }, rate_limit: { rate: 100KB/min } }\n"));
+			   "  - { name: e, match: { ops: [recv] }, rate_limit: { rate: 100KB/min } }\n"
+			   "  - { name: f, match: { ops: [mysql, redis] }, idempotent: [\"UPDATE t "
+			   "SET a = 'b'\", SET] }\n"));
 }
 
 static void test_dump_byte_burst(void **state)

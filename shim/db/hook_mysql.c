@@ -17,7 +17,8 @@
  * mariadb_reconnect, unless the session holds state a new one would lose), or it failed
  * with a deadlock or lock wait timeout as a single statement in autocommit, which rolled
  * it back. A connection lost after the statement was sent leaves its outcome unknown:
- * that error goes back to the program. mysql_ping reconnects an idle session whose
+ * that error goes back to the program, unless the statement only reads (a conservative
+ * look at its text) or the rule's `idempotent` list names it. mysql_ping reconnects an idle session whose
  * server went away. Statements are neither refused nor counted by a breaker; the
  * reconnects made for them are. Events carry the server, the database and the error
  * number, never SQL text. */

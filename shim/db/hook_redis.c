@@ -18,11 +18,12 @@
  * before the command was sent, seen on the socket before the call, gets a new connection
  * first (redisReconnect, with the database SELECTed again); a connection lost after the
  * command was sent leaves its outcome unknown, and only a read-only command (an
- * allow-list) goes again on a new connection. Scripts (EVAL, FCALL) are never sent again
+ * allow-list) or one the rule's `idempotent` list names goes again on a new connection. Scripts (EVAL, FCALL) are never sent again
  * after an error reply, which may be their own. A session that holds state a new
  * connection would lose (AUTH, HELLO, CLIENT SETNAME, a subscription) is not reconnected.
  * Pipelines (redisAppendCommand, redisGetReply) are observed: their replies are counted,
- * never sent again. Commands are neither refused nor counted by a breaker; the
+ * never sent again. The async API's connects (redisAsyncConnect, ...Unix, ...WithOptions)
+ * are admitted or refused as the non-blocking starts they make; its commands pass. Commands are neither refused nor counted by a breaker; the
  * reconnects made for them are. Events carry the server, the database number and the
  * error, never command arguments or values. */
 #include <errno.h>
@@ -519,6 +520,47 @@ BW_HOOK redisContext *redisConnectWithOptions(const struct bw_redis_options *opt
 		o.path = opts->endpoint.unix_socket;
 	}
 	return open_conn(caller, &o, "redisConnectWithOptions");
+}
+
+/* ---- the async API's connects ----
+ *
+ * They start a non-blocking connection through the library's own redisConnectNonBlock,
+ * redisConnectUnixNonBlock or redisConnectWithOptions: as wrappers, the policy acts on
+ * that inner call as the program's, which admits or refuses it (a refused one gives an
+ * async context with err set, as hiredis copies a failed context's error). Commands and
+ * their replies, which come back in the program's callbacks, are passed through. */
+
+BW_HOOK void *redisAsyncConnect(const char *ip, int port)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0 || !bw_rd.async_connect)
+		return NULL;
+	int inner = bw_foreign_wrap_enter(&bw_rd_lib, &depth, caller);
+	void *ac = bw_rd.async_connect(ip, port);
+	bw_foreign_wrap_leave(&depth, inner);
+	return ac;
+}
+
+BW_HOOK void *redisAsyncConnectUnix(const char *path)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0 || !bw_rd.async_connect_unix)
+		return NULL;
+	int inner = bw_foreign_wrap_enter(&bw_rd_lib, &depth, caller);
+	void *ac = bw_rd.async_connect_unix(path);
+	bw_foreign_wrap_leave(&depth, inner);
+	return ac;
+}
+
+BW_HOOK void *redisAsyncConnectWithOptions(const struct bw_redis_options *opts)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0 || !bw_rd.async_connect_with_options)
+		return NULL;
+	int inner = bw_foreign_wrap_enter(&bw_rd_lib, &depth, caller);
+	void *ac = bw_rd.async_connect_with_options(opts);
+	bw_foreign_wrap_leave(&depth, inner);
+	return ac;
 }
 
 /* ---- commands ---- */

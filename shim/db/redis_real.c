@@ -33,6 +33,9 @@ static const struct bw_foreign_sym names[] = {
 	RD(reader_feed, "redisReaderFeed", 1),
 	RD(reader_get_reply, "redisReaderGetReply", 1),
 	RD(reader_free, "redisReaderFree", 1),
+	RD(async_connect, "redisAsyncConnect", 1),
+	RD(async_connect_unix, "redisAsyncConnectUnix", 1),
+	RD(async_connect_with_options, "redisAsyncConnectWithOptions", 1),
 	RD(connect_bind_nonblock_reuse, "redisConnectBindNonBlockWithReuse", 1),
 	RD(connect_with_options, "redisConnectWithOptions", 1),
 };

@@ -111,6 +111,10 @@ struct bw_redis_real {
 	int (*reader_feed)(redisReader *, const char *, size_t);
 	int (*reader_get_reply)(redisReader *, void **);
 	void (*reader_free)(redisReader *);
+	/* the async API's connects: wrappers around the non-blocking ones */
+	void *(*async_connect)(const char *, int);
+	void *(*async_connect_unix)(const char *);
+	void *(*async_connect_with_options)(const struct bw_redis_options *);
 	/* the layout markers: 0.13 and later, 1.x */
 	redisContext *(*connect_bind_nonblock_reuse)(const char *, int, const char *);
 	redisContext *(*connect_with_options)(const struct bw_redis_options *);

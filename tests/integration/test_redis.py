@@ -241,17 +241,20 @@ class RedisClientTest(_RedisClient):
 
     def test_breaker_refuses_without_connecting(self):
         """A dead server: two refused connects trip the breaker; the next redisConnect
-        returns a context with err set that says why, no descriptor, and no connect(2)."""
+        returns a context with err set that says why, no descriptor, and no connect(2);
+        so does a redisAsyncConnect."""
         if not STRACE:
             self.skipTest("strace is not installed")
         port = free_port()
         pol, log = self.policy(body="breaker: { trip: { consecutive: 2 }, open_for: 60s }\n")
         trace = self.wd.file("connects.txt")
-        rc, out, err = self.run_client(["\\connect"] * 3, port, shim=True, pol=pol,
+        rc, out, err = self.run_client(["\\connect"] * 3 + ["\\async"], port, shim=True,
+                                       pol=pol,
                                        argv0=[STRACE, "-f", "-q", "-e", "trace=connect",
                                               "-o", trace])
-        self.assertEqual(len(out), 4, out)
-        self.assertTrue(all(x.startswith("connect error") for x in out), out)
+        self.assertEqual(len(out), 5, out)
+        self.assertTrue(all(x.startswith("connect error") for x in out[:4]), out)
+        self.assertRegex(out[4], r"^async 1 bulwark refused 127\.0\.0\.1:%d" % port)
         self.assertIn("Connection refused", out[0])
         self.assertTrue(out[2].startswith("connect error -1 bulwark refused 127.0.0.1:%d" % port),
                         out)
@@ -262,6 +265,8 @@ class RedisClientTest(_RedisClient):
         self.assertTrue(events_of(evs, "breaker", to="open"), describe(evs))
         self.assertEqual(len(events_of(evs, "rejected", op="redis", call="redisConnect")), 2,
                          describe(evs))
+        self.assertEqual(len(events_of(evs, "rejected", op="redis",
+                                       call="redisConnectNonBlock")), 1, describe(evs))
 
 
 @unittest.skipIf(MISSING or not REDIS_SERVER,

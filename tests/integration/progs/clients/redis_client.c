@@ -12,9 +12,12 @@
  *   \getreply           redisGetReply: the reply as below
  *   \reconnect          redisReconnect: "ok" or "error ERRSTR"
  *   \connect            redisFree, then a new context as at the start
+ *   \async              redisAsyncConnect (redisAsyncConnectUnix): "async ERR ERRSTR",
+ *                       then redisAsyncFree (no event loop: the start is what is looked at)
  *   \sleep MS           wait
  * A reply prints as "status S", "int N", "str S", "nil", "array N", "error MSG"; a
  * context error (no reply) as "ioerror ERR ERRSTR". Every line is flushed at once. */
+#include <async.h>
 #include <hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +95,17 @@ int main(int argc, char **argv)
 			if (c)
 				redisFree(c);
 			c = open_ctx();
+			continue;
+		}
+		if (strcmp(line, "\\async") == 0) {
+			redisAsyncContext *ac = host[0] == '/' ? redisAsyncConnectUnix(host)
+							       : redisAsyncConnect(host, port);
+			if (!ac) {
+				printf("async -1 no context\n");
+				continue;
+			}
+			printf("async %d %s\n", ac->err, ac->err ? ac->errstr : "started");
+			redisAsyncFree(ac);
 			continue;
 		}
 		if (strncmp(line, "\\sleep ", 7) == 0) {

@@ -403,6 +403,25 @@ class MariaServerTest(_MysqlClient):
         self.assertTrue(events_of(evs, "recovered", op="mysql", call="mysql_real_query"),
                         describe(evs))
 
+    def test_injected_faults(self):
+        """An injected 2003 at mysql_real_connect and an injected deadlock (1213) at a
+        lone autocommit statement are retried; nothing is sent for them, so the
+        statement runs once."""
+        pol, log = self.policy(body=RETRY + (
+            "inject: [ { errno: MYSQL_2003, count: 1 }, { errno: MYSQL_1213, after: 2, "
+            "count: 1 } ]\n"))
+        c = self.client(pol)
+        self.assertEqual(c.readline(timeout=30), "connected", c.transcript())
+        self.assertEqual(self.ask(c, "INSERT INTO counter VALUES (6, 'f')"), ["ok 1"],
+                         c.transcript())
+        self.assertEqual(c.finish(), 0)
+        self.assertEqual(self.counted(), [6])
+        evs = read_events(log)
+        self.assertEqual(sorted(e["err"] for e in events_of(evs, "injected", op="mysql")),
+                         ["MYSQL_1213", "MYSQL_2003"], describe(evs))
+        self.assertEqual(sorted(e["call"] for e in events_of(evs, "recovered", op="mysql")),
+                         ["mysql_real_connect", "mysql_real_query"], describe(evs))
+
     def test_ping_reconnects_an_idle_session(self):
         """mysql_ping on a session the server closed: it has no effect to repeat, so the
         session is made anew and the ping answers."""

@@ -223,6 +223,19 @@ class RedisClientTest(_RedisClient):
         self.assertTrue(events_of(evs, "recovered", op="redis", call="redisCommandArgv"),
                         describe(evs))
 
+    def test_injected_loading_is_retried_and_never_sent(self):
+        """An injected LOADING is an answer the server never gave: the command is not
+        sent until the faults are spent, then once."""
+        srv = self.resp(lambda n, args: b"+OK\r\n")
+        pol, log = self.policy(body=RETRY + "inject: [ { errno: REDIS_LOADING, count: 2 } ]\n")
+        rc, out, err = self.run_client(["SET k v"], srv.port, shim=True, pol=pol)
+        evs = read_events(log)
+        self.assertEqual((rc, out), (0, ["connected", "status OK"]), err + describe(evs))
+        self.assertEqual([c[0] for c in srv.commands], [b"SET"])
+        self.assertEqual(len(events_of(evs, "injected", op="redis", err="REDIS_LOADING")), 2,
+                         describe(evs))
+        self.assertTrue(events_of(evs, "recovered", op="redis"), describe(evs))
+
     def test_pipeline_is_observed_not_sent_again(self):
         """A pipelined command's reply read with redisGetReply: a LOADING answer is the
         program's (never sent again), counted under the rule."""

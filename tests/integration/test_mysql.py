@@ -27,7 +27,7 @@ from harness import (CLIENT_PROGS, MARIADB_CLI, TOOL, MariaServer, ShimTest, bas
 STRACE = shutil.which("strace")
 MISSING = mariadb_missing()
 # Long enough for a server that is down for a few seconds (a restart)
-RETRY = "retry: { attempts: 80, backoff: { base: 50ms, max: 200ms, jitter: equal }, deadline: 30s }\n"
+RETRY = "retry: { attempts: 100, backoff: { base: 50ms, max: 300ms, jitter: equal }, deadline: 40s }\n"
 
 
 class MysqlPolicyTest(ShimTest):

@@ -26,7 +26,8 @@ from harness import (CLIENT_PROGS, LIB, PYTHON, REDIS_SERVER, TOOL, RedisServer,
 
 STRACE = shutil.which("strace")
 MISSING = hiredis_missing()
-RETRY = "retry: { attempts: 40, backoff: { base: 20ms, max: 100ms, jitter: equal }, deadline: 20s }\n"
+# Long enough for a server that is down for a few seconds (a restart on a loaded machine)
+RETRY = "retry: { attempts: 100, backoff: { base: 20ms, max: 200ms, jitter: equal }, deadline: 30s }\n"
 
 
 class RedisPolicyTest(ShimTest):

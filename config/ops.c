@@ -105,10 +105,10 @@ const struct bw_op_def bw_ops[BW_OP_COUNT] = {
 	},
 	/* libmariadb's calls: a breaker and a call limit act on connections (mysql_real_connect
 	 * and the reconnects bulwark makes), a refusal is a server that cannot be reached
-	 * (2003; 2002 for a socket file) */
+	 * (2002, CR_CONNECTION_ERROR, as libmariadb says it by TCP and by socket file) */
 	[BW_OP_MYSQL] = {
 		.name = "mysql", .spaces = BW_SPACE_MYSQL, .retry_on = mysql_retry,
-		.retry_on_unix = none, .healthy = none, .refusal = MY(2003),
+		.retry_on_unix = none, .healthy = none, .refusal = MY(2002),
 		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_IDEMPOTENT,
 		.keys = BW_KEY_DEST | BW_KEY_DB, .what = "MYSQL_* names",
 	},

@@ -5,7 +5,7 @@
  * server that cannot be reached or went away, too many connections), and refused by an
  * open breaker or a spent call limit. A refusal, like an injected failure, makes no
  * connection: the call returns NULL with the handle's error set as the library sets it
- * (mysql_errno 2003, or 2002 for a socket file, and a message that says why). The
+ * (mysql_errno 2002, CR_CONNECTION_ERROR, and a message that says why). The
  * handle's error fields are found through the library's own accessors, mysql_error and
  * mysql_errno, and written only once a write has proved where the error number lives
  * (bw_my_set_error); the rest of the handle is left as the program set it.
@@ -349,13 +349,12 @@ struct my_open {
 	const struct bw_call *c;
 };
 
-/* The number a refusal sets: the breaker's own, or "cannot connect" as the library says
- * it for this kind of server. */
-static unsigned refusal_number(int err, int unix_dest)
+/* The number a refused or injected connection sets: the refusal's or the fault's own,
+ * else CR_CONNECTION_ERROR, which libmariadb sets for a server it cannot reach by TCP as
+ * by a socket file. */
+static unsigned refusal_number(int err)
 {
-	if (err == bw_op(BW_OP_MYSQL)->refusal && unix_dest)
-		return 2002;
-	return bw_err_space(err) == BW_SPACE_MYSQL ? (unsigned)(err - BW_ERR_MYSQL_BASE) : 2003;
+	return bw_err_space(err) == BW_SPACE_MYSQL ? (unsigned)(err - BW_ERR_MYSQL_BASE) : 2002;
 }
 
 static int open_injected(struct my_open *o)
@@ -366,7 +365,7 @@ static int open_injected(struct my_open *o)
 	char msg[BW_DEST_NAME_MAX + 160];
 	snprintf(msg, sizeof msg, "bulwark: injected %s (rule \"%s\"); no connection to %s was "
 		 "attempted", bw_err_name(f.err), o->c->rule->name, o->w.dest);
-	bw_my_set_error(o->m, refusal_number(f.err, o->w.unix_dest), msg);
+	bw_my_set_error(o->m, refusal_number(f.err), msg);
 	return f.err;
 }
 
@@ -392,7 +391,7 @@ static int open_refuse(void *arg, int err)
 	snprintf(msg, sizeof msg, "bulwark refused the connection to %s: rule \"%s\" (its "
 		 "circuit breaker is open, or its call limit is spent); no connection was "
 		 "attempted", o->w.dest, o->c->rule->name);
-	bw_my_set_error(o->m, refusal_number(err, o->w.unix_dest), msg);
+	bw_my_set_error(o->m, refusal_number(err), msg);
 	o->ret = NULL;
 	return err;
 }

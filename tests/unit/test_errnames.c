@@ -198,7 +198,7 @@ static void test_op_table(void **state)
 		assert_true(bw_err_listed(my->retry_on, bw_err_mysql(want[n])));
 	assert_false(bw_err_listed(my->retry_on, bw_err_mysql(1062)));
 	assert_false(bw_err_listed(my->retry_on, bw_err_mysql(1045)));
-	assert_string_equal(bw_err_name(my->refusal), "MYSQL_2003");
+	assert_string_equal(bw_err_name(my->refusal), "MYSQL_2002");
 	/* redis's: the replies of a server that declined, and connection errors */
 	const struct bw_op_def *rd = bw_op(BW_OP_REDIS);
 	for (const char *const *n = (const char *const[]){ "REDIS_LOADING", "REDIS_BUSY",

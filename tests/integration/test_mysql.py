@@ -404,6 +404,69 @@ class MariaServerTest(_MysqlClient):
         self.assertTrue(events_of(evs, "recovered", op="mysql", call="mysql_real_query"),
                         describe(evs))
 
+    def lock_wait(self, pol, statements, log=None):
+        """Another session holds row 1 of acct (BEGIN; UPDATE) while the client sends
+        statements, the last an UPDATE of that row, with a lock wait timeout of 1 s for
+        new sessions; the holder commits once the client's first wait timed out (its
+        1205, seen in log under a policy, else in its answer). Returns the client's answer
+        to the UPDATE and the Spawned."""
+        self.assertEqual(self.server.sql("DROP TABLE IF EXISTS acct; CREATE TABLE acct(k int "
+                                         "PRIMARY KEY, v int) ENGINE=InnoDB; INSERT INTO acct "
+                                         "VALUES (1, 0)").rc, 0)
+        self.assertEqual(self.server.sql("SET GLOBAL innodb_lock_wait_timeout = 1").rc, 0)
+        self.addCleanup(self.server.sql, "SET GLOBAL innodb_lock_wait_timeout = 50")
+        holder = self.spawn([MARIADB_CLI, "--no-defaults", "--unbuffered", "-h", "127.0.0.1",
+                             "-P", str(self.server.port), "-u", "root", "-N", "-B", "bw"],
+                            base_env())
+        holder.send("BEGIN; UPDATE acct SET v = v + 1 WHERE k = 1; SELECT 'held';\n")
+        self.assertEqual(holder.readline(timeout=30), "held", holder.transcript())
+        c = self.client(pol)
+        self.assertEqual(c.readline(timeout=30), "connected")
+        for sql in statements[:-1]:
+            self.assertEqual(self.ask(c, sql), ["ok 0"], c.transcript())
+        c.send(statements[-1] + "\n")
+        out = None
+        if log:
+            end = time.monotonic() + 30
+            while not events_of(read_events(log), "fail", op="mysql", err="MYSQL_1205"):
+                self.assertLess(time.monotonic(), end, "no 1205 within 30 s\n" + c.transcript())
+                time.sleep(0.05)
+        else:
+            out = c.readline(timeout=30)
+        holder.send("COMMIT; SELECT 'done';\n")
+        self.assertEqual(holder.readline(timeout=30), "done", holder.transcript())
+        return out if out is not None else c.readline(timeout=30), c
+
+    def acct(self):
+        return self.server.sql("SELECT v FROM acct WHERE k = 1").stdout.strip()
+
+    def test_lock_wait_timeout_alone_in_autocommit_is_retried(self):
+        """A lone autocommit UPDATE that times out waiting for a row lock (1205) was rolled
+        back whole: bare, the program gets the error; under a mysql rule it runs again once
+        the lock is free, and the row is updated once by each session."""
+        update = "UPDATE acct SET v = v + 1 WHERE k = 1"
+        out, c = self.lock_wait(None, [update])
+        self.assertRegex(out, r"^error 1205 ", c.transcript())
+        self.assertEqual(c.finish(), 1)
+        self.assertEqual(self.acct(), "1")
+        pol, log = self.policy()
+        out, c = self.lock_wait(pol, [update], log)
+        self.assertEqual(out, "ok 1", c.transcript())
+        self.assertEqual(c.finish(), 0)
+        self.assertEqual(self.acct(), "2")
+        evs = read_events(log)
+        self.assertTrue(events_of(evs, "recovered", op="mysql", call="mysql_real_query"),
+                        describe(evs))
+
+    def test_lock_wait_timeout_in_transaction_is_passed_through(self):
+        pol, log = self.policy()
+        out, c = self.lock_wait(pol, ["BEGIN", "UPDATE acct SET v = v + 1 WHERE k = 1"], log)
+        self.assertRegex(out, r"^error 1205 ", c.transcript())
+        self.assertEqual(c.finish(), 1)
+        self.assertEqual(self.acct(), "1")
+        evs = read_events(log)
+        self.assertFalse(events_of(evs, "retry", op="mysql"), describe(evs))
+
     def test_injected_faults(self):
         """An injected 2003 at mysql_real_connect and an injected deadlock (1213) at a
         lone autocommit statement are retried; nothing is sent for them, so the

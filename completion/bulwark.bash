@@ -194,7 +194,7 @@ _bulwark()
 		if [[ $_bw_cur == -* ]]; then
 			_bulwark_reply $'-c\n--config\n--prog\n--db\n--resolve\n-h\n--help'
 		elif ((${#args[@]} == 0)); then
-			_bulwark_reply $'connect\naccept\nsend\nrecv\nresolve\nsqlite\npg'
+			_bulwark_reply $'connect\naccept\nsend\nrecv\nresolve\nsqlite\npg\nmysql\nredis'
 		elif ((${#args[@]} == 1)); then
 			_bulwark_reply "$(_bulwark_targets "${args[0]}")"
 			if [[ ${args[0]} == sqlite ]]; then

@@ -23,6 +23,8 @@ enum bw_op {
 	BW_OP_RESOLVE,
 	BW_OP_SQLITE,
 	BW_OP_PG,
+	BW_OP_MYSQL,
+	BW_OP_REDIS,
 	BW_OP_COUNT
 };
 #define BW_OPBIT(op) (1u << (op))
@@ -137,6 +139,10 @@ struct bw_rule {
 	struct bw_inject *inject; int n_inject;
 	enum bw_nonblocking nonblocking;
 	int max_keys;            /* per-destination state bound */
+	/* statements (a prefix of their text) and commands (their name) the policy's author
+	 * says may run twice: sent again after a connection lost once they were sent, as a
+	 * read-only one is (bulwark.yaml(5), RETRY) */
+	char **idempotent; int n_idempotent;
 };
 
 /* Bounds on what loading a policy may cost, in every process that loads the library. A

@@ -26,7 +26,13 @@ const char bw_default_policy_yaml[] =
 	"    retry: { attempts: 10, backoff: { base: 5ms, max: 500ms, jitter: full }, deadline: 10s }\n"
 	"  - name: default-pg\n"
 	"    match: { ops: [pg] }\n"
-	"    retry: { attempts: 6, backoff: { base: 200ms, max: 2s, jitter: equal }, deadline: 15s }\n";
+	"    retry: { attempts: 6, backoff: { base: 200ms, max: 2s, jitter: equal }, deadline: 15s }\n"
+	"  - name: default-mysql\n"
+	"    match: { ops: [mysql] }\n"
+	"    retry: { attempts: 6, backoff: { base: 200ms, max: 2s, jitter: equal }, deadline: 15s }\n"
+	"  - name: default-redis\n"
+	"    match: { ops: [redis] }\n"
+	"    retry: { attempts: 5, backoff: { base: 100ms, max: 1s, jitter: equal }, deadline: 5s }\n";
 
 /* Observing without a policy file (`bulwark run --observe`) is finding out why a run is
  * flaky: a connection reset in the middle of a reply matters as much as a refused connect,
@@ -65,7 +71,7 @@ static uint64_t retry_rule(struct bw_rule *r, const char *name, int line, enum b
 struct bw_config *bw_config_default(void)
 {
 	struct bw_config *c = malloc(sizeof *c);
-	struct bw_rule *r = calloc(4, sizeof *r);
+	struct bw_rule *r = calloc(6, sizeof *r);
 	struct bw_dest *any_ip = calloc(1, sizeof *any_ip);
 	char *path = strdup("<default>");
 	char err[8];
@@ -80,7 +86,7 @@ struct bw_config *bw_config_default(void)
 	*c = bw_builtin_config;
 	c->path = path;
 	c->rules = r;
-	c->n_rules = 4;
+	c->n_rules = 6;
 
 	have = retry_rule(&r[0], "default-connect", 3, BW_OP_CONNECT, 6, 200 * BW_MS, 2 * BW_SEC,
 			  BW_JITTER_EQUAL, 15 * BW_SEC);
@@ -109,6 +115,15 @@ struct bw_config *bw_config_default(void)
 			  BW_JITTER_EQUAL, 15 * BW_SEC);
 	cf_fill(&r[3], have);
 
+	/* MySQL likewise; Redis is mostly a cache that a program would rather skip than
+	 * wait for: a server loading its dataset or restarting gets a few seconds */
+	have = retry_rule(&r[4], "default-mysql", 17, BW_OP_MYSQL, 6, 200 * BW_MS, 2 * BW_SEC,
+			  BW_JITTER_EQUAL, 15 * BW_SEC);
+	cf_fill(&r[4], have);
+	have = retry_rule(&r[5], "default-redis", 20, BW_OP_REDIS, 5, 100 * BW_MS, BW_SEC,
+			  BW_JITTER_EQUAL, 5 * BW_SEC);
+	cf_fill(&r[5], have);
+
 	for (int i = 0; i < c->n_rules; i++)
 		c->ops |= r[i].match.ops;
 	return c;
@@ -128,7 +143,7 @@ int bw_config_default_observe(struct bw_config *c)
 		return -1;
 	}
 	strcpy(o->name, "default-observe");
-	o->line = 17;                           /* right after the built-in text */
+	o->line = 23;                           /* right after the built-in text */
 	o->match.ops = BW_OPBIT(BW_OP_ACCEPT) | BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV);
 	o->match.dest = any_ip;
 	o->match.n_dest = 1;

@@ -326,6 +326,7 @@ static void dump_rule(struct out *o, const struct bw_rule *r)
 	if (r->match.ops & BW_OPBIT(BW_OP_CONNECT))   /* elsewhere it would not load */
 		kv(o, 0, "nonblocking", "%s", bw_nb_names[r->nonblocking]);
 	kv(o, 0, "max_keys", "%d", r->max_keys);
+	kstrs(o, 0, "idempotent", r->idempotent, r->n_idempotent);
 }
 
 void bw_rule_dump(const struct bw_rule *rule, FILE *out, int indent)

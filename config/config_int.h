@@ -18,6 +18,7 @@
 #define CF_FAIL_OPS bw_ops_with(BW_OPF_REFUSE)      /* where on_limit: fail is allowed */
 #define CF_FALLBACK_OPS bw_ops_with(BW_OPF_FALLBACK)
 #define CF_NONBLOCKING_OPS bw_ops_with(BW_OPF_NONBLOCKING)
+#define CF_IDEMPOTENT_OPS bw_ops_with(BW_OPF_IDEMPOTENT)
 
 struct cf_mark {
 	int line, col;   /* 1-based */

@@ -10,11 +10,12 @@
 
 /* Each mapping's keys, named by id: the id, not the position, says which key is which. */
 enum { K_NAME, K_MATCH, K_RETRY, K_TIMEOUT, K_BREAKER, K_RATE_LIMIT, K_FALLBACK, K_INJECT,
-       K_NONBLOCKING, K_MAX_KEYS, K_COUNT };
+       K_NONBLOCKING, K_MAX_KEYS, K_IDEMPOTENT, K_COUNT };
 static const char *const rule_keys[K_COUNT + 1] = {
 	[K_NAME] = "name", [K_MATCH] = "match", [K_RETRY] = "retry", [K_TIMEOUT] = "timeout",
 	[K_BREAKER] = "breaker", [K_RATE_LIMIT] = "rate_limit", [K_FALLBACK] = "fallback",
 	[K_INJECT] = "inject", [K_NONBLOCKING] = "nonblocking", [K_MAX_KEYS] = "max_keys",
+	[K_IDEMPOTENT] = "idempotent",
 };
 /* `defaults` takes every key of a rule but these two, which come first for that reason. */
 #define DEFAULTS_SKIP 2
@@ -427,6 +428,36 @@ static void parse_inject(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k
 	}
 }
 
+/* Statements and commands that may run twice. Not in `defaults`: what a statement does is
+ * known of one application's statements, which one rule names. */
+static void parse_idempotent(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+			     yaml_node_t *v)
+{
+	char path[CF_PATH_MAX], which[80], why[128];
+	cf_sub(path, d->path, "idempotent");
+	bw_ops_phrase(CF_IDEMPOTENT_OPS, which, sizeof which);
+	if (d->is_defaults) {
+		cf_error(l, cf_mark_of(k), "%s: belongs in a rule: it names that rule's statements "
+			 "or commands", path);
+		return;
+	}
+	if (!(d->r.match.ops & CF_IDEMPOTENT_OPS)) {
+		snprintf(why, sizeof why, "idempotent applies only to %s", which);
+		cf_not_applicable(l, d, k, path, why);
+		return;
+	}
+	if (v->type == YAML_SEQUENCE_NODE &&
+	    v->data.sequence.items.start == v->data.sequence.items.top) {
+		cf_error(l, cf_mark_of(v), "%s: expected at least one statement or command", path);
+		return;
+	}
+	parse_strings(l, v, path, &d->r.idempotent, &d->r.n_idempotent);
+	for (int i = 0; i < d->r.n_idempotent; i++)
+		if (!d->r.idempotent[i][0])
+			cf_error(l, cf_mark_of(v), "%s[%d]: an empty entry would name every "
+				 "statement", path, i);
+}
+
 static void parse_small(struct cf_loader *l, struct cf_draft *d, yaml_node_t *const *k,
 			yaml_node_t *const *v)
 {
@@ -478,6 +509,8 @@ void cf_parse_rule(struct cf_loader *l, yaml_node_t *n, struct cf_draft *d)
 	if (v[K_INJECT])
 		parse_inject(l, d, k[K_INJECT], v[K_INJECT]);
 	parse_small(l, d, k, v);
+	if (v[K_IDEMPOTENT])
+		parse_idempotent(l, d, k[K_IDEMPOTENT], v[K_IDEMPOTENT]);
 }
 
 static void free_strings(char **s, int n)
@@ -500,6 +533,7 @@ void cf_rule_free(struct bw_rule *r)
 	free_strings(r->match.host, r->match.n_host);
 	free_strings(r->match.db, r->match.n_db);
 	free_strings(r->match.prog, r->match.n_prog);
+	free_strings(r->idempotent, r->n_idempotent);
 	free_dests(r->fallback, r->n_fallback);
 	free(r->inject);
 	memset(r, 0, sizeof *r);

@@ -136,6 +136,19 @@ static const char *const redis_replies[] = {
 	"NOSCRIPT", "MISCONF", "OOM", "NOREPLICAS", "MOVED", "ASK", "WRONGTYPE", "EXECABORT",
 };
 
+int bw_err_redis_reply(const char *reply, size_t n)
+{
+	size_t w = 0;
+	while (w < n && reply[w] >= 'A' && reply[w] <= 'Z')
+		w++;
+	if (w == 0 || (w < n && reply[w] != ' '))
+		return 0;
+	for (size_t i = 0; i < NELEM(redis_replies); i++)
+		if (strlen(redis_replies[i]) == w && memcmp(redis_replies[i], reply, w) == 0)
+			return BW_ERR_REDIS_BASE + (int)i;
+	return 0;
+}
+
 unsigned bw_err_space(int code)
 {
 	if (bw_err_is_errno(code))

@@ -11,6 +11,8 @@
 #ifndef BW_ERRNAMES_H
 #define BW_ERRNAMES_H
 
+#include <stddef.h>
+
 #define BW_ERR_EAI_BASE      10000
 #define BW_ERR_SQLITE_BASE   20000
 #define BW_ERR_SQLSTATE_BASE 0x01000000
@@ -41,6 +43,10 @@ static inline int bw_err_is_sqlite(int code)
 unsigned bw_err_space(int code);
 /* A SQLSTATE ("57P03") as a code; 0 unless five characters of [0-9A-Z]. */
 int bw_err_sqlstate(const char *state);
+
+/* The code of a Redis error reply ("LOADING Redis is loading ...") by its first word, of
+ * the n bytes at reply; 0 when that word is none of the known prefixes. */
+int bw_err_redis_reply(const char *reply, size_t n);
 
 /* Whether an error matches a listed code: the same code, or for SQLite a primary code
  * listed (SQLITE_BUSY) matches its extended codes (SQLITE_BUSY_SNAPSHOT), or a SQLSTATE

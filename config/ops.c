@@ -10,6 +10,9 @@
 
 #define EAI(x) (BW_ERR_EAI_BASE - (x))
 #define SQL(x) (BW_ERR_SQLITE_BASE + (x))
+#define MY(x) (BW_ERR_MYSQL_BASE + (x))
+/* an error reply by its place in errnames.c's list (REDIS_LOADING is 1) */
+#define RD(x) (BW_ERR_REDIS_BASE + (x))
 /* a SQLSTATE's five base-36 characters, as bw_err_sqlstate reads them */
 #define B36(c) ((c) >= 'A' ? (c) - 'A' + 10 : (c) - '0')
 #define SQLSTATE(s) (BW_ERR_SQLSTATE_BASE + (((B36(s[0]) * 36 + B36(s[1])) * 36 + B36(s[2])) \
@@ -34,6 +37,19 @@ static const int sqlite_retry[] = { SQL(5) /* BUSY */, SQL(6) /* LOCKED */, 0 };
 static const int pg_retry[] = { SQLSTATE("08000"), SQLSTATE("57P01"), SQLSTATE("57P02"),
 				SQLSTATE("57P03"), SQLSTATE("53300"), SQLSTATE("40001"),
 				SQLSTATE("40P01"), 0 };
+/* MySQL and MariaDB: a server that cannot be reached or went away (client errors 2002
+ * 2003 2006 2013), too many connections (1040), and the two lock conflicts that roll a
+ * lone autocommit statement back (1205 lock wait timeout, 1213 deadlock); the mysql hook
+ * still runs a statement again only where that cannot repeat an effect */
+static const int mysql_retry[] = { MY(2002), MY(2003), MY(2006), MY(2013), MY(1040),
+				   MY(1205), MY(1213), 0 };
+/* Redis: the replies of a server that declined the command without running it, and a
+ * connection refused or lost (a lost one runs a command again only where the redis hook
+ * finds that safe); a timed-out read is ETIMEDOUT */
+static const int redis_retry[] = { RD(1) /* LOADING */, RD(2) /* BUSY */, RD(3) /* TRYAGAIN */,
+				   RD(4) /* CLUSTERDOWN */, RD(5) /* MASTERDOWN */,
+				   ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT, EHOSTUNREACH,
+				   ENETUNREACH, 0 };
 /* a name that does not exist says nothing about the resolver's health */
 static const int resolve_healthy[] = { EAI(EAI_NONAME), EAI(EAI_NODATA), 0 };
 static const int none[] = { 0 };
@@ -87,10 +103,28 @@ const struct bw_op_def bw_ops[BW_OP_COUNT] = {
 		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
 		.keys = BW_KEY_DEST | BW_KEY_DB, .what = "SQLSTATE_* names",
 	},
+	/* libmariadb's calls: a breaker and a call limit act on connections (mysql_real_connect
+	 * and the reconnects bulwark makes), a refusal is a server that cannot be reached
+	 * (2002, CR_CONNECTION_ERROR, as libmariadb says it by TCP and by socket file) */
+	[BW_OP_MYSQL] = {
+		.name = "mysql", .spaces = BW_SPACE_MYSQL, .retry_on = mysql_retry,
+		.retry_on_unix = none, .healthy = none, .refusal = MY(2002),
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_IDEMPOTENT,
+		.keys = BW_KEY_DEST | BW_KEY_DB, .what = "MYSQL_* names",
+	},
+	/* hiredis's calls: connection failures are errno names, error replies REDIS_* names;
+	 * a breaker and a call limit act on connections (redisConnect*, redisReconnect and
+	 * the reconnects bulwark makes) */
+	[BW_OP_REDIS] = {
+		.name = "redis", .spaces = BW_SPACE_REDIS | BW_SPACE_ERRNO, .retry_on = redis_retry,
+		.retry_on_unix = connect_retry_unix, .healthy = none, .refusal = ECONNREFUSED,
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_IDEMPOTENT,
+		.keys = BW_KEY_DEST | BW_KEY_DB, .what = "REDIS_* names",
+	},
 };
 
 const char *const bw_op_names[BW_OP_COUNT + 1] = {
-	"connect", "accept", "send", "recv", "resolve", "sqlite", "pg", NULL
+	"connect", "accept", "send", "recv", "resolve", "sqlite", "pg", "mysql", "redis", NULL
 };
 
 void bw_ops_phrase(unsigned mask, char *buf, size_t cap)

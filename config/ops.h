@@ -20,7 +20,8 @@ enum bw_op_flag {
 	BW_OPF_CONFIRM = 1 << 8,        /* a success is confirmed by the connection's first
 					 * byte before a closed breaker counts it */
 	BW_OPF_NONBLOCKING = 1 << 9,    /* `nonblocking` applies */
-	BW_OPF_FALLBACK = 1 << 10       /* a failed call may move to a `fallback` destination */
+	BW_OPF_FALLBACK = 1 << 10,      /* a failed call may move to a `fallback` destination */
+	BW_OPF_IDEMPOTENT = 1 << 11     /* `idempotent` names statements or commands */
 };
 
 enum bw_match_key {

@@ -30,6 +30,11 @@ have_postgres() {
 	done
 	have initdb && have pg_ctl && have pgbench
 }
+# a MariaDB server the tests make (mariadb-install-db) and start themselves; Debian puts
+# mariadbd in /usr/sbin, off a user's PATH
+have_mariadb() {
+	{ have mariadbd || [ -x /usr/sbin/mariadbd ]; } && have mariadb-install-db
+}
 # Debian's python3 keeps CPython's test suite in a package apart; a python3 from elsewhere
 # (pyenv) brings its own, and tests/cpython skips cleanly where there is none.
 have_cpython_tests() {
@@ -63,6 +68,10 @@ needs() {
 	test|have git|git|git
 	test|have redis-server|redis-server|redis-server
 	test|have redis-cli|redis-cli|redis-tools
+	test|compiles hiredis/hiredis.h -- -lhiredis|hiredis (hiredis.h, -lhiredis)|libhiredis-dev
+	test|have_mariadb|MariaDB's server (mariadbd, mariadb-install-db)|mariadb-server
+	test|have mariadb|the mariadb client|mariadb-client
+	test|compiles mariadb/mysql.h -- -lmariadb|libmariadb (mysql.h, -lmariadb)|libmariadb-dev
 	test|have_postgres|PostgreSQL (initdb, pg_ctl, pgbench)|postgresql
 	test|have psql|psql|postgresql-client
 	test|have valgrind|valgrind (make bench-instr)|valgrind

@@ -99,8 +99,9 @@ enum bw_fd_dir { BW_FD_RECV = 0, BW_FD_SEND = 1 };
  * in pass-through), BW_HOT_READY, and the loaded policy's generation in the bits the
  * descriptor words use. */
 extern uint64_t bw_hot;
-#define BW_HOT_OPS 0xffu
-#define BW_HOT_READY (1u << 8)
+#define BW_HOT_OPS 0xffffu
+#define BW_HOT_READY (1u << 16)
+_Static_assert(BW_HOT_READY < ((uint64_t)1 << BW_FDW_GEN), "bw_hot's fields do not overlap");
 
 /* The word of fd; 0 for a descriptor never seen. */
 static inline uint64_t bw_fd_word(int fd)

@@ -25,6 +25,7 @@
 struct bw_shim bw_shim;
 /* Every op reads as covered until the library is ready: the first hook initializes it. */
 uint64_t bw_hot = BW_HOT_OPS;
+_Static_assert((BW_OPS_ALL & ~BW_HOT_OPS) == 0, "every op has its bit in bw_hot");
 __thread volatile int bw_guard_depth __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;

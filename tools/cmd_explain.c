@@ -234,9 +234,10 @@ static void set_active(const struct bw_config *cfg, unsigned char *active, const
 	}
 }
 
-/* A PostgreSQL server as the pg hook sees one before it connects: an address or a unix
- * socket path as an address, a host name by its name and port (nothing is resolved). */
-static int pg_target(const char *target, struct bw_target *t, char *host, size_t cap)
+/* A database server as a client library's hook (pg, mysql, redis) sees one before it
+ * connects: an address or a unix socket path as an address, a host name by its name and
+ * port (nothing is resolved). */
+static int client_target(const char *target, struct bw_target *t, char *host, size_t cap)
 {
 	const char *colon = strrchr(target, ':');
 	char *end;
@@ -266,7 +267,8 @@ static int explain(const struct bw_config *cfg, int op, const char *target, cons
 		t.host = target;
 	else if (op == BW_OP_SQLITE)
 		t.db = target;
-	else if (op == BW_OP_PG && pg_target(target, &t, host, sizeof host) == 0)
+	else if (!bw_op_has(op, BW_OPF_SOCKET) && (bw_op(op)->keys & BW_KEY_DEST) &&
+		 client_target(target, &t, host, sizeof host) == 0)
 		sock = 0;
 	else if ((name = bw_target_host(target, host, sizeof host, &port)) == BW_TARGET_BAD)
 		n = BW_TARGET_BAD;
@@ -324,7 +326,7 @@ int bw_cmd_explain(int argc, char **argv)
 	int op = bw_op_parse(argv[optind]);
 	if (op < 0) {
 		fprintf(stderr, "bulwark explain: %s: expected an op: connect, accept, send, recv, "
-			"resolve, sqlite or pg\n", argv[optind]);
+			"resolve, sqlite, pg, mysql or redis\n", argv[optind]);
 		return BW_EXIT_USAGE;
 	}
 	struct bw_policy_src src;

@@ -160,6 +160,8 @@ static const char *rule_diff(const struct bw_rule *a, const struct bw_rule *b)
 	}
 	if (a->nonblocking != b->nonblocking || a->max_keys != b->max_keys)
 		return "nonblocking or max_keys";
+	if (!strs_eq(a->idempotent, a->n_idempotent, b->idempotent, b->n_idempotent))
+		return "idempotent";
 	return NULL;
 }
 

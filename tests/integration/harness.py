@@ -707,6 +707,315 @@ PG_ENV = {"PGUSER": None, "PGHOST": None, "PGPORT": None, "PGDATABASE": None,
           "PGSSLMODE": None, "PGPASSFILE": None, "LANG": "C", "LC_ALL": "C"}
 
 
+# -- C client programs on a library the Makefile does not link ------------------------
+
+def lib_prog(src, out_dir, pkg, libs, what):
+    """src, a C program on a client library (pkg, its pkg-config name; libs, the linker
+    flags when pkg-config does not know it), compiled into out_dir unless it is there
+    already; its path. what names the Debian package, for the message."""
+    path = os.path.join(out_dir, os.path.basename(src)[:-len(".c")])
+    if os.path.exists(path):
+        return path
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise AssertionError("no C compiler (cc) to build %s" % src)
+    flags = list(libs)
+    if shutil.which("pkg-config"):
+        p = subprocess.run(["pkg-config", "--cflags", "--libs", pkg], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        if p.returncode == 0:
+            flags = p.stdout.decode().split()
+    p = subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                        "-O2", "-o", path, src] + flags,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError("cannot build %s (%s installed?):\n%s"
+                             % (src, what, p.stdout.decode("utf-8", "replace")))
+    return path
+
+
+CLIENT_PROGS = os.path.join(HERE, "progs", "clients")
+
+
+def wait_port(port, timeout=60, host="127.0.0.1", alive=None):
+    """Wait until something accepts on host:port (alive, when given, is called between
+    tries and stops the wait by raising); fails after timeout seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if alive:
+            alive()
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("nothing listens on %s:%d after %ss" % (host, port, timeout))
+
+
+class _Daemon:
+    """A server process started in the foreground of its own session, stopped with
+    SIGTERM (SIGKILL after a bound) and waited for."""
+
+    proc = None
+    name = "server"
+
+    def _spawn(self, argv, log, **kw):
+        self.logf = open(log, "ab")
+        self.proc = subprocess.Popen(argv, env=base_env(LANG="C", LC_ALL="C"),
+                                     stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True, **kw)
+
+    def _alive(self):
+        if self.proc is None or self.proc.poll() is not None:
+            raise AssertionError("%s ended:\n%s" % (self.name, self.log_tail()))
+
+    def log_tail(self, n=3000):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout=60):
+        """SIGTERM (a clean shutdown that closes every client's connection) and wait."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(self.proc)
+                self.proc.wait(10)
+        self.proc = None
+        self.logf.close()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+# -- MariaDB ---------------------------------------------------------------------------
+
+MARIADBD = shutil.which("mariadbd") or shutil.which("mysqld") or next(
+    (p for p in ("/usr/sbin/mariadbd", "/usr/sbin/mysqld") if os.access(p, os.X_OK)), None)
+MARIADB_INSTALL_DB = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+MARIADB_CLI = shutil.which("mariadb") or shutil.which("mysql")
+# mariadbd refuses to run as root without being told a user: `mysql`, else `nobody`
+MY_USER = (system_user("mysql") or system_user("nobody")) if os.geteuid() == 0 else None
+
+
+def mariadb_missing():
+    """Why MariaDB tests cannot run here, or None."""
+    if not MARIADBD or not MARIADB_INSTALL_DB:
+        return "MariaDB's server (mariadbd, mariadb-install-db: mariadb-server) is not installed"
+    if not MARIADB_CLI:
+        return "MariaDB's client (mariadb: mariadb-client) is not installed"
+    if not os.path.exists("/usr/include/mariadb/mysql.h") and \
+            not os.path.exists("/usr/include/mysql/mysql.h"):
+        return "libmariadb's headers (mysql.h: libmariadb-dev) are not installed"
+    if os.geteuid() == 0 and MY_USER is None:
+        return "running as root, and no unprivileged user (mysql or nobody) for the server"
+    return None
+
+
+class MariaServer(_Daemon):
+    """A MariaDB server on a data directory made by mariadb-install-db in a temporary
+    directory, serving 127.0.0.1:port and a unix socket in that directory, with grant
+    tables off (any user, no password). start() waits until it accepts connections;
+    stop() is a clean shutdown; remove() stops it and deletes it. Never preloaded."""
+
+    name = "mariadbd"
+
+    def __init__(self, port=None):
+        self.dir = tempfile.mkdtemp(prefix="bw-my-", dir="/tmp")
+        self.data = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "mysqld.sock")
+        self.log = os.path.join(self.dir, "mariadbd.log")
+        self.port = port or free_port()
+        user = ["--user=%s" % MY_USER.pw_name] if MY_USER else []
+        if MY_USER is not None:
+            os.chown(self.dir, MY_USER.pw_uid, MY_USER.pw_gid)
+        r = subprocess.run([MARIADB_INSTALL_DB, "--no-defaults", "--datadir=" + self.data,
+                            "--auth-root-authentication-method=normal", "--skip-test-db",
+                            "--skip-name-resolve", "--innodb-log-file-size=8M"] + user,
+                           env=base_env(LANG="C", LC_ALL="C"), cwd=self.dir,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=180)
+        if r.returncode != 0:
+            self.remove()
+            raise AssertionError("mariadb-install-db failed:\n"
+                                 + r.stdout.decode("utf-8", "replace")[-3000:])
+        self.user = user
+
+    def start(self, timeout=60):
+        self._spawn([MARIADBD, "--no-defaults", "--datadir=" + self.data,
+                     "--socket=" + self.sock, "--port=%d" % self.port,
+                     "--bind-address=127.0.0.1", "--skip-grant-tables", "--skip-name-resolve",
+                     "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
+                     "--innodb-flush-log-at-trx-commit=2", "--skip-log-bin",
+                     "--pid-file=" + os.path.join(self.dir, "mariadbd.pid")] + self.user,
+                    self.log)
+        wait_port(self.port, timeout, alive=self._alive)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def sql(self, query, db="bw", timeout=30):
+        """query run by the mariadb client (never preloaded): its Result (tab-separated,
+        no column names)."""
+        return run([MARIADB_CLI, "--no-defaults", "-h", "127.0.0.1", "-P", str(self.port),
+                    "-u", "root", "-N", "-B", "-e", query] + ([db] if db else []),
+                   timeout=timeout)
+
+    def remove(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- Redis -----------------------------------------------------------------------------
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def hiredis_missing():
+    if not os.path.exists("/usr/include/hiredis/hiredis.h"):
+        return "hiredis's headers (hiredis.h: libhiredis-dev) are not installed"
+    return None
+
+
+def resp_command(*args):
+    """args as one RESP command (a bulk string array)."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+class RedisServer(_Daemon):
+    """redis-server on 127.0.0.1:port and a unix socket in a temporary directory, with
+    nothing saved to disk. cmd() sends it one command from a fresh connection."""
+
+    name = "redis-server"
+
+    def __init__(self, port=None):
+        self.dir = tempfile.mkdtemp(prefix="bw-rd-", dir="/tmp")
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.log = os.path.join(self.dir, "redis.log")
+        self.port = port or free_port()
+
+    def start(self, timeout=30):
+        self._spawn([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                     "--unixsocket", self.sock, "--save", "", "--appendonly", "no",
+                     "--dir", self.dir, "--daemonize", "no"], self.log)
+        wait_port(self.port, timeout, alive=self._alive)
+
+    def cmd(self, *args, timeout=10):
+        """The first line of the server's answer to one command ("+OK", ":3", "$1")."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(resp_command(*args))
+            buf = b""
+            while b"\r\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+            head = buf.split(b"\r\n")[0].decode()
+            if head.startswith("$") and head != "$-1":
+                n = int(head[1:])
+                while len(buf) < len(head) + 2 + n + 2:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                return buf[len(head) + 2:len(head) + 2 + n].decode()
+            return head
+
+    def remove(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RespServer:
+    """A small RESP server on a free loopback port that answers each command by a
+    script: answer(n, command) -> bytes to send (None: close the connection without an
+    answer), n counting commands from 1 over every connection. Commands are recorded
+    in self.commands (lists of bytes), connections counted in self.connections."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.commands = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=accept_loop, args=([self.sock], self._stop,
+                                                             self._serve), daemon=True)
+        self._t.start()
+
+    @staticmethod
+    def _parse(buf):
+        """One command off the front of buf: (args, rest), or (None, buf) when it is not
+        all there yet."""
+        if not buf.startswith(b"*") or b"\r\n" not in buf:
+            return None, buf
+        head, rest = buf.split(b"\r\n", 1)
+        args = []
+        for _ in range(int(head[1:])):
+            if b"\r\n" not in rest:
+                return None, buf
+            h, rest = rest.split(b"\r\n", 1)
+            n = int(h[1:])
+            if len(rest) < n + 2:
+                return None, buf
+            args.append(rest[:n])
+            rest = rest[n + 2:]
+        return args, rest
+
+    def _serve(self, c):
+        with self.lock:
+            self.connections += 1
+        buf = b""
+        c.settimeout(30)
+        try:
+            while not self._stop.is_set():
+                args, buf = self._parse(buf)
+                if args is None:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        return
+                    buf += chunk
+                    continue
+                with self.lock:
+                    self.commands.append(args)
+                    n = len(self.commands)
+                out = self.answer(n, args)
+                if out is None:
+                    return
+                c.sendall(out)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self._stop.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self._t.join(5)
+
+
 class Workdir:
     """A temporary directory for one test: policies, logs, sockets; removed at the end."""
 

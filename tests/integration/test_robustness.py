@@ -620,7 +620,7 @@ BAD = [
      "rules[0]: duplicate key 'retry' (first at line 5)"),
     ("unknown op", H + "    match: { ops: [^connnect] }\n",
      "rules[0].match.ops[0]: expected one of connect, accept, send, recv, resolve, sqlite, pg, "
-     "got 'connnect'"),
+     "mysql, redis, got 'connnect'"),
     ("empty ops", H + "    match: { ops: ^[] }\n", "rules[0].match.ops: expected at least one op"),
     ("match is a list", H + "    match: ^[connect]\n", "rules[0].match: expected a mapping"),
     ("attempts is a word", C + "    retry: { attempts: ^many }\n",

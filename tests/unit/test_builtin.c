@@ -62,8 +62,8 @@ static void test_observe_rule_equals_parsed(void **s)
 	struct bw_config *built = bw_config_default();
 	assert_non_null(built);
 	assert_int_equal(bw_config_default_observe(built), 0);
-	assert_int_equal(built->n_rules, 5);
-	assert_string_equal(built->rules[4].name, "default-observe");
+	assert_int_equal(built->n_rules, 7);
+	assert_string_equal(built->rules[6].name, "default-observe");
 	same(built, bw_config_load_string("<default>", text, strlen(text), &dg));
 }
 

@@ -151,7 +151,7 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:4:12: rules[0].match: expected a mapping, got a list" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [conect] }\n",
 	  "policy.yaml:4:20: rules[0].match.ops[0]: expected one of connect, accept, send, recv, "
-	  "resolve, sqlite, pg, got 'conect'" },
+	  "resolve, sqlite, pg, mysql, redis, got 'conect'" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [] }\n",
 	  "policy.yaml:4:19: rules[0].match.ops: expected at least one op" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { dest: [] }\n",
@@ -319,7 +319,7 @@ static const struct bad_case bad_cases[] = {
 	{ "version: 1\nrules:\n  - name: lite\n    match: { ops: [sqlite] }\n"
 	  "    retry: { on: [ECONNREFUSED] }\n",
 	  "policy.yaml:5:19: rules[0].retry.on[0]: ECONNREFUSED does not apply: rule 'lite' "
-	  "matches only [sqlite]; errno names apply to connect, accept, send and recv" },
+	  "matches only [sqlite]; errno names apply to connect, accept, send, recv and redis" },
 	{ "version: 1\nrules:\n  - name: db\n    match: { ops: [connect] }\n"
 	  "    breaker: { errno: SQLITE_BUSY }\n",
 	  "policy.yaml:5:23: rules[0].breaker.errno: SQLITE_BUSY does not apply: rule 'db' "
@@ -350,7 +350,18 @@ static const struct bad_case bad_cases[] = {
 	/* defaults */
 	{ "version: 1\ndefaults:\n  name: foo\n",
 	  "policy.yaml:3:3: defaults: unknown key 'name'; expected one of retry, timeout, breaker, "
-	  "rate_limit, fallback, inject, nonblocking, max_keys" },
+	  "rate_limit, fallback, inject, nonblocking, max_keys, idempotent" },
+	{ "version: 1\ndefaults:\n  idempotent: [GET]\n",
+	  "policy.yaml:3:3: defaults.idempotent: belongs in a rule: it names that rule's "
+	  "statements or commands" },
+	{ "version: 1\nrules:\n  - name: p\n    match: { ops: [pg, connect] }\n"
+	  "    idempotent: [SELECT]\n",
+	  "policy.yaml:5:5: rules[0].idempotent: does not apply: rule 'p' matches only [connect, "
+	  "pg]; idempotent applies only to mysql and redis" },
+	{ "version: 1\nrules:\n  - name: r\n    match: { ops: [redis] }\n    idempotent: []\n",
+	  "policy.yaml:5:17: rules[0].idempotent: expected at least one statement or command" },
+	{ "version: 1\nrules:\n  - name: r\n    match: { ops: [redis] }\n    idempotent: [\"\"]\n",
+	  "policy.yaml:5:17: rules[0].idempotent[0]: an empty entry would name every statement" },
 	{ "version: 1\ndefaults:\n  retry: { backoff: { base: 10s, max: 1s } }\n",
 	  "policy.yaml:3:34: defaults.retry.backoff.max: 1s is less than retry.backoff.base "
 	  "(10s)" },
@@ -678,7 +689,7 @@ static void test_full_policy(void **state)
 	assert_int_equal(cfg->state.share, BW_SHARE_GROUP);
 	assert_string_equal(cfg->state.dir, "/run/bw");
 	assert_int_equal(cfg->n_rules, 4);
-	assert_int_equal(cfg->ops, BW_OPS_ALL & ~(OP(ACCEPT) | OP(PG)));
+	assert_int_equal(cfg->ops, BW_OPS_ALL & ~(OP(ACCEPT) | OP(PG) | OP(MYSQL) | OP(REDIS)));
 
 	const struct bw_rule *r = rule(cfg, "db");
 	assert_int_equal(r->line, 12);
@@ -1081,8 +1092,9 @@ static void test_default_policy(void **state)
 	assert_non_null(cfg);
 	assert_string_equal(cfg->path, "<default>");
 	assert_int_equal(cfg->log.level, BW_LVL_WARN);
-	assert_int_equal(cfg->n_rules, 4);
-	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE) | OP(PG));
+	assert_int_equal(cfg->n_rules, 6);
+	assert_int_equal(cfg->ops, OP(CONNECT) | OP(RESOLVE) | OP(SQLITE) | OP(PG) | OP(MYSQL) |
+			 OP(REDIS));
 	const struct bw_rule *r = rule(cfg, "default-connect");
 	/* network peers only: an optional local socket must cost nothing */
 	assert_int_equal(r->match.n_dest, 1);
@@ -1111,6 +1123,16 @@ static void test_default_policy(void **state)
 	assert_int_equal(r->retry.attempts, 6);
 	assert_int_equal(r->retry.jitter, BW_JITTER_EQUAL);
 	assert_int_equal(r->retry.deadline, 15 * SEC);
+	assert_false(r->breaker.enabled);
+	r = rule(cfg, "default-mysql");
+	assert_int_equal(r->match.ops, OP(MYSQL));
+	assert_int_equal(r->retry.attempts, 6);
+	assert_int_equal(r->retry.deadline, 15 * SEC);
+	r = rule(cfg, "default-redis");
+	assert_int_equal(r->match.ops, OP(REDIS));
+	assert_int_equal(r->retry.attempts, 5);
+	assert_int_equal(r->retry.max, SEC);
+	assert_int_equal(r->retry.deadline, 5 * SEC);
 	assert_false(r->breaker.enabled);
 	bw_config_free(cfg);
 }
@@ -1267,6 +1289,8 @@ static void assert_rules_equal(const struct bw_rule *a, const struct bw_rule *b)
 		assert_inject_equal(&a->inject[i], &b->inject[i]);
 	assert_int_equal(a->nonblocking, b->nonblocking);
 	assert_int_equal(a->max_keys, b->max_keys);
+	assert_int_equal(a->n_idempotent, b->n_idempotent);
+	assert_strs_equal(a->idempotent, b->idempotent, a->n_idempotent);
 }
 
 static void round_trip(struct bw_config *cfg)
@@ -1330,7 +1354,9 @@ static void test_round_trip_merged(void **state)
 			   "  - { name: c, match: { prog: [\"null\"] }, retry: off }\n"
 			   "  - { name: d, match: { ops: [send] }, rate_limit: { rate: 100KB/min, "
 			   "burst: 1.5KiB } }\n"
-			   "  - { name: e, match: { ops: [recv] }, rate_limit: { rate: 100KB/min } }\n"));
+			   "  - { name: e, match: { ops: [recv] }, rate_limit: { rate: 100KB/min } }\n"
+			   "  - { name: f, match: { ops: [mysql, redis] }, idempotent: [\"UPDATE t "
+			   "SET a = 'b'\", SET] }\n"));
 }
 
 static void test_dump_byte_burst(void **state)

@@ -172,14 +172,15 @@ static void test_op_table(void **state)
 	assert_int_equal(bw_op_parse("write"), -1);
 	/* a limit never refuses accept, send or recv: a made-up EAGAIN stalls event loops */
 	assert_int_equal(bw_ops_with(BW_OPF_REFUSE), BW_OPBIT(BW_OP_CONNECT) |
-			 BW_OPBIT(BW_OP_RESOLVE) | BW_OPBIT(BW_OP_SQLITE) | BW_OPBIT(BW_OP_PG));
+			 BW_OPBIT(BW_OP_RESOLVE) | BW_OPBIT(BW_OP_SQLITE) | BW_OPBIT(BW_OP_PG) |
+			 BW_OPBIT(BW_OP_MYSQL) | BW_OPBIT(BW_OP_REDIS));
 	assert_int_equal(bw_ops_keyed(BW_KEY_HOST), BW_OPBIT(BW_OP_RESOLVE));
 	assert_int_equal(bw_ops_in_space(BW_SPACE_EAI), BW_OPBIT(BW_OP_RESOLVE));
 	char buf[80];
 	bw_ops_phrase(bw_ops_keyed(BW_KEY_DEST), buf, sizeof buf);
-	assert_string_equal(buf, "connect, accept, send, recv and pg");
+	assert_string_equal(buf, "connect, accept, send, recv, pg, mysql and redis");
 	bw_ops_phrase(bw_ops_keyed(BW_KEY_DB), buf, sizeof buf);
-	assert_string_equal(buf, "sqlite and pg");
+	assert_string_equal(buf, "sqlite, pg, mysql and redis");
 	/* pg's defaults: class 08 through its generic code, the server declining, and the
 	 * two transaction conflicts (the hook retries those only where it is safe) */
 	const struct bw_op_def *pg = bw_op(BW_OP_PG);
@@ -190,6 +191,26 @@ static void test_op_table(void **state)
 	assert_false(bw_err_listed(pg->retry_on, bw_err_sqlstate("28P01")));
 	assert_false(bw_err_listed(pg->retry_on, bw_err_sqlstate("23505")));
 	assert_string_equal(bw_err_name(pg->refusal), "SQLSTATE_08001");
+	/* mysql's: the client errors of a server not reached or gone, too many connections,
+	 * and the lock conflicts; never a duplicate key or an access denied */
+	const struct bw_op_def *my = bw_op(BW_OP_MYSQL);
+	for (int n = 0, want[] = { 2002, 2003, 2006, 2013, 1040, 1205, 1213 }; n < 7; n++)
+		assert_true(bw_err_listed(my->retry_on, bw_err_mysql(want[n])));
+	assert_false(bw_err_listed(my->retry_on, bw_err_mysql(1062)));
+	assert_false(bw_err_listed(my->retry_on, bw_err_mysql(1045)));
+	assert_string_equal(bw_err_name(my->refusal), "MYSQL_2002");
+	/* redis's: the replies of a server that declined, and connection errors */
+	const struct bw_op_def *rd = bw_op(BW_OP_REDIS);
+	for (const char *const *n = (const char *const[]){ "REDIS_LOADING", "REDIS_BUSY",
+		"REDIS_TRYAGAIN", "REDIS_CLUSTERDOWN", "REDIS_MASTERDOWN", "ECONNREFUSED",
+		"ECONNRESET", NULL }; *n; n++)
+		assert_true(bw_err_listed(rd->retry_on, bw_err_parse(*n)));
+	assert_false(bw_err_listed(rd->retry_on, bw_err_parse("REDIS_ERR")));
+	assert_false(bw_err_listed(rd->retry_on, bw_err_parse("REDIS_WRONGTYPE")));
+	assert_int_equal(bw_err_redis_reply("LOADING Redis is loading", 24),
+			 bw_err_parse("REDIS_LOADING"));
+	assert_int_equal(bw_err_redis_reply("LOADINGX", 8), 0);
+	assert_int_equal(bw_err_redis_reply("BUSY", 4), bw_err_parse("REDIS_BUSY"));
 	bw_ops_phrase(BW_OPBIT(BW_OP_SQLITE), buf, sizeof buf);
 	assert_string_equal(buf, "sqlite");
 	/* EINTR is no op's default retry: a signal handler ran, the program hears of it */

@@ -1186,7 +1186,15 @@ class StatusEndToEnd(ShimTest):
             kill_group(p)
             p.communicate()
         self.assertTrue(os.path.exists(files[0]))
-        r = run([TOOL, "status", "--dir", state])
+        # SIGKILL is delivered, not done: the python grandchild may still be on its way
+        # out (not yet a zombie) when the leader has been reaped, and a group whose
+        # process still exits is live. Bounded wait for it to be gone.
+        deadline = time.monotonic() + 20
+        while True:
+            r = run([TOOL, "status", "--dir", state])
+            if re.search(r"(?m)^STALE ", r.stdout) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.assertRegex(r.stdout, r"(?m)^STALE ")
         r = run([TOOL, "status", "--prune", "--dir", state])
         self.assertEqual(r.rc, 0, r)

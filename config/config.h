@@ -122,7 +122,14 @@ struct bw_match {
 	char **host; int n_host;
 	char **db; int n_db;
 	char **prog; int n_prog;
+	char **cmd_hash; int n_cmd_hash;   /* lower-case hex, BW_CMD_HASH_DIGITS each */
 };
+
+/* A process's command line as a rule can name it without the policy or the log holding
+ * its arguments, which may be secrets: FNV-1a (64 bits) over the bytes of
+ * /proc/self/cmdline (each argument ended by a NUL), written as 16 lower-case hex digits
+ * (start events' cmd_hash, match.cmd_hash). */
+#define BW_CMD_HASH_DIGITS 16
 
 struct bw_rule {
 	char name[BW_NAME_MAX];
@@ -217,6 +224,11 @@ extern const char bw_default_observe_yaml[];
 /* Effective policy as YAML, presets and defaults expanded. */
 void bw_config_dump(const struct bw_config *cfg, FILE *out);
 void bw_rule_dump(const struct bw_rule *rule, FILE *out, int indent);
+/* The same as an item of `rules:` ("  - name: ..."). */
+void bw_rule_dump_item(const struct bw_rule *rule, FILE *out);
+/* Only what the rule does, after its match, without its inject entries: its policy, to
+ * give a rule written elsewhere (`bulwark report --replay -c FILE`). */
+void bw_rule_dump_policy(const struct bw_rule *rule, FILE *out, int indent);
 
 /* Whether two rules say the same, name included, by their effective form (1); 0 when
  * they differ or it cannot be told (out of memory). */

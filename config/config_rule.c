@@ -21,9 +21,10 @@ static const char *const rule_keys[K_COUNT + 1] = {
 _Static_assert(K_NAME < DEFAULTS_SKIP && K_MATCH < DEFAULTS_SKIP,
 	       "defaults have no name or match");
 
-enum { M_OPS, M_DEST, M_HOST, M_DB, M_PROG, M_COUNT };
+enum { M_OPS, M_DEST, M_HOST, M_DB, M_PROG, M_CMD, M_COUNT };
 static const char *const match_keys[M_COUNT + 1] = {
 	[M_OPS] = "ops", [M_DEST] = "dest", [M_HOST] = "host", [M_DB] = "db", [M_PROG] = "prog",
+	[M_CMD] = "cmd_hash",
 };
 
 enum { I_OPS, I_ERRNO, I_PROB, I_AFTER, I_COUNT, I_DELAY, I_PARTIAL, I_EOF, I_RESET, I_N };
@@ -171,6 +172,46 @@ static void parse_strings(struct cf_loader *l, yaml_node_t *v, const char *path,
 	}
 }
 
+/* Command-line hashes as start events write them (bw_cmd_hash): 16 hex digits, kept in
+ * lower case so that matching is a plain comparison. Anything else could never match. */
+static void parse_cmd_hashes(struct cf_loader *l, yaml_node_t *v, const char *path,
+			     struct bw_match *m)
+{
+	char ip[CF_PATH_MAX];
+	struct cf_list ls;
+	if (cf_list(l, v, path, &ls) < 0)
+		return;
+	if (!(m->cmd_hash = calloc((size_t)ls.n + 1, sizeof *m->cmd_hash))) {
+		cf_error(l, cf_mark_of(v), "%s: out of memory", path);
+		return;
+	}
+	for (int i = 0; i < ls.n; i++) {
+		yaml_node_t *it = cf_list_at(l, &ls, i);
+		cf_item_path(ip, path, &ls, i);
+		const char *s = cf_scalar(l, it, ip, "a command-line hash");
+		if (!s)
+			continue;
+		size_t n = strlen(s), j = 0;
+		while (j < n && strchr("0123456789abcdefABCDEF", s[j]))
+			j++;
+		if (n != BW_CMD_HASH_DIGITS || j != n) {
+			cf_error(l, cf_mark_of(it), "%s: expected a command-line hash of %d hex "
+				 "digits, as a start event's cmd_hash, got '%s'", ip,
+				 BW_CMD_HASH_DIGITS, s);
+			continue;
+		}
+		char *h = strdup(s);
+		if (!h) {
+			cf_error(l, cf_mark_of(it), "%s: out of memory", ip);
+			continue;
+		}
+		for (char *p = h; *p; p++)
+			if (*p >= 'A' && *p <= 'F')
+				*p = (char)(*p - 'A' + 'a');
+		m->cmd_hash[m->n_cmd_hash++] = h;
+	}
+}
+
 static void parse_dests(struct cf_loader *l, yaml_node_t *v, const char *path,
 			struct bw_dest **out, int *n, int concrete)
 {
@@ -243,13 +284,15 @@ static void parse_match(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
 		    vn[i]->data.sequence.items.start == vn[i]->data.sequence.items.top) {
 			cf_error(l, cf_mark_of(vn[i]), "%s: expected at least one %s", sub,
 				 i == M_DEST ? "destination" : i == M_HOST ? "host name" :
-				 i == M_DB ? "database" : "program");
+				 i == M_DB ? "database" : i == M_CMD ? "command-line hash" : "program");
 			continue;
 		}
 		if (i == M_OPS)
 			m->ops = parse_ops(l, vn[i], sub);
 		else if (i == M_DEST)
 			parse_dests(l, vn[i], sub, &m->dest, &m->n_dest, 0);
+		else if (i == M_CMD)
+			parse_cmd_hashes(l, vn[i], sub, m);
 		else
 			parse_strings(l, vn[i], sub, i == M_HOST ? &m->host : i == M_DB ? &m->db
 							      : &m->prog,
@@ -500,6 +543,7 @@ void cf_rule_free(struct bw_rule *r)
 	free_strings(r->match.host, r->match.n_host);
 	free_strings(r->match.db, r->match.n_db);
 	free_strings(r->match.prog, r->match.n_prog);
+	free_strings(r->match.cmd_hash, r->match.n_cmd_hash);
 	free_dests(r->fallback, r->n_fallback);
 	free(r->inject);
 	memset(r, 0, sizeof *r);

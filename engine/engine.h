@@ -14,6 +14,7 @@
 #include "keyed.h"
 #include "store.h"
 #include "rng.h"
+#include "tally.h"
 
 struct bw_env {
 	int64_t (*mono_us)(void);        /* monotonic clock */
@@ -80,6 +81,10 @@ struct bw_engine {
 	enum bw_level level;
 	enum bw_mode mode;
 	const struct bw_engine *prev;    /* the generation this one replaced, or NULL */
+	uint64_t cmd_hash;               /* the process's command line (BW_CMD_HASH_DIGITS),
+					  * 0 unknown */
+	long ppid;                       /* its parent, 0 unknown: for the start event */
+	struct bw_tally *tally;          /* observe mode: what calls measured (tally.h) */
 };
 
 /* An attempt that failed in a way retrying cannot mend sets `now`: the engine then ends
@@ -180,6 +185,13 @@ static inline int bw_engine_unfinished(int err, int injected)
 
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
 		   long pid, const char *prog, uint64_t seed);
+/* The process's command-line hash and parent, which the start event carries and rules
+ * with match.cmd_hash select on; sets which rules apply anew. */
+void bw_engine_set_proc(struct bw_engine *e, uint64_t cmd_hash, long ppid);
+/* FNV-1a over n bytes from h (BW_CMD_HASH_INIT to begin): the command-line hash, in
+ * pieces. */
+#define BW_CMD_HASH_INIT UINT64_C(14695981039346656037)
+uint64_t bw_cmd_hash(const void *p, size_t n, uint64_t h);
 /* A later generation of a loaded policy: cfg replaces prev's, and finds its rules'
  * breakers and buckets in prev's store by name. prev stays as it is (calls under way
  * finish under it). */
@@ -252,6 +264,11 @@ int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fau
 /* Set by bw_engine_inject for the attempt this thread is making: its failure is marked
  * "injected" in the fail event. */
 extern __thread int bw_attempt_injected;
+/* Set by bw_engine_inject too: the attempt's number, which the fail event carries as n;
+ * 0 when not counted. Reset with bw_attempt_injected wherever an attempt begins. In
+ * observe mode it counts this process's attempts of the op to the destination under the
+ * rule (tally.h); under a rule with inject entries, the count its entries see. */
+extern __thread long bw_attempt_n;
 
 /* Locks that threads absent in a forked child may have held. */
 void bw_engine_after_fork(struct bw_engine *e);

@@ -22,15 +22,20 @@ static void injected_event(struct bw_engine *e, const struct bw_call *c, const s
 	ev.delay_ms = f->delay ? (double)f->delay / 1000.0 : -1;
 	ev.reason = f->partial ? "partial" : f->eof ? "eof" : f->reset ? "reset" : NULL;
 	ev.injected = 1;
+	ev.n = bw_attempt_n ? bw_attempt_n : -1;
 	bw_engine_emit(e, c, &ev);
 }
 
 __thread int bw_attempt_injected __attribute__((tls_model("initial-exec")));
+__thread long bw_attempt_n __attribute__((tls_model("initial-exec")));
 
 int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fault *f)
 {
 	const struct bw_rule *r = c->rule;
 	memset(f, 0, sizeof *f);
+	/* every attempt passes here: observe mode numbers them where inject entries count
+	 * them, so that a fail event's n is the count an entry's `after` would see */
+	bw_attempt_n = e->tally ? bw_tally_begin(e, c) : 0;
 	if (!r->n_inject)
 		return 0;
 	struct bw_rule_rt *rt = &e->rt[r - e->cfg->rules];
@@ -40,6 +45,8 @@ int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fau
 		if (!(in->ops & BW_OPBIT(c->op)))
 			continue;
 		long k = __atomic_add_fetch(&rt->inj_seen[i], 1, __ATOMIC_RELAXED);
+		if (!bw_attempt_n)
+			bw_attempt_n = k;
 		if (k <= in->after)
 			continue;
 		struct bw_rng local = { (uint64_t)k ^ e->seed };

@@ -307,6 +307,20 @@ static size_t xfer_len(struct bw_xfer *x)
 	return x->len;
 }
 
+/* Observe mode times the transfer (tally.h): a reply's wait from the request's send; an
+ * EAGAIN, which waited for nothing, not at all. */
+static void measured(struct run_ctx *r, ssize_t got)
+{
+	int err = errno;
+	if (got > 0 && r->x->op == BW_OP_SEND)
+		bw_tally_sent(r->e, r->x->fd);
+	else if (got > 0)
+		bw_tally_replied(r->e, r->x->fd);
+	else if (got < 0 && (err == EAGAIN || err == EWOULDBLOCK))
+		bw_tally_cur.skip = 1;
+	errno = err;
+}
+
 static int attempt(void *arg, int n, int64_t deadline)
 {
 	struct run_ctx *r = arg;
@@ -317,7 +331,7 @@ static int attempt(void *arg, int n, int64_t deadline)
 		xfer_len(x);
 	size_t want = x->len, taken = 0;
 	int err;
-	if (rule->n_inject && inject(r, &want, &err))
+	if ((rule->n_inject || r->e->tally) && inject(r, &want, &err))
 		return err;
 	if (x->op == BW_OP_SEND && want && want != BW_LEN_ASK && rule->rate_limit.bytes) {
 		/* only a plain stream send may be cut; a datagram or record goes whole, even
@@ -330,6 +344,8 @@ static int attempt(void *arg, int n, int64_t deadline)
 			want = taken;
 	}
 	ssize_t got = x->fn(x, want);
+	if (__builtin_expect(r->e->tally != NULL, 0))
+		measured(r, got);
 	if (got < 0)
 		return failed(r, want, taken, errno);
 	moved(r, taken, got);
@@ -415,6 +431,7 @@ ssize_t bw_xfer_failed(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i
 	struct bw_call c;
 	init_call(&c, &r, e, x, w, i, 0);
 	err = failed(&r, x->len, 0, err);
+	bw_attempt_n = 0;        /* nothing numbered this call's one attempt */
 	if (err && !bw_engine_unfinished(err, 0))
 		bw_engine_failed(e, &c, err, 1, 0);
 	return outcome(&r, err, errno);
@@ -432,6 +449,7 @@ static __attribute__((noinline)) ssize_t covered(struct bw_engine *e, struct bw_
 	if (e->rt[i].direct_ops & BW_OPBIT(x->op)) {
 		bw_engine_count_call(e, i);
 		err = attempt(&r, 1, 0);
+		bw_attempt_n = 0;
 		if (err && !bw_engine_unfinished(err, 0))
 			bw_engine_failed(e, &c, err, 1, 0);
 	} else {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "config.h"
+#include "engine.h"
 #include "ops.h"
 #include "errnames.h"
 #include "dump_text.h"
@@ -158,6 +159,14 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:4:20: rules[0].match.dest: expected at least one destination" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { prog: [] }\n",
 	  "policy.yaml:4:20: rules[0].match.prog: expected at least one program" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { cmd_hash: [] }\n",
+	  "policy.yaml:4:24: rules[0].match.cmd_hash: expected at least one command-line hash" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { cmd_hash: [\"python3 x.py\"] }\n",
+	  "policy.yaml:4:25: rules[0].match.cmd_hash[0]: expected a command-line hash of 16 hex "
+	  "digits, as a start event's cmd_hash, got 'python3 x.py'" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { cmd_hash: [401801fc84f3ca7] }\n",
+	  "policy.yaml:4:25: rules[0].match.cmd_hash[0]: expected a command-line hash of 16 hex "
+	  "digits, as a start event's cmd_hash, got '401801fc84f3ca7'" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { dest: [\"db:99999\"] }\n",
 	  "policy.yaml:4:21: rules[0].match.dest[0]: invalid port '99999'; expected 1 to 65535 "
 	  "or *" },
@@ -1370,6 +1379,42 @@ static void test_dump_rule(void **state)
 
 #define BAD(i) cmocka_unit_test_prestate(test_bad, (void *)&bad_cases[i])
 
+/* match.cmd_hash: kept in lower case (events write it so), dumped back, and only the
+ * process whose command line hashes to one of them is matched. */
+static void test_cmd_hash(void **state)
+{
+	(void)state;
+	struct bw_config *cfg = load_ok("version: 1\nrules:\n  - name: a\n    match: { ops: "
+					"[connect], prog: [py*], cmd_hash: [401801FC84F3CA79] }\n");
+	assert_int_equal(cfg->rules[0].match.n_cmd_hash, 1);
+	assert_string_equal(cfg->rules[0].match.cmd_hash[0], "401801fc84f3ca79");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	bw_config_dump(cfg, f);
+	fclose(f);
+	assert_non_null(strstr(text, "      cmd_hash: [401801fc84f3ca79]\n"));
+	free(text);
+	/* FNV-1a of the arguments "a" and "bc", each ended by its NUL as in /proc */
+	assert_true(bw_cmd_hash("a\0bc\0", 5, BW_CMD_HASH_INIT) == UINT64_C(0x401801fc84f3ca79));
+	struct bw_env env = { 0 };
+	struct bw_engine e;
+	assert_int_equal(bw_engine_init(&e, cfg, &env, 1, "python3", 1), 0);
+	assert_int_equal(e.active[0], 0);        /* its command line is not known */
+	bw_engine_set_proc(&e, UINT64_C(0x401801fc84f3ca7a), 7);
+	assert_int_equal(e.active[0], 0);
+	assert_false(e.ops & BW_OPBIT(BW_OP_CONNECT));
+	bw_engine_set_proc(&e, UINT64_C(0x401801fc84f3ca79), 7);
+	assert_int_equal(e.active[0], 1);
+	assert_true(e.ops & BW_OPBIT(BW_OP_CONNECT));
+	bw_engine_fini(&e);
+	assert_int_equal(bw_engine_init(&e, cfg, &env, 1, "node", 1), 0);
+	bw_engine_set_proc(&e, UINT64_C(0x401801fc84f3ca79), 7);
+	assert_int_equal(e.active[0], 0);        /* the program's name must match as well */
+	bw_engine_fini(&e);
+	bw_config_free(cfg);
+}
+
 int main(void)
 {
 	struct CMUnitTest tests[256];
@@ -1403,6 +1448,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_merged),
 		cmocka_unit_test(test_dump_rule),
 		cmocka_unit_test(test_dump_byte_burst),
+		cmocka_unit_test(test_cmd_hash),
 	};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		tests[n++] = fixed[i];

@@ -353,7 +353,8 @@ static void timeline(FILE *out, struct page *pg)
 {
 	struct bw_fx *m = pg->m;
 	double height = AXIS_H + (double)pg->n * ROW_H + 4;
-	fprintf(out, "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+	/* no xmlns: inline in HTML the parser knows svg, and the page names no address at all */
+	fprintf(out, "<svg id=\"timeline\" width=\"%d\" "
 		"height=\"%.0f\" viewBox=\"0 0 %d %.0f\">\n", LABEL_W + PLOT_W + 20, height,
 		LABEL_W + PLOT_W + 20, height);
 	axis(out, pg, height);

@@ -97,7 +97,23 @@ struct bw_inject {
 	long count;              /* -1: no limit */
 	bw_usec delay;
 	int partial, eof, reset;
+	/* a delay drawn for each hit: latency, give or take jitter as distribution says */
+	bw_usec latency, jitter;
+	int distribution;        /* BW_DIST_* */
+	/* faults of a connection's stream (bulwark.yaml(5), INJECT): once an entry hits one,
+	 * it stays on that connection's direction */
+	long limit_data;         /* bytes: then the connection is closed; 0 none */
+	int stall;               /* data stops, the connection stays open */
+	bw_usec slow_close;      /* the peer's close (end of file) arrives this late */
+	/* datagram sockets: a datagram sent is lost, sent twice, or sent after the next */
+	int loss, duplicate, reorder;
+	int per;                 /* BW_PER_CALL, or BW_PER_CONNECTION: whole connections */
 };
+
+enum bw_distribution { BW_DIST_UNIFORM, BW_DIST_NORMAL, BW_DIST_EXPONENTIAL };
+enum bw_per { BW_PER_CALL, BW_PER_CONNECTION };
+/* Entries of a rule that can be per: connection (a bit each, per connection). */
+#define BW_INJECT_CONN_MAX 64
 
 enum bw_dest_kind {
 	BW_DEST_ADDR,            /* IP or CIDR (prefix may be full length) */

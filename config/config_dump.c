@@ -304,6 +304,26 @@ static void dump_inject(struct out *o, const struct bw_inject *in)
 		kv(&io, 0, "eof", "true");
 	if (in->reset)
 		kv(&io, 0, "reset", "true");
+	if (in->latency)
+		kdur(&io, 0, "latency", in->latency);
+	if (in->jitter) {
+		kdur(&io, 0, "jitter", in->jitter);
+		kv(&io, 0, "distribution", "%s", bw_dist_names[in->distribution]);
+	}
+	if (in->limit_data)
+		kv(&io, 0, "limit_data", "%ld", in->limit_data);
+	if (in->stall)
+		kv(&io, 0, "stall", "true");
+	if (in->slow_close)
+		kdur(&io, 0, "slow_close", in->slow_close);
+	if (in->loss)
+		kv(&io, 0, "loss", "true");
+	if (in->duplicate)
+		kv(&io, 0, "duplicate", "true");
+	if (in->reorder)
+		kv(&io, 0, "reorder", "true");
+	if (in->per != BW_PER_CALL)
+		kv(&io, 0, "per", "%s", bw_per_names[in->per]);
 }
 
 static void dump_sections(struct out *o, const struct bw_rule *r, int inject);

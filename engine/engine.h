@@ -47,7 +47,11 @@ struct bw_rule_rt {
 	struct { long n; char pad[64 - sizeof(long)]; } calls[BW_CALL_STRIPES];
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
 	int slot;                                /* its cells in the store */
-	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected */
+	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected
+						  * (per: connection: connections) */
+	long *inj_calls;                         /* per: connection: calls of the chosen
+						  * connections, which draw their latency */
+	uint64_t conn_entries;                   /* the per: connection entries */
 	unsigned direct_ops;                     /* ops that may skip the retry driver */
 	unsigned plain_ops;                      /* ... and have no byte bucket either */
 	unsigned paced_ops;                      /* ... and have a byte bucket */
@@ -59,10 +63,17 @@ struct bw_rule_rt {
 /* A fault to inject into one attempt (bulwark.yaml(5), INJECT). */
 struct bw_fault {
 	int err;                 /* bw_err code, 0 none */
-	bw_usec delay;
+	bw_usec delay;           /* delays and latencies drawn, added up */
 	int partial, eof, reset;
+	/* what the connection's direction keeps from now on (the hook remembers it) */
+	long limit_data;         /* the least of the entries' byte limits; 0 none */
+	int stall;
+	bw_usec slow_close;
+	int loss, duplicate, reorder;        /* this datagram */
 	uint64_t draw;           /* a reproducible number for sizing a partial transfer */
 };
+
+enum { BW_LATCHED_LIMIT = 1, BW_LATCHED_STALL = 2, BW_LATCHED_SLOW_CLOSE = 4 };
 
 struct bw_engine {
 	const struct bw_config *cfg;
@@ -132,6 +143,12 @@ struct bw_call {
 	 * wait on. NULL: signals never end this call (its real function never says EINTR). */
 	int (*on_signal)(void *arg, int where, int *result);
 	struct bw_stop *stop;            /* may be NULL */
+	/* The per: connection inject entries that chose the connection this call is on
+	 * (bit i: entry i; bw_engine_conn_select), 0 for a call on none. */
+	uint64_t conn_sel;
+	/* What the connection's direction already keeps from an earlier hit (BW_LATCHED_*):
+	 * an entry that would only set it again neither logs nor counts a hit. */
+	unsigned latched;
 	/* Non-NULL: a give-up is recorded here (and counted) instead of logged, for the
 	 * caller to log with bw_engine_gave_up once it knows whether the call goes on to
 	 * another destination (a fallback) or ends. */
@@ -261,6 +278,14 @@ void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n);
  * 1 when something is to be injected; in observe mode it only logs and returns 0. The
  * hook then fails the attempt with f->err, or carries out f->reset, eof or partial. */
 int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fault *f);
+/* A new connection under rule r: which of its per: connection entries choose it (bit i:
+ * entry i), decided as a call's are, with the connections counted where calls are (the
+ * k-th connection of the rule for `after`, `count` and the draw). Counts even in observe
+ * mode, where nothing is then injected. */
+uint64_t bw_engine_conn_select(struct bw_engine *e, const struct bw_rule *r);
+/* A latency of in for a hit whose draw was d: latency, give or take jitter as its
+ * distribution says, never below 0. */
+bw_usec bw_inject_latency(const struct bw_inject *in, uint64_t d);
 /* Set by bw_engine_inject for the attempt this thread is making: its failure is marked
  * "injected" in the fail event. */
 extern __thread int bw_attempt_injected;

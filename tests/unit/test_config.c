@@ -276,11 +276,45 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:5:16: rules[0].fallback[0]: a fallback must be one endpoint (host:port, "
 	  "ip:port or unix:path, no glob or range), got '*:5432'" },
 	{ "version: 1\nrules:\n  - name: s\n    inject:\n      - { probability: 50% }\n",
-	  "policy.yaml:5:9: rules[0].inject[0]: nothing to inject; give errno, delay, partial, "
-	  "eof or reset" },
+	  "policy.yaml:5:9: rules[0].inject[0]: nothing to inject; give errno, delay, latency, "
+	  "partial, eof, reset, limit_data, stall, slow_close, loss, duplicate or reorder" },
 	{ "version: 1\nrules:\n  - name: x\n    inject: [ { errno: ECONNREFUSED, reset: true } ]\n",
-	  "policy.yaml:4:15: rules[0].inject[0]: choose one of errno, partial, eof and reset "
-	  "(delay may go with any)" },
+	  "policy.yaml:4:15: rules[0].inject[0]: choose one of errno, partial, eof, reset, "
+	  "limit_data, stall, slow_close, loss, duplicate and reorder (delay and latency may go "
+	  "with any)" },
+	/* the connection and datagram faults: which ops they fit, what goes with what */
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send, recv] }\n"
+	  "    inject: [ { stall: true, loss: true } ]\n",
+	  "policy.yaml:5:15: rules[0].inject[0]: choose one of errno, partial, eof, reset, "
+	  "limit_data, stall, slow_close, loss, duplicate and reorder (delay and latency may go "
+	  "with any)" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [recv] }\n"
+	  "    inject: [ { jitter: 20ms } ]\n",
+	  "policy.yaml:5:17: rules[0].inject[0]: jitter goes with latency" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [recv] }\n"
+	  "    inject: [ { latency: 1s, distribution: gauss } ]\n",
+	  "policy.yaml:5:44: rules[0].inject[0].distribution: expected one of uniform, normal, "
+	  "exponential, got 'gauss'" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send, recv] }\n"
+	  "    inject: [ { ops: [recv], duplicate: true } ]\n",
+	  "policy.yaml:5:30: rules[0].inject[0].duplicate: duplicate applies only to send, but ops "
+	  "include recv" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [connect] }\n"
+	  "    inject: [ { stall: true } ]\n",
+	  "policy.yaml:5:17: rules[0].inject[0].stall: does not apply: rule 'x' matches only "
+	  "[connect]; stall applies only to send and recv" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [connect, send] }\n"
+	  "    inject: [ { latency: 1s, per: connection, ops: [connect] } ]\n",
+	  "policy.yaml:5:30: rules[0].inject[0].per: per applies only to send and recv, but ops "
+	  "include connect" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send, recv] }\n"
+	  "    inject: [ { ops: [send], slow_close: 1s } ]\n",
+	  "policy.yaml:5:30: rules[0].inject[0].slow_close: slow_close applies only to recv, but "
+	  "ops include send" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [recv] }\n"
+	  "    inject: [ { limit_data: 0 } ]\n",
+	  "policy.yaml:5:29: rules[0].inject[0].limit_data: expected an integer from 1 to "
+	  "2147483647, got 0" },
 	/* what applies to which op (bulwark.yaml(5), "What applies to which op") */
 	{ "version: 1\nrules:\n  - name: api\n    match: { ops: [connect] }\n"
 	  "    timeout: { connect: 1s, recv: 5s }\n",
@@ -1083,6 +1117,47 @@ static void test_inject_ops_narrow_to_fit(void **state)
 	bw_config_free(cfg);
 }
 
+static const char conn_faults_policy[] =
+	"version: 1\nseed: 3\nrules:\n  - name: s\n"
+	"    match: { ops: [connect, send, recv] }\n"
+	"    inject:\n"
+	"      - { ops: [recv], latency: 100ms, jitter: 20ms, distribution: normal }\n"
+	"      - { latency: 300ms, per: connection, probability: 10% }\n"
+	"      - { ops: [recv], limit_data: 1000 }\n"
+	"      - { stall: true, after: 3 }\n"
+	"      - { slow_close: 500ms }\n"
+	"      - { loss: true, probability: 5% }\n"
+	"      - { duplicate: true, probability: 5% }\n"
+	"      - { reorder: true, probability: 5%, per: connection }\n"
+	"      - { latency: 1ms, jitter: 1s, distribution: exponential }\n";
+
+/* The faults of a connection and of datagrams: each narrows its entry's ops to those
+ * it applies to, as eof and reset do. */
+static void test_connection_faults(void **state)
+{
+	(void)state;
+	struct bw_config *cfg = load_ok(conn_faults_policy);
+	const struct bw_inject *in = cfg->rules[0].inject;
+	assert_int_equal(in[0].latency, 100 * MS);
+	assert_int_equal(in[0].jitter, 20 * MS);
+	assert_int_equal(in[0].distribution, BW_DIST_NORMAL);
+	assert_int_equal(in[0].per, BW_PER_CALL);
+	assert_int_equal(in[1].per, BW_PER_CONNECTION);
+	assert_int_equal(in[1].ops, OP(SEND) | OP(RECV));   /* connections: transfers only */
+	assert_int_equal(in[2].limit_data, 1000);
+	assert_true(in[3].stall);
+	assert_int_equal(in[3].ops, OP(SEND) | OP(RECV));
+	assert_int_equal(in[4].slow_close, 500 * MS);
+	assert_int_equal(in[4].ops, OP(RECV));
+	assert_true(in[5].loss);
+	assert_int_equal(in[5].ops, OP(SEND) | OP(RECV));
+	assert_int_equal(in[6].ops, OP(SEND));
+	assert_int_equal(in[7].ops, OP(SEND));
+	assert_int_equal(in[8].ops, OP(CONNECT) | OP(SEND) | OP(RECV));
+	assert_int_equal(in[8].distribution, BW_DIST_EXPONENTIAL);
+	bw_config_free(cfg);
+}
+
 static void test_default_policy(void **state)
 {
 	(void)state;
@@ -1248,6 +1323,16 @@ static void assert_inject_equal(const struct bw_inject *a, const struct bw_injec
 	assert_int_equal(a->partial, b->partial);
 	assert_int_equal(a->eof, b->eof);
 	assert_int_equal(a->reset, b->reset);
+	assert_int_equal(a->latency, b->latency);
+	assert_int_equal(a->jitter, b->jitter);
+	assert_int_equal(a->distribution, b->distribution);
+	assert_int_equal(a->limit_data, b->limit_data);
+	assert_int_equal(a->stall, b->stall);
+	assert_int_equal(a->slow_close, b->slow_close);
+	assert_int_equal(a->loss, b->loss);
+	assert_int_equal(a->duplicate, b->duplicate);
+	assert_int_equal(a->reorder, b->reorder);
+	assert_int_equal(a->per, b->per);
 }
 
 static void assert_rules_equal(const struct bw_rule *a, const struct bw_rule *b)
@@ -1324,6 +1409,7 @@ static void test_round_trip_default(void **state)
 {
 	(void)state;
 	round_trip(bw_config_default());
+	round_trip(load_ok(conn_faults_policy));
 }
 
 static void test_round_trip_merged(void **state)
@@ -1443,6 +1529,7 @@ int main(void)
 		cmocka_unit_test(test_default_policy),
 		cmocka_unit_test(test_ops_names),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_connection_faults),
 		cmocka_unit_test(test_round_trip_full),
 		cmocka_unit_test(test_round_trip_default),
 		cmocka_unit_test(test_round_trip_merged),

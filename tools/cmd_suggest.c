@@ -5,8 +5,9 @@
  *   - a retry whose waits add up to twice the longest outage the log saw (a destination
  *     failing until it answered again: outage events, and runs of fail events with
  *     consecutive attempt numbers);
- *   - a breaker that opens after as many failures in a row as the shortest real outage
- *     had (two or more in a row), so that a single refusal never opens it;
+ *   - where outages had two or more failures in a row, a breaker that opens only after
+ *     more failures in a row than the retry makes (an outage longer than those seen):
+ *     an open breaker refuses the retry's next attempt, and would undo it;
  *   - a rate limit where the connects came in bursts (a busiest second far above the
  *     average one).
  * Every value is followed by a comment with the figures it came from. The output is a
@@ -252,7 +253,8 @@ static void rule_name(FILE *out, const char *dest, const char *suffix)
 	fprintf(out, "%s%s", b, suffix);
 }
 
-static void retry_block(FILE *out, struct bw_fx *m, const struct dest *d)
+/* The retry; returns its attempts. */
+static int retry_block(FILE *out, struct bw_fx *m, const struct dest *d)
 {
 	const struct streak *lo = NULL;
 	int unended = 0;
@@ -269,10 +271,15 @@ static void retry_block(FILE *out, struct bw_fx *m, const struct dest *d)
 		cover = DEADLINE_CAP_US;
 	int64_t base = bw_fx_nice_up_us(cover / 8 < 10000 ? 10000 : cover / 8);
 	int64_t max = bw_fx_nice_up_us(cover / 2 > base ? cover / 2 : base);
-	/* equal jitter: each wait is at least half its cap */
+	/* equal jitter: each wait is at least half its cap. And one attempt more than the
+	 * most failures in a row seen: a retry meets them one after the other */
+	long long most_in_row = 0;
+	for (size_t i = 0; i < d->ns; i++)
+		if (d->s[i].len > most_in_row)
+			most_in_row = d->s[i].len;
 	int attempts = 1;
 	int64_t least = 0, most = 0, cap = base;
-	while (least < cover && attempts < 100) {
+	while ((least < cover || attempts <= most_in_row) && attempts < 100) {
 		least += cap / 2;
 		most += cap;
 		attempts++;
@@ -292,9 +299,11 @@ static void retry_block(FILE *out, struct bw_fx *m, const struct dest *d)
 	fputs("    retry:\n", out);
 	say(out, 6, "the longest outage seen: %s, %lld connect%s in a row failed (%s pid %lld, "
 	    "%s)%s. With these, the waits add up to at least %s (equal jitter: each at least "
-	    "half its cap): twice that outage, and at least 20ms", w, lo->len,
+	    "half its cap): twice that outage, and at least 20ms; and there is one attempt "
+	    "more than the most failures in a row seen (%lld)", w, lo->len,
 	    lo->len == 1 ? "" : "s", p->prog, p->pid, lo->first->ts ? lo->first->ts : "?",
-	    lo->ms < 0 ? "; it had not answered again when the process ended" : "", l);
+	    lo->ms < 0 ? "; it had not answered again when the process ended" : "", l,
+	    most_in_row);
 	(void)c;
 	fprintf(out, "      attempts: %d\n", attempts);
 	fputs("      on: [", out);
@@ -318,6 +327,7 @@ static void retry_block(FILE *out, struct bw_fx *m, const struct dest *d)
 	if (unended)
 		say(out, 6, "%d of the %zu outages had not ended when their process did: their "
 		    "length is from the first failure to the last", unended, d->ns);
+	return attempts;
 }
 
 static int ms_cmp(const void *a, const void *b)
@@ -326,7 +336,10 @@ static int ms_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static void breaker_block(FILE *out, const struct dest *d)
+/* A breaker that never stops the retry above riding over an outage like those seen: an
+ * open breaker refuses the retry's next attempt, so it trips only after more failures
+ * in a row than the retry makes, which only an outage longer than any seen brings. */
+static void breaker_block(FILE *out, const struct dest *d, int attempts)
 {
 	long long shortest = 0, longest_blip = 0, outages = 0;
 	double *ms = xrealloc(NULL, d->ns ? d->ns : 1, sizeof *ms);
@@ -354,12 +367,18 @@ static void breaker_block(FILE *out, const struct dest *d)
 	char o[32], f[32];
 	dur(o, sizeof o, open_us);
 	fig(f, sizeof f, median);
+	long long longest = 0;
+	for (size_t i = 0; i < d->ns; i++)
+		if (d->s[i].len > longest)
+			longest = d->s[i].len;
+	long long trip = attempts + 1 > longest + 1 ? attempts + 1 : longest + 1;
 	fputs("    breaker:\n", out);
-	fprintf(out, "      trip: { consecutive: %lld }\n", shortest);
-	say(out, 6, "%s %lld outage%s of two or more failures in a row had at least %lld; %s",
-	    outages == 1 ? "the" : "each of the", outages, outages == 1 ? "" : "s", shortest,
-	    longest_blip ? "the other failures came one at a time: it opens during the "
-			   "outages and not otherwise" : "it opens during them");
+	fprintf(out, "      trip: { consecutive: %lld }\n", trip);
+	say(out, 6, "one more than the retry's %d attempts: it opens when an outage outlasts "
+	    "the retry, longer than the %lld outage%s seen (%lld to %lld failures in a row), "
+	    "which the retry rides over; an open breaker would refuse the retry's next attempt%s",
+	    attempts, outages, outages == 1 ? "" : "s", shortest, longest,
+	    longest_blip ? "; the other failures came one at a time" : "");
 	fprintf(out, "      open_for: %s\n", o);
 	say(out, 6, "the median outage lasted %s; at least 100ms, rounded up", f);
 	free(ms);
@@ -444,12 +463,10 @@ static int suggest(struct bw_fx *m, const char *const *files, int n_files, FILE 
 			timeout_line(out, "connect", "connects", &d->conn, CONNECT_FLOOR_US);
 		}
 		if (d->ns)
-			retry_block(out, m, d);
+			breaker_block(out, d, retry_block(out, m, d));
 		else
 			fputs("    # no retry: no connect to it failed, so there is no outage to "
 			      "size one on\n    retry: off\n", out);
-		if (d->ns)
-			breaker_block(out, d);
 		limit_block(out, m, d);
 		if (d->reply.total) {
 			fputs("\n  - name: ", out);

@@ -222,6 +222,31 @@ class Replay(ShimTest):
         self.assertEqual(run([TOOL, "check", "-q", pol]).rc, 0, r.stdout)
 
 
+class ReadmeLoop(ShimTest):
+    """README section 6 as written, from the top of the checkout: its files in this test's
+    directory and its port a free one, so that runs side by side do not meet."""
+
+    def test_the_loop_runs_as_written(self):
+        text = open(os.path.join(ROOT, "README.md")).read()
+        sec = text.split("### 6. ", 1)[1].split("\n### ", 1)[0]
+        block = re.search(r"^```sh\n(.*?)^```", sec, re.S | re.M).group(1)
+        self.assertIn("FLAKY_PORT=27810", block)
+        script = block.replace("/tmp/", self.wd.path + "/").replace(
+            "FLAKY_PORT=27810", "FLAKY_PORT=%d" % free_port())
+        # the status of each run that the README says fails (replay) or passes (verify)
+        lines = [l + ' ; echo "status $?"' if l.startswith("FLAKY_RELOADS=0 ") else l
+                 for l in script.splitlines()]
+        self.assertEqual(sum(l.endswith('"status $?"') for l in lines), 2, block)
+        r = run(["bash", "-c", "\n".join(lines)], cwd=ROOT, timeout=240)
+        status = re.findall(r"^status (\d+)$", r.stdout, re.M)
+        self.assertEqual(len(status), 2, r)
+        self.assertNotEqual(status[0], "0", "the replay did not fail\n%r" % r)
+        self.assertEqual(status[1], "0", "the fix did not pass under the replay\n%r" % r)
+        self.assertIn("ECONNREFUSED", r.stdout)                  # the report names it
+        self.assertTrue(os.path.getsize(self.wd.file("report.html")) > 0)
+        self.assertIn("replay-1-", open(self.wd.file("fixed.yaml")).read())
+
+
 class Html(ShimTest):
 
     def synthetic_log(self):
@@ -437,14 +462,41 @@ class Suggest(ShimTest):
         self.assertEqual(self.value(out, "deadline", rule), "1s", out)
         self.assertEqual(self.value(out, "on", rule), "[ECONNREFUSED]", out)
         self.assertIn("120ms, 3 connects in a row", " ".join(out.split()))
-        # breaker: the outages of two or more had 3 and 2: it trips at 2 in a row, not at
-        # the lone refusal; open for the median outage (of 60 and 120 ms, the upper)
-        self.assertEqual(self.value(out, "trip", rule), "{ consecutive: 2 }", out)
+        # breaker: it must not undo the retry (an open breaker refuses the retry's next
+        # attempt): it trips after one more failure in a row than the retry's 5 attempts,
+        # which no outage seen (3, 2 and 1 in a row) reached; open for the median outage
+        # of two or more (of 60 and 120 ms, the upper)
+        self.assertEqual(self.value(out, "trip", rule), "{ consecutive: 6 }", out)
         self.assertEqual(self.value(out, "open_for", rule), "200ms", out)
         # rate limit: 40 in the busiest second, 10 a second on average: twice that
         self.assertEqual(self.value(out, "rate", rule), "20/s", out)
         self.assertEqual(self.value(out, "burst", rule), "20", out)
         self.assertEqual(self.value(out, "max_wait", rule), "1s", out)
+
+    def test_retry_outlasts_the_most_refusals_in_a_row(self):
+        """Eight refusals within 2 ms: a retry sized on time alone (20 ms at least, five
+        attempts) would meet them all and give up; it needs nine attempts, and a breaker
+        that trips only after them."""
+        w = LogWriter()
+        w.start(0, 10, "client")
+        for n in range(1, 9):
+            w.ev(1 + n * 0.00025, "fail", 10, "client", rule="observe", op="connect",
+                 call="connect", dest=self.DEST, err="ECONNREFUSED", attempt=1, n=n,
+                 observe=True)
+        w.ev(1.003, "outage", 10, "client", rule="observe", op="connect", call="connect",
+             dest=self.DEST, failures=8, elapsed_ms=2.0, observe=True)
+        w.ev(9.5, "calls", 10, "client", op="connect", rule="observe", dest=self.DEST,
+             observe=True, le_ms=LE_MS, calls=12, failures=8, first=ts(1), last=ts(2),
+             peak_1s=12, active_s=2, max_ms=0.1, hist=hist(b0=12))
+        r = run([TOOL, "suggest", w.write(self.wd.file("burst.log"))])
+        self.assertEqual(r.rc, 0, r)
+        out = r.stdout
+        self.assertEqual(self.value(out, "attempts"), "9", out)
+        # 8 waits of at most 10 ms, and the 20 ms outage cover once more
+        self.assertEqual(self.value(out, "backoff"), "{ base: 10ms, max: 10ms, jitter: equal }",
+                         out)
+        self.assertEqual(self.value(out, "deadline"), "100ms", out)
+        self.assertEqual(self.value(out, "trip"), "{ consecutive: 10 }", out)
 
     def test_no_burst_no_outage(self):
         """Calls spread evenly and no failure: timeouts only, no retry, breaker or limit."""

@@ -116,13 +116,9 @@ static int init(struct bw_engine *e, const struct bw_config *cfg, const struct b
 	for (int i = 0; i < cfg->n_rules; i++) {
 		const struct bw_rule *r = &cfg->rules[i];
 		if (r->n_inject) {
-			e->rt[i].inj_seen = calloc((size_t)r->n_inject, sizeof(long));
+			e->rt[i].inj_seen = calloc(2 * (size_t)r->n_inject, sizeof(long));
 			e->rt[i].inj_done = calloc((size_t)r->n_inject, sizeof(long));
-			e->rt[i].inj_calls = calloc((size_t)r->n_inject, sizeof(long));
-			for (int k = 0; k < r->n_inject && k < BW_INJECT_CONN_MAX; k++)
-				if (r->inject[k].per == BW_PER_CONNECTION)
-					e->rt[i].conn_entries |= UINT64_C(1) << k;
-			if (!e->rt[i].inj_seen || !e->rt[i].inj_done || !e->rt[i].inj_calls) {
+			if (!e->rt[i].inj_seen || !e->rt[i].inj_done) {
 				bw_engine_fini(e);
 				return -1;
 			}
@@ -155,7 +151,6 @@ void bw_engine_fini(struct bw_engine *e)
 	for (int i = 0; e->rt && i < e->cfg->n_rules; i++) {
 		free(e->rt[i].inj_seen);
 		free(e->rt[i].inj_done);
-		free(e->rt[i].inj_calls);
 	}
 	bw_tally_free(e->tally);
 	e->tally = NULL;

@@ -47,11 +47,10 @@ struct bw_rule_rt {
 	struct { long n; char pad[64 - sizeof(long)]; } calls[BW_CALL_STRIPES];
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
 	int slot;                                /* its cells in the store */
-	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected
-						  * (per: connection: connections) */
-	long *inj_calls;                         /* per: connection: calls of the chosen
-						  * connections, which draw their latency */
-	uint64_t conn_entries;                   /* the per: connection entries */
+	/* per inject entry: calls seen, injected (per: connection: connections); then, in
+	 * inj_seen[n_inject + i], the calls on the connections an entry chose, which draw
+	 * their latency. (One array: the size of this struct is the hot path's stride.) */
+	long *inj_seen, *inj_done;
 	unsigned direct_ops;                     /* ops that may skip the retry driver */
 	unsigned plain_ops;                      /* ... and have no byte bucket either */
 	unsigned paced_ops;                      /* ... and have a byte bucket */
@@ -143,12 +142,6 @@ struct bw_call {
 	 * wait on. NULL: signals never end this call (its real function never says EINTR). */
 	int (*on_signal)(void *arg, int where, int *result);
 	struct bw_stop *stop;            /* may be NULL */
-	/* The per: connection inject entries that chose the connection this call is on
-	 * (bit i: entry i; bw_engine_conn_select), 0 for a call on none. */
-	uint64_t conn_sel;
-	/* What the connection's direction already keeps from an earlier hit (BW_LATCHED_*):
-	 * an entry that would only set it again neither logs nor counts a hit. */
-	unsigned latched;
 	/* Non-NULL: a give-up is recorded here (and counted) instead of logged, for the
 	 * caller to log with bw_engine_gave_up once it knows whether the call goes on to
 	 * another destination (a fallback) or ends. */
@@ -278,6 +271,15 @@ void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n);
  * 1 when something is to be injected; in observe mode it only logs and returns 0. The
  * hook then fails the attempt with f->err, or carries out f->reset, eof or partial. */
 int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fault *f);
+/* The per: connection entries of r (bit i: entry i). */
+static inline uint64_t bw_rule_conn_entries(const struct bw_rule *r)
+{
+	uint64_t m = 0;
+	for (int i = 0; i < r->n_inject && i < BW_INJECT_CONN_MAX; i++)
+		if (r->inject[i].per == BW_PER_CONNECTION)
+			m |= UINT64_C(1) << i;
+	return m;
+}
 /* A new connection under rule r: which of its per: connection entries choose it (bit i:
  * entry i), decided as a call's are, with the connections counted where calls are (the
  * k-th connection of the rule for `after`, `count` and the draw). Counts even in observe
@@ -294,6 +296,13 @@ extern __thread int bw_attempt_injected;
  * observe mode it counts this process's attempts of the op to the destination under the
  * rule (tally.h); under a rule with inject entries, the count its entries see. */
 extern __thread long bw_attempt_n;
+/* Set by a transfer's hook just before bw_engine_inject, which reads and clears them (a
+ * thread-local rather than a field of bw_call: every other call would pay for zeroing
+ * it): the per: connection entries that chose the transfer's connection (bit i: entry i;
+ * bw_engine_conn_select), and what its direction already keeps from an earlier hit
+ * (BW_LATCHED_*), where an entry that would only set it again neither logs nor counts. */
+extern __thread uint64_t bw_inject_conn_sel;
+extern __thread unsigned bw_inject_latched;
 
 /* Locks that threads absent in a forked child may have held. */
 void bw_engine_after_fork(struct bw_engine *e);

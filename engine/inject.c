@@ -117,10 +117,16 @@ static void injected_event(struct bw_engine *e, const struct bw_call *c, const s
 
 __thread int bw_attempt_injected __attribute__((tls_model("initial-exec")));
 __thread long bw_attempt_n __attribute__((tls_model("initial-exec")));
+__thread uint64_t bw_inject_conn_sel __attribute__((tls_model("initial-exec")));
+__thread unsigned bw_inject_latched __attribute__((tls_model("initial-exec")));
 
 int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fault *f)
 {
 	const struct bw_rule *r = c->rule;
+	uint64_t conn_sel = bw_inject_conn_sel;
+	unsigned latched = bw_inject_latched;
+	bw_inject_conn_sel = 0;
+	bw_inject_latched = 0;
 	memset(f, 0, sizeof *f);
 	/* every attempt passes here: observe mode numbers them where inject entries count
 	 * them, so that a fail event's n is the count an entry's `after` would see */
@@ -135,10 +141,11 @@ int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fau
 			continue;
 		if (in->per == BW_PER_CONNECTION) {
 			/* chosen with the connection; each call draws its own latency */
-			if (!(i < BW_INJECT_CONN_MAX && (c->conn_sel >> i) & 1) ||
-			    already(in, c->latched))
+			if (!(i < BW_INJECT_CONN_MAX && (conn_sel >> i) & 1) ||
+			    already(in, latched))
 				continue;
-			long k = __atomic_add_fetch(&rt->inj_calls[i], 1, __ATOMIC_RELAXED);
+			long k = __atomic_add_fetch(&rt->inj_seen[r->n_inject + i], 1,
+						    __ATOMIC_RELAXED);
 			struct bw_rng local = { (uint64_t)k ^ e->seed };
 			add_fault(f, in, bw_mix(draw(e, r, i, k, &local), 0xc0de));
 			any = 1;
@@ -147,7 +154,7 @@ int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fau
 		long k = __atomic_add_fetch(&rt->inj_seen[i], 1, __ATOMIC_RELAXED);
 		if (!bw_attempt_n)
 			bw_attempt_n = k;
-		if (k <= in->after || already(in, c->latched))
+		if (k <= in->after || already(in, latched))
 			continue;
 		struct bw_rng local = { (uint64_t)k ^ e->seed };
 		uint64_t d = draw(e, r, i, k, &local);
@@ -184,7 +191,7 @@ uint64_t bw_engine_conn_select(struct bw_engine *e, const struct bw_rule *r)
 	uint64_t sel = 0;
 	for (int i = 0; i < r->n_inject && i < BW_INJECT_CONN_MAX; i++) {
 		const struct bw_inject *in = &r->inject[i];
-		if (!((rt->conn_entries >> i) & 1))
+		if (in->per != BW_PER_CONNECTION)
 			continue;
 		long k = __atomic_add_fetch(&rt->inj_seen[i], 1, __ATOMIC_RELAXED);
 		if (k <= in->after)

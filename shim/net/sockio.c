@@ -625,6 +625,22 @@ static void measured(struct run_ctx *r, ssize_t got)
 	errno = err;
 }
 
+/* Before the transfer: the injected faults (inject), and those left on the connection
+ * (conn_before). 1 when they end the attempt (*err set). Out of line: a rule without
+ * inject entries pays a test for it, nothing more. */
+static __attribute__((noinline)) int faults_before(struct run_ctx *r, size_t *want, int *err)
+{
+	const struct bw_rule *rule = r->c->rule;
+	if (rule->n_inject) {
+		if (bw_rule_conn_entries(rule))
+			bw_inject_conn_sel = conn_select(r);
+		bw_inject_latched = latched_of(r);
+	}
+	if (inject(r, want, err))
+		return 1;
+	return rule->n_inject && (*err = conn_before(r, want)) >= 0;
+}
+
 static int attempt(void *arg, int n, int64_t deadline)
 {
 	struct run_ctx *r = arg;
@@ -635,13 +651,7 @@ static int attempt(void *arg, int n, int64_t deadline)
 		xfer_len(x);
 	size_t want = x->len, taken = 0;
 	int err;
-	if (rule->n_inject && r->e->rt[rule - r->e->cfg->rules].conn_entries)
-		r->c->conn_sel = conn_select(r);
-	if (rule->n_inject)
-		r->c->latched = latched_of(r);
-	if ((rule->n_inject || r->e->tally) && inject(r, &want, &err))
-		return err;
-	if (rule->n_inject && (err = conn_before(r, &want)) >= 0)
+	if ((rule->n_inject || r->e->tally) && faults_before(r, &want, &err))
 		return err;
 	if (x->op == BW_OP_SEND && want && want != BW_LEN_ASK && rule->rate_limit.bytes) {
 		/* only a plain stream send may be cut; a datagram or record goes whole, even
@@ -659,7 +669,7 @@ static int attempt(void *arg, int n, int64_t deadline)
 	if (got < 0)
 		return failed(r, want, taken, errno);
 	moved(r, taken, got);
-	if (rule->n_inject && (err = conn_after(r, got, want)) >= 0)
+	if (__builtin_expect(rule->n_inject != 0, 0) && (err = conn_after(r, got, want)) >= 0)
 		return err;
 	return 0;
 }

@@ -284,9 +284,9 @@ static void test_per_connection(void **s)
 	struct bw_call c = { .rule = &rules[0], .op = BW_OP_RECV, .fd = -1 };
 	struct bw_fault f;
 	for (int k = 0; k < 5; k++) {
-		c.conn_sel = 0;
+		bw_inject_conn_sel = 0;
 		assert_int_equal(bw_engine_inject(&eng, &c, &f), 0);
-		c.conn_sel = 1;
+		bw_inject_conn_sel = 1;
 		int64_t t0 = fake_now;
 		assert_int_equal(bw_engine_inject(&eng, &c, &f), 1);
 		assert_int_equal(fake_now - t0, 300000);
@@ -316,21 +316,22 @@ static void test_latched_faults_hit_once(void **s)
 	struct bw_fault f;
 	assert_int_equal(bw_engine_inject(&eng, &c, &f), 1);
 	assert_true(f.stall);
-	c.latched = BW_LATCHED_STALL;
-	for (int k = 0; k < 10; k++)
+	for (int k = 0; k < 10; k++) {
+		bw_inject_latched = BW_LATCHED_STALL;
 		assert_int_equal(bw_engine_inject(&eng, &c, &f), 0);
+	}
+	assert_int_equal(bw_inject_latched, 0);             /* read once, for that call */
 	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_INJECTED), 1);
 	assert_int_equal(fake_count("\"event\":\"injected\""), 1);
 	assert_non_null(strstr(fake_log, "\"reason\":\"stall\""));
 	/* another kind of latch is not this one */
-	c.latched = BW_LATCHED_LIMIT;
+	bw_inject_latched = BW_LATCHED_LIMIT;
 	assert_int_equal(bw_engine_inject(&eng, &c, &f), 1);
 	bw_engine_fini(&eng);
 
 	in = (struct bw_inject){ .ops = BW_OPBIT(BW_OP_RECV), .probability = 1, .count = -1,
 				 .limit_data = 100 };
 	setup_entry(3, in);
-	c.latched = 0;
 	assert_int_equal(bw_engine_inject(&eng, &c, &f), 1);
 	assert_int_equal(f.limit_data, 100);
 	assert_non_null(strstr(fake_log, "\"reason\":\"limit_data\""));

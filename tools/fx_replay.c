@@ -21,7 +21,8 @@
 #include "ops.h"
 #include "target.h"
 
-enum fault_kind { F_ERR, F_RESET, F_EOF, F_PARTIAL, F_DELAY };
+enum fault_kind { F_ERR, F_RESET, F_EOF, F_PARTIAL, F_DELAY, F_STALL, F_LOSS, F_DUP,
+		  F_REORDER };
 
 struct fault {
 	int group;
@@ -260,6 +261,16 @@ static void collect(struct replay *rp)
 			add_fault(rp, (int)i, op, F_PARTIAL, 0, 0), any = 1;
 		else if (e->reason && op == BW_OP_RECV && strcmp(e->reason, "eof") == 0)
 			add_fault(rp, (int)i, op, F_EOF, 0, 0), any = 1;
+		/* the faults a connection keeps, and a datagram's; a byte limit's size and a
+		 * slow close's length are not in the event: those are not replayed */
+		else if (e->reason && stream && strcmp(e->reason, "stall") == 0)
+			add_fault(rp, (int)i, op, F_STALL, 0, 0), any = 1;
+		else if (e->reason && stream && strcmp(e->reason, "loss") == 0)
+			add_fault(rp, (int)i, op, F_LOSS, 0, 0), any = 1;
+		else if (e->reason && op == BW_OP_SEND && strcmp(e->reason, "duplicate") == 0)
+			add_fault(rp, (int)i, op, F_DUP, 0, 0), any = 1;
+		else if (e->reason && op == BW_OP_SEND && strcmp(e->reason, "reorder") == 0)
+			add_fault(rp, (int)i, op, F_REORDER, 0, 0), any = 1;
 		else if (e->err && err_fits(bw_err_parse(e->err), op))
 			add_fault(rp, (int)i, op, F_ERR, bw_err_parse(e->err), 0), any = 1;
 		if (!any)
@@ -360,6 +371,10 @@ static void entry(struct replay *rp, const struct fault *f, long long count, FIL
 	case F_RESET: fputs("reset: true", out); break;
 	case F_EOF: fputs("eof: true", out); break;
 	case F_PARTIAL: fputs("partial: true", out); break;
+	case F_STALL: fputs("stall: true", out); break;
+	case F_LOSS: fputs("loss: true", out); break;
+	case F_DUP: fputs("duplicate: true", out); break;
+	case F_REORDER: fputs("reorder: true", out); break;
 	case F_DELAY:
 		/* microseconds are what events carry and what a policy reads */
 		snprintf(d, sizeof d, "%lldus", (long long)f->delay_us);

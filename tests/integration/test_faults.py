@@ -14,7 +14,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Server, ShimTest, describe, events_of, py, read_events, rule, run, shim_env
+from harness import (TOOL, Server, ShimTest, describe, events_of, py, read_events, rule, run,
+                     shim_env)
 
 
 def sender(size):
@@ -369,6 +370,20 @@ print("short", bad)
         self.assertEqual(got, [i for i in range(self.N) if i not in hit])
         again, hit2 = self.run_with("{ ops: [send], loss: true, probability: 30% }")
         self.assertEqual((again, hit2), (got, hit))          # seeded
+
+    def test_loss_replayed(self):
+        """bulwark report --replay of a run with lost datagrams loses the same ones."""
+        got, hit = self.run_with("{ ops: [send], loss: true, probability: 30% }")
+        log = self.wd.file("events.log")
+        rep = run([TOOL, "report", "--replay", log])
+        self.assertEqual(rep.rc, 0, rep)
+        self.assertIn("loss: true", rep.stdout)
+        pol = self.wd.write("replay.yaml", rep.stdout)
+        os.unlink(log)
+        r = run(py(self.SEND, self.port, self.N), shim=True, policy=pol)
+        self.assertOk(r)
+        again = [int(d.split(b":")[0]) for d in self.received()]
+        self.assertEqual(again, got, rep.stdout)
 
     def test_duplicate(self):
         got, hit = self.run_with("{ ops: [send], duplicate: true, probability: 30% }")

@@ -94,7 +94,7 @@ _bulwark()
 	COMPREPLY=()
 
 	if ((cword == 1)); then
-		_bulwark_reply $'run\ncheck\nexplain\nreport\nstatus\nreload\nversion\nhelp\n-V\n--version\n-h\n--help'
+		_bulwark_reply $'run\ncheck\nexplain\nreport\nsuggest\nstatus\nreload\nversion\nhelp\n-V\n--version\n-h\n--help'
 		return
 	fi
 
@@ -147,14 +147,18 @@ _bulwark()
 	-l | --level)
 		_bulwark_reply $'error\nwarn\ninfo\ndebug'
 		return ;;
-	--seed | --db)
+	--seed | --db | --pid)
 		return ;;
 	--prog)
 		local IFS=$'\n'
 		COMPREPLY=($(compgen -c -- "$_bw_cur"))
 		return ;;
 	-f | --format)
-		_bulwark_reply $'table\njson\nprometheus'
+		if [[ $cmd == report ]]; then
+			_bulwark_reply $'table\njson\nprometheus\nhtml'
+		else
+			_bulwark_reply $'table\njson\nprometheus'
+		fi
 		return ;;
 	-g | --group)
 		_bulwark_reply "$(_bulwark_groups)"
@@ -169,7 +173,7 @@ _bulwark()
 	local i
 	for ((i = 2; i < cword; i++)); do
 		case ${_bw_words[i]} in
-		-c | --config | -o | --log | -l | --level | --seed | --prog | --db | -f | --format | -g | --group | -d | --dir)
+		-c | --config | -o | --log | -l | --level | --seed | --prog | --db | -f | --format | -g | --group | -d | --dir | --pid)
 			((i++)) ;;
 		-?*) ;;
 		*) args+=("${_bw_words[i]}") ;;
@@ -205,7 +209,13 @@ _bulwark()
 		fi ;;
 	report)
 		if [[ $_bw_cur == -* ]]; then
-			_bulwark_reply $'-f\n--format\n-w\n--wide\n-h\n--help\n-'
+			_bulwark_reply $'-f\n--format\n-w\n--wide\n--replay\n-c\n--config\n--pid\n-h\n--help\n-'
+		else
+			_bulwark_files
+		fi ;;
+	suggest)
+		if [[ $_bw_cur == -* ]]; then
+			_bulwark_reply $'-h\n--help\n-'
 		else
 			_bulwark_files
 		fi ;;

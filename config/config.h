@@ -99,7 +99,23 @@ struct bw_inject {
 	long count;              /* -1: no limit */
 	bw_usec delay;
 	int partial, eof, reset;
+	/* a delay drawn for each hit: latency, give or take jitter as distribution says */
+	bw_usec latency, jitter;
+	int distribution;        /* BW_DIST_* */
+	/* faults of a connection's stream (bulwark.yaml(5), INJECT): once an entry hits one,
+	 * it stays on that connection's direction */
+	long limit_data;         /* bytes: then the connection is closed; 0 none */
+	int stall;               /* data stops, the connection stays open */
+	bw_usec slow_close;      /* the peer's close (end of file) arrives this late */
+	/* datagram sockets: a datagram sent is lost, sent twice, or sent after the next */
+	int loss, duplicate, reorder;
+	int per;                 /* BW_PER_CALL, or BW_PER_CONNECTION: whole connections */
 };
+
+enum bw_distribution { BW_DIST_UNIFORM, BW_DIST_NORMAL, BW_DIST_EXPONENTIAL };
+enum bw_per { BW_PER_CALL, BW_PER_CONNECTION };
+/* Entries of a rule that can be per: connection (a bit each, per connection). */
+#define BW_INJECT_CONN_MAX 64
 
 enum bw_dest_kind {
 	BW_DEST_ADDR,            /* IP or CIDR (prefix may be full length) */
@@ -124,7 +140,14 @@ struct bw_match {
 	char **host; int n_host;
 	char **db; int n_db;
 	char **prog; int n_prog;
+	char **cmd_hash; int n_cmd_hash;   /* lower-case hex, BW_CMD_HASH_DIGITS each */
 };
+
+/* A process's command line as a rule can name it without the policy or the log holding
+ * its arguments, which may be secrets: FNV-1a (64 bits) over the bytes of
+ * /proc/self/cmdline (each argument ended by a NUL), written as 16 lower-case hex digits
+ * (start events' cmd_hash, match.cmd_hash). */
+#define BW_CMD_HASH_DIGITS 16
 
 struct bw_rule {
 	char name[BW_NAME_MAX];
@@ -223,6 +246,11 @@ extern const char bw_default_observe_yaml[];
 /* Effective policy as YAML, presets and defaults expanded. */
 void bw_config_dump(const struct bw_config *cfg, FILE *out);
 void bw_rule_dump(const struct bw_rule *rule, FILE *out, int indent);
+/* The same as an item of `rules:` ("  - name: ..."). */
+void bw_rule_dump_item(const struct bw_rule *rule, FILE *out);
+/* Only what the rule does, after its match, without its inject entries: its policy, to
+ * give a rule written elsewhere (`bulwark report --replay -c FILE`). */
+void bw_rule_dump_policy(const struct bw_rule *rule, FILE *out, int indent);
 
 /* Whether two rules say the same, name included, by their effective form (1); 0 when
  * they differ or it cannot be told (out of memory). */

@@ -206,6 +206,7 @@ static void dump_match(struct out *o, const struct bw_match *m)
 	kstrs(o, 1, "host", m->host, m->n_host);
 	kstrs(o, 1, "db", m->db, m->n_db);
 	kstrs(o, 1, "prog", m->prog, m->n_prog);
+	kstrs(o, 1, "cmd_hash", m->cmd_hash, m->n_cmd_hash);
 }
 
 static void dump_retry(struct out *o, const struct bw_retry *r)
@@ -303,12 +304,40 @@ static void dump_inject(struct out *o, const struct bw_inject *in)
 		kv(&io, 0, "eof", "true");
 	if (in->reset)
 		kv(&io, 0, "reset", "true");
+	if (in->latency)
+		kdur(&io, 0, "latency", in->latency);
+	if (in->jitter) {
+		kdur(&io, 0, "jitter", in->jitter);
+		kv(&io, 0, "distribution", "%s", bw_dist_names[in->distribution]);
+	}
+	if (in->limit_data)
+		kv(&io, 0, "limit_data", "%ld", in->limit_data);
+	if (in->stall)
+		kv(&io, 0, "stall", "true");
+	if (in->slow_close)
+		kdur(&io, 0, "slow_close", in->slow_close);
+	if (in->loss)
+		kv(&io, 0, "loss", "true");
+	if (in->duplicate)
+		kv(&io, 0, "duplicate", "true");
+	if (in->reorder)
+		kv(&io, 0, "reorder", "true");
+	if (in->per != BW_PER_CALL)
+		kv(&io, 0, "per", "%s", bw_per_names[in->per]);
 }
+
+static void dump_sections(struct out *o, const struct bw_rule *r, int inject);
 
 static void dump_rule(struct out *o, const struct bw_rule *r)
 {
 	kstr(o, 0, "name", r->name);
 	dump_match(o, &r->match);
+	dump_sections(o, r, 1);
+}
+
+/* Everything after the match; inject too when asked. */
+static void dump_sections(struct out *o, const struct bw_rule *r, int inject)
+{
 	if (r->has_retry)
 		dump_retry(o, &r->retry);
 	else
@@ -319,9 +348,9 @@ static void dump_rule(struct out *o, const struct bw_rule *r)
 	if (r->rate_limit.enabled)
 		dump_rate_limit(o, &r->rate_limit);
 	kdests(o, 0, "fallback", r->fallback, r->n_fallback);
-	if (r->n_inject)
+	if (inject && r->n_inject)
 		head(o, 0, "inject");
-	for (int i = 0; i < r->n_inject; i++)
+	for (int i = 0; inject && i < r->n_inject; i++)
 		dump_inject(o, &r->inject[i]);
 	if (r->match.ops & BW_OPBIT(BW_OP_CONNECT))   /* elsewhere it would not load */
 		kv(o, 0, "nonblocking", "%s", bw_nb_names[r->nonblocking]);
@@ -333,6 +362,18 @@ void bw_rule_dump(const struct bw_rule *rule, FILE *out, int indent)
 {
 	struct out o = { out, indent, NULL };
 	dump_rule(&o, rule);
+}
+
+void bw_rule_dump_item(const struct bw_rule *rule, FILE *out)
+{
+	struct out o = { out, 4, "  - " };
+	dump_rule(&o, rule);
+}
+
+void bw_rule_dump_policy(const struct bw_rule *rule, FILE *out, int indent)
+{
+	struct out o = { out, indent, NULL };
+	dump_sections(&o, rule, 0);
 }
 
 static void dump_log(struct out *o, const struct bw_log *lg)

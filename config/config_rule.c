@@ -22,16 +22,22 @@ static const char *const rule_keys[K_COUNT + 1] = {
 _Static_assert(K_NAME < DEFAULTS_SKIP && K_MATCH < DEFAULTS_SKIP,
 	       "defaults have no name or match");
 
-enum { M_OPS, M_DEST, M_HOST, M_DB, M_PROG, M_COUNT };
+enum { M_OPS, M_DEST, M_HOST, M_DB, M_PROG, M_CMD, M_COUNT };
 static const char *const match_keys[M_COUNT + 1] = {
 	[M_OPS] = "ops", [M_DEST] = "dest", [M_HOST] = "host", [M_DB] = "db", [M_PROG] = "prog",
+	[M_CMD] = "cmd_hash",
 };
 
-enum { I_OPS, I_ERRNO, I_PROB, I_AFTER, I_COUNT, I_DELAY, I_PARTIAL, I_EOF, I_RESET, I_N };
+enum { I_OPS, I_ERRNO, I_PROB, I_AFTER, I_COUNT, I_DELAY, I_PARTIAL, I_EOF, I_RESET,
+       I_LATENCY, I_JITTER, I_DIST, I_LIMIT, I_STALL, I_SLOW_CLOSE, I_LOSS, I_DUP, I_REORDER,
+       I_PER, I_N };
 static const char *const inject_keys[I_N + 1] = {
 	[I_OPS] = "ops", [I_ERRNO] = "errno", [I_PROB] = "probability", [I_AFTER] = "after",
 	[I_COUNT] = "count", [I_DELAY] = "delay", [I_PARTIAL] = "partial", [I_EOF] = "eof",
-	[I_RESET] = "reset",
+	[I_RESET] = "reset", [I_LATENCY] = "latency", [I_JITTER] = "jitter",
+	[I_DIST] = "distribution", [I_LIMIT] = "limit_data", [I_STALL] = "stall",
+	[I_SLOW_CLOSE] = "slow_close", [I_LOSS] = "loss", [I_DUP] = "duplicate",
+	[I_REORDER] = "reorder", [I_PER] = "per",
 };
 
 void cf_ops_text(unsigned ops, char *buf, size_t cap)
@@ -76,8 +82,15 @@ unsigned cf_inject_fits(const struct bw_inject *in)
 		fits &= cf_err_ops(in->err);
 	if (in->partial || in->reset)
 		fits &= bw_ops_with(BW_OPF_STREAM_FAULTS);
-	if (in->eof)
+	if (in->eof || in->slow_close)
 		fits &= bw_ops_with(BW_OPF_EOF);
+	/* faults of a connection's byte stream or of its datagrams: transfers only */
+	if (in->limit_data || in->stall || in->loss || in->duplicate || in->reorder ||
+	    in->per == BW_PER_CONNECTION)
+		fits &= bw_ops_with(BW_OPF_STREAM_FAULTS);
+	/* made by the sender: a copy sent, a datagram held back */
+	if (in->duplicate || in->reorder)
+		fits &= BW_OPBIT(BW_OP_SEND);
 	return fits;
 }
 
@@ -172,6 +185,46 @@ static void parse_strings(struct cf_loader *l, yaml_node_t *v, const char *path,
 	}
 }
 
+/* Command-line hashes as start events write them (bw_cmd_hash): 16 hex digits, kept in
+ * lower case so that matching is a plain comparison. Anything else could never match. */
+static void parse_cmd_hashes(struct cf_loader *l, yaml_node_t *v, const char *path,
+			     struct bw_match *m)
+{
+	char ip[CF_PATH_MAX];
+	struct cf_list ls;
+	if (cf_list(l, v, path, &ls) < 0)
+		return;
+	if (!(m->cmd_hash = calloc((size_t)ls.n + 1, sizeof *m->cmd_hash))) {
+		cf_error(l, cf_mark_of(v), "%s: out of memory", path);
+		return;
+	}
+	for (int i = 0; i < ls.n; i++) {
+		yaml_node_t *it = cf_list_at(l, &ls, i);
+		cf_item_path(ip, path, &ls, i);
+		const char *s = cf_scalar(l, it, ip, "a command-line hash");
+		if (!s)
+			continue;
+		size_t n = strlen(s), j = 0;
+		while (j < n && strchr("0123456789abcdefABCDEF", s[j]))
+			j++;
+		if (n != BW_CMD_HASH_DIGITS || j != n) {
+			cf_error(l, cf_mark_of(it), "%s: expected a command-line hash of %d hex "
+				 "digits, as a start event's cmd_hash, got '%s'", ip,
+				 BW_CMD_HASH_DIGITS, s);
+			continue;
+		}
+		char *h = strdup(s);
+		if (!h) {
+			cf_error(l, cf_mark_of(it), "%s: out of memory", ip);
+			continue;
+		}
+		for (char *p = h; *p; p++)
+			if (*p >= 'A' && *p <= 'F')
+				*p = (char)(*p - 'A' + 'a');
+		m->cmd_hash[m->n_cmd_hash++] = h;
+	}
+}
+
 static void parse_dests(struct cf_loader *l, yaml_node_t *v, const char *path,
 			struct bw_dest **out, int *n, int concrete)
 {
@@ -244,13 +297,15 @@ static void parse_match(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
 		    vn[i]->data.sequence.items.start == vn[i]->data.sequence.items.top) {
 			cf_error(l, cf_mark_of(vn[i]), "%s: expected at least one %s", sub,
 				 i == M_DEST ? "destination" : i == M_HOST ? "host name" :
-				 i == M_DB ? "database" : "program");
+				 i == M_DB ? "database" : i == M_CMD ? "command-line hash" : "program");
 			continue;
 		}
 		if (i == M_OPS)
 			m->ops = parse_ops(l, vn[i], sub);
 		else if (i == M_DEST)
 			parse_dests(l, vn[i], sub, &m->dest, &m->n_dest, 0);
+		else if (i == M_CMD)
+			parse_cmd_hashes(l, vn[i], sub, m);
 		else
 			parse_strings(l, vn[i], sub, i == M_HOST ? &m->host : i == M_DB ? &m->db
 							      : &m->prog,
@@ -292,11 +347,25 @@ static int limiting_fault(const struct bw_inject *in, const char **why)
 {
 	static char text[96];
 	char ops[64];
-	if (in->eof) {
+	if (in->eof || in->slow_close) {
 		bw_ops_phrase(bw_ops_with(BW_OPF_EOF), ops, sizeof ops);
-		snprintf(text, sizeof text, "eof applies only to %s", ops);
+		snprintf(text, sizeof text, "%s applies only to %s", in->eof ? "eof" : "slow_close",
+			 ops);
 		*why = text;
-		return I_EOF;
+		return in->eof ? I_EOF : I_SLOW_CLOSE;
+	}
+	if (in->duplicate || in->reorder) {
+		snprintf(text, sizeof text, "%s applies only to send",
+			 in->duplicate ? "duplicate" : "reorder");
+		*why = text;
+		return in->duplicate ? I_DUP : I_REORDER;
+	}
+	if (in->limit_data || in->stall || in->loss || in->per == BW_PER_CONNECTION) {
+		int k = in->limit_data ? I_LIMIT : in->stall ? I_STALL : in->loss ? I_LOSS : I_PER;
+		bw_ops_phrase(bw_ops_with(BW_OPF_STREAM_FAULTS), ops, sizeof ops);
+		snprintf(text, sizeof text, "%s applies only to %s", inject_keys[k], ops);
+		*why = text;
+		return k;
 	}
 	if (in->partial || in->reset) {
 		bw_ops_phrase(bw_ops_with(BW_OPF_STREAM_FAULTS), ops, sizeof ops);
@@ -312,21 +381,29 @@ static int limiting_fault(const struct bw_inject *in, const char **why)
 static void check_inject(struct cf_loader *l, struct cf_draft *d, struct bw_inject *in,
 			 yaml_node_t *n, yaml_node_t *const *kn, const char *path)
 {
-	int faults = !!in->err + in->partial + in->eof + in->reset;
+	int faults = !!in->err + in->partial + in->eof + in->reset + !!in->limit_data +
+		     in->stall + !!in->slow_close + in->loss + in->duplicate + in->reorder;
 	unsigned fits = cf_inject_fits(in);
 	char ops[64], sub[CF_PATH_MAX];
 	const char *why;
-	if (faults == 0 && !in->delay) {
-		cf_error(l, cf_mark_of(n), "%s: nothing to inject; give errno, delay, partial, eof "
-			 "or reset", path);
+	if ((kn[I_JITTER] || kn[I_DIST]) && !kn[I_LATENCY]) {
+		cf_error(l, cf_mark_of(kn[I_JITTER] ? kn[I_JITTER] : kn[I_DIST]),
+			 "%s: %s goes with latency", path, kn[I_JITTER] ? "jitter" : "distribution");
+		return;
+	}
+	if (faults == 0 && !in->delay && !kn[I_LATENCY]) {
+		cf_error(l, cf_mark_of(n), "%s: nothing to inject; give errno, delay, latency, "
+			 "partial, eof, reset, limit_data, stall, slow_close, loss, duplicate or "
+			 "reorder", path);
 		return;
 	}
 	if (faults > 1) {
-		cf_error(l, cf_mark_of(n), "%s: choose one of errno, partial, eof and reset (delay "
-			 "may go with any)", path);
+		cf_error(l, cf_mark_of(n), "%s: choose one of errno, partial, eof, reset, "
+			 "limit_data, stall, slow_close, loss, duplicate and reorder (delay and "
+			 "latency may go with any)", path);
 		return;
 	}
-	if (faults == 0) {   /* a delay alone fits every op */
+	if (faults == 0 && in->per != BW_PER_CONNECTION) {   /* a delay alone fits every op */
 		if (!in->ops && !d->is_defaults)
 			in->ops = d->r.match.ops;
 		return;
@@ -381,6 +458,35 @@ static void parse_inject_field(struct cf_loader *l, struct cf_draft *d, int i, y
 	case I_DELAY:
 		cf_duration(l, v, sub, &in->delay);
 		break;
+	case I_LATENCY:
+		cf_duration(l, v, sub, &in->latency);
+		break;
+	case I_JITTER:
+		cf_duration(l, v, sub, &in->jitter);
+		break;
+	case I_SLOW_CLOSE:
+		if (cf_duration(l, v, sub, &in->slow_close) == 0 && !in->slow_close)
+			cf_error(l, cf_mark_of(v), "%s: expected a duration above 0", sub);
+		break;
+	case I_DIST:
+		cf_enum(l, v, sub, bw_dist_names, &in->distribution);
+		break;
+	case I_PER:
+		cf_enum(l, v, sub, bw_per_names, &in->per);
+		break;
+	case I_LIMIT:
+		if (cf_int(l, v, sub, 1, 2147483647L, &n) == 0)
+			in->limit_data = n;
+		break;
+	case I_STALL:
+		cf_bool(l, v, sub, &in->stall);
+		break;
+	case I_LOSS:
+	case I_DUP:
+	case I_REORDER:
+		cf_bool(l, v, sub, i == I_LOSS ? &in->loss : i == I_DUP ? &in->duplicate
+						  : &in->reorder);
+		break;
 	default:
 		cf_bool(l, v, sub, i == I_PARTIAL ? &in->partial : i == I_EOF ? &in->eof
 									: &in->reset);
@@ -425,6 +531,11 @@ static void parse_inject(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k
 		cf_index(ip, path, i);
 		parse_inject_one(l, d, cf_node(l, v->data.sequence.items.start[i]), ip,
 				 &d->r.inject[i]);
+		/* a connection keeps which of them chose it in one word */
+		if (i >= BW_INJECT_CONN_MAX && d->r.inject[i].per == BW_PER_CONNECTION)
+			cf_error(l, cf_mark_of(cf_node(l, v->data.sequence.items.start[i])),
+				 "%s: per: connection is for the first %d inject entries of a rule",
+				 ip, BW_INJECT_CONN_MAX);
 	}
 }
 
@@ -534,6 +645,7 @@ void cf_rule_free(struct bw_rule *r)
 	free_strings(r->match.db, r->match.n_db);
 	free_strings(r->match.prog, r->match.n_prog);
 	free_strings(r->idempotent, r->n_idempotent);
+	free_strings(r->match.cmd_hash, r->match.n_cmd_hash);
 	free_dests(r->fallback, r->n_fallback);
 	free(r->inject);
 	memset(r, 0, sizeof *r);

@@ -28,6 +28,13 @@ const char *const bw_breaker_scope_names[] = {
 const char *const bw_onlimit_names[] = {
 	[BW_LIMIT_WAIT] = "wait", [BW_LIMIT_FAIL] = "fail", NULL
 };
+const char *const bw_dist_names[] = {
+	[BW_DIST_UNIFORM] = "uniform", [BW_DIST_NORMAL] = "normal",
+	[BW_DIST_EXPONENTIAL] = "exponential", NULL
+};
+const char *const bw_per_names[] = {
+	[BW_PER_CALL] = "call", [BW_PER_CONNECTION] = "connection", NULL
+};
 const char *const bw_nb_names[] = {
 	[BW_NB_RETRY] = "retry", [BW_NB_OBSERVE] = "observe", NULL
 };

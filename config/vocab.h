@@ -35,6 +35,8 @@ extern const char *const bw_scope_names[BW_N_SCOPES + 1];
 extern const char *const bw_breaker_scope_names[BW_N_BREAKER_SCOPES + 1];
 extern const char *const bw_onlimit_names[BW_N_ONLIMITS + 1];
 extern const char *const bw_nb_names[BW_N_NBS + 1];
+extern const char *const bw_dist_names[];    /* inject latency: its distribution */
+extern const char *const bw_per_names[];     /* inject per: call or connection */
 extern const char *const bw_share_names[BW_N_SHARES + 1];
 extern const char *const bw_preset_names[BW_N_PRESETS + 1];
 

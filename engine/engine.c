@@ -24,7 +24,62 @@ int bw_engine_init_next(struct bw_engine *e, const struct bw_engine *prev,
 	if (init(e, cfg, &prev->env, prev->pid, prev->prog, seed, prev->store, prev->gen + 1) < 0)
 		return -1;
 	e->prev = prev;
+	if (prev->cmd_hash || prev->ppid)
+		bw_engine_set_proc(e, prev->cmd_hash, prev->ppid);
 	return 0;
+}
+
+/* The command-line hash as match.cmd_hash writes it; buf holds BW_CMD_HASH_DIGITS + 1. */
+static void cmd_hex(uint64_t h, char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int i = BW_CMD_HASH_DIGITS - 1; i >= 0; i--, h >>= 4)
+		buf[i] = hex[h & 15];
+	buf[BW_CMD_HASH_DIGITS] = '\0';
+}
+
+/* Which rules apply to this process (match.prog, match.cmd_hash), and the ops they
+ * cover. A rule that names command lines applies to none while the process's own is not
+ * known. */
+static void activate(struct bw_engine *e)
+{
+	const struct bw_config *cfg = e->cfg;
+	char cmd[BW_CMD_HASH_DIGITS + 1];
+	cmd_hex(e->cmd_hash, cmd);
+	e->ops = 0;
+	for (int i = 0; i < cfg->n_rules; i++) {
+		const struct bw_match *m = &cfg->rules[i].match;
+		int hit = m->n_prog == 0;
+		for (int j = 0; j < m->n_prog && !hit; j++)
+			hit = bw_glob(m->prog[j], e->prog);
+		if (hit && m->n_cmd_hash) {
+			hit = 0;
+			for (int j = 0; j < m->n_cmd_hash && !hit && e->cmd_hash; j++)
+				hit = strcmp(m->cmd_hash[j], cmd) == 0;
+		}
+		e->active[i] = (unsigned char)hit;
+		if (hit)
+			e->ops |= m->ops;
+		/* a connect breaker judges a connection by its first byte in (or its failure
+		 * before it): the transfers of a watched socket must reach the library */
+		if (hit && (m->ops & BW_OPBIT(BW_OP_CONNECT)) && cfg->rules[i].breaker.enabled)
+			e->ops |= BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV);
+	}
+}
+
+void bw_engine_set_proc(struct bw_engine *e, uint64_t cmd_hash, long ppid)
+{
+	e->cmd_hash = cmd_hash;
+	e->ppid = ppid;
+	activate(e);
+}
+
+uint64_t bw_cmd_hash(const void *p, size_t n, uint64_t h)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * UINT64_C(1099511628211);
+	return h;
 }
 
 static int init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
@@ -51,21 +106,17 @@ static int init(struct bw_engine *e, const struct bw_config *cfg, const struct b
 		return -1;
 	}
 	e->store = store ? store : &e->own_store;
+	activate(e);
+	/* observe mode measures what it sees (tally.h): every call goes the general way,
+	 * where it is counted and timed; enforcing, nothing is paid for it */
+	if (e->mode == BW_MODE_OBSERVE && !(e->tally = bw_tally_new())) {
+		bw_engine_fini(e);
+		return -1;
+	}
 	for (int i = 0; i < cfg->n_rules; i++) {
-		const struct bw_match *m = &cfg->rules[i].match;
-		int hit = m->n_prog == 0;
-		for (int j = 0; j < m->n_prog && !hit; j++)
-			hit = bw_glob(m->prog[j], e->prog);
-		e->active[i] = (unsigned char)hit;
-		if (hit)
-			e->ops |= m->ops;
-		/* a connect breaker judges a connection by its first byte in (or its failure
-		 * before it): the transfers of a watched socket must reach the library */
-		if (hit && (m->ops & BW_OPBIT(BW_OP_CONNECT)) && cfg->rules[i].breaker.enabled)
-			e->ops |= BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV);
 		const struct bw_rule *r = &cfg->rules[i];
 		if (r->n_inject) {
-			e->rt[i].inj_seen = calloc((size_t)r->n_inject, sizeof(long));
+			e->rt[i].inj_seen = calloc(2 * (size_t)r->n_inject, sizeof(long));
 			e->rt[i].inj_done = calloc((size_t)r->n_inject, sizeof(long));
 			if (!e->rt[i].inj_seen || !e->rt[i].inj_done) {
 				bw_engine_fini(e);
@@ -73,7 +124,7 @@ static int init(struct bw_engine *e, const struct bw_config *cfg, const struct b
 			}
 		}
 		for (int op = 0; op < BW_OP_COUNT; op++)
-			if (bw_engine_direct(r, op))
+			if (bw_engine_direct(r, op) && !e->tally)
 				e->rt[i].direct_ops |= BW_OPBIT(op);
 		if (!(r->rate_limit.enabled && r->rate_limit.bytes))
 			e->rt[i].plain_ops = e->rt[i].direct_ops;
@@ -101,6 +152,8 @@ void bw_engine_fini(struct bw_engine *e)
 		free(e->rt[i].inj_seen);
 		free(e->rt[i].inj_done);
 	}
+	bw_tally_free(e->tally);
+	e->tally = NULL;
 	free(e->active);
 	free(e->rt);
 	e->active = NULL;
@@ -321,6 +374,7 @@ void bw_engine_failed(struct bw_engine *e, const struct bw_call *c, int err, int
 	fev.err = err;
 	fev.attempt = attempt;
 	fev.injected = injected;
+	fev.n = bw_attempt_n ? bw_attempt_n : -1;
 	bw_engine_emit(e, c, &fev);
 }
 
@@ -358,12 +412,16 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 			return err;
 		}
 		bw_attempt_injected = 0;
+		bw_attempt_n = 0;
+		bw_tally_cur.slot = -1;
 		err = c->attempt(c->arg, n, deadline);
 		if (bw_engine_unfinished(err, bw_attempt_injected)) {
 			if (!bw_engine_later(err) && admits)
 				bw_engine_release(e, c);
 			return err;
 		}
+		if (e->tally)
+			bw_tally_end(e, c, err);
 		if (!c->unguarded)
 			bw_engine_settle(e, c, err);
 		if (err == 0) {
@@ -440,6 +498,9 @@ int bw_engine_wait(struct bw_engine *e, const struct bw_call *c, int64_t us, int
 
 int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c)
 {
+	/* a call begins: nothing of an earlier one's attempt may be taken for its own */
+	bw_attempt_n = 0;
+	bw_tally_cur.slot = -1;
 	bw_engine_count(e, c->rule, BW_ST_CALLS);
 	if (!bw_engine_admits(c->rule, c->op))
 		return 0;
@@ -453,6 +514,8 @@ int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c)
 void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err)
 {
 	const struct bw_rule *r = c->rule;
+	if (e->tally)
+		bw_tally_end(e, c, err);
 	bw_engine_settle(e, c, err);
 	if (err == 0)
 		return;
@@ -483,6 +546,18 @@ void bw_engine_start_event(struct bw_engine *e, const char *version)
 	bw_json_str(extra, sizeof extra, &n, e->mode == BW_MODE_OBSERVE ? "observe" : "enforce");
 	bw_json_raw(extra, sizeof extra, &n, ",\"seed\":");
 	bw_json_uint(extra, sizeof extra, &n, e->seed);
+	/* which program this is, where several run the same binary, without its arguments
+	 * (they may hold secrets): `bulwark report --replay` keys its rules by it */
+	if (e->cmd_hash) {
+		char cmd[BW_CMD_HASH_DIGITS + 1];
+		cmd_hex(e->cmd_hash, cmd);
+		bw_json_raw(extra, sizeof extra, &n, ",\"cmd_hash\":");
+		bw_json_str(extra, sizeof extra, &n, cmd);
+	}
+	if (e->ppid > 0) {
+		bw_json_raw(extra, sizeof extra, &n, ",\"ppid\":");
+		bw_json_int(extra, sizeof extra, &n, e->ppid);
+	}
 	/* whether an exit event is to come: a report tells a process killed from one that
 	 * was never to sum up */
 	bw_json_raw(extra, sizeof extra, &n, e->cfg->log.summary ? ",\"summary\":true"
@@ -500,6 +575,7 @@ static const char *const stat_names[BW_ST_COUNT] = {
 
 void bw_engine_exit_event(struct bw_engine *e)
 {
+	bw_tally_report(e);
 	char extra[BW_EVENT_MAX - 256];
 	size_t n = 0;
 	extra[0] = '\0';

@@ -14,6 +14,7 @@
 #include "keyed.h"
 #include "store.h"
 #include "rng.h"
+#include "tally.h"
 
 struct bw_env {
 	int64_t (*mono_us)(void);        /* monotonic clock */
@@ -46,7 +47,10 @@ struct bw_rule_rt {
 	struct { long n; char pad[64 - sizeof(long)]; } calls[BW_CALL_STRIPES];
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
 	int slot;                                /* its cells in the store */
-	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected */
+	/* per inject entry: calls seen, injected (per: connection: connections); then, in
+	 * inj_seen[n_inject + i], the calls on the connections an entry chose, which draw
+	 * their latency. (One array: the size of this struct is the hot path's stride.) */
+	long *inj_seen, *inj_done;
 	unsigned direct_ops;                     /* ops that may skip the retry driver */
 	unsigned plain_ops;                      /* ... and have no byte bucket either */
 	unsigned paced_ops;                      /* ... and have a byte bucket */
@@ -58,10 +62,17 @@ struct bw_rule_rt {
 /* A fault to inject into one attempt (bulwark.yaml(5), INJECT). */
 struct bw_fault {
 	int err;                 /* bw_err code, 0 none */
-	bw_usec delay;
+	bw_usec delay;           /* delays and latencies drawn, added up */
 	int partial, eof, reset;
+	/* what the connection's direction keeps from now on (the hook remembers it) */
+	long limit_data;         /* the least of the entries' byte limits; 0 none */
+	int stall;
+	bw_usec slow_close;
+	int loss, duplicate, reorder;        /* this datagram */
 	uint64_t draw;           /* a reproducible number for sizing a partial transfer */
 };
+
+enum { BW_LATCHED_LIMIT = 1, BW_LATCHED_STALL = 2, BW_LATCHED_SLOW_CLOSE = 4 };
 
 struct bw_engine {
 	const struct bw_config *cfg;
@@ -80,6 +91,10 @@ struct bw_engine {
 	enum bw_level level;
 	enum bw_mode mode;
 	const struct bw_engine *prev;    /* the generation this one replaced, or NULL */
+	uint64_t cmd_hash;               /* the process's command line (BW_CMD_HASH_DIGITS),
+					  * 0 unknown */
+	long ppid;                       /* its parent, 0 unknown: for the start event */
+	struct bw_tally *tally;          /* observe mode: what calls measured (tally.h) */
 };
 
 /* An attempt that failed in a way retrying cannot mend sets `now`: the engine then ends
@@ -180,6 +195,13 @@ static inline int bw_engine_unfinished(int err, int injected)
 
 int bw_engine_init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
 		   long pid, const char *prog, uint64_t seed);
+/* The process's command-line hash and parent, which the start event carries and rules
+ * with match.cmd_hash select on; sets which rules apply anew. */
+void bw_engine_set_proc(struct bw_engine *e, uint64_t cmd_hash, long ppid);
+/* FNV-1a over n bytes from h (BW_CMD_HASH_INIT to begin): the command-line hash, in
+ * pieces. */
+#define BW_CMD_HASH_INIT UINT64_C(14695981039346656037)
+uint64_t bw_cmd_hash(const void *p, size_t n, uint64_t h);
 /* A later generation of a loaded policy: cfg replaces prev's, and finds its rules'
  * breakers and buckets in prev's store by name. prev stays as it is (calls under way
  * finish under it). */
@@ -249,9 +271,38 @@ void bw_engine_unbytes(struct bw_engine *e, const struct bw_call *c, size_t n);
  * 1 when something is to be injected; in observe mode it only logs and returns 0. The
  * hook then fails the attempt with f->err, or carries out f->reset, eof or partial. */
 int bw_engine_inject(struct bw_engine *e, const struct bw_call *c, struct bw_fault *f);
+/* The per: connection entries of r (bit i: entry i). */
+static inline uint64_t bw_rule_conn_entries(const struct bw_rule *r)
+{
+	uint64_t m = 0;
+	for (int i = 0; i < r->n_inject && i < BW_INJECT_CONN_MAX; i++)
+		if (r->inject[i].per == BW_PER_CONNECTION)
+			m |= UINT64_C(1) << i;
+	return m;
+}
+/* A new connection under rule r: which of its per: connection entries choose it (bit i:
+ * entry i), decided as a call's are, with the connections counted where calls are (the
+ * k-th connection of the rule for `after`, `count` and the draw). Counts even in observe
+ * mode, where nothing is then injected. */
+uint64_t bw_engine_conn_select(struct bw_engine *e, const struct bw_rule *r);
+/* A latency of in for a hit whose draw was d: latency, give or take jitter as its
+ * distribution says, never below 0. */
+bw_usec bw_inject_latency(const struct bw_inject *in, uint64_t d);
 /* Set by bw_engine_inject for the attempt this thread is making: its failure is marked
  * "injected" in the fail event. */
 extern __thread int bw_attempt_injected;
+/* Set by bw_engine_inject too: the attempt's number, which the fail event carries as n;
+ * 0 when not counted. Reset with bw_attempt_injected wherever an attempt begins. In
+ * observe mode it counts this process's attempts of the op to the destination under the
+ * rule (tally.h); under a rule with inject entries, the count its entries see. */
+extern __thread long bw_attempt_n;
+/* Set by a transfer's hook just before bw_engine_inject, which reads and clears them (a
+ * thread-local rather than a field of bw_call: every other call would pay for zeroing
+ * it): the per: connection entries that chose the transfer's connection (bit i: entry i;
+ * bw_engine_conn_select), and what its direction already keeps from an earlier hit
+ * (BW_LATCHED_*), where an entry that would only set it again neither logs nor counts. */
+extern __thread uint64_t bw_inject_conn_sel;
+extern __thread unsigned bw_inject_latched;
 
 /* Locks that threads absent in a forked child may have held. */
 void bw_engine_after_fork(struct bw_engine *e);

@@ -18,6 +18,7 @@ static const char *const ev_names[BW_EV_COUNT] = {
 	[BW_EV_INJECTED] = "injected",   [BW_EV_EXIT] = "exit",
 	[BW_EV_WARNING] = "warning",     [BW_EV_RELOAD] = "reload",
 	[BW_EV_RESTORED] = "restored",
+	[BW_EV_CALLS] = "calls",         [BW_EV_OUTAGE] = "outage",
 };
 
 /* The level table of bulwark.yaml(5) EVENTS; `warning` is ours, not in the table, and is a warn. */
@@ -31,6 +32,7 @@ static const enum bw_level ev_levels[BW_EV_COUNT] = {
 	[BW_EV_INJECTED] = BW_LVL_INFO,  [BW_EV_EXIT] = BW_LVL_INFO,
 	[BW_EV_WARNING] = BW_LVL_WARN,   [BW_EV_RELOAD] = BW_LVL_WARN,
 	[BW_EV_RESTORED] = BW_LVL_INFO,
+	[BW_EV_CALLS] = BW_LVL_INFO,     [BW_EV_OUTAGE] = BW_LVL_INFO,
 };
 
 const char *bw_event_name(enum bw_event_kind kind)
@@ -52,7 +54,7 @@ void bw_event_init(struct bw_event *ev, enum bw_event_kind kind, enum bw_level l
 	/* The compound literal zeroes the pointers and flags; only the -1s need naming. */
 	*ev = (struct bw_event){
 		.kind = kind, .lvl = lvl, .op = -1, .fd = -1,
-		.attempt = -1, .attempts = -1, .delay_ms = -1.0, .elapsed_ms = -1.0,
+		.attempt = -1, .attempts = -1, .n = -1, .delay_ms = -1.0, .elapsed_ms = -1.0,
 	};
 }
 
@@ -418,6 +420,8 @@ static void put_fields(struct jw *w, const struct bw_event *ev)
 	mem_err(w, ev->err);
 	mem_count(w, "attempt", ev->attempt);
 	mem_count(w, "attempts", ev->attempts);
+	if (ev->n >= 0)
+		mem_int(w, "n", ev->n);
 	mem_ms(w, "delay_ms", ev->delay_ms);
 	mem_ms(w, "elapsed_ms", ev->elapsed_ms);
 	mem_str(w, "from", ev->from);
@@ -516,5 +520,14 @@ void bw_json_ms(char *buf, size_t cap, size_t *len, double ms)
 	if (!helper_open(&w, buf, cap, len))
 		return;
 	put_ms(&w, ms);
+	helper_close(&w, len);
+}
+
+void bw_json_ts(char *buf, size_t cap, size_t *len, int64_t wall_us)
+{
+	struct jw w;
+	if (!helper_open(&w, buf, cap, len))
+		return;
+	put_ts(&w, wall_us);
 	helper_close(&w, len);
 }

@@ -16,7 +16,7 @@ enum bw_event_kind {
 	BW_EV_START, BW_EV_CONFIG_ERROR, BW_EV_FAIL, BW_EV_RETRY, BW_EV_RECOVERED,
 	BW_EV_GAVE_UP, BW_EV_TIMEOUT, BW_EV_BREAKER, BW_EV_REJECTED, BW_EV_THROTTLED,
 	BW_EV_LIMITED, BW_EV_FAILOVER, BW_EV_INJECTED, BW_EV_EXIT, BW_EV_WARNING,
-	BW_EV_RELOAD, BW_EV_RESTORED, BW_EV_COUNT
+	BW_EV_RELOAD, BW_EV_RESTORED, BW_EV_CALLS, BW_EV_OUTAGE, BW_EV_COUNT
 };
 
 /* Every field is optional: NULL strings, negative numbers and zero flags are left out. */
@@ -32,6 +32,7 @@ struct bw_event {
 	int fd;                  /* -1 none */
 	int err;                 /* bw_err code, 0 none */
 	int attempt, attempts;   /* -1 none */
+	long n;                  /* the attempt's number (bw_attempt_n), -1 none */
 	double delay_ms, elapsed_ms;   /* < 0 none */
 	const char *from, *to, *reason;
 	int observe, injected;
@@ -64,5 +65,7 @@ void bw_json_raw(char *buf, size_t cap, size_t *len, const char *s);
 void bw_json_int(char *buf, size_t cap, size_t *len, int64_t v);
 void bw_json_uint(char *buf, size_t cap, size_t *len, uint64_t v);
 void bw_json_ms(char *buf, size_t cap, size_t *len, double ms);
+/* A quoted RFC 3339 UTC time, as the ts member. */
+void bw_json_ts(char *buf, size_t cap, size_t *len, int64_t wall_us);
 
 #endif

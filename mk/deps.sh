@@ -41,6 +41,8 @@ have_cpython_tests() {
 	[ "$(command -v python3)" != /usr/bin/python3 ] ||
 		python3 -c 'import test.test_socket' >/dev/null 2>&1
 }
+# bulwark report --format html is loaded in a headless browser (Debian names it chromium)
+have_chromium() { have chromium || have chromium-browser; }
 have_fuzzer() {
 	echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n > 9; }' \
 		>"$tmp/fuzz.c"
@@ -76,6 +78,7 @@ needs() {
 	test|have psql|psql|postgresql-client
 	test|have valgrind|valgrind (make bench-instr)|valgrind
 	test|have_cpython_tests|CPython's own test suite (tests/cpython)|libpython3.11-testsuite
+	test|have_chromium|headless Chromium (to load bulwark report --format html)|chromium
 	test|have zsh|zsh (to test the zsh completion)|zsh
 	test|have systemd-analyze|systemd-analyze (to check the systemd example)|systemd
 	fuzz|have clang|clang|clang

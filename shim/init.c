@@ -1,6 +1,7 @@
 /* Process lifecycle: load the policy once (from the constructor, or from the first hook
  * that runs before it), follow fork, report at exit. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,34 @@ static uint64_t random_seed(void)
 	return s ? s : 1;
 }
 
+/* The command-line hash of start events and match.cmd_hash (config.h): over the bytes of
+ * /proc/self/cmdline as the kernel gives them, read before main can rewrite its argv. 0
+ * when it cannot be read. */
+static uint64_t cmdline_hash(void)
+{
+	int saved = errno;
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	uint64_t h = BW_CMD_HASH_INIT;
+	size_t total = 0;
+	if (fd < 0) {
+		errno = saved;
+		return 0;
+	}
+	char buf[4096];
+	for (;;) {
+		ssize_t n = syscall(SYS_read, fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		h = bw_cmd_hash(buf, (size_t)n, h);
+		total += (size_t)n;
+	}
+	BW_REAL(close)(fd);
+	errno = saved;
+	return total && h ? h : 0;
+}
+
 static void after_fork_child(void)
 {
 	struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
@@ -146,6 +175,7 @@ static void after_fork_child(void)
 			for (int k = 0; k < BW_CALL_STRIPES; k++)
 				g->rt[i].calls[k].n = 0;
 		}
+		bw_tally_after_fork(g->tally);
 	}
 	bw_reload_after_fork();
 	bw_engine_after_fork(e);
@@ -236,6 +266,7 @@ static void load(void)
 	struct bw_engine *e = &bw_shim.first;
 	if (bw_engine_init(e, cfg, &shim_env, getpid(), program_invocation_short_name, seed) < 0)
 		return;
+	bw_engine_set_proc(e, cmdline_hash(), (long)getppid());
 	bw_shim.pid = e->pid;
 	bw_group_join(e, cfg);
 	if (e->ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))

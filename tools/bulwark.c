@@ -16,7 +16,9 @@ void bw_usage(FILE *out)
 	fputs("usage: bulwark run [OPTIONS] [--] COMMAND [ARG...]\n"
 	      "       bulwark check [-q] [FILE | -c FILE | --default]\n"
 	      "       bulwark explain [-c FILE] [--prog NAME] [--db NAME] [--resolve] OP TARGET\n"
-	      "       bulwark report [--wide] [--format table|json|prometheus] [FILE...]\n"
+	      "       bulwark report [--wide] [--format table|json|prometheus|html] [FILE...]\n"
+	      "       bulwark report --replay [-c FILE] [--pid PID] [FILE...]\n"
+	      "       bulwark suggest [FILE...]\n"
 	      "       bulwark status [--group ID] [--dir DIR] [--wide]\n"
 	      "                      [--format table|json|prometheus | --prune]\n"
 	      "       bulwark reload --group ID [--dir DIR]\n"
@@ -47,8 +49,19 @@ void bw_usage(FILE *out)
 	      "\n"
 	      "report: summarize event logs (JSON Lines; standard input when no FILE, or\n"
 	      "  for -) per rule and destination, flakiest first\n"
-	      "  -f, --format FMT    table (default, 80 columns) | json | prometheus\n"
+	      "  -f, --format FMT    table (default, 80 columns) | json | prometheus | html\n"
+	      "                      (one page, a timeline per process and destination)\n"
 	      "  -w, --wide          table: names and counts whole, lines as long as needed\n"
+	      "      --replay        write an inject policy that makes the failures of one run\n"
+	      "                      happen again at the same calls (fail events' n)\n"
+	      "  -c, --config FILE   --replay: each replay rule takes the policy FILE gives\n"
+	      "                      its calls, and FILE's rules follow (try a cure)\n"
+	      "      --pid PID       --replay: the run with this process (default: the last\n"
+	      "                      run with a failure)\n"
+	      "\n"
+	      "suggest: propose a policy (timeouts, retry, breaker, rate limit per destination)\n"
+	      "  from what an observe-mode run measured, each value with the figure it came\n"
+	      "  from; standard input when no FILE\n"
 	      "\n"
 	      "status: breakers and rate limits shared by live process groups (state:\n"
 	      "  {share: group}); exit 0 healthy, 1 degraded, 2 unhealthy, 3 unknown\n"
@@ -111,6 +124,7 @@ static const struct {
 	{ "report", bw_cmd_report },
 	{ "status", bw_cmd_status },
 	{ "reload", bw_cmd_reload },
+	{ "suggest", bw_cmd_suggest },
 };
 
 int main(int argc, char **argv)

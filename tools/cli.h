@@ -12,6 +12,7 @@ int bw_cmd_run(int argc, char **argv);
 int bw_cmd_check(int argc, char **argv);
 int bw_cmd_explain(int argc, char **argv);
 int bw_cmd_reload(int argc, char **argv);
+int bw_cmd_suggest(int argc, char **argv);
 
 void bw_usage(FILE *out);
 

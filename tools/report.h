@@ -79,8 +79,12 @@ struct bw_rp_event {
 #define BW_RP_MAX_NOTES 4
 #define BW_RP_NOTE_MAX 400
 
+struct bw_fx;
+
 struct bw_report {
 	int wide;                     /* set by the caller: table cells whole (--wide) */
+	struct bw_fx *fx;             /* set by the caller: every event also goes into this
+				       * model (fx.h), for replay, html and suggest */
 	struct bw_rp_group **groups;
 	size_t n_groups, cap_groups;
 	size_t *slots;                /* open addressing over groups: index + 1, 0 empty */

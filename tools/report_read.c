@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fx.h"
 #include "report.h"
 
 /* A string member, NULL when absent, of another type, or empty: an empty dest says no
@@ -104,6 +105,8 @@ int bw_report_read(struct bw_report *r, FILE *in, const char *name)
 	ssize_t n;
 
 	r->files++;
+	if (r->fx)
+		bw_fx_file(r->fx, name);
 	for (;;) {
 		errno = 0;       /* getline leaves it alone at end of file */
 		if ((n = getline(&line, &cap, in)) == -1)
@@ -127,6 +130,8 @@ int bw_report_read(struct bw_report *r, FILE *in, const char *name)
 			continue;
 		}
 		add_event(r, j);
+		if (r->fx)
+			bw_fx_add_json(r->fx, j, lineno);
 		json_decref(j);
 	}
 	int err = ferror(in) ? (errno ? errno : EIO) : 0;

@@ -458,6 +458,9 @@ static void pending_done(PGconn *conn, int polled)
 	struct bw_call c;
 	init_call(&c, p.rule, p.call, &p.w);
 	int err = polled == BW_PQ_POLLING_OK ? 0 : conn_failure(conn, p.w.unix_dest);
+	/* its attempt was numbered by another call of this thread's, long since over */
+	bw_attempt_n = 0;
+	bw_tally_cur.slot = -1;
 	bw_engine_outcome(p.e, &c, err);
 }
 

@@ -370,8 +370,10 @@ static int busy(int fd, int family)
 /* The program's business: the real call answers. When it collects the outcome of a
  * connect we left in progress, that outcome is recorded now. */
 static int pass_through(struct bw_engine *e, struct bw_call *c, int fd, const struct sockaddr *sa,
-			socklen_t len, int collecting)
+			socklen_t len, const struct bw_pending *collecting)
 {
+	if (collecting)
+		bw_pending_resume(collecting);
 	int rc = BW_REAL(connect)(fd, sa, len);
 	int err = errno;
 	if (collecting && rc < 0 && (err == EALREADY || err == EINPROGRESS || err == EINTR)) {
@@ -496,7 +498,7 @@ BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 	struct bw_pending p;
 	int collecting = bw_pending_any() && bw_pending_take(fd, &p);
 	if (collecting || busy(fd, sa->sa_family))
-		return pass_through(e, &c, fd, sa, len, collecting);
+		return pass_through(e, &c, fd, sa, len, collecting ? &p : NULL);
 
 	int flags = BW_REAL(fcntl)(fd, F_GETFL);
 	int nonblocking = flags >= 0 && (flags & O_NONBLOCK);

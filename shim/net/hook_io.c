@@ -34,7 +34,7 @@ struct io {
  * cost every covered call. */
 #define SET(a, op_, call_, fd_, w_, len_, fn_) \
 	((a).x.op = (op_), (a).x.call = (call_), (a).x.fd = (fd_), (a).x.word = (w_), \
-	 (a).x.len = (len_), (a).x.fn = (fn_), (a).x.measure = NULL)
+	 (a).x.len = (len_), (a).x.fn = (fn_), (a).x.measure = NULL, (a).x.data = NULL)
 
 /* The bytes of a scatter list, read through the kernel (the pointers are the program's,
  * and may be bad); BW_LEN_ASK when they cannot be read. */
@@ -230,6 +230,7 @@ SLOW send_slow(int fd, const void *buf, size_t n, int flags, uint64_t w)
 	struct io a;
 	SET(a, BW_OP_SEND, "send", fd, w, n, do_send);
 	a.cbuf = buf, a.flags = flags;
+	a.x.data = buf, a.x.to = NULL, a.x.tolen = 0;
 	return run(BW_OP_SEND, &a, 1, flags);
 }
 
@@ -247,6 +248,7 @@ SLOW sendto_slow(int fd, const void *buf, size_t n, int flags, const struct sock
 	struct io a;
 	SET(a, BW_OP_SEND, "sendto", fd, w, n, do_sendto);
 	a.cbuf = buf, a.flags = flags, a.to = to, a.tolen = tolen;
+	a.x.data = buf, a.x.to = to, a.x.tolen = tolen;
 	return run(BW_OP_SEND, &a, to == NULL, flags);
 }
 
@@ -297,6 +299,7 @@ SLOW write_slow(int fd, const void *buf, size_t n, uint64_t w)
 	struct io a;
 	SET(a, BW_OP_SEND, "write", fd, w, n, do_write);
 	a.cbuf = buf;
+	a.x.data = buf, a.x.to = NULL, a.x.tolen = 0;
 	return run(BW_OP_SEND, &a, 1, 0);
 }
 

@@ -60,6 +60,7 @@ static void record_connect_outcome(int fd, int soerr)
 	if (!e || !bw_pending_take(fd, &p))
 		return;
 	int saved = errno;
+	bw_pending_resume(&p);
 	if (soerr == 0 && p.addr.ss_family != AF_UNIX && still_connecting(fd)) {
 		bw_pending_add(fd, p.rule, (struct sockaddr *)&p.addr, p.len);
 		errno = saved;

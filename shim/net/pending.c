@@ -28,6 +28,8 @@ void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *s
 		slots[i].p.rule = rule;
 		memcpy(&slots[i].p.addr, sa, len);
 		slots[i].p.len = len;
+		slots[i].p.n = bw_attempt_n;
+		slots[i].p.mark = bw_tally_cur;
 		__atomic_add_fetch(&count, 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&slots[i].fd, fd, __ATOMIC_RELEASE);
 		return;

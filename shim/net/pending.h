@@ -5,16 +5,26 @@
 
 #include <sys/socket.h>
 #include "config.h"
+#include "engine.h"
 
 struct bw_pending {
 	const struct bw_rule *rule;
 	struct sockaddr_storage addr;
 	socklen_t len;
+	long n;                          /* the attempt's number and measure (engine.h */
+	struct bw_tally_mark mark;       /* bw_attempt_n, tally.h): its outcome comes later */
 };
 
+/* Also keeps this thread's bw_attempt_n and bw_tally_cur, which bw_pending_resume gives
+ * back to the thread that learns the outcome. */
 void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len);
 /* 1 and the entry (removed) when fd has one. */
 int bw_pending_take(int fd, struct bw_pending *out);
+static inline void bw_pending_resume(const struct bw_pending *p)
+{
+	bw_attempt_n = p->n;
+	bw_tally_cur = p->mark;
+}
 int bw_pending_any(void);
 
 #endif

@@ -4,12 +4,16 @@
  * system call: the kernel's EAGAIN on a blocking socket is then our timeout, reported as
  * ETIMEDOUT. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/mman.h>
 #include "clock.h"
+#include "connfault.h"
 #include "match.h"
+#include "peek.h"
 #include "real.h"
 #include "sigrestart.h"
 #include "sockio.h"
@@ -58,6 +62,8 @@ void bw_sock_learn(struct bw_engine *e, int fd, struct bw_fdinfo *fi, const stru
 	int saved = errno;
 	struct sockaddr_storage ss;
 	int connected = how == BW_PEER_CONNECTED;
+	/* a new connection on this number, or a new policy: faults left on the old go */
+	bw_connfault_forget(fd);
 	if (!sa) {
 		len = sizeof ss;
 		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
@@ -216,6 +222,312 @@ static int on_signal(void *arg, int where, int *result)
 	return 1;
 }
 
+static int failed(struct run_ctx *r, size_t want, size_t taken, int err);
+
+/* An end of file, now: a receive with no room. The kernel writes what it writes at a real
+ * one (addresses, flags), and takes no byte. */
+static int eof_now(struct run_ctx *r, int *err)
+{
+	struct bw_xfer *x = r->x;
+	x->empty = 1;
+	ssize_t got = x->fn(x, 0);
+	x->empty = 0;
+	if (got < 0) {
+		*err = errno;
+		return 1;
+	}
+	x->result = got;
+	*err = 0;
+	return 1;
+}
+
+static int dir_of(const struct bw_xfer *x)
+{
+	return x->op == BW_OP_SEND ? BW_CF_SEND : BW_CF_RECV;
+}
+
+/* Which per: connection entries of the call's rule chose this connection: decided by its
+ * first transfer under that rule, kept while it lasts. */
+static uint64_t conn_select(struct run_ctx *r)
+{
+	int rno = (int)(r->c->rule - r->e->cfg->rules) + 1;
+	struct bw_connfault *cf = bw_connfault_get(r->x->fd, 1);
+	if (!cf)
+		return 0;
+	uint64_t sel = 0;
+	int slot = -1;
+	for (int k = 0; k < 2 && slot < 0; k++)
+		if (cf->sel_rule[k] == rno)
+			slot = k;
+	if (slot >= 0) {
+		sel = cf->sel[slot];
+	} else {
+		slot = !cf->sel_rule[0] ? 0 : !cf->sel_rule[1] ? 1 : dir_of(r->x);
+		sel = bw_engine_conn_select(r->e, r->c->rule);
+		cf->sel_rule[slot] = rno;
+		cf->sel[slot] = sel;
+	}
+	bw_connfault_put(cf);
+	return sel;
+}
+
+/* What a hit leaves on the connection's direction: a byte limit (streams: a datagram is
+ * never cut), a stall, a slow close. */
+static void latch(struct run_ctx *r, const struct bw_fault *f)
+{
+	int d = dir_of(r->x);
+	int stream = fdinfo(r)->type == SOCK_STREAM;
+	struct bw_connfault *cf = bw_connfault_get(r->x->fd, 1);
+	if (!cf)
+		return;
+	if (f->limit_data && stream && (!cf->limit[d] || f->limit_data < cf->limit[d]))
+		cf->limit[d] = f->limit_data;
+	if (f->stall)
+		cf->stalled[d] = 1;
+	if (f->slow_close && stream && f->slow_close > cf->slow_close_us)
+		cf->slow_close_us = f->slow_close;
+	bw_connfault_put(cf);
+}
+
+/* The byte limit is reached: the connection is closed, as a proxy that gives up on it
+ * closes it. The peer sees it end; here receives read end of file from now on (what the
+ * kernel still holds is not delivered) and sends fail as on any shut connection. */
+static void close_conn(struct run_ctx *r)
+{
+	struct bw_connfault *cf = bw_connfault_get(r->x->fd, 1);
+	if (cf) {
+		cf->closed = 1;
+		bw_connfault_put(cf);
+	}
+	int saved = errno;
+	shutdown(r->x->fd, SHUT_RDWR);
+	errno = saved;
+}
+
+/* A stalled direction: no byte moves, the connection stays open, and the call ends as the
+ * real one would with nothing to move. A non-blocking call says EAGAIN at once; a blocking
+ * one waits for the socket's timeout (SO_RCVTIMEO/SO_SNDTIMEO: then EAGAIN, which ours
+ * turns into ETIMEDOUT), forever without one. A signal handler ends the wait with EINTR
+ * where it would end the real call: always under the program's own timeout (the kernel
+ * never restarts a socket call that has one), otherwise unless it restarts (SA_RESTART,
+ * which our timeout honours as the kernel would without it). Returns EAGAIN or EINTR. */
+static int stall_wait(struct run_ctx *r)
+{
+	struct bw_xfer *x = r->x;
+	if (x->dontwait || !blocking(x->fd))
+		return EAGAIN;
+	struct timeval tv = { 0, 0 };
+	socklen_t len = sizeof tv;
+	int saved = errno;
+	if (BW_REAL(getsockopt)(x->fd, SOL_SOCKET, x->op == BW_OP_RECV ? SO_RCVTIMEO
+								    : SO_SNDTIMEO, &tv, &len) < 0)
+		tv.tv_sec = tv.tv_usec = 0;
+	int64_t limit = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+	int apps = limit > 0 && !ours_timed(r);
+	int64_t until = bw_mono_us() + limit;
+	for (;;) {
+		int64_t left = limit > 0 ? until - bw_mono_us() : INT64_C(3600000000);
+		if (left <= 0)
+			break;
+		if (apps || !r->e->env.nap_us) {
+			/* poll is never restarted: a handler ends it, as it ends the real call */
+			struct timespec ts = { (time_t)(left / 1000000), (long)(left % 1000000) * 1000 };
+			if (ppoll(NULL, 0, &ts, NULL) < 0 && errno == EINTR) {
+				if (!apps && bw_sig_restarts())
+					continue;
+				errno = saved;
+				return EINTR;
+			}
+		} else if (r->e->env.nap_us(left) > 0) {
+			errno = saved;
+			return EINTR;        /* a handler that does not restart ran */
+		}
+	}
+	errno = saved;
+	return EAGAIN;
+}
+
+/* Faults left on the connection, before its transfer: -1 to go on (with *len perhaps cut
+ * to what the byte limit leaves), else the attempt's result as attempt returns it. */
+static int conn_before(struct run_ctx *r, size_t *len)
+{
+	struct bw_xfer *x = r->x;
+	struct bw_connfault *cf = bw_connfault_get(x->fd, 0);
+	if (!cf)
+		return -1;
+	int d = dir_of(x), err;
+	int closed = cf->closed, stalled = cf->stalled[d];
+	long limit = cf->limit[d];
+	long long moved = cf->moved[d];
+	bw_connfault_put(cf);
+	if (closed || (limit && moved >= limit)) {
+		if (!closed)
+			close_conn(r);
+		if (x->op == BW_OP_RECV && eof_now(r, &err))
+			return err;
+		return -1;             /* a send: the kernel answers as on any shut socket */
+	}
+	if (stalled) {
+		err = stall_wait(r);
+		return err == EAGAIN ? failed(r, *len, 0, EAGAIN) : err;
+	}
+	if (limit && *len != BW_LEN_ASK && (long long)*len > limit - moved)
+		*len = (size_t)(limit - moved);
+	return -1;
+}
+
+/* What the connection's direction already keeps (engine.h, BW_LATCHED_*). */
+static unsigned latched_of(struct run_ctx *r)
+{
+	struct bw_connfault *cf = bw_connfault_get(r->x->fd, 0);
+	if (!cf)
+		return 0;
+	int d = dir_of(r->x);
+	unsigned l = (cf->limit[d] ? BW_LATCHED_LIMIT : 0) |
+		     (cf->stalled[d] ? BW_LATCHED_STALL : 0) |
+		     (cf->slow_close_us ? BW_LATCHED_SLOW_CLOSE : 0);
+	bw_connfault_put(cf);
+	return l;
+}
+
+/* Whether the rule counts the bytes of its connections: a byte limit counts from a
+ * connection's first byte, whichever call hits. */
+static int counts_bytes(const struct bw_rule *rule)
+{
+	for (int i = 0; i < rule->n_inject; i++)
+		if (rule->inject[i].limit_data)
+			return 1;
+	return 0;
+}
+
+/* Faults left on the connection, after its transfer moved got bytes of want: -1 to go
+ * on, else the attempt's result. Counts bytes against a limit; delays an end of file
+ * (slow_close); sends a datagram held back once the next one went. */
+static int conn_after(struct run_ctx *r, ssize_t got, size_t want)
+{
+	struct bw_xfer *x = r->x;
+	int d = dir_of(x);
+	struct bw_connfault *cf = bw_connfault_get(x->fd, got > 0 && counts_bytes(r->c->rule));
+	if (!cf)
+		return -1;
+	if (got > 0)
+		cf->moved[d] += got;
+	int reached = got > 0 && cf->limit[d] && cf->moved[d] >= cf->limit[d];
+	int64_t due = 0;
+	if (x->op == BW_OP_RECV && got == 0 && want > 0 && cf->slow_close_us) {
+		if (!cf->eof_due)
+			cf->eof_due = bw_mono_us() + cf->slow_close_us;
+		due = cf->eof_due;
+	}
+	unsigned char *held = NULL;
+	size_t held_len = 0;
+	struct sockaddr_storage to;
+	socklen_t tolen = 0;
+	if (x->op == BW_OP_SEND && got >= 0 && cf->held) {
+		held = cf->held;
+		held_len = cf->held_len;
+		to = cf->held_to;
+		tolen = cf->held_tolen;
+		cf->held = NULL;
+	}
+	bw_connfault_put(cf);
+	if (reached)
+		close_conn(r);
+	if (held) {
+		/* after the next datagram, the one held back; what becomes of it is the
+		 * network's business, as for any datagram */
+		int saved = errno;
+		BW_REAL(sendto)(x->fd, held, held_len, MSG_DONTWAIT | MSG_NOSIGNAL,
+				tolen ? (struct sockaddr *)&to : NULL, tolen);
+		munmap(held, BW_CONNFAULT_HOLD);
+		errno = saved;
+	}
+	int64_t now = due ? bw_mono_us() : 0;
+	if (due && now < due) {
+		int ended = 0;
+		if (x->dontwait || !blocking(x->fd)) {
+			/* not yet: as if the peer had not closed */
+			r->passed_err = EAGAIN;
+			x->result = -1;
+			return 0;
+		}
+		if (bw_engine_wait(r->e, r->c, due - now, BW_WAIT_DELAY, &ended))
+			return ended;
+	}
+	return -1;
+}
+
+/* A datagram fault (datagram sockets only, one datagram whole: never split): a datagram
+ * sent is lost (the program is told it went), sent twice, or held back and sent after
+ * the next one; a datagram received is lost (the next one is received instead, as the
+ * program's call would). 1 when it ends the attempt (*err set). */
+static int datagram_fault(struct run_ctx *r, const struct bw_fault *f, size_t len, int *err)
+{
+	struct bw_xfer *x = r->x;
+	if (fdinfo(r)->type != SOCK_DGRAM || len == BW_LEN_ASK || strcmp(x->call, "sendmmsg") == 0 ||
+	    strcmp(x->call, "recvmmsg") == 0)
+		return 0;
+	ssize_t got;
+	if (x->op == BW_OP_RECV) {
+		if (!f->loss)
+			return 0;
+		for (int i = 0; i < 2; i++)
+			if ((got = x->fn(x, len)) < 0) {
+				*err = failed(r, len, 0, errno);
+				return 1;
+			}
+		x->result = got;
+		*err = 0;
+		return 1;
+	}
+	if (f->loss) {
+		x->result = (ssize_t)len;
+		*err = 0;
+		return 1;
+	}
+	if (f->reorder && x->data && len <= BW_CONNFAULT_HOLD) {
+		struct bw_connfault *cf = bw_connfault_get(x->fd, 1);
+		int saved = errno, held = 0;
+		if (cf && !cf->held) {
+			void *p = mmap(NULL, BW_CONNFAULT_HOLD, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			/* the program's pointers may be bad: then its call goes to the kernel,
+			 * which says EFAULT */
+			if (p != MAP_FAILED && bw_peek(p, x->data, len) == 0 &&
+			    (!x->to || (x->tolen <= sizeof cf->held_to &&
+					bw_peek(&cf->held_to, x->to, x->tolen) == 0))) {
+				cf->held = p;
+				cf->held_len = len;
+				cf->held_tolen = x->to ? x->tolen : 0;
+				held = 1;
+			} else if (p != MAP_FAILED) {
+				munmap(p, BW_CONNFAULT_HOLD);
+			}
+		}
+		if (cf)
+			bw_connfault_put(cf);
+		errno = saved;
+		if (held) {
+			x->result = (ssize_t)len;
+			*err = 0;
+			return 1;
+		}
+	}
+	if (f->duplicate) {
+		if ((got = x->fn(x, len)) < 0) {
+			*err = failed(r, len, 0, errno);
+			return 1;
+		}
+		int saved = errno;
+		x->fn(x, len);
+		errno = saved;
+		x->result = got;
+		*err = 0;
+		return 1;
+	}
+	return 0;
+}
+
 /* An injected fault for this transfer: 1 when it ends the attempt (*err set), 0 to go on
  * with *len perhaps cut short. Bytes are never invented or lost: a partial transfer moves
  * a prefix and eof reads nothing. */
@@ -225,6 +537,8 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 	struct bw_xfer *x = r->x;
 	if (!bw_engine_inject(r->e, r->c, &f))
 		return 0;
+	if (f.limit_data || f.stall || f.slow_close)
+		latch(r, &f);
 	if (f.reset) {
 		reset_connection(x->fd);
 		*err = ECONNRESET;
@@ -237,22 +551,12 @@ static int inject(struct run_ctx *r, size_t *len, int *err)
 		*err = f.err;
 		return 1;
 	}
-	/* an end of file is a receive with no room: the kernel writes what it writes at
-	 * a real one (addresses, flags), and takes no byte. Streams only: on a datagram
-	 * socket it would swallow a datagram. */
-	if (f.eof && x->op == BW_OP_RECV && *len != BW_LEN_ASK &&
-	    fdinfo(r)->type == SOCK_STREAM) {
-		x->empty = 1;
-		ssize_t got = x->fn(x, 0);
-		x->empty = 0;
-		if (got < 0) {
-			*err = errno;
-			return 1;
-		}
-		x->result = got;
-		*err = 0;
+	if ((f.loss || f.duplicate || f.reorder) && datagram_fault(r, &f, *len, err))
 		return 1;
-	}
+	/* an end of file is a receive with no room. Streams only: on a datagram socket it
+	 * would swallow a datagram. */
+	if (f.eof && x->op == BW_OP_RECV && *len != BW_LEN_ASK && fdinfo(r)->type == SOCK_STREAM)
+		return eof_now(r, err);
 	/* a datagram or record cut short would lose its tail: partial is for streams only */
 	if (f.partial && *len > 1 && *len != BW_LEN_ASK && fdinfo(r)->type == SOCK_STREAM)
 		*len = 1 + (size_t)(f.draw % (*len - 1));
@@ -307,6 +611,36 @@ static size_t xfer_len(struct bw_xfer *x)
 	return x->len;
 }
 
+/* Observe mode times the transfer (tally.h): a reply's wait from the request's send; an
+ * EAGAIN, which waited for nothing, not at all. */
+static void measured(struct run_ctx *r, ssize_t got)
+{
+	int err = errno;
+	if (got > 0 && r->x->op == BW_OP_SEND)
+		bw_tally_sent(r->e, r->x->fd);
+	else if (got > 0)
+		bw_tally_replied(r->e, r->x->fd);
+	else if (got < 0 && (err == EAGAIN || err == EWOULDBLOCK))
+		bw_tally_cur.skip = 1;
+	errno = err;
+}
+
+/* Before the transfer: the injected faults (inject), and those left on the connection
+ * (conn_before). 1 when they end the attempt (*err set). Out of line: a rule without
+ * inject entries pays a test for it, nothing more. */
+static __attribute__((noinline)) int faults_before(struct run_ctx *r, size_t *want, int *err)
+{
+	const struct bw_rule *rule = r->c->rule;
+	if (rule->n_inject) {
+		if (bw_rule_conn_entries(rule))
+			bw_inject_conn_sel = conn_select(r);
+		bw_inject_latched = latched_of(r);
+	}
+	if (inject(r, want, err))
+		return 1;
+	return rule->n_inject && (*err = conn_before(r, want)) >= 0;
+}
+
 static int attempt(void *arg, int n, int64_t deadline)
 {
 	struct run_ctx *r = arg;
@@ -317,7 +651,7 @@ static int attempt(void *arg, int n, int64_t deadline)
 		xfer_len(x);
 	size_t want = x->len, taken = 0;
 	int err;
-	if (rule->n_inject && inject(r, &want, &err))
+	if ((rule->n_inject || r->e->tally) && faults_before(r, &want, &err))
 		return err;
 	if (x->op == BW_OP_SEND && want && want != BW_LEN_ASK && rule->rate_limit.bytes) {
 		/* only a plain stream send may be cut; a datagram or record goes whole, even
@@ -330,9 +664,13 @@ static int attempt(void *arg, int n, int64_t deadline)
 			want = taken;
 	}
 	ssize_t got = x->fn(x, want);
+	if (__builtin_expect(r->e->tally != NULL, 0))
+		measured(r, got);
 	if (got < 0)
 		return failed(r, want, taken, errno);
 	moved(r, taken, got);
+	if (__builtin_expect(rule->n_inject != 0, 0) && (err = conn_after(r, got, want)) >= 0)
+		return err;
 	return 0;
 }
 
@@ -415,6 +753,7 @@ ssize_t bw_xfer_failed(struct bw_engine *e, struct bw_xfer *x, uint64_t w, int i
 	struct bw_call c;
 	init_call(&c, &r, e, x, w, i, 0);
 	err = failed(&r, x->len, 0, err);
+	bw_attempt_n = 0;        /* nothing numbered this call's one attempt */
 	if (err && !bw_engine_unfinished(err, 0))
 		bw_engine_failed(e, &c, err, 1, 0);
 	return outcome(&r, err, errno);
@@ -432,6 +771,7 @@ static __attribute__((noinline)) ssize_t covered(struct bw_engine *e, struct bw_
 	if (e->rt[i].direct_ops & BW_OPBIT(x->op)) {
 		bw_engine_count_call(e, i);
 		err = attempt(&r, 1, 0);
+		bw_attempt_n = 0;
 		if (err && !bw_engine_unfinished(err, 0))
 			bw_engine_failed(e, &c, err, 1, 0);
 	} else {

@@ -30,6 +30,11 @@ struct bw_xfer {
 	int dontwait;            /* MSG_DONTWAIT: EAGAIN is the program's own */
 	int nosignal;            /* MSG_NOSIGNAL: an EPIPE raises no SIGPIPE */
 	int empty;               /* this call receives with no room (an injected end of file) */
+	/* A send from one plain buffer (send, sendto, write): its bytes and address, for a
+	 * datagram an injected reorder holds back; data NULL for any other call. */
+	const void *data;
+	const struct sockaddr *to;
+	socklen_t tolen;
 	/* The real call with at most `len` bytes; returns its result, errno as it left it. */
 	ssize_t (*fn)(struct bw_xfer *x, size_t len);
 	ssize_t result;

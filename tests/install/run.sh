@@ -47,7 +47,7 @@ offers() { # SHELL LINE WORD...: completing LINE offers every WORD
 	done
 }
 policy=examples/legacy-service/bulwark.yaml
-check "bash: subcommands" offers bash_complete "bulwark " run check explain report status reload version -V --version
+check "bash: subcommands" offers bash_complete "bulwark " run check explain report suggest status reload version -V --version
 check "bash: run options" offers bash_complete "bulwark run -" -c --config -o --log -l --level --observe --seed -q
 check "bash: levels" offers bash_complete "bulwark run -l " error warn info debug
 check "bash: sinks" offers bash_complete "bulwark run -o " stderr syslog file:
@@ -55,8 +55,8 @@ check "bash: check options" offers bash_complete "bulwark check -" -c --config -
 check "bash: explain ops" offers bash_complete "bulwark explain " connect accept send recv resolve sqlite
 check "bash: explain targets from the policy" \
 	offers bash_complete "bulwark explain -c $policy connect " db.internal:5432 127.0.0.1:5432
-check "bash: report formats" offers bash_complete "bulwark report --format " table json prometheus
-check "bash: report options" offers bash_complete "bulwark report -" --format --wide -w
+check "bash: report formats" offers bash_complete "bulwark report --format " table json prometheus html
+check "bash: report options" offers bash_complete "bulwark report -" --format --wide -w --replay --config --pid
 check "bash: status options" offers bash_complete "bulwark status -" --group --dir --format --wide --prune
 check "bash: explain options" offers bash_complete "bulwark explain -" -c --config --prog --resolve
 check "bash: reload options" offers bash_complete "bulwark reload -" --group --dir
@@ -70,7 +70,7 @@ if command -v zsh >/dev/null 2>&1; then
 		"bulwark explain -c $policy connect " "bulwark status --format " "bulwark status --" \
 		"bulwark check --" "bulwark report --" >"$zout" 2>&1
 	zsh_complete() { grep -F "[$1]" "$zout" | head -1; }
-	check "zsh: subcommands" offers zsh_complete "bulwark " run check explain report status reload version
+	check "zsh: subcommands" offers zsh_complete "bulwark " run check explain report suggest status reload version
 	check "zsh: run options" offers zsh_complete "bulwark run --" --config --log --level --observe --seed --quiet
 	check "zsh: levels" offers zsh_complete "bulwark run -l " error warn info debug
 	check "zsh: explain ops" offers zsh_complete "bulwark explain " connect accept send recv resolve sqlite
@@ -79,7 +79,7 @@ if command -v zsh >/dev/null 2>&1; then
 	check "zsh: status formats" offers zsh_complete "bulwark status --format " table json prometheus
 	check "zsh: status options" offers zsh_complete "bulwark status --" --prune --wide --group --dir
 	check "zsh: check options" offers zsh_complete "bulwark check --" --config --default --quiet
-	check "zsh: report options" offers zsh_complete "bulwark report --" --format --wide
+	check "zsh: report options" offers zsh_complete "bulwark report --" --format --wide --replay --config --pid
 else
 	echo "  skip    zsh completion: zsh is not installed"
 fi

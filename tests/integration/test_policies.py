@@ -65,19 +65,24 @@ def slurp(path, tail=3000):
 def connect_syscalls(path, port, marker=None):
     """connect(2) calls to 127.0.0.1:port in an strace log (AF_UNSPEC resets and other
     ports are not counted). With marker (a syscall name), a pair: the calls before the
-    first line of that syscall, and after it."""
+    last line of that syscall, and after it. The last: the library makes one getppid()
+    of its own as it loads (its start event names the parent), before any connect."""
     want = "sin_port=htons(%d)" % port
-    before = after = 0
-    seen = False
     with open(path) as f:
-        for line in f:
-            if marker and re.match(r"^\d+\s+%s\(" % marker, line):
-                seen = True
-            if "connect(" in line and want in line and "AF_UNSPEC" not in line:
-                if seen:
-                    after += 1
-                else:
-                    before += 1
+        lines = f.readlines()
+    cut = None
+    if marker:
+        for i, line in enumerate(lines):
+            if re.match(r"^\d+\s+%s\(" % marker, line):
+                cut = i
+    seen = cut is not None
+    before = after = 0
+    for i, line in enumerate(lines):
+        if "connect(" in line and want in line and "AF_UNSPEC" not in line:
+            if seen and i > cut:
+                after += 1
+            else:
+                before += 1
     if marker is None:
         return before
     if not seen:

@@ -120,6 +120,15 @@ def main():
                     "    inject: [ { ops: [send, recv], partial: true, probability: 20% },\n"
                     "              { ops: [send, recv], errno: EINTR, probability: 5% } ]\n")
         run("pingpong+inject", [os.path.join(SAN, "pingpong"), "3000"], io_rules, tmp, results)
+        # the faults kept per connection (shim/net/connfault.c): its table, its locks, a
+        # latency drawn per call on a connection chosen once, a slow close at the end
+        conn_rules = ("  - name: conn\n    match: { ops: [connect, send, recv], "
+                      "dest: [\"127.0.0.1:*\"] }\n"
+                      "    inject: [ { ops: [send, recv], latency: 1us, jitter: 1us, "
+                      "per: connection },\n"
+                      "              { ops: [recv], slow_close: 1ms } ]\n")
+        run("pingpong+connfaults", [os.path.join(SAN, "pingpong"), "3000"], conn_rules, tmp,
+            results)
         lim = ("  - name: lim\n    match: { ops: [connect] }\n"
                "    rate_limit: { scope: rule, rate: %s, burst: %d }\n"
                "    breaker: { trip: { consecutive: %d } }\n")

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "config.h"
+#include "engine.h"
 #include "ops.h"
 #include "errnames.h"
 #include "dump_text.h"
@@ -158,6 +159,14 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:4:20: rules[0].match.dest: expected at least one destination" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { prog: [] }\n",
 	  "policy.yaml:4:20: rules[0].match.prog: expected at least one program" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { cmd_hash: [] }\n",
+	  "policy.yaml:4:24: rules[0].match.cmd_hash: expected at least one command-line hash" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { cmd_hash: [\"python3 x.py\"] }\n",
+	  "policy.yaml:4:25: rules[0].match.cmd_hash[0]: expected a command-line hash of 16 hex "
+	  "digits, as a start event's cmd_hash, got 'python3 x.py'" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { cmd_hash: [401801fc84f3ca7] }\n",
+	  "policy.yaml:4:25: rules[0].match.cmd_hash[0]: expected a command-line hash of 16 hex "
+	  "digits, as a start event's cmd_hash, got '401801fc84f3ca7'" },
 	{ "version: 1\nrules:\n  - name: x\n    match: { dest: [\"db:99999\"] }\n",
 	  "policy.yaml:4:21: rules[0].match.dest[0]: invalid port '99999'; expected 1 to 65535 "
 	  "or *" },
@@ -267,11 +276,45 @@ static const struct bad_case bad_cases[] = {
 	  "policy.yaml:5:16: rules[0].fallback[0]: a fallback must be one endpoint (host:port, "
 	  "ip:port or unix:path, no glob or range), got '*:5432'" },
 	{ "version: 1\nrules:\n  - name: s\n    inject:\n      - { probability: 50% }\n",
-	  "policy.yaml:5:9: rules[0].inject[0]: nothing to inject; give errno, delay, partial, "
-	  "eof or reset" },
+	  "policy.yaml:5:9: rules[0].inject[0]: nothing to inject; give errno, delay, latency, "
+	  "partial, eof, reset, limit_data, stall, slow_close, loss, duplicate or reorder" },
 	{ "version: 1\nrules:\n  - name: x\n    inject: [ { errno: ECONNREFUSED, reset: true } ]\n",
-	  "policy.yaml:4:15: rules[0].inject[0]: choose one of errno, partial, eof and reset "
-	  "(delay may go with any)" },
+	  "policy.yaml:4:15: rules[0].inject[0]: choose one of errno, partial, eof, reset, "
+	  "limit_data, stall, slow_close, loss, duplicate and reorder (delay and latency may go "
+	  "with any)" },
+	/* the connection and datagram faults: which ops they fit, what goes with what */
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send, recv] }\n"
+	  "    inject: [ { stall: true, loss: true } ]\n",
+	  "policy.yaml:5:15: rules[0].inject[0]: choose one of errno, partial, eof, reset, "
+	  "limit_data, stall, slow_close, loss, duplicate and reorder (delay and latency may go "
+	  "with any)" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [recv] }\n"
+	  "    inject: [ { jitter: 20ms } ]\n",
+	  "policy.yaml:5:17: rules[0].inject[0]: jitter goes with latency" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [recv] }\n"
+	  "    inject: [ { latency: 1s, distribution: gauss } ]\n",
+	  "policy.yaml:5:44: rules[0].inject[0].distribution: expected one of uniform, normal, "
+	  "exponential, got 'gauss'" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send, recv] }\n"
+	  "    inject: [ { ops: [recv], duplicate: true } ]\n",
+	  "policy.yaml:5:30: rules[0].inject[0].duplicate: duplicate applies only to send, but ops "
+	  "include recv" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [connect] }\n"
+	  "    inject: [ { stall: true } ]\n",
+	  "policy.yaml:5:17: rules[0].inject[0].stall: does not apply: rule 'x' matches only "
+	  "[connect]; stall applies only to send and recv" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [connect, send] }\n"
+	  "    inject: [ { latency: 1s, per: connection, ops: [connect] } ]\n",
+	  "policy.yaml:5:30: rules[0].inject[0].per: per applies only to send and recv, but ops "
+	  "include connect" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [send, recv] }\n"
+	  "    inject: [ { ops: [send], slow_close: 1s } ]\n",
+	  "policy.yaml:5:30: rules[0].inject[0].slow_close: slow_close applies only to recv, but "
+	  "ops include send" },
+	{ "version: 1\nrules:\n  - name: x\n    match: { ops: [recv] }\n"
+	  "    inject: [ { limit_data: 0 } ]\n",
+	  "policy.yaml:5:29: rules[0].inject[0].limit_data: expected an integer from 1 to "
+	  "2147483647, got 0" },
 	/* what applies to which op (bulwark.yaml(5), "What applies to which op") */
 	{ "version: 1\nrules:\n  - name: api\n    match: { ops: [connect] }\n"
 	  "    timeout: { connect: 1s, recv: 5s }\n",
@@ -1085,6 +1128,47 @@ static void test_inject_ops_narrow_to_fit(void **state)
 	bw_config_free(cfg);
 }
 
+static const char conn_faults_policy[] =
+	"version: 1\nseed: 3\nrules:\n  - name: s\n"
+	"    match: { ops: [connect, send, recv] }\n"
+	"    inject:\n"
+	"      - { ops: [recv], latency: 100ms, jitter: 20ms, distribution: normal }\n"
+	"      - { latency: 300ms, per: connection, probability: 10% }\n"
+	"      - { ops: [recv], limit_data: 1000 }\n"
+	"      - { stall: true, after: 3 }\n"
+	"      - { slow_close: 500ms }\n"
+	"      - { loss: true, probability: 5% }\n"
+	"      - { duplicate: true, probability: 5% }\n"
+	"      - { reorder: true, probability: 5%, per: connection }\n"
+	"      - { latency: 1ms, jitter: 1s, distribution: exponential }\n";
+
+/* The faults of a connection and of datagrams: each narrows its entry's ops to those
+ * it applies to, as eof and reset do. */
+static void test_connection_faults(void **state)
+{
+	(void)state;
+	struct bw_config *cfg = load_ok(conn_faults_policy);
+	const struct bw_inject *in = cfg->rules[0].inject;
+	assert_int_equal(in[0].latency, 100 * MS);
+	assert_int_equal(in[0].jitter, 20 * MS);
+	assert_int_equal(in[0].distribution, BW_DIST_NORMAL);
+	assert_int_equal(in[0].per, BW_PER_CALL);
+	assert_int_equal(in[1].per, BW_PER_CONNECTION);
+	assert_int_equal(in[1].ops, OP(SEND) | OP(RECV));   /* connections: transfers only */
+	assert_int_equal(in[2].limit_data, 1000);
+	assert_true(in[3].stall);
+	assert_int_equal(in[3].ops, OP(SEND) | OP(RECV));
+	assert_int_equal(in[4].slow_close, 500 * MS);
+	assert_int_equal(in[4].ops, OP(RECV));
+	assert_true(in[5].loss);
+	assert_int_equal(in[5].ops, OP(SEND) | OP(RECV));
+	assert_int_equal(in[6].ops, OP(SEND));
+	assert_int_equal(in[7].ops, OP(SEND));
+	assert_int_equal(in[8].ops, OP(CONNECT) | OP(SEND) | OP(RECV));
+	assert_int_equal(in[8].distribution, BW_DIST_EXPONENTIAL);
+	bw_config_free(cfg);
+}
+
 static void test_default_policy(void **state)
 {
 	(void)state;
@@ -1261,6 +1345,16 @@ static void assert_inject_equal(const struct bw_inject *a, const struct bw_injec
 	assert_int_equal(a->partial, b->partial);
 	assert_int_equal(a->eof, b->eof);
 	assert_int_equal(a->reset, b->reset);
+	assert_int_equal(a->latency, b->latency);
+	assert_int_equal(a->jitter, b->jitter);
+	assert_int_equal(a->distribution, b->distribution);
+	assert_int_equal(a->limit_data, b->limit_data);
+	assert_int_equal(a->stall, b->stall);
+	assert_int_equal(a->slow_close, b->slow_close);
+	assert_int_equal(a->loss, b->loss);
+	assert_int_equal(a->duplicate, b->duplicate);
+	assert_int_equal(a->reorder, b->reorder);
+	assert_int_equal(a->per, b->per);
 }
 
 static void assert_rules_equal(const struct bw_rule *a, const struct bw_rule *b)
@@ -1339,6 +1433,7 @@ static void test_round_trip_default(void **state)
 {
 	(void)state;
 	round_trip(bw_config_default());
+	round_trip(load_ok(conn_faults_policy));
 }
 
 static void test_round_trip_merged(void **state)
@@ -1396,6 +1491,42 @@ static void test_dump_rule(void **state)
 
 #define BAD(i) cmocka_unit_test_prestate(test_bad, (void *)&bad_cases[i])
 
+/* match.cmd_hash: kept in lower case (events write it so), dumped back, and only the
+ * process whose command line hashes to one of them is matched. */
+static void test_cmd_hash(void **state)
+{
+	(void)state;
+	struct bw_config *cfg = load_ok("version: 1\nrules:\n  - name: a\n    match: { ops: "
+					"[connect], prog: [py*], cmd_hash: [401801FC84F3CA79] }\n");
+	assert_int_equal(cfg->rules[0].match.n_cmd_hash, 1);
+	assert_string_equal(cfg->rules[0].match.cmd_hash[0], "401801fc84f3ca79");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	bw_config_dump(cfg, f);
+	fclose(f);
+	assert_non_null(strstr(text, "      cmd_hash: [401801fc84f3ca79]\n"));
+	free(text);
+	/* FNV-1a of the arguments "a" and "bc", each ended by its NUL as in /proc */
+	assert_true(bw_cmd_hash("a\0bc\0", 5, BW_CMD_HASH_INIT) == UINT64_C(0x401801fc84f3ca79));
+	struct bw_env env = { 0 };
+	struct bw_engine e;
+	assert_int_equal(bw_engine_init(&e, cfg, &env, 1, "python3", 1), 0);
+	assert_int_equal(e.active[0], 0);        /* its command line is not known */
+	bw_engine_set_proc(&e, UINT64_C(0x401801fc84f3ca7a), 7);
+	assert_int_equal(e.active[0], 0);
+	assert_false(e.ops & BW_OPBIT(BW_OP_CONNECT));
+	bw_engine_set_proc(&e, UINT64_C(0x401801fc84f3ca79), 7);
+	assert_int_equal(e.active[0], 1);
+	assert_true(e.ops & BW_OPBIT(BW_OP_CONNECT));
+	bw_engine_fini(&e);
+	assert_int_equal(bw_engine_init(&e, cfg, &env, 1, "node", 1), 0);
+	bw_engine_set_proc(&e, UINT64_C(0x401801fc84f3ca79), 7);
+	assert_int_equal(e.active[0], 0);        /* the program's name must match as well */
+	bw_engine_fini(&e);
+	bw_config_free(cfg);
+}
+
 int main(void)
 {
 	struct CMUnitTest tests[256];
@@ -1424,11 +1555,13 @@ int main(void)
 		cmocka_unit_test(test_default_policy),
 		cmocka_unit_test(test_ops_names),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_connection_faults),
 		cmocka_unit_test(test_round_trip_full),
 		cmocka_unit_test(test_round_trip_default),
 		cmocka_unit_test(test_round_trip_merged),
 		cmocka_unit_test(test_dump_rule),
 		cmocka_unit_test(test_dump_byte_burst),
+		cmocka_unit_test(test_cmd_hash),
 	};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
 		tests[n++] = fixed[i];

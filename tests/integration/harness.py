@@ -92,7 +92,8 @@ class LateServer:
     never preloaded, so the server itself is not affected by the shim.
     """
 
-    def __init__(self, port=None, delay_s=1.0, kind="http", path=None, hosts=("127.0.0.1",)):
+    def __init__(self, port=None, delay_s=1.0, kind="http", path=None, hosts=("127.0.0.1",),
+                 when=None):
         if kind == "unix" and not path:
             raise ValueError("a unix LateServer needs a path")
         self.port = port if port is not None else (None if kind == "unix" else free_port())
@@ -100,6 +101,9 @@ class LateServer:
         self.kind = kind
         self.path = path
         self.hosts = hosts
+        # when: a callable; past the delay the server waits (20 s at most) until it says
+        # True, so "late" can mean "after the client failed once" on a loaded machine
+        self.when = when
         self.connections = 0        # accepted so far
         self.listening_at = None    # time.monotonic() when listen() happened
         self.error = None
@@ -140,6 +144,11 @@ class LateServer:
     def _main(self):
         if self._stop.wait(self.delay_s):
             return
+        if self.when is not None:
+            deadline = time.monotonic() + 20
+            while not self.when() and time.monotonic() < deadline:
+                if self._stop.wait(0.02):
+                    return
         try:
             self._socks = self._listen()
         except OSError as e:

@@ -20,7 +20,15 @@ enum bw_op_flag {
 	BW_OPF_CONFIRM = 1 << 8,        /* a success is confirmed by the connection's first
 					 * byte before a closed breaker counts it */
 	BW_OPF_NONBLOCKING = 1 << 9,    /* `nonblocking` applies */
-	BW_OPF_FALLBACK = 1 << 10       /* a failed call may move to a `fallback` destination */
+	BW_OPF_FALLBACK = 1 << 10,      /* a failed call may move to a `fallback` destination */
+	BW_OPF_BULKHEAD = 1 << 11,      /* `concurrency` counts it: on a socket op, the
+					 * connection it makes, from then until its descriptor
+					 * closes; on the others, the call while it runs */
+	BW_OPF_THROTTLE = 1 << 12,      /* adaptive `throttle` may reject it before it is made */
+	BW_OPF_SLOW = 1 << 13,          /* its duration counts toward a breaker's trip.slow */
+	BW_OPF_ANSWERS = 1 << 14        /* an error its default retry list does not name is
+					 * still an answer of the peer's (an application error):
+					 * an accept for `throttle` */
 };
 
 enum bw_match_key {

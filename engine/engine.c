@@ -330,7 +330,30 @@ int bw_engine_direct(const struct bw_rule *r, int op)
 	       !bw_engine_admits(r, op);
 }
 
-int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng)
+/* The reason a give-up names when admission refused a retry. */
+static const char *refused_by(int by)
+{
+	switch (by) {
+	case BW_BY_BREAKER: return "breaker";
+	case BW_BY_THROTTLE: return "throttle";
+	case BW_BY_BULKHEAD: return "bulkhead";
+	}
+	return NULL;
+}
+
+static int run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng);
+
+int bw_engine_run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng)
+{
+	c->slot_held = 0;
+	int err = run(e, c, rng);
+	/* a call's slot is the attempt's: only a connection keeps one past the call */
+	if (c->slot_held && !bw_op_has(c->op, BW_OPF_SOCKET))
+		bw_engine_give_slot(e, c);
+	return err;
+}
+
+static int run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng)
 {
 	const struct bw_rule *r = c->rule;
 	struct bw_rule_rt *rt = rt_of(e, r);
@@ -352,9 +375,10 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 		if (err) {
 			if (c->refuse)
 				err = c->refuse(c->arg, err);
-			/* an open breaker ends a retry loop early; its rejection is the error */
-			if (n > 1 && by_breaker)
-				gave_up(e, c, "breaker", err, n - 1);
+			/* an open breaker (a throttle, a full bulkhead) ends a retry loop early;
+			 * its rejection is the error */
+			if (n > 1 && refused_by(by_breaker))
+				gave_up(e, c, refused_by(by_breaker), err, n - 1);
 			return err;
 		}
 		bw_attempt_injected = 0;
@@ -438,8 +462,10 @@ int bw_engine_wait(struct bw_engine *e, const struct bw_call *c, int64_t us, int
 	return 0;
 }
 
-int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c)
+int bw_engine_admit_call(struct bw_engine *e, struct bw_call *c)
 {
+	c->slot_held = 0;
+	c->started = 0;
 	bw_engine_count(e, c->rule, BW_ST_CALLS);
 	if (!bw_engine_admits(c->rule, c->op))
 		return 0;
@@ -450,7 +476,7 @@ int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c)
 	return err;
 }
 
-void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err)
+void bw_engine_outcome(struct bw_engine *e, struct bw_call *c, int err)
 {
 	const struct bw_rule *r = c->rule;
 	bw_engine_settle(e, c, err);
@@ -495,7 +521,7 @@ void bw_engine_start_event(struct bw_engine *e, const char *version)
 
 static const char *const stat_names[BW_ST_COUNT] = {
 	"calls", "failures", "retries", "recovered", "gave_up",
-	"rejected", "throttled", "limited", "injected",
+	"rejected", "throttled", "limited", "injected", "bulkhead_full", "shed",
 };
 
 void bw_engine_exit_event(struct bw_engine *e)

@@ -29,7 +29,8 @@ struct bw_env {
 
 enum bw_stat {
 	BW_ST_CALLS, BW_ST_FAILURES, BW_ST_RETRIES, BW_ST_RECOVERED, BW_ST_GAVE_UP,
-	BW_ST_REJECTED, BW_ST_THROTTLED, BW_ST_LIMITED, BW_ST_INJECTED, BW_ST_COUNT
+	BW_ST_REJECTED, BW_ST_THROTTLED, BW_ST_LIMITED, BW_ST_INJECTED, BW_ST_BULKHEAD_FULL,
+	BW_ST_SHED, BW_ST_COUNT
 };
 
 #define BW_BUDGET_SLOTS 10   /* seconds the retry budget looks back over */
@@ -47,6 +48,7 @@ struct bw_rule_rt {
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
 	int slot;                                /* its cells in the store */
 	long *inj_seen, *inj_done;               /* per inject entry: calls seen, injected */
+	long thr_seen;                           /* draws of the throttle (the seeded stream) */
 	unsigned direct_ops;                     /* ops that may skip the retry driver */
 	unsigned plain_ops;                      /* ... and have no byte bucket either */
 	unsigned paced_ops;                      /* ... and have a byte bucket */
@@ -136,6 +138,17 @@ struct bw_call {
 	 * judge the call that acts (the statement's step). Admitting it would spend a token
 	 * or a half-open probe on a call that changes nothing. */
 	int unguarded;
+	/* Written by the engine. A bulkhead slot the call holds, which bw_engine_admit took:
+	 * given back with the attempt's outcome, except a connection's (a socket op's call
+	 * that succeeded or goes on in the background), which stays with the call for the
+	 * hook to hand to the descriptor (or give back, bw_engine_give_slot). */
+	int slot_held;
+	/* When the attempt under way began (monotonic), for trip.slow; 0: not timed. A
+	 * hook that records an outcome later (a connect left in progress) keeps it. */
+	int64_t started;
+	/* The outcome settled was a slow one: a connection a breaker waits on is judged
+	 * slow when its first byte comes. */
+	int slow;
 };
 
 /* A call of op under rule r, named `call` in events, every other field empty. */
@@ -197,7 +210,7 @@ const struct bw_rule *bw_engine_match(struct bw_engine *e, const struct bw_targe
 				      const char **host_out);
 
 /* Run c through its rule; returns 0 or the final bw_err code. */
-int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng);
+int bw_engine_run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng);
 /* A call with a single attempt and nothing to decide before it (no admission, injection
  * or retry) may skip bw_engine_run: the caller counts BW_ST_CALLS, makes the attempt
  * (bw_engine_bytes still applies) and reports an error with bw_engine_failed. The
@@ -209,27 +222,44 @@ void bw_engine_failed(struct bw_engine *e, const struct bw_call *c, int err, int
 /* A call the program carries to its end itself (a connect left in progress): counted and
  * admitted now (0 to go ahead, else the refusal's code), its outcome reported later with
  * bw_engine_outcome. */
-int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c);
+int bw_engine_admit_call(struct bw_engine *e, struct bw_call *c);
 /* Record one attempt's outcome (0 or a bw_err code) without retrying: for calls left to
  * complete on their own (observe mode, non-blocking connects without retry). */
-void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err);
+void bw_engine_outcome(struct bw_engine *e, struct bw_call *c, int err);
+/* The bulkhead slot c holds (slot_held), given back: its connection did not come to be. */
+void bw_engine_give_slot(struct bw_engine *e, struct bw_call *c);
+/* The cell a bulkhead slot of c is taken from and given back to, for a descriptor that
+ * keeps the slot after the call (design.md §6). */
+struct bw_ref bw_engine_slot_ref(const struct bw_engine *e, const struct bw_call *c);
 /* A connection whose connect succeeded under c (confirm_later) has now shown whether it
- * works: it delivered a byte (failed 0) or broke before it did (failed 1). */
+ * works: it delivered a byte (failed 0) or broke before it did (failed 1); c->slow says
+ * whether its connect was slow. */
 void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed);
 
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err);
 
-/* Admission before an attempt: an open breaker refuses (event `rejected`), a call-rate
- * limit waits (`throttled`) or refuses (`limited`). 0 to go ahead, else the bw_err code to
- * fail with; *by_breaker tells which refused. */
-int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breaker);
+/* Who refused a call at admission (bw_engine_admit): the ones that end a retry loop
+ * with a give-up naming them. */
+enum bw_refuser { BW_BY_NONE, BW_BY_BREAKER, BW_BY_THROTTLE, BW_BY_BULKHEAD };
+
+/* Admission before an attempt: an open breaker refuses (event `rejected`), adaptive
+ * throttling may reject (`shed`), a call-rate limit waits (`throttled`) or refuses
+ * (`limited`), a full bulkhead waits and refuses (`bulkhead_full`), or takes a slot for
+ * the call (c->slot_held). 0 to go ahead, else the bw_err code to fail with; *by_breaker
+ * tells who refused (enum bw_refuser; 0 for the rate limit). */
+int bw_engine_admit(struct bw_engine *e, struct bw_call *c, int *by_breaker);
 /* Whether bw_engine_admit has anything to check for this rule and op. */
 int bw_engine_admits(const struct bw_rule *r, int op);
-/* The outcome of an admitted attempt, for the breaker (0 or a bw_err code). */
-void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err);
+/* The outcome of an admitted attempt, for the breaker and the throttle (0 or a bw_err
+ * code); a slot it held goes back (a connection that was made keeps it). */
+void bw_engine_settle(struct bw_engine *e, struct bw_call *c, int err);
 /* An admitted attempt that will have no outcome (the program's own error): a half-open
- * breaker's probe it held is free again. */
-void bw_engine_release(struct bw_engine *e, const struct bw_call *c);
+ * breaker's probe it held is free again, and so is its bulkhead slot. */
+void bw_engine_release(struct bw_engine *e, struct bw_call *c);
+/* A uniform draw in [0, 1) for rule r's stream `stream` at its k-th use: with a seed in
+ * the policy it depends only on the seed, the rule, the stream and k (reproducible); else
+ * on the process's random seed. */
+double bw_engine_draw(const struct bw_engine *e, const struct bw_rule *r, int stream, long k);
 /* A connection failure seen by send/recv, counted against the destination's breaker. */
 void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int err);
 /* Byte limit: how many of `want` bytes may move now (waits as needed; a datagram, whole,

@@ -14,6 +14,13 @@ static uint64_t draw(const struct bw_engine *e, const struct bw_rule *r, int ent
 	return bw_mix(bw_mix(h, (uint64_t)entry), (uint64_t)k);
 }
 
+double bw_engine_draw(const struct bw_engine *e, const struct bw_rule *r, int stream, long k)
+{
+	struct bw_rng local = { bw_mix((uint64_t)k ^ e->seed, (uint64_t)(int64_t)stream) };
+	uint64_t d = draw(e, r, stream, k, &local);
+	return (double)(d >> 11) * (1.0 / 9007199254740992.0);
+}
+
 static void injected_event(struct bw_engine *e, const struct bw_call *c, const struct bw_fault *f)
 {
 	struct bw_event ev;

@@ -10,12 +10,6 @@ static size_t align64(size_t n)
 	return (n + 63) & ~(size_t)63;
 }
 
-static int keyed_rule(const struct bw_rule *r)
-{
-	return (r->breaker.enabled && r->breaker.scope == BW_SCOPE_DEST) ||
-	       (r->rate_limit.enabled && r->rate_limit.scope == BW_SCOPE_DEST);
-}
-
 /* Offsets of everything, computed the same way by whoever lays out and whoever checks. */
 static size_t layout(const struct bw_config *cfg, struct bw_shm_header *h,
 		     struct bw_shm_rule *rules)
@@ -28,7 +22,7 @@ static size_t layout(const struct bw_config *cfg, struct bw_shm_header *h,
 	off = align64(off + (size_t)cfg->n_rules * sizeof(struct bw_shm_rule));
 	for (int i = 0; i < cfg->n_rules; i++) {
 		const struct bw_rule *r = &cfg->rules[i];
-		int sets = keyed_rule(r) ? bw_keyed_sets(r->max_keys) : 0;
+		int sets = bw_rule_keyed(r) ? bw_keyed_sets(r->max_keys) : 0;
 		size_t dests = off;
 		off = align64(off + (size_t)sets * BW_KEYED_WAYS * entry);
 		size_t locks = off;
@@ -150,7 +144,7 @@ int bw_shm_check(const void *mem, size_t size, const struct bw_config *cfg)
 	for (int i = 0; i < cfg->n_rules; i++) {
 		const struct bw_rule *r = &cfg->rules[i];
 		if (strncmp(rules[i].name, r->name, sizeof rules[i].name) != 0 ||
-		    rules[i].sets != (keyed_rule(r) ? bw_keyed_sets(r->max_keys) : 0))
+		    rules[i].sets != (bw_rule_keyed(r) ? bw_keyed_sets(r->max_keys) : 0))
 			return -1;
 	}
 	return 0;

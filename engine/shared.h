@@ -17,9 +17,13 @@
 #include "engine.h"
 
 #define BW_SHM_MAGIC 0x6277736bu       /* "bwsk"; written last, when the file is ready */
-/* 2: the reload count in the header; a bucket's burst and a breaker's stamp in each cell */
-#define BW_SHM_VERSION 2
+/* 2: the reload count in the header; a bucket's burst and a breaker's stamp in each cell.
+ * 3: a bulkhead and a throttle in each cell, slow calls in the breaker's window, and in
+ *    each process's slot the ledger of the bulkhead slots it holds. */
+#define BW_SHM_VERSION 3
 #define BW_SHM_PROCS 256
+/* Distinct bulkhead cells one process can hold slots of; beyond, its slots go uncounted. */
+#define BW_SHM_HELD 64
 
 struct bw_shm_header {
 	uint32_t magic, version;
@@ -36,12 +40,22 @@ struct bw_shm_header {
 	uint64_t reloads;
 };
 
+/* n bulkhead slots of the cell at offset `cell` of the file (0: an unused entry). Written
+ * only under that cell's lock, by the process whose ledger it is, or by one that found
+ * that process dead: so a cell's count can always be made again, exactly, from the
+ * ledgers of the processes still alive (design.md §6). */
+struct bw_shm_held {
+	uint32_t cell;
+	int32_t n;
+};
+
 struct bw_shm_proc {
 	int32_t pid;                       /* 0: free */
 	uint32_t start_ticks;              /* its start, clock ticks after boot, low 32 bits;
 					    * 0: not known */
 	int64_t started_us;
 	char prog[32];
+	struct bw_shm_held held[BW_SHM_HELD];
 };
 
 struct bw_shm_rule {

@@ -14,6 +14,7 @@
 #include "fdtable.h"
 #include "clock.h"
 #include "group.h"
+#include "hold.h"
 #include "names.h"
 #include "overrides.h"
 #include "real.h"
@@ -151,6 +152,10 @@ static void after_fork_child(void)
 	bw_names_after_fork();
 	bw_sink_after_fork();
 	bw_group_after_fork(e);
+	/* in a group the slots of the connections a child inherits stay the parent's
+	 * (design.md §6); a private store's copy counts them as the child's own */
+	if (e->store->file)
+		bw_hold_after_fork();
 	if (e->cfg->seed == 0)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
@@ -317,7 +322,7 @@ __attribute__((destructor)) static void bw_destructor(void)
 		struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
 		if (e->cfg->log.summary)
 			bw_engine_exit_event(e);
-		bw_group_leave();
+		bw_group_leave(e);
 	}
 	errno = saved;
 }

@@ -39,6 +39,7 @@
 #include "fdtable.h"
 #include "peek.h"
 #include "pending.h"
+#include "hold.h"
 #include "hook.h"
 #include "real.h"
 #include "sigrestart.h"
@@ -67,7 +68,7 @@ static void before_retry(void *arg)
 /* An attempt goes on without us: its outcome is recorded when the program learns it. */
 static int leave_in_flight(struct attempt_ctx *a)
 {
-	bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+	bw_pending_add(a->fd, a->call->rule, a->sa, a->len, a->call->started);
 	return a->nonblocking ? EINPROGRESS : EINTR;
 }
 
@@ -110,7 +111,8 @@ static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 			if (app_bound) {
 				/* the program's own timeout: as the kernel does, the attempt
 				 * goes on and the program hears EINPROGRESS */
-				bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+				bw_pending_add(a->fd, a->call->rule, a->sa, a->len,
+					       a->call->started);
 				return EINPROGRESS;
 			}
 			bw_sock_unconnect(a->fd);
@@ -177,7 +179,8 @@ static int attempt_blocking(struct attempt_ctx *a, int64_t deadline)
 		if ((err == EINPROGRESS && !again) || (err == EALREADY && again)) {
 			/* the time ran out with the attempt under way */
 			if (app_bound) {
-				bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+				bw_pending_add(a->fd, a->call->rule, a->sa, a->len,
+					       a->call->started);
 				return EINPROGRESS;
 			}
 			bw_sock_unconnect(a->fd);
@@ -336,7 +339,7 @@ static void learn(struct bw_engine *e, int fd, const struct sockaddr *sa, sockle
 static void watch(struct bw_engine *e, const struct bw_call *c, int fd)
 {
 	if (c->confirm_later)
-		bw_fd_watch(fd, bw_engine_rule_no(e, c->rule));
+		bw_fd_watch(fd, bw_engine_rule_no(e, c->rule), c->slow);
 }
 
 /* The outcome of a connect call, as the socket's state afterwards: whether it is (or is
@@ -370,18 +373,21 @@ static int busy(int fd, int family)
 /* The program's business: the real call answers. When it collects the outcome of a
  * connect we left in progress, that outcome is recorded now. */
 static int pass_through(struct bw_engine *e, struct bw_call *c, int fd, const struct sockaddr *sa,
-			socklen_t len, int collecting)
+			socklen_t len, int collecting, int64_t started)
 {
 	int rc = BW_REAL(connect)(fd, sa, len);
 	int err = errno;
 	if (collecting && rc < 0 && (err == EALREADY || err == EINPROGRESS || err == EINTR)) {
-		bw_pending_add(fd, c->rule, sa, len);          /* not finished yet */
+		bw_pending_add(fd, c->rule, sa, len, started);          /* not finished yet */
 	} else if (collecting) {
 		bw_attempt_injected = 0;
 		int outcome = rc == 0 || err == EISCONN ? 0 : err;
+		c->started = started;
 		bw_engine_outcome(e, c, outcome);
 		if (outcome == 0)
 			watch(e, c, fd);
+		else
+			bw_hold_fail(fd);       /* the connection it held a slot for failed */
 	}
 	errno = err;
 	return rc;
@@ -404,7 +410,7 @@ static int at_once(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 	int rc = BW_REAL(connect)(fd, sa, len);
 	err = errno;
 	if (rc < 0 && (err == EINPROGRESS || err == EINTR) && sa->sa_family != AF_UNIX) {
-		bw_pending_add(fd, c->rule, sa, len);
+		bw_pending_add(fd, c->rule, sa, len, c->started);
 	} else if (!(rc < 0 && err == EINTR)) {
 		bw_engine_outcome(e, c, rc == 0 ? 0 : err);
 		if (rc == 0)
@@ -496,7 +502,7 @@ BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 	struct bw_pending p;
 	int collecting = bw_pending_any() && bw_pending_take(fd, &p);
 	if (collecting || busy(fd, sa->sa_family))
-		return pass_through(e, &c, fd, sa, len, collecting);
+		return pass_through(e, &c, fd, sa, len, collecting, collecting ? p.started : 0);
 
 	int flags = BW_REAL(fcntl)(fd, F_GETFL);
 	int nonblocking = flags >= 0 && (flags & O_NONBLOCK);
@@ -515,5 +521,11 @@ BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 	}
 	if (connecting(rc, err))
 		learn(e, fd, final, final_len);
+	/* a connection made, or still being made, holds the slot it was admitted with
+	 * until its descriptor closes (or its connect fails) */
+	if (connecting(rc, err))
+		bw_hold_attach(fd, e, &c);
+	else
+		bw_engine_give_slot(e, &c);
 	return finish(rc, err, saved);
 }

@@ -3,6 +3,7 @@
 #ifndef BW_PENDING_H
 #define BW_PENDING_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 #include "config.h"
 
@@ -10,9 +11,11 @@ struct bw_pending {
 	const struct bw_rule *rule;
 	struct sockaddr_storage addr;
 	socklen_t len;
+	int64_t started;         /* when the attempt began, for trip.slow (bw_call.started) */
 };
 
-void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len);
+void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len,
+		    int64_t started);
 /* 1 and the entry (removed) when fd has one. */
 int bw_pending_take(int fd, struct bw_pending *out);
 int bw_pending_any(void);

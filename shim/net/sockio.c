@@ -351,12 +351,13 @@ static int judge_watched(struct bw_engine *e, struct bw_xfer *x, ssize_t got, in
 		failed = 1;
 	else
 		return 0;
-	int no = bw_fd_unwatch(x->fd);
+	int slow;
+	int no = bw_fd_unwatch(x->fd, &slow);
 	if (!no)
 		return 0;
 	struct bw_call c = {
 		.rule = &e->cfg->rules[no - 1], .op = BW_OP_CONNECT, .call = "connect",
-		.fd = x->fd, .dest_of = bw_sock_peer_name,
+		.fd = x->fd, .dest_of = bw_sock_peer_name, .slow = slow,
 	};
 	c.key = bw_fd_key(x->fd);
 	int saved = errno;

@@ -2,12 +2,14 @@
  * and the events that tell the story. Time, sleep and output come from bw_env. */
 #include <errno.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backoff.h"
 #include "engine.h"
 #include "errnames.h"
 #include "ops.h"
+#include "shared.h"
 
 static int init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
 		long pid, const char *prog, uint64_t seed, struct bw_store *store, unsigned gen);
@@ -343,10 +345,55 @@ static const char *refused_by(int by)
 
 static int run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng);
 
+static struct bw_shm_met *metrics_of(const struct bw_engine *e, int slot)
+{
+	if (!e->store->file || slot < 0 || slot >= e->store->n_rules)
+		return NULL;
+	return __atomic_load_n(&e->store->rules[slot].met, __ATOMIC_ACQUIRE);
+}
+
+void bw_engine_flush(struct bw_engine *e)
+{
+	for (; e; e = (struct bw_engine *)e->prev) {
+		for (int i = 0; e->rt && i < e->cfg->n_rules; i++) {
+			struct bw_shm_met *m = metrics_of(e, e->rt[i].slot);
+			if (!m)
+				continue;
+			for (int st = 0; st < BW_ST_COUNT; st++) {
+				long now = bw_engine_stat(e, i, (enum bw_stat)st);
+				long was = __atomic_load_n(&e->rt[i].flushed[st], __ATOMIC_ACQUIRE);
+				/* the thread that moves `flushed` adds the difference: once */
+				if (now > was &&
+				    __atomic_compare_exchange_n(&e->rt[i].flushed[st], &was, now, 0,
+								__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+					__atomic_add_fetch(&m->stats[st], (uint64_t)(now - was),
+							   __ATOMIC_RELAXED);
+			}
+		}
+	}
+}
+
+/* The label of a call's destination for a metrics row, asked when the row is new. */
+static void met_label(const void *arg, char *buf, size_t cap)
+{
+	const struct bw_call *c = arg;
+	const char *name = c->dest ? c->dest : c->db ? c->db : c->host;
+	buf[0] = '\0';
+	if (name)
+		snprintf(buf, cap, "%s", name);
+	else if (c->dest_of)
+		c->dest_of(c, buf, cap);
+}
+
 int bw_engine_run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng)
 {
 	c->slot_held = 0;
+	/* in a group, the call's time goes to the rule's metrics, per destination */
+	struct bw_shm_met *m = metrics_of(e, rt_of(e, c->rule)->slot);
+	int64_t t0 = m ? e->env.mono_us() : 0;
 	int err = run(e, c, rng);
+	if (m)
+		bw_met_call(m, c->key, met_label, c, e->env.mono_us() - t0, err != 0);
 	/* a call's slot is the attempt's: only a connection keeps one past the call */
 	if (c->slot_held && !bw_op_has(c->op, BW_OPF_SOCKET))
 		bw_engine_give_slot(e, c);

@@ -44,6 +44,7 @@ struct bw_budget_slot {
 
 struct bw_rule_rt {
 	long stats[BW_ST_COUNT];                 /* atomics; calls live in the stripes */
+	long flushed[BW_ST_COUNT];               /* what of them the group's metrics have */
 	struct { long n; char pad[64 - sizeof(long)]; } calls[BW_CALL_STRIPES];
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
 	int slot;                                /* its cells in the store */
@@ -308,6 +309,10 @@ static inline void bw_engine_count_call(struct bw_engine *e, int i)
 	__atomic_add_fetch(&e->rt[i].calls[s % BW_CALL_STRIPES].n, 1, __ATOMIC_RELAXED);
 }
 long bw_engine_stat(const struct bw_engine *e, int rule, enum bw_stat st);
+/* Add what the counters of e and the engines it replaced grew by since they last were to
+ * the group's metrics (bulwark(1), METRICS): each count is added once, whichever thread
+ * flushes, with atomics only (safe at exit and on any slow path). No-op outside a group. */
+void bw_engine_flush(struct bw_engine *e);
 /* The same over every generation of the policy: the counts of the rules of this name in
  * e and the engines it replaced (what the exit event reports). */
 long bw_engine_stat_all(const struct bw_engine *e, int rule, enum bw_stat st);

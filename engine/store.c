@@ -532,6 +532,7 @@ static void attach(struct bw_store *s, void *file)
 				continue;
 			rc->lock = &rules[j].lock;
 			rc->whole = &rules[j].whole;
+			__atomic_store_n(&rc->met, &rules[j].met, __ATOMIC_RELEASE);
 			rc->dests.self = s->self;
 			rc->dests.alive = s->alive;
 			rc->dests.busy = cell_busy;

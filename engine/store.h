@@ -38,6 +38,8 @@ struct bw_dest_state {
 	char label[BW_LABEL_MAX];
 };
 
+struct bw_shm_met;
+
 /* One rule's cells: those kept per destination (a bounded table) and the rule's own (for
  * scope rule and process), each behind a spin lock. */
 struct bw_rule_cells {
@@ -47,6 +49,7 @@ struct bw_rule_cells {
 	struct bw_dest_state *whole;
 	int own_lock;                    /* where lock and whole point unless the store */
 	struct bw_dest_state own_whole;  /* is a file */
+	struct bw_shm_met *met;          /* the rule's metrics in a group's file, else NULL */
 };
 
 /* Which cell an operation is about. */

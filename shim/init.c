@@ -143,6 +143,7 @@ static void after_fork_child(void)
 		__atomic_store_n(&g->pid, (long)getpid(), __ATOMIC_RELAXED);
 		for (int i = 0; i < g->cfg->n_rules; i++) {
 			memset(g->rt[i].stats, 0, sizeof g->rt[i].stats);
+			memset(g->rt[i].flushed, 0, sizeof g->rt[i].flushed);
 			for (int k = 0; k < BW_CALL_STRIPES; k++)
 				g->rt[i].calls[k].n = 0;
 		}
@@ -320,6 +321,7 @@ __attribute__((destructor)) static void bw_destructor(void)
 	int saved = errno;
 	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) == BW_LIFE_READY) {
 		struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
+		bw_engine_flush(e);
 		if (e->cfg->log.summary)
 			bw_engine_exit_event(e);
 		bw_group_leave(e);

@@ -300,6 +300,11 @@ def parse_prom(text):
         if current and fams[current]["type"] == "summary" and sname in (
                 current, current + "_sum", current + "_count"):
             fam = current
+        if current and fams[current]["type"] == "histogram" and sname in (
+                current + "_bucket", current + "_sum", current + "_count"):
+            if sname.endswith("_bucket") and "le" not in labels:
+                raise PromError("line %d: a bucket without le" % n)
+            fam = current
         if fam != current:
             raise PromError("line %d: sample %s outside its family (HELP/TYPE of %s "
                             "missing or not just before)" % (n, sname, fam))

@@ -16,8 +16,10 @@ Layout of a state file as mirrored here (all little-endian, natural alignment, x
     356 entry_size u32 | 360 procs_off u64 | 368 rules_off u64 | 376 reloads u64
   struct bw_shm_proc (560): 0 pid i32 | 4 start_ticks u32 | 8 started_us i64 | 16 prog[32] |
     48 held[64] of {cell u32, n i32} (the bulkhead slots it holds)
-  struct bw_shm_rule (360): 0 name[64] | 64 lock i32 | 68 sets i32 | 72 dests_off u64 |
-    80 locks_off u64 | 88 whole (struct bw_dest_state)
+  struct bw_shm_rule (3832): 0 name[64] | 64 lock i32 | 68 sets i32 | 72 dests_off u64 |
+    80 locks_off u64 | 88 whole (struct bw_dest_state) | 616 met (struct bw_shm_met:
+    stats u64[11], then 17 rows of {key u64, label[48], calls u64, failed u64,
+    le u64[13], sum_us u64}; left zero here)
   struct bw_dest_state (528): 0 brk (struct bw_breaker_state, 280) | 280 bucket (24) |
     304 bulk {in_use i32, max i32} | 312 thr (168: win[10] of {slot i64, requests u32,
     accepts u32}, len i64) | 480 label[48]
@@ -73,7 +75,11 @@ BRK_SIZE = BRK_HEAD.size + SLOTS * SLOT.size + BRK_TAIL.size
 DEST_SIZE = BRK_SIZE + BUCKET.size + BULK.size + THR_SIZE + LABEL_MAX
 ENTRY_HDR = struct.Struct("<Qq")
 ENTRY_SIZE = ENTRY_HDR.size + ((DEST_SIZE + 7) & ~7)
-RULE_SIZE = RULE_HEAD.size + DEST_SIZE
+STATS = 11                               # enum bw_stat
+MET_BUCKETS = 12
+MET_DEST_SIZE = 8 + LABEL_MAX + 8 + 8 + (MET_BUCKETS + 1) * 8 + 8
+MET_SIZE = STATS * 8 + (16 + 1) * MET_DEST_SIZE
+RULE_SIZE = RULE_HEAD.size + DEST_SIZE + MET_SIZE
 
 # Prints the C side of the mirror as JSON; with a policy file, also the layout of its
 # state file as bw_shm_format lays it out.

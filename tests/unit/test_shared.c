@@ -525,10 +525,49 @@ static void test_exit_gives_back_exactly_once(void **s)
 	munmap(m, size);
 }
 
+static void name_of(const void *arg, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "dest-%d", *(const int *)arg);
+}
+
+/* The first BW_MET_DESTS destinations get a row each, the rest one row between them;
+ * each call lands in one bucket, by its time. */
+static void test_metrics_rows_are_capped(void **s)
+{
+	(void)s;
+	struct bw_shm_met *m = calloc(1, sizeof *m);
+	assert_non_null(m);
+	for (int round = 0; round < 2; round++)
+		for (int d = 0; d < BW_MET_DESTS + 4; d++)
+			bw_met_call(m, (uint64_t)d * 7919 + 3, name_of, &d, 3000 * (d + 1), d % 2);
+	for (int d = 0; d < BW_MET_DESTS; d++) {
+		char want[16];
+		snprintf(want, sizeof want, "dest-%d", d);
+		assert_string_equal(m->dest[d].label, want);
+		assert_int_equal(m->dest[d].calls, 2);
+		assert_int_equal(m->dest[d].failed, 2 * (d % 2));
+		assert_int_equal(m->dest[d].sum_us, 2 * 3000 * (d + 1));
+	}
+	struct bw_shm_met_dest *o = &m->dest[BW_MET_DESTS];
+	assert_int_equal(o->calls, 2 * 4);
+	assert_int_equal(o->label[0], '\0');
+	/* 3 ms is within 5 ms (bucket 1), 6 ms within 10 ms (2), 48 ms within 50 ms (4) */
+	assert_int_equal(m->dest[0].le[1], 2);
+	assert_int_equal(m->dest[1].le[2], 2);
+	assert_int_equal(m->dest[15].le[4], 2);
+	uint64_t total = 0;
+	for (int d = 0; d <= BW_MET_DESTS; d++)
+		for (int b = 0; b <= BW_MET_BUCKETS; b++)
+			total += m->dest[d].le[b];
+	assert_int_equal(total, 2 * (BW_MET_DESTS + 4));
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout_round_trip),
+		cmocka_unit_test(test_metrics_rows_are_capped),
 		cmocka_unit_test(test_forked_processes_update_together),
 		cmocka_unit_test(test_lock_of_a_killed_process_is_taken_over),
 		cmocka_unit_test(test_live_holder_is_not_robbed),

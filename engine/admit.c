@@ -371,6 +371,7 @@ void bw_engine_settle(struct bw_engine *e, struct bw_call *c, int err)
 	/* a call that took longer than trip.slow.over was slow whatever its outcome: timed
 	 * at its end (design.md §4.7) */
 	c->slow = c->started && now - c->started > r->breaker.slow_over;
+	c->began = c->started;
 	c->started = 0;
 	if (throttles(r, c->op) && answered(c, err)) {
 		struct bw_ref ref = ref_of(e, c, r->throttle.scope);
@@ -398,8 +399,23 @@ void bw_engine_release(struct bw_engine *e, struct bw_call *c)
 
 void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed)
 {
-	if (breaker_guards(c->rule, c->op))
-		record(e, c, (failed ? BW_OUT_FAILED : BW_OUT_OK) | (c->slow ? BW_OUT_SLOW : 0));
+	if (!breaker_guards(c->rule, c->op))
+		return;
+	/* a connection is slow when its connect was, or when its answer came later than
+	 * `over` after the connect, or after the request when the program sent one: a
+	 * server that accepts at once and answers late is a slow server */
+	int slow = c->slow || bw_engine_overdue(e, c->rule, c->started);
+	record(e, c, (failed ? BW_OUT_FAILED : BW_OUT_OK) | (slow ? BW_OUT_SLOW : 0));
+}
+
+int bw_engine_slow_timed(const struct bw_rule *r)
+{
+	return timed(r, BW_OP_CONNECT);
+}
+
+int bw_engine_overdue(const struct bw_engine *e, const struct bw_rule *r, int64_t t0)
+{
+	return t0 > 0 && timed(r, BW_OP_CONNECT) && e->env.mono_us() - t0 > r->breaker.slow_over;
 }
 
 /* A connection that broke: the failures of an established connection that speak of the

@@ -390,10 +390,14 @@ int bw_engine_run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng)
 	c->slot_held = 0;
 	/* in a group, the call's time goes to the rule's metrics, per destination */
 	struct bw_shm_met *m = metrics_of(e, rt_of(e, c->rule)->slot);
-	int64_t t0 = m ? e->env.mono_us() : 0;
+	c->admitted = m ? e->env.mono_us() : 0;
 	int err = run(e, c, rng);
-	if (m)
-		bw_met_call(m, c->key, met_label, c, e->env.mono_us() - t0, err != 0);
+	/* a connect left to finish in the background is timed when its outcome comes
+	 * (bw_engine_outcome, through the pending entry that keeps c->admitted) */
+	if (m && !(err && bw_op_has(c->op, BW_OPF_SOCKET) && bw_engine_unfinished(err, 0))) {
+		bw_met_call(m, c->key, met_label, c, e->env.mono_us() - c->admitted, err != 0);
+		c->admitted = 0;
+	}
 	/* a call's slot is the attempt's: only a connection keeps one past the call */
 	if (c->slot_held && !bw_op_has(c->op, BW_OPF_SOCKET))
 		bw_engine_give_slot(e, c);
@@ -514,18 +518,30 @@ int bw_engine_admit_call(struct bw_engine *e, struct bw_call *c)
 	c->slot_held = 0;
 	c->started = 0;
 	bw_engine_count(e, c->rule, BW_ST_CALLS);
+	struct bw_shm_met *m = metrics_of(e, rt_of(e, c->rule)->slot);
+	c->admitted = m ? e->env.mono_us() : 0;
 	if (!bw_engine_admits(c->rule, c->op))
 		return 0;
 	int by_breaker;
 	int err = bw_engine_admit(e, c, &by_breaker);
 	if (err && c->refuse)
 		err = c->refuse(c->arg, err);
+	if (err && m) {
+		/* refused: the call ends here */
+		bw_met_call(m, c->key, met_label, c, e->env.mono_us() - c->admitted, 1);
+		c->admitted = 0;
+	}
 	return err;
 }
 
 void bw_engine_outcome(struct bw_engine *e, struct bw_call *c, int err)
 {
 	const struct bw_rule *r = c->rule;
+	struct bw_shm_met *m = c->admitted ? metrics_of(e, rt_of(e, r)->slot) : NULL;
+	if (m) {
+		bw_met_call(m, c->key, met_label, c, e->env.mono_us() - c->admitted, err != 0);
+		c->admitted = 0;
+	}
 	bw_engine_settle(e, c, err);
 	if (err == 0)
 		return;

@@ -110,7 +110,8 @@ struct bw_call {
 	uint64_t key;                    /* destination key for dest-scoped state */
 	int unix_dest;                   /* ENOENT is retryable for unix: paths */
 	/* A connect whose success the breaker judges later, once the connection has
-	 * delivered a byte (or failed before it did): see bw_engine_confirm. */
+	 * delivered a byte (or failed before it did): see bw_engine_confirm. There, started
+	 * is when the connection's wait for an answer began (0: not timed). */
 	int confirm_later;
 	/* One attempt: 0 on success, else a bw_err code. deadline_us is the absolute
 	 * monotonic time the whole call must end by, 0 for none. */
@@ -150,6 +151,12 @@ struct bw_call {
 	/* The outcome settled was a slow one: a connection a breaker waits on is judged
 	 * slow when its first byte comes. */
 	int slow;
+	/* Written by the engine when it settles an attempt: when it began (0: not timed),
+	 * where a connection a breaker waits on starts its wait for an answer. */
+	int64_t began;
+	/* Written by the engine: when bw_engine_admit_call admitted the call, in a group
+	 * that keeps metrics (0: not timed); its outcome gives the call's time. */
+	int64_t admitted;
 };
 
 /* A call of op under rule r, named `call` in events, every other field empty. */
@@ -236,6 +243,11 @@ struct bw_ref bw_engine_slot_ref(const struct bw_engine *e, const struct bw_call
  * works: it delivered a byte (failed 0) or broke before it did (failed 1); c->slow says
  * whether its connect was slow. */
 void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed);
+/* trip.slow times the connects of rule r (and their connections' wait for an answer). */
+int bw_engine_slow_timed(const struct bw_rule *r);
+/* A connection of rule r waiting for its answer since t0 (monotonic) is past
+ * trip.slow.over: counted slow now, while still in flight (design.md §4.7). */
+int bw_engine_overdue(const struct bw_engine *e, const struct bw_rule *r, int64_t t0);
 
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err);
 

@@ -221,13 +221,31 @@ void bw_fd_copy(int from, int to)
 	__atomic_store_n(&t->watch_rule, __atomic_load_n(&f->watch_rule, __ATOMIC_RELAXED),
 			 __ATOMIC_RELAXED);
 	t->watch_slow = f->watch_slow;
+	t->watch_t0 = f->watch_t0;
 	t->peer_family = f->peer_family;
 	t->peer_port = f->peer_port;
 	memcpy(t->peer_addr, f->peer_addr, sizeof t->peer_addr);
 	__atomic_store_n(tw, w, __ATOMIC_RELEASE);
 }
 
-void bw_fd_watch(int fd, int rule, int slow)
+int64_t bw_fd_watch_t0(int fd, int *flags)
+{
+	struct bw_fd_cold *c = cold_at(fd, 0);
+	if (flags)
+		*flags = c ? __atomic_load_n(&c->watch_slow, __ATOMIC_RELAXED) : 0;
+	return c ? __atomic_load_n(&c->watch_t0, __ATOMIC_RELAXED) : 0;
+}
+
+void bw_fd_watch_sent(int fd, int64_t now)
+{
+	struct bw_fd_cold *c = cold_at(fd, 0);
+	if (!c || (__atomic_load_n(&c->watch_slow, __ATOMIC_RELAXED) & BW_WATCH_SENT))
+		return;
+	__atomic_store_n(&c->watch_t0, now, __ATOMIC_RELAXED);
+	__atomic_or_fetch(&c->watch_slow, (uint16_t)BW_WATCH_SENT, __ATOMIC_RELEASE);
+}
+
+void bw_fd_watch(int fd, int rule, int slow, int64_t t0)
 {
 	struct bw_fd_cold *c = cold_at(fd, rule != 0);
 	uint64_t *w = word_at(fd, rule != 0);
@@ -235,7 +253,8 @@ void bw_fd_watch(int fd, int rule, int slow)
 		return;
 	uint64_t bit = BW_FDW_BIT(BW_FDW_WATCH);
 	__atomic_store_n(&c->watch_rule, (uint16_t)rule, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->watch_slow, (uint16_t)(slow != 0), __ATOMIC_RELAXED);
+	__atomic_store_n(&c->watch_slow, (uint16_t)(slow ? BW_WATCH_SLOW : 0), __ATOMIC_RELAXED);
+	__atomic_store_n(&c->watch_t0, t0, __ATOMIC_RELAXED);
 	if (rule)
 		__atomic_or_fetch(w, bit, __ATOMIC_RELEASE);
 	else
@@ -252,7 +271,7 @@ int bw_fd_unwatch(int fd, int *slow)
 	if (!w || !c || !(__atomic_fetch_and(w, ~bit, __ATOMIC_ACQ_REL) & bit))
 		return 0;
 	if (slow)
-		*slow = __atomic_load_n(&c->watch_slow, __ATOMIC_RELAXED);
+		*slow = __atomic_load_n(&c->watch_slow, __ATOMIC_RELAXED) & BW_WATCH_SLOW;
 	return __atomic_load_n(&c->watch_rule, __ATOMIC_RELAXED);
 }
 

@@ -47,13 +47,19 @@ struct bw_fd_cold {
 	 * family could mix two; it names an event's destination, nothing more). */
 	uint16_t peer_family;
 	uint16_t peer_port;      /* network order */
-	uint16_t watch_slow;     /* the connect the watch waits to judge was slow */
+	uint16_t watch_slow;     /* BW_WATCH_SLOW | BW_WATCH_SENT */
 	uint32_t peer_addr[4];
 	void *pin[2][3];         /* per direction: a store cell held on to (store.h bw_pin) */
 	/* The bulkhead slot the socket's connection holds (hold.h): 0 none. Its duplicates
 	 * in this process share it; the last of them to close gives it back. */
 	uint32_t hold;
+	/* For trip.slow: when the connection's wait for its answer began (the engine's
+	 * monotonic clock): the connect's start, then its first send. */
+	int64_t watch_t0;
 };
+
+#define BW_WATCH_SLOW 1          /* the connect itself was slow */
+#define BW_WATCH_SENT 2          /* the program sent on it: watch_t0 is that send */
 
 extern uint64_t *bw_fd_words[BW_FD_MAX >> BW_FD_PAGE_BITS];
 extern struct bw_fd_cold *bw_fd_colds[BW_FD_MAX >> BW_FD_PAGE_BITS];
@@ -207,7 +213,12 @@ void bw_fd_copy(int from, int to);
 /* A breaker waits for this connection's first byte before it counts the connect as a
  * success (rule: connect rule index + 1; slow: the connect was slow), or stops waiting
  * (0). */
-void bw_fd_watch(int fd, int rule, int slow);
+void bw_fd_watch(int fd, int rule, int slow, int64_t t0);
+/* The watch's start (0: none) and BW_WATCH_* flags, read without clearing it. */
+int64_t bw_fd_watch_t0(int fd, int *flags);
+/* The program sends on a watched connection: the first send starts the wait for the
+ * answer anew (a pooled connection may sit idle long before its first request). */
+void bw_fd_watch_sent(int fd, int64_t now);
 /* The connect rule + 1 a watched connection reports to, clearing the watch; 0 if none.
  * Only one caller ever gets it, so a connection is judged once. *slow (may be NULL): its
  * connect was slow. */

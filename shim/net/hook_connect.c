@@ -41,6 +41,7 @@
 #include "pending.h"
 #include "hold.h"
 #include "hook.h"
+#include "overdue.h"
 #include "real.h"
 #include "sigrestart.h"
 #include "sockwait.h"
@@ -68,7 +69,8 @@ static void before_retry(void *arg)
 /* An attempt goes on without us: its outcome is recorded when the program learns it. */
 static int leave_in_flight(struct attempt_ctx *a)
 {
-	bw_pending_add(a->fd, a->call->rule, a->sa, a->len, a->call->started);
+	bw_pending_add(a->fd, a->call->rule, a->sa, a->len, a->call->started,
+		       a->call->admitted);
 	return a->nonblocking ? EINPROGRESS : EINTR;
 }
 
@@ -112,7 +114,7 @@ static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 				/* the program's own timeout: as the kernel does, the attempt
 				 * goes on and the program hears EINPROGRESS */
 				bw_pending_add(a->fd, a->call->rule, a->sa, a->len,
-					       a->call->started);
+					       a->call->started, a->call->admitted);
 				return EINPROGRESS;
 			}
 			bw_sock_unconnect(a->fd);
@@ -180,7 +182,7 @@ static int attempt_blocking(struct attempt_ctx *a, int64_t deadline)
 			/* the time ran out with the attempt under way */
 			if (app_bound) {
 				bw_pending_add(a->fd, a->call->rule, a->sa, a->len,
-					       a->call->started);
+					       a->call->started, a->call->admitted);
 				return EINPROGRESS;
 			}
 			bw_sock_unconnect(a->fd);
@@ -338,8 +340,11 @@ static void learn(struct bw_engine *e, int fd, const struct sockaddr *sa, sockle
  * hears of it when the connection delivers its first byte or breaks first. */
 static void watch(struct bw_engine *e, const struct bw_call *c, int fd)
 {
-	if (c->confirm_later)
-		bw_fd_watch(fd, bw_engine_rule_no(e, c->rule), c->slow);
+	if (!c->confirm_later)
+		return;
+	bw_fd_watch(fd, bw_engine_rule_no(e, c->rule), c->slow, c->began);
+	if (bw_engine_slow_timed(c->rule))
+		bw_overdue_add(fd);
 }
 
 /* The outcome of a connect call, as the socket's state afterwards: whether it is (or is
@@ -371,18 +376,19 @@ static int busy(int fd, int family)
 }
 
 /* The program's business: the real call answers. When it collects the outcome of a
- * connect we left in progress, that outcome is recorded now. */
+ * connect we left in progress (p, its entry), that outcome is recorded now. */
 static int pass_through(struct bw_engine *e, struct bw_call *c, int fd, const struct sockaddr *sa,
-			socklen_t len, int collecting, int64_t started)
+			socklen_t len, const struct bw_pending *p)
 {
 	int rc = BW_REAL(connect)(fd, sa, len);
 	int err = errno;
-	if (collecting && rc < 0 && (err == EALREADY || err == EINPROGRESS || err == EINTR)) {
-		bw_pending_add(fd, c->rule, sa, len, started);          /* not finished yet */
-	} else if (collecting) {
+	if (p && rc < 0 && (err == EALREADY || err == EINPROGRESS || err == EINTR)) {
+		bw_pending_add(fd, c->rule, sa, len, p->started, p->admitted);  /* not finished */
+	} else if (p) {
 		bw_attempt_injected = 0;
 		int outcome = rc == 0 || err == EISCONN ? 0 : err;
-		c->started = started;
+		c->started = p->started;
+		c->admitted = p->admitted;
 		bw_engine_outcome(e, c, outcome);
 		if (outcome == 0)
 			watch(e, c, fd);
@@ -410,7 +416,7 @@ static int at_once(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 	int rc = BW_REAL(connect)(fd, sa, len);
 	err = errno;
 	if (rc < 0 && (err == EINPROGRESS || err == EINTR) && sa->sa_family != AF_UNIX) {
-		bw_pending_add(fd, c->rule, sa, len, c->started);
+		bw_pending_add(fd, c->rule, sa, len, c->started, c->admitted);
 	} else if (!(rc < 0 && err == EINTR)) {
 		bw_engine_outcome(e, c, rc == 0 ? 0 : err);
 		if (rc == 0)
@@ -492,6 +498,10 @@ BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 	}
 
 	int saved = errno;
+	/* connections of a slow-call breaker still waiting past `over` count before this
+	 * connect is admitted */
+	if (bw_engine_slow_timed(r))
+		bw_overdue_scan(e);
 	char dest[BW_DEST_NAME_MAX];
 	bw_format_sockaddr(sa, len, dest, sizeof dest);
 	struct bw_call c = {
@@ -502,7 +512,7 @@ BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 	struct bw_pending p;
 	int collecting = bw_pending_any() && bw_pending_take(fd, &p);
 	if (collecting || busy(fd, sa->sa_family))
-		return pass_through(e, &c, fd, sa, len, collecting, collecting ? p.started : 0);
+		return pass_through(e, &c, fd, sa, len, collecting ? &p : NULL);
 
 	int flags = BW_REAL(fcntl)(fd, F_GETFL);
 	int nonblocking = flags >= 0 && (flags & O_NONBLOCK);

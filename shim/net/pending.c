@@ -14,7 +14,7 @@ static struct {
 static int count;
 
 void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len,
-		    int64_t started)
+		    int64_t started, int64_t admitted)
 {
 	/* FREE and BUSY are negative: a negative fd would be read as a slot's state */
 	if (fd < 0)
@@ -30,6 +30,7 @@ void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *s
 		memcpy(&slots[i].p.addr, sa, len);
 		slots[i].p.len = len;
 		slots[i].p.started = started;
+		slots[i].p.admitted = admitted;
 		__atomic_add_fetch(&count, 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&slots[i].fd, fd, __ATOMIC_RELEASE);
 		return;

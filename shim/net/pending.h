@@ -12,10 +12,11 @@ struct bw_pending {
 	struct sockaddr_storage addr;
 	socklen_t len;
 	int64_t started;         /* when the attempt began, for trip.slow (bw_call.started) */
+	int64_t admitted;        /* when the call was admitted, for metrics (bw_call.admitted) */
 };
 
 void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len,
-		    int64_t started);
+		    int64_t started, int64_t admitted);
 /* 1 and the entry (removed) when fd has one. */
 int bw_pending_take(int fd, struct bw_pending *out);
 int bw_pending_any(void);

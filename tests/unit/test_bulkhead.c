@@ -478,6 +478,40 @@ static void test_slow_connect_is_judged_with_its_first_byte(void **s)
 	assert_int_equal(fake_count("\"to\":\"open\""), 1);
 }
 
+/* A connect made at once whose answer comes late is slow: its wait runs from the connect
+ * (c.began, which the hook keeps with the watch) to the first byte; one still waiting
+ * past `over` is overdue. */
+static void test_a_late_answer_makes_a_fast_connect_slow(void **s)
+{
+	(void)s;
+	slow_breaker();
+	rule.breaker.min_calls = 2;
+	rule.breaker.slow_rate = 1;
+	start();
+	attempt_takes = 10 * MS;
+	for (int i = 0; i < 2; i++) {
+		struct bw_call c = call_of(7, BW_OP_CONNECT);
+		c.confirm_later = 1;
+		assert_int_equal(run(&c), 0);
+		assert_int_equal(c.slow, 0);
+		assert_true(c.began > 0);
+		int64_t t0 = c.began;
+		fake_now += 1 * S;
+		assert_false(bw_engine_overdue(&eng, &rule, t0));
+		fake_now += 2 * S;                    /* 3 s after the connect: overdue */
+		assert_true(bw_engine_overdue(&eng, &rule, t0));
+		assert_false(bw_engine_overdue(&eng, &rule, 0));    /* not timed */
+		struct bw_call judged = call_of(7, BW_OP_CONNECT);
+		judged.started = t0;
+		bw_engine_confirm(&eng, &judged, 0);
+	}
+	assert_int_equal(fake_count("\"to\":\"open\""), 1);
+	/* without trip.slow nothing is timed */
+	rule.breaker.slow_over = 0;
+	assert_false(bw_engine_slow_timed(&rule));
+	assert_false(bw_engine_overdue(&eng, &rule, 1));
+}
+
 /* A probe the rate limit refuses after the breaker let it through is free again: held,
  * it would keep the breaker half-open and refusing for good. */
 static void test_a_probe_refused_by_the_rate_limit_is_released(void **s)
@@ -519,6 +553,7 @@ int main(void)
 		T(test_throttle_counts_application_errors_as_accepts),
 		T(test_slow_calls_open_the_breaker),
 		T(test_slow_connect_is_judged_with_its_first_byte),
+		T(test_a_late_answer_makes_a_fast_connect_slow),
 		T(test_a_probe_refused_by_the_rate_limit_is_released),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,6 +50,22 @@ class Examples(unittest.TestCase):
         self.assertIn('"event":"failover"', r.stderr, r)
         self.assertIn('"to":"open"', r.stderr, r)
 
+    def test_legacy_service_changes_policy_live_and_is_scraped(self):
+        r = run(script("legacy-service", "live.sh"), timeout=60)
+        self.ok(r)
+        before, after = r.stdout.split("== policy edited while it runs")
+        self.assertIn("round 1: ok ok refused", before, r)
+        # the edit is seen within about a second, without a restart
+        self.assertRegex(after, r"round \d+: ok ok ok\n", r)
+        self.assertIn('"event":"reload"', r.stderr, r)
+        self.assertIn('"event":"bulkhead_full"', r.stderr, r)
+        m = re.search(r'(?m)^bulwark_bulkhead_max\{[^}]*rule="backend"[^}]*\} 4$', r.stdout)
+        self.assertIsNotNone(m, r)
+        refused = r.stdout.count("refused")
+        m = re.search(r'(?m)^bulwark_rule_bulkhead_full_total\{[^}]*\} (\d+)$', r.stdout)
+        self.assertIsNotNone(m, r)
+        self.assertEqual(int(m.group(1)), refused, r)
+
     def test_sqlite_contention_loses_no_row(self):
         r = run(script("sqlite-contention", "contend.sh"), timeout=90)
         self.ok(r)

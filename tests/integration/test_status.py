@@ -226,12 +226,13 @@ def brk_state(pos=CLOSED, consecutive=0, opened_at=0, open_for=0, probes_out=0,
             + b"".join(SLOT.pack(*s) for s in slots) + BRK_TAIL.pack(stamp, 0))
 
 
-def dest_state(label=b"", tokens=0.0, last=0, burst=0.0, **brk):
-    """struct bw_dest_state; brk: as brk_state, or brk=None for an unused breaker."""
+def dest_state(label=b"", tokens=0.0, last=0, burst=0.0, bulk=(0, 0), **brk):
+    """struct bw_dest_state; brk: as brk_state, or brk=None for an unused breaker; bulk:
+    the bulkhead's (slots in use, max)."""
     b = bytes(BRK_SIZE) if brk.pop("unused", False) else brk_state(**brk)
     if isinstance(label, str):
         label = label.encode()
-    return (b + BUCKET.pack(tokens, last, burst) + BULK.pack(0, 0) + bytes(THR_SIZE)
+    return (b + BUCKET.pack(tokens, last, burst) + BULK.pack(*bulk) + bytes(THR_SIZE)
             + label[:LABEL_MAX].ljust(LABEL_MAX, b"\0"))
 
 
@@ -318,7 +319,7 @@ STATUS_KEYS = ["health", "status", "dir", "live_groups", "stale_groups", "breake
 GROUP_KEYS = ["group", "live", "health", "breakers", "file", "policy", "policy_loaded",
               "created", "processes", "destinations"]
 PROC_KEYS = ["pid", "prog", "started", "alive"]
-DEST_KEYS = ["rule", "dest", "scope", "health", "breaker", "bucket"]
+DEST_KEYS = ["rule", "dest", "scope", "health", "breaker", "bucket", "bulkhead"]
 BREAKER_KEYS = ["state", "consecutive_failures", "window_failures", "window_calls",
                 "window_known", "open_for_ms", "probe_in_ms"]
 BUCKET_KEYS = ["tokens", "refilled", "burst", "rate_per_sec", "unit", "age_ms"]
@@ -917,6 +918,22 @@ class StatusTest(ShimTest):
         self.assertRegex(r.stdout, r"(?m)^group alpha: degraded, 2 processes$")
         self.assertRegex(r.stdout, r"(?m)^RULE +DEST +BREAKER +CONSEC +FAILS +TOKENS +HEALTH$")
         self.assertRegex(r.stdout, r"(?m)^ *PID +PROG +STARTED +UP$")
+
+    def test_bulkhead_slots_in_use(self):
+        g = self.group("bh")
+        g.dest(PG, key_of(1), dest_state("127.0.0.1:5432", bulk=(2, 3)))
+        g.dest(PG, key_of(2), dest_state("10.0.0.9:5432"))
+        g.write(self.path("bh"))
+        r = self.status()
+        self.assertFits(r.stdout)
+        self.assertRegex(r.stdout, r"(?m)^RULE +DEST +BREAKER +CONSEC +FAILS +TOKENS +SLOTS "
+                                   r"+HEALTH$")
+        self.assertRegex(r.stdout, r"(?m)^pg +127\.0\.0\.1:5432 .* 2/3 +healthy$")
+        self.assertRegex(r.stdout, r"(?m)^pg +10\.0\.0\.9:5432 .* - +healthy$")
+        r, doc = self.json_status()
+        d = self.dests(doc, "bh")
+        self.assertEqual(d[("pg", "127.0.0.1:5432")]["bulkhead"], {"in_use": 2, "max": 3})
+        self.assertIsNone(d[("pg", "10.0.0.9:5432")]["bulkhead"])
 
     # -- the directory
 

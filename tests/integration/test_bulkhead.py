@@ -7,6 +7,8 @@ THROTTLE).
   every client gets its answer.
 - A holder SIGKILLed while its connection holds the only slot: the group counts the slot
   back, and the next connect of another process of the group goes ahead.
+- One slot, given back by each way a descriptor goes: close, the last of a dup's copies,
+  dup2 and dup3 over it, close_range, fclose (a leak shows as a connect refused after).
 - Adaptive throttling against a destination that fails 70% of the time: over 4000
   calls the share rejected is within 2 points of the formula max(0, (requests - k *
   accepts) / (requests + 1)), capped at max_reject, replayed from the calls' own
@@ -265,3 +267,79 @@ class Throttle(ShimTest):
         self.assertEqual(len(shed), rejected, describe(shed[:5]))
         exits = [e for e in events_of(evs, "exit") if "svc" in e.get("stats", {})]
         self.assertEqual(sum(e["stats"]["svc"]["shed"] for e in exits), rejected)
+
+
+# One slot (max 1, 100 ms wait): each way a descriptor can go must give the slot back,
+# or the next connect is refused. Prints one word a step: "held" when the connect that
+# must be refused was (the slot still taken), "ok" when the one after the release went
+# through.
+CLOSER = """
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fdopen.restype = ctypes.c_void_p
+libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+port = int(sys.argv[1])
+def conn():
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", port))
+        return s.detach()
+    except OSError as e:
+        s.close()
+        return -e.errno
+def step(name, release):
+    fd = conn()
+    assert fd >= 0, (name, fd)
+    extra = conn()                    # the bulkhead is full
+    out = ["held" if extra == -111 else "LEAKED(%d)" % extra]
+    if extra >= 0:
+        os.close(extra)
+    release(fd)
+    again = conn()
+    out.append("ok" if again >= 0 else "STUCK(%d)" % again)
+    if again >= 0:
+        os.close(again)
+    print(name, *out, flush=True)
+def dup_then_close(fd):
+    copy = os.dup(fd)
+    os.close(fd)
+    assert conn() == -111             # the copy still holds the connection's slot
+    os.close(copy)
+def dup2_over(fd):
+    other = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(other, fd)                # the connection's only descriptor is replaced
+    os.close(other)
+    os.close(fd)
+def dup3_over(fd):
+    other = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(other, fd, inheritable=False)
+    os.close(other)
+    os.close(fd)
+def close_range(fd):
+    assert libc.close_range(fd, fd, 0) == 0
+def fclose(fd):
+    f = libc.fdopen(fd, b"r+")
+    assert f
+    libc.fclose(f)
+step("close", os.close)
+step("dup", dup_then_close)
+step("dup2", dup2_over)
+step("dup3", dup3_over)
+step("close_range", close_range)
+step("fclose", fclose)
+"""
+
+
+class SlotsComeBack(ShimTest):
+
+    def test_every_way_a_descriptor_goes_gives_its_slot_back(self):
+        srv = self.track(CountingServer(30, until_close=True))
+        pol, log = self.wd.policy(
+            rule("one", ["connect"], ["127.0.0.1:%d" % srv.port],
+                 "retry: off\nconcurrency: { max: 1, max_wait: 100ms }\n"))
+        r = bulwark_run(["-c", pol], [PYTHON, "-c", CLOSER, str(srv.port)], timeout=60)
+        self.assertOk(r)
+        self.assertEqual(r.stdout.split("\n"), [
+            "close held ok", "dup held ok", "dup2 held ok", "dup3 held ok",
+            "close_range held ok", "fclose held ok", ""], r)

@@ -7,6 +7,7 @@
  * HTTP (--listen), every scrape a fresh reading. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "breaker.h"
 #include "cli.h"
 #include "promout.h"
 #include "status_model.h"
@@ -62,9 +64,99 @@ static void labels(FILE *out, const struct bw_st_group *g, const char *rule, con
 	}
 }
 
-int bw_metrics_print(const struct bw_status *st, FILE *out)
+/* st with at most BW_MET_DESTS lines of each rule of each group (the first by name): the
+ * per-destination gauges of a rule that sees many destinations stay few, and the rule's
+ * sums below (bulwark_rule_breakers, bulwark_rule_bulkhead_in_use) count them all. The
+ * copy shares everything but the lines, which it owns. */
+static int capped(const struct bw_status *st, struct bw_status *out)
 {
+	*out = *st;
+	out->groups = calloc(st->n_groups ? st->n_groups : 1, sizeof *out->groups);
+	if (!out->groups)
+		return -1;
+	for (size_t i = 0; i < st->n_groups; i++) {
+		const struct bw_st_group *g = &st->groups[i];
+		struct bw_st_group *c = &out->groups[i];
+		*c = *g;
+		c->dests = calloc(g->n_dests ? g->n_dests : 1, sizeof *c->dests);
+		if (!c->dests)
+			return -1;
+		c->n_dests = 0;
+		int rule = -1, n = 0;
+		for (size_t j = 0; j < g->n_dests; j++) {
+			if (g->dests[j].rule != rule) {
+				rule = g->dests[j].rule;
+				n = 0;
+			}
+			if (n++ < BW_MET_DESTS)
+				c->dests[c->n_dests++] = g->dests[j];
+		}
+	}
+	return 0;
+}
+
+static void free_capped(struct bw_status *c)
+{
+	for (size_t i = 0; c->groups && i < c->n_groups; i++)
+		free(c->groups[i].dests);
+	free(c->groups);
+}
+
+/* Per rule, over all its destinations: breakers by position, and slots in use. */
+static void rule_sums(const struct bw_status *st, FILE *out)
+{
+	bw_prom_family(out, "bulwark_rule_breakers", "gauge",
+		       "Breakers of a rule in each position, over all its destinations.");
+	for (size_t i = 0; i < st->n_groups; i++) {
+		const struct bw_st_group *g = &st->groups[i];
+		for (size_t r = 0; g->live && r < g->n_rules; r++) {
+			long n[3] = { 0, 0, 0 }, any = 0;
+			for (size_t j = 0; j < g->n_dests; j++) {
+				const struct bw_st_dest *d = &g->dests[j];
+				if ((size_t)d->rule == r && d->has_breaker && d->pos >= 0 && d->pos < 3) {
+					n[d->pos]++;
+					any = 1;
+				}
+			}
+			for (int k = 0; any && k < 3; k++) {
+				fputs("bulwark_rule_breakers", out);
+				labels(out, g, g->rules[r].name, NULL);
+				fprintf(out, ",state=\"%s\"} %ld\n", bw_brk_name(k), n[k]);
+			}
+		}
+	}
+	bw_prom_family(out, "bulwark_rule_bulkhead_in_use", "gauge",
+		       "Bulkhead slots held now over all the destinations of a rule.");
+	for (size_t i = 0; i < st->n_groups; i++) {
+		const struct bw_st_group *g = &st->groups[i];
+		for (size_t r = 0; g->live && r < g->n_rules; r++) {
+			long n = 0, any = 0;
+			for (size_t j = 0; j < g->n_dests; j++) {
+				const struct bw_st_dest *d = &g->dests[j];
+				if ((size_t)d->rule == r && d->has_bulk) {
+					n += d->in_use;
+					any = 1;
+				}
+			}
+			if (!any)
+				continue;
+			fputs("bulwark_rule_bulkhead_in_use", out);
+			labels(out, g, g->rules[r].name, NULL);
+			fprintf(out, "} %ld\n", n);
+		}
+	}
+}
+
+int bw_metrics_print(const struct bw_status *full, FILE *out)
+{
+	struct bw_status few;
+	if (capped(full, &few) != 0) {
+		free_capped(&few);
+		return -1;
+	}
+	const struct bw_status *st = &few;
 	bw_status_print_prom(st, out);
+	rule_sums(full, out);
 
 	bw_prom_family(out, "bulwark_bulkhead_in_use", "gauge",
 		       "Bulkhead slots held now: connections open or calls in flight.");
@@ -153,6 +245,7 @@ int bw_metrics_print(const struct bw_status *st, FILE *out)
 				fprintf(out, "} %llu\n", (unsigned long long)m->calls);
 			}
 	}
+	free_capped(&few);
 	return 0;
 }
 

@@ -204,3 +204,37 @@ class Metrics(ShimTest):
             tf = parse_prom(f.read())
         self.assertEqual(set(tf), set(fams))
         anchor.finish()
+
+    def test_destination_labels_are_capped(self):
+        # 20 dead ports under one rule: 16 keep their own label, the other 4 are folded
+        ports = [free_port() for _ in range(20)]
+        state = self.wd.file("state")
+        pol, log = self.wd.policy(
+            rule("many", ["connect"], ["127.0.0.1:%d" % p for p in ports],
+                 "retry: off\nbreaker: { trip: { consecutive: 1000 } }\n"),
+            extra="state: { share: group, dir: %s }\n" % state)
+        code = ("import socket, sys\nfor p in sys.argv[1:]:\n    s = socket.socket()\n"
+                "    try:\n        s.connect(('127.0.0.1', int(p)))\n    except OSError:\n"
+                "        pass\n    s.close()\nprint('done', flush=True)\nsys.stdin.read()\n")
+        client = self.spawn([PYTHON, "-c", code] + [str(p) for p in ports], shim_env(pol))
+        self.assertEqual(client.readline(timeout=20), "done")
+        r = run([TOOL, "metrics", "--dir", state])
+        self.assertOk(r)
+        fams = parse_prom(r.stdout)
+        if PROMTOOL:
+            p = subprocess.run([PROMTOOL, "check", "metrics"], input=r.stdout.encode(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout.decode())
+        counts = {lab["dest"]: v
+                  for name, lab, v in fams["bulwark_call_duration_seconds"]["samples"]
+                  if name.endswith("_count") and lab.get("rule") == "many"}
+        self.assertEqual(len(counts), 17, counts)
+        self.assertEqual(counts.pop("other"), 4)
+        self.assertEqual(set(counts.values()), {1})
+        dests = {lab["dest"] for _, lab, _ in fams["bulwark_breaker_state"]["samples"]
+                 if lab.get("rule") == "many"}
+        self.assertEqual(len(dests), 16, dests)
+        closed = [v for _, lab, v in fams["bulwark_rule_breakers"]["samples"]
+                  if lab.get("rule") == "many" and lab["state"] == "closed"]
+        self.assertEqual(closed, [20])
+        client.finish()

@@ -306,16 +306,17 @@ def dup_then_close(fd):
     os.close(fd)
     assert conn() == -111             # the copy still holds the connection's slot
     os.close(copy)
+later = []                            # descriptors closed only at the end
 def dup2_over(fd):
     other = os.open("/dev/null", os.O_RDONLY)
     os.dup2(other, fd)                # the connection's only descriptor is replaced
     os.close(other)
-    os.close(fd)
+    later.append(fd)                  # still open (on /dev/null) while the next connects
 def dup3_over(fd):
     other = os.open("/dev/null", os.O_RDONLY)
     os.dup2(other, fd, inheritable=False)
     os.close(other)
-    os.close(fd)
+    later.append(fd)
 def close_range(fd):
     assert libc.close_range(fd, fd, 0) == 0
 def fclose(fd):
@@ -328,6 +329,8 @@ step("dup2", dup2_over)
 step("dup3", dup3_over)
 step("close_range", close_range)
 step("fclose", fclose)
+for fd in later:
+    os.close(fd)
 """
 
 

@@ -54,7 +54,10 @@ class Examples(unittest.TestCase):
         r = run(script("legacy-service", "live.sh"), timeout=60)
         self.ok(r)
         before, after = r.stdout.split("== policy edited while it runs")
-        self.assertIn("round 1: ok ok refused", before, r)
+        # which of the 3 is refused is the threads' race; that one is, every round
+        rounds = re.findall(r"(?m)^round \d+: (.*)$", before)
+        self.assertTrue(rounds, r)
+        self.assertTrue(all(sorted(x.split()) == ["ok", "ok", "refused"] for x in rounds), r)
         # the edit is seen within about a second, without a restart
         self.assertRegex(after, r"round \d+: ok ok ok\n", r)
         self.assertIn('"event":"reload"', r.stderr, r)

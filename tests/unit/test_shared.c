@@ -541,7 +541,7 @@ static void test_metrics_rows_are_capped(void **s)
 		for (int d = 0; d < BW_MET_DESTS + 4; d++)
 			bw_met_call(m, (uint64_t)d * 7919 + 3, name_of, &d, 3000 * (d + 1), d % 2);
 	for (int d = 0; d < BW_MET_DESTS; d++) {
-		char want[16];
+		char want[32];
 		snprintf(want, sizeof want, "dest-%d", d);
 		assert_string_equal(m->dest[d].label, want);
 		assert_int_equal(m->dest[d].calls, 2);

@@ -373,9 +373,9 @@ void bw_engine_settle(struct bw_engine *e, struct bw_call *c, int err)
 	c->slow = c->started && now - c->started > r->breaker.slow_over;
 	c->began = c->started;
 	c->started = 0;
-	if (throttles(r, c->op) && answered(c, err)) {
+	if (throttles(r, c->op)) {
 		struct bw_ref ref = ref_of(e, c, r->throttle.scope);
-		bw_store_accepted(e->store, &ref, &r->throttle, now);
+		bw_store_thr_outcome(e->store, &ref, &r->throttle, now, answered(c, err));
 	}
 	attempt_done(e, c, err);
 	if (!breaker_guards(r, c->op))

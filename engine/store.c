@@ -223,19 +223,23 @@ static int mem_throttle(struct bw_store *s, const struct bw_ref *ref, const stru
 	if (!st)
 		return 0;
 	*p = bw_throttle_p(t, &st->thr, now);
-	bw_throttle_request(t, &st->thr, now);
+	int rejected = draw < *p;
+	if (rejected)
+		bw_throttle_request(t, &st->thr, now);
 	unlock_cell(s, ref, set, st, now);
-	return draw < *p;
+	return rejected;
 }
 
-static void mem_accepted(struct bw_store *s, const struct bw_ref *ref, const struct bw_throttle *t,
-			 int64_t now)
+static void mem_thr_outcome(struct bw_store *s, const struct bw_ref *ref,
+			    const struct bw_throttle *t, int64_t now, int answered)
 {
 	int set;
 	struct bw_dest_state *st = lock_cell(s, ref, now, &set);
 	if (!st)
 		return;
-	bw_throttle_accept(t, &st->thr, now);
+	bw_throttle_request(t, &st->thr, now);
+	if (answered)
+		bw_throttle_accept(t, &st->thr, now);
 	unlock_cell(s, ref, set, st, now);
 }
 
@@ -437,12 +441,12 @@ void bw_store_give_ledger(struct bw_store *s, int proc)
 
 static const struct bw_store_ops mem_ops = {
 	"process", mem_admit, mem_record, mem_take, mem_give, mem_snapshot, mem_after_fork,
-	mem_pin, mem_throttle, mem_accepted, mem_take_slot, mem_give_slot,
+	mem_pin, mem_throttle, mem_thr_outcome, mem_take_slot, mem_give_slot,
 };
 
 static const struct bw_store_ops group_ops = {
 	"group", mem_admit, mem_record, mem_take, mem_give, mem_snapshot, mem_after_fork,
-	mem_pin, mem_throttle, mem_accepted, mem_take_slot, mem_give_slot,
+	mem_pin, mem_throttle, mem_thr_outcome, mem_take_slot, mem_give_slot,
 };
 
 int bw_store_init(struct bw_store *s, const struct bw_config *cfg)

@@ -112,14 +112,18 @@ struct bw_store_ops {
 	/* The cell of ref, made if new, as a pin: 0, or -1 when this backend keeps no cell
 	 * in memory to hold on to (every call then goes through take). */
 	int (*pin)(struct bw_store *s, const struct bw_ref *ref, int64_t now, struct bw_pin *out);
-	/* Adaptive throttling: one request more, rejected (1) when `draw` (uniform in [0, 1))
-	 * falls below the rejection probability the counts give before it, which *p gets;
-	 * 0 to go ahead (also when the cell cannot be had: the call goes unguarded). */
+	/* Adaptive throttling: rejected (1, and counted as a request) when `draw` (uniform in
+	 * [0, 1)) falls below the rejection probability the counts give, which *p gets; 0 to
+	 * go ahead (also when the cell cannot be had: the call goes unguarded), the request
+	 * then counted with its outcome (thr_outcome): calls in flight are neither accepted
+	 * nor refused yet, and counting them as requests before their answers would read a
+	 * burst of concurrent calls, or a queue at a bulkhead, as a failing destination. */
 	int (*throttle)(struct bw_store *s, const struct bw_ref *ref, const struct bw_throttle *t,
 			int64_t now, double draw, double *p);
-	/* The destination answered a call the throttle let through. */
-	void (*accepted)(struct bw_store *s, const struct bw_ref *ref,
-			 const struct bw_throttle *t, int64_t now);
+	/* A call the throttle let through ended: one request more, and an accept when the
+	 * destination answered it. */
+	void (*thr_outcome)(struct bw_store *s, const struct bw_ref *ref,
+			    const struct bw_throttle *t, int64_t now, int answered);
 	/* A bulkhead slot: 1 taken, 0 none free, -1 when the cell (or, in a group's file,
 	 * room in this process's ledger) cannot be had, and the call goes uncounted. force:
 	 * taken even beyond max. reclaim: when none is free, count again the slots of the
@@ -237,10 +241,10 @@ static inline int bw_store_throttle(struct bw_store *s, const struct bw_ref *ref
 	return s->ops->throttle(s, ref, t, now, draw, p);
 }
 
-static inline void bw_store_accepted(struct bw_store *s, const struct bw_ref *ref,
-				     const struct bw_throttle *t, int64_t now)
+static inline void bw_store_thr_outcome(struct bw_store *s, const struct bw_ref *ref,
+					const struct bw_throttle *t, int64_t now, int answered)
 {
-	s->ops->accepted(s, ref, t, now);
+	s->ops->thr_outcome(s, ref, t, now, answered);
 }
 
 static inline int bw_store_take_slot(struct bw_store *s, const struct bw_ref *ref,

@@ -3,8 +3,8 @@
  *
  *     max(0, (requests - k * accepts) / (requests + 1)),  at most max_reject,
  *
- * where requests counts every call asked for (rejected ones too) and accepts the calls
- * the destination answered. Pure: the caller supplies the time and serializes access. */
+ * where requests counts every call that ended (rejected ones too; one in flight counts
+ * with its outcome) and accepts the calls the destination answered. Pure: the caller supplies the time and serializes access. */
 #ifndef BW_THROTTLE_H
 #define BW_THROTTLE_H
 

@@ -411,6 +411,45 @@ static void test_throttle_counts_application_errors_as_accepts(void **s)
 	assert_true(fake_count("\"reason\":\"throttle\"") == 1);
 }
 
+/* Calls in flight are not requests yet: 30 calls admitted at once, none answered yet,
+ * are not a destination that fails (a burst of concurrent calls, or a queue at a
+ * bulkhead, would otherwise be shed from its second call on). */
+static void test_throttle_does_not_count_calls_in_flight(void **s)
+{
+	(void)s;
+	rule.throttle = (struct bw_throttle){ .enabled = 1, .scope = BW_SCOPE_RULE, .k = 2,
+					      .window = 60 * S, .max_reject = 0.9 };
+	start();
+	struct bw_call c[30];
+	for (int i = 0; i < 30; i++) {
+		c[i] = call_of(7, BW_OP_CONNECT);
+		assert_int_equal(bw_engine_admit_call(&eng, &c[i]), 0);
+	}
+	assert_int_equal(fake_count("\"event\":\"shed\""), 0);
+	for (int i = 0; i < 30; i++)
+		bw_engine_outcome(&eng, &c[i], 0);
+	struct bw_rule_cells *rc = &eng.store->rules[0];
+	long r, a;
+	bw_throttle_counts(&rule.throttle, &rc->whole->thr, fake_now, &r, &a);
+	assert_int_equal(r, 30);
+	assert_int_equal(a, 30);
+	/* 30 failures that ended: now the throttle rejects */
+	for (int i = 0; i < 30; i++) {
+		c[0] = call_of(7, BW_OP_CONNECT);
+		if (bw_engine_admit_call(&eng, &c[0]) == 0)
+			bw_engine_outcome(&eng, &c[0], ECONNREFUSED);
+	}
+	bw_throttle_counts(&rule.throttle, &rc->whole->thr, fake_now, &r, &a);
+	assert_int_equal(r, 60);
+	assert_int_equal(a, 30);
+	for (int i = 0; i < 200; i++) {
+		c[0] = call_of(7, BW_OP_CONNECT);
+		if (bw_engine_admit_call(&eng, &c[0]) == 0)
+			bw_engine_outcome(&eng, &c[0], ECONNREFUSED);
+	}
+	assert_true(fake_count("\"event\":\"shed\"") > 20);
+}
+
 /* ---- slow calls ---- */
 
 static void slow_breaker(void)
@@ -551,6 +590,7 @@ int main(void)
 		T(test_busy_destinations_are_never_evicted),
 		T(test_throttle_rejects_at_the_formulas_rate),
 		T(test_throttle_counts_application_errors_as_accepts),
+		T(test_throttle_does_not_count_calls_in_flight),
 		T(test_slow_calls_open_the_breaker),
 		T(test_slow_connect_is_judged_with_its_first_byte),
 		T(test_a_late_answer_makes_a_fast_connect_slow),

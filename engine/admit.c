@@ -100,8 +100,10 @@ static int throttle_admit(struct bw_engine *e, const struct bw_call *c)
 	ev.err = err;
 	ev.extra = extra;
 	bw_engine_emit(e, c, &ev);
+	/* observe mode makes the call, whose outcome counts it */
 	if (e->mode == BW_MODE_OBSERVE)
 		return 0;
+	bw_store_thr_outcome(e->store, &ref, &r->throttle, e->env.mono_us(), 0);
 	bw_engine_count(e, r, BW_ST_SHED);
 	return err;
 }

@@ -223,11 +223,8 @@ static int mem_throttle(struct bw_store *s, const struct bw_ref *ref, const stru
 	if (!st)
 		return 0;
 	*p = bw_throttle_p(t, &st->thr, now);
-	int rejected = draw < *p;
-	if (rejected)
-		bw_throttle_request(t, &st->thr, now);
 	unlock_cell(s, ref, set, st, now);
-	return rejected;
+	return draw < *p;
 }
 
 static void mem_thr_outcome(struct bw_store *s, const struct bw_ref *ref,

@@ -112,16 +112,17 @@ struct bw_store_ops {
 	/* The cell of ref, made if new, as a pin: 0, or -1 when this backend keeps no cell
 	 * in memory to hold on to (every call then goes through take). */
 	int (*pin)(struct bw_store *s, const struct bw_ref *ref, int64_t now, struct bw_pin *out);
-	/* Adaptive throttling: rejected (1, and counted as a request) when `draw` (uniform in
-	 * [0, 1)) falls below the rejection probability the counts give, which *p gets; 0 to
-	 * go ahead (also when the cell cannot be had: the call goes unguarded), the request
-	 * then counted with its outcome (thr_outcome): calls in flight are neither accepted
-	 * nor refused yet, and counting them as requests before their answers would read a
-	 * burst of concurrent calls, or a queue at a bulkhead, as a failing destination. */
+	/* Adaptive throttling: to be rejected (1) when `draw` (uniform in [0, 1)) falls below
+	 * the rejection probability the counts give, which *p gets; 0 to go ahead (also when
+	 * the cell cannot be had: the call goes unguarded). Nothing is counted here: a call
+	 * is a request once it ends (thr_outcome), rejected or answered or failed. Calls in
+	 * flight are neither accepted nor refused yet, and counting them as requests before
+	 * their answers would read a burst of concurrent calls, or a queue at a bulkhead, as
+	 * a failing destination. */
 	int (*throttle)(struct bw_store *s, const struct bw_ref *ref, const struct bw_throttle *t,
 			int64_t now, double draw, double *p);
-	/* A call the throttle let through ended: one request more, and an accept when the
-	 * destination answered it. */
+	/* A call ended: one request more, and an accept when the destination answered it (a
+	 * call the throttle rejected is a request not answered). */
 	void (*thr_outcome)(struct bw_store *s, const struct bw_ref *ref,
 			    const struct bw_throttle *t, int64_t now, int answered);
 	/* A bulkhead slot: 1 taken, 0 none free, -1 when the cell (or, in a group's file,

@@ -450,6 +450,28 @@ static void test_throttle_does_not_count_calls_in_flight(void **s)
 	assert_true(fake_count("\"event\":\"shed\"") > 20);
 }
 
+/* Observe mode makes the calls it would have rejected: each is one request, counted with
+ * its outcome, not a second time for the rejection it only logs. */
+static void test_observed_rejections_count_once(void **s)
+{
+	(void)s;
+	rule.throttle = (struct bw_throttle){ .enabled = 1, .scope = BW_SCOPE_RULE, .k = 2,
+					      .window = 60 * S, .max_reject = 0.9 };
+	cfg.mode = BW_MODE_OBSERVE;
+	start();
+	for (int i = 0; i < 100; i++) {
+		struct bw_call c = call_of(7, BW_OP_CONNECT);
+		assert_int_equal(bw_engine_admit_call(&eng, &c), 0);
+		bw_engine_outcome(&eng, &c, ECONNREFUSED);
+	}
+	assert_true(fake_count("\"event\":\"shed\"") > 50);     /* logged, not done */
+	long r, a;
+	bw_throttle_counts(&rule.throttle, &eng.store->rules[0].whole->thr, fake_now, &r, &a);
+	assert_int_equal(r, 100);
+	assert_int_equal(a, 0);
+	assert_int_equal(bw_engine_stat(&eng, 0, BW_ST_SHED), 0);
+}
+
 /* ---- slow calls ---- */
 
 static void slow_breaker(void)
@@ -591,6 +613,7 @@ int main(void)
 		T(test_throttle_rejects_at_the_formulas_rate),
 		T(test_throttle_counts_application_errors_as_accepts),
 		T(test_throttle_does_not_count_calls_in_flight),
+		T(test_observed_rejections_count_once),
 		T(test_slow_calls_open_the_breaker),
 		T(test_slow_connect_is_judged_with_its_first_byte),
 		T(test_a_late_answer_makes_a_fast_connect_slow),

@@ -104,7 +104,7 @@ $(BUILD)/tests/test_config_oom: TEST_LIBS = $(LIBYAML_A) \
 	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 
 # Unit tests of shim code link only the shim objects they test: no preload, no constructor.
-$(BUILD)/tests/test_fdtable: $(BUILD)/obj/shim/fdtable.o $(BUILD)/obj/shim/real.o
+$(BUILD)/tests/test_fdtable: $(BUILD)/obj/shim/fdtable.o $(BUILD)/obj/shim/hold.o $(BUILD)/obj/shim/real.o
 $(BUILD)/tests/test_pending: $(BUILD)/obj/shim/net/pending.o
 $(BUILD)/tests/test_foreign: $(BUILD)/obj/shim/foreign.o
 $(BUILD)/tests/test_mysql_sql: $(BUILD)/obj/shim/db/mysql_sql.o

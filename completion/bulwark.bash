@@ -94,7 +94,7 @@ _bulwark()
 	COMPREPLY=()
 
 	if ((cword == 1)); then
-		_bulwark_reply $'run\ncheck\nexplain\nreport\nsuggest\nstatus\nreload\nversion\nhelp\n-V\n--version\n-h\n--help'
+		_bulwark_reply $'run\ncheck\nexplain\nreport\nsuggest\nstatus\nreload\nmetrics\nversion\nhelp\n-V\n--version\n-h\n--help'
 		return
 	fi
 
@@ -145,7 +145,13 @@ _bulwark()
 		fi
 		return ;;
 	-l | --level)
-		_bulwark_reply $'error\nwarn\ninfo\ndebug'
+		# metrics -l is --listen: an address, nothing to offer
+		[[ $cmd == metrics ]] || _bulwark_reply $'error\nwarn\ninfo\ndebug'
+		return ;;
+	--listen)
+		return ;;
+	-t | --textfile)
+		_bulwark_files
 		return ;;
 	--seed | --db | --pid)
 		return ;;
@@ -173,7 +179,7 @@ _bulwark()
 	local i
 	for ((i = 2; i < cword; i++)); do
 		case ${_bw_words[i]} in
-		-c | --config | -o | --log | -l | --level | --seed | --prog | --db | -f | --format | -g | --group | -d | --dir | --pid)
+		-c | --config | -o | --log | -l | --level | --seed | --prog | --db | -f | --format | -g | --group | -d | --dir | --pid | --listen | -t | --textfile)
 			((i++)) ;;
 		-?*) ;;
 		*) args+=("${_bw_words[i]}") ;;
@@ -223,6 +229,8 @@ _bulwark()
 		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-w\n--wide\n--prune\n-h\n--help' ;;
 	reload)
 		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-h\n--help' ;;
+	metrics)
+		[[ $_bw_cur == -* ]] && _bulwark_reply $'-l\n--listen\n-t\n--textfile\n-g\n--group\n-d\n--dir\n-h\n--help' ;;
 	esac
 }
 

@@ -1,5 +1,5 @@
 /* Built-in values (builtin.h). The man page states each of them (bulwark.yaml.5, RETRY,
- * BREAKER, RATE LIMIT, max_keys): a change here is a change there. */
+ * BREAKER, RATE LIMIT, CONCURRENCY, THROTTLE, max_keys): a change here is a change there. */
 #include <syslog.h>
 #include "builtin.h"
 
@@ -31,11 +31,22 @@ const struct bw_rule bw_builtin_rule = {
 		.open_for = 10 * BW_SEC,
 		.open_for_max = 5 * BW_MIN,
 		.half_open_probes = 1,
+		.slow_rate = 1,          /* with trip.slow given: every call in the window */
 	},
 	.rate_limit = {
 		.scope = BW_SCOPE_DEST,
 		.on_limit = BW_LIMIT_WAIT,
 		.max_wait = 1 * BW_SEC,
+	},
+	.concurrency = {
+		.scope = BW_SCOPE_DEST,
+		.max_wait = 1 * BW_SEC,
+	},
+	.throttle = {
+		.scope = BW_SCOPE_DEST,
+		.k = 2,
+		.window = 60 * BW_SEC,
+		.max_reject = 0.8,
 	},
 	.nonblocking = BW_NB_RETRY,
 	.max_keys = 4096,

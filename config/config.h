@@ -78,6 +78,10 @@ struct bw_breaker {
 	bw_usec open_for, open_for_max;
 	int half_open_probes;
 	int err;                 /* bw_err code a rejected call returns */
+	/* trip.slow: calls that take longer than slow_over count as slow; the breaker opens
+	 * when slow ones reach slow_rate of the calls in the window (0: not used) */
+	bw_usec slow_over;
+	double slow_rate;
 };
 
 struct bw_rate_limit {
@@ -89,6 +93,26 @@ struct bw_rate_limit {
 	enum bw_on_limit on_limit;
 	bw_usec max_wait;
 	int err;
+};
+
+/* A bulkhead (bulwark.yaml(5), CONCURRENCY): at most `max` connections open or calls in
+ * flight per destination (or per rule); beyond it a call waits up to max_wait. */
+struct bw_concurrency {
+	int enabled;
+	enum bw_scope scope;     /* dest | rule */
+	int max;
+	bw_usec max_wait;
+};
+
+/* Adaptive throttling (bulwark.yaml(5), THROTTLE): a call is rejected with probability
+ * max(0, (requests - k * accepts) / (requests + 1)), at most max_reject, counted over
+ * the last `window`. */
+struct bw_throttle {
+	int enabled;
+	enum bw_scope scope;     /* dest | rule */
+	double k;
+	bw_usec window;
+	double max_reject;       /* 0 < max_reject <= 1 */
 };
 
 struct bw_inject {
@@ -158,6 +182,8 @@ struct bw_rule {
 	struct bw_timeout timeout;
 	struct bw_breaker breaker;
 	struct bw_rate_limit rate_limit;
+	struct bw_concurrency concurrency;
+	struct bw_throttle throttle;
 	struct bw_dest *fallback; int n_fallback;
 	struct bw_inject *inject; int n_inject;
 	enum bw_nonblocking nonblocking;

@@ -258,6 +258,11 @@ static void dump_breaker(struct out *o, const struct bw_breaker *b)
 		kratio(o, 2, "rate", b->rate);
 	kdur(o, 2, "window", b->window);
 	kv(o, 2, "min_calls", "%d", b->min_calls);
+	if (b->slow_over) {
+		head(o, 2, "slow");
+		kdur(o, 3, "over", b->slow_over);
+		kratio(o, 3, "rate", b->slow_rate);
+	}
 	kdur(o, 1, "open_for", b->open_for);
 	kdur(o, 1, "open_for_max", b->open_for_max);
 	kv(o, 1, "half_open_probes", "%d", b->half_open_probes);
@@ -282,6 +287,23 @@ static void dump_rate_limit(struct out *o, const struct bw_rate_limit *rl)
 	kdur(o, 1, "max_wait", rl->max_wait);
 	if (rl->err)
 		kv(o, 1, "errno", "%s", bw_err_name(rl->err));
+}
+
+static void dump_concurrency(struct out *o, const struct bw_concurrency *c)
+{
+	head(o, 0, "concurrency");
+	kv(o, 1, "scope", "%s", bw_scope_names[c->scope]);
+	kv(o, 1, "max", "%d", c->max);
+	kdur(o, 1, "max_wait", c->max_wait);
+}
+
+static void dump_throttle(struct out *o, const struct bw_throttle *t)
+{
+	head(o, 0, "throttle");
+	kv(o, 1, "scope", "%s", bw_scope_names[t->scope]);
+	knum(o, 1, "k", t->k);
+	kdur(o, 1, "window", t->window);
+	kratio(o, 1, "max_reject", t->max_reject);
 }
 
 static void dump_inject(struct out *o, const struct bw_inject *in)
@@ -347,6 +369,10 @@ static void dump_sections(struct out *o, const struct bw_rule *r, int inject)
 		dump_breaker(o, &r->breaker);
 	if (r->rate_limit.enabled)
 		dump_rate_limit(o, &r->rate_limit);
+	if (r->concurrency.enabled)
+		dump_concurrency(o, &r->concurrency);
+	if (r->throttle.enabled)
+		dump_throttle(o, &r->throttle);
 	kdests(o, 0, "fallback", r->fallback, r->n_fallback);
 	if (inject && r->n_inject)
 		head(o, 0, "inject");

@@ -19,6 +19,9 @@
 #define CF_FALLBACK_OPS bw_ops_with(BW_OPF_FALLBACK)
 #define CF_NONBLOCKING_OPS bw_ops_with(BW_OPF_NONBLOCKING)
 #define CF_IDEMPOTENT_OPS bw_ops_with(BW_OPF_IDEMPOTENT)
+#define CF_BULKHEAD_OPS bw_ops_with(BW_OPF_BULKHEAD)
+#define CF_THROTTLE_OPS bw_ops_with(BW_OPF_THROTTLE)
+#define CF_SLOW_OPS bw_ops_with(BW_OPF_SLOW)
 
 struct cf_mark {
 	int line, col;   /* 1-based */
@@ -31,9 +34,11 @@ enum cf_field {
 	F_ATTEMPTS, F_ON, F_BASE, F_MAX, F_MULT, F_JITTER, F_DEADLINE,
 	F_BUDGET, F_BUDGET_RATIO, F_BUDGET_MIN,
 	F_T_CONNECT, F_T_RECV, F_T_SEND,
-	F_B_SCOPE, F_B_CONSEC, F_B_RATE, F_B_WINDOW, F_B_MINCALLS, F_B_OPEN, F_B_OPENMAX,
-	F_B_PROBES, F_B_ERR,
+	F_B_SCOPE, F_B_CONSEC, F_B_RATE, F_B_WINDOW, F_B_MINCALLS, F_B_SLOW_OVER, F_B_SLOW_RATE,
+	F_B_OPEN, F_B_OPENMAX, F_B_PROBES, F_B_ERR,
 	F_L_SCOPE, F_L_RATE, F_L_BURST, F_L_ONLIMIT, F_L_MAXWAIT, F_L_ERR,
+	F_C_SCOPE, F_C_MAX, F_C_MAXWAIT,
+	F_TH_SCOPE, F_TH_K, F_TH_WINDOW, F_TH_MAXREJ,
 	F_FALLBACK, F_INJECT, F_NONBLOCKING, F_MAXKEYS,
 	F_COUNT
 };
@@ -48,7 +53,8 @@ struct cf_slot {
 };
 extern const struct cf_slot cf_slots[F_COUNT];
 
-enum cf_section { S_RETRY, S_TIMEOUT, S_BREAKER, S_RATE_LIMIT, S_COUNT };
+enum cf_section { S_RETRY, S_TIMEOUT, S_BREAKER, S_RATE_LIMIT, S_CONCURRENCY, S_THROTTLE,
+		  S_COUNT };
 #define SBIT(s) (1u << (s))
 
 /* A rule, or `defaults`, as written. */
@@ -62,6 +68,8 @@ struct cf_draft {
 	unsigned sections;             /* sections written here (even if empty) */
 	int retry_off;                 /* `retry: off` */
 	int burst_sized;               /* rate_limit.burst written with a size unit (64KiB) */
+	int slow_given;                /* breaker.trip.slow written here (even if wrong) */
+	struct cf_mark slow_at;
 	const char *burst_text;        /* as written, while the document is loaded */
 	struct cf_mark burst_at;
 	struct cf_mark field_at[F_COUNT];
@@ -131,7 +139,7 @@ void cf_own(struct cf_draft *d, int f, yaml_node_t *k);
 void cf_not_applicable(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
 		       const char *path, const char *why);
 
-/* config_section.c: retry, timeout, breaker, rate_limit. Each of their mappings is a table
+/* config_section.c: retry, timeout, breaker, rate_limit, concurrency, throttle. Each of their mappings is a table
  * of keys; a key names the field it sets, and its value is read into that field's slot,
  * so that neither the order of the keys nor of the fields can pair a key with another
  * field. */
@@ -162,6 +170,9 @@ void cf_parse_timeout(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, y
 void cf_parse_breaker(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v);
 void cf_parse_rate_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
 			 yaml_node_t *v);
+void cf_parse_concurrency(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+			  yaml_node_t *v);
+void cf_parse_throttle(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v);
 int cf_check_err(struct cf_loader *l, struct cf_draft *d, yaml_node_t *n, const char *path,
 		 unsigned ops, int *out);
 /* config_rule.c: the rule's name for messages ("(unnamed)" until its name is read). */

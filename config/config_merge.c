@@ -12,6 +12,9 @@
 #define RETRY_FIELDS RANGE(F_ATTEMPTS, F_BUDGET_MIN)
 #define BREAKER_FIELDS RANGE(F_B_SCOPE, F_B_ERR)
 #define LIMIT_FIELDS RANGE(F_L_SCOPE, F_L_ERR)
+#define SLOW_FIELDS RANGE(F_B_SLOW_OVER, F_B_SLOW_RATE)
+#define CONCURRENCY_FIELDS RANGE(F_C_SCOPE, F_C_MAXWAIT)
+#define THROTTLE_FIELDS RANGE(F_TH_SCOPE, F_TH_MAXREJ)
 
 #define SLOT(m) { offsetof(struct bw_rule, m), sizeof(((struct bw_rule *)0)->m) }
 /* Members first to last, together. */
@@ -28,13 +31,19 @@ const struct cf_slot cf_slots[F_COUNT] = {
 	[F_T_SEND] = SLOT(timeout.send),
 	[F_B_SCOPE] = SLOT(breaker.scope),          [F_B_CONSEC] = SLOT(breaker.consecutive),
 	[F_B_RATE] = SLOT(breaker.rate),            [F_B_WINDOW] = SLOT(breaker.window),
-	[F_B_MINCALLS] = SLOT(breaker.min_calls),   [F_B_OPEN] = SLOT(breaker.open_for),
+	[F_B_MINCALLS] = SLOT(breaker.min_calls),
+	[F_B_SLOW_OVER] = SLOT(breaker.slow_over),  [F_B_SLOW_RATE] = SLOT(breaker.slow_rate),
+	[F_B_OPEN] = SLOT(breaker.open_for),
 	[F_B_OPENMAX] = SLOT(breaker.open_for_max), [F_B_PROBES] = SLOT(breaker.half_open_probes),
 	[F_B_ERR] = SLOT(breaker.err),
 	[F_L_SCOPE] = SLOT(rate_limit.scope),
 	[F_L_RATE] = SPAN(rate_limit.rate, rate_limit.bytes),
 	[F_L_BURST] = SLOT(rate_limit.burst),       [F_L_ONLIMIT] = SLOT(rate_limit.on_limit),
 	[F_L_MAXWAIT] = SLOT(rate_limit.max_wait),  [F_L_ERR] = SLOT(rate_limit.err),
+	[F_C_SCOPE] = SLOT(concurrency.scope),      [F_C_MAX] = SLOT(concurrency.max),
+	[F_C_MAXWAIT] = SLOT(concurrency.max_wait),
+	[F_TH_SCOPE] = SLOT(throttle.scope),        [F_TH_K] = SLOT(throttle.k),
+	[F_TH_WINDOW] = SLOT(throttle.window),      [F_TH_MAXREJ] = SLOT(throttle.max_reject),
 	[F_NONBLOCKING] = SLOT(nonblocking),        [F_MAXKEYS] = SLOT(max_keys),
 };
 #undef SLOT
@@ -64,6 +73,12 @@ static uint64_t applicable(const struct cf_draft *defs, unsigned ops)
 		m &= ~FBIT(F_NONBLOCKING);
 	if (!(ops & CF_BREAKER_OPS))
 		m &= ~BREAKER_FIELDS;
+	if (!(ops & CF_SLOW_OPS))
+		m &= ~SLOW_FIELDS;
+	if (!(ops & CF_BULKHEAD_OPS))
+		m &= ~CONCURRENCY_FIELDS;
+	if (!(ops & CF_THROTTLE_OPS))
+		m &= ~THROTTLE_FIELDS;
 	if (!err_fits(r->breaker.err, ops & CF_BREAKER_OPS))
 		m &= ~FBIT(F_B_ERR);
 	if (r->rate_limit.bytes && !(ops & CF_DATA_OPS))
@@ -157,6 +172,12 @@ static void inherit(struct cf_loader *l, struct cf_draft *d, const struct cf_dra
 	d->r.breaker.enabled = (d->sections & SBIT(S_BREAKER)) ||
 			       ((defs->sections & SBIT(S_BREAKER)) && (d->r.match.ops & CF_BREAKER_OPS));
 	d->r.rate_limit.enabled = (d->sections | defs->sections) & SBIT(S_RATE_LIMIT) ? 1 : 0;
+	d->r.concurrency.enabled = (d->sections & SBIT(S_CONCURRENCY)) ||
+				   ((defs->sections & SBIT(S_CONCURRENCY)) &&
+				    (d->r.match.ops & CF_BULKHEAD_OPS));
+	d->r.throttle.enabled = (d->sections & SBIT(S_THROTTLE)) ||
+				((defs->sections & SBIT(S_THROTTLE)) &&
+				 (d->r.match.ops & CF_THROTTLE_OPS));
 	d->inherited = m;
 }
 
@@ -191,8 +212,12 @@ static void fill_breaker(struct bw_breaker *r, uint64_t have)
 	const struct bw_breaker *b = &bw_builtin_rule.breaker;
 	if (!has(have, F_B_SCOPE))
 		r->scope = b->scope;
-	if (!has(have, F_B_CONSEC) && !has(have, F_B_RATE))
+	if (!has(have, F_B_CONSEC) && !has(have, F_B_RATE) && !has(have, F_B_SLOW_OVER))
 		r->consecutive = b->consecutive;
+	if (!has(have, F_B_SLOW_OVER))
+		r->slow_over = 0, r->slow_rate = 0;
+	else if (!has(have, F_B_SLOW_RATE))
+		r->slow_rate = b->slow_rate;
 	if (!has(have, F_B_WINDOW))
 		r->window = b->window;
 	if (!has(have, F_B_MINCALLS))
@@ -218,6 +243,28 @@ static void fill_rate_limit(struct bw_rate_limit *rl, uint64_t have)
 		rl->max_wait = b->max_wait;
 }
 
+static void fill_concurrency(struct bw_concurrency *c, uint64_t have)
+{
+	const struct bw_concurrency *b = &bw_builtin_rule.concurrency;
+	if (!has(have, F_C_SCOPE))
+		c->scope = b->scope;
+	if (!has(have, F_C_MAXWAIT))
+		c->max_wait = b->max_wait;
+}
+
+static void fill_throttle(struct bw_throttle *t, uint64_t have)
+{
+	const struct bw_throttle *b = &bw_builtin_rule.throttle;
+	if (!has(have, F_TH_SCOPE))
+		t->scope = b->scope;
+	if (!has(have, F_TH_K))
+		t->k = b->k;
+	if (!has(have, F_TH_WINDOW))
+		t->window = b->window;
+	if (!has(have, F_TH_MAXREJ))
+		t->max_reject = b->max_reject;
+}
+
 void cf_fill(struct bw_rule *r, uint64_t have)
 {
 	if (r->has_retry)
@@ -232,6 +279,14 @@ void cf_fill(struct bw_rule *r, uint64_t have)
 		fill_rate_limit(&r->rate_limit, have);
 	else
 		memset(&r->rate_limit, 0, sizeof r->rate_limit);
+	if (r->concurrency.enabled)
+		fill_concurrency(&r->concurrency, have);
+	else
+		memset(&r->concurrency, 0, sizeof r->concurrency);
+	if (r->throttle.enabled)
+		fill_throttle(&r->throttle, have);
+	else
+		memset(&r->throttle, 0, sizeof r->throttle);
 	if (!has(have, F_NONBLOCKING))
 		r->nonblocking = bw_builtin_rule.nonblocking;
 	if (!has(have, F_MAXKEYS))
@@ -282,11 +337,22 @@ static void cross_check(struct cf_loader *l, const struct cf_draft *d)
 			    "breaker.open_for", "breaker.open_for_max");
 }
 
+/* A section whose one required key is missing: said at the section (or at the mapping
+ * that holds it), unless the key was written and is wrong, which was said already. */
+static void required(struct cf_loader *l, const struct cf_draft *d, int f, struct cf_mark at,
+		     const char *where, const char *key)
+{
+	if (!d->field_at[f].line)
+		cf_error(l, at, "%s.%s: missing required key '%s'", d->path, where, key);
+}
+
 void cf_check_defaults(struct cf_loader *l, struct cf_draft *defs)
 {
 	struct cf_draft tmp = *defs;   /* shallow: only plain fields are filled and read */
 	tmp.r.has_retry = (defs->sections & SBIT(S_RETRY)) && !defs->retry_off;
 	tmp.r.breaker.enabled = (defs->sections & SBIT(S_BREAKER)) != 0;
+	if (defs->slow_given && !has(defs->own, F_B_SLOW_OVER))
+		required(l, defs, F_B_SLOW_OVER, defs->slow_at, "breaker.trip.slow", "over");
 	if (tmp.r.has_retry)
 		fill_retry(&tmp.r.retry, defs->own);
 	if (tmp.r.breaker.enabled)
@@ -299,6 +365,14 @@ void cf_finish_rule(struct cf_loader *l, struct cf_draft *d, const struct cf_dra
 	static const struct cf_draft none;
 	inherit(l, d, defs ? defs : &none);
 	uint64_t have = d->own | d->inherited;
+	if (d->r.concurrency.enabled && !has(have, F_C_MAX)) {
+		if ((d->sections & SBIT(S_CONCURRENCY)) && (d->r.match.ops & CF_BULKHEAD_OPS))
+			required(l, d, F_C_MAX, d->section_at[S_CONCURRENCY], "concurrency", "max");
+		d->r.concurrency.enabled = 0;
+	}
+	/* a slow trip needs its threshold; a rate alone says nothing */
+	if (d->slow_given && !has(have, F_B_SLOW_OVER) && (d->r.match.ops & CF_SLOW_OPS))
+		required(l, d, F_B_SLOW_OVER, d->slow_at, "breaker.trip.slow", "over");
 	if (d->r.rate_limit.enabled && !has(have, F_L_RATE)) {
 		/* a rate that was written but wrong has been reported already */
 		if ((d->sections & SBIT(S_RATE_LIMIT)) && !d->field_at[F_L_RATE].line)

@@ -9,11 +9,12 @@
 #include "vocab.h"
 
 /* Each mapping's keys, named by id: the id, not the position, says which key is which. */
-enum { K_NAME, K_MATCH, K_RETRY, K_TIMEOUT, K_BREAKER, K_RATE_LIMIT, K_FALLBACK, K_INJECT,
-       K_NONBLOCKING, K_MAX_KEYS, K_IDEMPOTENT, K_COUNT };
+enum { K_NAME, K_MATCH, K_RETRY, K_TIMEOUT, K_BREAKER, K_RATE_LIMIT, K_CONCURRENCY,
+       K_THROTTLE, K_FALLBACK, K_INJECT, K_NONBLOCKING, K_MAX_KEYS, K_IDEMPOTENT, K_COUNT };
 static const char *const rule_keys[K_COUNT + 1] = {
 	[K_NAME] = "name", [K_MATCH] = "match", [K_RETRY] = "retry", [K_TIMEOUT] = "timeout",
-	[K_BREAKER] = "breaker", [K_RATE_LIMIT] = "rate_limit", [K_FALLBACK] = "fallback",
+	[K_BREAKER] = "breaker", [K_RATE_LIMIT] = "rate_limit", [K_CONCURRENCY] = "concurrency",
+	[K_THROTTLE] = "throttle", [K_FALLBACK] = "fallback",
 	[K_INJECT] = "inject", [K_NONBLOCKING] = "nonblocking", [K_MAX_KEYS] = "max_keys",
 	[K_IDEMPOTENT] = "idempotent",
 };
@@ -615,6 +616,10 @@ void cf_parse_rule(struct cf_loader *l, yaml_node_t *n, struct cf_draft *d)
 		cf_parse_breaker(l, d, k[K_BREAKER], v[K_BREAKER]);
 	if (v[K_RATE_LIMIT])
 		cf_parse_rate_limit(l, d, k[K_RATE_LIMIT], v[K_RATE_LIMIT]);
+	if (v[K_CONCURRENCY])
+		cf_parse_concurrency(l, d, k[K_CONCURRENCY], v[K_CONCURRENCY]);
+	if (v[K_THROTTLE])
+		cf_parse_throttle(l, d, k[K_THROTTLE], v[K_THROTTLE]);
 	if (v[K_FALLBACK])
 		parse_fallback(l, d, k[K_FALLBACK], v[K_FALLBACK]);
 	if (v[K_INJECT])

@@ -287,11 +287,37 @@ const struct cf_key cf_timeout_keys[] = {
 	END
 };
 
+static const struct cf_key slow_keys[] = {
+	DURATION("over", F_B_SLOW_OVER),
+	RATIO("rate", F_B_SLOW_RATE),
+	END
+};
+
+/* trip.slow times calls: only the ops whose duration is the destination's (the op
+ * table's BW_OPF_SLOW) can be slow. Written even when wrong, so that a `slow` that
+ * failed does not let one from defaults stand in for it. */
+static int read_slow(struct cf_loader *l, struct cf_draft *d, const struct cf_key *key,
+		     yaml_node_t *k, yaml_node_t *v, const char *path)
+{
+	char why[96], ops[64];
+	d->slow_given = 1;
+	d->slow_at = cf_mark_of(k);
+	if (!d->is_defaults && !(d->r.match.ops & CF_SLOW_OPS)) {
+		bw_ops_phrase(CF_SLOW_OPS, ops, sizeof ops);
+		snprintf(why, sizeof why, "slow calls are timed for %s", ops);
+		cf_not_applicable(l, d, k, path, why);
+		return 0;
+	}
+	each_key(l, d, v, path, key->keys);
+	return 0;
+}
+
 static const struct cf_key trip_keys[] = {
 	INT("consecutive", F_B_CONSEC, 1, 10000),
 	RATIO("rate", F_B_RATE),
 	DURATION("window", F_B_WINDOW),
 	INT("min_calls", F_B_MINCALLS, 1, 1000000),
+	{ .name = "slow", .field = F_NONE, .read = read_slow, .keys = slow_keys },
 	END
 };
 
@@ -315,11 +341,28 @@ static const struct cf_key limit_keys[] = {
 	END
 };
 
+static const struct cf_key concurrency_keys[] = {
+	ENUM("scope", F_C_SCOPE, bw_breaker_scope_names),
+	INT("max", F_C_MAX, 1, 1000000),
+	DURATION("max_wait", F_C_MAXWAIT),
+	END
+};
+
+static const struct cf_key throttle_keys[] = {
+	ENUM("scope", F_TH_SCOPE, bw_breaker_scope_names),
+	CUSTOM("k", F_TH_K, read_multiplier),
+	DURATION("window", F_TH_WINDOW),
+	RATIO("max_reject", F_TH_MAXREJ),
+	END
+};
+
 const struct cf_section_keys cf_sections[] = {
-	{ "retry", retry_keys },           { "retry.backoff", backoff_keys },
-	{ "retry.budget", budget_keys },   { "timeout", cf_timeout_keys },
-	{ "breaker", breaker_keys },       { "breaker.trip", trip_keys },
-	{ "rate_limit", limit_keys },      { NULL, NULL },
+	{ "retry", retry_keys },             { "retry.backoff", backoff_keys },
+	{ "retry.budget", budget_keys },     { "timeout", cf_timeout_keys },
+	{ "breaker", breaker_keys },         { "breaker.trip", trip_keys },
+	{ "breaker.trip.slow", slow_keys },  { "rate_limit", limit_keys },
+	{ "concurrency", concurrency_keys }, { "throttle", throttle_keys },
+	{ NULL, NULL },
 };
 
 #define FITS(keys) _Static_assert(sizeof keys / sizeof keys[0] - 1 <= CF_MAX_KEYS, #keys)
@@ -329,6 +372,9 @@ FITS(budget_keys);
 FITS(trip_keys);
 FITS(breaker_keys);
 FITS(limit_keys);
+FITS(slow_keys);
+FITS(concurrency_keys);
+FITS(throttle_keys);
 FITS(cf_timeout_keys);
 
 /* ---- the sections ---- */
@@ -399,4 +445,37 @@ void cf_parse_rate_limit(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k
 	char path[CF_PATH_MAX];
 	section(d, S_RATE_LIMIT, k, "rate_limit", path);
 	each_key(l, d, v, path, limit_keys);
+}
+
+/* The ops a section can serve, for the message of a rule it cannot apply to. */
+static void not_for(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, const char *path,
+		    unsigned ops, const char *what)
+{
+	char list[80], why[160];
+	bw_ops_phrase(ops, list, sizeof list);
+	snprintf(why, sizeof why, "%s %s", what, list);
+	cf_not_applicable(l, d, k, path, why);
+}
+
+void cf_parse_concurrency(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k,
+			  yaml_node_t *v)
+{
+	char path[CF_PATH_MAX];
+	section(d, S_CONCURRENCY, k, "concurrency", path);
+	if (!d->is_defaults && !(d->r.match.ops & CF_BULKHEAD_OPS))
+		not_for(l, d, k, path, CF_BULKHEAD_OPS, "concurrency counts the connections or "
+			"calls of");
+	else
+		each_key(l, d, v, path, concurrency_keys);
+}
+
+void cf_parse_throttle(struct cf_loader *l, struct cf_draft *d, yaml_node_t *k, yaml_node_t *v)
+{
+	char path[CF_PATH_MAX];
+	section(d, S_THROTTLE, k, "throttle", path);
+	if (!d->is_defaults && !(d->r.match.ops & CF_THROTTLE_OPS))
+		not_for(l, d, k, path, CF_THROTTLE_OPS, "throttling rejects calls, which only "
+			"these ops can be:");
+	else
+		each_key(l, d, v, path, throttle_keys);
 }

@@ -59,13 +59,14 @@ const struct bw_op_def bw_ops[BW_OP_COUNT] = {
 		.name = "connect", .spaces = BW_SPACE_ERRNO, .retry_on = connect_retry,
 		.retry_on_unix = connect_retry_unix, .healthy = none, .refusal = ECONNREFUSED,
 		.flags = BW_OPF_SOCKET | BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_SIGNALS |
-			 BW_OPF_CONFIRM | BW_OPF_NONBLOCKING | BW_OPF_FALLBACK,
+			 BW_OPF_CONFIRM | BW_OPF_NONBLOCKING | BW_OPF_FALLBACK | BW_OPF_BULKHEAD |
+			 BW_OPF_THROTTLE | BW_OPF_SLOW,
 		.keys = BW_KEY_DEST, .what = "errno names",
 	},
 	[BW_OP_ACCEPT] = {
 		.name = "accept", .spaces = BW_SPACE_ERRNO, .retry_on = accept_retry,
 		.retry_on_unix = none, .healthy = none, .refusal = 0,
-		.flags = BW_OPF_SOCKET | BW_OPF_SIGNALS,
+		.flags = BW_OPF_SOCKET | BW_OPF_SIGNALS | BW_OPF_BULKHEAD,
 		.keys = BW_KEY_DEST, .what = "errno names",
 	},
 	[BW_OP_SEND] = {
@@ -85,22 +86,25 @@ const struct bw_op_def bw_ops[BW_OP_COUNT] = {
 	[BW_OP_RESOLVE] = {
 		.name = "resolve", .spaces = BW_SPACE_EAI, .retry_on = resolve_retry,
 		.retry_on_unix = none, .healthy = resolve_healthy, .refusal = EAI(EAI_AGAIN),
-		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_BULKHEAD | BW_OPF_THROTTLE |
+			 BW_OPF_SLOW | BW_OPF_ANSWERS,
 		.keys = BW_KEY_HOST, .what = "EAI_* names",
 	},
 	[BW_OP_SQLITE] = {
 		.name = "sqlite", .spaces = BW_SPACE_SQLITE, .retry_on = sqlite_retry,
 		.retry_on_unix = none, .healthy = none, .refusal = SQL(5),
-		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_BULKHEAD | BW_OPF_THROTTLE |
+			 BW_OPF_SLOW | BW_OPF_ANSWERS,
 		.keys = BW_KEY_DB, .what = "SQLITE_* names",
 	},
-	/* libpq's calls: a breaker and a call limit act on connections (the connect family
-	 * and the reconnects bulwark makes), a refusal is a connection that could not be
-	 * established (08001) */
+	/* libpq's calls: a breaker, a call limit, a bulkhead and throttling act on
+	 * connections (the connect family and the reconnects bulwark makes), a refusal is a
+	 * connection that could not be established (08001) */
 	[BW_OP_PG] = {
 		.name = "pg", .spaces = BW_SPACE_SQLSTATE, .retry_on = pg_retry,
 		.retry_on_unix = none, .healthy = none, .refusal = SQLSTATE("08001"),
-		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER,
+		.flags = BW_OPF_REFUSE | BW_OPF_BREAKER | BW_OPF_BULKHEAD | BW_OPF_THROTTLE |
+			 BW_OPF_SLOW | BW_OPF_ANSWERS,
 		.keys = BW_KEY_DEST | BW_KEY_DB, .what = "SQLSTATE_* names",
 	},
 	/* libmariadb's calls: a breaker and a call limit act on connections (mysql_real_connect

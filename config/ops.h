@@ -21,7 +21,15 @@ enum bw_op_flag {
 					 * byte before a closed breaker counts it */
 	BW_OPF_NONBLOCKING = 1 << 9,    /* `nonblocking` applies */
 	BW_OPF_FALLBACK = 1 << 10,      /* a failed call may move to a `fallback` destination */
-	BW_OPF_IDEMPOTENT = 1 << 11     /* `idempotent` names statements or commands */
+	BW_OPF_IDEMPOTENT = 1 << 11,    /* `idempotent` names statements or commands */
+	BW_OPF_BULKHEAD = 1 << 12,      /* `concurrency` counts it: on a socket op, the
+					 * connection it makes, from then until its descriptor
+					 * closes; on the others, the call while it runs */
+	BW_OPF_THROTTLE = 1 << 13,      /* adaptive `throttle` may reject it before it is made */
+	BW_OPF_SLOW = 1 << 14,          /* its duration counts toward a breaker's trip.slow */
+	BW_OPF_ANSWERS = 1 << 15        /* an error its default retry list does not name is
+					 * still an answer of the peer's (an application error):
+					 * an accept for `throttle` */
 };
 
 enum bw_match_key {

@@ -1,5 +1,6 @@
-/* Admission: breakers and rate limits around each attempt, through the store (store.h),
- * which keeps their state per destination or per rule. */
+/* Admission: breakers, adaptive throttling, rate limits and bulkheads around each
+ * attempt, through the store (store.h), which keeps their state per destination or per
+ * rule. */
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
@@ -8,6 +9,13 @@
 #include "ops.h"
 
 #define MAX_WAITS 10000     /* bounds the wait loop whatever the clock does */
+/* A full bulkhead is looked at again after naps that grow from the first to the last:
+ * a slot given back is seen within a few milliseconds, and a long wait costs little. */
+#define SLOT_NAP_FIRST (1 * BW_MS)
+#define SLOT_NAP_LAST (20 * BW_MS)
+/* ... and every this many looks, the slots of processes that died are counted back */
+#define SLOT_RECLAIM_EVERY 8
+#define THROTTLE_STREAM (-1)   /* the throttle's draws, apart from every inject entry's */
 
 /* The label of a call's destination, for `bulwark status`: asked only when a store cell
  * is first used. */
@@ -64,6 +72,147 @@ static void simple_event(struct bw_engine *e, const struct bw_call *c, enum bw_e
 	ev.delay_ms = delay_ms;
 	bw_engine_emit(e, c, &ev);
 }
+
+/* ---- adaptive throttling ---- */
+
+static int throttles(const struct bw_rule *r, int op)
+{
+	return r->throttle.enabled && bw_op_has(op, BW_OPF_THROTTLE);
+}
+
+static int throttle_admit(struct bw_engine *e, const struct bw_call *c)
+{
+	const struct bw_rule *r = c->rule;
+	struct bw_rule_rt *rt = &e->rt[r - e->cfg->rules];
+	long k = __atomic_add_fetch(&rt->thr_seen, 1, __ATOMIC_RELAXED);
+	double draw = bw_engine_draw(e, r, THROTTLE_STREAM, k), p;
+	struct bw_ref ref = ref_of(e, c, r->throttle.scope);
+	if (!bw_store_throttle(e->store, &ref, &r->throttle, e->env.mono_us(), draw, &p))
+		return 0;
+	int err = refusal(0, c->op);
+	char extra[48];
+	size_t n = 0;
+	extra[0] = '\0';
+	bw_json_raw(extra, sizeof extra, &n, "\"p\":");
+	bw_json_ms(extra, sizeof extra, &n, p);
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_SHED, BW_LVL_WARN);
+	ev.err = err;
+	ev.extra = extra;
+	bw_engine_emit(e, c, &ev);
+	/* observe mode makes the call, whose outcome counts it */
+	if (e->mode == BW_MODE_OBSERVE)
+		return 0;
+	bw_store_thr_outcome(e->store, &ref, &r->throttle, e->env.mono_us(), 0);
+	bw_engine_count(e, r, BW_ST_SHED);
+	return err;
+}
+
+/* An outcome the destination gave is an accept: a connection made, or, for an op whose
+ * errors may be the application's, any error its default retry list does not name. */
+static int answered(const struct bw_call *c, int err)
+{
+	if (err == 0)
+		return 1;
+	const struct bw_op_def *op = bw_op(c->op);
+	return (op->flags & BW_OPF_ANSWERS) && !bw_err_listed(op->retry_on, err) &&
+	       !bw_attempt_injected;
+}
+
+/* ---- bulkheads ---- */
+
+static int bulkheads(const struct bw_rule *r, int op)
+{
+	return r->concurrency.enabled && bw_op_has(op, BW_OPF_BULKHEAD);
+}
+
+struct bw_ref bw_engine_slot_ref(const struct bw_engine *e, const struct bw_call *c)
+{
+	return ref_of(e, c, c->rule->concurrency.scope);
+}
+
+static void bulkhead_event(struct bw_engine *e, const struct bw_call *c, const char *what,
+			   int err, int64_t waited)
+{
+	char extra[48];
+	size_t n = 0;
+	extra[0] = '\0';
+	bw_json_raw(extra, sizeof extra, &n, "\"max\":");
+	bw_json_int(extra, sizeof extra, &n, c->rule->concurrency.max);
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_BULKHEAD_FULL, BW_LVL_WARN);
+	ev.reason = what;
+	ev.err = err;
+	ev.delay_ms = (double)waited / 1000.0;
+	ev.extra = extra;
+	bw_engine_emit(e, c, &ev);
+	if (e->mode != BW_MODE_OBSERVE)
+		bw_engine_count(e, c->rule, BW_ST_BULKHEAD_FULL);
+}
+
+/* A slot for the call, waiting up to max_wait for one; then an op that may be refused is
+ * (the op's own refusal, as a breaker's), and one that may only wait goes ahead beyond
+ * max, counted: refusing it would be a made-up error on a ready descriptor (H14), and
+ * waiting on could wait for the program's own connections to close. Observe mode waits
+ * for nothing and says what it would have done. */
+static int bulkhead_admit(struct bw_engine *e, struct bw_call *c)
+{
+	const struct bw_concurrency *cc = &c->rule->concurrency;
+	struct bw_ref ref = ref_of(e, c, cc->scope);
+	int observe = e->mode == BW_MODE_OBSERVE;
+	int got = bw_store_take_slot(e->store, &ref, cc, e->env.mono_us(), observe, 1);
+	if (got > 0 && !observe) {
+		c->slot_held = 1;
+		return 0;
+	}
+	if (got < 0)
+		return 0;        /* the cell cannot be had: the call goes uncounted */
+	if (observe) {
+		/* counted, so that it says when the bulkhead would be full; over max it was */
+		c->slot_held = 1;
+		if (got == 2)
+			bulkhead_event(e, c, bw_op_has(c->op, BW_OPF_REFUSE) ? "refused" : "over",
+				       bw_op_has(c->op, BW_OPF_REFUSE) ? refusal(0, c->op) : 0, 0);
+		return 0;
+	}
+	int64_t start = e->env.mono_us(), waited = 0, nap = SLOT_NAP_FIRST;
+	for (int i = 1; i < MAX_WAITS && waited < cc->max_wait; i++) {
+		int64_t left = cc->max_wait - waited;
+		int err = 0;
+		if (bw_engine_wait(e, c, nap < left ? nap : left, BW_WAIT_LIMIT, &err))
+			return err;      /* a signal handler ended the call while it waited */
+		nap = nap * 2 < SLOT_NAP_LAST ? nap * 2 : SLOT_NAP_LAST;
+		int64_t now = e->env.mono_us();
+		waited = now - start;
+		got = bw_store_take_slot(e->store, &ref, cc, now, 0, i % SLOT_RECLAIM_EVERY == 0);
+		if (got < 0)
+			return 0;
+		if (got > 0) {
+			c->slot_held = 1;
+			bulkhead_event(e, c, "waited", 0, waited);
+			return 0;
+		}
+	}
+	if (bw_op_has(c->op, BW_OPF_REFUSE)) {
+		int err = refusal(0, c->op);
+		bulkhead_event(e, c, "refused", err, waited);
+		return err;
+	}
+	c->slot_held = bw_store_take_slot(e->store, &ref, cc, e->env.mono_us(), 1, 0) > 0;
+	bulkhead_event(e, c, "over", 0, waited);
+	return 0;
+}
+
+void bw_engine_give_slot(struct bw_engine *e, struct bw_call *c)
+{
+	if (!c->slot_held)
+		return;
+	struct bw_ref ref = ref_of(e, c, c->rule->concurrency.scope);
+	bw_store_give_slot(e->store, &ref);
+	c->slot_held = 0;
+}
+
+/* ---- breakers ---- */
 
 static int breaker_admit(struct bw_engine *e, const struct bw_call *c)
 {
@@ -140,26 +289,57 @@ static double take_tokens(struct bw_engine *e, const struct bw_call *c, double w
 
 int bw_engine_admits(const struct bw_rule *r, int op)
 {
-	return breaker_guards(r, op) || (r->rate_limit.enabled && !r->rate_limit.bytes);
+	return breaker_guards(r, op) || (r->rate_limit.enabled && !r->rate_limit.bytes) ||
+	       throttles(r, op) || bulkheads(r, op);
 }
 
-int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breaker)
+/* trip.slow times the attempts of this call. */
+static int timed(const struct bw_rule *r, int op)
+{
+	return breaker_guards(r, op) && r->breaker.slow_over > 0 && bw_op_has(op, BW_OPF_SLOW);
+}
+
+int bw_engine_admit(struct bw_engine *e, struct bw_call *c, int *by_breaker)
 {
 	const struct bw_rule *r = c->rule;
-	*by_breaker = 0;
+	*by_breaker = BW_BY_NONE;
+	c->slot_held = 0;
+	c->slow = 0;
 	if (breaker_guards(r, c->op)) {
 		int err = breaker_admit(e, c);
 		if (err) {
-			*by_breaker = 1;
+			*by_breaker = BW_BY_BREAKER;
+			return err;
+		}
+	}
+	/* counted before the call is made, and a call the throttle rejects never waits for
+	 * tokens or a slot */
+	if (throttles(r, c->op)) {
+		int err = throttle_admit(e, c);
+		if (err) {
+			bw_engine_release(e, c);        /* a half-open probe it held */
+			*by_breaker = BW_BY_THROTTLE;
 			return err;
 		}
 	}
 	if (r->rate_limit.enabled && !r->rate_limit.bytes) {
 		int err;
 		take_tokens(e, c, 1, 1, &err);
-		if (err)
+		if (err) {
+			bw_engine_release(e, c);
 			return err;
+		}
 	}
+	/* last: a slot is not held while the call waits for anything else */
+	if (bulkheads(r, c->op)) {
+		int err = bulkhead_admit(e, c);
+		if (err) {
+			bw_engine_release(e, c);
+			*by_breaker = BW_BY_BULKHEAD;
+			return err;
+		}
+	}
+	c->started = timed(r, c->op) ? e->env.mono_us() : 0;
 	return 0;
 }
 
@@ -169,37 +349,75 @@ static int counts_as_failure(const struct bw_call *c, int err)
 	return err != 0 && !bw_err_listed(bw_op(c->op)->healthy, err);
 }
 
-static void record(struct bw_engine *e, const struct bw_call *c, enum bw_outcome out)
+static void record(struct bw_engine *e, const struct bw_call *c, int out)
 {
 	const struct bw_rule *r = c->rule;
 	struct bw_brk_move mv;
 	struct bw_ref ref = ref_of(e, c, r->breaker.scope);
-	bw_store_record(e->store, &ref, &r->breaker, e->env.mono_us(), out, &mv);
+	bw_store_record(e->store, &ref, &r->breaker, e->env.mono_us(), (enum bw_outcome)out, &mv);
 	breaker_event(e, c, mv);
 }
 
-void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err)
+/* A slot held by an attempt that made no connection goes back; a connection made (or
+ * still being made, left to the program) keeps its slot until its descriptor closes. */
+static void attempt_done(struct bw_engine *e, struct bw_call *c, int err)
 {
-	if (!breaker_guards(c->rule, c->op))
+	if (c->slot_held && (err || !bw_op_has(c->op, BW_OPF_SOCKET)))
+		bw_engine_give_slot(e, c);
+}
+
+void bw_engine_settle(struct bw_engine *e, struct bw_call *c, int err)
+{
+	const struct bw_rule *r = c->rule;
+	int64_t now = c->started || throttles(r, c->op) ? e->env.mono_us() : 0;
+	/* a call that took longer than trip.slow.over was slow whatever its outcome: timed
+	 * at its end (design.md §4.7) */
+	c->slow = c->started && now - c->started > r->breaker.slow_over;
+	c->began = c->started;
+	c->started = 0;
+	if (throttles(r, c->op)) {
+		struct bw_ref ref = ref_of(e, c, r->throttle.scope);
+		bw_store_thr_outcome(e->store, &ref, &r->throttle, now, answered(c, err));
+	}
+	attempt_done(e, c, err);
+	if (!breaker_guards(r, c->op))
 		return;
 	/* a connection just made closes a half-open breaker as a probe that worked (the
 	 * server accepts connections again), but a closed breaker's count of failures in a
 	 * row waits for its first byte: a server that accepts and then resets every
 	 * connection must still trip it (design.md §4.7) */
-	record(e, c, err == 0 && c->confirm_later ? BW_OUT_CONNECTED
-		     : counts_as_failure(c, err) ? BW_OUT_FAILED : BW_OUT_OK);
+	record(e, c, (err == 0 && c->confirm_later ? BW_OUT_CONNECTED
+		      : counts_as_failure(c, err) ? BW_OUT_FAILED : BW_OUT_OK) |
+		     (c->slow ? BW_OUT_SLOW : 0));
 }
 
-void bw_engine_release(struct bw_engine *e, const struct bw_call *c)
+void bw_engine_release(struct bw_engine *e, struct bw_call *c)
 {
+	c->started = 0;
+	bw_engine_give_slot(e, c);
 	if (breaker_guards(c->rule, c->op))
 		record(e, c, BW_OUT_NONE);
 }
 
 void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed)
 {
-	if (breaker_guards(c->rule, c->op))
-		record(e, c, failed ? BW_OUT_FAILED : BW_OUT_OK);
+	if (!breaker_guards(c->rule, c->op))
+		return;
+	/* a connection is slow when its connect was, or when its answer came later than
+	 * `over` after the connect, or after the request when the program sent one: a
+	 * server that accepts at once and answers late is a slow server */
+	int slow = c->slow || bw_engine_overdue(e, c->rule, c->started);
+	record(e, c, (failed ? BW_OUT_FAILED : BW_OUT_OK) | (slow ? BW_OUT_SLOW : 0));
+}
+
+int bw_engine_slow_timed(const struct bw_rule *r)
+{
+	return timed(r, BW_OP_CONNECT);
+}
+
+int bw_engine_overdue(const struct bw_engine *e, const struct bw_rule *r, int64_t t0)
+{
+	return t0 > 0 && timed(r, BW_OP_CONNECT) && e->env.mono_us() - t0 > r->breaker.slow_over;
 }
 
 /* A connection that broke: the failures of an established connection that speak of the

@@ -60,6 +60,10 @@ uint32_t bw_breaker_stamp(const struct bw_breaker *c)
 	mix(&h, &c->window, sizeof c->window);
 	mix(&h, &c->min_calls, sizeof c->min_calls);
 	mix(&h, &c->half_open_probes, sizeof c->half_open_probes);
+	if (c->slow_over) {
+		mix(&h, &c->slow_over, sizeof c->slow_over);
+		mix(&h, &c->slow_rate, sizeof c->slow_rate);
+	}
 	return h ? h : 1;
 }
 
@@ -109,50 +113,62 @@ static int64_t slot_len(const struct bw_breaker *c)
 }
 
 static void window_add(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
-		       int failed)
+		       int failed, int slow)
 {
 	int64_t slot = now / slot_len(c);
 	int i = (int)(slot % BW_BRK_SLOTS);
 	if (s->win[i].slot != slot) {
 		s->win[i].slot = slot;
-		s->win[i].calls = s->win[i].fails = 0;
+		s->win[i].calls = s->win[i].fails = s->win[i].slows = 0;
 	}
 	s->win[i].calls++;
 	s->win[i].fails += failed;
+	s->win[i].slows += slow;
 }
 
-static int rate_tripped(const struct bw_breaker *c, const struct bw_breaker_state *s, int64_t now)
+/* Whether the failures (or, slow set, the slow calls) reach their ratio of the window. */
+static int rate_tripped(const struct bw_breaker *c, const struct bw_breaker_state *s, int64_t now,
+			int slow)
 {
-	if (c->rate <= 0)
+	double rate = slow ? c->slow_rate : c->rate;
+	if (rate <= 0 || (slow && !c->slow_over))
 		return 0;
 	int64_t slot = now / slot_len(c);
-	long calls = 0, fails = 0;
+	long calls = 0, hits = 0;
 	for (int i = 0; i < BW_BRK_SLOTS; i++) {
 		if (s->win[i].slot <= slot - BW_BRK_SLOTS)
 			continue;
 		calls += s->win[i].calls;
-		fails += s->win[i].fails;
+		hits += slow ? s->win[i].slows : s->win[i].fails;
 	}
-	return calls >= c->min_calls && calls > 0 && (double)fails >= c->rate * (double)calls;
+	return calls >= c->min_calls && calls > 0 && (double)hits >= rate * (double)calls;
 }
 
 void bw_breaker_record(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
 		       int failed, struct bw_brk_move *mv)
 {
+	bw_breaker_record_call(c, s, now, failed, 0, mv);
+}
+
+void bw_breaker_record_call(const struct bw_breaker *c, struct bw_breaker_state *s, int64_t now,
+			    int failed, int slow, struct bw_brk_move *mv)
+{
 	mv->from = mv->to = s->pos;
 	settle_stamp(c, s, mv);
+	slow = slow && c->slow_over > 0;
 	switch (s->pos) {
 	case BW_BRK_CLOSED:
 		s->consecutive = failed ? s->consecutive + 1 : 0;
-		window_add(c, s, now, failed);
-		if (failed && ((c->consecutive > 0 && s->consecutive >= c->consecutive) ||
-			       rate_tripped(c, s, now)))
+		window_add(c, s, now, failed, slow);
+		if ((failed && ((c->consecutive > 0 && s->consecutive >= c->consecutive) ||
+				rate_tripped(c, s, now, 0))) ||
+		    (slow && rate_tripped(c, s, now, 1)))
 			open_it(c, s, now, mv);
 		break;
 	case BW_BRK_HALF_OPEN:
 		if (s->probes_out > 0)
 			s->probes_out--;
-		if (failed) {
+		if (failed || slow) {
 			open_it(c, s, now, mv);
 		} else if (++s->probes_ok >= c->half_open_probes) {
 			close_it(s, mv);

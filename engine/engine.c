@@ -2,12 +2,14 @@
  * and the events that tell the story. Time, sleep and output come from bw_env. */
 #include <errno.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backoff.h"
 #include "engine.h"
 #include "errnames.h"
 #include "ops.h"
+#include "shared.h"
 
 static int init(struct bw_engine *e, const struct bw_config *cfg, const struct bw_env *env,
 		long pid, const char *prog, uint64_t seed, struct bw_store *store, unsigned gen);
@@ -384,7 +386,79 @@ int bw_engine_direct(const struct bw_rule *r, int op)
 	       !bw_engine_admits(r, op);
 }
 
-int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng)
+/* The reason a give-up names when admission refused a retry. */
+static const char *refused_by(int by)
+{
+	switch (by) {
+	case BW_BY_BREAKER: return "breaker";
+	case BW_BY_THROTTLE: return "throttle";
+	case BW_BY_BULKHEAD: return "bulkhead";
+	}
+	return NULL;
+}
+
+static int run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng);
+
+static struct bw_shm_met *metrics_of(const struct bw_engine *e, int slot)
+{
+	if (!e->store->file || slot < 0 || slot >= e->store->n_rules)
+		return NULL;
+	return __atomic_load_n(&e->store->rules[slot].met, __ATOMIC_ACQUIRE);
+}
+
+void bw_engine_flush(struct bw_engine *e)
+{
+	for (; e; e = (struct bw_engine *)e->prev) {
+		for (int i = 0; e->rt && i < e->cfg->n_rules; i++) {
+			struct bw_shm_met *m = metrics_of(e, e->rt[i].slot);
+			if (!m)
+				continue;
+			for (int st = 0; st < BW_ST_COUNT; st++) {
+				long now = bw_engine_stat(e, i, (enum bw_stat)st);
+				long was = __atomic_load_n(&e->rt[i].flushed[st], __ATOMIC_ACQUIRE);
+				/* the thread that moves `flushed` adds the difference: once */
+				if (now > was &&
+				    __atomic_compare_exchange_n(&e->rt[i].flushed[st], &was, now, 0,
+								__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+					__atomic_add_fetch(&m->stats[st], (uint64_t)(now - was),
+							   __ATOMIC_RELAXED);
+			}
+		}
+	}
+}
+
+/* The label of a call's destination for a metrics row, asked when the row is new. */
+static void met_label(const void *arg, char *buf, size_t cap)
+{
+	const struct bw_call *c = arg;
+	const char *name = c->dest ? c->dest : c->db ? c->db : c->host;
+	buf[0] = '\0';
+	if (name)
+		snprintf(buf, cap, "%s", name);
+	else if (c->dest_of)
+		c->dest_of(c, buf, cap);
+}
+
+int bw_engine_run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng)
+{
+	c->slot_held = 0;
+	/* in a group, the call's time goes to the rule's metrics, per destination */
+	struct bw_shm_met *m = metrics_of(e, rt_of(e, c->rule)->slot);
+	c->admitted = m ? e->env.mono_us() : 0;
+	int err = run(e, c, rng);
+	/* a connect left to finish in the background is timed when its outcome comes
+	 * (bw_engine_outcome, through the pending entry that keeps c->admitted) */
+	if (m && !(err && bw_op_has(c->op, BW_OPF_SOCKET) && bw_engine_unfinished(err, 0))) {
+		bw_met_call(m, c->key, met_label, c, e->env.mono_us() - c->admitted, err != 0);
+		c->admitted = 0;
+	}
+	/* a call's slot is the attempt's: only a connection keeps one past the call */
+	if (c->slot_held && !bw_op_has(c->op, BW_OPF_SOCKET))
+		bw_engine_give_slot(e, c);
+	return err;
+}
+
+static int run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng)
 {
 	const struct bw_rule *r = c->rule;
 	struct bw_rule_rt *rt = rt_of(e, r);
@@ -406,9 +480,10 @@ int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *r
 		if (err) {
 			if (c->refuse)
 				err = c->refuse(c->arg, err);
-			/* an open breaker ends a retry loop early; its rejection is the error */
-			if (n > 1 && by_breaker)
-				gave_up(e, c, "breaker", err, n - 1);
+			/* an open breaker (a throttle, a full bulkhead) ends a retry loop early;
+			 * its rejection is the error */
+			if (n > 1 && refused_by(by_breaker))
+				gave_up(e, c, refused_by(by_breaker), err, n - 1);
 			return err;
 		}
 		bw_attempt_injected = 0;
@@ -496,26 +571,40 @@ int bw_engine_wait(struct bw_engine *e, const struct bw_call *c, int64_t us, int
 	return 0;
 }
 
-int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c)
+int bw_engine_admit_call(struct bw_engine *e, struct bw_call *c)
 {
 	/* a call begins: nothing of an earlier one's attempt may be taken for its own */
 	bw_attempt_n = 0;
 	bw_tally_cur.slot = -1;
+	c->slot_held = 0;
+	c->started = 0;
 	bw_engine_count(e, c->rule, BW_ST_CALLS);
+	struct bw_shm_met *m = metrics_of(e, rt_of(e, c->rule)->slot);
+	c->admitted = m ? e->env.mono_us() : 0;
 	if (!bw_engine_admits(c->rule, c->op))
 		return 0;
 	int by_breaker;
 	int err = bw_engine_admit(e, c, &by_breaker);
 	if (err && c->refuse)
 		err = c->refuse(c->arg, err);
+	if (err && m) {
+		/* refused: the call ends here */
+		bw_met_call(m, c->key, met_label, c, e->env.mono_us() - c->admitted, 1);
+		c->admitted = 0;
+	}
 	return err;
 }
 
-void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err)
+void bw_engine_outcome(struct bw_engine *e, struct bw_call *c, int err)
 {
 	const struct bw_rule *r = c->rule;
 	if (e->tally)
 		bw_tally_end(e, c, err);
+	struct bw_shm_met *m = c->admitted ? metrics_of(e, rt_of(e, r)->slot) : NULL;
+	if (m) {
+		bw_met_call(m, c->key, met_label, c, e->env.mono_us() - c->admitted, err != 0);
+		c->admitted = 0;
+	}
 	bw_engine_settle(e, c, err);
 	if (err == 0)
 		return;
@@ -570,7 +659,7 @@ void bw_engine_start_event(struct bw_engine *e, const char *version)
 
 static const char *const stat_names[BW_ST_COUNT] = {
 	"calls", "failures", "retries", "recovered", "gave_up",
-	"rejected", "throttled", "limited", "injected",
+	"rejected", "throttled", "limited", "injected", "bulkhead_full", "shed",
 };
 
 void bw_engine_exit_event(struct bw_engine *e)

@@ -30,7 +30,8 @@ struct bw_env {
 
 enum bw_stat {
 	BW_ST_CALLS, BW_ST_FAILURES, BW_ST_RETRIES, BW_ST_RECOVERED, BW_ST_GAVE_UP,
-	BW_ST_REJECTED, BW_ST_THROTTLED, BW_ST_LIMITED, BW_ST_INJECTED, BW_ST_COUNT
+	BW_ST_REJECTED, BW_ST_THROTTLED, BW_ST_LIMITED, BW_ST_INJECTED, BW_ST_BULKHEAD_FULL,
+	BW_ST_SHED, BW_ST_COUNT
 };
 
 #define BW_BUDGET_SLOTS 10   /* seconds the retry budget looks back over */
@@ -44,6 +45,7 @@ struct bw_budget_slot {
 
 struct bw_rule_rt {
 	long stats[BW_ST_COUNT];                 /* atomics; calls live in the stripes */
+	long flushed[BW_ST_COUNT];               /* what of them the group's metrics have */
 	struct { long n; char pad[64 - sizeof(long)]; } calls[BW_CALL_STRIPES];
 	struct bw_budget_slot budget[BW_BUDGET_SLOTS];
 	int slot;                                /* its cells in the store */
@@ -51,6 +53,7 @@ struct bw_rule_rt {
 	 * inj_seen[n_inject + i], the calls on the connections an entry chose, which draw
 	 * their latency. (One array: the size of this struct is the hot path's stride.) */
 	long *inj_seen, *inj_done;
+	long thr_seen;                           /* draws of the throttle (the seeded stream) */
 	unsigned direct_ops;                     /* ops that may skip the retry driver */
 	unsigned plain_ops;                      /* ... and have no byte bucket either */
 	unsigned paced_ops;                      /* ... and have a byte bucket */
@@ -122,7 +125,8 @@ struct bw_call {
 	uint64_t key;                    /* destination key for dest-scoped state */
 	int unix_dest;                   /* ENOENT is retryable for unix: paths */
 	/* A connect whose success the breaker judges later, once the connection has
-	 * delivered a byte (or failed before it did): see bw_engine_confirm. */
+	 * delivered a byte (or failed before it did): see bw_engine_confirm. There, started
+	 * is when the connection's wait for an answer began (0: not timed). */
 	int confirm_later;
 	/* One attempt: 0 on success, else a bw_err code. deadline_us is the absolute
 	 * monotonic time the whole call must end by, 0 for none. */
@@ -151,6 +155,23 @@ struct bw_call {
 	 * judge the call that acts (the statement's step). Admitting it would spend a token
 	 * or a half-open probe on a call that changes nothing. */
 	int unguarded;
+	/* Written by the engine. A bulkhead slot the call holds, which bw_engine_admit took:
+	 * given back with the attempt's outcome, except a connection's (a socket op's call
+	 * that succeeded or goes on in the background), which stays with the call for the
+	 * hook to hand to the descriptor (or give back, bw_engine_give_slot). */
+	int slot_held;
+	/* When the attempt under way began (monotonic), for trip.slow; 0: not timed. A
+	 * hook that records an outcome later (a connect left in progress) keeps it. */
+	int64_t started;
+	/* The outcome settled was a slow one: a connection a breaker waits on is judged
+	 * slow when its first byte comes. */
+	int slow;
+	/* Written by the engine when it settles an attempt: when it began (0: not timed),
+	 * where a connection a breaker waits on starts its wait for an answer. */
+	int64_t began;
+	/* Written by the engine: when bw_engine_admit_call admitted the call, in a group
+	 * that keeps metrics (0: not timed); its outcome gives the call's time. */
+	int64_t admitted;
 };
 
 /* A call of op under rule r, named `call` in events, every other field empty. */
@@ -219,7 +240,7 @@ const struct bw_rule *bw_engine_match(struct bw_engine *e, const struct bw_targe
 				      const char **host_out);
 
 /* Run c through its rule; returns 0 or the final bw_err code. */
-int bw_engine_run(struct bw_engine *e, const struct bw_call *c, struct bw_rng *rng);
+int bw_engine_run(struct bw_engine *e, struct bw_call *c, struct bw_rng *rng);
 /* A call with a single attempt and nothing to decide before it (no admission, injection
  * or retry) may skip bw_engine_run: the caller counts BW_ST_CALLS, makes the attempt
  * (bw_engine_bytes still applies) and reports an error with bw_engine_failed. The
@@ -231,27 +252,49 @@ void bw_engine_failed(struct bw_engine *e, const struct bw_call *c, int err, int
 /* A call the program carries to its end itself (a connect left in progress): counted and
  * admitted now (0 to go ahead, else the refusal's code), its outcome reported later with
  * bw_engine_outcome. */
-int bw_engine_admit_call(struct bw_engine *e, const struct bw_call *c);
+int bw_engine_admit_call(struct bw_engine *e, struct bw_call *c);
 /* Record one attempt's outcome (0 or a bw_err code) without retrying: for calls left to
  * complete on their own (observe mode, non-blocking connects without retry). */
-void bw_engine_outcome(struct bw_engine *e, const struct bw_call *c, int err);
+void bw_engine_outcome(struct bw_engine *e, struct bw_call *c, int err);
+/* The bulkhead slot c holds (slot_held), given back: its connection did not come to be. */
+void bw_engine_give_slot(struct bw_engine *e, struct bw_call *c);
+/* The cell a bulkhead slot of c is taken from and given back to, for a descriptor that
+ * keeps the slot after the call (design.md §6). */
+struct bw_ref bw_engine_slot_ref(const struct bw_engine *e, const struct bw_call *c);
 /* A connection whose connect succeeded under c (confirm_later) has now shown whether it
- * works: it delivered a byte (failed 0) or broke before it did (failed 1). */
+ * works: it delivered a byte (failed 0) or broke before it did (failed 1); c->slow says
+ * whether its connect was slow. */
 void bw_engine_confirm(struct bw_engine *e, const struct bw_call *c, int failed);
+/* trip.slow times the connects of rule r (and their connections' wait for an answer). */
+int bw_engine_slow_timed(const struct bw_rule *r);
+/* A connection of rule r waiting for its answer since t0 (monotonic) is past
+ * trip.slow.over: counted slow now, while still in flight (design.md §4.7). */
+int bw_engine_overdue(const struct bw_engine *e, const struct bw_rule *r, int64_t t0);
 
 int bw_retryable(const struct bw_rule *r, const struct bw_call *c, int err);
 
-/* Admission before an attempt: an open breaker refuses (event `rejected`), a call-rate
- * limit waits (`throttled`) or refuses (`limited`). 0 to go ahead, else the bw_err code to
- * fail with; *by_breaker tells which refused. */
-int bw_engine_admit(struct bw_engine *e, const struct bw_call *c, int *by_breaker);
+/* Who refused a call at admission (bw_engine_admit): the ones that end a retry loop
+ * with a give-up naming them. */
+enum bw_refuser { BW_BY_NONE, BW_BY_BREAKER, BW_BY_THROTTLE, BW_BY_BULKHEAD };
+
+/* Admission before an attempt: an open breaker refuses (event `rejected`), adaptive
+ * throttling may reject (`shed`), a call-rate limit waits (`throttled`) or refuses
+ * (`limited`), a full bulkhead waits and refuses (`bulkhead_full`), or takes a slot for
+ * the call (c->slot_held). 0 to go ahead, else the bw_err code to fail with; *by_breaker
+ * tells who refused (enum bw_refuser; 0 for the rate limit). */
+int bw_engine_admit(struct bw_engine *e, struct bw_call *c, int *by_breaker);
 /* Whether bw_engine_admit has anything to check for this rule and op. */
 int bw_engine_admits(const struct bw_rule *r, int op);
-/* The outcome of an admitted attempt, for the breaker (0 or a bw_err code). */
-void bw_engine_settle(struct bw_engine *e, const struct bw_call *c, int err);
+/* The outcome of an admitted attempt, for the breaker and the throttle (0 or a bw_err
+ * code); a slot it held goes back (a connection that was made keeps it). */
+void bw_engine_settle(struct bw_engine *e, struct bw_call *c, int err);
 /* An admitted attempt that will have no outcome (the program's own error): a half-open
- * breaker's probe it held is free again. */
-void bw_engine_release(struct bw_engine *e, const struct bw_call *c);
+ * breaker's probe it held is free again, and so is its bulkhead slot. */
+void bw_engine_release(struct bw_engine *e, struct bw_call *c);
+/* A uniform draw in [0, 1) for rule r's stream `stream` at its k-th use: with a seed in
+ * the policy it depends only on the seed, the rule, the stream and k (reproducible); else
+ * on the process's random seed. */
+double bw_engine_draw(const struct bw_engine *e, const struct bw_rule *r, int stream, long k);
 /* A connection failure seen by send/recv, counted against the destination's breaker. */
 void bw_engine_count_failure(struct bw_engine *e, const struct bw_call *c, int err);
 /* Byte limit: how many of `want` bytes may move now (waits as needed; a datagram, whole,
@@ -329,6 +372,10 @@ static inline void bw_engine_count_call(struct bw_engine *e, int i)
 	__atomic_add_fetch(&e->rt[i].calls[s % BW_CALL_STRIPES].n, 1, __ATOMIC_RELAXED);
 }
 long bw_engine_stat(const struct bw_engine *e, int rule, enum bw_stat st);
+/* Add what the counters of e and the engines it replaced grew by since they last were to
+ * the group's metrics (bulwark(1), METRICS): each count is added once, whichever thread
+ * flushes, with atomics only (safe at exit and on any slow path). No-op outside a group. */
+void bw_engine_flush(struct bw_engine *e);
 /* The same over every generation of the policy: the counts of the rules of this name in
  * e and the engines it replaced (what the exit event reports). */
 long bw_engine_stat_all(const struct bw_engine *e, int rule, enum bw_stat st);

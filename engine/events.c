@@ -19,6 +19,7 @@ static const char *const ev_names[BW_EV_COUNT] = {
 	[BW_EV_WARNING] = "warning",     [BW_EV_RELOAD] = "reload",
 	[BW_EV_RESTORED] = "restored",
 	[BW_EV_CALLS] = "calls",         [BW_EV_OUTAGE] = "outage",
+	[BW_EV_BULKHEAD_FULL] = "bulkhead_full", [BW_EV_SHED] = "shed",
 };
 
 /* The level table of bulwark.yaml(5) EVENTS; `warning` is ours, not in the table, and is a warn. */
@@ -33,6 +34,7 @@ static const enum bw_level ev_levels[BW_EV_COUNT] = {
 	[BW_EV_WARNING] = BW_LVL_WARN,   [BW_EV_RELOAD] = BW_LVL_WARN,
 	[BW_EV_RESTORED] = BW_LVL_INFO,
 	[BW_EV_CALLS] = BW_LVL_INFO,     [BW_EV_OUTAGE] = BW_LVL_INFO,
+	[BW_EV_BULKHEAD_FULL] = BW_LVL_WARN, [BW_EV_SHED] = BW_LVL_WARN,
 };
 
 const char *bw_event_name(enum bw_event_kind kind)

@@ -103,6 +103,13 @@ static const char *fault_reason(const struct bw_fault *f)
 	       f->loss ? "loss" : f->duplicate ? "duplicate" : f->reorder ? "reorder" : NULL;
 }
 
+double bw_engine_draw(const struct bw_engine *e, const struct bw_rule *r, int stream, long k)
+{
+	struct bw_rng local = { bw_mix((uint64_t)k ^ e->seed, (uint64_t)(int64_t)stream) };
+	uint64_t d = draw(e, r, stream, k, &local);
+	return (double)(d >> 11) * (1.0 / 9007199254740992.0);
+}
+
 static void injected_event(struct bw_engine *e, const struct bw_call *c, const struct bw_fault *f)
 {
 	struct bw_event ev;

@@ -103,6 +103,7 @@ void bw_keyed_attach(struct bw_keyed *k, int sets, size_t vsize, void *mem, int 
 {
 	int self = k->self ? k->self : 1;
 	int (*alive)(long) = k->alive;
+	int (*busy)(const void *) = k->busy;
 	if (k->owned)
 		bw_keyed_free(k);
 	memset(k, 0, sizeof *k);
@@ -112,6 +113,7 @@ void bw_keyed_attach(struct bw_keyed *k, int sets, size_t vsize, void *mem, int 
 	k->locks = locks;
 	k->self = self;
 	k->alive = alive;
+	k->busy = busy;
 }
 
 void bw_keyed_free(struct bw_keyed *k)
@@ -138,9 +140,15 @@ void *bw_keyed_lock(struct bw_keyed *k, uint64_t key, int64_t now, int *set)
 			h->used = now;
 			return h + 1;
 		}
-		/* an empty way first, else the least recently used */
+		/* an empty way first, else the least recently used that is not busy */
+		if (h->key != 0 && k->busy && k->busy(h + 1))
+			continue;
 		if (!victim || (victim->key != 0 && (h->key == 0 || h->used < victim->used)))
 			victim = h;
+	}
+	if (!victim) {
+		bw_spin_unlock(&k->locks[s]);
+		return NULL;
 	}
 	victim->key = key;
 	victim->used = now;

@@ -18,6 +18,9 @@ struct bw_keyed {
 	int owned;               /* mem and locks are ours to free */
 	int self;                /* this process's lock value */
 	int (*alive)(long pid);  /* may be NULL: a held lock is then never taken over */
+	/* may be NULL; else an entry whose value it says is busy is never given to another
+	 * key (a bulkhead with slots taken: its count must stay where the slots go back) */
+	int (*busy)(const void *value);
 };
 
 int bw_keyed_init(struct bw_keyed *k, int max_keys, size_t vsize);
@@ -32,7 +35,8 @@ void bw_keyed_each(const struct bw_keyed *k, void (*fn)(const void *value, void 
 
 /* Lock the entry for key and return its value, zeroed if the key is new. NULL when the lock
  * cannot be had (a hook in a signal handler that interrupted the holder, a holder in
- * another process stopped for 200 ms): the caller then goes without. A lock whose holder
+ * another process stopped for 200 ms), or when the key is new and every entry of its set
+ * is busy: the caller then goes without. A lock whose holder
  * died is taken over. Unlock with the returned set number. */
 void *bw_keyed_lock(struct bw_keyed *k, uint64_t key, int64_t now, int *set);
 void bw_keyed_unlock(struct bw_keyed *k, int set);

@@ -10,12 +10,6 @@ static size_t align64(size_t n)
 	return (n + 63) & ~(size_t)63;
 }
 
-static int keyed_rule(const struct bw_rule *r)
-{
-	return (r->breaker.enabled && r->breaker.scope == BW_SCOPE_DEST) ||
-	       (r->rate_limit.enabled && r->rate_limit.scope == BW_SCOPE_DEST);
-}
-
 /* Offsets of everything, computed the same way by whoever lays out and whoever checks. */
 static size_t layout(const struct bw_config *cfg, struct bw_shm_header *h,
 		     struct bw_shm_rule *rules)
@@ -28,7 +22,7 @@ static size_t layout(const struct bw_config *cfg, struct bw_shm_header *h,
 	off = align64(off + (size_t)cfg->n_rules * sizeof(struct bw_shm_rule));
 	for (int i = 0; i < cfg->n_rules; i++) {
 		const struct bw_rule *r = &cfg->rules[i];
-		int sets = keyed_rule(r) ? bw_keyed_sets(r->max_keys) : 0;
+		int sets = bw_rule_keyed(r) ? bw_keyed_sets(r->max_keys) : 0;
 		size_t dests = off;
 		off = align64(off + (size_t)sets * BW_KEYED_WAYS * entry);
 		size_t locks = off;
@@ -150,7 +144,7 @@ int bw_shm_check(const void *mem, size_t size, const struct bw_config *cfg)
 	for (int i = 0; i < cfg->n_rules; i++) {
 		const struct bw_rule *r = &cfg->rules[i];
 		if (strncmp(rules[i].name, r->name, sizeof rules[i].name) != 0 ||
-		    rules[i].sets != (keyed_rule(r) ? bw_keyed_sets(r->max_keys) : 0))
+		    rules[i].sets != (bw_rule_keyed(r) ? bw_keyed_sets(r->max_keys) : 0))
 			return -1;
 	}
 	return 0;
@@ -229,4 +223,53 @@ int bw_proc_stat_parse(const char *text, char *state, unsigned long long *start_
 		return -1;
 	*start_ticks = v;
 	return 0;
+}
+
+/* Bounds of the call time histogram: from a loopback round trip to a timeout's scale. */
+const int64_t bw_met_bounds_us[BW_MET_BUCKETS] = {
+	1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000,
+};
+
+static struct bw_shm_met_dest *met_row(struct bw_shm_met *m, uint64_t key,
+				       void (*label)(const void *arg, char *buf, size_t cap),
+				       const void *arg)
+{
+	key = key ? key : 1;
+	for (int i = 0; i < BW_MET_DESTS; i++) {
+		struct bw_shm_met_dest *d = &m->dest[i];
+		uint64_t k = __atomic_load_n(&d->key, __ATOMIC_ACQUIRE);
+		if (k == 0) {
+			uint64_t zero = 0;
+			if (__atomic_compare_exchange_n(&d->key, &zero, key, 0, __ATOMIC_ACQ_REL,
+							__ATOMIC_ACQUIRE)) {
+				char buf[BW_LABEL_MAX] = "";
+				if (label)
+					label(arg, buf, sizeof buf);
+				buf[sizeof buf - 1] = '\0';
+				memcpy(d->label, buf, sizeof buf);
+				return d;
+			}
+			k = zero;
+		}
+		if (k == key)
+			return d;
+	}
+	return &m->dest[BW_MET_DESTS];
+}
+
+void bw_met_call(struct bw_shm_met *m, uint64_t key,
+		 void (*label)(const void *arg, char *buf, size_t cap), const void *arg,
+		 int64_t us, int failed)
+{
+	struct bw_shm_met_dest *d = met_row(m, key, label, arg);
+	int b = 0;
+	while (b < BW_MET_BUCKETS && us > bw_met_bounds_us[b])
+		b++;
+	__atomic_add_fetch(&d->le[b], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&d->sum_us, (uint64_t)(us > 0 ? us : 0), __ATOMIC_RELAXED);
+	if (failed)
+		__atomic_add_fetch(&d->failed, 1, __ATOMIC_RELAXED);
+	/* last: a reader that sees a call counted sees its bucket too */
+	__atomic_add_fetch(&d->calls, 1, __ATOMIC_RELEASE);
 }

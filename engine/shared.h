@@ -17,9 +17,14 @@
 #include "engine.h"
 
 #define BW_SHM_MAGIC 0x6277736bu       /* "bwsk"; written last, when the file is ready */
-/* 2: the reload count in the header; a bucket's burst and a breaker's stamp in each cell */
-#define BW_SHM_VERSION 2
+/* 2: the reload count in the header; a bucket's burst and a breaker's stamp in each cell.
+ * 3: a bulkhead and a throttle in each cell, slow calls in the breaker's window, in
+ *    each process's slot the ledger of the bulkhead slots it holds, and each rule's
+ *    metrics. */
+#define BW_SHM_VERSION 3
 #define BW_SHM_PROCS 256
+/* Distinct bulkhead cells one process can hold slots of; beyond, its slots go uncounted. */
+#define BW_SHM_HELD 64
 
 struct bw_shm_header {
 	uint32_t magic, version;
@@ -36,13 +41,55 @@ struct bw_shm_header {
 	uint64_t reloads;
 };
 
+/* n bulkhead slots of the cell at offset `cell` of the file (0: an unused entry). Written
+ * only under that cell's lock, by the process whose ledger it is, or by one that found
+ * that process dead: so a cell's count can always be made again, exactly, from the
+ * ledgers of the processes still alive (design.md §6). */
+struct bw_shm_held {
+	uint32_t cell;
+	int32_t n;
+};
+
 struct bw_shm_proc {
 	int32_t pid;                       /* 0: free */
 	uint32_t start_ticks;              /* its start, clock ticks after boot, low 32 bits;
 					    * 0: not known */
 	int64_t started_us;
 	char prog[32];
+	struct bw_shm_held held[BW_SHM_HELD];
 };
+
+/* Metrics of a rule for `bulwark metrics` (bulwark(1), METRICS): counters that only ever
+ * grow while the group lives, added to with atomic adds and no lock, so that a process
+ * killed at any point leaves them whole. stats are the exit event's counters
+ * (enum bw_stat), which each process adds what it counted since it last did
+ * (bw_engine_flush): at exit, and about once a second while it makes calls. The
+ * destination rows count the calls the retry driver carries (bw_engine_run), with their
+ * time: the first BW_MET_DESTS destinations a row each, claimed by key, every other one
+ * in the last row, so that a scrape stays small whatever the program connects to. */
+#define BW_MET_DESTS 16
+#define BW_MET_BUCKETS 12            /* finite histogram bounds (bw_met_bounds_us) */
+struct bw_shm_met_dest {
+	uint64_t key;                    /* 0: free; set once, then the label is written */
+	char label[BW_LABEL_MAX];
+	uint64_t calls, failed;          /* failed: the call returned an error */
+	uint64_t le[BW_MET_BUCKETS + 1]; /* calls within bound i and above bound i - 1; the
+					  * last: above every bound */
+	uint64_t sum_us;
+};
+
+struct bw_shm_met {
+	uint64_t stats[BW_ST_COUNT];
+	struct bw_shm_met_dest dest[BW_MET_DESTS + 1];
+};
+
+extern const int64_t bw_met_bounds_us[BW_MET_BUCKETS];
+
+/* One call of duration us (failed or not) in the row of key (label names it when the row
+ * is new). */
+void bw_met_call(struct bw_shm_met *m, uint64_t key,
+		 void (*label)(const void *arg, char *buf, size_t cap), const void *arg,
+		 int64_t us, int failed);
 
 struct bw_shm_rule {
 	char name[BW_NAME_MAX];
@@ -50,6 +97,7 @@ struct bw_shm_rule {
 	int32_t sets;                      /* keyed sets; 0: no dest-scoped state */
 	uint64_t dests_off, locks_off;
 	struct bw_dest_state whole;
+	struct bw_shm_met met;
 };
 
 /* Names: BW_STATE_SUFFIX, BW_GROUP_MAX and BW_STATE_DIR_MAX are in config.h. */

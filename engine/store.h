@@ -1,6 +1,7 @@
-/* Where breakers and buckets live (design.md §2, §6). The engine never holds a raw state
- * struct: it asks the store to admit a call, record an outcome, take or give back tokens,
- * and `bulwark status` asks it for a snapshot. Two backends share one memory layout:
+/* Where breakers, buckets, bulkheads and throttles live (design.md §2, §6). The engine
+ * never holds a raw state struct: it asks the store to admit a call, record an outcome,
+ * take or give back tokens or bulkhead slots, count a request for throttling, and
+ * `bulwark status` asks it for a snapshot. Two backends share one memory layout:
  * "process" (private memory) and "group" (a file a process tree maps, laid out by
  * shared.c); a networked one would keep leases behind the same calls.
  *
@@ -16,15 +17,28 @@
 #include "bucket.h"
 #include "config.h"
 #include "keyed.h"
+#include "throttle.h"
 
-/* Breaker and bucket of one destination, or of a whole rule. `label` names the
- * destination for `bulwark status` (set when the entry is first used). */
+/* A bulkhead's count (bulwark.yaml(5), CONCURRENCY): the connections open, or the calls
+ * in flight, that hold a slot of it. A cell with slots taken is never given to another
+ * destination by its table. */
+struct bw_bulk_state {
+	int32_t in_use;
+	int32_t max;             /* the max its last slot was taken under, for status */
+};
+
+/* Breaker, bucket, bulkhead and throttle of one destination, or of a whole rule. `label`
+ * names the destination for `bulwark status` (set when the entry is first used). */
 #define BW_LABEL_MAX 48
 struct bw_dest_state {
 	struct bw_breaker_state brk;
 	struct bw_bucket bucket;
+	struct bw_bulk_state bulk;
+	struct bw_throttle_state thr;
 	char label[BW_LABEL_MAX];
 };
+
+struct bw_shm_met;
 
 /* One rule's cells: those kept per destination (a bounded table) and the rule's own (for
  * scope rule and process), each behind a spin lock. */
@@ -35,6 +49,7 @@ struct bw_rule_cells {
 	struct bw_dest_state *whole;
 	int own_lock;                    /* where lock and whole point unless the store */
 	struct bw_dest_state own_whole;  /* is a file */
+	struct bw_shm_met *met;          /* the rule's metrics in a group's file, else NULL */
 };
 
 /* Which cell an operation is about. */
@@ -53,7 +68,8 @@ enum bw_outcome {
 	BW_OUT_FAILED,                   /* the destination failed it */
 	BW_OUT_CONNECTED,                /* a connection was made: closes a half-open breaker;
 					  * a closed one waits for its first byte */
-	BW_OUT_NONE                      /* no outcome will come: a probe is free again */
+	BW_OUT_NONE,                     /* no outcome will come: a probe is free again */
+	BW_OUT_SLOW = 0x10               /* or'ed in: the call took longer than trip.slow.over */
 };
 
 /* A cell as `bulwark status` and `exit` see it. */
@@ -96,6 +112,27 @@ struct bw_store_ops {
 	/* The cell of ref, made if new, as a pin: 0, or -1 when this backend keeps no cell
 	 * in memory to hold on to (every call then goes through take). */
 	int (*pin)(struct bw_store *s, const struct bw_ref *ref, int64_t now, struct bw_pin *out);
+	/* Adaptive throttling: to be rejected (1) when `draw` (uniform in [0, 1)) falls below
+	 * the rejection probability the counts give, which *p gets; 0 to go ahead (also when
+	 * the cell cannot be had: the call goes unguarded). Nothing is counted here: a call
+	 * is a request once it ends (thr_outcome), rejected or answered or failed. Calls in
+	 * flight are neither accepted nor refused yet, and counting them as requests before
+	 * their answers would read a burst of concurrent calls, or a queue at a bulkhead, as
+	 * a failing destination. */
+	int (*throttle)(struct bw_store *s, const struct bw_ref *ref, const struct bw_throttle *t,
+			int64_t now, double draw, double *p);
+	/* A call ended: one request more, and an accept when the destination answered it (a
+	 * call the throttle rejected is a request not answered). */
+	void (*thr_outcome)(struct bw_store *s, const struct bw_ref *ref,
+			    const struct bw_throttle *t, int64_t now, int answered);
+	/* A bulkhead slot: 1 taken, 0 none free, -1 when the cell (or, in a group's file,
+	 * room in this process's ledger) cannot be had, and the call goes uncounted. force:
+	 * taken even beyond max. reclaim: when none is free, count again the slots of the
+	 * group's processes that died holding some before saying so. */
+	int (*take_slot)(struct bw_store *s, const struct bw_ref *ref,
+			 const struct bw_concurrency *cc, int64_t now, int force, int reclaim);
+	/* Give back a slot take_slot gave. */
+	void (*give_slot)(struct bw_store *s, const struct bw_ref *ref);
 };
 
 /* At most this many rules' cells in one store, over all the policies a process loads:
@@ -109,7 +146,15 @@ struct bw_store {
 	int self;                        /* lock value: 1, or the pid in a shared file */
 	int (*alive)(long pid);          /* may be NULL: a held lock is never taken over */
 	void *file;                      /* the mapped file of a group, else NULL */
+	/* In a group's file: this process's slot in the process table, whose ledger says
+	 * which bulkhead slots it holds (-1: none, and its slots go uncounted); and whether
+	 * the process of a slot still runs (a pid not reused, no zombie). */
+	int proc;
+	int (*member_alive)(const void *proc);
 };
+
+/* Whether rule r keeps any state per destination (a section of scope dest). */
+int bw_rule_keyed(const struct bw_rule *r);
 
 /* A private store with a slot for each rule of cfg (in rule order), bound by name. */
 int bw_store_init(struct bw_store *s, const struct bw_config *cfg);
@@ -189,6 +234,35 @@ static inline void bw_store_give(struct bw_store *s, const struct bw_ref *ref,
 {
 	s->ops->give(s, ref, rl, n);
 }
+
+static inline int bw_store_throttle(struct bw_store *s, const struct bw_ref *ref,
+				    const struct bw_throttle *t, int64_t now, double draw,
+				    double *p)
+{
+	return s->ops->throttle(s, ref, t, now, draw, p);
+}
+
+static inline void bw_store_thr_outcome(struct bw_store *s, const struct bw_ref *ref,
+					const struct bw_throttle *t, int64_t now, int answered)
+{
+	s->ops->thr_outcome(s, ref, t, now, answered);
+}
+
+static inline int bw_store_take_slot(struct bw_store *s, const struct bw_ref *ref,
+				     const struct bw_concurrency *cc, int64_t now, int force,
+				     int reclaim)
+{
+	return s->ops->take_slot(s, ref, cc, now, force, reclaim);
+}
+
+static inline void bw_store_give_slot(struct bw_store *s, const struct bw_ref *ref)
+{
+	s->ops->give_slot(s, ref);
+}
+
+/* Every bulkhead slot the group's process at index `proc` of the table holds, given
+ * back (the process is leaving: its exit, or the image an exec replaced). */
+void bw_store_give_ledger(struct bw_store *s, int proc);
 
 static inline void bw_store_snapshot(struct bw_store *s,
 				     void (*fn)(const struct bw_cell_view *v, void *arg), void *arg)

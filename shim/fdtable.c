@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "fdtable.h"
+#include "hold.h"
 #include "real.h"
 
 #define PAGE_BITS BW_FD_PAGE_BITS
@@ -125,6 +126,29 @@ void bw_fd_forget(int fd)
 	void *none[3] = { NULL, NULL, NULL };
 	bw_fd_pin_set(fd, BW_FD_RECV, none);
 	bw_fd_pin_set(fd, BW_FD_SEND, none);
+	if (__atomic_load_n(&c->hold, __ATOMIC_RELAXED))
+		bw_hold_unref(__atomic_exchange_n(&c->hold, 0, __ATOMIC_ACQ_REL));
+}
+
+uint32_t bw_fd_hold(int fd)
+{
+	struct bw_fd_cold *c = cold_at(fd, 0);
+	return c ? __atomic_load_n(&c->hold, __ATOMIC_ACQUIRE) : 0;
+}
+
+uint32_t bw_fd_hold_set(int fd, uint32_t hold)
+{
+	struct bw_fd_cold *c = cold_at(fd, hold != 0);
+	return c ? __atomic_exchange_n(&c->hold, hold, __ATOMIC_ACQ_REL) : 0;
+}
+
+void bw_fd_forget_holds(void)
+{
+	for (unsigned pg = 0; pg < (BW_FD_MAX >> PAGE_BITS); pg++) {
+		struct bw_fd_cold *p = __atomic_load_n(&bw_fd_colds[pg], __ATOMIC_ACQUIRE);
+		for (unsigned i = 0; p && i < PAGE_FDS; i++)
+			__atomic_store_n(&p[i].hold, 0, __ATOMIC_RELAXED);
+	}
 }
 
 /* The lock pointer goes last, and is what readers test: a pin with a lock is whole. */
@@ -171,7 +195,9 @@ void bw_fd_expire_gen(unsigned g)
 	}
 }
 
-/* A duplicate is the same socket: same rules, same peer, same watch. */
+/* A duplicate is the same socket: same rules, same peer, same watch, same slot. The
+ * share of `to` is taken before what `to` was lets go of its own: dup2 of a descriptor
+ * onto a copy of itself gives nothing back. */
 void bw_fd_copy(int from, int to)
 {
 	uint64_t w = bw_fd_word(from);
@@ -184,17 +210,42 @@ void bw_fd_copy(int from, int to)
 	uint64_t *tw = word_at(to, 1);
 	if (!t || !tw)
 		return;
+	uint32_t hold = __atomic_load_n(&f->hold, __ATOMIC_ACQUIRE);
+	if (hold)
+		bw_hold_ref(hold);
+	uint32_t was = __atomic_exchange_n(&t->hold, hold, __ATOMIC_ACQ_REL);
+	if (was)
+		bw_hold_unref(was);
 	__atomic_store_n(tw, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&t->key, __atomic_load_n(&f->key, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 	__atomic_store_n(&t->watch_rule, __atomic_load_n(&f->watch_rule, __ATOMIC_RELAXED),
 			 __ATOMIC_RELAXED);
+	t->watch_slow = f->watch_slow;
+	t->watch_t0 = f->watch_t0;
 	t->peer_family = f->peer_family;
 	t->peer_port = f->peer_port;
 	memcpy(t->peer_addr, f->peer_addr, sizeof t->peer_addr);
 	__atomic_store_n(tw, w, __ATOMIC_RELEASE);
 }
 
-void bw_fd_watch(int fd, int rule)
+int64_t bw_fd_watch_t0(int fd, int *flags)
+{
+	struct bw_fd_cold *c = cold_at(fd, 0);
+	if (flags)
+		*flags = c ? __atomic_load_n(&c->watch_slow, __ATOMIC_RELAXED) : 0;
+	return c ? __atomic_load_n(&c->watch_t0, __ATOMIC_RELAXED) : 0;
+}
+
+void bw_fd_watch_sent(int fd, int64_t now)
+{
+	struct bw_fd_cold *c = cold_at(fd, 0);
+	if (!c || (__atomic_load_n(&c->watch_slow, __ATOMIC_RELAXED) & BW_WATCH_SENT))
+		return;
+	__atomic_store_n(&c->watch_t0, now, __ATOMIC_RELAXED);
+	__atomic_or_fetch(&c->watch_slow, (uint16_t)BW_WATCH_SENT, __ATOMIC_RELEASE);
+}
+
+void bw_fd_watch(int fd, int rule, int slow, int64_t t0)
 {
 	struct bw_fd_cold *c = cold_at(fd, rule != 0);
 	uint64_t *w = word_at(fd, rule != 0);
@@ -202,19 +253,25 @@ void bw_fd_watch(int fd, int rule)
 		return;
 	uint64_t bit = BW_FDW_BIT(BW_FDW_WATCH);
 	__atomic_store_n(&c->watch_rule, (uint16_t)rule, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->watch_slow, (uint16_t)(slow ? BW_WATCH_SLOW : 0), __ATOMIC_RELAXED);
+	__atomic_store_n(&c->watch_t0, t0, __ATOMIC_RELAXED);
 	if (rule)
 		__atomic_or_fetch(w, bit, __ATOMIC_RELEASE);
 	else
 		__atomic_and_fetch(w, ~bit, __ATOMIC_RELEASE);
 }
 
-int bw_fd_unwatch(int fd)
+int bw_fd_unwatch(int fd, int *slow)
 {
 	uint64_t *w = word_at(fd, 0);
 	struct bw_fd_cold *c = cold_at(fd, 0);
 	uint64_t bit = BW_FDW_BIT(BW_FDW_WATCH);
+	if (slow)
+		*slow = 0;
 	if (!w || !c || !(__atomic_fetch_and(w, ~bit, __ATOMIC_ACQ_REL) & bit))
 		return 0;
+	if (slow)
+		*slow = __atomic_load_n(&c->watch_slow, __ATOMIC_RELAXED) & BW_WATCH_SLOW;
 	return __atomic_load_n(&c->watch_rule, __ATOMIC_RELAXED);
 }
 

@@ -47,10 +47,19 @@ struct bw_fd_cold {
 	 * family could mix two; it names an event's destination, nothing more). */
 	uint16_t peer_family;
 	uint16_t peer_port;      /* network order */
-	uint16_t pad;
+	uint16_t watch_slow;     /* BW_WATCH_SLOW | BW_WATCH_SENT */
 	uint32_t peer_addr[4];
 	void *pin[2][3];         /* per direction: a store cell held on to (store.h bw_pin) */
+	/* The bulkhead slot the socket's connection holds (hold.h): 0 none. Its duplicates
+	 * in this process share it; the last of them to close gives it back. */
+	uint32_t hold;
+	/* For trip.slow: when the connection's wait for its answer began (the engine's
+	 * monotonic clock): the connect's start, then its first send. */
+	int64_t watch_t0;
 };
+
+#define BW_WATCH_SLOW 1          /* the connect itself was slow */
+#define BW_WATCH_SENT 2          /* the program sent on it: watch_t0 is that send */
 
 extern uint64_t *bw_fd_words[BW_FD_MAX >> BW_FD_PAGE_BITS];
 extern struct bw_fd_cold *bw_fd_colds[BW_FD_MAX >> BW_FD_PAGE_BITS];
@@ -190,20 +199,39 @@ uint64_t bw_fd_pack(const struct bw_fdinfo *in);
 void bw_fd_put(int fd, const struct bw_fdinfo *in);
 void bw_fd_set_socket(int fd, int family, int type);
 void bw_fd_set_other(int fd);
-void bw_fd_forget(int fd);                         /* -> UNKNOWN */
+/* -> UNKNOWN: the descriptor was closed, or its number reused behind our back; its share
+ * of a bulkhead slot goes with it. */
+void bw_fd_forget(int fd);
 void bw_fd_forget_range(unsigned lo, unsigned hi);
 /* Before generation bits g are published anew (BW_GENS loads after they last were): a
  * socket still learned under them forgets its rules, which belong to a policy long gone,
  * and learns them again at its next call. */
 void bw_fd_expire_gen(unsigned g);
-void bw_fd_copy(int from, int to);                 /* dup: `to` is what `from` is */
+/* dup: `to` is what `from` is, and shares its bulkhead slot; what `to` was is gone,
+ * and its share of a slot with it (bw_fd_forget). */
+void bw_fd_copy(int from, int to);
 
 /* A breaker waits for this connection's first byte before it counts the connect as a
- * success (rule: connect rule index + 1), or stops waiting (0). */
-void bw_fd_watch(int fd, int rule);
+ * success (rule: connect rule index + 1; slow: the connect was slow), or stops waiting
+ * (0). */
+void bw_fd_watch(int fd, int rule, int slow, int64_t t0);
+/* The watch's start (0: none) and BW_WATCH_* flags, read without clearing it. */
+int64_t bw_fd_watch_t0(int fd, int *flags);
+/* The program sends on a watched connection: the first send starts the wait for the
+ * answer anew (a pooled connection may sit idle long before its first request). */
+void bw_fd_watch_sent(int fd, int64_t now);
 /* The connect rule + 1 a watched connection reports to, clearing the watch; 0 if none.
- * Only one caller ever gets it, so a connection is judged once. */
-int bw_fd_unwatch(int fd);
+ * Only one caller ever gets it, so a connection is judged once. *slow (may be NULL): its
+ * connect was slow. */
+int bw_fd_unwatch(int fd, int *slow);
+
+/* The bulkhead slot fd holds (a hold.h number, 0 none). bw_fd_hold_set replaces it and
+ * returns what it held, for the caller to let go of. */
+uint32_t bw_fd_hold(int fd);
+uint32_t bw_fd_hold_set(int fd, uint32_t hold);
+/* In a forked child whose slots are its parent's (a group's file): every descriptor
+ * forgets the slot it held, without giving it back. */
+void bw_fd_forget_holds(void);
 
 /* The peer a socket's rules were matched against, kept for events: after a reset the
  * kernel no longer names it. Only IPv4 and IPv6 are kept. */

@@ -98,6 +98,12 @@ static int member_alive(const struct bw_shm_proc *p)
 	return p->start_ticks == 0 || p->start_ticks == (uint32_t)start;
 }
 
+/* The same, for the store, which reclaims the bulkhead slots of members that died. */
+static int member_alive_of(const void *p)
+{
+	return member_alive(p);
+}
+
 /* Another process of the table still runs. */
 static int others_alive(const struct bw_shm_proc *procs, size_t n, long self)
 {
@@ -207,12 +213,17 @@ static void fill_slot(struct bw_shm_proc *p, const struct bw_engine *e, uint32_t
 	snprintf(p->prog, sizeof p->prog, "%s", e->prog);
 }
 
+/* Whether the slot taken was the one of the image this process exec'ed from: the
+ * bulkhead slots that image held are given back once the store can (bw_group_join). */
+static int exec_slot;
+
 static void take_slot(struct bw_engine *e)
 {
 	struct bw_shm_header *h = map;
 	struct bw_shm_proc *procs = bw_shm_procs(map);
 	uint32_t start = own_start();
 	slot = -1;
+	exec_slot = 0;
 	if (bw_spin_lock(&h->lock, (int)e->pid, alive) < 0)
 		return;
 	/* a process that exec'ed keeps its pid and had a slot already: take that one */
@@ -221,6 +232,7 @@ static void take_slot(struct bw_engine *e)
 			slot = i;
 	if (slot >= 0) {
 		snprintf(procs[slot].prog, sizeof procs[slot].prog, "%s", e->prog);
+		exec_slot = 1;
 	} else {
 		for (int i = 0; i < BW_SHM_PROCS && slot < 0; i++)
 			if (procs[i].pid == 0 || !alive(procs[i].pid))
@@ -422,6 +434,12 @@ int bw_group_join(struct bw_engine *e, const struct bw_config *cfg)
 	}
 	map = m;
 	bw_store_share(e->store, map, e->pid, alive);
+	e->store->proc = slot;
+	e->store->member_alive = member_alive_of;
+	/* connections inherited across exec hold no slot: the new image cannot know them,
+	 * and so could never give them back */
+	if (exec_slot)
+		bw_store_give_ledger(e->store, slot);
 	return 0;
 }
 
@@ -433,14 +451,20 @@ uint64_t bw_group_reloads(void)
 
 void bw_group_after_fork(struct bw_engine *e)
 {
-	if (map)
-		take_slot(e);
+	if (!map)
+		return;
+	take_slot(e);
+	e->store->proc = slot;
 }
 
-void bw_group_leave(void)
+void bw_group_leave(struct bw_engine *e)
 {
 	if (!map || slot < 0)
 		return;
+	/* the slots its connections held go back with it: the store's own accounting, so
+	 * that a close another thread makes after this gives nothing back twice */
+	bw_store_give_ledger(e->store, slot);
+	e->store->proc = -1;
 	struct bw_shm_header *h = map;
 	struct bw_shm_proc *procs = bw_shm_procs(map);
 	int self = (int)getpid(), dfd = -1, locked = 0;

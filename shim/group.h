@@ -12,8 +12,8 @@ int bw_group_join(struct bw_engine *e, const struct bw_config *cfg);
 void bw_group_after_fork(struct bw_engine *e);
 /* How many times `bulwark reload` asked the group to reload (0 outside a group). */
 uint64_t bw_group_reloads(void);
-/* At exit: give up the slot; the last process of a group named after its policy removes
- * the file. */
-void bw_group_leave(void);
+/* At exit: give back the bulkhead slots the process holds and give up its slot in the
+ * table; the last process of a group named after its policy removes the file. */
+void bw_group_leave(struct bw_engine *e);
 
 #endif

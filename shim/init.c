@@ -15,6 +15,7 @@
 #include "fdtable.h"
 #include "clock.h"
 #include "group.h"
+#include "hold.h"
 #include "names.h"
 #include "overrides.h"
 #include "real.h"
@@ -172,6 +173,7 @@ static void after_fork_child(void)
 		__atomic_store_n(&g->pid, (long)getpid(), __ATOMIC_RELAXED);
 		for (int i = 0; i < g->cfg->n_rules; i++) {
 			memset(g->rt[i].stats, 0, sizeof g->rt[i].stats);
+			memset(g->rt[i].flushed, 0, sizeof g->rt[i].flushed);
 			for (int k = 0; k < BW_CALL_STRIPES; k++)
 				g->rt[i].calls[k].n = 0;
 		}
@@ -182,6 +184,10 @@ static void after_fork_child(void)
 	bw_names_after_fork();
 	bw_sink_after_fork();
 	bw_group_after_fork(e);
+	/* in a group the slots of the connections a child inherits stay the parent's
+	 * (design.md §6); a private store's copy counts them as the child's own */
+	if (e->store->file)
+		bw_hold_after_fork();
 	if (e->cfg->seed == 0)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
@@ -347,9 +353,10 @@ __attribute__((destructor)) static void bw_destructor(void)
 	int saved = errno;
 	if (__atomic_load_n(&bw_shim.life, __ATOMIC_ACQUIRE) == BW_LIFE_READY) {
 		struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
+		bw_engine_flush(e);
 		if (e->cfg->log.summary)
 			bw_engine_exit_event(e);
-		bw_group_leave();
+		bw_group_leave(e);
 	}
 	errno = saved;
 }

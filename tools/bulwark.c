@@ -22,6 +22,8 @@ void bw_usage(FILE *out)
 	      "       bulwark status [--group ID] [--dir DIR] [--wide]\n"
 	      "                      [--format table|json|prometheus | --prune]\n"
 	      "       bulwark reload --group ID [--dir DIR]\n"
+	      "       bulwark metrics [--listen ADDR:PORT | --textfile PATH] [--group ID]\n"
+	      "                       [--dir DIR]\n"
 	      "       bulwark version | -V | --version\n"
 	      "\n"
 	      "run: run COMMAND with libbulwark.so preloaded and the policy applied\n"
@@ -79,6 +81,13 @@ void bw_usage(FILE *out)
 	      "  -g, --group ID      the group\n"
 	      "  -d, --dir DIR       state directory (as for status)\n"
 	      "\n"
+	      "metrics: the live groups' counters, call times, breakers, tokens and\n"
+	      "  bulkheads in the Prometheus text format, on standard output\n"
+	      "  -l, --listen ADDR:PORT  serve it over HTTP instead (127.0.0.1:9464)\n"
+	      "  -t, --textfile PATH     write it to PATH atomically instead\n"
+	      "  -g, --group ID      only this group\n"
+	      "  -d, --dir DIR       state directory (as for status)\n"
+	      "\n"
 	      "See bulwark(1) and bulwark.yaml(5).\n",
 	      out);
 }
@@ -125,6 +134,7 @@ static const struct {
 	{ "status", bw_cmd_status },
 	{ "reload", bw_cmd_reload },
 	{ "suggest", bw_cmd_suggest },
+	{ "metrics", bw_cmd_metrics },
 };
 
 int main(int argc, char **argv)

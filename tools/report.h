@@ -12,7 +12,8 @@
 /* Plain event counts of one rule and destination, in output order. */
 enum bw_rp_count {
 	BW_RP_RETRIES, BW_RP_RECOVERED, BW_RP_REJECTED, BW_RP_THROTTLED, BW_RP_LIMITED,
-	BW_RP_INJECTED, BW_RP_BREAKER_OPENS, BW_RP_TIMEOUTS, BW_RP_FAILOVERS, BW_RP_NCOUNT
+	BW_RP_INJECTED, BW_RP_BREAKER_OPENS, BW_RP_TIMEOUTS, BW_RP_FAILOVERS, BW_RP_BULKHEAD_FULL,
+	BW_RP_SHED, BW_RP_NCOUNT
 };
 /* Their JSON keys ("retries", ...), also the middle of the Prometheus names. */
 extern const char *const bw_rp_count_keys[BW_RP_NCOUNT];
@@ -21,7 +22,7 @@ extern const char *const bw_rp_count_keys[BW_RP_NCOUNT];
 enum bw_rp_stat {
 	BW_RP_ST_CALLS, BW_RP_ST_FAILURES, BW_RP_ST_RETRIES, BW_RP_ST_RECOVERED,
 	BW_RP_ST_GAVE_UP, BW_RP_ST_REJECTED, BW_RP_ST_THROTTLED, BW_RP_ST_LIMITED,
-	BW_RP_ST_INJECTED, BW_RP_NSTAT
+	BW_RP_ST_INJECTED, BW_RP_ST_BULKHEAD_FULL, BW_RP_ST_SHED, BW_RP_NSTAT
 };
 extern const char *const bw_rp_stat_keys[BW_RP_NSTAT];
 

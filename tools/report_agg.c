@@ -9,13 +9,13 @@
 
 const char *const bw_rp_count_keys[BW_RP_NCOUNT] = {
 	"retries", "recovered", "rejected", "throttled", "limited",
-	"injected", "breaker_opens", "timeouts", "failovers",
+	"injected", "breaker_opens", "timeouts", "failovers", "bulkhead_full", "shed",
 };
 
 /* As the library's exit event spells them (engine/engine.c). */
 const char *const bw_rp_stat_keys[BW_RP_NSTAT] = {
 	"calls", "failures", "retries", "recovered", "gave_up",
-	"rejected", "throttled", "limited", "injected",
+	"rejected", "throttled", "limited", "injected", "bulkhead_full", "shed",
 };
 
 /* ---- memory: a report with lost events would be a wrong report, so no partial one ---- */
@@ -316,6 +316,8 @@ static const struct {
 	{ "breaker", K_COUNT, BW_RP_BREAKER_OPENS, 0 },
 	{ "timeout", K_COUNT, BW_RP_TIMEOUTS, 0 },
 	{ "failover", K_COUNT, BW_RP_FAILOVERS, 0 },
+	{ "bulkhead_full", K_COUNT, BW_RP_BULKHEAD_FULL, 1 },
+	{ "shed", K_COUNT, BW_RP_SHED, 0 },
 };
 
 void bw_report_add(struct bw_report *r, const struct bw_rp_event *ev)

@@ -42,6 +42,8 @@ static const char *const count_help[BW_RP_NCOUNT] = {
 	[BW_RP_BREAKER_OPENS] = "Breaker transitions to open (breaker events with to=open)",
 	[BW_RP_TIMEOUTS] = "Timeouts that fired (timeout events)",
 	[BW_RP_FAILOVERS] = "Connects moved to a fallback, by the destination left (failover events)",
+	[BW_RP_BULKHEAD_FULL] = "Calls that found their bulkhead full (bulkhead_full events)",
+	[BW_RP_SHED] = "Calls adaptive throttling rejected (shed events)",
 };
 
 /* A counter family with one sample per destination and tallied name (an error, a

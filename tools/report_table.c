@@ -86,34 +86,37 @@ static void destinations(struct bw_report *r, FILE *out)
 }
 
 static const struct bw_col delay_cols[] = {
-	RULE_COL, DEST_COL, FIG("THROT"), FIG("LIMIT"),
+	RULE_COL, DEST_COL, FIG("THROT"), FIG("LIMIT"), FIG("FULL"), FIG("SHED"),
 	FIG("INJECT"), FIG("ADDED"), FIG("P50"), FIG("P99"),
 };
 
 static void delays(struct bw_report *r, FILE *out)
 {
-	struct bw_tab t = { delay_cols, 8, NULL, 0, 0, 8 };
+	struct bw_tab t = { delay_cols, 10, NULL, 0, 0, 8 };
 	for (size_t i = 0; i < r->n_groups; i++) {
 		struct bw_rp_group *g = r->groups[i];
 		struct bw_rp_side *s = &g->did;
 		if (!s->count[BW_RP_THROTTLED] && !s->count[BW_RP_LIMITED] &&
-		    !s->count[BW_RP_INJECTED] && !s->delays.n)
+		    !s->count[BW_RP_INJECTED] && !s->count[BW_RP_BULKHEAD_FULL] &&
+		    !s->count[BW_RP_SHED] && !s->delays.n)
 			continue;
-		char b[3][16], d[3][16] = { "-", "-", "-" };
+		char b[5][16], d[3][16] = { "-", "-", "-" };
 		if (s->delays.n) {
 			bw_rp_fmt_dur(d[0], sizeof d[0], s->delays.total_us);
 			bw_rp_fmt_dur(d[1], sizeof d[1], bw_rp_quantile(&s->delays, 0.5));
 			bw_rp_fmt_dur(d[2], sizeof d[2], bw_rp_quantile(&s->delays, 0.99));
 		}
-		const char *cells[8] = {
+		const char *cells[10] = {
 			g->rule, g->dest, count(b[0], s->count[BW_RP_THROTTLED]),
-			count(b[1], s->count[BW_RP_LIMITED]), count(b[2], s->count[BW_RP_INJECTED]),
-			d[0], d[1], d[2],
+			count(b[1], s->count[BW_RP_LIMITED]),
+			count(b[3], s->count[BW_RP_BULKHEAD_FULL]), count(b[4], s->count[BW_RP_SHED]),
+			count(b[2], s->count[BW_RP_INJECTED]), d[0], d[1], d[2],
 		};
 		bw_tab_row(&t, cells);
 	}
 	if (t.nrows) {
-		fputs("\nLIMITS AND ADDED DELAY (retry waits, throttling, injected delay)\n", out);
+		fputs("\nLIMITS AND ADDED DELAY (retry waits, throttling, bulkheads, injected "
+		      "delay)\n", out);
 		bw_tab_print(out, &t);
 	}
 	bw_tab_free(&t);
@@ -202,7 +205,7 @@ static void errors(struct bw_report *r, FILE *out)
 static const struct bw_col rule_cols[] = {
 	RULE_COL, FIG("PROCS"), FIG("CALLS"), FIG("FAIL"),
 	FIG("RETRY"), FIG("RECOV"), FIG("GAVEUP"), FIG("REJECT"),
-	FIG("THROT"), FIG("LIMIT"), FIG("INJECT"),
+	FIG("THROT"), FIG("LIMIT"), FIG("INJECT"), FIG("FULL"), FIG("SHED"),
 };
 
 static void rules(struct bw_report *r, FILE *out)
@@ -212,11 +215,11 @@ static void rules(struct bw_report *r, FILE *out)
 		fputs(r->n_notes ? "no exit events (see NOTES)\n" : "no exit events\n", out);
 		return;
 	}
-	struct bw_tab t = { rule_cols, 11, NULL, 0, 0, 8 };
+	struct bw_tab t = { rule_cols, 13, NULL, 0, 0, 8 };
 	for (size_t i = 0; i < r->n_rules; i++) {
 		const struct bw_rp_rule *x = &r->rules[i];
-		char b[10][16];
-		const char *cells[11] = { x->name, count(b[0], x->processes) };
+		char b[12][16];
+		const char *cells[13] = { x->name, count(b[0], x->processes) };
 		for (int s = 0; s < BW_RP_NSTAT; s++)
 			cells[2 + s] = count(b[1 + s], x->stat[s]);
 		bw_tab_row(&t, cells);

@@ -95,6 +95,16 @@ static json_t *bucket(const struct bw_st_dest *d)
 	return o;
 }
 
+static json_t *bulkhead(const struct bw_st_dest *d)
+{
+	if (!d->has_bulk)
+		return json_null();
+	json_t *o = bw_js_obj();
+	bw_js_set(o, "in_use", json_integer(d->in_use));
+	bw_js_set(o, "max", d->bulk_max ? json_integer(d->bulk_max) : json_null());
+	return o;
+}
+
 static json_t *group(const struct bw_st_group *g)
 {
 	json_t *o = bw_js_obj();
@@ -130,6 +140,7 @@ static json_t *group(const struct bw_st_group *g)
 				 ? str(bw_health_name(d->health)) : json_null());
 		bw_js_set(x, "breaker", breaker(d));
 		bw_js_set(x, "bucket", bucket(d));
+		bw_js_set(x, "bulkhead", bulkhead(d));
 		bw_js_push(dests, x);
 	}
 	bw_js_set(o, "destinations", dests);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "shared.h"
 
 /* The health of a destination, a group, and all of them, ordered as the exit status
  * (the usual health-check convention, bulwark(1) EXIT STATUS). */
@@ -52,10 +53,23 @@ struct bw_st_dest {
 	int bytes;                    /* bucket_known: the bucket counts bytes */
 
 	enum bw_health health;        /* by breaker; BW_UNKNOWN when it has none */
+
+	int has_bulk;                 /* a bulkhead: the policy's, or slots were taken */
+	long in_use, bulk_max;        /* slots held now; the max they were taken under */
+};
+
+/* A rule's metrics row of one destination (engine/shared.h bw_shm_met_dest). */
+struct bw_st_met {
+	char dest[64];                /* cleaned; "other" for the row of the rest */
+	uint64_t calls, failed, sum_us;
+	uint64_t le[BW_MET_BUCKETS + 1];
 };
 
 struct bw_st_rule {
 	char name[72];                /* cleaned */
+	uint64_t stats[BW_ST_COUNT];  /* the group's counters (bw_shm_met.stats) */
+	struct bw_st_met met[BW_MET_DESTS + 1];
+	int n_met;                    /* rows used, "other" last when used */
 };
 
 struct bw_st_group {
@@ -127,6 +141,10 @@ void bw_st_fmt_tokens(char *buf, size_t cap, double v);
 int bw_status_print_table(const struct bw_status *st, FILE *out);
 int bw_status_print_json(const struct bw_status *st, FILE *out);
 int bw_status_print_prom(const struct bw_status *st, FILE *out);
+/* `bulwark metrics` (bulwark(1), METRICS): the Prometheus families of status and the
+ * groups' counters and call time histograms. */
+int bw_metrics_print(const struct bw_status *st, FILE *out);
+int bw_cmd_metrics(int argc, char **argv);
 
 int bw_cmd_status(int argc, char **argv);
 

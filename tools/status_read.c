@@ -379,6 +379,13 @@ static void derive(struct bw_st_dest *d, const struct bw_dest_state *s,
 		d->tokens = stored;
 	}
 
+	const struct bw_concurrency *cc = r ? &r->concurrency : NULL;
+	d->in_use = s->bulk.in_use > 0 ? s->bulk.in_use : 0;
+	d->bulk_max = s->bulk.max > 0 ? s->bulk.max : 0;
+	if (cc && cc->enabled && cc->scope == want)
+		d->bulk_max = cc->max;
+	d->has_bulk = d->in_use || d->bulk_max;
+
 	if (!d->has_breaker)
 		d->health = BW_UNKNOWN;
 	else if (d->pos == BW_BRK_CLOSED)
@@ -557,9 +564,31 @@ static void read_group(struct bw_status *st, const char *path, const char *base,
 	g->rules = xcalloc(h->n_rules, sizeof *g->rules);
 	struct bw_shm_rule *rules = (void *)(mem + h->rules_off);
 	struct collect c = { g, 0, 0, NULL };
-	for (uint32_t i = 0; i < h->n_rules; i++)
-		bw_st_clean(g->rules[i].name, sizeof g->rules[i].name, rules[i].name,
-			    sizeof rules[i].name);
+	for (uint32_t i = 0; i < h->n_rules; i++) {
+		struct bw_st_rule *sr = &g->rules[i];
+		const struct bw_shm_met *m = &rules[i].met;
+		bw_st_clean(sr->name, sizeof sr->name, rules[i].name, sizeof rules[i].name);
+		memcpy(sr->stats, m->stats, sizeof sr->stats);
+		for (int j = 0; j <= BW_MET_DESTS; j++) {
+			const struct bw_shm_met_dest *md = &m->dest[j];
+			if (!md->calls)
+				continue;
+			struct bw_st_met *o = &sr->met[sr->n_met++];
+			if (j == BW_MET_DESTS)
+				snprintf(o->dest, sizeof o->dest, "other");
+			else
+				bw_st_clean(o->dest, sizeof o->dest, md->label, sizeof md->label);
+			/* a row caught between its claim and its label: named by its key,
+			 * as two such rows must not read as one series */
+			if (!o->dest[0])
+				snprintf(o->dest, sizeof o->dest, "?%016llx",
+					 (unsigned long long)md->key);
+			o->calls = md->calls;
+			o->failed = md->failed;
+			o->sum_us = md->sum_us;
+			memcpy(o->le, md->le, sizeof o->le);
+		}
+	}
 	/* read through the store, as the library reads and writes it */
 	struct bw_store view;
 	bw_store_view(&view, mem);

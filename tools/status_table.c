@@ -84,6 +84,12 @@ static const struct bw_col dest_cols[] = {
 	{ "CONSEC", 0, 0, 0 }, { "FAILS", 0, 0, 0 }, { "TOKENS", 0, 0, 0 },
 	{ "HEALTH", 1, 0, 9 },
 };
+/* The same with the bulkheads' slots, for a group that has one. */
+static const struct bw_col dest_slot_cols[] = {
+	{ "RULE", 1, 0, 14 }, { "DEST", 1, 1, 20 }, { "BREAKER", 1, 0, 10 },
+	{ "CONSEC", 0, 0, 0 }, { "FAILS", 0, 0, 0 }, { "TOKENS", 0, 0, 0 },
+	{ "SLOTS", 0, 0, 0 }, { "HEALTH", 1, 0, 9 },
+};
 
 static void live_group(FILE *out, const struct bw_status *st, const struct bw_st_group *g)
 {
@@ -128,7 +134,11 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 		fputs("no breaker or limiter used yet\n", out);
 		return;
 	}
-	t = (struct bw_tab){ dest_cols, 7, NULL, 0, 0, 6 };
+	int slots_col = 0;
+	for (size_t i = 0; i < g->n_dests; i++)
+		slots_col |= g->dests[i].has_bulk;
+	t = slots_col ? (struct bw_tab){ dest_slot_cols, 8, NULL, 0, 0, 6 }
+		      : (struct bw_tab){ dest_cols, 7, NULL, 0, 0, 6 };
 	for (size_t i = 0; i < g->n_dests; i++) {
 		const struct bw_st_dest *d = &g->dests[i];
 		char brk[32], consec[16] = "-", fails[48] = "-", tok[48];
@@ -138,9 +148,16 @@ static void live_group(FILE *out, const struct bw_status *st, const struct bw_st
 			snprintf(fails, sizeof fails, "%ld/%ld", d->window_fails, d->window_calls);
 		}
 		tokens_cell(tok, sizeof tok, d);
-		const char *cells[7] = {
+		char slots[48] = "-";
+		/* a bulkhead's slots held now, of its size */
+		if (d->has_bulk && d->bulk_max)
+			snprintf(slots, sizeof slots, "%ld/%ld", d->in_use, d->bulk_max);
+		else if (d->has_bulk)
+			snprintf(slots, sizeof slots, "%ld", d->in_use);
+		const char *health = d->has_breaker ? bw_health_name(d->health) : "-";
+		const char *cells[8] = {
 			g->rules[d->rule].name, d->dest, brk, consec, fails, tok,
-			d->has_breaker ? bw_health_name(d->health) : "-",
+			slots_col ? slots : health, health,
 		};
 		bw_tab_row(&t, cells);
 	}

@@ -400,6 +400,8 @@ struct pending {
 	const struct bw_rule *rule;
 	const char *call;
 	struct pq_where w;
+	int slot_held;               /* the call's bulkhead slot, until its outcome */
+	int64_t started;             /* for trip.slow */
 };
 
 static struct pending pending[PQ_PENDING];
@@ -416,6 +418,8 @@ static int pending_add(PGconn *conn, struct bw_engine *e, const struct bw_call *
 		pending[i].e = e;
 		pending[i].rule = c->rule;
 		pending[i].call = c->call;
+		pending[i].slot_held = c->slot_held;
+		pending[i].started = c->started;
 		pending[i].w = *w;
 		pending[i].w.t.addr = w->t.addr ? (const struct sockaddr *)&pending[i].w.ss : NULL;
 		pending[i].w.t.host = w->t.host ? pending[i].w.host : NULL;
@@ -457,6 +461,8 @@ static void pending_done(PGconn *conn, int polled)
 		return;
 	struct bw_call c;
 	init_call(&c, p.rule, p.call, &p.w);
+	c.slot_held = p.slot_held;
+	c.started = p.started;
 	int err = polled == BW_PQ_POLLING_OK ? 0 : conn_failure(conn, p.w.unix_dest);
 	/* its attempt was numbered by another call of this thread's, long since over */
 	bw_attempt_n = 0;
@@ -888,6 +894,7 @@ BW_HOOK void PQfinish(PGconn *conn)
 		if (pending_take(conn, &p) == 0) {
 			struct bw_call c;
 			init_call(&c, p.rule, p.call, &p.w);
+			c.slot_held = p.slot_held;
 			bw_engine_release(p.e, &c);
 		}
 	}

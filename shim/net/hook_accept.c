@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include "hold.h"
 #include "hook.h"
 #include "match.h"
 #include "real.h"
@@ -82,8 +83,9 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flag
 	struct accept_args a = { .fd = fd, .flags = flags, .addr = addr, .addrlen = addrlen,
 				 .result = -1 };
 	int err = 0;
+	struct bw_call c = { .slot_held = 0 };
 	if (li.kind == BW_FD_SOCKET && li.accept_rule && (e->ops & BW_OPBIT(BW_OP_ACCEPT))) {
-		struct bw_call c = {
+		c = (struct bw_call){
 			.rule = &e->cfg->rules[li.accept_rule - 1], .op = BW_OP_ACCEPT,
 			.call = flags ? "accept4" : "accept", .fd = fd, .key = li.key,
 			.dest_of = listener_name, .attempt = attempt, .arg = &a,
@@ -96,6 +98,8 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flag
 		attempt(&a, 1, 0);
 	}
 	if (a.result < 0) {
+		/* nothing accepted (a non-blocking listener with none waiting): no slot kept */
+		bw_engine_give_slot(e, &c);
 		errno = err ? err : a.err;
 		return -1;
 	}
@@ -104,6 +108,8 @@ static int do_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flag
 		bw_fd_set_socket(a.result, li.family, li.type);
 		bw_sock_learn(e, a.result, &fi, NULL, 0, BW_PEER_ACCEPTED);
 	}
+	/* the connection accepted holds the listener's slot until it closes */
+	bw_hold_attach(a.result, e, &c);
 	errno = saved;
 	return a.result;
 }

@@ -39,7 +39,9 @@
 #include "fdtable.h"
 #include "peek.h"
 #include "pending.h"
+#include "hold.h"
 #include "hook.h"
+#include "overdue.h"
 #include "real.h"
 #include "sigrestart.h"
 #include "sockwait.h"
@@ -67,7 +69,8 @@ static void before_retry(void *arg)
 /* An attempt goes on without us: its outcome is recorded when the program learns it. */
 static int leave_in_flight(struct attempt_ctx *a)
 {
-	bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+	bw_pending_add(a->fd, a->call->rule, a->sa, a->len, a->call->started,
+		       a->call->admitted);
 	return a->nonblocking ? EINPROGRESS : EINTR;
 }
 
@@ -110,7 +113,8 @@ static int attempt_once(struct attempt_ctx *a, int64_t deadline)
 			if (app_bound) {
 				/* the program's own timeout: as the kernel does, the attempt
 				 * goes on and the program hears EINPROGRESS */
-				bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+				bw_pending_add(a->fd, a->call->rule, a->sa, a->len,
+					       a->call->started, a->call->admitted);
 				return EINPROGRESS;
 			}
 			bw_sock_unconnect(a->fd);
@@ -177,7 +181,8 @@ static int attempt_blocking(struct attempt_ctx *a, int64_t deadline)
 		if ((err == EINPROGRESS && !again) || (err == EALREADY && again)) {
 			/* the time ran out with the attempt under way */
 			if (app_bound) {
-				bw_pending_add(a->fd, a->call->rule, a->sa, a->len);
+				bw_pending_add(a->fd, a->call->rule, a->sa, a->len,
+					       a->call->started, a->call->admitted);
 				return EINPROGRESS;
 			}
 			bw_sock_unconnect(a->fd);
@@ -335,8 +340,11 @@ static void learn(struct bw_engine *e, int fd, const struct sockaddr *sa, sockle
  * hears of it when the connection delivers its first byte or breaks first. */
 static void watch(struct bw_engine *e, const struct bw_call *c, int fd)
 {
-	if (c->confirm_later)
-		bw_fd_watch(fd, bw_engine_rule_no(e, c->rule));
+	if (!c->confirm_later)
+		return;
+	bw_fd_watch(fd, bw_engine_rule_no(e, c->rule), c->slow, c->began);
+	if (bw_engine_slow_timed(c->rule))
+		bw_overdue_add(fd);
 }
 
 /* The outcome of a connect call, as the socket's state afterwards: whether it is (or is
@@ -368,22 +376,26 @@ static int busy(int fd, int family)
 }
 
 /* The program's business: the real call answers. When it collects the outcome of a
- * connect we left in progress, that outcome is recorded now. */
+ * connect we left in progress (p, its entry), that outcome is recorded now. */
 static int pass_through(struct bw_engine *e, struct bw_call *c, int fd, const struct sockaddr *sa,
-			socklen_t len, const struct bw_pending *collecting)
+			socklen_t len, const struct bw_pending *p)
 {
-	if (collecting)
-		bw_pending_resume(collecting);
+	if (p)
+		bw_pending_resume(p);
 	int rc = BW_REAL(connect)(fd, sa, len);
 	int err = errno;
-	if (collecting && rc < 0 && (err == EALREADY || err == EINPROGRESS || err == EINTR)) {
-		bw_pending_add(fd, c->rule, sa, len);          /* not finished yet */
-	} else if (collecting) {
+	if (p && rc < 0 && (err == EALREADY || err == EINPROGRESS || err == EINTR)) {
+		bw_pending_add(fd, c->rule, sa, len, p->started, p->admitted);  /* not finished */
+	} else if (p) {
 		bw_attempt_injected = 0;
 		int outcome = rc == 0 || err == EISCONN ? 0 : err;
+		c->started = p->started;
+		c->admitted = p->admitted;
 		bw_engine_outcome(e, c, outcome);
 		if (outcome == 0)
 			watch(e, c, fd);
+		else
+			bw_hold_fail(fd);       /* the connection it held a slot for failed */
 	}
 	errno = err;
 	return rc;
@@ -406,7 +418,7 @@ static int at_once(struct bw_engine *e, struct bw_call *c, int fd, const struct 
 	int rc = BW_REAL(connect)(fd, sa, len);
 	err = errno;
 	if (rc < 0 && (err == EINPROGRESS || err == EINTR) && sa->sa_family != AF_UNIX) {
-		bw_pending_add(fd, c->rule, sa, len);
+		bw_pending_add(fd, c->rule, sa, len, c->started, c->admitted);
 	} else if (!(rc < 0 && err == EINTR)) {
 		bw_engine_outcome(e, c, rc == 0 ? 0 : err);
 		if (rc == 0)
@@ -488,6 +500,10 @@ BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 	}
 
 	int saved = errno;
+	/* connections of a slow-call breaker still waiting past `over` count before this
+	 * connect is admitted */
+	if (bw_engine_slow_timed(r))
+		bw_overdue_scan(e);
 	char dest[BW_DEST_NAME_MAX];
 	bw_format_sockaddr(sa, len, dest, sizeof dest);
 	struct bw_call c = {
@@ -517,5 +533,11 @@ BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 	}
 	if (connecting(rc, err))
 		learn(e, fd, final, final_len);
+	/* a connection made, or still being made, holds the slot it was admitted with
+	 * until its descriptor closes (or its connect fails) */
+	if (connecting(rc, err))
+		bw_hold_attach(fd, e, &c);
+	else
+		bw_engine_give_slot(e, &c);
 	return finish(rc, err, saved);
 }

@@ -57,7 +57,7 @@ BW_HOOK int socketpair(int domain, int type, int protocol, int sv[2])
  * counts neither as a success nor as a failure. */
 static void drop(int fd)
 {
-	bw_fd_unwatch(fd);
+	bw_fd_unwatch(fd, NULL);
 	bw_fd_forget(fd);
 	if (bw_pending_any()) {
 		struct bw_pending p;

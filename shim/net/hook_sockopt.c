@@ -10,6 +10,8 @@
 #include "fdtable.h"
 #include "hook.h"
 #include "match.h"
+#include "hold.h"
+#include "overdue.h"
 #include "pending.h"
 #include "real.h"
 #include "state.h"
@@ -62,7 +64,8 @@ static void record_connect_outcome(int fd, int soerr)
 	int saved = errno;
 	bw_pending_resume(&p);
 	if (soerr == 0 && p.addr.ss_family != AF_UNIX && still_connecting(fd)) {
-		bw_pending_add(fd, p.rule, (struct sockaddr *)&p.addr, p.len);
+		bw_pending_add(fd, p.rule, (struct sockaddr *)&p.addr, p.len, p.started,
+			       p.admitted);
 		errno = saved;
 		return;
 	}
@@ -72,9 +75,15 @@ static void record_connect_outcome(int fd, int soerr)
 			     .fd = fd, .key = bw_key_sockaddr((struct sockaddr *)&p.addr, p.len),
 			     .confirm_later = p.rule->breaker.enabled };
 	bw_attempt_injected = 0;
+	c.started = p.started;
+	c.admitted = p.admitted;
 	bw_engine_outcome(e, &c, soerr);
-	if (soerr == 0 && c.confirm_later)
-		bw_fd_watch(fd, bw_engine_rule_no(e, p.rule));
+	if (soerr == 0 && c.confirm_later) {
+		bw_fd_watch(fd, bw_engine_rule_no(e, p.rule), c.slow, c.began);
+		if (bw_engine_slow_timed(p.rule))
+			bw_overdue_add(fd);
+	} else if (soerr)
+		bw_hold_fail(fd);       /* the connection it held a slot for failed */
 	errno = saved;
 }
 

@@ -13,7 +13,8 @@ static struct {
 } slots[SLOTS] = { [0 ... SLOTS - 1] = { .fd = FREE } };
 static int count;
 
-void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len)
+void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *sa, socklen_t len,
+		    int64_t started, int64_t admitted)
 {
 	/* FREE and BUSY are negative: a negative fd would be read as a slot's state */
 	if (fd < 0)
@@ -30,6 +31,8 @@ void bw_pending_add(int fd, const struct bw_rule *rule, const struct sockaddr *s
 		slots[i].p.len = len;
 		slots[i].p.n = bw_attempt_n;
 		slots[i].p.mark = bw_tally_cur;
+		slots[i].p.started = started;
+		slots[i].p.admitted = admitted;
 		__atomic_add_fetch(&count, 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&slots[i].fd, fd, __ATOMIC_RELEASE);
 		return;

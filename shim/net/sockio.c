@@ -689,12 +689,14 @@ static int judge_watched(struct bw_engine *e, struct bw_xfer *x, ssize_t got, in
 		failed = 1;
 	else
 		return 0;
-	int no = bw_fd_unwatch(x->fd);
+	int slow;
+	int64_t t0 = bw_fd_watch_t0(x->fd, NULL);
+	int no = bw_fd_unwatch(x->fd, &slow);
 	if (!no)
 		return 0;
 	struct bw_call c = {
 		.rule = &e->cfg->rules[no - 1], .op = BW_OP_CONNECT, .call = "connect",
-		.fd = x->fd, .dest_of = bw_sock_peer_name,
+		.fd = x->fd, .dest_of = bw_sock_peer_name, .slow = slow, .started = t0,
 	};
 	c.key = bw_fd_key(x->fd);
 	int saved = errno;
@@ -912,6 +914,10 @@ static inline ssize_t run_word(struct bw_engine *e, struct bw_xfer *x, uint64_t 
 static __attribute__((noinline)) ssize_t watched(struct bw_engine *e, struct bw_xfer *x,
 						 uint64_t w)
 {
+	int flags;
+	/* a slow-call breaker times the answer from the first request */
+	if (x->op == BW_OP_SEND && bw_fd_watch_t0(x->fd, &flags) && !(flags & BW_WATCH_SENT))
+		bw_fd_watch_sent(x->fd, e->env.mono_us());
 	ssize_t got = run_word(e, x, w, 1);
 	int err = errno;
 	if (!judge_watched(e, x, got, got < 0 ? err : 0) && got < 0) {

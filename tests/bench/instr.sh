@@ -51,6 +51,11 @@ policy nomatch "10.255.255.1:1" "" ""
 policy breaker "127.0.0.1:*" "" '    breaker: { trip: { consecutive: 5 } }\n'
 policy full "127.0.0.1:*" "" "$FULL"
 policy group "127.0.0.1:*" "state: { share: group, dir: $PWD/$OUT/state }" "$FULL"
+GROUP="state: { share: group, dir: $PWD/$OUT/state }"
+BRK='    breaker: { trip: { consecutive: 5 } }\n'
+policy bulkhead "127.0.0.1:*" "$GROUP" "$BRK"'    concurrency: { max: 100, max_wait: 1s }\n'
+policy throttle "127.0.0.1:*" "$GROUP" "$BRK"'    throttle: { k: 2, window: 1m, max_reject: 80% }\n'
+
 
 # Total instructions of one run (all threads), and the covered calls its exit event counts.
 measure() {   # CONFIG ROUNDS -> "instructions calls"
@@ -84,7 +89,9 @@ rc=0
 printf '%-9s %10s  %s\n' config "instr/call" "bound (marginal user-space instructions a send or recv adds)"
 for row in "nomatch 30 no rule matches the call" "breaker 120 a breaker" \
 	"full 250 a breaker, a byte limit and a recv timeout" \
-	"group 250 the same, state shared by a process tree"; do
+	"group 250 the same, state shared by a process tree" \
+	"bulkhead 120 a breaker and a bulkhead (connect slots), shared" \
+	"throttle 120 a breaker and adaptive throttling, shared"; do
 	set -- $row
 	cfg=$1 bound=$2
 	shift 2

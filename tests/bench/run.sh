@@ -116,6 +116,26 @@ rules:
     timeout: { recv: 30s }
 EOF
 
+# A bulkhead and adaptive throttling on the loopback rule, shared by a process tree:
+# neither ever refuses here (one connection, every call answered); their price is the
+# slot taken at the connect and the request counted, and nothing more on send and recv.
+for kind in bulkhead throttle; do
+	case $kind in
+	bulkhead) body='concurrency: { max: 100, max_wait: 1s }' ;;
+	throttle) body='throttle: { k: 2, window: 1m, max_reject: 80% }' ;;
+	esac
+	cat >"$OUT/policy-$kind.yaml" <<EOF
+version: 1
+log: { sink: stderr, level: info }
+state: { share: group, dir: $PWD/$OUT/state }
+rules:
+  - name: bench-loopback
+    match: { ops: [connect, send, recv], dest: ["127.0.0.1:*"] }
+    breaker: { trip: { consecutive: 5 } }
+    $body
+EOF
+done
+
 # One bucket for all threads (scope: rule), deep and fast enough never to make one wait.
 cat >"$OUT/policy-limiter.yaml" <<'EOF'
 version: 1
@@ -232,12 +252,16 @@ if [ "$st_match" != ok ]; then
 	fi
 fi
 st_limiter=$(probe "$OUT/policy-limiter.yaml")
+st_bulkhead=$(probe "$OUT/policy-bulkhead.yaml")
+st_throttle=$(probe "$OUT/policy-throttle.yaml")
 st_default=$(probe "")
 
 # --- 1. pingpong --------------------------------------------------------------------------
-say "pingpong: $PP_ROUNDS round trips x 4 configurations x $PP_PAIRS"
+say "pingpong: $PP_ROUNDS round trips x 6 configurations x $PP_PAIRS"
 [ "$st_nomatch" = ok ] || fail_config "$S/pp.nomatch" "$st_nomatch"
 [ "$st_match" = ok ] || fail_config "$S/pp.match" "$st_match"
+[ "$st_bulkhead" = ok ] || fail_config "$S/pp.bulkhead" "$st_bulkhead"
+[ "$st_throttle" = ok ] || fail_config "$S/pp.throttle" "$st_throttle"
 i=0
 while [ $i -lt "$PP_PAIRS" ]; do
 	sample "$S/pp.none" "$OUT/pingpong" "$PP_ROUNDS"
@@ -247,6 +271,10 @@ while [ $i -lt "$PP_PAIRS" ]; do
 		"$OUT/pingpong" "$PP_ROUNDS"
 	sample "$S/pp.group" env "LD_PRELOAD=$SNAP" \
 		"BULWARK_CONFIG=$PWD/$OUT/policy-match-group.yaml" "$OUT/pingpong" "$PP_ROUNDS"
+	sample "$S/pp.bulkhead" env "LD_PRELOAD=$SNAP" \
+		"BULWARK_CONFIG=$PWD/$OUT/policy-bulkhead.yaml" "$OUT/pingpong" "$PP_ROUNDS"
+	sample "$S/pp.throttle" env "LD_PRELOAD=$SNAP" \
+		"BULWARK_CONFIG=$PWD/$OUT/policy-throttle.yaml" "$OUT/pingpong" "$PP_ROUNDS"
 	i=$((i + 1))
 done
 if [ -e "$S/pp.match.log" ] && [ ! -e "$S/pp.match.failed" ]; then
@@ -345,6 +373,8 @@ row() {
 row pingpong/nomatch "round trips/s" rate 1 %.0f "$S/pp.none" "$S/pp.nomatch"
 row pingpong/match "round trips/s" rate 1 %.0f "$S/pp.none" "$S/pp.match"
 row pingpong/group "round trips/s" rate 1 %.0f "$S/pp.none" "$S/pp.group"
+row pingpong/bulkhead "round trips/s" rate 1 %.0f "$S/pp.none" "$S/pp.bulkhead"
+row pingpong/throttle "round trips/s" rate 1 %.0f "$S/pp.none" "$S/pp.throttle"
 row dd/match "s per run" time 1 %.3f "$S/dd.none" "$S/dd.match"
 row startup/default "ms per start" time 1000 %.3f "$S/st.none" "$S/st.default"
 row limiter16 "connects/s" rate 1 %.0f "$S/lim.none" "$S/lim.shim"
@@ -364,6 +394,10 @@ r=$(ratio_of pingpong/match)
 [ -n "$r" ] && echo "  pingpong, breaker + byte limit + recv timeout on it: $r"
 r=$(ratio_of pingpong/group)
 [ -n "$r" ] && echo "  pingpong, the same with state shared by a process tree: $r"
+r=$(ratio_of pingpong/bulkhead)
+[ -n "$r" ] && echo "  pingpong, a breaker and a bulkhead shared by a process tree: $r"
+r=$(ratio_of pingpong/throttle)
+[ -n "$r" ] && echo "  pingpong, a breaker and adaptive throttling, shared: $r"
 r=$(ratio_of dd/match)
 [ -n "$r" ] && echo "  dd, read/write on files under socket rules: $r of plain speed"
 r=$(ratio_of startup/default)

@@ -47,7 +47,7 @@ offers() { # SHELL LINE WORD...: completing LINE offers every WORD
 	done
 }
 policy=examples/legacy-service/bulwark.yaml
-check "bash: subcommands" offers bash_complete "bulwark " run check explain report suggest status reload version -V --version
+check "bash: subcommands" offers bash_complete "bulwark " run check explain report suggest status reload metrics version -V --version
 check "bash: run options" offers bash_complete "bulwark run -" -c --config -o --log -l --level --observe --seed -q
 check "bash: levels" offers bash_complete "bulwark run -l " error warn info debug
 check "bash: sinks" offers bash_complete "bulwark run -o " stderr syslog file:
@@ -60,6 +60,7 @@ check "bash: report options" offers bash_complete "bulwark report -" --format --
 check "bash: status options" offers bash_complete "bulwark status -" --group --dir --format --wide --prune
 check "bash: explain options" offers bash_complete "bulwark explain -" -c --config --prog --resolve
 check "bash: reload options" offers bash_complete "bulwark reload -" --group --dir
+check "bash: metrics options" offers bash_complete "bulwark metrics -" --listen --textfile --group --dir
 check "bash: the command after run" offers bash_complete "bulwark run -l info -- ech" echo
 
 # zsh: a real interactive zsh in a pseudo-terminal
@@ -70,7 +71,7 @@ if command -v zsh >/dev/null 2>&1; then
 		"bulwark explain -c $policy connect " "bulwark status --format " "bulwark status --" \
 		"bulwark check --" "bulwark report --" >"$zout" 2>&1
 	zsh_complete() { grep -F "[$1]" "$zout" | head -1; }
-	check "zsh: subcommands" offers zsh_complete "bulwark " run check explain report suggest status reload version
+	check "zsh: subcommands" offers zsh_complete "bulwark " run check explain report suggest status reload metrics version
 	check "zsh: run options" offers zsh_complete "bulwark run --" --config --log --level --observe --seed --quiet
 	check "zsh: levels" offers zsh_complete "bulwark run -l " error warn info debug
 	check "zsh: explain ops" offers zsh_complete "bulwark explain " connect accept send recv resolve sqlite

@@ -62,6 +62,24 @@ class Examples(unittest.TestCase):
         self.assertGreater(int(alone.group(1)), 0, r)
         self.assertEqual(int(under.group(1)), 0, r)
         self.assertIn('"event":"recovered"', r.stdout, r)
+    def test_legacy_service_changes_policy_live_and_is_scraped(self):
+        r = run(script("legacy-service", "live.sh"), timeout=60)
+        self.ok(r)
+        before, after = r.stdout.split("== policy edited while it runs")
+        # which of the 3 is refused is the threads' race; that one is, every round
+        rounds = re.findall(r"(?m)^round \d+: (.*)$", before)
+        self.assertTrue(rounds, r)
+        self.assertTrue(all(sorted(x.split()) == ["ok", "ok", "refused"] for x in rounds), r)
+        # the edit is seen within about a second, without a restart
+        self.assertRegex(after, r"round \d+: ok ok ok\n", r)
+        self.assertIn('"event":"reload"', r.stderr, r)
+        self.assertIn('"event":"bulkhead_full"', r.stderr, r)
+        m = re.search(r'(?m)^bulwark_bulkhead_max\{[^}]*rule="backend"[^}]*\} 4$', r.stdout)
+        self.assertIsNotNone(m, r)
+        refused = r.stdout.count("refused")
+        m = re.search(r'(?m)^bulwark_rule_bulkhead_full_total\{[^}]*\} (\d+)$', r.stdout)
+        self.assertIsNotNone(m, r)
+        self.assertEqual(int(m.group(1)), refused, r)
 
     def test_sqlite_contention_loses_no_row(self):
         r = run(script("sqlite-contention", "contend.sh"), timeout=90)

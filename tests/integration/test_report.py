@@ -30,7 +30,7 @@ def ev(t, event, pid, **kw):
 def stats(**counts):
     """An exit event's counters for one rule, every one present as the library does."""
     keys = ["calls", "failures", "retries", "recovered", "gave_up", "rejected",
-            "throttled", "limited", "injected"]
+            "throttled", "limited", "injected", "bulkhead_full", "shed"]
     return {k: counts.get(k, 0) for k in keys}
 
 
@@ -108,6 +108,10 @@ FILE_B = [
     ev(0.32, "throttled", 201, rule="api", op="send", dest=API, delay_ms=20),
     ev(0.33, "limited", 201, lvl="warn", rule="api", op="connect", dest=API,
        err="ECONNREFUSED"),
+    ev(0.34, "bulkhead_full", 201, lvl="warn", rule="api", op="connect", dest=API,
+       reason="refused", err="ECONNREFUSED", delay_ms=40, max=2),
+    ev(0.35, "shed", 201, lvl="warn", rule="api", op="connect", dest=API,
+       err="ECONNREFUSED", p=0.5),
     "",                                      # blank lines are passed over silently
     ev(0.4, "fail", 201, rule="dns", op="resolve", host=HOST, err="EAI_AGAIN", attempt=1),
     ev(0.41, "retry", 201, lvl="warn", rule="dns", op="resolve", host=HOST,
@@ -130,19 +134,20 @@ FILE_B = [
        msg="policy reloaded: changed api"),
     ev(0.8, "reload", 203, lvl="error", file="/p.yaml", line=4, col=7, gen=1,
        msg="/p.yaml:4:7: unknown key; the policy in force stays"),
-    ev(6.0, "exit", 201, stats={"api": stats(calls=4, throttled=3, limited=1),
+    ev(6.0, "exit", 201, stats={"api": stats(calls=6, throttled=3, limited=1,
+                                             bulkhead_full=1, shed=1),
                                 "dns": stats(calls=1, failures=1, retries=1,
                                              recovered=1)}),
 ]
 
 # Line numbers (1-based) of the lines report must skip, per file.
 SKIPPED_A = [7, 19]
-SKIPPED_B = [6, 17]
+SKIPPED_B = [6, 19]
 
 
 def side(failures=0, errors=None, retries=0, recovered=0, gave_up=0, reasons=None,
          rejected=0, throttled=0, limited=0, injected=0, opens=0, timeouts=0, failovers=0,
-         delays=()):
+         full=0, shed=0, delays=()):
     """The JSON figures of one side of a destination; delays are the delay_ms values."""
     d = sorted(delays)
 
@@ -153,7 +158,7 @@ def side(failures=0, errors=None, retries=0, recovered=0, gave_up=0, reasons=Non
         "recovered": recovered, "gave_up": gave_up, "gave_up_reasons": reasons or {},
         "rejected": rejected, "throttled": throttled, "limited": limited,
         "injected": injected, "breaker_opens": opens, "timeouts": timeouts,
-        "failovers": failovers,
+        "failovers": failovers, "bulkhead_full": full, "shed": shed,
         "delay_ms": {"count": len(d), "total": sum(d), "p50": q(0.5), "p99": q(0.99)},
     }
 
@@ -175,7 +180,7 @@ EXPECTED_DESTS = [
                        delays=[5])),                                         # 1
     ("odd", ODD_DEST, side(failures=1, errors={"ECONNRESET": 1})),           # 1
     ("db", OBS, side()),                     # 0, but would have failed once
-    ("api", API, side(throttled=3, limited=1, delays=[10, 30, 20])),         # 0
+    ("api", API, side(throttled=3, limited=1, full=1, shed=1, delays=[10, 30, 20, 40])),         # 0
 ]
 OBSERVED = {("db", OBS): side(failures=1, errors={"ECONNREFUSED": 1}, retries=1,
                               delays=[100])}
@@ -190,7 +195,7 @@ EXPECTED_RULES = [
     (LONG_RULE, 1, stats(calls=1, failures=1, gave_up=1)),
     ("dns", 1, stats(calls=1, failures=1, retries=1, recovered=1)),
     ("odd", 1, stats(calls=1, failures=1)),
-    ("api", 1, stats(calls=4, throttled=3, limited=1)),
+    ("api", 1, stats(calls=6, throttled=3, limited=1, bulkhead_full=1, shed=1)),
 ]
 
 TOP_KEYS = ["processes", "files", "events", "lines", "skipped_lines", "config_errors",
@@ -198,7 +203,7 @@ TOP_KEYS = ["processes", "files", "events", "lines", "skipped_lines", "config_er
             "top_errors", "rules", "notes"]
 SIDE_KEYS = ["failures", "errors", "retries", "recovered", "gave_up", "gave_up_reasons",
              "rejected", "throttled", "limited", "injected", "breaker_opens", "timeouts",
-             "failovers", "delay_ms"]
+             "failovers", "bulkhead_full", "shed", "delay_ms"]
 
 
 # -- a small Prometheus text-format parser -------------------------------------------
@@ -294,6 +299,11 @@ def parse_prom(text):
         fam = sname
         if current and fams[current]["type"] == "summary" and sname in (
                 current, current + "_sum", current + "_count"):
+            fam = current
+        if current and fams[current]["type"] == "histogram" and sname in (
+                current + "_bucket", current + "_sum", current + "_count"):
+            if sname.endswith("_bucket") and "le" not in labels:
+                raise PromError("line %d: a bucket without le" % n)
             fam = current
         if fam != current:
             raise PromError("line %d: sample %s outside its family (HELP/TYPE of %s "
@@ -445,7 +455,7 @@ class HandBuilt(ShimTest):
         doc, _ = self.json_report(self.a, self.b)
 
         counters = ["retries", "recovered", "rejected", "throttled", "limited", "injected",
-                    "breaker_opens", "timeouts", "failovers"]
+                    "breaker_opens", "timeouts", "failovers", "bulkhead_full", "shed"]
         for name in ["failures", "gave_up", "delay_ms"] + counters:
             self.assertEqual(fams["bulwark_%s_total" % name]["type"], "counter", name)
         self.assertEqual(fams["bulwark_delay_ms"]["type"], "summary")
@@ -542,15 +552,15 @@ class HandBuilt(ShimTest):
         self.assertTrue(any("server.sock" in row for row in rows), rows)
 
         delays = table_section(out, "LIMITS AND ADDED DELAY")
-        self.assertEqual(delays[0].split(), ["RULE", "DEST", "THROT", "LIMIT", "INJECT",
-                                             "ADDED", "P50", "P99"])
+        self.assertEqual(delays[0].split(), ["RULE", "DEST", "THROT", "LIMIT", "FULL",
+                                             "SHED", "INJECT", "ADDED", "P50", "P99"])
         got = {tuple(row.split()[:2]): row.split()[2:] for row in delays[1:]}
         self.assertEqual(got, {
-            ("db", PG9): ["0", "0", "0", "300ms", "300ms", "300ms"],
-            ("db", PG): ["0", "0", "0", "350ms", "100ms", "200ms"],
-            ("sq", DB): ["0", "0", "1", "8.5ms", "1.5ms", "7.0ms"],
-            ("dns", HOST): ["0", "0", "0", "5.0ms", "5.0ms", "5.0ms"],
-            ("api", API): ["3", "1", "0", "60ms", "20ms", "30ms"],
+            ("db", PG9): ["0", "0", "0", "0", "0", "300ms", "300ms", "300ms"],
+            ("db", PG): ["0", "0", "0", "0", "0", "350ms", "100ms", "200ms"],
+            ("sq", DB): ["0", "0", "0", "0", "1", "8.5ms", "1.5ms", "7.0ms"],
+            ("dns", HOST): ["0", "0", "0", "0", "0", "5.0ms", "5.0ms", "5.0ms"],
+            ("api", API): ["3", "1", "1", "1", "0", "100ms", "20ms", "40ms"],
         })
 
         would = table_section(out, "WOULD HAVE")
@@ -567,10 +577,10 @@ class HandBuilt(ShimTest):
         rules = table_section(out, "PER RULE")
         self.assertEqual(rules[0].split(), ["RULE", "PROCS", "CALLS", "FAIL", "RETRY",
                                             "RECOV", "GAVEUP", "REJECT", "THROT", "LIMIT",
-                                            "INJECT"])
+                                            "INJECT", "FULL", "SHED"])
         for row, (rule, procs, st) in zip(rules[1:], EXPECTED_RULES):
             cells = row.split()
-            self.assertEqual(cells[-10:], [str(procs)] + [str(v) for v in st.values()], row)
+            self.assertEqual(cells[-12:], [str(procs)] + [str(v) for v in st.values()], row)
             self.assertTrue(rule.startswith(cells[0].rstrip("…")), row)
         self.assertEqual(len(rules) - 1, len(EXPECTED_RULES))
 

@@ -14,14 +14,19 @@ Layout of a state file as mirrored here (all little-endian, natural alignment, x
       0 magic u32 | 4 version u32 | 8 size u64 | 16 n_rules u32 | 20 n_procs u32 |
      24 created_us i64 | 32 group[64] | 96 policy[256] | 352 lock i32 |
     356 entry_size u32 | 360 procs_off u64 | 368 rules_off u64 | 376 reloads u64
-  struct bw_shm_proc (48): 0 pid i32 | 4 start_ticks u32 | 8 started_us i64 | 16 prog[32]
-  struct bw_shm_rule (360): 0 name[64] | 64 lock i32 | 68 sets i32 | 72 dests_off u64 |
-    80 locks_off u64 | 88 whole (struct bw_dest_state)
-  struct bw_dest_state (272): 0 brk (struct bw_breaker_state, 200) | 200 bucket (24) |
-    224 label[48]
-  struct bw_breaker_state (200): 0 pos i32 | 4 consecutive i32 | 8 opened_at i64 |
+  struct bw_shm_proc (560): 0 pid i32 | 4 start_ticks u32 | 8 started_us i64 | 16 prog[32] |
+    48 held[64] of {cell u32, n i32} (the bulkhead slots it holds)
+  struct bw_shm_rule (3832): 0 name[64] | 64 lock i32 | 68 sets i32 | 72 dests_off u64 |
+    80 locks_off u64 | 88 whole (struct bw_dest_state) | 616 met (struct bw_shm_met:
+    stats u64[11], then 17 rows of {key u64, label[48], calls u64, failed u64,
+    le u64[13], sum_us u64}; left zero here)
+  struct bw_dest_state (528): 0 brk (struct bw_breaker_state, 280) | 280 bucket (24) |
+    304 bulk {in_use i32, max i32} | 312 thr (168: win[10] of {slot i64, requests u32,
+    accepts u32}, len i64) | 480 label[48]
+  struct bw_breaker_state (280): 0 pos i32 | 4 consecutive i32 | 8 opened_at i64 |
     16 open_for i64 | 24 probes_out i32 | 28 probes_ok i32 | 32 win[10] of
-    {slot i64, calls i32, fails i32} (16 each) | 192 stamp u32 | 196 pad i32
+    {slot i64, calls i32, fails i32, slows i32, pad i32} (24 each) | 272 stamp u32 |
+    276 pad i32
   struct bw_bucket (24): 0 tokens double | 8 last i64 | 16 burst double
   keyed entry (entry_size 288): key u64 (0: empty), used i64, then the bw_dest_state;
     rule i's entries at dests_off + (set * 8 + way) * 288, set = (key >> 17) % sets.
@@ -48,7 +53,7 @@ from harness import BUILD, PYTHON, ROOT, TOOL, ShimTest, base_env, free_port, ki
 from harness import rule as harness_rule
 
 MAGIC = 0x6277736b
-VERSION = 2
+VERSION = 3
 NPROCS = 256
 WAYS = 8
 SLOTS = 10
@@ -56,17 +61,25 @@ CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 
 HDR = struct.Struct("<IIQIIq64s256siIQQQ")
 PROC = struct.Struct("<iIq32s")
+HELD = 64                                # bulkhead ledger entries per process
+PROC_SIZE = PROC.size + HELD * 8
 RULE_HEAD = struct.Struct("<64siiQQ")
 BRK_HEAD = struct.Struct("<iiqqii")
-SLOT = struct.Struct("<qii")
+SLOT = struct.Struct("<qiiii")
 BRK_TAIL = struct.Struct("<Ii")
 BUCKET = struct.Struct("<dqd")
+BULK = struct.Struct("<ii")
+THR_SIZE = 10 * 16 + 8
 LABEL_MAX = 48
 BRK_SIZE = BRK_HEAD.size + SLOTS * SLOT.size + BRK_TAIL.size
-DEST_SIZE = BRK_SIZE + BUCKET.size + LABEL_MAX
+DEST_SIZE = BRK_SIZE + BUCKET.size + BULK.size + THR_SIZE + LABEL_MAX
 ENTRY_HDR = struct.Struct("<Qq")
 ENTRY_SIZE = ENTRY_HDR.size + ((DEST_SIZE + 7) & ~7)
-RULE_SIZE = RULE_HEAD.size + DEST_SIZE
+STATS = 11                               # enum bw_stat
+MET_BUCKETS = 12
+MET_DEST_SIZE = 8 + LABEL_MAX + 8 + 8 + (MET_BUCKETS + 1) * 8 + 8
+MET_SIZE = STATS * 8 + (16 + 1) * MET_DEST_SIZE
+RULE_SIZE = RULE_HEAD.size + DEST_SIZE + MET_SIZE
 
 # Prints the C side of the mirror as JSON; with a policy file, also the layout of its
 # state file as bw_shm_format lays it out.
@@ -93,7 +106,8 @@ int main(int argc, char **argv)
 	OFF(bw_shm_proc, pid); OFF(bw_shm_proc, started_us); OFF(bw_shm_proc, prog);
 	OFF(bw_shm_rule, name); OFF(bw_shm_rule, lock); OFF(bw_shm_rule, sets);
 	OFF(bw_shm_rule, dests_off); OFF(bw_shm_rule, locks_off); OFF(bw_shm_rule, whole);
-	OFF(bw_dest_state, brk); OFF(bw_dest_state, bucket); OFF(bw_dest_state, label);
+	OFF(bw_dest_state, brk); OFF(bw_dest_state, bucket); OFF(bw_dest_state, bulk);
+	OFF(bw_dest_state, thr); OFF(bw_dest_state, label);
 	OFF(bw_breaker_state, pos); OFF(bw_breaker_state, consecutive);
 	OFF(bw_breaker_state, opened_at); OFF(bw_breaker_state, open_for);
 	OFF(bw_breaker_state, probes_out); OFF(bw_breaker_state, probes_ok);
@@ -188,7 +202,7 @@ class Layout:
         self.names = [r[0] for r in rules]
         off = align64(HDR.size)
         self.procs_off = off
-        off = align64(off + NPROCS * PROC.size)
+        off = align64(off + NPROCS * PROC_SIZE)
         self.rules_off = off
         off = align64(off + len(rules) * RULE_SIZE)
         self.rules = []                      # (name, sets, dests_off, locks_off)
@@ -205,19 +219,21 @@ class Layout:
 def brk_state(pos=CLOSED, consecutive=0, opened_at=0, open_for=0, probes_out=0,
               probes_ok=0, win=(), stamp=0):
     """struct bw_breaker_state; win: [(index, slot, calls, fails)]."""
-    slots = [(0, 0, 0)] * SLOTS
+    slots = [(0, 0, 0, 0, 0)] * SLOTS
     for i, slot, calls, fails in win:
-        slots[i] = (slot, calls, fails)
+        slots[i] = (slot, calls, fails, 0, 0)
     return (BRK_HEAD.pack(pos, consecutive, opened_at, open_for, probes_out, probes_ok)
             + b"".join(SLOT.pack(*s) for s in slots) + BRK_TAIL.pack(stamp, 0))
 
 
-def dest_state(label=b"", tokens=0.0, last=0, burst=0.0, **brk):
-    """struct bw_dest_state; brk: as brk_state, or brk=None for an unused breaker."""
+def dest_state(label=b"", tokens=0.0, last=0, burst=0.0, bulk=(0, 0), **brk):
+    """struct bw_dest_state; brk: as brk_state, or brk=None for an unused breaker; bulk:
+    the bulkhead's (slots in use, max)."""
     b = bytes(BRK_SIZE) if brk.pop("unused", False) else brk_state(**brk)
     if isinstance(label, str):
         label = label.encode()
-    return b + BUCKET.pack(tokens, last, burst) + label[:LABEL_MAX].ljust(LABEL_MAX, b"\0")
+    return (b + BUCKET.pack(tokens, last, burst) + BULK.pack(*bulk) + bytes(THR_SIZE)
+            + label[:LABEL_MAX].ljust(LABEL_MAX, b"\0"))
 
 
 def mono_us():
@@ -244,7 +260,7 @@ class StateFile:
                                 name.encode(), 0, sets, dests, locks)
 
     def proc(self, pid, prog="app", started_us=None, start_ticks=0):
-        off = self.lay.procs_off + self.n_procs * PROC.size
+        off = self.lay.procs_off + self.n_procs * PROC_SIZE
         PROC.pack_into(self.buf, off, pid, start_ticks,
                        wall_us() if started_us is None else started_us,
                        prog.encode() if isinstance(prog, str) else prog)
@@ -303,7 +319,7 @@ STATUS_KEYS = ["health", "status", "dir", "live_groups", "stale_groups", "breake
 GROUP_KEYS = ["group", "live", "health", "breakers", "file", "policy", "policy_loaded",
               "created", "processes", "destinations"]
 PROC_KEYS = ["pid", "prog", "started", "alive"]
-DEST_KEYS = ["rule", "dest", "scope", "health", "breaker", "bucket"]
+DEST_KEYS = ["rule", "dest", "scope", "health", "breaker", "bucket", "bulkhead"]
 BREAKER_KEYS = ["state", "consecutive_failures", "window_failures", "window_calls",
                 "window_known", "open_for_ms", "probe_in_ms"]
 BUCKET_KEYS = ["tokens", "refilled", "burst", "rate_per_sec", "unit", "age_ms"]
@@ -382,7 +398,7 @@ class StatusTest(ShimTest):
     def test_mirror_matches_the_c_layout(self):
         c = c_layout(self.policy)
         want = {
-            "sizeof bw_shm_header": HDR.size, "sizeof bw_shm_proc": PROC.size,
+            "sizeof bw_shm_header": HDR.size, "sizeof bw_shm_proc": PROC_SIZE,
             "sizeof bw_shm_rule": RULE_SIZE, "sizeof bw_dest_state": DEST_SIZE,
             "sizeof bw_breaker_state": BRK_SIZE, "sizeof bw_bucket": BUCKET.size,
             "sizeof win": SLOT.size, "entry_size": ENTRY_SIZE,
@@ -397,7 +413,9 @@ class StatusTest(ShimTest):
             "bw_shm_rule.dests_off": 72, "bw_shm_rule.locks_off": 80,
             "bw_shm_rule.whole": RULE_HEAD.size,
             "bw_dest_state.brk": 0, "bw_dest_state.bucket": BRK_SIZE,
-            "bw_dest_state.label": BRK_SIZE + BUCKET.size,
+            "bw_dest_state.bulk": BRK_SIZE + BUCKET.size,
+            "bw_dest_state.thr": BRK_SIZE + BUCKET.size + BULK.size,
+            "bw_dest_state.label": BRK_SIZE + BUCKET.size + BULK.size + THR_SIZE,
             "bw_breaker_state.pos": 0, "bw_breaker_state.consecutive": 4,
             "bw_breaker_state.opened_at": 8, "bw_breaker_state.open_for": 16,
             "bw_breaker_state.probes_out": 24, "bw_breaker_state.probes_ok": 28,
@@ -900,6 +918,22 @@ class StatusTest(ShimTest):
         self.assertRegex(r.stdout, r"(?m)^group alpha: degraded, 2 processes$")
         self.assertRegex(r.stdout, r"(?m)^RULE +DEST +BREAKER +CONSEC +FAILS +TOKENS +HEALTH$")
         self.assertRegex(r.stdout, r"(?m)^ *PID +PROG +STARTED +UP$")
+
+    def test_bulkhead_slots_in_use(self):
+        g = self.group("bh")
+        g.dest(PG, key_of(1), dest_state("127.0.0.1:5432", bulk=(2, 3)))
+        g.dest(PG, key_of(2), dest_state("10.0.0.9:5432"))
+        g.write(self.path("bh"))
+        r = self.status()
+        self.assertFits(r.stdout)
+        self.assertRegex(r.stdout, r"(?m)^RULE +DEST +BREAKER +CONSEC +FAILS +TOKENS +SLOTS "
+                                   r"+HEALTH$")
+        self.assertRegex(r.stdout, r"(?m)^pg +127\.0\.0\.1:5432 .* 2/3 +healthy$")
+        self.assertRegex(r.stdout, r"(?m)^pg +10\.0\.0\.9:5432 .* - +healthy$")
+        r, doc = self.json_status()
+        d = self.dests(doc, "bh")
+        self.assertEqual(d[("pg", "127.0.0.1:5432")]["bulkhead"], {"in_use": 2, "max": 3})
+        self.assertIsNone(d[("pg", "10.0.0.9:5432")]["bulkhead"])
 
     # -- the directory
 

@@ -46,18 +46,19 @@ def env_for(policy, log):
     return env
 
 
-def policy_file(rules, mode="enforce"):
-    return "version: 1\nseed: 11\nmode: %s\nlog: { level: debug }\nrules:\n%s" % (mode, rules)
+def policy_file(rules, mode="enforce", top=""):
+    return ("version: 1\nseed: 11\nmode: %s\nlog: { level: debug }\n%srules:\n%s"
+            % (mode, top, rules))
 
 
-def run(name, argv, policy_text, tmp, results, reloads=None):
+def run(name, argv, policy_text, tmp, results, reloads=None, top=""):
     """Run argv under the policy. reloads: [(rules, mode)] the policy file is saved
     anew as (by rename), in turn, every 200 ms while argv runs: the library reloads while
     the program's threads call through the engines, old and new."""
     policy = os.path.join(tmp, name + ".yaml")
     log = os.path.join(tmp, name + ".log")
     with open(policy, "w") as f:
-        f.write(policy_file(policy_text))
+        f.write(policy_file(policy_text, top=top))
     stop = threading.Event()
 
     def rewrite():
@@ -142,6 +143,17 @@ def main():
             reloads=[(lim % ("2000/s", 50, 1000), "enforce"),
                      (extra + lim % ("4000/s", 200, 900), "observe"),
                      (lim % ("3000/s", 100, 1000), "enforce")])
+        # 16 threads through a bulkhead of 4 (slots taken, waited for, given back by
+        # close), adaptive throttling and a slow-call breaker; private, then shared
+        bulk = ("  - name: bulk\n    match: { ops: [connect] }\n"
+                "    concurrency: { max: 4, max_wait: 5s }\n"
+                "    throttle: { k: 2, window: 1m, max_reject: 50% }\n"
+                "    breaker: { trip: { slow: { over: 1s, rate: 100% }, min_calls: 1000 } }\n")
+        run("limiter16+bulkhead", [os.path.join(SAN, "limiter16"), "16", "200"], bulk, tmp,
+            results)
+        state = os.path.join(tmp, "state")
+        run("limiter16+bulkhead+group", [os.path.join(SAN, "limiter16"), "16", "200"], bulk,
+            tmp, results, top="state: { share: group, dir: %s }\n" % state)
         # and while the paced byte path runs (its pinned cells, the clock it reads)
         run("pingpong+reload", [os.path.join(SAN, "pingpong"), "60000"], io_rules, tmp,
             results, reloads=[(io_rules.replace("1000MiB/s", "500MiB/s"), "enforce"),

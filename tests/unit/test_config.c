@@ -387,13 +387,42 @@ static const struct bad_case bad_cases[] = {
 	  "    nonblocking: observe\n",
 	  "policy.yaml:5:5: rules[0].nonblocking: does not apply: rule 'dns' matches only "
 	  "[resolve]; it is about non-blocking connects" },
+	/* concurrency, throttle and trip.slow: what they apply to, what they need */
+	{ "version: 1\nrules:\n  - name: io\n    match: { ops: [send, recv] }\n"
+	  "    concurrency: { max: 3 }\n",
+	  "policy.yaml:5:5: rules[0].concurrency: does not apply: rule 'io' matches only "
+	  "[send, recv]; concurrency counts the connections or calls of connect, accept, "
+	  "resolve, sqlite and pg" },
+	{ "version: 1\nrules:\n  - name: in\n    match: { ops: [accept] }\n"
+	  "    throttle: {}\n",
+	  "policy.yaml:5:5: rules[0].throttle: does not apply: rule 'in' matches only "
+	  "[accept]; throttling rejects calls, which only these ops can be: connect, resolve, "
+	  "sqlite and pg" },
+	{ "version: 1\nrules:\n  - name: io\n    match: { ops: [send, recv] }\n"
+	  "    breaker: { trip: { slow: { over: 1s } } }\n",
+	  "policy.yaml:5:24: rules[0].breaker.trip.slow: does not apply: rule 'io' matches only "
+	  "[send, recv]; slow calls are timed for connect, resolve, sqlite and pg" },
+	{ "version: 1\nrules:\n  - name: db\n    concurrency: { max_wait: 1s }\n",
+	  "policy.yaml:4:5: rules[0].concurrency: missing required key 'max'" },
+	{ "version: 1\nrules:\n  - name: db\n    concurrency: { max: 0 }\n",
+	  "policy.yaml:4:25: rules[0].concurrency.max: expected an integer from 1 to 1000000, "
+	  "got 0" },
+	{ "version: 1\nrules:\n  - name: db\n    breaker: { trip: { slow: { rate: 50% } } }\n",
+	  "policy.yaml:4:24: rules[0].breaker.trip.slow: missing required key 'over'" },
+	{ "version: 1\nrules:\n  - name: db\n    throttle: { k: 0.5 }\n",
+	  "policy.yaml:4:20: rules[0].throttle.k: expected a number of at least 1, got 0.5" },
+	{ "version: 1\nrules:\n  - name: db\n    throttle: { max_reject: 0% }\n",
+	  "policy.yaml:4:29: rules[0].throttle.max_reject: expected a ratio greater than 0, up "
+	  "to 100%, got 0%" },
+	{ "version: 1\nrules:\n  - name: db\n    throttle: { scope: process }\n",
+	  "policy.yaml:4:24: rules[0].throttle.scope: expected one of dest, rule, got 'process'" },
 	/* "\0" is valid YAML, but would cut the name short without a word */
 	{ "version: 1\nrules:\n  - name: \"db\\0x\"\n",
 	  "policy.yaml:3:11: a value may not contain a NUL character (\\0)" },
 	/* defaults */
 	{ "version: 1\ndefaults:\n  name: foo\n",
 	  "policy.yaml:3:3: defaults: unknown key 'name'; expected one of retry, timeout, breaker, "
-	  "rate_limit, fallback, inject, nonblocking, max_keys, idempotent" },
+	  "rate_limit, concurrency, throttle, fallback, inject, nonblocking, max_keys, idempotent" },
 	{ "version: 1\ndefaults:\n  idempotent: [GET]\n",
 	  "policy.yaml:3:3: defaults.idempotent: belongs in a rule: it names that rule's "
 	  "statements or commands" },

@@ -178,8 +178,8 @@ static void test_out_of_range_is_ignored(void **st)
 	for (size_t n = 0; n < sizeof bad / sizeof bad[0]; n++) {
 		bw_fd_put(bad[n], &in);
 		bw_fd_set_socket(bad[n], AF_INET, SOCK_STREAM);
-		bw_fd_watch(bad[n], 3);
-		assert_int_equal(bw_fd_unwatch(bad[n]), 0);
+		bw_fd_watch(bad[n], 3, 0, 0);
+		assert_int_equal(bw_fd_unwatch(bad[n], NULL), 0);
 		bw_fd_copy(FD, bad[n]);
 		bw_fd_copy(bad[n], FD);
 		bw_fd_forget(bad[n]);
@@ -212,7 +212,7 @@ static void test_set_socket_and_other_start_fresh(void **st)
 	struct bw_fdinfo in = { .kind = BW_FD_SOCKET, .io_known = 1, .send_rule = 2,
 				.timeouts = 1, .key = 77 };
 	bw_fd_put(FD, &in);
-	bw_fd_watch(FD, 4);
+	bw_fd_watch(FD, 4, 0, 0);
 	bw_fd_set_peer(FD, (struct sockaddr *)&sin, sizeof sin);
 
 	bw_fd_set_socket(FD, AF_INET6, SOCK_DGRAM);
@@ -226,18 +226,18 @@ static void test_set_socket_and_other_start_fresh(void **st)
 	assert_int_equal(out.timeouts, 0);
 	assert_int_equal(out.watch, 0);
 	assert_int_equal(out.key, 0);
-	assert_int_equal(bw_fd_unwatch(FD), 0);
+	assert_int_equal(bw_fd_unwatch(FD, NULL), 0);
 	struct sockaddr_storage ss;
 	assert_int_equal(bw_fd_peer(FD, &ss), 0);
 
 	bw_fd_put(FD, &in);
-	bw_fd_watch(FD, 4);
+	bw_fd_watch(FD, 4, 0, 0);
 	bw_fd_set_other(FD);
 	bw_fd_get(FD, &out);
 	assert_int_equal(out.kind, BW_FD_OTHER);
 	assert_int_equal(bw_fd_word(FD), BW_FD_OTHER);
 	assert_int_equal(out.key, 0);
-	assert_int_equal(bw_fd_unwatch(FD), 0);
+	assert_int_equal(bw_fd_unwatch(FD, NULL), 0);
 	bw_fd_forget(FD);
 }
 
@@ -389,7 +389,7 @@ static void test_copy_is_the_same_socket(void **st)
 	bw_fd_get(FD, &i);
 	i.key = 4242;
 	bw_fd_put(FD, &i);
-	bw_fd_watch(FD, 12);
+	bw_fd_watch(FD, 12, 0, 0);
 	bw_fd_set_peer(FD, (struct sockaddr *)&sin6, sizeof sin6);
 
 	bw_fd_set_other(FD + 1);        /* what the new number held before goes */
@@ -399,7 +399,7 @@ static void test_copy_is_the_same_socket(void **st)
 	struct sockaddr_storage ss;
 	assert_int_equal(bw_fd_peer(FD + 1, &ss), sizeof sin6);
 	assert_memory_equal(&ss, &sin6, sizeof sin6);
-	assert_int_equal(bw_fd_unwatch(FD + 1), 12);
+	assert_int_equal(bw_fd_unwatch(FD + 1, NULL), 12);
 
 	/* across pages, onto a page never mapped */
 	bw_fd_copy(FD, 9000);
@@ -421,11 +421,11 @@ static void test_copy_of_unknown_forgets(void **st)
 {
 	(void)st;
 	put_socket(FD + 1, 1, 1, 1, 0);
-	bw_fd_watch(FD + 1, 3);
+	bw_fd_watch(FD + 1, 3, 0, 0);
 	bw_fd_copy(FD + 2, FD + 1);
 	assert_int_equal(bw_fd_word(FD + 1), 0);
 	assert_int_equal(bw_fd_key(FD + 1), 0);
-	assert_int_equal(bw_fd_unwatch(FD + 1), 0);
+	assert_int_equal(bw_fd_unwatch(FD + 1, NULL), 0);
 	/* nor from a page never mapped */
 	put_socket(FD + 1, 1, 1, 0, 0);
 	bw_fd_copy(BW_FD_MAX - 3000, FD + 1);
@@ -437,7 +437,7 @@ static void test_forget_clears_everything(void **st)
 	(void)st;
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(1) };
 	put_socket(FD, 1, 2, 0, 3);
-	bw_fd_watch(FD, 5);
+	bw_fd_watch(FD, 5, 0, 0);
 	bw_fd_set_peer(FD, (struct sockaddr *)&sin, sizeof sin);
 	struct bw_fdinfo i;
 	bw_fd_get(FD, &i);
@@ -448,7 +448,7 @@ static void test_forget_clears_everything(void **st)
 	assert_int_equal(i.kind, BW_FD_UNKNOWN);
 	assert_int_equal(i.key, 0);
 	assert_int_equal(bw_fd_word(FD), 0);
-	assert_int_equal(bw_fd_unwatch(FD), 0);
+	assert_int_equal(bw_fd_unwatch(FD, NULL), 0);
 	struct sockaddr_storage ss;
 	assert_int_equal(bw_fd_peer(FD, &ss), 0);
 }
@@ -463,8 +463,8 @@ static void test_forget_maps_nothing(void **st)
 	assert_null(bw_fd_colds[page]);
 	bw_fd_forget(fd + 3);
 	bw_fd_forget_range((unsigned)fd, (unsigned)fd + 3 * (1u << BW_FD_PAGE_BITS));
-	bw_fd_watch(fd + 4, 0);
-	assert_int_equal(bw_fd_unwatch(fd + 4), 0);
+	bw_fd_watch(fd + 4, 0, 0, 0);
+	assert_int_equal(bw_fd_unwatch(fd + 4, NULL), 0);
 	bw_fd_copy(fd + 5, fd + 6);
 	assert_null(bw_fd_words[page]);
 	assert_null(bw_fd_colds[page]);
@@ -509,14 +509,14 @@ static void test_watch_unwatch_once(void **st)
 	bw_hot = BW_HOT_READY | BW_HOT_OPS;
 	put_socket(FD, 0, 0, 0, 0);
 	assert_int_equal(pass(FD, OPBIT, BW_FD_RECV, 0), 1);
-	bw_fd_watch(FD, 7);
+	bw_fd_watch(FD, 7, 0, 0);
 	struct bw_fdinfo i;
 	bw_fd_get(FD, &i);
 	assert_int_equal(i.watch, 1);
 	assert_int_equal(pass(FD, OPBIT, BW_FD_RECV, 0), 0);
 	assert_int_equal(pass(FD, OPBIT, BW_FD_SEND, 0), 0);
-	assert_int_equal(bw_fd_unwatch(FD), 7);
-	assert_int_equal(bw_fd_unwatch(FD), 0);           /* judged once */
+	assert_int_equal(bw_fd_unwatch(FD, NULL), 7);
+	assert_int_equal(bw_fd_unwatch(FD, NULL), 0);           /* judged once */
 	assert_int_equal(pass(FD, OPBIT, BW_FD_RECV, 0), 1);
 	/* the rest of the word is left as it was */
 	bw_fd_get(FD, &i);
@@ -525,15 +525,15 @@ static void test_watch_unwatch_once(void **st)
 	assert_int_equal(i.accept_rule, 9);
 
 	/* watch(fd, 0) stops waiting without a verdict */
-	bw_fd_watch(FD, 7);
-	bw_fd_watch(FD, 0);
-	assert_int_equal(bw_fd_unwatch(FD), 0);
+	bw_fd_watch(FD, 7, 0, 0);
+	bw_fd_watch(FD, 0, 0, 0);
+	assert_int_equal(bw_fd_unwatch(FD, NULL), 0);
 	bw_fd_get(FD, &i);
 	assert_int_equal(i.watch, 0);
 
 	/* a watch on a descriptor never seen maps its entry: the watch is kept */
-	bw_fd_watch(9500, 2);
-	assert_int_equal(bw_fd_unwatch(9500), 2);
+	bw_fd_watch(9500, 2, 0, 0);
+	assert_int_equal(bw_fd_unwatch(9500, NULL), 2);
 	bw_hot = 0;
 	bw_fd_forget(FD);
 	bw_fd_forget(9500);
@@ -550,7 +550,7 @@ static void *unwatcher(void *arg)
 	int id = (int)(intptr_t)arg;
 	for (int r = 0; r < ROUNDS; r++) {
 		pthread_barrier_wait(&start);
-		if (bw_fd_unwatch(FD) == 11)
+		if (bw_fd_unwatch(FD, NULL) == 11)
 			wins[id]++;
 		pthread_barrier_wait(&start);
 	}
@@ -568,7 +568,7 @@ static void test_unwatch_race_has_one_winner(void **st)
 	for (int i = 0; i < RACERS; i++)
 		pthread_create(&t[i], NULL, unwatcher, (void *)(intptr_t)i);
 	for (int r = 0; r < ROUNDS; r++) {
-		bw_fd_watch(FD, 11);
+		bw_fd_watch(FD, 11, 0, 0);
 		pthread_barrier_wait(&start);      /* go */
 		pthread_barrier_wait(&start);      /* all tried */
 	}

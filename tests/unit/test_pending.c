@@ -33,7 +33,7 @@ static struct sockaddr_in addr_of(int n)
 static void add(int fd, int n)
 {
 	struct sockaddr_in sin = addr_of(n);
-	bw_pending_add(fd, rule_no(n), (struct sockaddr *)&sin, sizeof sin);
+	bw_pending_add(fd, rule_no(n), (struct sockaddr *)&sin, sizeof sin, 0, 0);
 }
 
 /* The entry of fd is the one added as n. */
@@ -101,14 +101,14 @@ static void test_addresses_copied(void **st)
 	(void)st;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	memset(sun.sun_path, 'x', sizeof sun.sun_path - 1);
-	bw_pending_add(11, rule_no(3), (struct sockaddr *)&sun, sizeof sun);
+	bw_pending_add(11, rule_no(3), (struct sockaddr *)&sun, sizeof sun, 0, 0);
 	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(5) };
 	memset(&sin6.sin6_addr, 0xfe, sizeof sin6.sin6_addr);
-	bw_pending_add(12, rule_no(4), (struct sockaddr *)&sin6, sizeof sin6);
+	bw_pending_add(12, rule_no(4), (struct sockaddr *)&sin6, sizeof sin6, 0, 0);
 	unsigned char big[sizeof(struct sockaddr_storage) + 64];
 	memset(big, 0xa5, sizeof big);
 	((struct sockaddr *)(void *)big)->sa_family = AF_INET;
-	bw_pending_add(13, rule_no(5), (struct sockaddr *)(void *)big, sizeof big);
+	bw_pending_add(13, rule_no(5), (struct sockaddr *)(void *)big, sizeof big, 0, 0);
 
 	struct bw_pending p;
 	assert_int_equal(bw_pending_take(11, &p), 1);

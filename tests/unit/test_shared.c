@@ -410,10 +410,164 @@ static void test_proc_stat_parse(void **s)
 	}
 }
 
+
+/* ---- bulkhead slots in a group's file: the ledger of each process ---- */
+
+static int member_alive(const void *p)
+{
+	pid_t pid = ((const struct bw_shm_proc *)p)->pid;
+	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+}
+
+/* A store of the group's file as process table entry `proc`, with rule 0 a bulkhead of
+ * max 3 over the whole rule and rule 1 one per destination. */
+static void join(struct bw_engine *e, void *m, int proc)
+{
+	bw_engine_init(e, &cfg, &fake_env, getpid(), "p", 1);
+	bw_store_share(e->store, m, getpid(), alive);
+	bw_shm_procs(m)[proc].pid = getpid();
+	e->store->proc = proc;
+	e->store->member_alive = member_alive;
+}
+
+static void *bulkhead_file(size_t *size)
+{
+	make_cfg();
+	rules[0].concurrency = (struct bw_concurrency){ .enabled = 1, .scope = BW_SCOPE_RULE,
+							.max = 3, .max_wait = 1000 };
+	rules[1].concurrency = rules[0].concurrency;
+	rules[1].concurrency.scope = BW_SCOPE_DEST;
+	*size = bw_shm_size(&cfg);
+	void *m = shared_region(*size);
+	bw_shm_format(m, *size, &cfg, "g", "/p", 0);
+	bw_shm_publish(m);
+	return m;
+}
+
+static int take(struct bw_engine *e, int rule, uint64_t key, int reclaim)
+{
+	struct bw_ref ref = { e->rt[rule].slot, rules[rule].concurrency.scope, key, NULL, NULL };
+	return bw_store_take_slot(e->store, &ref, &rules[rule].concurrency, 1, 0, reclaim);
+}
+
+static void give(struct bw_engine *e, int rule, uint64_t key)
+{
+	struct bw_ref ref = { e->rt[rule].slot, rules[rule].concurrency.scope, key, NULL, NULL };
+	bw_store_give_slot(e->store, &ref);
+}
+
+static void test_slots_of_a_killed_process_are_counted_back(void **s)
+{
+	(void)s;
+	size_t size;
+	void *m = bulkhead_file(&size);
+	pid_t kid = fork();
+	if (kid == 0) {
+		struct bw_engine e;
+		join(&e, m, 1);
+		int ok = take(&e, 0, 1, 0) == 1 && take(&e, 0, 1, 0) == 1 &&
+			 take(&e, 1, 42, 0) == 1 && take(&e, 1, 42, 0) == 1;
+		if (!ok)
+			_exit(1);
+		raise(SIGKILL);              /* dies holding 2 + 2 */
+		_exit(1);
+	}
+	int st;
+	waitpid(kid, &st, 0);
+	assert_true(WIFSIGNALED(st));
+	struct bw_engine e;
+	join(&e, m, 0);
+	assert_int_equal(bw_shm_rules(m)[0].whole.bulk.in_use, 2);
+	assert_int_equal(take(&e, 0, 1, 0), 1);
+	assert_int_equal(take(&e, 0, 1, 0), 0);          /* full: 2 of the dead, 1 of ours */
+	assert_int_equal(take(&e, 0, 1, 1), 1);          /* counted back: 1 + this one */
+	assert_int_equal(bw_shm_rules(m)[0].whole.bulk.in_use, 2);
+	/* per destination the same, and the dead process's ledger is empty now */
+	assert_int_equal(take(&e, 1, 42, 0), 1);
+	assert_int_equal(take(&e, 1, 42, 0), 0);
+	assert_int_equal(take(&e, 1, 42, 1), 1);
+	for (int i = 0; i < BW_SHM_HELD; i++)
+		assert_int_equal(bw_shm_procs(m)[1].held[i].cell, 0);
+	bw_engine_fini(&e);
+	munmap(m, size);
+}
+
+static void test_exit_gives_back_exactly_once(void **s)
+{
+	(void)s;
+	size_t size;
+	void *m = bulkhead_file(&size);
+	struct bw_engine a, b;
+	join(&a, m, 0);
+	join(&b, m, 1);
+	assert_int_equal(take(&a, 0, 1, 0), 1);
+	assert_int_equal(take(&a, 0, 1, 0), 1);
+	assert_int_equal(take(&b, 0, 1, 0), 1);
+	assert_int_equal(take(&a, 1, 42, 0), 1);
+	assert_int_equal(take(&b, 1, 42, 0), 1);
+	assert_int_equal(bw_shm_rules(m)[0].whole.bulk.in_use, 3);
+	/* a leaves: its slots go back, b's stay */
+	bw_store_give_ledger(a.store, 0);
+	assert_int_equal(bw_shm_rules(m)[0].whole.bulk.in_use, 1);
+	assert_int_equal(take(&b, 1, 42, 0), 1);
+	assert_int_equal(take(&b, 1, 42, 0), 1);
+	assert_int_equal(take(&b, 1, 42, 0), 0);         /* a's one went back: b holds 3 */
+	/* a close another thread of a makes after that gives nothing back twice */
+	give(&a, 0, 1);
+	give(&a, 1, 42);
+	assert_int_equal(bw_shm_rules(m)[0].whole.bulk.in_use, 1);
+	assert_int_equal(take(&b, 1, 42, 0), 0);
+	/* b's own give does */
+	give(&b, 1, 42);
+	assert_int_equal(take(&b, 1, 42, 0), 1);
+	bw_engine_fini(&a);
+	bw_engine_fini(&b);
+	munmap(m, size);
+}
+
+static void name_of(const void *arg, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "dest-%d", *(const int *)arg);
+}
+
+/* The first BW_MET_DESTS destinations get a row each, the rest one row between them;
+ * each call lands in one bucket, by its time. */
+static void test_metrics_rows_are_capped(void **s)
+{
+	(void)s;
+	struct bw_shm_met *m = calloc(1, sizeof *m);
+	assert_non_null(m);
+	for (int round = 0; round < 2; round++)
+		for (int d = 0; d < BW_MET_DESTS + 4; d++)
+			bw_met_call(m, (uint64_t)d * 7919 + 3, name_of, &d, 3000 * (d + 1), d % 2);
+	for (int d = 0; d < BW_MET_DESTS; d++) {
+		char want[32];
+		snprintf(want, sizeof want, "dest-%d", d);
+		assert_string_equal(m->dest[d].label, want);
+		assert_int_equal(m->dest[d].calls, 2);
+		assert_int_equal(m->dest[d].failed, 2 * (d % 2));
+		assert_int_equal(m->dest[d].sum_us, 2 * 3000 * (d + 1));
+	}
+	struct bw_shm_met_dest *o = &m->dest[BW_MET_DESTS];
+	assert_int_equal(o->calls, 2 * 4);
+	assert_int_equal(o->label[0], '\0');
+	/* 3 ms is within 5 ms (bucket 1), 6 ms within 10 ms (2), 48 ms within 50 ms (4) */
+	assert_int_equal(m->dest[0].le[1], 2);
+	assert_int_equal(m->dest[1].le[2], 2);
+	assert_int_equal(m->dest[15].le[4], 2);
+	uint64_t total = 0;
+	for (int d = 0; d <= BW_MET_DESTS; d++)
+		for (int b = 0; b <= BW_MET_BUCKETS; b++)
+			total += m->dest[d].le[b];
+	assert_int_equal(total, 2 * (BW_MET_DESTS + 4));
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout_round_trip),
+		cmocka_unit_test(test_metrics_rows_are_capped),
 		cmocka_unit_test(test_forked_processes_update_together),
 		cmocka_unit_test(test_lock_of_a_killed_process_is_taken_over),
 		cmocka_unit_test(test_live_holder_is_not_robbed),
@@ -424,6 +578,8 @@ int main(void)
 		cmocka_unit_test(test_state_dir_too_long_is_refused_not_cut),
 		cmocka_unit_test(test_group_names),
 		cmocka_unit_test(test_proc_stat_parse),
+		cmocka_unit_test(test_slots_of_a_killed_process_are_counted_back),
+		cmocka_unit_test(test_exit_gives_back_exactly_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -310,6 +310,21 @@ static const struct sample samples[] = {
 	  "breaker: { trip: { window: 1m } }", 0 },
 	{ "breaker.trip.min_calls", "connect", "breaker: { trip: {} }",
 	  "breaker: { trip: { min_calls: 7 } }", 0 },
+	/* a slow threshold turns the slow trip on (its rate, 100%, with it) and leaves out
+	 * the consecutive trip that breaker: {} has */
+	{ "breaker.trip.slow.over", "connect", "breaker: { trip: {} }",
+	  "breaker: { trip: { slow: { over: 2s } } }", FBIT(F_B_SLOW_RATE) | FBIT(F_B_CONSEC) },
+	{ "breaker.trip.slow.rate", "connect", "breaker: { trip: { slow: { over: 2s } } }",
+	  "breaker: { trip: { slow: { over: 2s, rate: 40% } } }", 0 },
+	{ "concurrency.scope", "connect", "concurrency: { max: 5 }",
+	  "concurrency: { max: 5, scope: rule }", 0 },
+	{ "concurrency.max", "connect", "concurrency: { max: 5 }", "concurrency: { max: 6 }", 0 },
+	{ "concurrency.max_wait", "connect", "concurrency: { max: 5 }",
+	  "concurrency: { max: 5, max_wait: 3s }", 0 },
+	{ "throttle.scope", "connect", "throttle: {}", "throttle: { scope: rule }", 0 },
+	{ "throttle.k", "connect", "throttle: {}", "throttle: { k: 1.5 }", 0 },
+	{ "throttle.window", "connect", "throttle: {}", "throttle: { window: 2m }", 0 },
+	{ "throttle.max_reject", "connect", "throttle: {}", "throttle: { max_reject: 95% }", 0 },
 	{ "rate_limit.scope", "connect", "rate_limit: { rate: 10/s }",
 	  "rate_limit: { rate: 10/s, scope: rule }", 0 },
 	{ "rate_limit.rate", "connect", "rate_limit: { rate: 10/s }", "rate_limit: { rate: 20/s }",
@@ -420,7 +435,8 @@ static void test_left_out_keys_get_the_builtin_values(void **s)
 {
 	(void)s;
 	struct bw_config *cfg = load(R "    retry: { budget: {} }\n    breaker: {}\n"
-				     "    rate_limit: { rate: 10/s }\n");
+				     "    rate_limit: { rate: 10/s }\n    concurrency: { max: 5 }\n"
+				     "    throttle: {}\n");
 	const struct bw_config *b = &bw_builtin_config;
 	assert_int_equal(cfg->version, b->version);
 	assert_int_equal(cfg->mode, b->mode);
@@ -438,7 +454,15 @@ static void test_left_out_keys_get_the_builtin_values(void **s)
 	assert_memory_equal(&r->retry, &d->retry, sizeof r->retry);
 	struct bw_breaker br = d->breaker;
 	br.enabled = 1;
+	br.slow_rate = 0;   /* no trip.slow: no slow trip, and no rate for one */
 	assert_memory_equal(&r->breaker, &br, sizeof br);
+	struct bw_concurrency cc = d->concurrency;
+	cc.enabled = 1;
+	cc.max = 5;
+	assert_memory_equal(&r->concurrency, &cc, sizeof cc);
+	struct bw_throttle th = d->throttle;
+	th.enabled = 1;
+	assert_memory_equal(&r->throttle, &th, sizeof th);
 	struct bw_rate_limit rl = d->rate_limit;
 	rl.enabled = 1;
 	rl.rate = 10;
@@ -455,6 +479,14 @@ static void test_left_out_keys_get_the_builtin_values(void **s)
 	assert_int_equal(r->retry.max, 8 * BW_SEC);
 	assert_int_equal(r->breaker.open_for_max, 10 * BW_MIN);
 	assert_int_equal(r->breaker.consecutive, 0);
+	bw_config_free(cfg);
+
+	/* a slow trip alone: no consecutive trip; its rate is every call */
+	cfg = load(R "    breaker: { trip: { slow: { over: 1s } } }\n");
+	r = &cfg->rules[0];
+	assert_int_equal(r->breaker.consecutive, 0);
+	assert_int_equal(r->breaker.slow_over, 1 * BW_SEC);
+	assert_true(r->breaker.slow_rate == d->breaker.slow_rate);
 	bw_config_free(cfg);
 }
 
@@ -522,6 +554,18 @@ static void test_man_page_states_the_builtin_values(void **s)
 	man_says(man, "defaults to %d only when neither it nor", br->consecutive);
 	man_says(man, "longer than this; default %s.", dur(bw_builtin_rule.rate_limit.max_wait, a));
 	man_says(man, "used first out; default %d.", bw_builtin_rule.max_keys);
+	const struct bw_concurrency *cc = &bw_builtin_rule.concurrency;
+	const struct bw_throttle *th = &bw_builtin_rule.throttle;
+	man_says(man, "concurrency:\n  scope: %s ", bw_scope_names[cc->scope]);
+	man_says(man, "\n  max_wait: %s ", dur(cc->max_wait, a));
+	bw_format_number(th->k, b, sizeof b);
+	bw_format_ratio(th->max_reject, c, sizeof c);
+	man_says(man, "throttle:\n  scope: %s ", bw_scope_names[th->scope]);
+	man_says(man, "\n  k: %s ", b);
+	man_says(man, "\n  window: %s ", dur(th->window, a));
+	man_says(man, "\n  max_reject: %s ", c);
+	bw_format_ratio(br->slow_rate, c, sizeof c);
+	man_says(man, "\n      rate: %s ", c);
 	/* the enumerations' defaults: ".B NAME\n(default)" */
 	man_says(man, ".B %s\n(default)", bw_mode_names[top->mode]);
 	man_says(man, ".B %s\n(default)", bw_onerr_names[top->on_config_error]);

@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
@@ -387,6 +388,100 @@ static int single_statement(const char *sql)
 			return 0;
 	return 1;
 }
+
+/* Words before '(' that are SQL's own syntax or functions that cannot write: anything else
+ * followed by '(' is a function call, and a function (nextval, one of the program's) may
+ * do anything. */
+static const char *const pure_calls[] = {
+	"select", "from", "join", "in", "exists", "any", "all", "some", "as", "on", "using",
+	"over", "filter", "within", "where", "and", "or", "not", "when", "then", "else", "by",
+	"values", "array", "row", "lateral", "is", "between", "like", "ilike", "case", "union",
+	"intersect", "except", "with", "distinct", "having", "limit", "offset", "cast",
+	"count", "sum", "min", "max", "avg", "coalesce", "nullif", "greatest", "least", "abs",
+	"lower", "upper", "length", "round", "floor", "ceil", "extract", "now", NULL
+};
+
+/* Words that write, lock or run something else, wherever they stand in a statement. */
+static const char *const writing_words[] = {
+	"insert", "update", "delete", "merge", "into", "for", "lock", "truncate", "copy",
+	"call", "do", "execute", "notify", "listen", "nextval", "setval", NULL
+};
+
+static int word_listed(const char *w, size_t n, const char *const *list)
+{
+	for (; *list; list++)
+		if (word_is(w, n, *list))
+			return 1;
+	return 0;
+}
+
+/* Whether sql only reads, so that running it twice changes nothing: one statement that
+ * starts with SELECT, VALUES, TABLE, SHOW or WITH, names no word of writing_words and
+ * calls no function outside pure_calls. Strings and quoted names are passed over; text
+ * the check does not follow (a backslash, a dollar quote, a qualified or quoted function
+ * name) makes it say no. A view or an operator that writes is beyond what the text
+ * shows. */
+static int read_only(const char *sql)
+{
+	if (!sql || !single_statement(sql) || strchr(sql, '\\'))
+		return 0;
+	const char *p = skip_space(sql);
+	int first = 1, after_dot = 0;
+	while (*p) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '$' && !(p[1] >= '0' && p[1] <= '9'))
+			return 0;
+		if ((ch == '-' && p[1] == '-') || (ch == '/' && p[1] == '*')) {
+			p = skip_space(p);
+			continue;
+		}
+		if (ch == '\'' || ch == '"') {
+			const char *q = p + 1;
+			while (*q && !(*q == (char)ch && q[1] != (char)ch))
+				q += *q == (char)ch ? 2 : 1;
+			if (!*q)
+				return 0;
+			p = skip_space(q + 1);
+			if (ch == '"' && *p == '(')
+				return 0;
+			after_dot = 0;
+			first = 0;
+			continue;
+		}
+		if (ch == '$') {                  /* a parameter, $1 */
+			for (p++; *p >= '0' && *p <= '9'; p++)
+				;
+			continue;
+		}
+		if (!word_char(ch)) {
+			after_dot = ch == '.' || (after_dot && (ch == ' ' || ch == '\t' ||
+							       ch == '\n' || ch == '\r'));
+			p++;
+			continue;
+		}
+		const char *w = p;
+		while (word_char((unsigned char)*p))
+			p++;
+		size_t n = (size_t)(p - w);
+		if (first && !word_is(w, n, "select") && !word_is(w, n, "values") &&
+		    !word_is(w, n, "table") && !word_is(w, n, "show") && !word_is(w, n, "with"))
+			return 0;
+		first = 0;
+		if (word_listed(w, n, writing_words))
+			return 0;
+		p = skip_space(p);
+		if (*p == '(' && (after_dot || !word_listed(w, n, pure_calls)) &&
+		    !(*w >= '0' && *w <= '9'))
+			return 0;
+		after_dot = 0;
+	}
+	return !first;
+}
+
+/* a statement in flight on a connection (below), ended by PQfinish and PQreset */
+struct flight;
+static struct flight *flight_of(const PGconn *conn);
+static void flight_drop(struct flight *f);
 
 /* ---- connections started and finished by the program (PQconnectStart, PQresetStart):
  * the outcome is recorded when PQconnectPoll or PQresetPoll reaches it ---- */
@@ -819,6 +914,8 @@ BW_HOOK void PQreset(PGconn *conn)
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	if (conn)
+		flight_drop(flight_of(conn));
 	if (!r) {
 		bw_pq.reset(conn);
 	} else {
@@ -845,6 +942,8 @@ BW_HOOK int PQresetStart(PGconn *conn)
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
 	int rc = 0;
+	if (conn)
+		flight_drop(flight_of(conn));
 	if (!r) {
 		rc = bw_pq.reset_start(conn);
 	} else {
@@ -882,6 +981,7 @@ BW_HOOK void PQfinish(PGconn *conn)
 	if (conn) {
 		struct pending p;
 		forget_session(conn);
+		flight_drop(flight_of(conn));
 		if (pending_take(conn, &p) == 0) {
 			struct bw_call c;
 			init_call(&c, p.rule, p.call, &p.w);
@@ -1039,6 +1139,13 @@ static int stmt_outcome(struct pq_stmt *s)
 		s->stop.now = 0;
 		return err;
 	}
+	if (lost && s->idle && (s->kind == S_EXEC || s->kind == S_EXEC_PARAMS) &&
+	    read_only(s->sql)) {
+		/* it may have run, but running it again changes nothing */
+		s->stop.now = 0;
+		s->reconnect = 1;
+		return err;
+	}
 	s->stop = (struct bw_stop){ 1, NULL, NULL };
 	if (lost && s->idle)
 		s->stop = (struct bw_stop){ 1, "unknown_outcome",
@@ -1053,15 +1160,17 @@ static int stmt_attempt(void *arg, int n, int64_t deadline)
 	(void)deadline;
 	s->stop = (struct bw_stop){ 0, NULL, NULL };
 	if (s->reconnect) {
-		if (n == 1) {
-			/* the statement was not sent: its server had closed the session */
-			if (is_stateful(s->conn))
-				s->stop = (struct bw_stop){ 1, "session_state",
-					"the server closed a session that holds state (SET, PREPARE, "
-					"LISTEN, DECLARE, a temporary table or an advisory lock) which a "
-					"new connection would lose: not reconnected" };
+		/* n 1: the statement was not sent, its server had closed the session; later:
+		 * it was lost in flight, and only reads */
+		if (is_stateful(s->conn)) {
+			s->stop = (struct bw_stop){ 1, "session_state",
+				"the server closed a session that holds state (SET, PREPARE, "
+				"LISTEN, DECLARE, a temporary table or an advisory lock) which a "
+				"new connection would lose: not reconnected" };
 			return sqlstate("08006");
 		}
+		if (n == 1)
+			return sqlstate("08006");
 		int err = reconnect(s);
 		if (err)
 			return err;
@@ -1082,17 +1191,509 @@ static void note_session_state(const struct pq_stmt *s)
 		mark_stateful(s->conn);
 }
 
+/* ---- statements sent with PQsend* and read with PQgetResult ----
+ *
+ * psql and pgbench send a statement (PQsendQuery*) and read its results later with
+ * PQgetResult, some waiting on the socket themselves in between (PQconsumeInput,
+ * PQisBusy). A failure of the statement shows in PQgetResult, or as the connection that
+ * PQconsumeInput finds lost. A statement the program sends on an idle session under a
+ * rule is recorded here, with a copy of its arguments, until its results end (its
+ * flight), so that it can be sent again where stmt_outcome's rules allow it: the
+ * connection was lost or closed by the server and the statement only reads, or it met a
+ * serialization failure or deadlock alone in autocommit. Nothing is sent again once a
+ * result of it has reached the program. A statement sent again is read to its end here
+ * and its results handed out from the queue: the program never has to wait on the new
+ * connection's socket for them, so a program that watches the old one still gets them.
+ * In pipeline mode (several statements in flight) failures are only counted. */
+
+#define PQ_FLIGHTS 64
+#define PQ_FLIGHT_MAX (64 * 1024)    /* arguments beyond this are not copied: no retry */
+#define PQ_QUEUE 16
+
+/* PGRES_* values a drain must not wait past: a COPY wants the program's data */
+#define BW_PQ_COPY_OUT 3
+#define BW_PQ_COPY_IN 4
+#define BW_PQ_COPY_BOTH 8
+
+struct flight {
+	PGconn *conn;                /* claimed by a compare-and-swap; NULL: free */
+	/* the rest belongs to the thread that uses conn (libpq: one at a time) */
+	enum stmt_kind kind;
+	int idle;                    /* the session was idle when it was sent */
+	int retry;                   /* may be sent again, its rules permitting */
+	int judged;                  /* its failure was met (retried or not): the rest of
+				      * its results are libpq's to give */
+	int delivered;               /* results handed to the program */
+	int read_only, single;
+	const char *sql, *name;
+	int n;
+	const Oid *types;
+	const char *const *values;
+	const int *lengths, *formats;
+	int result_format;
+	PGresult *queue[PQ_QUEUE];   /* results of a statement sent again, to hand out */
+	int q_head, q_len;
+	int q_done;                  /* the queue holds them to their end: then NULL */
+	char *buf;                   /* the copies; kept for the slot's next statement */
+	size_t cap;
+};
+
+static struct flight flights[PQ_FLIGHTS];
+static int n_flights;
+
+static struct flight *flight_of(const PGconn *conn)
+{
+	if (!__atomic_load_n(&n_flights, __ATOMIC_RELAXED))
+		return NULL;
+	for (int i = 0; i < PQ_FLIGHTS; i++)
+		if (__atomic_load_n(&flights[i].conn, __ATOMIC_ACQUIRE) == conn)
+			return &flights[i];
+	return NULL;
+}
+
+static struct flight *flight_claim(PGconn *conn)
+{
+	struct flight *f = flight_of(conn);
+	if (f)
+		return f;
+	for (int i = 0; i < PQ_FLIGHTS; i++) {
+		PGconn *expect = NULL;
+		if (__atomic_compare_exchange_n(&flights[i].conn, &expect, conn, 0,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			__atomic_add_fetch(&n_flights, 1, __ATOMIC_RELAXED);
+			return &flights[i];
+		}
+	}
+	return NULL;
+}
+
+static void flight_clear_queue(struct flight *f)
+{
+	for (; f->q_len; f->q_len--, f->q_head = (f->q_head + 1) % PQ_QUEUE)
+		bw_pq.clear(f->queue[f->q_head]);
+	f->q_head = 0;
+	f->q_done = 0;
+}
+
+static void flight_drop(struct flight *f)
+{
+	if (!f)
+		return;
+	flight_clear_queue(f);
+	__atomic_store_n(&f->conn, NULL, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&n_flights, 1, __ATOMIC_RELAXED);
+}
+
+static size_t param_size(const struct pq_stmt *s, int i)
+{
+	if (!s->values[i])
+		return 0;
+	if (s->formats && s->formats[i])
+		return s->lengths && s->lengths[i] > 0 ? (size_t)s->lengths[i] : 0;
+	return strlen(s->values[i]) + 1;
+}
+
+/* A copy of s's arguments into f's buffer; -1 when they are too large (or no memory). */
+static int flight_copy(struct flight *f, const struct pq_stmt *s)
+{
+	size_t n = s->n > 0 ? (size_t)s->n : 0;
+	size_t sql = s->sql ? strlen(s->sql) + 1 : 0, name = s->name ? strlen(s->name) + 1 : 0;
+	size_t need = n * sizeof(char *) + sql + name;
+	if (s->values) {
+		for (size_t i = 0; i < n && need <= PQ_FLIGHT_MAX; i++)
+			need += param_size(s, (int)i);
+	}
+	need += (s->types ? n * sizeof(Oid) : 0) + (s->lengths ? n * sizeof(int) : 0) +
+		(s->formats ? n * sizeof(int) : 0);
+	if (need > PQ_FLIGHT_MAX)
+		return -1;
+	if (f->cap < need || !f->buf) {
+		char *b = realloc(f->buf, need ? need : 1);
+		if (!b)
+			return -1;
+		f->buf = b;
+		f->cap = need ? need : 1;
+	}
+	/* pointers first, then the ints, then the bytes: each part aligned as it needs */
+	char *p = f->buf;
+	const char **values = s->values ? (const char **)(void *)p : NULL;
+	p += s->values ? n * sizeof(char *) : 0;
+	Oid *types = s->types ? (Oid *)(void *)p : NULL;
+	p += s->types ? n * sizeof(Oid) : 0;
+	int *lengths = s->lengths ? (int *)(void *)p : NULL;
+	p += s->lengths ? n * sizeof(int) : 0;
+	int *formats = s->formats ? (int *)(void *)p : NULL;
+	p += s->formats ? n * sizeof(int) : 0;
+	if (types)
+		memcpy(types, s->types, n * sizeof(Oid));
+	if (lengths)
+		memcpy(lengths, s->lengths, n * sizeof(int));
+	if (formats)
+		memcpy(formats, s->formats, n * sizeof(int));
+	for (size_t i = 0; values && i < n; i++) {
+		size_t k = param_size(s, (int)i);
+		values[i] = s->values[i] ? p : NULL;
+		if (k)
+			memcpy(p, s->values[i], k);
+		p += k;
+	}
+	f->sql = s->sql ? memcpy(p, s->sql, sql) : NULL;
+	p += sql;
+	f->name = s->name ? memcpy(p, s->name, name) : NULL;
+	f->n = s->n;
+	f->types = types;
+	f->values = values;
+	f->lengths = lengths;
+	f->formats = formats;
+	f->result_format = s->result_format;
+	return 0;
+}
+
+/* The program sent s (it returned 1) under a rule: its flight begins. */
+static void flight_begin(struct pq_stmt *s)
+{
+	struct flight *f = flight_claim(s->conn);
+	if (!f)
+		return;
+	flight_clear_queue(f);
+	f->kind = s->kind;
+	f->idle = s->idle;
+	f->delivered = 0;
+	f->judged = 0;
+	f->single = s->kind != S_SEND || single_statement(s->sql);
+	f->read_only = (s->kind == S_SEND || s->kind == S_SEND_PARAMS) && read_only(s->sql);
+	/* in a transaction or a pipeline, a failure is the program's: counted only */
+	f->retry = s->idle && s->kind != S_SEND_PREPARE && flight_copy(f, s) == 0;
+}
+
+static int result_failed(const PGresult *res)
+{
+	int st = bw_pq.result_status(res);
+	return st == BW_PQ_FATAL_ERROR || st == BW_PQ_BAD_RESPONSE;
+}
+
+static int result_copies(const PGresult *res)
+{
+	int st = bw_pq.result_status(res);
+	return st == BW_PQ_COPY_OUT || st == BW_PQ_COPY_IN || st == BW_PQ_COPY_BOTH;
+}
+
+/* The results left of a statement whose first result we hold: read and dropped, as
+ * libpq's PQexec does. 0 when they ended (libpq is idle). */
+static int drain(PGconn *conn)
+{
+	for (int i = 0; i < 1000; i++) {
+		PGresult *r = bw_pq.get_result(conn);
+		if (!r)
+			return 0;
+		int copies = result_copies(r);
+		bw_pq.clear(r);
+		if (copies)
+			return -1;
+	}
+	return -1;
+}
+
+/* The flight's statement, sent again on its connection. */
+static int flight_send(const struct flight *f)
+{
+	switch (f->kind) {
+	case S_SEND:
+		return bw_pq.send_query(f->conn, f->sql);
+	case S_SEND_PARAMS:
+		return bw_pq.send_query_params(f->conn, f->sql, f->n, f->types, f->values,
+					       f->lengths, f->formats, f->result_format);
+	case S_SEND_PREPARED:
+		return bw_pq.send_query_prepared(f->conn, f->name, f->n, f->values, f->lengths,
+						 f->formats, f->result_format);
+	default:
+		return 0;
+	}
+}
+
+/* Whether err ends the session: the connection is gone, or the server said so before it
+ * closed it (a shutdown, a crash of another backend, pg_terminate_backend). */
+static int ends_session(const PGconn *conn, int err)
+{
+	return bw_pq.status(conn) == BW_PQ_CONNECTION_BAD ||
+	       sqlstate_class(err) == sqlstate_class(sqlstate("08000")) ||
+	       err == sqlstate("57P01") || err == sqlstate("57P02") || err == sqlstate("57P03");
+}
+
+struct pq_fetch {
+	struct pq_stmt s;            /* conn, e, stop, reconnect_call, unix_dest */
+	struct flight *f;
+	PGresult *res;               /* the first result of the last attempt, or NULL */
+	int err;                     /* the failure of the last attempt */
+	int sent;                    /* the statement was sent again */
+};
+
+/* What the flight's first result says: 0, or the SQLSTATE of an error that speaks of
+ * the server, with stop saying whether the statement may be sent again. */
+static int fetch_outcome(struct pq_fetch *q)
+{
+	struct bw_stop *stop = &q->s.stop;
+	PGconn *conn = q->s.conn;
+	int err = 0;
+	if (q->res) {
+		if (!result_failed(q->res))
+			return 0;
+		const char *code = bw_pq.result_error_field(q->res, BW_PQ_DIAG_SQLSTATE);
+		err = code ? sqlstate(code) : 0;
+	}
+	int lost = bw_pq.status(conn) == BW_PQ_CONNECTION_BAD;
+	if (!err && lost)
+		err = sqlstate("08006");
+	if (!err || !speaks_of_server(err))
+		return 0;
+	int ends = ends_session(conn, err);
+	int conflict = err == sqlstate("40001") || err == sqlstate("40P01");
+	if (q->f->retry && !q->f->delivered) {
+		if (conflict && q->f->single && !lost)
+			return err;
+		if (ends && q->f->read_only) {
+			q->s.reconnect = 1;
+			return err;
+		}
+	}
+	*stop = (struct bw_stop){ 1, NULL, NULL };
+	if (ends && q->f->idle && !q->f->delivered)
+		*stop = (struct bw_stop){ 1, "unknown_outcome",
+			"the connection was lost after the statement was sent and it may write: "
+			"it may have run, so it is not sent again" };
+	return err;
+}
+
+static int fetch_step(struct pq_fetch *q, int n);
+
+static int fetch_attempt(void *arg, int n, int64_t deadline)
+{
+	struct pq_fetch *q = arg;
+	(void)deadline;
+	q->s.stop = (struct bw_stop){ 0, NULL, NULL };
+	if (n > 1 || q->res)
+		q->err = fetch_step(q, n);
+	return q->err;
+}
+
+/* Attempt n of the flight's statement: n 1 is the program's own (its result in q->res),
+ * the later ones send it again. */
+static int fetch_step(struct pq_fetch *q, int n)
+{
+	PGconn *conn = q->s.conn;
+	if (n == 1)
+		return fetch_outcome(q);
+	int err = q->err;
+	if (drain(conn) < 0) {
+		q->s.stop = (struct bw_stop){ 1, NULL, NULL };
+		return err;
+	}
+	if (q->s.reconnect || bw_pq.status(conn) == BW_PQ_CONNECTION_BAD || server_gone(conn)) {
+		if (is_stateful(conn)) {
+			q->s.stop = (struct bw_stop){ 1, "session_state",
+				"the session held state (SET, PREPARE, LISTEN, DECLARE, a temporary "
+				"table or an advisory lock) which a new connection would lose: the "
+				"statement is not sent again" };
+			return err;
+		}
+		err = reconnect(&q->s);
+		if (err)
+			return err;
+		q->s.reconnect = 0;
+	} else if (!session_idle(conn)) {
+		q->s.stop = (struct bw_stop){ 1, NULL, NULL };
+		return err;
+	}
+	if (!flight_send(q->f)) {
+		err = conn_failure(conn, q->s.unix_dest);
+		return err ? err : sqlstate("08006");
+	}
+	q->sent = 1;
+	PGresult *r = bw_pq.get_result(conn);
+	if (q->res)
+		bw_pq.clear(q->res);
+	q->res = r;
+	return fetch_outcome(q);
+}
+
+/* After a statement was sent again: its first result and the rest, to be handed out from
+ * the queue. */
+static void flight_fill(struct flight *f, PGresult *first)
+{
+	flight_clear_queue(f);
+	if (!first) {
+		f->q_done = 1;
+		return;
+	}
+	f->queue[0] = first;
+	f->q_len = 1;
+	if (result_copies(first))
+		return;
+	while (f->q_len < PQ_QUEUE) {
+		PGresult *r = bw_pq.get_result(f->conn);
+		if (!r) {
+			f->q_done = 1;
+			return;
+		}
+		f->queue[f->q_len++] = r;
+		if (result_copies(r))
+			return;
+	}
+}
+
+static PGresult *flight_pop(struct flight *f)
+{
+	PGresult *r = f->queue[f->q_head];
+	f->q_head = (f->q_head + 1) % PQ_QUEUE;
+	f->q_len--;
+	f->delivered++;
+	return r;
+}
+
+/* A failure met by the flight's statement, in the program's PQgetResult (res, its first
+ * result) or PQconsumeInput (res NULL: the connection was lost): the statement is sent
+ * again where that is safe. Returns 1 when it was and its results wait in the queue; 0
+ * when the program is to get res, or its own call's failure, as they are. */
+static int flight_failed(const void *caller, struct flight *f, PGresult *res, int err)
+{
+	struct bw_engine *e = bw_engine_for(BW_OP_PG);
+	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	struct pq_where w;
+	const struct bw_rule *r = acting ? conn_rule(e, f->conn, &w) : NULL;
+	int sent = 0;
+	f->judged = 1;
+	if (r) {
+		struct pq_fetch q = { .f = f, .res = res, .err = err };
+		struct bw_call c;
+		init_call(&c, r, stmt_call_names[f->kind], &w);
+		c.attempt = fetch_attempt;
+		c.arg = &q;
+		c.stop = &q.s.stop;
+		c.unguarded = 1;
+		q.s.kind = f->kind;
+		q.s.conn = f->conn;
+		q.s.e = e;
+		q.s.unix_dest = w.unix_dest;
+		q.s.reconnect_call = c;
+		q.s.reconnect_call.call = "PQreset";
+		q.s.reconnect_call.unguarded = 0;
+		bw_engine_run(e, &c, bw_thread_rng());
+		f->retry = 0;
+		if (q.sent) {
+			/* sent again: whatever its attempts ended with is the program's now */
+			flight_fill(f, q.res);
+			sent = 1;
+		}
+	}
+	bw_foreign_leave(&depth, acting);
+	return sent;
+}
+
+/* A failure outside any flight (pipeline mode, a full table): counted and logged. */
+static void observe_failure(const void *caller, PGconn *conn, int err, const char *call)
+{
+	struct bw_engine *e = bw_engine_for(BW_OP_PG);
+	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	struct pq_where w;
+	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	if (r && err && speaks_of_server(err)) {
+		struct bw_call c;
+		init_call(&c, r, call, &w);
+		bw_engine_failed(e, &c, err, 1, 0);
+	}
+	bw_foreign_leave(&depth, acting);
+}
+
+static int result_err(const PGconn *conn, const PGresult *res)
+{
+	const char *code = bw_pq.result_error_field(res, BW_PQ_DIAG_SQLSTATE);
+	int err = code ? sqlstate(code) : 0;
+	return !err && bw_pq.status(conn) == BW_PQ_CONNECTION_BAD ? sqlstate("08006") : err;
+}
+
+BW_HOOK PGresult *PQgetResult(PGconn *conn)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct flight *f = conn ? flight_of(conn) : NULL;
+	if (f && f->q_len)
+		return flight_pop(f);
+	if (f && f->q_done) {
+		flight_drop(f);
+		return NULL;
+	}
+	PGresult *res = bw_pq.get_result(conn);
+	if (!f) {
+		if (res && result_failed(res))
+			observe_failure(caller, conn, result_err(conn, res), "PQgetResult");
+		return res;
+	}
+	if (!res) {
+		flight_drop(f);
+		return NULL;
+	}
+	if (!result_failed(res) || f->judged) {
+		f->delivered++;
+		return res;
+	}
+	if (flight_failed(caller, f, res, 0))
+		return flight_pop(f);
+	f->delivered++;
+	return res;
+}
+
+BW_HOOK int PQconsumeInput(PGconn *conn)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return 0;
+	int rc = bw_pq.consume_input(conn);
+	if (rc || !conn)
+		return rc;
+	struct flight *f = flight_of(conn);
+	int err = conn_failure(conn, 0);
+	if (!err)
+		err = sqlstate("08006");
+	if (f && f->retry && !f->delivered && f->read_only && !f->judged)
+		return flight_failed(caller, f, NULL, err);
+	if (!f || !f->judged)
+		observe_failure(caller, conn, err, "PQconsumeInput");
+	if (f)
+		f->judged = 1;
+	return 0;
+}
+
+BW_HOOK int PQsetSingleRowMode(PGconn *conn)
+{
+	if (resolve(__builtin_return_address(0)) < 0)
+		return 0;
+	int rc = bw_pq.set_single_row_mode(conn);
+	struct flight *f = rc && conn ? flight_of(conn) : NULL;
+	/* sent again, the statement would come back whole, not row by row */
+	if (f)
+		f->retry = 0;
+	return rc;
+}
+
 static void stmt_call(const void *caller, struct pq_stmt *s)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_PG);
 	/* libpq's own statements count too: PQsetClientEncoding runs a SET */
 	if (e)
 		note_session_state(s);
+	/* a statement run whole (PQexec*) ends the results of one in flight, as libpq does;
+	 * results of one sent again that the program did not read end with a new send */
+	struct flight *f = e && s->conn ? flight_of(s->conn) : NULL;
+	if (f && (!sends(s) || f->q_len || f->q_done))
+		flight_drop(f);
 	int acting = e && s->conn ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, s->conn, &w) : NULL;
 	if (!r) {
 		stmt_run(s);
+		if (sends(s) && s->rc && e && s->conn)
+			flight_drop(flight_of(s->conn));
 	} else {
 		struct bw_call c;
 		init_call(&c, r, stmt_call_names[s->kind], &w);
@@ -1113,6 +1714,8 @@ static void stmt_call(const void *caller, struct pq_stmt *s)
 		 * libpq's own answer for the connection as it is */
 		if (!s->ran)
 			stmt_run(s);
+		if (sends(s) && s->rc)
+			flight_begin(s);
 	}
 	bw_foreign_leave(&depth, acting);
 }

@@ -1611,12 +1611,22 @@ static int result_err(const PGconn *conn, const PGresult *res)
 	return !err && bw_pq.status(conn) == BW_PQ_CONNECTION_BAD ? sqlstate("08006") : err;
 }
 
+/* The program's own call, not libpq's (PQconnectPoll reads its setup with PQgetResult,
+ * PQexec its results) nor one made while the policy acts on another on this thread (the
+ * reconnect of a statement sent again). */
+static int programs_call(const void *caller)
+{
+	return !depth.acting && !bw_foreign_internal(&bw_pq_lib, caller);
+}
+
 BW_HOOK PGresult *PQgetResult(PGconn *conn)
 {
 	const void *caller = __builtin_return_address(0);
 	if (resolve(caller) < 0)
 		return NULL;
 	struct flight *f = conn ? flight_of(conn) : NULL;
+	if (f && !programs_call(caller))
+		return bw_pq.get_result(conn);
 	if (f && f->q_len)
 		return flight_pop(f);
 	if (f && f->q_done) {
@@ -1649,7 +1659,7 @@ BW_HOOK int PQconsumeInput(PGconn *conn)
 	if (resolve(caller) < 0)
 		return 0;
 	int rc = bw_pq.consume_input(conn);
-	if (rc || !conn)
+	if (rc || !conn || !programs_call(caller))
 		return rc;
 	struct flight *f = flight_of(conn);
 	int err = conn_failure(conn, 0);

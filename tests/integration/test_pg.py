@@ -474,6 +474,168 @@ class PgServerTest(ShimTest):
                                   reason="unknown_outcome"), describe(evs))
         self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
 
+    # -- statements in flight (PQsendQuery, then PQgetResult) --------------------------
+
+    def hold_lock(self):
+        """A session that holds counter in ACCESS EXCLUSIVE mode until it commits (send
+        "COMMIT;") or the server ends it: every statement on counter waits meanwhile."""
+        holder = self.spawn(psql_argv(self.cluster), base_env(**dict(PG_ENV,
+                                                                      PGAPPNAME="bw-holder")))
+        holder.send("BEGIN; LOCK TABLE counter IN ACCESS EXCLUSIVE MODE; SELECT 'held';\n")
+        for _ in range(5):
+            if holder.readline(timeout=30) == "held":
+                return holder
+        self.fail("the lock was not taken\n" + holder.transcript())
+
+    def wait_waiting(self, app, timeout=20):
+        """Until a statement of the session named app waits for a lock (it was sent and
+        runs); bounded."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r = self.cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                 "= '%s' AND wait_event_type = 'Lock'" % app)
+            if r.stdout.strip() == "1":
+                return True
+            time.sleep(0.05)
+        return False
+
+    def in_flight(self, app, statement, before=(), after=(), restart=False, retried=False):
+        """psql runs before, then statement, which waits for a lock held by another
+        session; meanwhile its session is terminated (or the server restarted, fast,
+        which ends both sessions), then the lock is let go and after follows. When the
+        statement is expected to be sent again, the lock is let go once it waits again.
+        Returns the steps for run_script."""
+        holder = []
+
+        def lock():
+            holder.append(self.hold_lock())
+
+        def end_session():
+            self.assertTrue(self.wait_waiting(app), "the statement never waited for the lock")
+            if restart:
+                self.cluster.restart("fast")
+                return
+            self.terminate(app)
+            if retried:
+                self.wait_waiting(app)
+            holder[0].send("COMMIT;\n")
+
+        return list(before) + [lock, statement, end_session] + list(after)
+
+    def test_read_only_in_flight_across_restart(self):
+        """A fast restart while a read-only statement runs: bare, psql gets the
+        termination and stops; under a pg rule the SELECT is sent again once the server
+        is back, its answer printed as if nothing happened, and the script goes on with
+        every autocommit statement run exactly once."""
+        steps = self.in_flight("bw-flight", "SELECT count(*) AS seen FROM counter;",
+                               before=["INSERT INTO counter VALUES (1, 'a');",
+                                       lambda: self.wait_counted([1])],
+                               after=["INSERT INTO counter VALUES (2, 'b');",
+                                      "INSERT INTO counter VALUES (3, 'c');"], restart=True)
+        rc, out = self.run_script(steps, shim=False, app="bw-flight")
+        self.assertEqual(rc, 2, out)
+        self.assertIn("terminating connection due to administrator command", out)
+        self.assertEqual(self.counted(), [1])
+
+        self.assertEqual(self.cluster.sql("TRUNCATE counter").rc, 0)
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-flight")
+        evs = read_events(log)
+        self.assertEqual(rc, 0, out + describe(evs))
+        self.assertEqual(self.counted(), [1, 2, 3])
+        self.assertRegex(out, r"FROM counter;\n1\n", "the SELECT's answer")
+        self.assertNotIn("terminating", out)
+        rec = events_of(evs, "recovered", op="pg", call="PQsendQuery")
+        self.assertEqual(len(rec), 1, describe(evs))
+        first = events_of(evs, "fail", op="pg", call="PQsendQuery")[0]
+        self.assertIn(first["err"], ("SQLSTATE_57P01", "SQLSTATE_08006"), describe(evs))
+        for e in evs:
+            self.assertNotIn("counter", str(e), "SQL text in an event")
+
+    def test_read_only_in_flight_in_transaction_is_not_retried(self):
+        """The same SELECT inside BEGIN..COMMIT, its session terminated while it runs:
+        the transaction is gone whatever the SELECT did, so nothing is sent again; psql
+        sees the error, and the failure is counted."""
+        steps = self.in_flight("bw-txn-ro", "SELECT count(*) FROM counter;", before=["BEGIN;"],
+                               after=["COMMIT;"])
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-txn-ro")
+        evs = read_events(log)
+        self.assertEqual(rc, 2, out + describe(evs))
+        self.assertIn("terminating connection due to administrator command", out)
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertTrue(events_of(evs, "fail", op="pg", call="PQsendQuery",
+                                  err="SQLSTATE_57P01"), describe(evs))
+
+    def test_write_in_flight_is_not_retried(self):
+        """An autocommit INSERT whose session is terminated while it runs (it waits for
+        a lock): it may have run, so it is not sent again; psql sees the error, and the
+        gave_up event says why."""
+        steps = self.in_flight("bw-write", "INSERT INTO counter VALUES (5, 'e');")
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-write")
+        evs = read_events(log)
+        self.assertEqual(rc, 2, out + describe(evs))
+        self.assertIn("terminating connection due to administrator command", out)
+        self.assertEqual(self.counted(), [])
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertTrue(events_of(evs, "gave_up", op="pg", call="PQsendQuery",
+                                  reason="unknown_outcome"), describe(evs))
+
+    def conflict_psql(self, shim, script, pol=None):
+        """A serialization failure (40001) met by an UPDATE that psql sends (PQsendQuery,
+        read with PQgetResult) under SERIALIZABLE: another session updates the row first
+        and commits while the UPDATE waits for its lock. script: psql's input, the
+        UPDATE on a line of its own. Returns (exit status, psql's output)."""
+        self.assertEqual(self.cluster.sql("DROP TABLE IF EXISTS acct; CREATE TABLE acct(k int "
+                                          "PRIMARY KEY, v int); INSERT INTO acct VALUES (1, 0)")
+                         .rc, 0)
+        holder = self.spawn(psql_argv(self.cluster), base_env(**PG_ENV))
+        holder.send("BEGIN; UPDATE acct SET v = v + 1 WHERE k = 1; SELECT 'held';\n")
+        for _ in range(5):
+            if holder.readline(timeout=30) == "held":
+                break
+        else:
+            self.fail("the row was not taken\n" + holder.transcript())
+        env = dict(PG_ENV, PGAPPNAME="bw-ser",
+                   PGOPTIONS="-c default_transaction_isolation=serializable")
+        env = shim_env(pol, **env) if shim else base_env(**env)
+        prog = self.spawn(psql_argv(self.cluster, "-e"), env)
+        prog.send(script)
+        self.assertTrue(self.wait_waiting("bw-ser"), "the UPDATE never waited for its lock\n"
+                        + prog.transcript())
+        holder.send("COMMIT;\n")
+        self.assertEqual(holder.finish(timeout=30), 0, holder.transcript())
+        rc = prog.finish(timeout=30)
+        return rc, prog.transcript()
+
+    def test_serialization_failure_psql_autocommit_is_retried(self):
+        script = "UPDATE acct SET v = v + 1 WHERE k = 1;\n"
+        rc, out = self.conflict_psql(False, script)
+        self.assertIn("could not serialize access", out)
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "1")
+        pol, log = self.policy()
+        rc, out = self.conflict_psql(True, script, pol)
+        evs = read_events(log)
+        self.assertEqual(rc, 0, out + describe(evs))
+        self.assertNotIn("could not serialize", out)
+        self.assertIn("UPDATE 1", out)
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "2")
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQsendQuery"), describe(evs))
+        self.assertEqual(events_of(evs, "fail", op="pg")[0]["err"], "SQLSTATE_40001")
+
+    def test_serialization_failure_psql_transaction_is_passed_through(self):
+        pol, log = self.policy()
+        rc, out = self.conflict_psql(True, "BEGIN;\nUPDATE acct SET v = v + 1 WHERE k = 1;\n"
+                                     "COMMIT;\n", pol)
+        evs = read_events(log)
+        self.assertEqual(rc, 3, out)   # ON_ERROR_STOP: a script error
+        self.assertIn("could not serialize access", out, describe(evs))
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "1")
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertTrue(events_of(evs, "fail", op="pg", call="PQsendQuery",
+                                  err="SQLSTATE_40001"), describe(evs))
+
     # -- libpq called directly ----------------------------------------------------------
 
     def test_ctypes_connect_family(self):

@@ -41,6 +41,20 @@
  * made while it already acts on one on this thread (the statement that reconnects). */
 BW_FOREIGN_DEPTH(depth);
 
+/* A rule acts on the program's call: the connections libpq makes for it are that call's
+ * work (foreign.h, bw_foreign_ruled). */
+static void ruled_enter(const struct bw_rule *r)
+{
+	if (r)
+		bw_foreign_ruled++;
+}
+
+static void ruled_leave(const struct bw_rule *r)
+{
+	if (r)
+		bw_foreign_ruled--;
+}
+
 static int resolve(const void *caller)
 {
 	return bw_foreign_resolve(&bw_pq_lib, caller);
@@ -756,6 +770,7 @@ static PGconn *open_conn(const void *caller, struct pq_open *o, const char *call
 	struct bw_engine *e = bw_engine_for(BW_OP_PG);
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	const struct bw_rule *r = acting ? open_rule(e, o) : NULL;
+	ruled_enter(r);
 	if (!r) {
 		o->conn = open_real(o, 0);
 	} else {
@@ -768,6 +783,7 @@ static PGconn *open_conn(const void *caller, struct pq_open *o, const char *call
 		o->c = &c;
 		bw_engine_run(e, &c, bw_thread_rng());
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	if (o->conn)
 		forget_session(o->conn);
@@ -781,6 +797,7 @@ static PGconn *start_conn(const void *caller, struct pq_open *o, const char *cal
 	struct bw_engine *e = bw_engine_for(BW_OP_PG);
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	const struct bw_rule *r = acting ? open_rule(e, o) : NULL;
+	ruled_enter(r);
 	if (!r) {
 		o->conn = open_real(o, 1);
 	} else {
@@ -806,6 +823,7 @@ static PGconn *start_conn(const void *caller, struct pq_open *o, const char *cal
 				bw_engine_release(e, &c);   /* no room to follow it: no outcome */
 		}
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	if (o->conn)
 		forget_session(o->conn);
@@ -914,6 +932,7 @@ BW_HOOK void PQreset(PGconn *conn)
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	ruled_enter(r);
 	if (conn)
 		flight_drop(flight_of(conn));
 	if (!r) {
@@ -927,6 +946,7 @@ BW_HOOK void PQreset(PGconn *conn)
 		c.refuse = reset_refuse;
 		bw_engine_run(e, &c, bw_thread_rng());
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	if (conn && bw_pq.status(conn) == BW_PQ_CONNECTION_OK)
 		forget_session(conn);
@@ -941,6 +961,7 @@ BW_HOOK int PQresetStart(PGconn *conn)
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	ruled_enter(r);
 	int rc = 0;
 	if (conn)
 		flight_drop(flight_of(conn));
@@ -958,6 +979,7 @@ BW_HOOK int PQresetStart(PGconn *conn)
 				bw_engine_release(e, &c);
 		}
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	if (rc)
 		forget_session(conn);
@@ -1560,6 +1582,7 @@ static int flight_failed(const void *caller, struct flight *f, PGresult *res, in
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, f->conn, &w) : NULL;
+	ruled_enter(r);
 	int sent = 0;
 	f->judged = 1;
 	if (r) {
@@ -1585,6 +1608,7 @@ static int flight_failed(const void *caller, struct flight *f, PGresult *res, in
 			sent = 1;
 		}
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	return sent;
 }
@@ -1700,6 +1724,7 @@ static void stmt_call(const void *caller, struct pq_stmt *s)
 	int acting = e && s->conn ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, s->conn, &w) : NULL;
+	ruled_enter(r);
 	if (!r) {
 		stmt_run(s);
 		if (sends(s) && s->rc && e && s->conn)
@@ -1727,6 +1752,7 @@ static void stmt_call(const void *caller, struct pq_stmt *s)
 		if (sends(s) && s->rc)
 			flight_begin(s);
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 }
 

@@ -170,20 +170,25 @@ class PgServerTest(ShimTest):
 
     # -- the connect family -----------------------------------------------------------
 
-    def test_pgbench_survives_smart_restart(self):
-        """pgbench -C (a connection per transaction) while the server restarts: a smart
-        shutdown refuses new connections ("shutting down") until the sessions end, then
-        nothing listens, then the server is "starting up". Bare, the clients abort; under
-        a pg rule, and under the built-in default policy (`bulwark run` with no policy
-        file), none does. One thread per client: a client waiting in a retry holds its
-        thread, and a smart shutdown waits for the sessions that thread holds."""
+    def pgbench_restart(self, mode, script=None):
+        """pgbench -C -S (a connection per transaction, read-only) while the server
+        restarts in mode, bare, under a pg rule and under the built-in default policy
+        (`bulwark run` with no policy file); script: pgbench's transaction instead of
+        the built-in -S. Returns {run: (aborted clients, Result)}
+        and the pg rule's events. One thread per client: a client waiting in a retry
+        holds its thread, and a smart shutdown waits for the sessions that thread holds."""
         if not PGBENCH:
             self.skipTest("pgbench is not installed")
         r = run([PGBENCH, "-i", "-s", "1", "-q"] + self.cluster.conninfo()[:-2] + ["postgres"],
                 env=PG_ENV, timeout=60)
         self.assertEqual(r.rc, 0, r)
         pol, log = self.policy(level="info")
-        bench = [PGBENCH, "-C", "-S", "-T", "6", "-c", "4", "-j", "4"] + \
+        work = ["-S"]
+        if script:
+            work = ["-f", self.wd.file("script.sql")]
+            with open(work[1], "w") as f:
+                f.write(script)
+        bench = [PGBENCH, "-C"] + work + ["-T", "6", "-c", "4", "-j", "4"] + \
             self.cluster.conninfo()[:-2] + ["postgres"]
         runs = (("bare", bench, dict(shim=False)),
                 ("a pg rule", bench, dict(shim=True, policy=pol)),
@@ -191,28 +196,50 @@ class PgServerTest(ShimTest):
                  dict(cwd=self.wd.path)))
         aborted = {}
         for name, argv, kw in runs:
-            t = threading.Timer(2.0, self.cluster.restart, kwargs={"mode": "smart"})
+            t = threading.Timer(2.0, self.cluster.restart, kwargs={"mode": mode})
             t.start()
             try:
                 res = run(argv, env=PG_ENV, timeout=60, **kw)
             finally:
                 t.join(70)
             aborted[name] = (aborted_clients(res.stderr), res)
-        sys.stderr.write("\n  pgbench -C -S -T 6 -c 4 -j 4, smart restart: aborted clients %s\n"
-                         % ", ".join("%s %d" % (k, v[0]) for k, v in aborted.items()))
+        sys.stderr.write("\n  pgbench -C %s -T 6 -c 4 -j 4, %s restart: aborted clients %s\n"
+                         % (" ".join(work), mode, ", ".join("%s %d" % (k, v[0]) for k, v in aborted.items())))
         self.assertGreater(aborted["bare"][0], 0, "bare pgbench did not abort:\n%r"
                            % aborted["bare"][1])
         self.assertEqual(aborted["a pg rule"][0], 0, "%r\n%s" % (aborted["a pg rule"][1],
                                                                describe(read_events(log))))
-        evs = self.events(log)
-        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQconnectdbParams"),
-                        describe(evs))
-        errs = {e.get("err") for e in events_of(evs, "fail", op="pg")}
-        self.assertIn("SQLSTATE_57P03", errs, describe(evs))
         res = aborted["the built-in default policy"][1]
         self.assertEqual(aborted["the built-in default policy"][0], 0, res)
         self.assertTrue(events_of(events_in_text(res.stderr), "recovered", rule="default-pg"),
                         res)
+        return aborted, self.events(log)
+
+    def test_pgbench_survives_smart_restart(self):
+        """A smart shutdown refuses new connections ("shutting down") until the sessions
+        end, then nothing listens, then the server is "starting up": bare, the clients
+        abort; under a pg rule, and under the built-in default policy, none does."""
+        _, evs = self.pgbench_restart("smart")
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQconnectdbParams"),
+                        describe(evs))
+        errs = {e.get("err") for e in events_of(evs, "fail", op="pg")}
+        self.assertIn("SQLSTATE_57P03", errs, describe(evs))
+
+    def test_pgbench_survives_fast_restart(self):
+        """A fast shutdown also ends the sessions under way: a SELECT in flight gets
+        "terminating connection" (57P01) or finds its connection gone. pgbench sends it
+        with PQsendQuery and reads it with PQconsumeInput and PQgetResult: it is sent
+        again on a new connection, and no client aborts, under a pg rule and under the
+        built-in default policy (whose connect breaker, which the refused connects of
+        the restart trip, leaves libpq's connections to the pg rule)."""
+        _, evs = self.pgbench_restart("fast")
+        self.assertTrue(events_of(evs, "recovered", op="pg"), describe(evs))
+
+    def test_pgbench_read_only_scan_survives_fast_restart(self):
+        """The same with a transaction that is mostly its statement (a scan of 100000
+        rows, a few milliseconds): a fast restart nearly always finds some of them in
+        flight."""
+        self.pgbench_restart("fast", "SELECT count(*) FROM pgbench_accounts;\n")
 
     def test_breaker_refuses_without_connecting(self):
         """A dead server: the retries trip the breaker (shared by the processes under one

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include "errnames.h"
 #include "hook.h"
@@ -169,6 +170,24 @@ static void where_of(const PGconn *conn, struct pq_where *w)
 	}
 	w->t.port = port;
 	w->t.db = w->db;
+}
+
+/* A copy of a pq_where, its target pointing into the copy. */
+static void where_copy(struct pq_where *dst, const struct pq_where *src)
+{
+	*dst = *src;
+	dst->t.addr = src->t.addr ? (const struct sockaddr *)&dst->ss : NULL;
+	dst->t.host = src->t.host ? dst->host : NULL;
+	dst->t.db = dst->db;
+}
+
+/* Bumped whenever a connection is made, reset or finished: where a connection handle goes
+ * (the memo below) may have changed, or the handle be another one. */
+static unsigned where_epoch;
+
+static void where_moved(void)
+{
+	__atomic_add_fetch(&where_epoch, 1, __ATOMIC_RELAXED);
 }
 
 static void init_call(struct bw_call *c, const struct bw_rule *r, const char *call,
@@ -351,7 +370,30 @@ static const char *skip_space(const char *p)
 /* Whether sql may leave state in the session: a statement that starts with SET (but SET
  * LOCAL, SET TRANSACTION, SET CONSTRAINTS: the transaction's), PREPARE, LISTEN, DECLARE or
  * LOAD, or one that names a temporary table, set_config or a session advisory lock. */
+static int sets_session_state_words(const char *sql);
+static int single_statement(const char *sql);
+
+/* Most statements name none of it: the first word starts no state-setting command, and
+ * one pass over the text finds no "temp", "_config" or "_lock" and no second statement. */
 static int sets_session_state(const char *sql)
+{
+	const char *p = skip_space(sql), *w = p;
+	while (word_char((unsigned char)*p))
+		p++;
+	size_t n = (size_t)(p - w);
+	if (word_is(w, n, "set") || word_is(w, n, "prepare") || word_is(w, n, "listen") ||
+	    word_is(w, n, "declare") || word_is(w, n, "load"))
+		return sets_session_state_words(sql);
+	while ((p = strpbrk(p, ";tT_")) != NULL) {
+		if ((*p == ';' && !single_statement(p)) || (*p != '_' && word_is(p, 4, "temp")) ||
+		    (*p == '_' && (word_is(p, 7, "_config") || word_is(p, 5, "_lock"))))
+			return sets_session_state_words(sql);
+		p++;
+	}
+	return 0;
+}
+
+static int sets_session_state_words(const char *sql)
 {
 	int first = 1, after_set = 0;
 	for (const char *p = skip_space(sql); *p;) {
@@ -696,11 +738,118 @@ static PGconn *open_real(const struct pq_open *o, int start)
 	}
 }
 
+/* ---- where a connection would go, remembered by its arguments ----
+ *
+ * The handle that says where a connection would go costs as much client time as a third
+ * of the connection itself (libpq works out every option, looks up the user...). A
+ * program connects with the same arguments again and again (pgbench -C, a pool), so the
+ * answer is kept for the last few sets of arguments, together with what libpq reads
+ * besides them: the environment variables that name a server or a database, and the
+ * user the process runs as. A service file may say anything and change: arguments that
+ * name a service are asked every time. */
+
+#define PQ_OPEN_MEMO 4
+#define PQ_OPEN_KEY 1024
+
+struct open_memo {
+	size_t len;                  /* 0: empty */
+	char key[PQ_OPEN_KEY];
+	struct pq_where w;
+};
+
+static struct open_memo open_memo[PQ_OPEN_MEMO];
+static int open_memo_lock;
+static unsigned open_memo_next;
+
+struct key_buf {
+	char b[PQ_OPEN_KEY];
+	size_t n;
+	int over;
+};
+
+static void key_put(struct key_buf *k, const char *s)
+{
+	/* a missing value and an empty one differ */
+	size_t m = s ? strlen(s) + 1 : 1;
+	if (k->over || k->n + m + 1 > sizeof k->b) {
+		k->over = 1;
+		return;
+	}
+	k->b[k->n++] = s ? 's' : 'n';
+	if (s)
+		memcpy(k->b + k->n, s, m);
+	k->n += s ? m : 0;
+}
+
+/* The key of o's arguments; 0 when they cannot be remembered. */
+static size_t open_key(const struct pq_open *o, struct key_buf *k)
+{
+	static const char *const env[] = { "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE",
+					   "PGUSER", "PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR",
+					   "PGOPTIONS", NULL };
+	char num[32];
+	k->n = 0;
+	k->over = 0;
+	snprintf(num, sizeof num, "%d %d %u", o->kind, o->expand, (unsigned)geteuid());
+	key_put(k, num);
+	switch (o->kind) {
+	case OPEN_CONNINFO:
+		key_put(k, o->conninfo);
+		break;
+	case OPEN_PARAMS:
+		if (!o->kw || !o->vals)
+			return 0;
+		for (int i = 0; o->kw[i] && !k->over; i++) {
+			key_put(k, o->kw[i]);
+			key_put(k, o->vals[i]);
+		}
+		break;
+	default:
+		for (int i = 0; i < 7; i++)
+			key_put(k, o->setdb[i]);
+		break;
+	}
+	for (int i = 0; env[i]; i++)
+		key_put(k, getenv(env[i]));
+	if (k->over || memmem(k->b, k->n, "service", 7) || getenv("PGSERVICE"))
+		return 0;
+	return k->n;
+}
+
+static int open_memo_find(const struct key_buf *k, struct pq_where *w)
+{
+	int found = 0;
+	if (__atomic_exchange_n(&open_memo_lock, 1, __ATOMIC_ACQUIRE))
+		return 0;   /* another thread is at it: ask libpq */
+	for (int i = 0; i < PQ_OPEN_MEMO && !found; i++)
+		if (open_memo[i].len == k->n && memcmp(open_memo[i].key, k->b, k->n) == 0) {
+			where_copy(w, &open_memo[i].w);
+			found = 1;
+		}
+	__atomic_store_n(&open_memo_lock, 0, __ATOMIC_RELEASE);
+	return found;
+}
+
+static void open_memo_add(const struct key_buf *k, const struct pq_where *w)
+{
+	if (__atomic_exchange_n(&open_memo_lock, 1, __ATOMIC_ACQUIRE))
+		return;
+	struct open_memo *m = &open_memo[open_memo_next++ % PQ_OPEN_MEMO];
+	memcpy(m->key, k->b, k->n);
+	m->len = k->n;
+	where_copy(&m->w, w);
+	__atomic_store_n(&open_memo_lock, 0, __ATOMIC_RELEASE);
+}
+
 /* The rule for a connection about to be made, from where libpq would make it; NULL when
  * none matches or the arguments are ones libpq rejects anyway (it then fails without
  * connecting, as it would have). */
 static const struct bw_rule *open_rule(struct bw_engine *e, struct pq_open *o)
 {
+	struct key_buf k;
+	size_t n = open_key(o, &k);
+	if (n && open_memo_find(&k, &o->w))
+		return bw_engine_match(e, &o->w.t, NULL);
 	PGconn *probe = bw_pq_handle(o, PQ_PROBE);
 	if (!probe)
 		return NULL;
@@ -709,6 +858,8 @@ static const struct bw_rule *open_rule(struct bw_engine *e, struct pq_open *o)
 	if (m && strstr(m, PQ_PROBE)) {
 		where_of(probe, &o->w);
 		r = bw_engine_match(e, &o->w.t, NULL);
+		if (n)
+			open_memo_add(&k, &o->w);
 	}
 	bw_pq.finish(probe);
 	return r;
@@ -787,6 +938,7 @@ static PGconn *open_conn(const void *caller, struct pq_open *o, const char *call
 	bw_foreign_leave(&depth, acting);
 	if (o->conn)
 		forget_session(o->conn);
+	where_moved();
 	return o->conn;
 }
 
@@ -827,6 +979,7 @@ static PGconn *start_conn(const void *caller, struct pq_open *o, const char *cal
 	bw_foreign_leave(&depth, acting);
 	if (o->conn)
 		forget_session(o->conn);
+	where_moved();
 	return o->conn;
 }
 
@@ -904,6 +1057,7 @@ static int reset_attempt(void *arg, int n, int64_t deadline)
 	struct pq_reset *rs = arg;
 	(void)n, (void)deadline;
 	bw_pq.reset(rs->conn);
+	where_moved();
 	return bw_pq.status(rs->conn) == BW_PQ_CONNECTION_BAD
 		       ? conn_failure(rs->conn, rs->unix_dest) : 0;
 }
@@ -915,12 +1069,38 @@ static int reset_refuse(void *arg, int err)
 	return err;
 }
 
+/* The last connection this thread looked up: a program runs statement after statement
+ * on one connection, and libpq's answers and the match cost as much as a short statement
+ * itself. Valid while nothing connected, reset or finished anywhere (where_epoch). */
+static __thread struct {
+	const PGconn *conn;
+	unsigned epoch;
+	const struct bw_engine *e;
+	const struct bw_rule *r;
+	struct pq_where w;
+} conn_memo __attribute__((tls_model("initial-exec")));
+
 /* The rule for calls on conn, with where it goes in *w. */
 static const struct bw_rule *conn_rule(struct bw_engine *e, const PGconn *conn,
 				       struct pq_where *w)
 {
+	unsigned epoch = __atomic_load_n(&where_epoch, __ATOMIC_ACQUIRE);
+	if (conn_memo.conn == conn && conn_memo.epoch == epoch && conn_memo.e == e) {
+		where_copy(w, &conn_memo.w);
+		return conn_memo.r;
+	}
 	where_of(conn, w);
-	return bw_engine_match(e, &w->t, NULL);
+	const struct bw_rule *r = bw_engine_match(e, &w->t, NULL);
+	/* a connection still being made may yet move to its next host */
+	if (bw_pq.status(conn) == BW_PQ_CONNECTION_OK) {
+		conn_memo.conn = NULL;
+		where_copy(&conn_memo.w, w);
+		conn_memo.r = r;
+		conn_memo.e = e;
+		conn_memo.epoch = epoch;
+		conn_memo.conn = conn;
+	}
+	return r;
 }
 
 BW_HOOK void PQreset(PGconn *conn)
@@ -950,6 +1130,7 @@ BW_HOOK void PQreset(PGconn *conn)
 	bw_foreign_leave(&depth, acting);
 	if (conn && bw_pq.status(conn) == BW_PQ_CONNECTION_OK)
 		forget_session(conn);
+	where_moved();
 }
 
 BW_HOOK int PQresetStart(PGconn *conn)
@@ -983,6 +1164,7 @@ BW_HOOK int PQresetStart(PGconn *conn)
 	bw_foreign_leave(&depth, acting);
 	if (rc)
 		forget_session(conn);
+	where_moved();
 	return rc;
 }
 
@@ -1004,6 +1186,7 @@ BW_HOOK void PQfinish(PGconn *conn)
 		struct pending p;
 		forget_session(conn);
 		flight_drop(flight_of(conn));
+		where_moved();
 		if (pending_take(conn, &p) == 0) {
 			struct bw_call c;
 			init_call(&c, p.rule, p.call, &p.w);
@@ -1127,6 +1310,7 @@ static int reconnect(struct pq_stmt *s)
 		}
 	}
 	bw_pq.reset(s->conn);
+	where_moved();
 	int ok = bw_pq.status(s->conn) == BW_PQ_CONNECTION_OK;
 	int err = ok ? 0 : conn_failure(s->conn, s->unix_dest);
 	bw_engine_settle(s->e, c, err);
@@ -1246,7 +1430,7 @@ struct flight {
 	int judged;                  /* its failure was met (retried or not): the rest of
 				      * its results are libpq's to give */
 	int delivered;               /* results handed to the program */
-	int read_only, single;
+	int read_only, single;        /* what the text says, -1 until asked */
 	const char *sql, *name;
 	int n;
 	const Oid *types;
@@ -1263,13 +1447,19 @@ struct flight {
 static struct flight flights[PQ_FLIGHTS];
 static int n_flights;
 
+/* The slot this thread used last: statements come one after another on a connection. */
+static __thread struct flight *flight_hint __attribute__((tls_model("initial-exec")));
+
 static struct flight *flight_of(const PGconn *conn)
 {
 	if (!__atomic_load_n(&n_flights, __ATOMIC_RELAXED))
 		return NULL;
+	struct flight *h = flight_hint;
+	if (h && __atomic_load_n(&h->conn, __ATOMIC_ACQUIRE) == conn)
+		return h;
 	for (int i = 0; i < PQ_FLIGHTS; i++)
 		if (__atomic_load_n(&flights[i].conn, __ATOMIC_ACQUIRE) == conn)
-			return &flights[i];
+			return flight_hint = &flights[i];
 	return NULL;
 }
 
@@ -1283,7 +1473,7 @@ static struct flight *flight_claim(PGconn *conn)
 		if (__atomic_compare_exchange_n(&flights[i].conn, &expect, conn, 0,
 						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 			__atomic_add_fetch(&n_flights, 1, __ATOMIC_RELAXED);
-			return &flights[i];
+			return flight_hint = &flights[i];
 		}
 	}
 	return NULL;
@@ -1382,10 +1572,26 @@ static void flight_begin(struct pq_stmt *s)
 	f->idle = s->idle;
 	f->delivered = 0;
 	f->judged = 0;
-	f->single = s->kind != S_SEND || single_statement(s->sql);
-	f->read_only = (s->kind == S_SEND || s->kind == S_SEND_PARAMS) && read_only(s->sql);
+	/* the text is read when a failure asks, not on every statement */
+	f->single = s->kind != S_SEND ? 1 : -1;
+	f->read_only = s->kind == S_SEND || s->kind == S_SEND_PARAMS ? -1 : 0;
 	/* in a transaction or a pipeline, a failure is the program's: counted only */
 	f->retry = s->idle && s->kind != S_SEND_PREPARE && flight_copy(f, s) == 0;
+}
+
+/* Of a flight that may be sent again (its text is copied). */
+static int flight_read_only(struct flight *f)
+{
+	if (f->read_only < 0)
+		f->read_only = read_only(f->sql);
+	return f->read_only;
+}
+
+static int flight_single(struct flight *f)
+{
+	if (f->single < 0)
+		f->single = single_statement(f->sql);
+	return f->single;
 }
 
 static int result_failed(const PGresult *res)
@@ -1471,9 +1677,9 @@ static int fetch_outcome(struct pq_fetch *q)
 	int ends = ends_session(conn, err);
 	int conflict = err == sqlstate("40001") || err == sqlstate("40P01");
 	if (q->f->retry && !q->f->delivered) {
-		if (conflict && q->f->single && !lost)
+		if (conflict && flight_single(q->f) && !lost)
 			return err;
-		if (ends && q->f->read_only) {
+		if (ends && flight_read_only(q->f)) {
 			q->s.reconnect = 1;
 			return err;
 		}
@@ -1689,7 +1895,7 @@ BW_HOOK int PQconsumeInput(PGconn *conn)
 	int err = conn_failure(conn, 0);
 	if (!err)
 		err = sqlstate("08006");
-	if (f && f->retry && !f->delivered && f->read_only && !f->judged)
+	if (f && f->retry && !f->delivered && !f->judged && flight_read_only(f))
 		return flight_failed(caller, f, NULL, err);
 	if (!f || !f->judged)
 		observe_failure(caller, conn, err, "PQconsumeInput");

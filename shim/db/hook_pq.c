@@ -1228,6 +1228,8 @@ struct pq_stmt {
 	struct bw_stop stop;
 	struct bw_engine *e;
 	struct bw_call reconnect_call;   /* the reconnect, for breaker and call limit */
+	const struct bw_call *call;      /* the statement's own, for injection */
+	int injected;                    /* the last attempt's error was injected */
 };
 
 static int sends(const struct pq_stmt *s)
@@ -1241,6 +1243,7 @@ static void stmt_run(struct pq_stmt *s)
 		bw_pq.clear(s->res);
 	s->res = NULL;
 	s->ran = 1;
+	s->injected = 0;
 	switch (s->kind) {
 	case S_EXEC:
 		s->res = bw_pq.exec(s->conn, s->sql);
@@ -1360,6 +1363,32 @@ static int stmt_outcome(struct pq_stmt *s)
 	return err;
 }
 
+/* An injected SQLSTATE: the server raises it in place of the statement (a DO block), so
+ * the program gets a real error result with that code from a statement that did not run,
+ * and the session stays (an explicit transaction is aborted, as by any error). Kept in
+ * s->res, for a PQsend form too (stmt_call hands it out through PQgetResult). Where the
+ * session was idle, the statement may run again: it never ran. */
+static int stmt_injected(struct pq_stmt *s)
+{
+	struct bw_fault f;
+	if (!s->call || !bw_engine_inject(s->e, s->call, &f) || !f.err)
+		return 0;
+	const char *name = bw_err_name(f.err);
+	const char *code = name && strncmp(name, "SQLSTATE_", 9) == 0 && strlen(name) == 14
+				   ? name + 9 : "08006";
+	char sql[192];
+	snprintf(sql, sizeof sql, "DO $bulwark$BEGIN RAISE EXCEPTION USING ERRCODE = '%s', "
+		 "MESSAGE = 'bulwark: injected SQLSTATE %s'; END$bulwark$", code, code);
+	if (s->ran && s->res)
+		bw_pq.clear(s->res);
+	s->res = bw_pq.exec(s->conn, sql);
+	s->ran = 1;
+	s->injected = 1;
+	if (!s->idle)
+		s->stop = (struct bw_stop){ 1, NULL, NULL };
+	return f.err;
+}
+
 static int stmt_attempt(void *arg, int n, int64_t deadline)
 {
 	struct pq_stmt *s = arg;
@@ -1382,6 +1411,9 @@ static int stmt_attempt(void *arg, int n, int64_t deadline)
 			return err;
 		s->reconnect = 0;
 	}
+	int err = stmt_injected(s);
+	if (err)
+		return err;
 	stmt_run(s);
 	return stmt_outcome(s);
 }
@@ -1916,6 +1948,32 @@ BW_HOOK int PQsetSingleRowMode(PGconn *conn)
 	return rc;
 }
 
+/* A PQsend call that ends with an injected error: sent, as far as the program knows,
+ * and the error its result, handed out by PQgetResult. Without a slot to hand it from,
+ * the call fails as a send that could not be made. */
+static void injected_sent(struct pq_stmt *s)
+{
+	struct flight *f = s->res ? flight_claim(s->conn) : NULL;
+	if (!f) {
+		if (s->res)
+			bw_pq.clear(s->res);
+		s->res = NULL;
+		s->rc = 0;
+		return;
+	}
+	flight_clear_queue(f);
+	f->kind = s->kind;
+	f->idle = s->idle;
+	f->retry = 0;
+	f->judged = 1;
+	f->delivered = 0;
+	f->queue[0] = s->res;
+	f->q_len = 1;
+	f->q_done = 1;
+	s->res = NULL;
+	s->rc = 1;
+}
+
 static void stmt_call(const void *caller, struct pq_stmt *s)
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_PG);
@@ -1950,12 +2008,15 @@ static void stmt_call(const void *caller, struct pq_stmt *s)
 		s->unix_dest = w.unix_dest;
 		s->idle = session_idle(s->conn);
 		s->reconnect = s->idle && server_gone(s->conn);
+		s->call = &c;
 		bw_engine_run(e, &c, bw_thread_rng());
 		/* not run at all (the reconnect failed or was not made): the program gets
 		 * libpq's own answer for the connection as it is */
 		if (!s->ran)
 			stmt_run(s);
-		if (sends(s) && s->rc)
+		if (sends(s) && s->injected)
+			injected_sent(s);
+		else if (sends(s) && s->rc)
 			flight_begin(s);
 	}
 	ruled_leave(r);

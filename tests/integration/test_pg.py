@@ -663,6 +663,31 @@ class PgServerTest(ShimTest):
         self.assertTrue(events_of(evs, "fail", op="pg", call="PQsendQuery",
                                   err="SQLSTATE_40001"), describe(evs))
 
+    def test_inject_sqlstate_on_statements(self):
+        """inject: a SQLSTATE on a statement is raised by the server in its place: the
+        program gets an error result with that code from a statement that never ran.
+        psql's SELECT (PQsendQuery) meets one and is retried; a PQexec without a retry
+        returns it."""
+        pol, log = self.policy(body=RETRY + "inject: [ { errno: SQLSTATE_57P01, after: 1, "
+                               "count: 1 } ]\n")
+        r = run(psql_argv(self.cluster, "-c", "INSERT INTO counter VALUES (1, 'once') "
+                          "RETURNING k"), env=PG_ENV, shim=True, policy=pol)
+        evs = self.events(log)
+        self.assertEqual((r.rc, r.stdout.split()[:1]), (0, ["1"]), repr(r) + describe(evs))
+        self.assertEqual(self.counted(), [1])
+        inj = events_of(evs, "injected", op="pg", call="PQsendQuery")
+        self.assertEqual(len(inj), 1, describe(evs))
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQsendQuery"), describe(evs))
+
+        pol, log = self.policy(body="inject: [ { errno: SQLSTATE_53300, after: 1, count: 1 } ]\n")
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        r = run([PYTHON, "-c", CTYPES_EXEC, live, "INSERT INTO counter VALUES (2, 'never')"],
+                env=PG_ENV, shim=True, policy=pol)
+        evs = self.events(log)
+        self.assertEqual((r.rc, r.stdout.strip()), (1, "error 53300"), repr(r) + describe(evs))
+        self.assertEqual(self.counted(), [1])
+        self.assertTrue(events_of(evs, "injected", op="pg", call="PQexec"), describe(evs))
+
     # -- libpq called directly ----------------------------------------------------------
 
     def test_ctypes_connect_family(self):

@@ -609,6 +609,42 @@ class PgServerTest(ShimTest):
         self.assertTrue(events_of(evs, "gave_up", op="pg", call="PQsendQuery",
                                   reason="unknown_outcome"), describe(evs))
 
+    def test_lost_in_flight_found_by_consume_input(self):
+        """A program that waits for its results itself, as an event loop does: it sends
+        a SELECT (PQsendQuery), watches the socket it had then, and reads with
+        PQconsumeInput until PQisBusy says the results are in. Its backend is killed
+        (SIGKILL: no message, the connection just ends, and the server restarts its
+        sessions) while the SELECT waits for a lock. Bare, PQconsumeInput reports the
+        connection lost; under a pg rule it sends the SELECT again on a new connection
+        and the program reads the answer from the old socket's loop."""
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        sql = "SELECT count(*) FROM counter"
+        self.assertEqual(self.cluster.sql("INSERT INTO counter VALUES (1, 'a')").rc, 0)
+        pol, log = self.policy()
+        outs = {}
+        for name, env in (("bare", base_env(**dict(PG_ENV, PGAPPNAME="bw-async"))),
+                          ("shim", shim_env(pol, **dict(PG_ENV, PGAPPNAME="bw-async")))):
+            holder = self.hold_lock()
+            prog = self.spawn([PYTHON, "-c", CTYPES_ASYNC, live, sql], env)
+            self.assertTrue(self.wait_waiting("bw-async"), prog.transcript())
+            r = self.cluster.sql("SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                 "'bw-async'")
+            os.kill(int(r.stdout), 9)
+            rc = prog.finish(timeout=60)
+            holder.kill()
+            outs[name] = (rc, prog.transcript())
+            # the server restarts its sessions after a backend was killed: bounded wait
+            end = time.monotonic() + 30
+            while self.cluster.sql("SELECT 1", timeout=10).rc != 0:
+                self.assertLess(time.monotonic(), end, "the server did not come back")
+                time.sleep(0.1)
+        self.assertEqual(outs["bare"][0], 1, outs["bare"][1])
+        self.assertIn("lost", outs["bare"][1])
+        evs = read_events(log)
+        self.assertEqual(outs["shim"][0], 0, outs["shim"][1] + describe(evs))
+        self.assertIn("answer 1", outs["shim"][1])
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQsendQuery"), describe(evs))
+
     def conflict_psql(self, shim, script, pol=None):
         """A serialization failure (40001) met by an UPDATE that psql sends (PQsendQuery,
         read with PQgetResult) under SERIALIZABLE: another session updates the row first
@@ -793,6 +829,48 @@ else:
 pq.PQclear(r)
 pq.PQfinish(c)
 sys.exit(code)
+"""
+
+# One statement (argv[2]) sent with PQsendQuery and waited for as an event loop does: the
+# socket taken once, PQconsumeInput and PQisBusy until the results are in, all bounded.
+CTYPES_ASYNC = CTYPES_PRELUDE + """
+import select, time
+for f in ("PQconsumeInput", "PQisBusy"):
+    getattr(pq, f).argtypes = [ctypes.c_void_p]
+pq.PQsendQuery.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+pq.PQgetResult.restype = ctypes.c_void_p
+pq.PQgetResult.argtypes = [ctypes.c_void_p]
+pq.PQresultStatus.argtypes = [ctypes.c_void_p]
+pq.PQclear.argtypes = [ctypes.c_void_p]
+pq.PQgetvalue.restype = ctypes.c_char_p
+pq.PQgetvalue.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+c = pq.PQconnectdb(info)
+if pq.PQstatus(c) != 0 or not pq.PQsendQuery(c, sys.argv[2].encode()):
+    sys.exit("connect or send: " + pq.PQerrorMessage(c).decode())
+fd = pq.PQsocket(c)
+end = time.monotonic() + 45
+while time.monotonic() < end:
+    if not pq.PQconsumeInput(c):
+        print("lost:", pq.PQerrorMessage(c).decode().strip())
+        sys.exit(1)
+    if not pq.PQisBusy(c):
+        break
+    try:
+        select.select([fd], [], [], 0.2)
+    except (OSError, ValueError):
+        time.sleep(0.2)
+r = pq.PQgetResult(c)
+if pq.PQresultStatus(r) != 2:
+    print("error", pq.PQerrorMessage(c).decode().strip())
+    sys.exit(1)
+print("answer", pq.PQgetvalue(r, 0, 0).decode())
+pq.PQclear(r)
+while True:
+    r = pq.PQgetResult(c)
+    if not r:
+        break
+    pq.PQclear(r)
+pq.PQfinish(c)
 """
 
 # One statement (argv[2]) by PQexec in autocommit.

@@ -1231,7 +1231,7 @@ static void note_session_state(const struct pq_stmt *s)
  * connection's socket for them, so a program that watches the old one still gets them.
  * In pipeline mode (several statements in flight) failures are only counted. */
 
-#define PQ_FLIGHTS 64
+#define PQ_FLIGHTS 256              /* statements in flight at once, process-wide */
 #define PQ_FLIGHT_MAX (64 * 1024)    /* arguments beyond this are not copied: no retry */
 #define PQ_QUEUE 16
 

@@ -609,6 +609,25 @@ class PgServerTest(ShimTest):
         self.assertTrue(events_of(evs, "gave_up", op="pg", call="PQsendQuery",
                                   reason="unknown_outcome"), describe(evs))
 
+    def test_read_only_exec_lost_is_retried(self):
+        """PQexec of a read-only statement whose session is terminated while it runs (it
+        waits for a lock): it goes again on a new connection, where PQexec of a write
+        does not (test_lost_after_sent_is_not_retried)."""
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        pol, log = self.policy()
+        holder = self.hold_lock()
+        prog = self.spawn([PYTHON, "-c", CTYPES_EXEC, live, "SELECT count(*) FROM counter"],
+                          shim_env(pol, **dict(PG_ENV, PGAPPNAME="bw-exec-ro")))
+        self.assertTrue(self.wait_waiting("bw-exec-ro"), prog.transcript())
+        self.terminate("bw-exec-ro")
+        self.wait_waiting("bw-exec-ro")
+        holder.send("COMMIT;\n")
+        rc = prog.finish(timeout=30)
+        evs = read_events(log)
+        self.assertEqual((rc, prog.transcript().split("\n")[1]), (0, "SELECT 1"),
+                         prog.transcript() + describe(evs))
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQexec"), describe(evs))
+
     def test_lost_in_flight_found_by_consume_input(self):
         """A program that waits for its results itself, as an event loop does: it sends
         a SELECT (PQsendQuery), watches the socket it had then, and reads with
@@ -820,7 +839,7 @@ if pq.PQstatus(c) != 0:
 if sys.argv[2] == "transaction":
     pq.PQclear(pq.PQexec(c, b"BEGIN"))
 r = pq.PQexec(c, b"UPDATE acct SET v = v + 1 WHERE k = 1")
-if pq.PQresultStatus(r) == 1:
+if pq.PQresultStatus(r) in (1, 2):   # COMMAND_OK, TUPLES_OK
     print(pq.PQcmdStatus(r).decode())
     code = 0
 else:

@@ -18,8 +18,11 @@
  * RETRY): the session was idle (no transaction, no command in progress) and either its
  * server went away before the statement was sent (the connection is made anew first,
  * unless the session holds state a new one would lose), or it failed with a serialization
- * failure or deadlock as a single statement in autocommit. A connection lost after the
+ * failure or deadlock as a single statement in autocommit, or its connection was lost
+ * after it was sent and it only reads (pq_sql.c). Otherwise a connection lost after the
  * statement was sent leaves its outcome unknown: that error goes back to the program.
+ * Statements sent with PQsend* are followed into PQgetResult and PQconsumeInput (their
+ * flight, below).
  * Statements are neither refused nor counted by a breaker; the reconnects made for them
  * are. Events carry the server, the database and the SQLSTATE, never SQL text. */
 #include <errno.h>
@@ -527,8 +530,8 @@ static PGconn *open_real(const struct pq_open *o, int start)
 
 /* ---- where a connection would go, remembered by its arguments ----
  *
- * The handle that says where a connection would go costs as much client time as a third
- * of the connection itself (libpq works out every option, looks up the user...). A
+ * The handle that says where a connection would go costs the client an eighth of what
+ * the connection itself costs it (libpq works out every option, looks up the user...). A
  * program connects with the same arguments again and again (pgbench -C, a pool), so the
  * answer is kept for the last few sets of arguments, together with what libpq reads
  * besides them: the environment variables that name a server or a database, and the

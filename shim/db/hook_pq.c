@@ -1314,6 +1314,12 @@ static void flight_drop(struct flight *f)
 	if (!f)
 		return;
 	flight_clear_queue(f);
+	/* a large copy is not kept for whoever takes the slot next */
+	if (f->cap > 4096) {
+		free(f->buf);
+		f->buf = NULL;
+		f->cap = 0;
+	}
 	__atomic_store_n(&f->conn, NULL, __ATOMIC_RELEASE);
 	__atomic_sub_fetch(&n_flights, 1, __ATOMIC_RELAXED);
 }

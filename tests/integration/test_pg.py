@@ -664,6 +664,19 @@ class PgServerTest(ShimTest):
         self.assertIn("answer 1", outs["shim"][1])
         self.assertTrue(events_of(evs, "recovered", op="pg", call="PQsendQuery"), describe(evs))
 
+    def test_pipeline_failures_are_counted_not_retried(self):
+        """Pipeline mode: several statements in flight, their results read in turn. A
+        failure there (a 40001 raised by the statement itself) is counted and logged,
+        and goes to the program untouched: nothing is sent again."""
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        pol, log = self.policy()
+        r = run([PYTHON, "-c", CTYPES_PIPELINE, live], env=PG_ENV, shim=True, policy=pol)
+        evs = self.events(log)
+        self.assertEqual((r.rc, r.stdout.split()), (0, ["7", "0", "10"]), repr(r) + describe(evs))
+        self.assertTrue(events_of(evs, "fail", op="pg", call="PQsendQueryParams",
+                                  err="SQLSTATE_40001"), describe(evs))
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+
     def conflict_psql(self, shim, script, pol=None):
         """A serialization failure (40001) met by an UPDATE that psql sends (PQsendQuery,
         read with PQgetResult) under SERIALIZABLE: another session updates the row first
@@ -889,6 +902,35 @@ while True:
     if not r:
         break
     pq.PQclear(r)
+pq.PQfinish(c)
+"""
+
+# A statement that raises 40001, in pipeline mode; prints the status of each result up to
+# the pipeline's sync (0 for the end of the statement's results).
+CTYPES_PIPELINE = CTYPES_PRELUDE + """
+for f in ("PQenterPipelineMode", "PQpipelineSync", "PQexitPipelineMode"):
+    getattr(pq, f).argtypes = [ctypes.c_void_p]
+pq.PQsendQueryParams.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int] + \\
+    [ctypes.c_void_p] * 4 + [ctypes.c_int]
+pq.PQgetResult.restype = ctypes.c_void_p
+pq.PQgetResult.argtypes = [ctypes.c_void_p]
+pq.PQresultStatus.argtypes = [ctypes.c_void_p]
+pq.PQclear.argtypes = [ctypes.c_void_p]
+c = pq.PQconnectdb(info)
+sql = b"DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'conflict'; END$$"
+if (pq.PQstatus(c) != 0 or not pq.PQenterPipelineMode(c)
+        or not pq.PQsendQueryParams(c, sql, 0, None, None, None, None, 0)
+        or not pq.PQpipelineSync(c)):
+    sys.exit("pipeline: " + pq.PQerrorMessage(c).decode())
+for _ in range(10):
+    r = pq.PQgetResult(c)
+    st = pq.PQresultStatus(r) if r else 0
+    print(st)
+    if r:
+        pq.PQclear(r)
+    if st == 10:
+        break
+pq.PQexitPipelineMode(c)
 pq.PQfinish(c)
 """
 

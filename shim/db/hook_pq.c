@@ -1515,8 +1515,9 @@ static int fetch_outcome(struct pq_fetch *q)
 	*stop = (struct bw_stop){ 1, NULL, NULL };
 	if (ends && q->f->idle && !q->f->delivered)
 		*stop = (struct bw_stop){ 1, "unknown_outcome",
-			"the connection was lost after the statement was sent and it may write: "
-			"it may have run, so it is not sent again" };
+			"the connection was lost after the statement was sent: it may have run, "
+			"and it is not one that can run again (it may write, or its rows were "
+			"being read one by one)" };
 	return err;
 }
 
@@ -1734,7 +1735,7 @@ BW_HOOK int PQconsumeInput(PGconn *conn)
 
 BW_HOOK int PQsetSingleRowMode(PGconn *conn)
 {
-	if (resolve(__builtin_return_address(0)) < 0)
+	if (resolve(__builtin_return_address(0)) < 0 || !bw_pq.set_single_row_mode)
 		return 0;
 	int rc = bw_pq.set_single_row_mode(conn);
 	struct flight *f = rc && conn ? flight_of(conn) : NULL;

@@ -26,7 +26,7 @@ static const struct bw_foreign_sym names[] = {
 	PQ(send_query_prepared, "PQsendQueryPrepared", 0),
 	PQ(get_result, "PQgetResult", 0),
 	PQ(consume_input, "PQconsumeInput", 0),
-	PQ(set_single_row_mode, "PQsetSingleRowMode", 0),
+	PQ(set_single_row_mode, "PQsetSingleRowMode", 1),
 	PQ(status, "PQstatus", 0),
 	PQ(transaction_status, "PQtransactionStatus", 0),
 	PQ(error_message, "PQerrorMessage", 0),

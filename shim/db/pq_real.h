@@ -66,7 +66,7 @@ struct bw_pq_real {
 				   const int *, int);
 	PGresult *(*get_result)(PGconn *);
 	int (*consume_input)(PGconn *);
-	int (*set_single_row_mode)(PGconn *);
+	int (*set_single_row_mode)(PGconn *);         /* NULL before PostgreSQL 9.2 */
 	/* what a connection and a result say */
 	int (*status)(const PGconn *);
 	int (*transaction_status)(const PGconn *);

@@ -664,6 +664,25 @@ class PgServerTest(ShimTest):
         self.assertIn("answer 1", outs["shim"][1])
         self.assertTrue(events_of(evs, "recovered", op="pg", call="PQsendQuery"), describe(evs))
 
+    def test_single_row_mode_is_not_sent_again(self):
+        """A read-only SELECT read row by row (PQsetSingleRowMode after PQsendQuery) whose
+        session is terminated while it runs: sent again it would come back whole, so it
+        is not; the program gets the error, and the gave_up event says why."""
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        pol, log = self.policy()
+        holder = self.hold_lock()
+        prog = self.spawn([PYTHON, "-c", CTYPES_ASYNC, live, "SELECT count(*) FROM counter",
+                           "single"], shim_env(pol, **dict(PG_ENV, PGAPPNAME="bw-single")))
+        self.assertTrue(self.wait_waiting("bw-single"), prog.transcript())
+        self.terminate("bw-single")
+        holder.send("COMMIT;\n")
+        rc = prog.finish(timeout=30)
+        evs = read_events(log)
+        self.assertEqual(rc, 1, prog.transcript() + describe(evs))
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertTrue(events_of(evs, "gave_up", op="pg", call="PQsendQuery",
+                                  reason="unknown_outcome"), describe(evs))
+
     def test_pipeline_failures_are_counted_not_retried(self):
         """Pipeline mode: several statements in flight, their results read in turn. A
         failure there (a 40001 raised by the statement itself) is counted and logged,
@@ -879,6 +898,9 @@ pq.PQgetvalue.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
 c = pq.PQconnectdb(info)
 if pq.PQstatus(c) != 0 or not pq.PQsendQuery(c, sys.argv[2].encode()):
     sys.exit("connect or send: " + pq.PQerrorMessage(c).decode())
+if sys.argv[3:] == ["single"]:
+    pq.PQsetSingleRowMode.argtypes = [ctypes.c_void_p]
+    pq.PQsetSingleRowMode(c)
 fd = pq.PQsocket(c)
 end = time.monotonic() + 45
 while time.monotonic() < end:
@@ -892,7 +914,7 @@ while time.monotonic() < end:
     except (OSError, ValueError):
         time.sleep(0.2)
 r = pq.PQgetResult(c)
-if pq.PQresultStatus(r) != 2:
+if pq.PQresultStatus(r) not in (2, 9):   # TUPLES_OK, SINGLE_TUPLE
     print("error", pq.PQerrorMessage(c).decode().strip())
     sys.exit(1)
 print("answer", pq.PQgetvalue(r, 0, 0).decode())

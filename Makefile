@@ -108,8 +108,9 @@ $(BUILD)/tests/test_fdtable: $(BUILD)/obj/shim/fdtable.o $(BUILD)/obj/shim/hold.
 $(BUILD)/tests/test_pending: $(BUILD)/obj/shim/net/pending.o
 $(BUILD)/tests/test_foreign: $(BUILD)/obj/shim/foreign.o
 $(BUILD)/tests/test_mysql_sql: $(BUILD)/obj/shim/db/mysql_sql.o
+$(BUILD)/tests/test_pq_sql: $(BUILD)/obj/shim/db/pq_sql.o
 $(BUILD)/tests/test_fdtable $(BUILD)/tests/test_pending $(BUILD)/tests/test_foreign \
-$(BUILD)/tests/test_mysql_sql: \
+	$(BUILD)/tests/test_mysql_sql $(BUILD)/tests/test_pq_sql: \
 	TEST_LIBS = $(filter $(BUILD)/obj/shim/%.o,$^) -ldl -lpthread
 
 $(BUILD)/itest/%.so: tests/integration/progs/%.so.c | deps-ready

@@ -126,6 +126,8 @@ int bw_foreign_resolve_slow(struct bw_foreign *lib, const void *caller)
 	return s == 1 ? 0 : -1;
 }
 
+__thread int bw_foreign_ruled __attribute__((tls_model("initial-exec")));
+
 int bw_foreign_internal(const struct bw_foreign *lib, const void *caller)
 {
 	uintptr_t a = (uintptr_t)caller;

@@ -99,6 +99,14 @@ static inline void bw_foreign_leave(struct bw_foreign_depth *d, int entered)
 	d->acting -= entered;
 }
 
+/* Calls of client libraries that a rule of their op acts on, under way on this thread.
+ * The connections such a call makes (libpq's connect(2)) are its work: the rule of the
+ * library's op retries and judges them, so the connect op's rules leave them alone. A
+ * connect retried inside a retried connection multiplies the attempts, and a breaker on
+ * connect that a restarting database trips would refuse the very retries the database's
+ * rule makes while it waits for the server. */
+extern __thread int bw_foreign_ruled __attribute__((tls_model("initial-exec")));
+
 /* A wrapper begins: 1 when the library called it itself. Goes back to
  * bw_foreign_wrap_leave. */
 static inline int bw_foreign_wrap_enter(const struct bw_foreign *lib,

@@ -18,27 +18,47 @@
  * RETRY): the session was idle (no transaction, no command in progress) and either its
  * server went away before the statement was sent (the connection is made anew first,
  * unless the session holds state a new one would lose), or it failed with a serialization
- * failure or deadlock as a single statement in autocommit. A connection lost after the
+ * failure or deadlock as a single statement in autocommit, or its connection was lost
+ * after it was sent and it only reads (pq_sql.c). Otherwise a connection lost after the
  * statement was sent leaves its outcome unknown: that error goes back to the program.
+ * Statements sent with PQsend* are followed into PQgetResult and PQconsumeInput (their
+ * flight, below).
  * Statements are neither refused nor counted by a breaker; the reconnects made for them
  * are. Events carry the server, the database and the SQLSTATE, never SQL text. */
 #include <errno.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include "errnames.h"
 #include "hook.h"
 #include "keyed.h"
 #include "pq_real.h"
+#include "pq_sql.h"
 #include "state.h"
 
 /* The policy looks at the program's calls, not at the ones libpq makes to its own API
  * (PQconnectdb starts with PQconnectStart, PQexec sends with PQsendQuery), nor at calls
  * made while it already acts on one on this thread (the statement that reconnects). */
 BW_FOREIGN_DEPTH(depth);
+
+/* A rule acts on the program's call: the connections libpq makes for it are that call's
+ * work (foreign.h, bw_foreign_ruled). */
+static void ruled_enter(const struct bw_rule *r)
+{
+	if (r)
+		bw_foreign_ruled++;
+}
+
+static void ruled_leave(const struct bw_rule *r)
+{
+	if (r)
+		bw_foreign_ruled--;
+}
 
 static int resolve(const void *caller)
 {
@@ -154,6 +174,24 @@ static void where_of(const PGconn *conn, struct pq_where *w)
 	}
 	w->t.port = port;
 	w->t.db = w->db;
+}
+
+/* A copy of a pq_where, its target pointing into the copy. */
+static void where_copy(struct pq_where *dst, const struct pq_where *src)
+{
+	*dst = *src;
+	dst->t.addr = src->t.addr ? (const struct sockaddr *)&dst->ss : NULL;
+	dst->t.host = src->t.host ? dst->host : NULL;
+	dst->t.db = dst->db;
+}
+
+/* Bumped whenever a connection is made, reset or finished: where a connection handle goes
+ * (the memo below) may have changed, or the handle be another one. */
+static unsigned where_epoch;
+
+static void where_moved(void)
+{
+	__atomic_add_fetch(&where_epoch, 1, __ATOMIC_RELAXED);
 }
 
 static void init_call(struct bw_call *c, const struct bw_rule *r, const char *call,
@@ -286,107 +324,10 @@ static void forget_session(PGconn *conn)
 	}
 }
 
-static int lower(int c)
-{
-	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
-
-static int word_char(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '$';
-}
-
-static int word_is(const char *w, size_t n, const char *s)
-{
-	size_t i = 0;
-	for (; i < n && s[i]; i++)
-		if (lower((unsigned char)w[i]) != s[i])
-			return 0;
-	return i == n && !s[i];
-}
-
-static int word_has(const char *w, size_t n, const char *s)
-{
-	size_t m = strlen(s);
-	for (size_t i = 0; i + m <= n; i++)
-		if (word_is(w + i, m, s))
-			return 1;
-	return 0;
-}
-
-/* Past blanks and comments. */
-static const char *skip_space(const char *p)
-{
-	for (;;) {
-		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
-			p++;
-		if (p[0] == '-' && p[1] == '-') {
-			while (*p && *p != '\n')
-				p++;
-		} else if (p[0] == '/' && p[1] == '*') {
-			const char *e = strstr(p + 2, "*/");
-			p = e ? e + 2 : p + strlen(p);
-		} else {
-			return p;
-		}
-	}
-}
-
-/* Whether sql may leave state in the session: a statement that starts with SET (but SET
- * LOCAL, SET TRANSACTION, SET CONSTRAINTS: the transaction's), PREPARE, LISTEN, DECLARE or
- * LOAD, or one that names a temporary table, set_config or a session advisory lock. */
-static int sets_session_state(const char *sql)
-{
-	int first = 1, after_set = 0;
-	for (const char *p = skip_space(sql); *p;) {
-		if (*p == ';') {
-			first = 1;
-			p = skip_space(p + 1);
-			continue;
-		}
-		if (!word_char((unsigned char)*p)) {
-			p++;
-			if (*p == '-' || *p == '/')
-				p = skip_space(p);
-			continue;
-		}
-		const char *w = p;
-		while (word_char((unsigned char)*p))
-			p++;
-		size_t n = (size_t)(p - w);
-		if (after_set) {
-			after_set = 0;
-			if (!word_is(w, n, "local") && !word_is(w, n, "transaction") &&
-			    !word_is(w, n, "constraints"))
-				return 1;
-		}
-		if (first && word_is(w, n, "set"))
-			after_set = 1;
-		else if (first && (word_is(w, n, "prepare") || word_is(w, n, "listen") ||
-				   word_is(w, n, "declare") || word_is(w, n, "load")))
-			return 1;
-		if (word_is(w, n, "temp") || word_is(w, n, "temporary") ||
-		    word_has(w, n, "set_config") || word_has(w, n, "advisory_lock"))
-			return 1;
-		first = 0;
-		p = skip_space(p);
-	}
-	return after_set;
-}
-
-/* One statement (a trailing ';' allowed): several in one string run in one implicit
- * transaction, and the first may be committed before a later one fails. */
-static int single_statement(const char *sql)
-{
-	const char *semi = strchr(sql, ';');
-	if (!semi)
-		return 1;
-	for (const char *p = skip_space(semi + 1); *p; p = skip_space(p + 1))
-		if (*p != ';')
-			return 0;
-	return 1;
-}
+/* a statement in flight on a connection (below), ended by PQfinish and PQreset */
+struct flight;
+static struct flight *flight_of(const PGconn *conn);
+static void flight_drop(struct flight *f);
 
 /* ---- connections started and finished by the program (PQconnectStart, PQresetStart):
  * the outcome is recorded when PQconnectPoll or PQresetPoll reaches it ---- */
@@ -596,11 +537,118 @@ static PGconn *open_real(const struct pq_open *o, int start)
 	}
 }
 
+/* ---- where a connection would go, remembered by its arguments ----
+ *
+ * The handle that says where a connection would go costs the client an eighth of what
+ * the connection itself costs it (libpq works out every option, looks up the user...). A
+ * program connects with the same arguments again and again (pgbench -C, a pool), so the
+ * answer is kept for the last few sets of arguments, together with what libpq reads
+ * besides them: the environment variables that name a server or a database, and the
+ * user the process runs as. A service file may say anything and change: arguments that
+ * name a service are asked every time. */
+
+#define PQ_OPEN_MEMO 4
+#define PQ_OPEN_KEY 1024
+
+struct open_memo {
+	size_t len;                  /* 0: empty */
+	char key[PQ_OPEN_KEY];
+	struct pq_where w;
+};
+
+static struct open_memo open_memo[PQ_OPEN_MEMO];
+static int open_memo_lock;
+static unsigned open_memo_next;
+
+struct key_buf {
+	char b[PQ_OPEN_KEY];
+	size_t n;
+	int over;
+};
+
+static void key_put(struct key_buf *k, const char *s)
+{
+	/* a missing value and an empty one differ */
+	size_t m = s ? strlen(s) + 1 : 1;
+	if (k->over || k->n + m + 1 > sizeof k->b) {
+		k->over = 1;
+		return;
+	}
+	k->b[k->n++] = s ? 's' : 'n';
+	if (s)
+		memcpy(k->b + k->n, s, m);
+	k->n += s ? m : 0;
+}
+
+/* The key of o's arguments; 0 when they cannot be remembered. */
+static size_t open_key(const struct pq_open *o, struct key_buf *k)
+{
+	static const char *const env[] = { "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE",
+					   "PGUSER", "PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR",
+					   "PGOPTIONS", NULL };
+	char num[32];
+	k->n = 0;
+	k->over = 0;
+	snprintf(num, sizeof num, "%d %d %u", o->kind, o->expand, (unsigned)geteuid());
+	key_put(k, num);
+	switch (o->kind) {
+	case OPEN_CONNINFO:
+		key_put(k, o->conninfo);
+		break;
+	case OPEN_PARAMS:
+		if (!o->kw || !o->vals)
+			return 0;
+		for (int i = 0; o->kw[i] && !k->over; i++) {
+			key_put(k, o->kw[i]);
+			key_put(k, o->vals[i]);
+		}
+		break;
+	default:
+		for (int i = 0; i < 7; i++)
+			key_put(k, o->setdb[i]);
+		break;
+	}
+	for (int i = 0; env[i]; i++)
+		key_put(k, getenv(env[i]));
+	if (k->over || memmem(k->b, k->n, "service", 7) || getenv("PGSERVICE"))
+		return 0;
+	return k->n;
+}
+
+static int open_memo_find(const struct key_buf *k, struct pq_where *w)
+{
+	int found = 0;
+	if (__atomic_exchange_n(&open_memo_lock, 1, __ATOMIC_ACQUIRE))
+		return 0;   /* another thread is at it: ask libpq */
+	for (int i = 0; i < PQ_OPEN_MEMO && !found; i++)
+		if (open_memo[i].len == k->n && memcmp(open_memo[i].key, k->b, k->n) == 0) {
+			where_copy(w, &open_memo[i].w);
+			found = 1;
+		}
+	__atomic_store_n(&open_memo_lock, 0, __ATOMIC_RELEASE);
+	return found;
+}
+
+static void open_memo_add(const struct key_buf *k, const struct pq_where *w)
+{
+	if (__atomic_exchange_n(&open_memo_lock, 1, __ATOMIC_ACQUIRE))
+		return;
+	struct open_memo *m = &open_memo[open_memo_next++ % PQ_OPEN_MEMO];
+	memcpy(m->key, k->b, k->n);
+	m->len = k->n;
+	where_copy(&m->w, w);
+	__atomic_store_n(&open_memo_lock, 0, __ATOMIC_RELEASE);
+}
+
 /* The rule for a connection about to be made, from where libpq would make it; NULL when
  * none matches or the arguments are ones libpq rejects anyway (it then fails without
  * connecting, as it would have). */
 static const struct bw_rule *open_rule(struct bw_engine *e, struct pq_open *o)
 {
+	struct key_buf k;
+	size_t n = open_key(o, &k);
+	if (n && open_memo_find(&k, &o->w))
+		return bw_engine_match(e, &o->w.t, NULL);
 	PGconn *probe = bw_pq_handle(o, PQ_PROBE);
 	if (!probe)
 		return NULL;
@@ -609,6 +657,8 @@ static const struct bw_rule *open_rule(struct bw_engine *e, struct pq_open *o)
 	if (m && strstr(m, PQ_PROBE)) {
 		where_of(probe, &o->w);
 		r = bw_engine_match(e, &o->w.t, NULL);
+		if (n)
+			open_memo_add(&k, &o->w);
 	}
 	bw_pq.finish(probe);
 	return r;
@@ -670,6 +720,7 @@ static PGconn *open_conn(const void *caller, struct pq_open *o, const char *call
 	struct bw_engine *e = bw_engine_for(BW_OP_PG);
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	const struct bw_rule *r = acting ? open_rule(e, o) : NULL;
+	ruled_enter(r);
 	if (!r) {
 		o->conn = open_real(o, 0);
 	} else {
@@ -682,9 +733,11 @@ static PGconn *open_conn(const void *caller, struct pq_open *o, const char *call
 		o->c = &c;
 		bw_engine_run(e, &c, bw_thread_rng());
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	if (o->conn)
 		forget_session(o->conn);
+	where_moved();
 	return o->conn;
 }
 
@@ -695,6 +748,7 @@ static PGconn *start_conn(const void *caller, struct pq_open *o, const char *cal
 	struct bw_engine *e = bw_engine_for(BW_OP_PG);
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	const struct bw_rule *r = acting ? open_rule(e, o) : NULL;
+	ruled_enter(r);
 	if (!r) {
 		o->conn = open_real(o, 1);
 	} else {
@@ -720,9 +774,11 @@ static PGconn *start_conn(const void *caller, struct pq_open *o, const char *cal
 				bw_engine_release(e, &c);   /* no room to follow it: no outcome */
 		}
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	if (o->conn)
 		forget_session(o->conn);
+	where_moved();
 	return o->conn;
 }
 
@@ -800,6 +856,7 @@ static int reset_attempt(void *arg, int n, int64_t deadline)
 	struct pq_reset *rs = arg;
 	(void)n, (void)deadline;
 	bw_pq.reset(rs->conn);
+	where_moved();
 	return bw_pq.status(rs->conn) == BW_PQ_CONNECTION_BAD
 		       ? conn_failure(rs->conn, rs->unix_dest) : 0;
 }
@@ -811,12 +868,38 @@ static int reset_refuse(void *arg, int err)
 	return err;
 }
 
+/* The last connection this thread looked up: a program runs statement after statement
+ * on one connection, and libpq's answers and the match cost as much as a short statement
+ * itself. Valid while nothing connected, reset or finished anywhere (where_epoch). */
+static __thread struct {
+	const PGconn *conn;
+	unsigned epoch;
+	const struct bw_engine *e;
+	const struct bw_rule *r;
+	struct pq_where w;
+} conn_memo __attribute__((tls_model("initial-exec")));
+
 /* The rule for calls on conn, with where it goes in *w. */
 static const struct bw_rule *conn_rule(struct bw_engine *e, const PGconn *conn,
 				       struct pq_where *w)
 {
+	unsigned epoch = __atomic_load_n(&where_epoch, __ATOMIC_ACQUIRE);
+	if (conn_memo.conn == conn && conn_memo.epoch == epoch && conn_memo.e == e) {
+		where_copy(w, &conn_memo.w);
+		return conn_memo.r;
+	}
 	where_of(conn, w);
-	return bw_engine_match(e, &w->t, NULL);
+	const struct bw_rule *r = bw_engine_match(e, &w->t, NULL);
+	/* a connection still being made may yet move to its next host */
+	if (bw_pq.status(conn) == BW_PQ_CONNECTION_OK) {
+		conn_memo.conn = NULL;
+		where_copy(&conn_memo.w, w);
+		conn_memo.r = r;
+		conn_memo.e = e;
+		conn_memo.epoch = epoch;
+		conn_memo.conn = conn;
+	}
+	return r;
 }
 
 BW_HOOK void PQreset(PGconn *conn)
@@ -828,6 +911,9 @@ BW_HOOK void PQreset(PGconn *conn)
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	ruled_enter(r);
+	if (conn)
+		flight_drop(flight_of(conn));
 	if (!r) {
 		bw_pq.reset(conn);
 	} else {
@@ -839,9 +925,11 @@ BW_HOOK void PQreset(PGconn *conn)
 		c.refuse = reset_refuse;
 		bw_engine_run(e, &c, bw_thread_rng());
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	if (conn && bw_pq.status(conn) == BW_PQ_CONNECTION_OK)
 		forget_session(conn);
+	where_moved();
 }
 
 BW_HOOK int PQresetStart(PGconn *conn)
@@ -853,7 +941,10 @@ BW_HOOK int PQresetStart(PGconn *conn)
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	ruled_enter(r);
 	int rc = 0;
+	if (conn)
+		flight_drop(flight_of(conn));
 	if (!r) {
 		rc = bw_pq.reset_start(conn);
 	} else {
@@ -868,9 +959,11 @@ BW_HOOK int PQresetStart(PGconn *conn)
 				bw_engine_release(e, &c);
 		}
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 	if (rc)
 		forget_session(conn);
+	where_moved();
 	return rc;
 }
 
@@ -891,6 +984,8 @@ BW_HOOK void PQfinish(PGconn *conn)
 	if (conn) {
 		struct pending p;
 		forget_session(conn);
+		flight_drop(flight_of(conn));
+		where_moved();
 		if (pending_take(conn, &p) == 0) {
 			struct bw_call c;
 			init_call(&c, p.rule, p.call, &p.w);
@@ -933,6 +1028,8 @@ struct pq_stmt {
 	struct bw_stop stop;
 	struct bw_engine *e;
 	struct bw_call reconnect_call;   /* the reconnect, for breaker and call limit */
+	const struct bw_call *call;      /* the statement's own, for injection */
+	int injected;                    /* the last attempt's error was injected */
 };
 
 static int sends(const struct pq_stmt *s)
@@ -946,6 +1043,7 @@ static void stmt_run(struct pq_stmt *s)
 		bw_pq.clear(s->res);
 	s->res = NULL;
 	s->ran = 1;
+	s->injected = 0;
 	switch (s->kind) {
 	case S_EXEC:
 		s->res = bw_pq.exec(s->conn, s->sql);
@@ -1015,6 +1113,7 @@ static int reconnect(struct pq_stmt *s)
 		}
 	}
 	bw_pq.reset(s->conn);
+	where_moved();
 	int ok = bw_pq.status(s->conn) == BW_PQ_CONNECTION_OK;
 	int err = ok ? 0 : conn_failure(s->conn, s->unix_dest);
 	bw_engine_settle(s->e, c, err);
@@ -1044,9 +1143,16 @@ static int stmt_outcome(struct pq_stmt *s)
 		return 0;
 	int conflict = err == sqlstate("40001") || err == sqlstate("40P01");
 	int single = s->kind == S_EXEC_PARAMS || s->kind == S_EXEC_PREPARED ||
-		     (s->kind == S_EXEC && single_statement(s->sql));
+		     (s->kind == S_EXEC && bw_pq_single_statement(s->sql));
 	if (conflict && s->idle && single && session_idle(s->conn)) {
 		s->stop.now = 0;
+		return err;
+	}
+	if (lost && s->idle && (s->kind == S_EXEC || s->kind == S_EXEC_PARAMS) &&
+	    bw_pq_read_only(s->sql)) {
+		/* it may have run, but running it again changes nothing */
+		s->stop.now = 0;
+		s->reconnect = 1;
 		return err;
 	}
 	s->stop = (struct bw_stop){ 1, NULL, NULL };
@@ -1057,26 +1163,57 @@ static int stmt_outcome(struct pq_stmt *s)
 	return err;
 }
 
+/* An injected SQLSTATE: the server raises it in place of the statement (a DO block), so
+ * the program gets a real error result with that code from a statement that did not run,
+ * and the session stays (an explicit transaction is aborted, as by any error). Kept in
+ * s->res, for a PQsend form too (stmt_call hands it out through PQgetResult). Where the
+ * session was idle, the statement may run again: it never ran. */
+static int stmt_injected(struct pq_stmt *s)
+{
+	struct bw_fault f;
+	if (!s->call || !bw_engine_inject(s->e, s->call, &f) || !f.err)
+		return 0;
+	const char *name = bw_err_name(f.err);
+	const char *code = name && strncmp(name, "SQLSTATE_", 9) == 0 && strlen(name) == 14
+				   ? name + 9 : "08006";
+	char sql[192];
+	snprintf(sql, sizeof sql, "DO $bulwark$BEGIN RAISE EXCEPTION USING ERRCODE = '%s', "
+		 "MESSAGE = 'bulwark: injected SQLSTATE %s'; END$bulwark$", code, code);
+	if (s->ran && s->res)
+		bw_pq.clear(s->res);
+	s->res = bw_pq.exec(s->conn, sql);
+	s->ran = 1;
+	s->injected = 1;
+	if (!s->idle)
+		s->stop = (struct bw_stop){ 1, NULL, NULL };
+	return f.err;
+}
+
 static int stmt_attempt(void *arg, int n, int64_t deadline)
 {
 	struct pq_stmt *s = arg;
 	(void)deadline;
 	s->stop = (struct bw_stop){ 0, NULL, NULL };
 	if (s->reconnect) {
-		if (n == 1) {
-			/* the statement was not sent: its server had closed the session */
-			if (is_stateful(s->conn))
-				s->stop = (struct bw_stop){ 1, "session_state",
-					"the server closed a session that holds state (SET, PREPARE, "
-					"LISTEN, DECLARE, a temporary table or an advisory lock) which a "
-					"new connection would lose: not reconnected" };
+		/* n 1: the statement was not sent, its server had closed the session; later:
+		 * it was lost in flight, and only reads */
+		if (is_stateful(s->conn)) {
+			s->stop = (struct bw_stop){ 1, "session_state",
+				"the server closed a session that holds state (SET, PREPARE, "
+				"LISTEN, DECLARE, a temporary table or an advisory lock) which a "
+				"new connection would lose: not reconnected" };
 			return sqlstate("08006");
 		}
+		if (n == 1)
+			return sqlstate("08006");
 		int err = reconnect(s);
 		if (err)
 			return err;
 		s->reconnect = 0;
 	}
+	int err = stmt_injected(s);
+	if (err)
+		return err;
 	stmt_run(s);
 	return stmt_outcome(s);
 }
@@ -1088,8 +1225,560 @@ static void note_session_state(const struct pq_stmt *s)
 		return;
 	if (s->kind == S_PREPARE || s->kind == S_SEND_PREPARE ||
 	    ((s->kind == S_EXEC || s->kind == S_SEND || s->kind == S_EXEC_PARAMS ||
-	      s->kind == S_SEND_PARAMS) && s->sql && sets_session_state(s->sql)))
+	      s->kind == S_SEND_PARAMS) && s->sql && bw_pq_sets_session_state(s->sql)))
 		mark_stateful(s->conn);
+}
+
+/* ---- statements sent with PQsend* and read with PQgetResult ----
+ *
+ * psql and pgbench send a statement (PQsendQuery*) and read its results later with
+ * PQgetResult, some waiting on the socket themselves in between (PQconsumeInput,
+ * PQisBusy). A failure of the statement shows in PQgetResult, or as the connection that
+ * PQconsumeInput finds lost. A statement the program sends on an idle session under a
+ * rule is recorded here, with a copy of its arguments, until its results end (its
+ * flight), so that it can be sent again where stmt_outcome's rules allow it: the
+ * connection was lost or closed by the server and the statement only reads, or it met a
+ * serialization failure or deadlock alone in autocommit. Nothing is sent again once a
+ * result of it has reached the program. A statement sent again is read to its end here
+ * and its results handed out from the queue: the program never has to wait on the new
+ * connection's socket for them, so a program that watches the old one still gets them.
+ * In pipeline mode (several statements in flight) failures are only counted. */
+
+#define PQ_FLIGHTS 256              /* statements in flight at once, process-wide */
+#define PQ_FLIGHT_MAX (64 * 1024)    /* arguments beyond this are not copied: no retry */
+#define PQ_QUEUE 16
+
+/* PGRES_* values a drain must not wait past: a COPY wants the program's data */
+#define BW_PQ_COPY_OUT 3
+#define BW_PQ_COPY_IN 4
+#define BW_PQ_COPY_BOTH 8
+
+struct flight {
+	PGconn *conn;                /* claimed by a compare-and-swap; NULL: free */
+	/* the rest belongs to the thread that uses conn (libpq: one at a time) */
+	enum stmt_kind kind;
+	int idle;                    /* the session was idle when it was sent */
+	int retry;                   /* may be sent again, its rules permitting */
+	int judged;                  /* its failure was met (retried or not): the rest of
+				      * its results are libpq's to give */
+	int delivered;               /* results handed to the program */
+	int read_only, single;        /* what the text says, -1 until asked */
+	const char *sql, *name;
+	int n;
+	const Oid *types;
+	const char *const *values;
+	const int *lengths, *formats;
+	int result_format;
+	PGresult *queue[PQ_QUEUE];   /* results of a statement sent again, to hand out */
+	int q_head, q_len;
+	int q_done;                  /* the queue holds them to their end: then NULL */
+	char *buf;                   /* the copies; kept for the slot's next statement */
+	size_t cap;
+};
+
+static struct flight flights[PQ_FLIGHTS];
+static int n_flights;
+
+/* The slot this thread used last: statements come one after another on a connection. */
+static __thread struct flight *flight_hint __attribute__((tls_model("initial-exec")));
+
+static struct flight *flight_of(const PGconn *conn)
+{
+	if (!__atomic_load_n(&n_flights, __ATOMIC_RELAXED))
+		return NULL;
+	struct flight *h = flight_hint;
+	if (h && __atomic_load_n(&h->conn, __ATOMIC_ACQUIRE) == conn)
+		return h;
+	for (int i = 0; i < PQ_FLIGHTS; i++)
+		if (__atomic_load_n(&flights[i].conn, __ATOMIC_ACQUIRE) == conn)
+			return flight_hint = &flights[i];
+	return NULL;
+}
+
+static struct flight *flight_claim(PGconn *conn)
+{
+	struct flight *f = flight_of(conn);
+	if (f)
+		return f;
+	for (int i = 0; i < PQ_FLIGHTS; i++) {
+		PGconn *expect = NULL;
+		if (__atomic_compare_exchange_n(&flights[i].conn, &expect, conn, 0,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			__atomic_add_fetch(&n_flights, 1, __ATOMIC_RELAXED);
+			return flight_hint = &flights[i];
+		}
+	}
+	return NULL;
+}
+
+static void flight_clear_queue(struct flight *f)
+{
+	for (; f->q_len; f->q_len--, f->q_head = (f->q_head + 1) % PQ_QUEUE)
+		bw_pq.clear(f->queue[f->q_head]);
+	f->q_head = 0;
+	f->q_done = 0;
+}
+
+static void flight_drop(struct flight *f)
+{
+	if (!f)
+		return;
+	flight_clear_queue(f);
+	/* a large copy is not kept for whoever takes the slot next */
+	if (f->cap > 4096) {
+		free(f->buf);
+		f->buf = NULL;
+		f->cap = 0;
+	}
+	__atomic_store_n(&f->conn, NULL, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&n_flights, 1, __ATOMIC_RELAXED);
+}
+
+static size_t param_size(const struct pq_stmt *s, int i)
+{
+	if (!s->values[i])
+		return 0;
+	if (s->formats && s->formats[i])
+		return s->lengths && s->lengths[i] > 0 ? (size_t)s->lengths[i] : 0;
+	return strlen(s->values[i]) + 1;
+}
+
+/* A copy of s's arguments into f's buffer; -1 when they are too large (or no memory). */
+static int flight_copy(struct flight *f, const struct pq_stmt *s)
+{
+	size_t n = s->n > 0 ? (size_t)s->n : 0;
+	size_t sql = s->sql ? strlen(s->sql) + 1 : 0, name = s->name ? strlen(s->name) + 1 : 0;
+	size_t need = n * sizeof(char *) + sql + name;
+	if (s->values) {
+		for (size_t i = 0; i < n && need <= PQ_FLIGHT_MAX; i++)
+			need += param_size(s, (int)i);
+	}
+	need += (s->types ? n * sizeof(Oid) : 0) + (s->lengths ? n * sizeof(int) : 0) +
+		(s->formats ? n * sizeof(int) : 0);
+	if (need > PQ_FLIGHT_MAX)
+		return -1;
+	if (f->cap < need || !f->buf) {
+		char *b = realloc(f->buf, need ? need : 1);
+		if (!b)
+			return -1;
+		f->buf = b;
+		f->cap = need ? need : 1;
+	}
+	/* pointers first, then the ints, then the bytes: each part aligned as it needs */
+	char *p = f->buf;
+	const char **values = s->values ? (const char **)(void *)p : NULL;
+	p += s->values ? n * sizeof(char *) : 0;
+	Oid *types = s->types ? (Oid *)(void *)p : NULL;
+	p += s->types ? n * sizeof(Oid) : 0;
+	int *lengths = s->lengths ? (int *)(void *)p : NULL;
+	p += s->lengths ? n * sizeof(int) : 0;
+	int *formats = s->formats ? (int *)(void *)p : NULL;
+	p += s->formats ? n * sizeof(int) : 0;
+	if (types)
+		memcpy(types, s->types, n * sizeof(Oid));
+	if (lengths)
+		memcpy(lengths, s->lengths, n * sizeof(int));
+	if (formats)
+		memcpy(formats, s->formats, n * sizeof(int));
+	for (size_t i = 0; values && i < n; i++) {
+		size_t k = param_size(s, (int)i);
+		values[i] = s->values[i] ? p : NULL;
+		if (k)
+			memcpy(p, s->values[i], k);
+		p += k;
+	}
+	f->sql = s->sql ? memcpy(p, s->sql, sql) : NULL;
+	p += sql;
+	f->name = s->name ? memcpy(p, s->name, name) : NULL;
+	f->n = s->n;
+	f->types = types;
+	f->values = values;
+	f->lengths = lengths;
+	f->formats = formats;
+	f->result_format = s->result_format;
+	return 0;
+}
+
+/* The program sent s (it returned 1) under a rule: its flight begins. */
+static void flight_begin(struct pq_stmt *s)
+{
+	struct flight *f = flight_claim(s->conn);
+	if (!f)
+		return;
+	flight_clear_queue(f);
+	f->kind = s->kind;
+	f->idle = s->idle;
+	f->delivered = 0;
+	f->judged = 0;
+	/* the text is read when a failure asks, not on every statement */
+	f->single = s->kind != S_SEND ? 1 : -1;
+	f->read_only = s->kind == S_SEND || s->kind == S_SEND_PARAMS ? -1 : 0;
+	/* in a transaction or a pipeline, a failure is the program's: counted only */
+	f->retry = s->idle && s->kind != S_SEND_PREPARE && flight_copy(f, s) == 0;
+}
+
+/* Of a flight that may be sent again (its text is copied). */
+static int flight_read_only(struct flight *f)
+{
+	if (f->read_only < 0)
+		f->read_only = bw_pq_read_only(f->sql);
+	return f->read_only;
+}
+
+static int flight_single(struct flight *f)
+{
+	if (f->single < 0)
+		f->single = bw_pq_single_statement(f->sql);
+	return f->single;
+}
+
+static int result_failed(const PGresult *res)
+{
+	int st = bw_pq.result_status(res);
+	return st == BW_PQ_FATAL_ERROR || st == BW_PQ_BAD_RESPONSE;
+}
+
+static int result_copies(const PGresult *res)
+{
+	int st = bw_pq.result_status(res);
+	return st == BW_PQ_COPY_OUT || st == BW_PQ_COPY_IN || st == BW_PQ_COPY_BOTH;
+}
+
+/* The results left of a statement whose first result we hold: read and dropped, as
+ * libpq's PQexec does. 0 when they ended (libpq is idle). */
+static int drain(PGconn *conn)
+{
+	for (int i = 0; i < 1000; i++) {
+		PGresult *r = bw_pq.get_result(conn);
+		if (!r)
+			return 0;
+		int copies = result_copies(r);
+		bw_pq.clear(r);
+		if (copies)
+			return -1;
+	}
+	return -1;
+}
+
+/* The flight's statement, sent again on its connection. */
+static int flight_send(const struct flight *f)
+{
+	switch (f->kind) {
+	case S_SEND:
+		return bw_pq.send_query(f->conn, f->sql);
+	case S_SEND_PARAMS:
+		return bw_pq.send_query_params(f->conn, f->sql, f->n, f->types, f->values,
+					       f->lengths, f->formats, f->result_format);
+	case S_SEND_PREPARED:
+		return bw_pq.send_query_prepared(f->conn, f->name, f->n, f->values, f->lengths,
+						 f->formats, f->result_format);
+	default:
+		return 0;
+	}
+}
+
+/* Whether err ends the session: the connection is gone, or the server said so before it
+ * closed it (a shutdown, a crash of another backend, pg_terminate_backend). */
+static int ends_session(const PGconn *conn, int err)
+{
+	return bw_pq.status(conn) == BW_PQ_CONNECTION_BAD ||
+	       sqlstate_class(err) == sqlstate_class(sqlstate("08000")) ||
+	       err == sqlstate("57P01") || err == sqlstate("57P02") || err == sqlstate("57P03");
+}
+
+struct pq_fetch {
+	struct pq_stmt s;            /* conn, e, stop, reconnect_call, unix_dest */
+	struct flight *f;
+	PGresult *res;               /* the first result of the last attempt, or NULL */
+	int err;                     /* the failure of the last attempt */
+	int sent;                    /* the statement was sent again */
+};
+
+/* What the flight's first result says: 0, or the SQLSTATE of an error that speaks of
+ * the server, with stop saying whether the statement may be sent again. */
+static int fetch_outcome(struct pq_fetch *q)
+{
+	struct bw_stop *stop = &q->s.stop;
+	PGconn *conn = q->s.conn;
+	int err = 0;
+	if (q->res) {
+		if (!result_failed(q->res))
+			return 0;
+		const char *code = bw_pq.result_error_field(q->res, BW_PQ_DIAG_SQLSTATE);
+		err = code ? sqlstate(code) : 0;
+	}
+	int lost = bw_pq.status(conn) == BW_PQ_CONNECTION_BAD;
+	if (!err && lost)
+		err = sqlstate("08006");
+	if (!err || !speaks_of_server(err))
+		return 0;
+	int ends = ends_session(conn, err);
+	int conflict = err == sqlstate("40001") || err == sqlstate("40P01");
+	if (q->f->retry && !q->f->delivered) {
+		if (conflict && flight_single(q->f) && !lost)
+			return err;
+		if (ends && flight_read_only(q->f)) {
+			q->s.reconnect = 1;
+			return err;
+		}
+	}
+	*stop = (struct bw_stop){ 1, NULL, NULL };
+	if (ends && q->f->idle && !q->f->delivered)
+		*stop = (struct bw_stop){ 1, "unknown_outcome",
+			"the connection was lost after the statement was sent: it may have run, "
+			"and it is not one that can run again (it may write, or its rows were "
+			"being read one by one)" };
+	return err;
+}
+
+static int fetch_step(struct pq_fetch *q, int n);
+
+static int fetch_attempt(void *arg, int n, int64_t deadline)
+{
+	struct pq_fetch *q = arg;
+	(void)deadline;
+	q->s.stop = (struct bw_stop){ 0, NULL, NULL };
+	if (n > 1 || q->res)
+		q->err = fetch_step(q, n);
+	return q->err;
+}
+
+/* Attempt n of the flight's statement: n 1 is the program's own (its result in q->res),
+ * the later ones send it again. */
+static int fetch_step(struct pq_fetch *q, int n)
+{
+	PGconn *conn = q->s.conn;
+	if (n == 1)
+		return fetch_outcome(q);
+	int err = q->err;
+	if (drain(conn) < 0) {
+		q->s.stop = (struct bw_stop){ 1, NULL, NULL };
+		return err;
+	}
+	if (q->s.reconnect || bw_pq.status(conn) == BW_PQ_CONNECTION_BAD || server_gone(conn)) {
+		if (is_stateful(conn)) {
+			q->s.stop = (struct bw_stop){ 1, "session_state",
+				"the session held state (SET, PREPARE, LISTEN, DECLARE, a temporary "
+				"table or an advisory lock) which a new connection would lose: the "
+				"statement is not sent again" };
+			return err;
+		}
+		err = reconnect(&q->s);
+		if (err)
+			return err;
+		q->s.reconnect = 0;
+	} else if (!session_idle(conn)) {
+		q->s.stop = (struct bw_stop){ 1, NULL, NULL };
+		return err;
+	}
+	if (!flight_send(q->f)) {
+		err = conn_failure(conn, q->s.unix_dest);
+		return err ? err : sqlstate("08006");
+	}
+	q->sent = 1;
+	PGresult *r = bw_pq.get_result(conn);
+	if (q->res)
+		bw_pq.clear(q->res);
+	q->res = r;
+	return fetch_outcome(q);
+}
+
+/* After a statement was sent again: its first result and the rest, to be handed out from
+ * the queue. */
+static void flight_fill(struct flight *f, PGresult *first)
+{
+	flight_clear_queue(f);
+	if (!first) {
+		f->q_done = 1;
+		return;
+	}
+	f->queue[0] = first;
+	f->q_len = 1;
+	if (result_copies(first))
+		return;
+	while (f->q_len < PQ_QUEUE) {
+		PGresult *r = bw_pq.get_result(f->conn);
+		if (!r) {
+			f->q_done = 1;
+			return;
+		}
+		f->queue[f->q_len++] = r;
+		if (result_copies(r))
+			return;
+	}
+}
+
+static PGresult *flight_pop(struct flight *f)
+{
+	PGresult *r = f->queue[f->q_head];
+	f->q_head = (f->q_head + 1) % PQ_QUEUE;
+	f->q_len--;
+	f->delivered++;
+	return r;
+}
+
+/* A failure met by the flight's statement, in the program's PQgetResult (res, its first
+ * result) or PQconsumeInput (res NULL: the connection was lost): the statement is sent
+ * again where that is safe. Returns 1 when it was and its results wait in the queue; 0
+ * when the program is to get res, or its own call's failure, as they are. */
+static int flight_failed(const void *caller, struct flight *f, PGresult *res, int err)
+{
+	struct bw_engine *e = bw_engine_for(BW_OP_PG);
+	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	struct pq_where w;
+	const struct bw_rule *r = acting ? conn_rule(e, f->conn, &w) : NULL;
+	ruled_enter(r);
+	int sent = 0;
+	f->judged = 1;
+	if (r) {
+		struct pq_fetch q = { .f = f, .res = res, .err = err };
+		struct bw_call c;
+		init_call(&c, r, stmt_call_names[f->kind], &w);
+		c.attempt = fetch_attempt;
+		c.arg = &q;
+		c.stop = &q.s.stop;
+		c.unguarded = 1;
+		q.s.kind = f->kind;
+		q.s.conn = f->conn;
+		q.s.e = e;
+		q.s.unix_dest = w.unix_dest;
+		q.s.reconnect_call = c;
+		q.s.reconnect_call.call = "PQreset";
+		q.s.reconnect_call.unguarded = 0;
+		bw_engine_run(e, &c, bw_thread_rng());
+		f->retry = 0;
+		if (q.sent) {
+			/* sent again: whatever its attempts ended with is the program's now */
+			flight_fill(f, q.res);
+			sent = 1;
+		}
+	}
+	ruled_leave(r);
+	bw_foreign_leave(&depth, acting);
+	return sent;
+}
+
+/* A failure outside any flight (pipeline mode, a full table): counted and logged. */
+static void observe_failure(const void *caller, PGconn *conn, int err, const char *call)
+{
+	struct bw_engine *e = bw_engine_for(BW_OP_PG);
+	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
+	struct pq_where w;
+	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
+	if (r && err && speaks_of_server(err)) {
+		struct bw_call c;
+		init_call(&c, r, call, &w);
+		bw_engine_failed(e, &c, err, 1, 0);
+	}
+	bw_foreign_leave(&depth, acting);
+}
+
+static int result_err(const PGconn *conn, const PGresult *res)
+{
+	const char *code = bw_pq.result_error_field(res, BW_PQ_DIAG_SQLSTATE);
+	int err = code ? sqlstate(code) : 0;
+	return !err && bw_pq.status(conn) == BW_PQ_CONNECTION_BAD ? sqlstate("08006") : err;
+}
+
+/* The program's own call, not libpq's (PQconnectPoll reads its setup with PQgetResult,
+ * PQexec its results) nor one made while the policy acts on another on this thread (the
+ * reconnect of a statement sent again). */
+static int programs_call(const void *caller)
+{
+	return !depth.acting && !bw_foreign_internal(&bw_pq_lib, caller);
+}
+
+BW_HOOK PGresult *PQgetResult(PGconn *conn)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return NULL;
+	struct flight *f = conn ? flight_of(conn) : NULL;
+	if (f && !programs_call(caller))
+		return bw_pq.get_result(conn);
+	if (f && f->q_len)
+		return flight_pop(f);
+	if (f && f->q_done) {
+		flight_drop(f);
+		return NULL;
+	}
+	PGresult *res = bw_pq.get_result(conn);
+	if (!f) {
+		if (res && result_failed(res))
+			observe_failure(caller, conn, result_err(conn, res), "PQgetResult");
+		return res;
+	}
+	if (!res) {
+		flight_drop(f);
+		return NULL;
+	}
+	if (!result_failed(res) || f->judged) {
+		f->delivered++;
+		return res;
+	}
+	if (flight_failed(caller, f, res, 0))
+		return flight_pop(f);
+	f->delivered++;
+	return res;
+}
+
+BW_HOOK int PQconsumeInput(PGconn *conn)
+{
+	const void *caller = __builtin_return_address(0);
+	if (resolve(caller) < 0)
+		return 0;
+	int rc = bw_pq.consume_input(conn);
+	if (rc || !conn || !programs_call(caller))
+		return rc;
+	struct flight *f = flight_of(conn);
+	int err = conn_failure(conn, 0);
+	if (!err)
+		err = sqlstate("08006");
+	if (f && f->retry && !f->delivered && !f->judged && flight_read_only(f))
+		return flight_failed(caller, f, NULL, err);
+	if (!f || !f->judged)
+		observe_failure(caller, conn, err, "PQconsumeInput");
+	if (f)
+		f->judged = 1;
+	return 0;
+}
+
+BW_HOOK int PQsetSingleRowMode(PGconn *conn)
+{
+	if (resolve(__builtin_return_address(0)) < 0 || !bw_pq.set_single_row_mode)
+		return 0;
+	int rc = bw_pq.set_single_row_mode(conn);
+	struct flight *f = rc && conn ? flight_of(conn) : NULL;
+	/* sent again, the statement would come back whole, not row by row */
+	if (f)
+		f->retry = 0;
+	return rc;
+}
+
+/* A PQsend call that ends with an injected error: sent, as far as the program knows,
+ * and the error its result, handed out by PQgetResult. Without a slot to hand it from,
+ * the call fails as a send that could not be made. */
+static void injected_sent(struct pq_stmt *s)
+{
+	struct flight *f = s->res ? flight_claim(s->conn) : NULL;
+	if (!f) {
+		if (s->res)
+			bw_pq.clear(s->res);
+		s->res = NULL;
+		s->rc = 0;
+		return;
+	}
+	flight_clear_queue(f);
+	f->kind = s->kind;
+	f->idle = s->idle;
+	f->retry = 0;
+	f->judged = 1;
+	f->delivered = 0;
+	f->queue[0] = s->res;
+	f->q_len = 1;
+	f->q_done = 1;
+	s->res = NULL;
+	s->rc = 1;
 }
 
 static void stmt_call(const void *caller, struct pq_stmt *s)
@@ -1098,11 +1787,19 @@ static void stmt_call(const void *caller, struct pq_stmt *s)
 	/* libpq's own statements count too: PQsetClientEncoding runs a SET */
 	if (e)
 		note_session_state(s);
+	/* a statement run whole (PQexec*) ends the results of one in flight, as libpq does;
+	 * results of one sent again that the program did not read end with a new send */
+	struct flight *f = e && s->conn ? flight_of(s->conn) : NULL;
+	if (f && (!sends(s) || f->q_len || f->q_done))
+		flight_drop(f);
 	int acting = e && s->conn ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
 	struct pq_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, s->conn, &w) : NULL;
+	ruled_enter(r);
 	if (!r) {
 		stmt_run(s);
+		if (sends(s) && s->rc && e && s->conn)
+			flight_drop(flight_of(s->conn));
 	} else {
 		struct bw_call c;
 		init_call(&c, r, stmt_call_names[s->kind], &w);
@@ -1118,12 +1815,18 @@ static void stmt_call(const void *caller, struct pq_stmt *s)
 		s->unix_dest = w.unix_dest;
 		s->idle = session_idle(s->conn);
 		s->reconnect = s->idle && server_gone(s->conn);
+		s->call = &c;
 		bw_engine_run(e, &c, bw_thread_rng());
 		/* not run at all (the reconnect failed or was not made): the program gets
 		 * libpq's own answer for the connection as it is */
 		if (!s->ran)
 			stmt_run(s);
+		if (sends(s) && s->injected)
+			injected_sent(s);
+		else if (sends(s) && s->rc)
+			flight_begin(s);
 	}
+	ruled_leave(r);
 	bw_foreign_leave(&depth, acting);
 }
 

@@ -64,6 +64,9 @@ struct bw_pq_real {
 	int (*send_prepare)(PGconn *, const char *, const char *, int, const Oid *);
 	int (*send_query_prepared)(PGconn *, const char *, int, const char *const *, const int *,
 				   const int *, int);
+	PGresult *(*get_result)(PGconn *);
+	int (*consume_input)(PGconn *);
+	int (*set_single_row_mode)(PGconn *);         /* NULL before PostgreSQL 9.2 */
 	/* what a connection and a result say */
 	int (*status)(const PGconn *);
 	int (*transaction_status)(const PGconn *);

@@ -37,6 +37,7 @@
 #include "match.h"
 #include "sockio.h"
 #include "fdtable.h"
+#include "foreign.h"
 #include "peek.h"
 #include "pending.h"
 #include "hold.h"
@@ -486,7 +487,8 @@ BW_HOOK int connect(int fd, const struct sockaddr *to, socklen_t len)
 		return BW_REAL(connect)(fd, to, len);
 	const char *host;
 	struct bw_target t = { .op = BW_OP_CONNECT, .addr = sa, .addrlen = len };
-	const struct bw_rule *r = bw_engine_match(e, &t, &host);
+	/* a connection a database client makes for a call its rule acts on is that rule's */
+	const struct bw_rule *r = bw_foreign_ruled ? NULL : bw_engine_match(e, &t, &host);
 	struct bw_fdinfo fi;
 	/* datagram connects send nothing: nothing to retry or count */
 	if (!r || bw_fd_classify(fd, &fi) != BW_FD_SOCKET ||

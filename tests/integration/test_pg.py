@@ -170,20 +170,25 @@ class PgServerTest(ShimTest):
 
     # -- the connect family -----------------------------------------------------------
 
-    def test_pgbench_survives_smart_restart(self):
-        """pgbench -C (a connection per transaction) while the server restarts: a smart
-        shutdown refuses new connections ("shutting down") until the sessions end, then
-        nothing listens, then the server is "starting up". Bare, the clients abort; under
-        a pg rule, and under the built-in default policy (`bulwark run` with no policy
-        file), none does. One thread per client: a client waiting in a retry holds its
-        thread, and a smart shutdown waits for the sessions that thread holds."""
+    def pgbench_restart(self, mode, script=None):
+        """pgbench -C -S (a connection per transaction, read-only) while the server
+        restarts in mode, bare, under a pg rule and under the built-in default policy
+        (`bulwark run` with no policy file); script: pgbench's transaction instead of
+        the built-in -S. Returns {run: (aborted clients, Result)}
+        and the pg rule's events. One thread per client: a client waiting in a retry
+        holds its thread, and a smart shutdown waits for the sessions that thread holds."""
         if not PGBENCH:
             self.skipTest("pgbench is not installed")
         r = run([PGBENCH, "-i", "-s", "1", "-q"] + self.cluster.conninfo()[:-2] + ["postgres"],
                 env=PG_ENV, timeout=60)
         self.assertEqual(r.rc, 0, r)
         pol, log = self.policy(level="info")
-        bench = [PGBENCH, "-C", "-S", "-T", "6", "-c", "4", "-j", "4"] + \
+        work = ["-S"]
+        if script:
+            work = ["-f", self.wd.file("script.sql")]
+            with open(work[1], "w") as f:
+                f.write(script)
+        bench = [PGBENCH, "-C"] + work + ["-T", "6", "-c", "4", "-j", "4"] + \
             self.cluster.conninfo()[:-2] + ["postgres"]
         runs = (("bare", bench, dict(shim=False)),
                 ("a pg rule", bench, dict(shim=True, policy=pol)),
@@ -191,28 +196,50 @@ class PgServerTest(ShimTest):
                  dict(cwd=self.wd.path)))
         aborted = {}
         for name, argv, kw in runs:
-            t = threading.Timer(2.0, self.cluster.restart, kwargs={"mode": "smart"})
+            t = threading.Timer(2.0, self.cluster.restart, kwargs={"mode": mode})
             t.start()
             try:
                 res = run(argv, env=PG_ENV, timeout=60, **kw)
             finally:
                 t.join(70)
             aborted[name] = (aborted_clients(res.stderr), res)
-        sys.stderr.write("\n  pgbench -C -S -T 6 -c 4 -j 4, smart restart: aborted clients %s\n"
-                         % ", ".join("%s %d" % (k, v[0]) for k, v in aborted.items()))
+        sys.stderr.write("\n  pgbench -C %s -T 6 -c 4 -j 4, %s restart: aborted clients %s\n"
+                         % (" ".join(work), mode, ", ".join("%s %d" % (k, v[0]) for k, v in aborted.items())))
         self.assertGreater(aborted["bare"][0], 0, "bare pgbench did not abort:\n%r"
                            % aborted["bare"][1])
         self.assertEqual(aborted["a pg rule"][0], 0, "%r\n%s" % (aborted["a pg rule"][1],
                                                                describe(read_events(log))))
-        evs = self.events(log)
-        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQconnectdbParams"),
-                        describe(evs))
-        errs = {e.get("err") for e in events_of(evs, "fail", op="pg")}
-        self.assertIn("SQLSTATE_57P03", errs, describe(evs))
         res = aborted["the built-in default policy"][1]
         self.assertEqual(aborted["the built-in default policy"][0], 0, res)
         self.assertTrue(events_of(events_in_text(res.stderr), "recovered", rule="default-pg"),
                         res)
+        return aborted, self.events(log)
+
+    def test_pgbench_survives_smart_restart(self):
+        """A smart shutdown refuses new connections ("shutting down") until the sessions
+        end, then nothing listens, then the server is "starting up": bare, the clients
+        abort; under a pg rule, and under the built-in default policy, none does."""
+        _, evs = self.pgbench_restart("smart")
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQconnectdbParams"),
+                        describe(evs))
+        errs = {e.get("err") for e in events_of(evs, "fail", op="pg")}
+        self.assertIn("SQLSTATE_57P03", errs, describe(evs))
+
+    def test_pgbench_survives_fast_restart(self):
+        """A fast shutdown also ends the sessions under way: a SELECT in flight gets
+        "terminating connection" (57P01) or finds its connection gone. pgbench sends it
+        with PQsendQuery and reads it with PQconsumeInput and PQgetResult: it is sent
+        again on a new connection, and no client aborts, under a pg rule and under the
+        built-in default policy (whose connect breaker, which the refused connects of
+        the restart trip, leaves libpq's connections to the pg rule)."""
+        _, evs = self.pgbench_restart("fast")
+        self.assertTrue(events_of(evs, "recovered", op="pg"), describe(evs))
+
+    def test_pgbench_read_only_scan_survives_fast_restart(self):
+        """The same with a transaction that is mostly its statement (a scan of 100000
+        rows, a few milliseconds): a fast restart nearly always finds some of them in
+        flight."""
+        self.pgbench_restart("fast", "SELECT count(*) FROM pgbench_accounts;\n")
 
     def test_breaker_refuses_without_connecting(self):
         """A dead server: the retries trip the breaker (shared by the processes under one
@@ -474,6 +501,280 @@ class PgServerTest(ShimTest):
                                   reason="unknown_outcome"), describe(evs))
         self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
 
+    # -- statements in flight (PQsendQuery, then PQgetResult) --------------------------
+
+    def hold_lock(self):
+        """A session that holds counter in ACCESS EXCLUSIVE mode until it commits (send
+        "COMMIT;") or the server ends it: every statement on counter waits meanwhile."""
+        holder = self.spawn(psql_argv(self.cluster), base_env(**dict(PG_ENV,
+                                                                      PGAPPNAME="bw-holder")))
+        holder.send("BEGIN; LOCK TABLE counter IN ACCESS EXCLUSIVE MODE; SELECT 'held';\n")
+        for _ in range(5):
+            if holder.readline(timeout=30) == "held":
+                return holder
+        self.fail("the lock was not taken\n" + holder.transcript())
+
+    def wait_waiting(self, app, timeout=20):
+        """Until a statement of the session named app waits for a lock (it was sent and
+        runs); bounded."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r = self.cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                 "= '%s' AND wait_event_type = 'Lock'" % app)
+            if r.stdout.strip() == "1":
+                return True
+            time.sleep(0.05)
+        return False
+
+    def in_flight(self, app, statement, before=(), after=(), restart=False, retried=False):
+        """psql runs before, then statement, which waits for a lock held by another
+        session; meanwhile its session is terminated (or the server restarted, fast,
+        which ends both sessions), then the lock is let go and after follows. When the
+        statement is expected to be sent again, the lock is let go once it waits again.
+        Returns the steps for run_script."""
+        holder = []
+
+        def lock():
+            holder.append(self.hold_lock())
+
+        def end_session():
+            self.assertTrue(self.wait_waiting(app), "the statement never waited for the lock")
+            if restart:
+                self.cluster.restart("fast")
+                return
+            self.terminate(app)
+            if retried:
+                self.wait_waiting(app)
+            holder[0].send("COMMIT;\n")
+
+        return list(before) + [lock, statement, end_session] + list(after)
+
+    def test_read_only_in_flight_across_restart(self):
+        """A fast restart while a read-only statement runs: bare, psql gets the
+        termination and stops; under a pg rule the SELECT is sent again once the server
+        is back, its answer printed as if nothing happened, and the script goes on with
+        every autocommit statement run exactly once."""
+        steps = self.in_flight("bw-flight", "SELECT count(*) AS seen FROM counter;",
+                               before=["INSERT INTO counter VALUES (1, 'a');",
+                                       lambda: self.wait_counted([1])],
+                               after=["INSERT INTO counter VALUES (2, 'b');",
+                                      "INSERT INTO counter VALUES (3, 'c');"], restart=True)
+        rc, out = self.run_script(steps, shim=False, app="bw-flight")
+        self.assertEqual(rc, 2, out)
+        self.assertIn("terminating connection due to administrator command", out)
+        self.assertEqual(self.counted(), [1])
+
+        self.assertEqual(self.cluster.sql("TRUNCATE counter").rc, 0)
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-flight")
+        evs = read_events(log)
+        self.assertEqual(rc, 0, out + describe(evs))
+        self.assertEqual(self.counted(), [1, 2, 3])
+        self.assertRegex(out, r"FROM counter;\n1\n", "the SELECT's answer")
+        self.assertNotIn("terminating", out)
+        rec = events_of(evs, "recovered", op="pg", call="PQsendQuery")
+        self.assertEqual(len(rec), 1, describe(evs))
+        first = events_of(evs, "fail", op="pg", call="PQsendQuery")[0]
+        self.assertIn(first["err"], ("SQLSTATE_57P01", "SQLSTATE_08006"), describe(evs))
+        for e in evs:
+            self.assertNotIn("counter", str(e), "SQL text in an event")
+
+    def test_read_only_in_flight_in_transaction_is_not_retried(self):
+        """The same SELECT inside BEGIN..COMMIT, its session terminated while it runs:
+        the transaction is gone whatever the SELECT did, so nothing is sent again; psql
+        sees the error, and the failure is counted."""
+        steps = self.in_flight("bw-txn-ro", "SELECT count(*) FROM counter;", before=["BEGIN;"],
+                               after=["COMMIT;"])
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-txn-ro")
+        evs = read_events(log)
+        self.assertEqual(rc, 2, out + describe(evs))
+        self.assertIn("terminating connection due to administrator command", out)
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertTrue(events_of(evs, "fail", op="pg", call="PQsendQuery",
+                                  err="SQLSTATE_57P01"), describe(evs))
+
+    def test_write_in_flight_is_not_retried(self):
+        """An autocommit INSERT whose session is terminated while it runs (it waits for
+        a lock): it may have run, so it is not sent again; psql sees the error, and the
+        gave_up event says why."""
+        steps = self.in_flight("bw-write", "INSERT INTO counter VALUES (5, 'e');")
+        pol, log = self.policy()
+        rc, out = self.run_script(steps, shim=True, pol=pol, app="bw-write")
+        evs = read_events(log)
+        self.assertEqual(rc, 2, out + describe(evs))
+        self.assertIn("terminating connection due to administrator command", out)
+        self.assertEqual(self.counted(), [])
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertTrue(events_of(evs, "gave_up", op="pg", call="PQsendQuery",
+                                  reason="unknown_outcome"), describe(evs))
+
+    def test_read_only_exec_lost_is_retried(self):
+        """PQexec of a read-only statement whose session is terminated while it runs (it
+        waits for a lock): it goes again on a new connection, where PQexec of a write
+        does not (test_lost_after_sent_is_not_retried)."""
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        pol, log = self.policy()
+        holder = self.hold_lock()
+        prog = self.spawn([PYTHON, "-c", CTYPES_EXEC, live, "SELECT count(*) FROM counter"],
+                          shim_env(pol, **dict(PG_ENV, PGAPPNAME="bw-exec-ro")))
+        self.assertTrue(self.wait_waiting("bw-exec-ro"), prog.transcript())
+        self.terminate("bw-exec-ro")
+        self.wait_waiting("bw-exec-ro")
+        holder.send("COMMIT;\n")
+        rc = prog.finish(timeout=30)
+        evs = read_events(log)
+        self.assertEqual((rc, prog.transcript().split("\n")[1]), (0, "SELECT 1"),
+                         prog.transcript() + describe(evs))
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQexec"), describe(evs))
+
+    def test_lost_in_flight_found_by_consume_input(self):
+        """A program that waits for its results itself, as an event loop does: it sends
+        a SELECT (PQsendQuery), watches the socket it had then, and reads with
+        PQconsumeInput until PQisBusy says the results are in. Its backend is killed
+        (SIGKILL: no message, the connection just ends, and the server restarts its
+        sessions) while the SELECT waits for a lock. Bare, PQconsumeInput reports the
+        connection lost; under a pg rule it sends the SELECT again on a new connection
+        and the program reads the answer from the old socket's loop."""
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        sql = "SELECT count(*) FROM counter"
+        self.assertEqual(self.cluster.sql("INSERT INTO counter VALUES (1, 'a')").rc, 0)
+        pol, log = self.policy()
+        outs = {}
+        for name, env in (("bare", base_env(**dict(PG_ENV, PGAPPNAME="bw-async"))),
+                          ("shim", shim_env(pol, **dict(PG_ENV, PGAPPNAME="bw-async")))):
+            holder = self.hold_lock()
+            prog = self.spawn([PYTHON, "-c", CTYPES_ASYNC, live, sql], env)
+            self.assertTrue(self.wait_waiting("bw-async"), prog.transcript())
+            r = self.cluster.sql("SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                 "'bw-async'")
+            os.kill(int(r.stdout), 9)
+            rc = prog.finish(timeout=60)
+            holder.kill()
+            outs[name] = (rc, prog.transcript())
+            # the server restarts its sessions after a backend was killed: bounded wait
+            end = time.monotonic() + 30
+            while self.cluster.sql("SELECT 1", timeout=10).rc != 0:
+                self.assertLess(time.monotonic(), end, "the server did not come back")
+                time.sleep(0.1)
+        self.assertEqual(outs["bare"][0], 1, outs["bare"][1])
+        self.assertIn("lost", outs["bare"][1])
+        evs = read_events(log)
+        self.assertEqual(outs["shim"][0], 0, outs["shim"][1] + describe(evs))
+        self.assertIn("answer 1", outs["shim"][1])
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQsendQuery"), describe(evs))
+
+    def test_single_row_mode_is_not_sent_again(self):
+        """A read-only SELECT read row by row (PQsetSingleRowMode after PQsendQuery) whose
+        session is terminated while it runs: sent again it would come back whole, so it
+        is not; the program gets the error, and the gave_up event says why."""
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        pol, log = self.policy()
+        holder = self.hold_lock()
+        prog = self.spawn([PYTHON, "-c", CTYPES_ASYNC, live, "SELECT count(*) FROM counter",
+                           "single"], shim_env(pol, **dict(PG_ENV, PGAPPNAME="bw-single")))
+        self.assertTrue(self.wait_waiting("bw-single"), prog.transcript())
+        self.terminate("bw-single")
+        holder.send("COMMIT;\n")
+        rc = prog.finish(timeout=30)
+        evs = read_events(log)
+        self.assertEqual(rc, 1, prog.transcript() + describe(evs))
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertTrue(events_of(evs, "gave_up", op="pg", call="PQsendQuery",
+                                  reason="unknown_outcome"), describe(evs))
+
+    def test_pipeline_failures_are_counted_not_retried(self):
+        """Pipeline mode: several statements in flight, their results read in turn. A
+        failure there (a 40001 raised by the statement itself) is counted and logged,
+        and goes to the program untouched: nothing is sent again."""
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        pol, log = self.policy()
+        r = run([PYTHON, "-c", CTYPES_PIPELINE, live], env=PG_ENV, shim=True, policy=pol)
+        evs = self.events(log)
+        self.assertEqual((r.rc, r.stdout.split()), (0, ["7", "0", "10"]), repr(r) + describe(evs))
+        self.assertTrue(events_of(evs, "fail", op="pg", call="PQsendQueryParams",
+                                  err="SQLSTATE_40001"), describe(evs))
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+
+    def conflict_psql(self, shim, script, pol=None):
+        """A serialization failure (40001) met by an UPDATE that psql sends (PQsendQuery,
+        read with PQgetResult) under SERIALIZABLE: another session updates the row first
+        and commits while the UPDATE waits for its lock. script: psql's input, the
+        UPDATE on a line of its own. Returns (exit status, psql's output)."""
+        self.assertEqual(self.cluster.sql("DROP TABLE IF EXISTS acct; CREATE TABLE acct(k int "
+                                          "PRIMARY KEY, v int); INSERT INTO acct VALUES (1, 0)")
+                         .rc, 0)
+        holder = self.spawn(psql_argv(self.cluster), base_env(**PG_ENV))
+        holder.send("BEGIN; UPDATE acct SET v = v + 1 WHERE k = 1; SELECT 'held';\n")
+        for _ in range(5):
+            if holder.readline(timeout=30) == "held":
+                break
+        else:
+            self.fail("the row was not taken\n" + holder.transcript())
+        env = dict(PG_ENV, PGAPPNAME="bw-ser",
+                   PGOPTIONS="-c default_transaction_isolation=serializable")
+        env = shim_env(pol, **env) if shim else base_env(**env)
+        prog = self.spawn(psql_argv(self.cluster, "-e"), env)
+        prog.send(script)
+        self.assertTrue(self.wait_waiting("bw-ser"), "the UPDATE never waited for its lock\n"
+                        + prog.transcript())
+        holder.send("COMMIT;\n")
+        self.assertEqual(holder.finish(timeout=30), 0, holder.transcript())
+        rc = prog.finish(timeout=30)
+        return rc, prog.transcript()
+
+    def test_serialization_failure_psql_autocommit_is_retried(self):
+        script = "UPDATE acct SET v = v + 1 WHERE k = 1;\n"
+        rc, out = self.conflict_psql(False, script)
+        self.assertIn("could not serialize access", out)
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "1")
+        pol, log = self.policy()
+        rc, out = self.conflict_psql(True, script, pol)
+        evs = read_events(log)
+        self.assertEqual(rc, 0, out + describe(evs))
+        self.assertNotIn("could not serialize", out)
+        self.assertIn("UPDATE 1", out)
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "2")
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQsendQuery"), describe(evs))
+        self.assertEqual(events_of(evs, "fail", op="pg")[0]["err"], "SQLSTATE_40001")
+
+    def test_serialization_failure_psql_transaction_is_passed_through(self):
+        pol, log = self.policy()
+        rc, out = self.conflict_psql(True, "BEGIN;\nUPDATE acct SET v = v + 1 WHERE k = 1;\n"
+                                     "COMMIT;\n", pol)
+        evs = read_events(log)
+        self.assertEqual(rc, 3, out)   # ON_ERROR_STOP: a script error
+        self.assertIn("could not serialize access", out, describe(evs))
+        self.assertEqual(self.cluster.sql("SELECT v FROM acct").stdout.strip(), "1")
+        self.assertFalse(events_of(evs, "retry", op="pg"), describe(evs))
+        self.assertTrue(events_of(evs, "fail", op="pg", call="PQsendQuery",
+                                  err="SQLSTATE_40001"), describe(evs))
+
+    def test_inject_sqlstate_on_statements(self):
+        """inject: a SQLSTATE on a statement is raised by the server in its place: the
+        program gets an error result with that code from a statement that never ran.
+        psql's SELECT (PQsendQuery) meets one and is retried; a PQexec without a retry
+        returns it."""
+        pol, log = self.policy(body=RETRY + "inject: [ { errno: SQLSTATE_57P01, after: 1, "
+                               "count: 1 } ]\n")
+        r = run(psql_argv(self.cluster, "-c", "INSERT INTO counter VALUES (1, 'once') "
+                          "RETURNING k"), env=PG_ENV, shim=True, policy=pol)
+        evs = self.events(log)
+        self.assertEqual((r.rc, r.stdout.split()[:1]), (0, ["1"]), repr(r) + describe(evs))
+        self.assertEqual(self.counted(), [1])
+        inj = events_of(evs, "injected", op="pg", call="PQsendQuery")
+        self.assertEqual(len(inj), 1, describe(evs))
+        self.assertTrue(events_of(evs, "recovered", op="pg", call="PQsendQuery"), describe(evs))
+
+        pol, log = self.policy(body="inject: [ { errno: SQLSTATE_53300, after: 1, count: 1 } ]\n")
+        live = "host=127.0.0.1 port=%d dbname=postgres user=postgres" % self.cluster.port
+        r = run([PYTHON, "-c", CTYPES_EXEC, live, "INSERT INTO counter VALUES (2, 'never')"],
+                env=PG_ENV, shim=True, policy=pol)
+        evs = self.events(log)
+        self.assertEqual((r.rc, r.stdout.strip()), (1, "error 53300"), repr(r) + describe(evs))
+        self.assertEqual(self.counted(), [1])
+        self.assertTrue(events_of(evs, "injected", op="pg", call="PQexec"), describe(evs))
+
     # -- libpq called directly ----------------------------------------------------------
 
     def test_ctypes_connect_family(self):
@@ -570,7 +871,7 @@ if pq.PQstatus(c) != 0:
 if sys.argv[2] == "transaction":
     pq.PQclear(pq.PQexec(c, b"BEGIN"))
 r = pq.PQexec(c, b"UPDATE acct SET v = v + 1 WHERE k = 1")
-if pq.PQresultStatus(r) == 1:
+if pq.PQresultStatus(r) in (1, 2):   # COMMAND_OK, TUPLES_OK
     print(pq.PQcmdStatus(r).decode())
     code = 0
 else:
@@ -579,6 +880,80 @@ else:
 pq.PQclear(r)
 pq.PQfinish(c)
 sys.exit(code)
+"""
+
+# One statement (argv[2]) sent with PQsendQuery and waited for as an event loop does: the
+# socket taken once, PQconsumeInput and PQisBusy until the results are in, all bounded.
+CTYPES_ASYNC = CTYPES_PRELUDE + """
+import select, time
+for f in ("PQconsumeInput", "PQisBusy"):
+    getattr(pq, f).argtypes = [ctypes.c_void_p]
+pq.PQsendQuery.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+pq.PQgetResult.restype = ctypes.c_void_p
+pq.PQgetResult.argtypes = [ctypes.c_void_p]
+pq.PQresultStatus.argtypes = [ctypes.c_void_p]
+pq.PQclear.argtypes = [ctypes.c_void_p]
+pq.PQgetvalue.restype = ctypes.c_char_p
+pq.PQgetvalue.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+c = pq.PQconnectdb(info)
+if pq.PQstatus(c) != 0 or not pq.PQsendQuery(c, sys.argv[2].encode()):
+    sys.exit("connect or send: " + pq.PQerrorMessage(c).decode())
+if sys.argv[3:] == ["single"]:
+    pq.PQsetSingleRowMode.argtypes = [ctypes.c_void_p]
+    pq.PQsetSingleRowMode(c)
+fd = pq.PQsocket(c)
+end = time.monotonic() + 45
+while time.monotonic() < end:
+    if not pq.PQconsumeInput(c):
+        print("lost:", pq.PQerrorMessage(c).decode().strip())
+        sys.exit(1)
+    if not pq.PQisBusy(c):
+        break
+    try:
+        select.select([fd], [], [], 0.2)
+    except (OSError, ValueError):
+        time.sleep(0.2)
+r = pq.PQgetResult(c)
+if pq.PQresultStatus(r) not in (2, 9):   # TUPLES_OK, SINGLE_TUPLE
+    print("error", pq.PQerrorMessage(c).decode().strip())
+    sys.exit(1)
+print("answer", pq.PQgetvalue(r, 0, 0).decode())
+pq.PQclear(r)
+while True:
+    r = pq.PQgetResult(c)
+    if not r:
+        break
+    pq.PQclear(r)
+pq.PQfinish(c)
+"""
+
+# A statement that raises 40001, in pipeline mode; prints the status of each result up to
+# the pipeline's sync (0 for the end of the statement's results).
+CTYPES_PIPELINE = CTYPES_PRELUDE + """
+for f in ("PQenterPipelineMode", "PQpipelineSync", "PQexitPipelineMode"):
+    getattr(pq, f).argtypes = [ctypes.c_void_p]
+pq.PQsendQueryParams.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int] + \\
+    [ctypes.c_void_p] * 4 + [ctypes.c_int]
+pq.PQgetResult.restype = ctypes.c_void_p
+pq.PQgetResult.argtypes = [ctypes.c_void_p]
+pq.PQresultStatus.argtypes = [ctypes.c_void_p]
+pq.PQclear.argtypes = [ctypes.c_void_p]
+c = pq.PQconnectdb(info)
+sql = b"DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'conflict'; END$$"
+if (pq.PQstatus(c) != 0 or not pq.PQenterPipelineMode(c)
+        or not pq.PQsendQueryParams(c, sql, 0, None, None, None, None, 0)
+        or not pq.PQpipelineSync(c)):
+    sys.exit("pipeline: " + pq.PQerrorMessage(c).decode())
+for _ in range(10):
+    r = pq.PQgetResult(c)
+    st = pq.PQresultStatus(r) if r else 0
+    print(st)
+    if r:
+        pq.PQclear(r)
+    if st == 10:
+        break
+pq.PQexitPipelineMode(c)
+pq.PQfinish(c)
 """
 
 # One statement (argv[2]) by PQexec in autocommit.

@@ -107,6 +107,20 @@ static inline void bw_foreign_leave(struct bw_foreign_depth *d, int entered)
  * rule makes while it waits for the server. */
 extern __thread int bw_foreign_ruled __attribute__((tls_model("initial-exec")));
 
+/* A rule r acts on the program's call (NULL: none does): the connections the library makes
+ * for it from here to bw_foreign_ruled_leave are its work. */
+static inline void bw_foreign_ruled_enter(const void *r)
+{
+	if (r)
+		bw_foreign_ruled++;
+}
+
+static inline void bw_foreign_ruled_leave(const void *r)
+{
+	if (r)
+		bw_foreign_ruled--;
+}
+
 /* A wrapper begins: 1 when the library called it itself. Goes back to
  * bw_foreign_wrap_leave. */
 static inline int bw_foreign_wrap_enter(const struct bw_foreign *lib,

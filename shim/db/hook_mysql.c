@@ -422,7 +422,9 @@ BW_HOOK MYSQL *mysql_real_connect(MYSQL *m, const char *host, const char *user,
 		c.refuse = open_refuse;
 		o.e = e;
 		o.c = &c;
+		bw_foreign_ruled_enter(r);
 		bw_engine_run(e, &c, bw_thread_rng());
+		bw_foreign_ruled_leave(r);
 	}
 	bw_foreign_leave(&depth, acting);
 	if (o.ret)
@@ -643,7 +645,9 @@ static void stmt_call(const void *caller, struct my_stmt *s)
 		s->idle = session_idle(s->m);
 		s->single = s->sql ? bw_my_sql_facts(s->sql, s->len).statements <= 1 : 1;
 		s->reconnect = s->idle && server_gone(s->m);
+		bw_foreign_ruled_enter(r);
 		bw_engine_run(e, &s->call, bw_thread_rng());
+		bw_foreign_ruled_leave(r);
 		/* not run at all (the reconnect failed or was not made): the program gets the
 		 * library's own answer for the connection as it is */
 		if (!s->ran)

@@ -48,17 +48,8 @@ BW_FOREIGN_DEPTH(depth);
 
 /* A rule acts on the program's call: the connections libpq makes for it are that call's
  * work (foreign.h, bw_foreign_ruled). */
-static void ruled_enter(const struct bw_rule *r)
-{
-	if (r)
-		bw_foreign_ruled++;
-}
-
-static void ruled_leave(const struct bw_rule *r)
-{
-	if (r)
-		bw_foreign_ruled--;
-}
+#define ruled_enter bw_foreign_ruled_enter
+#define ruled_leave bw_foreign_ruled_leave
 
 static int resolve(const void *caller)
 {

@@ -477,7 +477,9 @@ static redisContext *open_conn(const void *caller, struct rd_open *o, const char
 					bw_engine_release(e, &c);
 			}
 		} else {
+			bw_foreign_ruled_enter(r);
 			bw_engine_run(e, &c, bw_thread_rng());
+			bw_foreign_ruled_leave(r);
 		}
 	}
 	bw_foreign_leave(&depth, acting);
@@ -889,7 +891,9 @@ static void cmd_call(const void *caller, struct rd_cmd *s)
 		s->reconnect_call.unguarded = 0;
 		s->e = e;
 		s->reconnect = s->idle && server_gone(s->c);
+		bw_foreign_ruled_enter(r);
 		bw_engine_run(e, &s->call, bw_thread_rng());
+		bw_foreign_ruled_leave(r);
 		if (!s->ran)
 			cmd_run(s);
 	}
@@ -1096,7 +1100,9 @@ BW_HOOK int redisReconnect(redisContext *c)
 		call.arg = &rr;
 		call.refuse = reconnect_refuse;
 		rr.call = &call;
+		bw_foreign_ruled_enter(r);
 		bw_engine_run(e, &call, bw_thread_rng());
+		bw_foreign_ruled_leave(r);
 	}
 	bw_foreign_leave(&depth, acting);
 	/* the program's new session starts afresh, database 0 */

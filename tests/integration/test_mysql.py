@@ -88,6 +88,28 @@ class _MysqlClient(ShimTest):
 
 @unittest.skipIf(MISSING, MISSING)
 class MysqlRefusalTest(_MysqlClient):
+    def test_connect_rule_leaves_the_mysql_rules_connections_alone(self):
+        """A connect rule and a mysql rule on one dead server: the mysql rule's 3
+        attempts are 3 connect(2)s, not 3 x 3 (a retry within a retry), and the connect
+        rule says nothing about them."""
+        if not STRACE:
+            self.skipTest("strace is not installed")
+        port = free_port()
+        pol, log = self.wd.policy(
+            rule("db", ["mysql"], body="retry: { attempts: 3, backoff: { base: 5ms, max: 10ms } }\n")
+            + rule("net", ["connect"], ["127.0.0.1:%d" % port],
+                   body="retry: { attempts: 3, backoff: { base: 5ms, max: 10ms } }\n"))
+        trace = self.wd.file("connects.txt")
+        r = run([STRACE, "-f", "-q", "-e", "trace=connect", "-o", trace, self.prog,
+                 "127.0.0.1", str(port), "root", "bw"], shim=True, policy=pol, timeout=60)
+        self.assertIn("connect error", r.stdout, r)
+        with open(trace) as f:
+            traced = f.read()
+        self.assertEqual(traced.count("htons(%d)" % port), 3, traced)
+        evs = read_events(log)
+        self.assertEqual(events_of(evs, "fail", rule="net"), [], describe(evs))
+        self.assertEqual(len(events_of(evs, "fail", rule="db")), 3, describe(evs))
+
     def test_breaker_refuses_without_connecting(self):
         """A dead server: the retries trip the breaker (shared by the processes under one
         `bulwark run`); the next mysql_real_connect fails at once with CR_CONNECTION_ERROR

@@ -253,6 +253,30 @@ class RedisClientTest(_RedisClient):
 
     # -- breaker ------------------------------------------------------------------------
 
+    def test_connect_rule_leaves_the_redis_rules_connections_alone(self):
+        """A connect rule and a redis rule on one dead server: the redis rule's 3
+        attempts are 3 connect(2)s, not 3 x 3 (a retry within a retry), and the connect
+        rule says nothing about them."""
+        if not STRACE:
+            self.skipTest("strace is not installed")
+        port = free_port()
+        dest = ["127.0.0.1:%d" % port]
+        pol, log = self.wd.policy(
+            rule("cache", ["redis"], body="retry: { attempts: 3, backoff: { base: 5ms, max: 10ms } }\n")
+            + rule("net", ["connect"], dest,
+                   body="retry: { attempts: 3, backoff: { base: 5ms, max: 10ms } }\n"))
+        trace = self.wd.file("connects.txt")
+        rc, out, err = self.run_client([], port, shim=True, pol=pol,
+                                       argv0=[STRACE, "-f", "-q", "-e", "trace=connect",
+                                              "-o", trace])
+        self.assertTrue(out and out[0].startswith("connect error"), out)
+        with open(trace) as f:
+            traced = f.read()
+        self.assertEqual(traced.count("htons(%d)" % port), 3, traced)
+        evs = self.events(log)
+        self.assertEqual(events_of(evs, "fail", rule="net"), [], describe(evs))
+        self.assertEqual(len(events_of(evs, "fail", rule="cache")), 3, describe(evs))
+
     def test_breaker_refuses_without_connecting(self):
         """A dead server: two refused connects trip the breaker; the next redisConnect
         returns a context with err set that says why, no descriptor, and no connect(2);

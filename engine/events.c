@@ -17,6 +17,7 @@ static const char *const ev_names[BW_EV_COUNT] = {
 	[BW_EV_LIMITED] = "limited",     [BW_EV_FAILOVER] = "failover",
 	[BW_EV_INJECTED] = "injected",   [BW_EV_EXIT] = "exit",
 	[BW_EV_WARNING] = "warning",     [BW_EV_RELOAD] = "reload",
+	[BW_EV_FLEET] = "fleet",
 };
 
 /* The level table of bulwark.yaml(5) EVENTS; `warning` is ours, not in the table, and is a warn. */
@@ -29,6 +30,7 @@ static const enum bw_level ev_levels[BW_EV_COUNT] = {
 	[BW_EV_LIMITED] = BW_LVL_WARN,   [BW_EV_FAILOVER] = BW_LVL_WARN,
 	[BW_EV_INJECTED] = BW_LVL_INFO,  [BW_EV_EXIT] = BW_LVL_INFO,
 	[BW_EV_WARNING] = BW_LVL_WARN,   [BW_EV_RELOAD] = BW_LVL_WARN,
+	[BW_EV_FLEET] = BW_LVL_WARN,     /* the fleet's limits no longer hold, or hold again */
 };
 
 const char *bw_event_name(enum bw_event_kind kind)

@@ -388,7 +388,7 @@ static void *join_locked(int dfd, struct bw_engine *e, const struct bw_config *c
 int bw_group_join(struct bw_engine *e, const struct bw_config *cfg)
 {
 	char group[BW_GROUP_MAX + 1], why[384];
-	if (cfg->state.share != BW_SHARE_GROUP)
+	if (cfg->state.share < BW_SHARE_GROUP)   /* fleet mode shares a group too */
 		return 0;
 	/* a path cut short names another directory: too long is refused */
 	if (bw_state_dir(cfg, secure_getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), dir,
@@ -464,4 +464,15 @@ void bw_group_leave(void)
 	if (dfd >= 0)
 		unlock_dir(dfd);
 	slot = -1;
+}
+
+int bw_group_sibling(const char *suffix, char *buf, size_t cap, char *group, size_t gcap)
+{
+	size_t n = strlen(name) - (sizeof BW_STATE_SUFFIX - 1);
+	if (!map || slot < 0)
+		return -1;
+	if (group && snprintf(group, gcap, "%.*s", (int)n, name) >= (int)gcap)
+		return -1;
+	int w = snprintf(buf, cap, "%s/%.*s%s", dir, (int)n, name, suffix);
+	return w < 0 || (size_t)w >= cap ? -1 : 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "fdtable.h"
 #include "clock.h"
+#include "fleet.h"
 #include "group.h"
 #include "names.h"
 #include "overrides.h"
@@ -151,6 +152,7 @@ static void after_fork_child(void)
 	bw_names_after_fork();
 	bw_sink_after_fork();
 	bw_group_after_fork(e);
+	bw_fleet_after_fork();
 	if (e->cfg->seed == 0)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
@@ -237,6 +239,7 @@ static void load(void)
 		return;
 	bw_shim.pid = e->pid;
 	bw_group_join(e, cfg);
+	bw_fleet_start(e);
 	if (e->ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))
 		bw_fd_scan_inherited();
 	pthread_atfork(NULL, NULL, after_fork_child);

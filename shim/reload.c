@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "fleet.h"
 #include "group.h"
 #include "reload.h"
 #include "sink.h"
@@ -235,6 +236,9 @@ void bw_reload_poll(void)
 		retry_in(now, PERIOD_US);
 		bw_guard_enter();
 		check(now);
+		/* a forked child of a fleet stands for election where a thread may be made */
+		if (bw_fleet_wants_thread() && !maybe_in_handler())
+			bw_fleet_tick();
 		bw_guard_leave();
 	}
 	__atomic_store_n(&busy, 0, __ATOMIC_RELEASE);

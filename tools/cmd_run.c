@@ -204,7 +204,7 @@ int bw_cmd_run(int argc, char **argv)
 		return BW_EXIT_USAGE;
 	int rc = set_overrides(cfg, &o);
 	char state[PATH_MAX] = "";
-	if (rc == 0 && cfg->state.share == BW_SHARE_GROUP)
+	if (rc == 0 && cfg->state.share >= BW_SHARE_GROUP)
 		rc = name_group(cfg, state, sizeof state);
 	bw_config_free(cfg);
 

@@ -71,12 +71,74 @@ static const char script[] =
 	"end\n"
 	"return out\n";
 
+/* Breakers. Per breaker, KEYS: the hosts that saw it open by their own calls (a sorted
+ * set scored by when each said so last), the fleet's probe (SET NX PX), and when a probe
+ * last closed it; the last key lists every breaker some host reported, for the hosts that
+ * have not met it yet. ARGV: host, window (us), then per breaker what this host says
+ * (0 closed, 1 open by its own calls, 2 closed again by a probe), whether it wants the
+ * probe and for how long (ms), and its name in the list. Returns per breaker {hosts with it
+ * open, 1 when this host holds the probe, microseconds since a probe closed it or -1},
+ * then the names in the list. */
+static const char brk_script[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+	"local host, win = ARGV[1], tonumber(ARGV[2])\n"
+	"local list = KEYS[#KEYS]\n"
+	"local out = {}\n"
+	"for i = 0, (#KEYS - 1) / 3 - 1 do\n"
+	"  local ks, kp, ko = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]\n"
+	"  local say, want, px, name = tonumber(ARGV[3 + 4 * i]), tonumber(ARGV[4 + 4 * i]), tonumber(ARGV[5 + 4 * i]), ARGV[6 + 4 * i]\n"
+	"  if say == 1 then\n"
+	"    redis.call('ZADD', ks, now, host)\n"
+	"    redis.call('ZADD', list, now, name)\n"
+	"  else\n"
+	"    redis.call('ZREM', ks, host)\n"
+	"  end\n"
+	"  if say == 2 then\n"
+	"    redis.call('SET', ko, string.format('%.0f', now), 'PX', math.floor(win / 1000))\n"
+	"    if redis.call('GET', kp) == host then redis.call('DEL', kp) end\n"
+	"  end\n"
+	"  redis.call('ZREMRANGEBYSCORE', ks, '-inf', now - win)\n"
+	"  redis.call('PEXPIRE', ks, math.floor(win / 1000) + 1000)\n"
+	"  local got = 0\n"
+	"  if want == 1 then\n"
+	"    if redis.call('SET', kp, host, 'NX', 'PX', px) or redis.call('GET', kp) == host then got = 1 end\n"
+	"  end\n"
+	"  local ok = tonumber(redis.call('GET', ko) or '')\n"
+	"  out[#out + 1] = redis.call('ZCARD', ks)\n"
+	"  out[#out + 1] = got\n"
+	"  out[#out + 1] = ok and (now - ok) or -1\n"
+	"end\n"
+	"redis.call('ZREMRANGEBYSCORE', list, '-inf', now - win)\n"
+	"redis.call('PEXPIRE', list, math.floor(win / 1000) + 1000)\n"
+	"local names = redis.call('ZRANGE', list, 0, 63)\n"
+	"for _, n in ipairs(names) do out[#out + 1] = n end\n"
+	"return out\n";
+
+/* Marks the syncer keeps in a breaker's spare word (bw_breaker_state.pad): the fleet
+ * opened it (this host's own calls did not: it is no vote), and the syncer saw it open
+ * (its closing is a recovery to tell the fleet). In the group's file, so a new leader
+ * knows them. The engine's own transitions leave the word alone; a reset clears it. */
+#define BRK_IMPOSED 1
+#define BRK_SEEN_OPEN 2
+#define MAX_BRK 32
+
+struct bcell {
+	int slot, whole, rule;
+	uint64_t key;
+	int say, want_probe, px_ms;
+	long n_open, got_probe, ok_age;
+	char label[BW_LABEL_MAX];
+	char name[BW_NAME_MAX + BW_LABEL_MAX + 24];
+	char keys[3][BW_FLEET_PREFIX_MAX + BW_NAME_MAX + 48];
+};
+
 struct cell {
 	int slot, whole, rule;
 	uint64_t key;
 	double held, want, lease, granted;
 	char label[BW_LABEL_MAX];
-	char rkey[BW_FLEET_PREFIX_MAX + BW_NAME_MAX + 40];
+	char rkey[BW_FLEET_PREFIX_MAX + BW_NAME_MAX + BW_LABEL_MAX + 24];
 };
 
 static struct {
@@ -98,6 +160,11 @@ static struct {
 	char last_error[160];
 	struct cell cells[MAX_CELLS];
 	int n_cells, turn;
+	struct bcell brks[MAX_BRK];
+	int n_brks;
+	char brk_sha[48];
+	char known[64][BW_NAME_MAX + BW_LABEL_MAX + 24];        /* breakers the fleet reported */
+	int n_known;
 } fl = { .lock_fd = -1 };
 
 static struct bw_resp conn = { .fd = -1 };
@@ -150,25 +217,36 @@ static void fleet_event(struct bw_engine *e, const struct bw_fleet *f, int from,
 
 /* ---- the group's fleet buckets ---- */
 
-static struct bw_dest_state *lock_cell(struct bw_store *s, const struct cell *c, int64_t now,
-				       int *set)
+static struct bw_dest_state *lock_at(struct bw_store *s, int slot, int whole, uint64_t key,
+				     int64_t now, int *set)
 {
-	struct bw_rule_cells *rc = &s->rules[c->slot];
-	if (!c->whole)
-		return bw_keyed_lock(&rc->dests, c->key, now, set);
+	struct bw_rule_cells *rc = &s->rules[slot];
+	if (!whole && rc->dests.mem)
+		return bw_keyed_lock(&rc->dests, key, now, set);
 	if (bw_spin_lock(rc->lock, s->self, s->alive) < 0)
 		return NULL;
 	*set = -1;
 	return rc->whole;
 }
 
-static void unlock_cell(struct bw_store *s, const struct cell *c, int set)
+static void unlock_at(struct bw_store *s, int slot, int set)
 {
-	struct bw_rule_cells *rc = &s->rules[c->slot];
+	struct bw_rule_cells *rc = &s->rules[slot];
 	if (set >= 0)
 		bw_keyed_unlock(&rc->dests, set);
 	else
 		bw_spin_unlock(rc->lock);
+}
+
+static struct bw_dest_state *lock_cell(struct bw_store *s, const struct cell *c, int64_t now,
+				       int *set)
+{
+	return lock_at(s, c->slot, c->whole, c->key, now, set);
+}
+
+static void unlock_cell(struct bw_store *s, const struct cell *c, int set)
+{
+	unlock_at(s, c->slot, set);
 }
 
 struct collect {
@@ -411,6 +489,295 @@ static int exchange(struct bw_engine *e, const struct bw_fleet *f)
 	return 0;
 }
 
+/* ---- breakers ---- */
+
+static int fleet_breaker(const struct bw_rule *r)
+{
+	return r->breaker.enabled && r->breaker.scope != BW_SCOPE_PROCESS;
+}
+
+static struct bcell *add_brk(struct bw_engine *e, const struct bw_fleet *f, int rule, int whole,
+			     uint64_t key, const char *label)
+{
+	if (fl.n_brks >= MAX_BRK)
+		return NULL;
+	const struct bw_rule *r = &e->cfg->rules[rule];
+	for (int k = 0; k < fl.n_brks; k++)
+		if (fl.brks[k].rule == rule && fl.brks[k].whole == whole && fl.brks[k].key == key)
+			return NULL;
+	struct bcell *b = &fl.brks[fl.n_brks++];
+	memset(b, 0, sizeof *b);
+	b->slot = e->rt[rule].slot;
+	b->rule = rule;
+	b->whole = whole;
+	b->key = key;
+	char lab[BW_LABEL_MAX];
+	snprintf(lab, sizeof lab, "%s", label && *label ? label : whole ? "(rule)" : "?");
+	memcpy(b->label, lab, sizeof lab);
+	if (whole)
+		snprintf(b->name, sizeof b->name, "%s\t-\t%s", r->name, lab);
+	else
+		snprintf(b->name, sizeof b->name, "%s\t%016llx\t%s", r->name,
+			 (unsigned long long)key, lab);
+	const char *suffix[3] = { "open", "probe", "ok" };
+	for (int j = 0; j < 3; j++) {
+		if (whole)
+			snprintf(b->keys[j], sizeof b->keys[j], "%sbrk:%s:%s", prefix_of(f), r->name,
+				 suffix[j]);
+		else
+			snprintf(b->keys[j], sizeof b->keys[j], "%sbrk:%s:%016llx:%s", prefix_of(f),
+				 r->name, (unsigned long long)key, suffix[j]);
+	}
+	return b;
+}
+
+static int any_fleet_breaker(const struct bw_engine *e)
+{
+	for (int i = 0; i < e->cfg->n_rules; i++)
+		if (fleet_breaker(&e->cfg->rules[i]))
+			return 1;
+	return 0;
+}
+
+struct brk_collect {
+	struct bw_engine *e;
+	const struct bw_fleet *f;
+	int rule;
+};
+
+static void collect_brk_one(const void *value, void *arg)
+{
+	struct brk_collect *c = arg;
+	const struct bw_dest_state *st = value;
+	if (!__atomic_load_n(&st->brk.stamp, __ATOMIC_RELAXED))
+		return;                  /* never used */
+	char label[BW_LABEL_MAX];
+	memcpy(label, st->label, sizeof label);
+	label[sizeof label - 1] = '\0';
+	add_brk(c->e, c->f, c->rule, 0, __atomic_load_n(bw_keyed_key_of(st), __ATOMIC_RELAXED),
+		label);
+}
+
+/* The breakers this host uses, and those the fleet reported that it has not met yet (it
+ * may be told to open them before its first call). */
+static void collect_brk(struct bw_engine *e, const struct bw_fleet *f)
+{
+	const struct bw_config *cfg = e->cfg;
+	struct bw_store *s = e->store;
+	fl.n_brks = 0;
+	for (int i = 0; i < cfg->n_rules; i++) {
+		const struct bw_rule *r = &cfg->rules[i];
+		int slot = e->rt[i].slot;
+		if (!fleet_breaker(r) || slot < 0 || slot >= s->n_rules)
+			continue;
+		if (r->breaker.scope == BW_SCOPE_DEST && s->rules[slot].dests.mem) {
+			struct brk_collect c = { e, f, i };
+			bw_keyed_each(&s->rules[slot].dests, collect_brk_one, &c);
+		} else {
+			add_brk(e, f, i, 1, 0, NULL);
+		}
+	}
+	for (int k = 0; k < fl.n_known; k++) {
+		char name[BW_NAME_MAX + BW_LABEL_MAX + 24], *key, *label;
+		snprintf(name, sizeof name, "%s", fl.known[k]);
+		if (!(key = strchr(name, '\t')) || !(label = strchr(key + 1, '\t')))
+			continue;
+		*key++ = '\0';
+		*label++ = '\0';
+		for (int i = 0; i < cfg->n_rules; i++) {
+			const struct bw_rule *r = &cfg->rules[i];
+			if (!fleet_breaker(r) || strcmp(r->name, name) != 0)
+				continue;
+			if (strcmp(key, "-") == 0)
+				add_brk(e, f, i, 1, 0, label);
+			else if (r->breaker.scope == BW_SCOPE_DEST)
+				add_brk(e, f, i, 0, strtoull(key, NULL, 16), label);
+			break;
+		}
+	}
+	int64_t now = mono();
+	bw_usec sync = f->sync;
+	for (int k = 0; k < fl.n_brks; k++) {
+		struct bcell *b = &fl.brks[k];
+		const struct bw_breaker *c = &cfg->rules[b->rule].breaker;
+		int set;
+		struct bw_dest_state *st = lock_at(s, b->slot, b->whole, b->key, now, &set);
+		if (!st)
+			continue;
+		struct bw_breaker_state *bs = &st->brk;
+		if (bs->pos != BW_BRK_CLOSED)
+			bs->pad |= BRK_SEEN_OPEN;
+		if (bs->pos == BW_BRK_CLOSED && (bs->pad & BRK_SEEN_OPEN)) {
+			/* closed since it was seen open: by a probe of this host's, unless the
+			 * fleet's recovery closed it (then BRK_IMPOSED is clear and no one
+			 * needs telling twice) */
+			b->say = 2;
+			bs->pad = 0;
+		} else {
+			b->say = bs->pos != BW_BRK_CLOSED && !(bs->pad & BRK_IMPOSED);
+		}
+		b->want_probe = bs->pos == BW_BRK_OPEN && now - bs->opened_at >= bs->open_for - 2 * sync;
+		int64_t px = (bs->open_for > 2 * sync ? bs->open_for : 2 * sync) / 1000;
+		b->px_ms = (int)(px < 1 ? 1 : px);
+		if (!st->label[0] && b->label[0] && strcmp(b->label, "?") != 0)
+			snprintf(st->label, sizeof st->label, "%s", b->label);
+		if (!bs->stamp)
+			bs->stamp = bw_breaker_stamp(c);  /* a cell made here, for the fleet */
+		unlock_at(s, b->slot, set);
+	}
+}
+
+static int brk_exchange(const struct bw_fleet *f, bw_usec window)
+{
+	static const char *argv[3 + 3 * MAX_BRK + 1 + 2 + 4 * MAX_BRK];
+	static size_t lens[sizeof argv / sizeof argv[0]];
+	static char nums[MAX_BRK][3][24];
+	char nkeys[16], win[32], list[BW_FLEET_PREFIX_MAX + 16], why[160];
+	int argc = 0;
+	snprintf(nkeys, sizeof nkeys, "%d", 3 * fl.n_brks + 1);
+	snprintf(win, sizeof win, "%lld", (long long)window);
+	snprintf(list, sizeof list, "%sbrk-list", prefix_of(f));
+	argv[argc++] = fl.brk_sha[0] ? "EVALSHA" : "EVAL";
+	argv[argc++] = fl.brk_sha[0] ? fl.brk_sha : brk_script;
+	argv[argc++] = nkeys;
+	for (int k = 0; k < fl.n_brks; k++)
+		for (int j = 0; j < 3; j++)
+			argv[argc++] = fl.brks[k].keys[j];
+	argv[argc++] = list;
+	argv[argc++] = fl.host;
+	argv[argc++] = win;
+	for (int k = 0; k < fl.n_brks; k++) {
+		const struct bcell *b = &fl.brks[k];
+		snprintf(nums[k][0], sizeof nums[k][0], "%d", b->say);
+		snprintf(nums[k][1], sizeof nums[k][1], "%d", b->want_probe);
+		snprintf(nums[k][2], sizeof nums[k][2], "%d", b->px_ms);
+		argv[argc++] = nums[k][0];
+		argv[argc++] = nums[k][1];
+		argv[argc++] = nums[k][2];
+		argv[argc++] = b->name;
+	}
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	if (call(f, argc, argv, lens) < 0)
+		return -1;
+	if (is_error("NOSCRIPT")) {
+		argv[0] = "EVAL";
+		argv[1] = brk_script;
+		lens[0] = 4;
+		lens[1] = strlen(brk_script);
+		fl.loads++;
+		if (call(f, argc, argv, lens) < 0)
+			return -1;
+	}
+	const struct bw_resp_val *v = conn.v;
+	if (v[0].type == '-') {
+		snprintf(why, sizeof why, "Redis: %.*s", (int)(v[0].n > 120 ? 120 : v[0].n), v[0].s);
+		return fail(why);
+	}
+	if (v[0].type != '*' || v[0].i < 3 * fl.n_brks || conn.nv != 1 + v[0].i)
+		return fail("the breaker script's reply is not what it returns");
+	for (int k = 0; k < fl.n_brks; k++) {
+		for (int j = 0; j < 3; j++)
+			if (v[1 + 3 * k + j].type != ':')
+				return fail("the breaker script's reply is not what it returns");
+		fl.brks[k].n_open = (long)v[1 + 3 * k].i;
+		fl.brks[k].got_probe = (long)v[2 + 3 * k].i;
+		fl.brks[k].ok_age = (long)v[3 + 3 * k].i;
+	}
+	fl.n_known = 0;
+	for (int64_t i = 3 * fl.n_brks; i < v[0].i && fl.n_known < 64; i++) {
+		const struct bw_resp_val *x = &v[1 + i];
+		if (x->type == '$' && x->n < sizeof fl.known[0]) {
+			memcpy(fl.known[fl.n_known], x->s, x->n);
+			fl.known[fl.n_known++][x->n] = '\0';
+		}
+	}
+	if (!fl.brk_sha[0]) {
+		const char *load[] = { "SCRIPT", "LOAD", brk_script };
+		size_t ll[] = { 6, 4, strlen(brk_script) };
+		/* what the reply said is kept in fl already */
+		if (call(f, 3, load, ll) < 0)
+			return -1;
+		if (conn.v[0].type == '$' && conn.v[0].n < sizeof fl.brk_sha) {
+			memcpy(fl.brk_sha, conn.v[0].s, conn.v[0].n);
+			fl.brk_sha[conn.v[0].n] = '\0';
+		}
+		fl.loads++;
+	}
+	return 0;
+}
+
+static void brk_event(struct bw_engine *e, const struct bcell *b, int from, int to,
+		      const char *why, int quorum)
+{
+	char extra[128];
+	size_t n = 0;
+	extra[0] = '\0';
+	bw_json_raw(extra, sizeof extra, &n, "\"fleet_open\":");
+	bw_json_int(extra, sizeof extra, &n, b->n_open);
+	bw_json_raw(extra, sizeof extra, &n, ",\"quorum\":");
+	bw_json_int(extra, sizeof extra, &n, quorum);
+	struct bw_event ev;
+	bw_event_init(&ev, BW_EV_BREAKER, BW_LVL_WARN);
+	ev.rule = e->cfg->rules[b->rule].name;
+	ev.dest = b->whole ? NULL : b->label;
+	ev.from = bw_brk_name(from);
+	ev.to = bw_brk_name(to);
+	ev.reason = why;
+	ev.extra = extra;
+	bw_engine_emit(e, NULL, &ev);
+}
+
+/* What the fleet said, carried out on this host's breakers. */
+static void apply_brk(struct bw_engine *e, const struct bw_fleet *f)
+{
+	struct bw_store *s = e->store;
+	int quorum = bw_fleet_quorum(f);
+	int64_t now = mono();
+	int64_t fresh = 3 * f->sync > 500 * BW_MS ? 3 * f->sync : 500 * BW_MS;
+	for (int k = 0; k < fl.n_brks; k++) {
+		struct bcell *b = &fl.brks[k];
+		const struct bw_breaker *c = &e->cfg->rules[b->rule].breaker;
+		int set, from = -1, to = -1;
+		const char *why = NULL;
+		struct bw_dest_state *st = lock_at(s, b->slot, b->whole, b->key, now, &set);
+		if (!st)
+			continue;
+		struct bw_breaker_state *bs = &st->brk;
+		if (b->ok_age >= 0 && b->ok_age < fresh && b->say != 2 && bs->pos == BW_BRK_OPEN) {
+			/* a probe elsewhere found the destination back */
+			from = bs->pos;
+			to = BW_BRK_CLOSED;
+			why = "fleet_recovered";
+			bs->pos = BW_BRK_CLOSED;
+			bs->consecutive = 0;
+			bs->probes_out = bs->probes_ok = 0;
+			bs->open_for = 0;
+			memset(bs->win, 0, sizeof bs->win);
+			bs->pad = 0;
+		} else if (bw_quorum_reached(f, (int)b->n_open)) {
+			if (bs->pos == BW_BRK_CLOSED) {
+				from = bs->pos;
+				to = BW_BRK_OPEN;
+				why = "fleet_quorum";
+				bs->pos = BW_BRK_OPEN;
+				bs->opened_at = now;
+				bs->open_for = c->open_for;
+				bs->probes_out = bs->probes_ok = 0;
+				bs->pad = BRK_IMPOSED | BRK_SEEN_OPEN;
+			} else if (bs->pos == BW_BRK_OPEN && b->want_probe && !b->got_probe) {
+				/* another host probes for the fleet: stay open a little longer */
+				int64_t due = now + 2 * f->sync;
+				if (bs->opened_at + bs->open_for < due)
+					bs->opened_at = due - bs->open_for;
+			}
+		}
+		unlock_at(s, b->slot, set);
+		if (from >= 0)
+			brk_event(e, b, from, to, why, quorum);
+	}
+}
+
 /* ---- status ---- */
 
 static void write_status(struct bw_engine *e, const struct bw_fleet *f)
@@ -483,7 +850,18 @@ static void write_status(struct bw_engine *e, const struct bw_fleet *f)
 static void sync_once(struct bw_engine *e, const struct bw_fleet *f, int64_t now)
 {
 	collect(e, f);
+	collect_brk(e, f);
+	bw_usec window = 5 * f->sync > BW_SEC ? 5 * f->sync : BW_SEC;
 	int ok = exchange(e, f) == 0;
+	if (ok && any_fleet_breaker(e)) {
+		/* a host's word that its breaker is open lasts a while: it says it again
+		 * every sync while it is, and a host that died stops counting after this */
+		bw_usec bwin = 10 * window;
+		if (brk_exchange(f, bwin) == 0)
+			apply_brk(e, f);
+		else
+			ok = 0;
+	}
 	fl.syncs++;
 	if (ok) {
 		for (int k = 0; k < fl.n_cells; k++) {

@@ -110,7 +110,8 @@ while time.time() < end and len(calls) < 100000:
         s.connect(("127.0.0.1", port))
         r = "connected"
     except OSError as e:
-        r = {errno.ECONNREFUSED: "ok", errno.EAGAIN: "limited"}.get(e.errno, str(e.errno))
+        r = {errno.ECONNREFUSED: "ok", errno.EAGAIN: "limited",
+             errno.EHOSTUNREACH: "rejected"}.get(e.errno, str(e.errno))
     b = time.monotonic()
     s.close()
     calls.append((round(t0 + a, 4), round(b - a, 6), r))
@@ -129,6 +130,15 @@ def ts_of(ev):
     """An event's time, in seconds since the epoch."""
     t = ev["ts"]
     return calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float(t[19:-1] or 0)
+
+
+def breaker_rule(dest_port, open_for="2s", open_for_max="2s", scope="dest"):
+    return ("  - name: db\n"
+            "    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+            "    retry: off\n"
+            "    breaker: { scope: %s, trip: { consecutive: 3 }, open_for: %s, "
+            "open_for_max: %s, errno: EHOSTUNREACH }\n"
+            % (dest_port, scope, open_for, open_for_max))
 
 
 def rate_rule(dest_port, rate="100/s", burst=10):
@@ -153,14 +163,14 @@ class FleetTest(ShimTest):
         self.addCleanup(r.stop)
         return r
 
-    def host(self, name, policy, procs, dest_port, rate, start, end):
+    def host(self, name, policy, procs, dest_port, rate, start, end, code=CLIENT):
         """A host: `bulwark run` of a shell that starts `procs` clients, with a state
         directory of its own. Returns (Popen, its output directory, its state dir)."""
         out = self.wd.file(name)
         os.makedirs(out, exist_ok=True)
         state = self.wd.file(name + "-run")
         os.makedirs(state, mode=0o700, exist_ok=True)
-        one = " ".join("'%s'" % a for a in [PYTHON, "-c", CLIENT.replace("'", "'\\''")])
+        one = " ".join("'%s'" % a for a in [PYTHON, "-c", code.replace("'", "'\\''")])
         line = " ".join("%s %d %s %.3f %.3f %s/%d.json &" % (one, dest_port, rate, start, end,
                                                               out, i) for i in range(procs))
         env = base_env(XDG_RUNTIME_DIR=state)
@@ -388,6 +398,98 @@ print("child", ok, flush=True)
         # 3 s at 50/s after the leader left: about 150 if the child took over, no more
         # than its last lease (5) if no one refilled
         self.assertGreater(int(lines["child"][0]), 60, text)
+
+    def breaker_hosts(self, policies, starts, end, port):
+        hosts = [self.host("bh%d" % i, pol, 1, port, 50, st, end)
+                 for i, (pol, st) in enumerate(zip(policies, starts))]
+        for p, _, _ in hosts:
+            self.finish(p)
+        return [self.calls(out) for _, out, _ in hosts]
+
+    def test_breaker_opens_on_quorum(self):
+        """Three hosts, a dead destination: two hosts trip their breakers (3 failures
+        each), the quorum (2 of 3) opens it on the third before its first call, and the
+        fleet sends one probe at a time, one open_for apart: connect(2) calls to the dead
+        port across the fleet stay few."""
+        r = self.redis()
+        dead = free_port()
+        pol, log = self.wd.policy(breaker_rule(dead), level="info",
+                                  extra=fleet_state(r.port, hosts=3))
+        t0 = time.time() + 1.5
+        calls = self.breaker_hosts([pol] * 3, [t0, t0, t0 + 1.5], t0 + 6.5, dead)
+        made = [sum(1 for x in c if x[2] == "ok") for c in calls]
+        rejected = [sum(1 for x in c if x[2] == "rejected") for c in calls]
+        evs = read_events(log)
+        probes = sorted(ts_of(e) for e in events_of(evs, "breaker", to="half_open"))
+        print("\n  fleet breaker: connects per host %s (rejected %s), probes at %s"
+              % (made, rejected, ["%.2f" % (p - t0) for p in probes]))
+        self.assertLessEqual(made[2], 1, "the third host was opened by the fleet")
+        self.assertEqual(calls[2][0][2], "rejected", calls[2][:3])
+        imposed = events_of(evs, "breaker", reason="fleet_quorum")
+        self.assertGreaterEqual(len(imposed), 1, imposed)
+        # 3 failures to trip on two hosts, then one probe per open_for (2 s) for the
+        # fleet; alone, each of the three would trip and probe on its own (about 18)
+        self.assertLessEqual(len(probes), 4, probes)
+        self.assertLessEqual(sum(made), 6 + len(probes), made)
+        for a, b in zip(probes, probes[1:]):
+            self.assertGreater(b - a, 1.5, probes)
+
+    def test_one_bad_host_poisons_no_one(self):
+        """One host cannot reach the destination (its own network): its breaker opens,
+        the others' stay closed and their calls go through."""
+        r = self.redis()
+        good = socket.socket()
+        good.bind(("127.0.0.1", 0))
+        good.listen(4096)
+        self.addCleanup(good.close)
+        port = good.getsockname()[1]
+        dead = free_port()
+        # one rule, scope rule: the same breaker for the fleet, whatever each host reaches
+        bad, log = self.wd.policy(breaker_rule(dead, scope="rule"), level="info",
+                                  extra=fleet_state(r.port, hosts=3), name="bad.yaml")
+        ok, _ = self.wd.policy(breaker_rule(port, scope="rule"), level="info",
+                               extra=fleet_state(r.port, hosts=3), name="ok.yaml")
+        t0 = time.time() + 1.5
+        calls = [self.host("bad", bad, 1, dead, 50, t0, t0 + 4),
+                 self.host("ok1", ok, 1, port, 50, t0, t0 + 4),
+                 self.host("ok2", ok, 1, port, 50, t0, t0 + 4)]
+        for p, _, _ in calls:
+            self.finish(p)
+        res = [self.calls(out) for _, out, _ in calls]
+        self.assertGreater(sum(1 for x in res[0] if x[2] == "rejected"), 100)
+        for c in res[1:]:
+            self.assertGreater(len(c), 100)
+            self.assertEqual(set(x[2] for x in c), {"connected"})
+        self.assertEqual(events_of(read_events(log), "breaker", reason="fleet_quorum"), [])
+
+    def test_breaker_recovers_fleet_wide(self):
+        """The destination comes back: the one probe that finds it closes the breaker on
+        every host, those that never probed included."""
+        r = self.redis()
+        port = free_port()
+        pol, log = self.wd.policy(breaker_rule(port, "1s", "1s"), level="info",
+                                  extra=fleet_state(r.port, hosts=3))
+        t0 = time.time() + 1.5
+        hosts = [self.host("rh%d" % i, pol, 1, port, 50, t0, t0 + 6.5) for i in range(3)]
+        time.sleep(max(0, t0 + 2.0 - time.time()))
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", port))
+        srv.listen(4096)
+        self.addCleanup(srv.close)
+        up = time.time()
+        for p, _, _ in hosts:
+            self.finish(p)
+        res = [self.calls(out) for _, out, _ in hosts]
+        evs = read_events(log)
+        for c in res:
+            late = [x[2] for x in c if x[0] > up + 3.0]
+            self.assertGreater(len(late), 20)
+            self.assertEqual(set(late), {"connected"}, c[-5:])
+        closed = events_of(evs, "breaker", to="closed")
+        self.assertTrue(any(e.get("reason") == "fleet_recovered" for e in closed), closed)
+        probes = events_of(evs, "breaker", to="half_open")
+        self.assertLessEqual(len([e for e in probes if ts_of(e) > up]), 2, probes)
 
 
 if __name__ == "__main__":

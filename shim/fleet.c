@@ -782,7 +782,7 @@ static void apply_brk(struct bw_engine *e, const struct bw_fleet *f)
 
 static void write_status(struct bw_engine *e, const struct bw_fleet *f)
 {
-	char buf[16384], tmp[sizeof fl.status_path + 16];
+	char buf[32768], tmp[sizeof fl.status_path + 16];
 	size_t n = 0;
 	int64_t wall = bw_clock_us(CLOCK_REALTIME);
 	bw_json_raw(buf, sizeof buf, &n, "{\"host\":");
@@ -831,6 +831,32 @@ static void write_status(struct bw_engine *e, const struct bw_fleet *f)
 		bw_json_raw(buf, sizeof buf, &n, ",\"tokens\":");
 		bw_json_int(buf, sizeof buf, &n, (int64_t)(x->held + x->granted));
 		bw_json_raw(buf, sizeof buf, &n, "}");
+	}
+	bw_json_raw(buf, sizeof buf, &n, "],\"breakers\":[");
+	for (int k = 0; k < fl.n_brks; k++) {
+		const struct bcell *b = &fl.brks[k];
+		int set;
+		struct bw_dest_state *st = lock_at(e->store, b->slot, b->whole, b->key, mono(),
+						   &set);
+		int pos = -1, imposed = 0;
+		if (st) {
+			pos = st->brk.pos;
+			imposed = (st->brk.pad & BRK_IMPOSED) != 0;
+			unlock_at(e->store, b->slot, set);
+		}
+		bw_json_raw(buf, sizeof buf, &n, k ? ",{\"rule\":" : "{\"rule\":");
+		bw_json_str(buf, sizeof buf, &n, e->cfg->rules[b->rule].name);
+		bw_json_raw(buf, sizeof buf, &n, ",\"dest\":");
+		bw_json_str(buf, sizeof buf, &n, b->label);
+		bw_json_raw(buf, sizeof buf, &n, ",\"here\":");
+		bw_json_str(buf, sizeof buf, &n, pos < 0 ? "?" : bw_brk_name(pos));
+		bw_json_raw(buf, sizeof buf, &n, imposed ? ",\"by_fleet\":true" : ",\"by_fleet\":false");
+		bw_json_raw(buf, sizeof buf, &n, ",\"hosts_open\":");
+		bw_json_int(buf, sizeof buf, &n, b->n_open);
+		bw_json_raw(buf, sizeof buf, &n, ",\"fleet\":");
+		bw_json_str(buf, sizeof buf, &n,
+			    bw_quorum_reached(f, (int)b->n_open) ? "open" : "closed");
+		bw_json_raw(buf, sizeof buf, &n, b->got_probe ? ",\"probe\":true}" : ",\"probe\":false}");
 	}
 	bw_json_raw(buf, sizeof buf, &n, "]}\n");
 	if (!fl.status_path[0])

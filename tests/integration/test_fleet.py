@@ -491,6 +491,70 @@ print("child", ok, flush=True)
         probes = events_of(evs, "breaker", to="half_open")
         self.assertLessEqual(len([e for e in probes if ts_of(e) > up]), 2, probes)
 
+    def test_status_fleet(self):
+        """`bulwark status --fleet` inside a running host: its mode, the hosts seen, its
+        bucket's lease and its breaker as it and the fleet see it; exit 0 while Redis
+        answers."""
+        r = self.redis()
+        dead = free_port()
+        body = ("  - name: db\n    match: { ops: [connect], dest: [\"127.0.0.1:%d\"] }\n"
+                "    retry: off\n    breaker: { trip: { consecutive: 3 }, open_for: 5s }\n"
+                "    rate_limit: { rate: 100/s, burst: 10 }\n" % dead)
+        pol, _ = self.wd.policy(body, level="info", extra=fleet_state(r.port, hosts=2))
+        state = self.wd.file("st")
+        os.makedirs(state, mode=0o700)
+        start = time.time() + 0.5
+        client = " ".join("'%s'" % a for a in [PYTHON, "-c", CLIENT.replace("'", "'\\''")])
+        line = ("%s %d 50 %.3f %.3f %s &  sleep 1.5; '%s' status --fleet > %s; echo $? >> %s;"
+                " '%s' status --fleet --format json > %s; wait"
+                % (client, dead, start, start + 2.0, self.wd.file("c.json"), TOOL,
+                   self.wd.file("table"), self.wd.file("table"), TOOL, self.wd.file("json")))
+        p = subprocess.run([TOOL, "run", "-q", "-c", pol, "--", "sh", "-c", line],
+                           env=base_env(XDG_RUNTIME_DIR=state), capture_output=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(self.wd.file("table")) as f:
+            table = f.read()
+        self.assertIn("mode fleet", table)
+        self.assertIn("hosts seen 1 of 2, quorum 2", table)
+        self.assertEqual(table.split()[-1], "0", table)
+        with open(self.wd.file("json")) as f:
+            st = json.load(f)
+        self.assertEqual(len(st), 1, st)
+        st = st[0]
+        self.assertEqual((st["mode"], st["hosts_seen"], st["hosts"]), ("fleet", 1, 2), st)
+        self.assertEqual([(b["rule"], b["dest"], b["lease"]) for b in st["buckets"]],
+                         [("db", "127.0.0.1:%d" % dead, 10)], st)
+        self.assertEqual([(b["dest"], b["here"], b["fleet"], b["hosts_open"])
+                          for b in st["breakers"]],
+                         [("127.0.0.1:%d" % dead, "open", "closed", 1)], st)
+
+
+class FleetPolicy(ShimTest):
+    """The fleet's keys through the command: no Redis needed."""
+
+    def test_check_and_explain(self):
+        pol = self.wd.write("f.yaml", fleet_state(6379, hosts=4).replace("version", "") +
+                            "rules:\n" + rate_rule(9, "100/s", 20))
+        with open(pol) as f:
+            text = "version: 1\n" + f.read()
+        self.wd.write("f.yaml", text)
+        p = subprocess.run([TOOL, "check", pol], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("share: fleet", p.stdout)
+        self.assertIn("fleet_quorum: 2", p.stdout)
+        p = subprocess.run([TOOL, "explain", "-c", pol, "connect", "127.0.0.1:9"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("fleet: the rate limit holds for every host together (per "
+                      "destination)", p.stdout)
+        self.assertIn("a lease of at most 3 tokens (with 4 hosts", p.stdout)
+        bad = self.wd.write("bad.yaml", text.replace("hosts: 4", "hosts: many"))
+        p = subprocess.run([TOOL, "check", bad], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("bad.yaml:5:10: state.hosts: expected an integer from 1 to 100000, "
+                      "got 'many'", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

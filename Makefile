@@ -107,7 +107,9 @@ $(BUILD)/tests/test_config_oom: TEST_LIBS = $(LIBYAML_A) \
 $(BUILD)/tests/test_fdtable: $(BUILD)/obj/shim/fdtable.o $(BUILD)/obj/shim/real.o
 $(BUILD)/tests/test_pending: $(BUILD)/obj/shim/net/pending.o
 $(BUILD)/tests/test_foreign: $(BUILD)/obj/shim/foreign.o
-$(BUILD)/tests/test_fdtable $(BUILD)/tests/test_pending $(BUILD)/tests/test_foreign: \
+$(BUILD)/tests/test_resp: $(BUILD)/obj/shim/resp.o $(BUILD)/obj/shim/real.o
+$(BUILD)/tests/test_fdtable $(BUILD)/tests/test_pending $(BUILD)/tests/test_foreign \
+	$(BUILD)/tests/test_resp: \
 	TEST_LIBS = $(filter $(BUILD)/obj/shim/%.o,$^) -ldl -lpthread
 
 $(BUILD)/itest/%.so: tests/integration/progs/%.so.c | deps-ready

@@ -39,7 +39,7 @@ static void print_one(const struct bw_st_group *g, json_t *f, int64_t now_wall, 
 	if (strcmp(str(f, "mode"), "fleet") != 0)
 		fprintf(out, " (%s)", str(f, "last_error"));
 	fprintf(out, "\nhosts seen %lld of %lld, quorum %lld, sync %lld ms, written %.1fs ago; "
-		"%lld syncs, %lld failed, script loaded %lld times, %lld tokens granted\n",
+		"%lld syncs, %lld failed, %lld script loads, %lld tokens granted\n",
 		num(f, "hosts_seen"), num(f, "hosts"), num(f, "quorum"), num(f, "sync_ms"),
 		(double)(now_wall - num(f, "updated_us")) / 1e6, num(f, "syncs"),
 		num(f, "failures"), num(f, "script_loads"), num(f, "granted"));

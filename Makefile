@@ -160,6 +160,7 @@ bench: all
 	@sh tests/bench/run.sh
 	@sh tests/bench/sqlite_contention.sh
 	@sh tests/bench/pg.sh
+	@sh tests/bench/fleet.sh
 
 # Instructions per send/recv under callgrind: a count, steady under any load.
 bench-instr: all

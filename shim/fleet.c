@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "clock.h"
@@ -146,6 +147,8 @@ static struct {
 	int want_thread;                 /* a forked child stands for election */
 	int started;
 	int lock_fd;
+	dev_t lock_dev;
+	ino_t lock_ino;
 	int leader;
 	char lock_path[PATH_MAX + 32];
 	char status_path[PATH_MAX + 32];
@@ -933,11 +936,25 @@ static void sleep_until(int64_t t)
 	}
 }
 
+/* The lock's descriptor is still the one we opened: a program that closes every
+ * descriptor it did not open (closefrom, close_range) ends our lock with it, and then
+ * another process leads. */
+static int lock_ours(void)
+{
+	struct stat st;
+	int fd = __atomic_load_n(&fl.lock_fd, __ATOMIC_ACQUIRE);
+	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == fl.lock_dev &&
+	       st.st_ino == fl.lock_ino;
+}
+
+/* Sync until the lock is lost (never, unless the program closed its descriptor). */
 static void lead(void)
 {
 	int64_t next = mono();
 	fl.leader = 1;
 	for (;;) {
+		if (fl.lock_path[0] && !lock_ours())
+			break;
 		struct bw_engine *e = __atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE);
 		const struct bw_fleet *f = e ? fleet_of(e) : NULL;
 		/* no engine yet: the process is still starting */
@@ -950,6 +967,11 @@ static void lead(void)
 			next = now + period;
 		sleep_until(next);
 	}
+	fl.leader = 0;
+	__atomic_store_n(&fl.lock_fd, -1, __ATOMIC_RELEASE);   /* not ours to close now */
+	if (conn.fd >= 0 && bw_resp_ours(&conn))
+		BW_REAL(close)(conn.fd);
+	bw_resp_forget(&conn);
 }
 
 static void *candidate(void *arg)
@@ -960,14 +982,29 @@ static void *candidate(void *arg)
 		lead();
 		return NULL;
 	}
-	int fd = open(fl.lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return NULL;
-	__atomic_store_n(&fl.lock_fd, fd, __ATOMIC_RELEASE);
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR)
+	for (int round = 0; round < 100; round++) {
+		int fd = open(fl.lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
 			return NULL;
-	lead();
+		/* high, out of the way of programs that use small numbers as they come */
+		int hi = BW_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 100);
+		if (hi >= 0) {
+			BW_REAL(close)(fd);
+			fd = hi;
+		}
+		struct stat st;
+		if (fstat(fd, &st) < 0) {
+			BW_REAL(close)(fd);
+			return NULL;
+		}
+		fl.lock_dev = st.st_dev;
+		fl.lock_ino = st.st_ino;
+		__atomic_store_n(&fl.lock_fd, fd, __ATOMIC_RELEASE);
+		while (flock(fd, LOCK_EX) < 0)
+			if (errno != EINTR)
+				return NULL;
+		lead();
+	}
 	return NULL;
 }
 
@@ -1017,10 +1054,10 @@ void bw_fleet_after_fork(void)
 		return;
 	/* the parent's: closed, never shut down or unlocked, which would end them for the
 	 * parent too */
-	int fd = __atomic_exchange_n(&fl.lock_fd, -1, __ATOMIC_ACQ_REL);
-	if (fd >= 0)
-		BW_REAL(close)(fd);
-	if (conn.fd >= 0)
+	if (lock_ours())
+		BW_REAL(close)(fl.lock_fd);
+	__atomic_store_n(&fl.lock_fd, -1, __ATOMIC_RELEASE);
+	if (conn.fd >= 0 && bw_resp_ours(&conn))
 		BW_REAL(close)(conn.fd);
 	bw_resp_forget(&conn);
 	fl.leader = fl.started = fl.tried = 0;

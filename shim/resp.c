@@ -56,7 +56,7 @@ void bw_resp_close(struct bw_resp *r)
 
 /* Still the socket we opened: a program may have closed every descriptor it did not know
  * (closefrom) and opened something else under the number. */
-static int still_ours(const struct bw_resp *r)
+int bw_resp_ours(const struct bw_resp *r)
 {
 	struct stat st;
 	return r->fd >= 0 && fstat(r->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
@@ -266,7 +266,7 @@ int bw_resp_call(struct bw_resp *r, int argc, const char *const *argv, const siz
 {
 	char out[BW_RESP_BUF];
 	size_t n = 0;
-	if (!still_ours(r)) {
+	if (!bw_resp_ours(r)) {
 		snprintf(why, cap, "the connection's descriptor was closed by the program");
 		bw_resp_forget(r);
 		return -1;

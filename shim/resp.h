@@ -41,6 +41,9 @@ int bw_resp_call(struct bw_resp *r, int argc, const char *const *argv, const siz
 /* Close the socket: never shut down, since a forked child's copy is the parent's
  * connection too. */
 void bw_resp_close(struct bw_resp *r);
+/* The descriptor is still the socket we opened (a program may have closed it and
+ * reused the number). */
+int bw_resp_ours(const struct bw_resp *r);
 /* Forget a socket without closing it (it is not ours any more). */
 void bw_resp_forget(struct bw_resp *r);
 

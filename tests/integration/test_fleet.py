@@ -529,6 +529,60 @@ print("child", ok, flush=True)
                           for b in st["breakers"]],
                          [("127.0.0.1:%d" % dead, "open", "closed", 1)], st)
 
+    def test_program_closes_every_descriptor(self):
+        """A program that closes every descriptor it did not open (as daemons do) and
+        opens sockets and files that take their numbers: the leader's lock and Redis
+        connection are gone, nothing of the syncer's is ever written into the program's
+        descriptors, and the process leads again and refills its bucket."""
+        r = self.redis()
+        dead = free_port()
+        pol, log = self.wd.policy(rate_rule(dead, "50/s", 5), level="info",
+                                  extra=fleet_state(r.port, hosts=1))
+        files = self.wd.file("files")
+        os.makedirs(files)
+        code = r"""
+import errno, os, socket, sys, time
+port, d = int(sys.argv[1]), sys.argv[2]
+def calls(seconds):
+    ok, end = 0, time.time() + seconds
+    while time.time() < end:
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", port))
+        except OSError as e:
+            ok += e.errno == errno.ECONNREFUSED
+        s.close()
+        time.sleep(0.01)
+    return ok
+before = calls(1.0)
+os.closerange(3, 4096)
+# sockets and files on the numbers the syncer had: neither may ever hear from it
+pairs = [socket.socketpair() for i in range(150)]
+fds = [os.open(os.path.join(d, str(i)), os.O_RDWR | os.O_CREAT) for i in range(50)]
+after = calls(2.0)
+heard = 0
+for a, b in pairs:
+    for x in (a, b):
+        try:
+            heard += len(x.recv(65536, socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            pass
+heard += sum(os.fstat(f).st_size for f in fds)
+print(before, after, max(p[1].fileno() for p in pairs), heard, flush=True)
+"""
+        state = self.wd.file("cl-run")
+        os.makedirs(state, mode=0o700)
+        p = subprocess.run([TOOL, "run", "-q", "-c", pol, "--", PYTHON, "-c", code,
+                            str(dead), files], env=base_env(XDG_RUNTIME_DIR=state),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        before, after, top, written = map(int, p.stdout.split())
+        self.assertGreater(top, 100, "the sockets took the numbers the syncer had used")
+        self.assertEqual(written, 0, "the syncer wrote into the program's descriptors")
+        self.assertGreater(before, 20, p.stdout)
+        # 2 s at 50/s: about 100 with the bucket refilled, at most its lease (5) without
+        self.assertGreater(after, 40, p.stdout)
+
 
 class FleetPolicy(ShimTest):
     """The fleet's keys through the command: no Redis needed."""

@@ -881,7 +881,17 @@ static void sync_once(struct bw_engine *e, const struct bw_fleet *f, int64_t now
 	collect(e, f);
 	collect_brk(e, f);
 	bw_usec window = 5 * f->sync > BW_SEC ? 5 * f->sync : BW_SEC;
-	int ok = exchange(e, f) == 0;
+	int ok = exchange(e, f) == 0, granted = ok;
+	fl.syncs++;
+	if (ok) {
+		/* granted: Redis has counted them, whatever happens next */
+		for (int k = 0; k < fl.n_cells; k++) {
+			const struct cell *x = &fl.cells[k];
+			fl.granted += (uint64_t)x->granted;
+			if (x->granted > 0)
+				deposit(e, x, x->granted, x->lease);
+		}
+	}
 	if (ok && any_fleet_breaker(e)) {
 		/* a host's word that its breaker is open lasts a while: it says it again
 		 * every sync while it is, and a host that died stops counting after this */
@@ -891,18 +901,10 @@ static void sync_once(struct bw_engine *e, const struct bw_fleet *f, int64_t now
 		else
 			ok = 0;
 	}
-	fl.syncs++;
-	if (ok) {
-		for (int k = 0; k < fl.n_cells; k++) {
-			const struct cell *x = &fl.cells[k];
-			fl.granted += (uint64_t)x->granted;
-			if (x->granted > 0)
-				deposit(e, x, x->granted, x->lease);
-		}
-	} else {
+	if (!ok)
 		fl.failures++;
+	if (!granted)
 		fill_alone(e, f, fl.last_fill ? now - fl.last_fill : 0);
-	}
 	fl.last_fill = now;
 	int from = fl.link.mode;
 	/* the first exchange decides the mode the leader starts in, without an event */

@@ -201,7 +201,7 @@ static void fleet_event(struct bw_engine *e, const struct bw_fleet *f, int from,
 	else
 		snprintf(msg, sizeof msg, "Redis cannot be reached: %s",
 			 f->on_unreachable == BW_UNREACH_LOCAL ? "each host takes rate / hosts" :
-			 f->on_unreachable == BW_UNREACH_OPEN ? "fleet limits admit every call" :
+			 f->on_unreachable == BW_UNREACH_OPEN ? "each host takes the whole rate" :
 								 "fleet limits refuse every call");
 	extra[0] = '\0';
 	bw_json_raw(extra, sizeof extra, &n, "\"redis\":");
@@ -362,8 +362,9 @@ static void fill_alone(struct bw_engine *e, const struct bw_fleet *f, int64_t el
 	for (int k = 0; k < fl.n_cells; k++) {
 		const struct cell *x = &fl.cells[k];
 		const struct bw_rate_limit *rl = &e->cfg->rules[x->rule].rate_limit;
+		/* open: the limit as each host would hold it alone, the fleet's no longer */
 		if (f->on_unreachable == BW_UNREACH_OPEN)
-			deposit(e, x, rl->burst, rl->burst);
+			deposit(e, x, bw_local_share(rl->rate, 1, elapsed), rl->burst);
 		else if (f->on_unreachable == BW_UNREACH_LOCAL)
 			deposit(e, x, bw_local_share(rl->rate, f->hosts, elapsed),
 				bw_local_cap(rl->burst, f->hosts));

@@ -437,6 +437,18 @@ void bw_group_after_fork(struct bw_engine *e)
 		take_slot(e);
 }
 
+/* Fleet mode's files beside the state file (shim/fleet.c) go with the group. */
+static void unlink_fleet_files(int dfd)
+{
+	static const char *const suffix[] = { ".fleet", ".fleet.lock" };
+	char f[sizeof name + 16];
+	size_t n = strlen(name) - (sizeof BW_STATE_SUFFIX - 1);
+	for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+		snprintf(f, sizeof f, "%.*s%s", (int)n, name, suffix[i]);
+		unlinkat(dfd, f, 0);
+	}
+}
+
 void bw_group_leave(void)
 {
 	if (!map || slot < 0)
@@ -459,8 +471,10 @@ void bw_group_leave(void)
 	struct stat st;
 	if (locked && !others_alive(procs, BW_SHM_PROCS, self) &&
 	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == file_dev &&
-	    st.st_ino == file_ino)
+	    st.st_ino == file_ino) {
 		unlinkat(dfd, name, 0);
+		unlink_fleet_files(dfd);
+	}
 	if (dfd >= 0)
 		unlock_dir(dfd);
 	slot = -1;

@@ -105,7 +105,7 @@ static void print_fleet_scope(const struct bw_config *cfg, const struct bw_rule 
 		       lease, rl->bytes ? "bytes" : "tokens", f->hosts,
 		       (long long)(f->sync / BW_MS),
 		       f->on_unreachable == BW_UNREACH_LOCAL ? "each host takes rate / hosts" :
-		       f->on_unreachable == BW_UNREACH_OPEN ? "calls are admitted"
+		       f->on_unreachable == BW_UNREACH_OPEN ? "each host takes the whole rate"
 							    : "calls are refused");
 	} else if (rl->enabled) {
 		printf("  fleet: the rate limit is per process (scope: process), not the fleet's\n");

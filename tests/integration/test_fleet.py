@@ -529,6 +529,36 @@ print("child", ok, flush=True)
                           for b in st["breakers"]],
                          [("127.0.0.1:%d" % dead, "open", "closed", 1)], st)
 
+    def run_without_redis(self, mode):
+        """One host whose Redis refuses every connection, offering 100/s for 2 s against
+        a 50/s limit: (admitted, calls, fleet events)."""
+        dead, nothing = free_port(), free_port()
+        pol, log = self.wd.policy(rate_rule(dead, "50/s", 5), level="info",
+                                  extra=fleet_state(nothing, hosts=2, on_unreachable=mode),
+                                  name=mode + ".yaml", log=mode + ".log")
+        start = time.time() + 0.5
+        p, out, _ = self.host(mode, pol, 1, dead, 100, start, start + 2.0)
+        self.finish(p)
+        calls = self.calls(out)
+        return (sum(1 for x in calls if x[2] == "ok"), len(calls),
+                events_of(read_events(log), "fleet"))
+
+    def test_on_unreachable_modes(self):
+        """Without Redis from the start: local takes rate / hosts (25/s here), open the
+        whole rate on each host (50/s), closed nothing; each says so in one fleet
+        event."""
+        local, n_local, ev_local = self.run_without_redis("local")
+        opened, n_open, ev_open = self.run_without_redis("open")
+        closed, n_closed, ev_closed = self.run_without_redis("closed")
+        print("\n  without redis, 2 s at 100/s against 50/s over 2 hosts: local %d, open %d, "
+              "closed %d" % (local, opened, closed))
+        self.assertTrue(30 <= local <= 60, local)
+        self.assertTrue(75 <= opened <= 115, opened)
+        self.assertEqual(closed, 0)
+        for evs, mode in ((ev_local, "local"), (ev_open, "open"), (ev_closed, "closed")):
+            self.assertEqual([(e["from"], e["to"]) for e in evs], [("fleet", mode)], evs)
+            self.assertIn("Connection refused", evs[0]["reason"])
+
     def test_program_closes_every_descriptor(self):
         """A program that closes every descriptor it did not open (as daemons do) and
         opens sockets and files that take their numbers: the leader's lock and Redis

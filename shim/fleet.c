@@ -177,9 +177,16 @@ static int64_t mono(void)
 	return bw_clock_us(CLOCK_MONOTONIC);
 }
 
+/* The fleet's settings: those the process started with (state keeps its settings until
+ * the program restarts, bulwark.yaml(5) RELOAD), while the policy in force still says
+ * share: fleet. */
 static const struct bw_fleet *fleet_of(const struct bw_engine *e)
 {
-	return e->cfg->state.share == BW_SHARE_FLEET ? &e->cfg->state.fleet : NULL;
+	const struct bw_config *first = bw_shim.first.cfg;
+	if (e->cfg->state.share != BW_SHARE_FLEET)
+		return NULL;
+	return first && first->state.share == BW_SHARE_FLEET ? &first->state.fleet
+							     : &e->cfg->state.fleet;
 }
 
 static const char *prefix_of(const struct bw_fleet *f)

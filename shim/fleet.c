@@ -1077,6 +1077,15 @@ void bw_fleet_after_fork(void)
 	fl.want_thread = 1;
 }
 
+void bw_fleet_settle(struct bw_config *cfg)
+{
+	if (fl.started || __atomic_load_n(&fl.want_thread, __ATOMIC_RELAXED))
+		return;
+	/* no syncer in this process: a bucket no one refills would refuse for ever */
+	for (int i = 0; i < cfg->n_rules; i++)
+		cfg->rules[i].rate_limit.fleet = 0;
+}
+
 int bw_fleet_wants_thread(void)
 {
 	return __atomic_load_n(&fl.want_thread, __ATOMIC_RELAXED);

@@ -16,6 +16,9 @@ void bw_fleet_after_fork(void);
 /* From the slow paths, about once a second (never in a signal handler): start a child's
  * candidate thread when due. */
 void bw_fleet_tick(void);
+/* A policy read again: fleet buckets only where a syncer runs (state keeps the settings
+ * it started with, bulwark.yaml(5) RELOAD). */
+void bw_fleet_settle(struct bw_config *cfg);
 /* A child waits for its candidate thread (cheap: one load). */
 int bw_fleet_wants_thread(void);
 

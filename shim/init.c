@@ -240,6 +240,7 @@ static void load(void)
 	bw_shim.pid = e->pid;
 	bw_group_join(e, cfg);
 	bw_fleet_start(e);
+	bw_fleet_settle(cfg);
 	if (e->ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))
 		bw_fd_scan_inherited();
 	pthread_atfork(NULL, NULL, after_fork_child);

@@ -184,6 +184,7 @@ static void reload(int64_t now, const struct ident *id, int asked)
 	have_refused = 0;
 	loaded = *id;
 	bw_apply_overrides(cfg, 0);
+	bw_fleet_settle(cfg);
 	/* no level in the file: the level of the sink events go to, as at start */
 	if (!cfg->log.level_given)
 		cfg->log.level = bw_level_for_sink(bw_sink_kind());

@@ -617,6 +617,44 @@ print(before, after, max(p[1].fileno() for p in pairs), heard, flush=True)
 class FleetPolicy(ShimTest):
     """The fleet's keys through the command: no Redis needed."""
 
+    def test_reload_into_fleet_mode_keeps_limits_working(self):
+        """A process that started under share: group and reloads a policy that says
+        share: fleet keeps its state's settings (no syncer starts): its buckets go on
+        refilling as before, and never refuse for good."""
+        dead = free_port()
+        rule = rate_rule(dead, "50/s", 5)
+        pol, log = self.wd.policy(rule, level="info", extra="state: { share: group }\n")
+        fleet, _ = self.wd.policy(rule, level="info", name="fleet.yaml",
+                                  extra=fleet_state(free_port(), hosts=2))
+        code = r"""
+import errno, os, socket, sys, time
+port, pol, new = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def calls(seconds):
+    ok, end = 0, time.time() + seconds
+    while time.time() < end:
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", port))
+        except OSError as e:
+            ok += e.errno == errno.ECONNREFUSED
+        s.close()
+        time.sleep(0.01)
+    return ok
+before = calls(1.0)
+os.rename(new, pol)
+print(before, calls(2.5), flush=True)
+"""
+        state = self.wd.file("rl-run")
+        os.makedirs(state, mode=0o700)
+        p = subprocess.run([TOOL, "run", "-q", "-c", pol, "--", PYTHON, "-c", code, str(dead),
+                            pol, fleet], env=base_env(XDG_RUNTIME_DIR=state),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        before, after = map(int, p.stdout.split())
+        self.assertGreater(before, 20, p.stdout)
+        self.assertGreater(after, 60, p.stdout)         # 2.5 s at 50/s: about 125
+        self.assertEqual(len(events_of(read_events(log), "reload")), 1)
+
     def test_check_and_explain(self):
         pol = self.wd.write("f.yaml", fleet_state(6379, hosts=4).replace("version", "") +
                             "rules:\n" + rate_rule(9, "100/s", 20))

@@ -510,7 +510,8 @@ static int fleet_breaker(const struct bw_rule *r)
 static struct bcell *add_brk(struct bw_engine *e, const struct bw_fleet *f, int rule, int whole,
 			     uint64_t key, const char *label)
 {
-	if (fl.n_brks >= MAX_BRK)
+	int slot = e->rt[rule].slot;
+	if (fl.n_brks >= MAX_BRK || slot < 0 || slot >= e->store->n_rules)
 		return NULL;
 	const struct bw_rule *r = &e->cfg->rules[rule];
 	for (int k = 0; k < fl.n_brks; k++)
@@ -518,7 +519,7 @@ static struct bcell *add_brk(struct bw_engine *e, const struct bw_fleet *f, int 
 			return NULL;
 	struct bcell *b = &fl.brks[fl.n_brks++];
 	memset(b, 0, sizeof *b);
-	b->slot = e->rt[rule].slot;
+	b->slot = slot;
 	b->rule = rule;
 	b->whole = whole;
 	b->key = key;

@@ -264,7 +264,7 @@ static int send_all(int fd, const char *b, size_t n, int64_t deadline)
 int bw_resp_call(struct bw_resp *r, int argc, const char *const *argv, const size_t *lens,
 		 int64_t deadline, char *why, size_t cap)
 {
-	char out[BW_RESP_BUF];
+	char out[4 * BW_RESP_BUF];   /* the syncer's stack is ours: 256 KiB */
 	size_t n = 0;
 	if (!bw_resp_ours(r)) {
 		snprintf(why, cap, "the connection's descriptor was closed by the program");

@@ -529,6 +529,40 @@ print("child", ok, flush=True)
                           for b in st["breakers"]],
                          [("127.0.0.1:%d" % dead, "open", "closed", 1)], st)
 
+    def test_leader_killed(self):
+        """The leader is killed (SIGKILL, no exit handler runs): another process of the
+        tree takes the lock and refills the bucket; the calls go on at the rate."""
+        r = self.redis()
+        dead = free_port()
+        pol, _ = self.wd.policy(rate_rule(dead, "50/s", 5), level="info",
+                                extra=fleet_state(r.port, hosts=1))
+        start = time.time() + 1.0
+        end = start + 5.0
+        p, out, state = self.host("lk", pol, 2, dead, 100, start, end)
+        time.sleep(max(0, start + 1.5 - time.time()))
+        st = self.status_file(state)
+        self.assertIsNotNone(st)
+        leader = st["leader_pid"]
+        os.kill(leader, 9)
+        killed = time.time()
+        deadline = time.time() + 3
+        while time.time() < deadline:
+            st = self.status_file(state)
+            if st and st["leader_pid"] != leader and st["updated_us"] / 1e6 > killed:
+                break
+            time.sleep(0.1)
+        self.assertNotEqual(st["leader_pid"], leader, st)
+        try:
+            p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        calls = self.calls(out)
+        window = end - (killed + 1.0)
+        ok = sum(1 for x in calls if killed + 1.0 < x[0] and x[2] == "ok")
+        # 50/s after the new leader took over; without one, at most the lease left (5)
+        self.assertGreater(ok, 50 * window * 0.6, (ok, window))
+        self.assertLess(ok, 50 * window * 1.3 + 15, (ok, window))
+
     def run_without_redis(self, mode):
         """One host whose Redis refuses every connection, offering 100/s for 2 s against
         a 50/s limit: (admitted, calls, fleet events)."""

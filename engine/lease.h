@@ -20,9 +20,10 @@ double bw_local_share(double rate, int hosts, int64_t elapsed);
 /* The most it holds meanwhile: its share of the burst, at least 1. */
 double bw_local_cap(double burst, int hosts);
 
-/* The link to Redis. One failed exchange is not yet an outage (a reply late once):
- * it is lost after BW_LINK_FAILS failures in a row, back after one success. */
-#define BW_LINK_FAILS 2
+/* The link to Redis. A failed exchange or two are not yet an outage (replies late on a
+ * loaded machine): it is lost after BW_LINK_FAILS failures in a row, back after one
+ * success. */
+#define BW_LINK_FAILS 3
 enum bw_link_mode { BW_LINK_FLEET, BW_LINK_UNREACHABLE };
 struct bw_link {
 	int mode;                /* enum bw_link_mode */

@@ -380,13 +380,15 @@ static void fill_alone(struct bw_engine *e, const struct bw_fleet *f, int64_t el
 
 /* ---- Redis ---- */
 
+/* Two sync intervals, from 100 ms to 1 s: a loaded machine or network answers late now
+ * and then, and a wait here holds up only the syncer, never a call of the program. */
 static int64_t io_deadline(const struct bw_fleet *f)
 {
-	bw_usec d = f->sync;
-	if (d < 50 * BW_MS)
-		d = 50 * BW_MS;
-	if (d > 250 * BW_MS)
-		d = 250 * BW_MS;
+	bw_usec d = 2 * f->sync;
+	if (d < 100 * BW_MS)
+		d = 100 * BW_MS;
+	if (d > BW_SEC)
+		d = BW_SEC;
 	return mono() + d;
 }
 

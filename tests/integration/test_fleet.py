@@ -315,7 +315,7 @@ class FleetTest(ShimTest):
               "ms p99 %.3f ms max %.3f ms" % (q(fleet, .5) * 1e3, q(fleet, .99) * 1e3,
                                               fleet[-1] * 1e3, q(group, .5) * 1e3,
                                               q(group, .99) * 1e3, group[-1] * 1e3))
-        # the syncer waits 100 ms for each reply: a call that waited with it would show
+        # the syncer waits 200 ms for each reply: a call that waited with it would show
         self.assertLess(q(fleet, .5), q(group, .5) * 5 + 0.02)
         self.assertLess(q(fleet, .9), q(group, .9) * 5 + 0.05)
         evs = events_of(read_events(log), "fleet")
@@ -423,7 +423,8 @@ print("child", ok, flush=True)
         probes = sorted(ts_of(e) for e in events_of(evs, "breaker", to="half_open"))
         print("\n  fleet breaker: connects per host %s (rejected %s), probes at %s"
               % (made, rejected, ["%.2f" % (p - t0) for p in probes]))
-        self.assertLessEqual(made[2], 1, "the third host was opened by the fleet")
+        # the third host never tripped it: each connect it made was the fleet's probe
+        self.assertLessEqual(made[2], sum(1 for p in probes if p > t0 + 1.5), probes)
         self.assertEqual(calls[2][0][2], "rejected", calls[2][:3])
         imposed = events_of(evs, "breaker", reason="fleet_quorum")
         self.assertGreaterEqual(len(imposed), 1, imposed)

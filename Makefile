@@ -109,8 +109,9 @@ $(BUILD)/tests/test_pending: $(BUILD)/obj/shim/net/pending.o
 $(BUILD)/tests/test_foreign: $(BUILD)/obj/shim/foreign.o
 $(BUILD)/tests/test_mysql_sql: $(BUILD)/obj/shim/db/mysql_sql.o
 $(BUILD)/tests/test_pq_sql: $(BUILD)/obj/shim/db/pq_sql.o
+$(BUILD)/tests/test_resp: $(BUILD)/obj/shim/resp.o $(BUILD)/obj/shim/real.o
 $(BUILD)/tests/test_fdtable $(BUILD)/tests/test_pending $(BUILD)/tests/test_foreign \
-	$(BUILD)/tests/test_mysql_sql $(BUILD)/tests/test_pq_sql: \
+	$(BUILD)/tests/test_mysql_sql $(BUILD)/tests/test_pq_sql $(BUILD)/tests/test_resp: \
 	TEST_LIBS = $(filter $(BUILD)/obj/shim/%.o,$^) -ldl -lpthread
 
 $(BUILD)/itest/%.so: tests/integration/progs/%.so.c | deps-ready
@@ -161,6 +162,7 @@ bench: all
 	@sh tests/bench/run.sh
 	@sh tests/bench/sqlite_contention.sh
 	@sh tests/bench/pg.sh
+	@sh tests/bench/fleet.sh
 
 # Instructions per send/recv under callgrind: a count, steady under any load.
 bench-instr: all

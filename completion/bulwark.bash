@@ -226,7 +226,7 @@ _bulwark()
 			_bulwark_files
 		fi ;;
 	status)
-		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-w\n--wide\n--prune\n-h\n--help' ;;
+		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-f\n--format\n-w\n--wide\n--prune\n--fleet\n-h\n--help' ;;
 	reload)
 		[[ $_bw_cur == -* ]] && _bulwark_reply $'-g\n--group\n-d\n--dir\n-h\n--help' ;;
 	metrics)

@@ -10,7 +10,8 @@ const struct bw_config bw_builtin_config = {
 	.seed = 0,   /* a random seed in each process */
 	.log = { .sink = BW_SINK_STDERR, .level = BW_LVL_WARN, .level_given = 0,
 		 .facility = LOG_USER, .summary = 1 },
-	.state = { .share = BW_SHARE_PROCESS, .dir = NULL },
+	.state = { .share = BW_SHARE_PROCESS, .dir = NULL,
+		   .fleet = { .on_unreachable = BW_UNREACH_LOCAL, .sync = 100 * BW_MS } },
 };
 
 const struct bw_rule bw_builtin_rule = {

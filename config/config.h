@@ -38,7 +38,8 @@ enum bw_jitter { BW_JITTER_NONE, BW_JITTER_FULL, BW_JITTER_EQUAL, BW_JITTER_DECO
 enum bw_scope { BW_SCOPE_DEST, BW_SCOPE_RULE, BW_SCOPE_PROCESS };
 enum bw_on_limit { BW_LIMIT_WAIT, BW_LIMIT_FAIL };
 enum bw_nonblocking { BW_NB_RETRY, BW_NB_OBSERVE };
-enum bw_share { BW_SHARE_PROCESS, BW_SHARE_GROUP };
+enum bw_share { BW_SHARE_PROCESS, BW_SHARE_GROUP, BW_SHARE_FLEET };
+enum bw_on_unreachable { BW_UNREACH_LOCAL, BW_UNREACH_OPEN, BW_UNREACH_CLOSED };
 
 #define BW_MAX_ON 32       /* error names in one retry.on list */
 #define BW_NAME_MAX 64     /* rule names */
@@ -93,6 +94,10 @@ struct bw_rate_limit {
 	enum bw_on_limit on_limit;
 	bw_usec max_wait;
 	int err;
+	/* 1: the bucket holds for the whole fleet (`state: { share: fleet }`, scope dest or
+	 * rule): it never refills by time; the fleet syncer fills it from leases, and `rate`
+	 * only says how long a wait for a token is likely to be */
+	int fleet;
 };
 
 /* A bulkhead (bulwark.yaml(5), CONCURRENCY): at most `max` connections open or calls in
@@ -213,9 +218,29 @@ struct bw_rule {
 #define BW_GROUP_MAX 63
 #define BW_STATE_DIR_MAX (PATH_MAX - (int)sizeof "/" BW_STATE_SUFFIX - BW_GROUP_MAX)
 
+/* `state: { share: fleet }`: where the fleet's Redis is and how to behave without it
+ * (bulwark.yaml(5), STATE; docs/design.md §6.1). */
+struct bw_fleet {
+	char *redis;             /* as written */
+	int family;              /* AF_INET, AF_INET6 or AF_UNIX */
+	uint8_t addr[16];
+	int port;
+	int db;
+	char *unix_path;         /* AF_UNIX */
+	char *key_prefix;        /* NULL: BW_FLEET_PREFIX */
+	enum bw_on_unreachable on_unreachable;
+	int hosts;               /* expected fleet size */
+	int quorum;              /* hosts whose breaker must be open; 0: the default */
+	int quorum_pct;          /* 1: quorum is a percentage of hosts */
+	bw_usec sync;            /* how often the leases are refilled */
+};
+#define BW_FLEET_PREFIX "bulwark:"
+#define BW_FLEET_PREFIX_MAX 64
+
 struct bw_state {
 	enum bw_share share;
 	char *dir;               /* NULL: auto; else at most BW_STATE_DIR_MAX characters */
+	struct bw_fleet fleet;
 };
 
 struct bw_config {

@@ -35,6 +35,13 @@ static int str_same(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+static int fleet_same(const struct bw_fleet *a, const struct bw_fleet *b)
+{
+	return str_same(a->redis, b->redis) && str_same(a->key_prefix, b->key_prefix) &&
+	       a->on_unreachable == b->on_unreachable && a->hosts == b->hosts &&
+	       a->quorum == b->quorum && a->quorum_pct == b->quorum_pct && a->sync == b->sync;
+}
+
 unsigned bw_config_differs(const struct bw_config *a, const struct bw_config *b)
 {
 	unsigned d = 0;
@@ -47,7 +54,8 @@ unsigned bw_config_differs(const struct bw_config *a, const struct bw_config *b)
 	if (a->log.sink != b->log.sink || a->log.facility != b->log.facility ||
 	    !str_same(a->log.path, b->log.path))
 		d |= BW_CFG_LOG;
-	if (a->state.share != b->state.share || !str_same(a->state.dir, b->state.dir))
+	if (a->state.share != b->state.share || !str_same(a->state.dir, b->state.dir) ||
+	    !fleet_same(&a->state.fleet, &b->state.fleet))
 		d |= BW_CFG_STATE;
 	if (a->n_rules != b->n_rules)
 		d |= BW_CFG_RULES;

@@ -7,6 +7,7 @@
 #include "config_int.h"
 #include "errnames.h"
 #include "units.h"
+#include "redis_url.h"
 #include "vocab.h"
 
 struct out {
@@ -434,6 +435,19 @@ void bw_config_dump(const struct bw_config *cfg, FILE *out)
 		kstr(&o, 1, "dir", cfg->state.dir);
 	else
 		kv(&o, 1, "dir", "auto");
+	if (cfg->state.share == BW_SHARE_FLEET) {
+		const struct bw_fleet *f = &cfg->state.fleet;
+		kstr(&o, 1, "redis", f->redis ? f->redis : "");
+		kstr(&o, 1, "key_prefix", f->key_prefix ? f->key_prefix : BW_FLEET_PREFIX);
+		kv(&o, 1, "on_unreachable", "%s", bw_unreachable_names[f->on_unreachable]);
+		kv(&o, 1, "hosts", "%d", f->hosts);
+		if (f->quorum && f->quorum_pct)
+			kv(&o, 1, "fleet_quorum", "\"%d%%\"   # %d hosts", f->quorum,
+			   bw_fleet_quorum(f));
+		else
+			kv(&o, 1, "fleet_quorum", "%d", bw_fleet_quorum(f));
+		kv(&o, 1, "sync", "%lldms", (long long)(f->sync / BW_MS));
+	}
 	if (cfg->n_rules)
 		head(&o, 0, "rules");
 	else

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "builtin.h"
+#include "redis_url.h"
 #include "config_int.h"
 #include "units.h"
 #include "vocab.h"
@@ -22,8 +23,13 @@ static const char *const log_keys[L_COUNT + 1] = {
 	[L_SUMMARY] = "summary",
 };
 
-enum { ST_SHARE, ST_DIR, ST_COUNT };
-static const char *const state_keys[ST_COUNT + 1] = { [ST_SHARE] = "share", [ST_DIR] = "dir" };
+enum { ST_SHARE, ST_DIR, ST_REDIS, ST_PREFIX, ST_UNREACH, ST_HOSTS, ST_QUORUM, ST_SYNC,
+       ST_COUNT };
+static const char *const state_keys[ST_COUNT + 1] = {
+	[ST_SHARE] = "share", [ST_DIR] = "dir", [ST_REDIS] = "redis", [ST_PREFIX] = "key_prefix",
+	[ST_UNREACH] = "on_unreachable", [ST_HOSTS] = "hosts", [ST_QUORUM] = "fleet_quorum",
+	[ST_SYNC] = "sync",
+};
 
 static void parse_sink(struct cf_loader *l, yaml_node_t *v)
 {
@@ -66,6 +72,72 @@ static void parse_log(struct cf_loader *l, yaml_node_t *n)
 		cf_bool(l, v[L_SUMMARY], "log.summary", &lg->summary);
 }
 
+/* The fleet's keys: only with share: fleet, which needs redis and hosts. */
+static void parse_fleet(struct cf_loader *l, yaml_node_t *n, yaml_node_t **v)
+{
+	struct bw_fleet *f = &l->cfg->state.fleet;
+	const char *s;
+	char err[200];
+	long x;
+	int e;
+	if (l->cfg->state.share != BW_SHARE_FLEET) {
+		for (int i = ST_REDIS; i < ST_COUNT; i++)
+			if (v[i])
+				cf_error(l, cf_mark_of(v[i]), "state.%s: only with share: fleet",
+					 state_keys[i]);
+		return;
+	}
+	if (!v[ST_REDIS])
+		cf_error(l, cf_mark_of(n), "state: share: fleet needs redis: "
+			 "\"redis://HOST:PORT/DB\" or \"unix:/PATH\"");
+	else if ((s = cf_scalar(l, v[ST_REDIS], "state.redis", "redis://HOST:PORT/DB"))) {
+		if (bw_parse_redis_url(s, f, err, sizeof err) < 0)
+			cf_error(l, cf_mark_of(v[ST_REDIS]), "state.redis: %s", err);
+		else if (!(f->redis = strdup(s)))
+			cf_error(l, cf_mark_of(v[ST_REDIS]), "state.redis: out of memory");
+	}
+	if (v[ST_PREFIX] && (s = cf_scalar(l, v[ST_PREFIX], "state.key_prefix", "a string"))) {
+		size_t len = strlen(s);
+		int bad = len == 0 || len > BW_FLEET_PREFIX_MAX;
+		for (size_t i = 0; i < len && !bad; i++)
+			bad = (unsigned char)s[i] <= ' ' || s[i] == 0x7f;
+		if (bad)
+			cf_error(l, cf_mark_of(v[ST_PREFIX]), "state.key_prefix: expected 1 to %d "
+				 "printable characters without spaces", BW_FLEET_PREFIX_MAX);
+		else if (!(f->key_prefix = strdup(s)))
+			cf_error(l, cf_mark_of(v[ST_PREFIX]), "state.key_prefix: out of memory");
+	}
+	if (v[ST_UNREACH] &&
+	    cf_enum(l, v[ST_UNREACH], "state.on_unreachable", bw_unreachable_names, &e) == 0)
+		f->on_unreachable = (enum bw_on_unreachable)e;
+	if (!v[ST_HOSTS])
+		cf_error(l, cf_mark_of(n), "state: share: fleet needs hosts: N, the expected "
+			 "number of hosts (each gets rate / N while Redis is out of reach)");
+	else if (cf_int(l, v[ST_HOSTS], "state.hosts", 1, 100000, &x) == 0)
+		f->hosts = (int)x;
+	if (v[ST_QUORUM] && (s = cf_scalar(l, v[ST_QUORUM], "state.fleet_quorum",
+					   "a number of hosts or a percentage"))) {
+		size_t len = strlen(s);
+		long q = 0;
+		int pct = len > 1 && s[len - 1] == '%', ok = len > 0 && len < 8;
+		for (size_t i = 0; ok && i < len - (size_t)pct; i++) {
+			ok = s[i] >= '0' && s[i] <= '9';
+			q = q * 10 + (s[i] - '0');
+		}
+		if (!ok || q < 1 || (pct && q > 100) || (!pct && q > 100000))
+			cf_error(l, cf_mark_of(v[ST_QUORUM]), "state.fleet_quorum: expected a "
+				 "number of hosts (1 or more) or a percentage (1%% to 100%%), got "
+				 "'%s'", s);
+		else {
+			f->quorum = (int)q;
+			f->quorum_pct = pct;
+		}
+	}
+	if (v[ST_SYNC] && cf_duration(l, v[ST_SYNC], "state.sync", &f->sync) == 0 &&
+	    (f->sync < 10 * BW_MS || f->sync > 10 * BW_SEC))
+		cf_error(l, cf_mark_of(v[ST_SYNC]), "state.sync: expected 10ms to 10s");
+}
+
 static void parse_state(struct cf_loader *l, yaml_node_t *n)
 {
 	yaml_node_t *k[ST_COUNT], *v[ST_COUNT];
@@ -76,6 +148,7 @@ static void parse_state(struct cf_loader *l, yaml_node_t *n)
 		return;
 	if (v[ST_SHARE] && cf_enum(l, v[ST_SHARE], "state.share", bw_share_names, &e) == 0)
 		st->share = (enum bw_share)e;
+	parse_fleet(l, n, v);
 	if (!v[ST_DIR] || !(s = cf_scalar(l, v[ST_DIR], "state.dir", "auto or an absolute path")))
 		return;
 	if (strcmp(s, "auto") == 0)
@@ -218,6 +291,11 @@ static void parse_top(struct cf_loader *l, yaml_node_t *root)
 	if (v[T_RULES])
 		parse_rules(l, v[T_RULES], v[T_DEFAULTS] ? &defs : NULL);
 	cf_rule_free(&defs.r);
+	/* a bucket per destination or per rule is the fleet's; one per process stays its own */
+	for (int i = 0; cfg->state.share == BW_SHARE_FLEET && i < cfg->n_rules; i++) {
+		struct bw_rate_limit *rl = &cfg->rules[i].rate_limit;
+		rl->fleet = rl->enabled && rl->scope != BW_SCOPE_PROCESS;
+	}
 }
 
 /* "\0" in a quoted string is valid YAML, but every value here is used as a C string:
@@ -328,6 +406,9 @@ void bw_config_free(struct bw_config *cfg)
 	free(cfg->rules);
 	free(cfg->log.path);
 	free(cfg->state.dir);
+	free(cfg->state.fleet.redis);
+	free(cfg->state.fleet.unix_path);
+	free(cfg->state.fleet.key_prefix);
 	free(cfg->path);
 	free(cfg);
 }

@@ -39,7 +39,12 @@ const char *const bw_nb_names[] = {
 	[BW_NB_RETRY] = "retry", [BW_NB_OBSERVE] = "observe", NULL
 };
 const char *const bw_share_names[] = {
-	[BW_SHARE_PROCESS] = "process", [BW_SHARE_GROUP] = "group", NULL
+	[BW_SHARE_PROCESS] = "process", [BW_SHARE_GROUP] = "group", [BW_SHARE_FLEET] = "fleet",
+	NULL
+};
+const char *const bw_unreachable_names[] = {
+	[BW_UNREACH_LOCAL] = "local", [BW_UNREACH_OPEN] = "open", [BW_UNREACH_CLOSED] = "closed",
+	NULL
 };
 const char *const bw_preset_names[] = {
 	[BW_PRESET_QUICK] = "quick", [BW_PRESET_CONSERVATIVE] = "conservative",

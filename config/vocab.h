@@ -19,7 +19,8 @@
 #define BW_N_BREAKER_SCOPES (BW_SCOPE_RULE + 1)   /* a breaker is per dest or per rule */
 #define BW_N_ONLIMITS (BW_LIMIT_FAIL + 1)
 #define BW_N_NBS (BW_NB_OBSERVE + 1)
-#define BW_N_SHARES (BW_SHARE_GROUP + 1)
+#define BW_N_SHARES (BW_SHARE_FLEET + 1)
+#define BW_N_UNREACHABLES (BW_UNREACH_CLOSED + 1)
 
 /* `retry: NAME`: the presets, and `off`. */
 enum bw_preset { BW_PRESET_QUICK, BW_PRESET_CONSERVATIVE, BW_PRESET_AGGRESSIVE, BW_PRESET_OFF };
@@ -38,6 +39,7 @@ extern const char *const bw_nb_names[BW_N_NBS + 1];
 extern const char *const bw_dist_names[];    /* inject latency: its distribution */
 extern const char *const bw_per_names[];     /* inject per: call or connection */
 extern const char *const bw_share_names[BW_N_SHARES + 1];
+extern const char *const bw_unreachable_names[BW_N_UNREACHABLES + 1];
 extern const char *const bw_preset_names[BW_N_PRESETS + 1];
 
 /* syslog facilities: names, and the values openlog takes, side by side. */

@@ -29,8 +29,9 @@ static void refill(const struct bw_rate_limit *c, struct bw_bucket *b, int64_t n
 	}
 	b->burst = c->burst;
 	if (b->last == 0) {
-		b->tokens = c->burst;
-	} else if (now > b->last) {
+		/* a fleet's tokens are granted by the fleet (design.md §6.1) */
+		b->tokens = c->fleet ? 0 : c->burst;
+	} else if (now > b->last && !c->fleet) {
 		b->tokens += (double)(now - b->last) * c->rate / 1e6;
 		if (b->tokens > c->burst)
 			b->tokens = c->burst;

@@ -33,7 +33,8 @@ static inline double bw_bucket_take_all(const struct bw_rate_limit *c, struct bw
 		return -1;
 	if (now > last) {
 		/* the refill is kept even when it is not enough: bw_bucket_take goes on from it */
-		t += (double)(now - last) * (c->rate * 1e-6);
+		/* a fleet's bucket is filled by its syncer from leases, never by time */
+		t += c->fleet ? 0 : (double)(now - last) * (c->rate * 1e-6);
 		t = t > c->burst ? c->burst : t;
 		b->tokens = t;
 		b->last = now;

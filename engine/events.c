@@ -20,6 +20,7 @@ static const char *const ev_names[BW_EV_COUNT] = {
 	[BW_EV_RESTORED] = "restored",
 	[BW_EV_CALLS] = "calls",         [BW_EV_OUTAGE] = "outage",
 	[BW_EV_BULKHEAD_FULL] = "bulkhead_full", [BW_EV_SHED] = "shed",
+	[BW_EV_FLEET] = "fleet",
 };
 
 /* The level table of bulwark.yaml(5) EVENTS; `warning` is ours, not in the table, and is a warn. */
@@ -35,6 +36,7 @@ static const enum bw_level ev_levels[BW_EV_COUNT] = {
 	[BW_EV_RESTORED] = BW_LVL_INFO,
 	[BW_EV_CALLS] = BW_LVL_INFO,     [BW_EV_OUTAGE] = BW_LVL_INFO,
 	[BW_EV_BULKHEAD_FULL] = BW_LVL_WARN, [BW_EV_SHED] = BW_LVL_WARN,
+	[BW_EV_FLEET] = BW_LVL_WARN,     /* the fleet's limits no longer hold, or hold again */
 };
 
 const char *bw_event_name(enum bw_event_kind kind)

@@ -400,7 +400,7 @@ static void *join_locked(int dfd, struct bw_engine *e, const struct bw_config *c
 int bw_group_join(struct bw_engine *e, const struct bw_config *cfg)
 {
 	char group[BW_GROUP_MAX + 1], why[384];
-	if (cfg->state.share != BW_SHARE_GROUP)
+	if (cfg->state.share < BW_SHARE_GROUP)   /* fleet mode shares a group too */
 		return 0;
 	/* a path cut short names another directory: too long is refused */
 	if (bw_state_dir(cfg, secure_getenv("XDG_RUNTIME_DIR"), (unsigned)getuid(), dir,
@@ -457,6 +457,18 @@ void bw_group_after_fork(struct bw_engine *e)
 	e->store->proc = slot;
 }
 
+/* Fleet mode's files beside the state file (shim/fleet.c) go with the group. */
+static void unlink_fleet_files(int dfd)
+{
+	static const char *const suffix[] = { ".fleet", ".fleet.lock" };
+	char f[sizeof name + 16];
+	size_t n = strlen(name) - (sizeof BW_STATE_SUFFIX - 1);
+	for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+		snprintf(f, sizeof f, "%.*s%s", (int)n, name, suffix[i]);
+		unlinkat(dfd, f, 0);
+	}
+}
+
 void bw_group_leave(struct bw_engine *e)
 {
 	if (!map || slot < 0)
@@ -483,9 +495,22 @@ void bw_group_leave(struct bw_engine *e)
 	struct stat st;
 	if (locked && !others_alive(procs, BW_SHM_PROCS, self) &&
 	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == file_dev &&
-	    st.st_ino == file_ino)
+	    st.st_ino == file_ino) {
 		unlinkat(dfd, name, 0);
+		unlink_fleet_files(dfd);
+	}
 	if (dfd >= 0)
 		unlock_dir(dfd);
 	slot = -1;
+}
+
+int bw_group_sibling(const char *suffix, char *buf, size_t cap, char *group, size_t gcap)
+{
+	size_t n = strlen(name) - (sizeof BW_STATE_SUFFIX - 1);
+	if (!map || slot < 0)
+		return -1;
+	if (group && snprintf(group, gcap, "%.*s", (int)n, name) >= (int)gcap)
+		return -1;
+	int w = snprintf(buf, cap, "%s/%.*s%s", dir, (int)n, name, suffix);
+	return w < 0 || (size_t)w >= cap ? -1 : 0;
 }

@@ -15,5 +15,8 @@ uint64_t bw_group_reloads(void);
 /* At exit: give back the bulkhead slots the process holds and give up its slot in the
  * table; the last process of a group named after its policy removes the file. */
 void bw_group_leave(struct bw_engine *e);
+/* "<state dir>/<group><suffix>" (a file beside the group's state file, for fleet mode),
+ * and the group's name: 0, or -1 outside a group or when it does not fit. */
+int bw_group_sibling(const char *suffix, char *buf, size_t cap, char *group, size_t gcap);
 
 #endif

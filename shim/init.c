@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "fdtable.h"
 #include "clock.h"
+#include "fleet.h"
 #include "group.h"
 #include "hold.h"
 #include "names.h"
@@ -188,6 +189,7 @@ static void after_fork_child(void)
 	 * (design.md §6); a private store's copy counts them as the child's own */
 	if (e->store->file)
 		bw_hold_after_fork();
+	bw_fleet_after_fork();
 	if (e->cfg->seed == 0)
 		e->seed = random_seed();
 	__atomic_add_fetch(&rng_epoch, 1, __ATOMIC_ACQ_REL);
@@ -275,6 +277,8 @@ static void load(void)
 	bw_engine_set_proc(e, cmdline_hash(), (long)getppid());
 	bw_shim.pid = e->pid;
 	bw_group_join(e, cfg);
+	bw_fleet_start(e);
+	bw_fleet_settle(cfg);
 	if (e->ops & (BW_OPBIT(BW_OP_SEND) | BW_OPBIT(BW_OP_RECV)))
 		bw_fd_scan_inherited();
 	pthread_atfork(NULL, NULL, after_fork_child);

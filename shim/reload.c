@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "fleet.h"
 #include "group.h"
 #include "reload.h"
 #include "sink.h"
@@ -183,6 +184,7 @@ static void reload(int64_t now, const struct ident *id, int asked)
 	have_refused = 0;
 	loaded = *id;
 	bw_apply_overrides(cfg, 0);
+	bw_fleet_settle(cfg);
 	/* no level in the file: the level of the sink events go to, as at start */
 	if (!cfg->log.level_given)
 		cfg->log.level = bw_level_for_sink(bw_sink_kind());
@@ -237,6 +239,9 @@ void bw_reload_poll(void)
 		/* the group's metrics learn this process's counts on the same beat */
 		bw_engine_flush(__atomic_load_n(&bw_shim.cur, __ATOMIC_ACQUIRE));
 		check(now);
+		/* a forked child of a fleet stands for election where a thread may be made */
+		if (bw_fleet_wants_thread() && !maybe_in_handler())
+			bw_fleet_tick();
 		bw_guard_leave();
 	}
 	__atomic_store_n(&busy, 0, __ATOMIC_RELEASE);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "lease.h"
+#include "redis_url.h"
 #include "ops.h"
 #include "match.h"
 #include "target.h"
@@ -87,6 +89,39 @@ static int port_of(const struct bw_target *t)
 	return 0;
 }
 
+/* Under share: fleet, what the rule's limit and breaker mean for the fleet. */
+static void print_fleet_scope(const struct bw_config *cfg, const struct bw_rule *r)
+{
+	const struct bw_fleet *f = &cfg->state.fleet;
+	const struct bw_rate_limit *rl = &r->rate_limit;
+	if (cfg->state.share != BW_SHARE_FLEET)
+		return;
+	if (rl->enabled && rl->fleet) {
+		double lease = bw_lease_size(rl->rate, rl->burst, f->sync, f->hosts);
+		printf("  fleet: the rate limit holds for every host together (%s), through %s: "
+		       "each host holds a lease of at most %.0f %s (with %d hosts, refilled every "
+		       "%lldms); Redis out of reach: %s\n",
+		       rl->scope == BW_SCOPE_DEST ? "per destination" : "for the rule", f->redis,
+		       lease, rl->bytes ? "bytes" : "tokens", f->hosts,
+		       (long long)(f->sync / BW_MS),
+		       f->on_unreachable == BW_UNREACH_LOCAL ? "each host takes rate / hosts" :
+		       f->on_unreachable == BW_UNREACH_OPEN ? "each host takes the whole rate"
+							    : "calls are refused");
+	} else if (rl->enabled) {
+		printf("  fleet: the rate limit is per process (scope: process), not the fleet's\n");
+	}
+	if (r->breaker.enabled)
+		printf("  fleet: the breaker opens on every host once %d of %d hosts saw it open "
+		       "(fleet_quorum); one probe for the whole fleet\n", bw_fleet_quorum(f),
+		       f->hosts);
+}
+
+static void dump_rule(const struct bw_config *cfg, const struct bw_rule *r)
+{
+	bw_rule_dump(r, stdout, 2);
+	print_fleet_scope(cfg, r);
+}
+
 /* Without --prog the program is unknown: a rule limited to some programs is shown with
  * its limit, then the question is asked again for every other program. dest is the
  * address TARGET stood for, when it differs from it. */
@@ -112,7 +147,7 @@ static void explain_one(const struct bw_config *cfg, unsigned char *active,
 		if (!prog && r->match.n_prog)
 			print_progs(r);
 		printf("\n");
-		bw_rule_dump(r, stdout, 2);
+		dump_rule(cfg, r);
 		if (host && t->addr)
 			note_self_resolving(r, host, port_of(t), prog, t->op);
 		else if (t->op == BW_OP_RESOLVE)
@@ -193,7 +228,7 @@ static void explain_name(const struct bw_config *cfg, unsigned char *active, int
 			if (!prog && r->match.n_prog)
 				print_progs(r);
 			printf("\n");
-			bw_rule_dump(r, stdout, 2);
+			dump_rule(cfg, r);
 			conditions++;
 		}
 		printf("%s%s %s%s: ", lead, bw_op_name(op), target,
@@ -210,7 +245,7 @@ static void explain_name(const struct bw_config *cfg, unsigned char *active, int
 		if (!prog && hit->match.n_prog)
 			print_progs(hit);
 		printf("\n");
-		bw_rule_dump(hit, stdout, 2);
+		dump_rule(cfg, hit);
 		if (how == NAME_HOST)
 			note_self_resolving(hit, host, port, prog, op);
 		if (prog || hit->match.n_prog == 0)

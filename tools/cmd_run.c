@@ -190,6 +190,17 @@ static int name_group(const struct bw_config *cfg, char *state, size_t cap)
 	return setenv("BULWARK_GROUP", group, 1);
 }
 
+/* Fleet mode's files beside the state file: the leader's lock and its status. */
+static void unlink_fleet_files(const char *state)
+{
+	char path[PATH_MAX + 16];
+	size_t n = strlen(state) - (sizeof BW_STATE_SUFFIX - 1);
+	snprintf(path, sizeof path, "%.*s.fleet", (int)n, state);
+	unlink(path);
+	snprintf(path, sizeof path, "%.*s.fleet.lock", (int)n, state);
+	unlink(path);
+}
+
 int bw_cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
@@ -203,8 +214,9 @@ int bw_cmd_run(int argc, char **argv)
 	if (!cfg)
 		return BW_EXIT_USAGE;
 	int rc = set_overrides(cfg, &o);
+	int cfg_share = cfg->state.share;
 	char state[PATH_MAX] = "";
-	if (rc == 0 && cfg->state.share == BW_SHARE_GROUP)
+	if (rc == 0 && cfg->state.share >= BW_SHARE_GROUP)
 		rc = name_group(cfg, state, sizeof state);
 	bw_config_free(cfg);
 
@@ -219,5 +231,7 @@ int bw_cmd_run(int argc, char **argv)
 	/* the tree has ended: its shared state goes with it */
 	if (state[0])
 		unlink(state);
+	if (state[0] && cfg_share == BW_SHARE_FLEET)
+		unlink_fleet_files(state);
 	return status;
 }

@@ -11,7 +11,7 @@
 #include "status_model.h"
 #include "table.h"
 
-enum { OPT_PRUNE = 256 };
+enum { OPT_PRUNE = 256, OPT_FLEET };
 
 static const struct option status_options[] = {
 	{ "group", required_argument, NULL, 'g' },
@@ -19,6 +19,7 @@ static const struct option status_options[] = {
 	{ "format", required_argument, NULL, 'f' },
 	{ "wide", no_argument, NULL, 'w' },
 	{ "prune", no_argument, NULL, OPT_PRUNE },
+	{ "fleet", no_argument, NULL, OPT_FLEET },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -47,7 +48,7 @@ static int auto_dir_ours(const char *dir)
 
 int bw_cmd_status(int argc, char **argv)
 {
-	int c, fmt = 0, prune = 0, fmt_given = 0;
+	int c, fmt = 0, prune = 0, fmt_given = 0, fleet = 0;
 	const char *group = NULL, *dir = NULL;
 	optind = 0;
 	/* A usage error is "unknown" (3), as health-check plugins have it: 2 would read as
@@ -58,6 +59,7 @@ int bw_cmd_status(int argc, char **argv)
 		case 'd': dir = optarg; break;
 		case 'w': bw_tab_wide = 1; break;
 		case OPT_PRUNE: prune = 1; break;
+		case OPT_FLEET: fleet = 1; break;
 		case 'f': {
 			fmt_given = 1;
 			size_t n = sizeof formats / sizeof formats[0];
@@ -117,6 +119,20 @@ int bw_cmd_status(int argc, char **argv)
 			status = (int)st.health;
 	} else {
 		st.health = BW_UNKNOWN;
+	}
+	if (fleet) {
+		if (fmt == 2) {
+			fputs("bulwark status: --fleet prints a table or json\n", stderr);
+			bw_status_free(&st);
+			return BW_UNKNOWN;
+		}
+		status = bw_status_print_fleet(&st, fmt == 1, stdout);
+		bw_status_free(&st);
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			perror("bulwark status: stdout");
+			return BW_UNKNOWN;
+		}
+		return status;
 	}
 	int rc = formats[fmt].print(&st, stdout);
 	bw_status_free(&st);

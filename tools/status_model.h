@@ -145,6 +145,9 @@ int bw_status_print_prom(const struct bw_status *st, FILE *out);
  * groups' counters and call time histograms. */
 int bw_metrics_print(const struct bw_status *st, FILE *out);
 int bw_cmd_metrics(int argc, char **argv);
+/* --fleet (status_fleet.c): the fleet syncers' views of st's live groups; returns the
+ * exit status (0 every group syncing with Redis, 1 some not, 3 no group in fleet mode). */
+int bw_status_print_fleet(const struct bw_status *st, int as_json, FILE *out);
 
 int bw_cmd_status(int argc, char **argv);
 

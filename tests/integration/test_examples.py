@@ -32,6 +32,16 @@ class Examples(unittest.TestCase):
         self.assertIn("PASS", cured.stdout, cured)
         self.assertIn('"event":"recovered"', cured.stderr, cured)
 
+    @unittest.skipUnless(shutil.which("redis-server"), "redis-server is not installed")
+    def test_fleet_two_hosts_share_one_limit(self):
+        r = run(script("fleet", "fleet.sh"), timeout=90)
+        self.ok(r)
+        self.assertIn("fleet.sh: OK", r.stdout, r)
+        m = re.search(r"host a admitted (\d+), host b (\d+): (\d+) of 500", r.stdout)
+        self.assertTrue(m, r.stdout)
+        self.assertLessEqual(int(m.group(3)), 520, r.stdout)
+        self.assertIn("fleet events: 2", r.stdout, r)
+
     def test_ci_process_tree_shares_one_breaker(self):
         r = run(script("ci-startup-race", "tree.sh"), timeout=60)
         self.ok(r)

@@ -119,7 +119,7 @@ static const struct bad_case bad_cases[] = {
 	{ "version: 1\nstate: { dir: run/bw }\n",
 	  "policy.yaml:2:15: state.dir: expected auto or an absolute path, got 'run/bw'" },
 	{ "version: 1\nstate: { share: host }\n",
-	  "policy.yaml:2:17: state.share: expected one of process, group, got 'host'" },
+	  "policy.yaml:2:17: state.share: expected one of process, group, fleet, got 'host'" },
 	{ "version: 1\nrules: { name: a }\n", "policy.yaml:2:8: rules: expected a list of rules" },
 	{ "version: 1\nrules:\n  - connect\n",
 	  "policy.yaml:3:5: rules[0]: expected a mapping, got 'connect'" },

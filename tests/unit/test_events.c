@@ -342,6 +342,7 @@ static void test_names(void **state)
 		{ BW_EV_OUTAGE, "outage", BW_LVL_INFO },
 		{ BW_EV_BULKHEAD_FULL, "bulkhead_full", BW_LVL_WARN },
 		{ BW_EV_SHED, "shed", BW_LVL_WARN },
+		{ BW_EV_FLEET, "fleet", BW_LVL_WARN },
 	};
 	assert_int_equal(sizeof t / sizeof *t, BW_EV_COUNT);
 	for (size_t i = 0; i < sizeof t / sizeof *t; i++) {

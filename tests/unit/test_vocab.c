@@ -64,8 +64,13 @@ static const struct enumeration enums[] = {
 	  "\non_config_error: %s\n", TOP(on_config_error) },
 	{ "log.level", bw_level_names, BW_N_LEVELS, "version: 1\nlog: { level: %s }\n",
 	  "\n  level: %s\n", TOP(log.level) },
-	{ "state.share", bw_share_names, BW_N_SHARES, "version: 1\nstate: { share: %s }\n",
+	/* fleet needs keys of its own: the next entry goes through it */
+	{ "state.share", bw_share_names, BW_SHARE_FLEET, "version: 1\nstate: { share: %s }\n",
 	  "\n  share: %s\n", TOP(state.share) },
+	{ "state.on_unreachable", bw_unreachable_names, BW_N_UNREACHABLES,
+	  "version: 1\nstate: { share: fleet, redis: \"redis://127.0.0.1\", hosts: 3, "
+	  "on_unreachable: %s }\n", "\n  on_unreachable: %s\n",
+	  TOP(state.fleet.on_unreachable) },
 	{ "retry.backoff.jitter", bw_jitter_names, BW_N_JITTERS,
 	  R "    retry: { backoff: { jitter: %s } }\n", " jitter: %s\n", RULE(retry.jitter) },
 	{ "breaker.scope", bw_breaker_scope_names, BW_N_BREAKER_SCOPES,
@@ -89,6 +94,7 @@ static void test_lists_are_whole(void **s)
 		{ bw_breaker_scope_names, BW_N_BREAKER_SCOPES },
 		{ bw_onlimit_names, BW_N_ONLIMITS }, { bw_nb_names, BW_N_NBS },
 		{ bw_share_names, BW_N_SHARES },   { bw_preset_names, BW_N_PRESETS },
+		{ bw_unreachable_names, BW_N_UNREACHABLES },
 		{ bw_facility_names, BW_N_FACILITIES },
 	};
 	for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {

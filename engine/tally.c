@@ -45,6 +45,21 @@ static char name_of(const struct bw_call *c, char *buf, size_t cap)
 	return what;
 }
 
+/* A key being claimed: its fields are not written yet. A thread that claims an entry
+ * publishes its key only once rule, op and name are there, so a thread that finds the key
+ * reads them whole (another thread's bw_tally_end compares them). */
+#define CLAIMING UINT64_MAX
+
+/* The key of en once no claim is under way: the claimer writes three fields, so a short
+ * wait; bounded, as a signal handler may interrupt the claimer on its own thread. */
+static uint64_t settled(struct bw_tally_ent *en)
+{
+	uint64_t k = __atomic_load_n(&en->key, __ATOMIC_ACQUIRE);
+	for (int spin = 0; k == CLAIMING && spin < 4096; spin++)
+		k = __atomic_load_n(&en->key, __ATOMIC_ACQUIRE);
+	return k;
+}
+
 /* The entry of (rule, op, destination), claimed if new; NULL when none is to be had. */
 static struct bw_tally_ent *entry(struct bw_engine *e, const struct bw_call *c)
 {
@@ -56,25 +71,31 @@ static struct bw_tally_ent *entry(struct bw_engine *e, const struct bw_call *c)
 		dk = bw_key_bytes(s, strlen(s), 3);
 	}
 	uint64_t key = bw_mix(bw_mix(dk, (uint64_t)rule), (uint64_t)c->op + 1);
-	if (!key)
+	if (!key || key == CLAIMING)
 		key = 1;
 	for (unsigned i = 0; i < BW_TALLY_PROBES; i++) {
 		struct bw_tally_ent *en = &t->ent[(key + i) % BW_TALLY_SLOTS];
-		uint64_t k = __atomic_load_n(&en->key, __ATOMIC_ACQUIRE);
+		uint64_t k = settled(en);
+		if (k == CLAIMING)
+			return NULL;
 		if (k == key)
 			return en;
 		if (k)
 			continue;
-		if (!__atomic_compare_exchange_n(&en->key, &k, key, 0, __ATOMIC_ACQ_REL,
+		if (!__atomic_compare_exchange_n(&en->key, &k, CLAIMING, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_ACQUIRE)) {
+			k = settled(en);
 			if (k == key)
 				return en;
+			if (k == CLAIMING)
+				return NULL;
 			continue;
 		}
 		/* the name is read only by the calls event at exit */
 		en->rule = rule - 1;
 		en->op = c->op;
 		en->what = name_of(c, en->name, sizeof en->name);
+		__atomic_store_n(&en->key, key, __ATOMIC_RELEASE);
 		return en;
 	}
 	return NULL;
@@ -179,6 +200,8 @@ void bw_tally_after_fork(struct bw_tally *t)
 		return;
 	for (int i = 0; i < BW_TALLY_SLOTS; i++) {
 		struct bw_tally_ent *en = &t->ent[i];
+		if (en->key == CLAIMING)
+			en->key = 0;         /* another thread was claiming it: it is not here */
 		if (!en->key)
 			continue;
 		en->calls = en->fails = en->streak = 0;
@@ -246,7 +269,8 @@ void bw_tally_report(struct bw_engine *e)
 			continue;
 		for (int i = 0; i < BW_TALLY_SLOTS; i++) {
 			const struct bw_tally_ent *en = &g->tally->ent[i];
-			if (__atomic_load_n(&en->key, __ATOMIC_ACQUIRE) &&
+			uint64_t k = __atomic_load_n(&en->key, __ATOMIC_ACQUIRE);
+			if (k && k != CLAIMING &&
 			    __atomic_load_n(&en->calls, __ATOMIC_RELAXED) > 0 &&
 			    en->rule >= 0 && en->rule < g->cfg->n_rules)
 				report_one(e, g, en, mono, wall);

@@ -249,11 +249,13 @@ class FleetTest(ShimTest):
         end = start + 9.0
         p, out, state = self.host("h", pol, 2, dead, 100, start, end)
         time.sleep(max(0, start + 2.5 - time.time()))
-        r.kill()
         killed = time.time()
+        r.kill()
         time.sleep(3.0)
-        r.start()
+        # the syncer may reach the new server before start() has seen it answer: the
+        # time before start() is the earliest the return can be told
         back = time.time()
+        r.start()
         time.sleep(1.5)
         self.assertEqual(r.cmd("SCRIPT", "FLUSH"), "+OK")
         flushed = time.time()
@@ -269,8 +271,10 @@ class FleetTest(ShimTest):
         evs = events_of(read_events(log), "fleet")
         self.assertEqual([(e["from"], e["to"]) for e in evs],
                          [("fleet", "local"), ("local", "fleet")], evs)
-        self.assertTrue(killed < ts_of(evs[0]) < killed + 2.0, (killed, evs[0]))
-        self.assertTrue(back < ts_of(evs[1]) < back + 2.0, (back, evs[1]))
+        # in order, and each before the next change of the test's (no timing bound: a
+        # loaded machine may take its time, and the order is the property)
+        self.assertTrue(killed < ts_of(evs[0]) < back, (killed, evs[0], back))
+        self.assertTrue(back < ts_of(evs[1]) < flushed + 10.0, (back, evs[1]))
         # while Redis was gone: about 50/s on this host (100/s over 2 hosts), never 0
         gone = [x for x in calls if killed + 1.0 < x[0] < back - 0.2]
         span = back - 0.2 - (killed + 1.0)

@@ -7,7 +7,7 @@
 #include "dbwhere.h"
 #include "keyed.h"
 
-static int inet_literal(const char *s, int port, struct sockaddr_storage *ss, socklen_t *len)
+int bw_db_inet_literal(const char *s, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_in *in = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
@@ -52,7 +52,8 @@ void bw_db_where_set(struct bw_db_where *w, int op, const char *host, int port,
 	w->unix_dest = path != NULL;
 	snprintf(w->db, sizeof w->db, "%s", db ? db : "");
 	snprintf(w->host, sizeof w->host, "%s", path ? path : host ? host : "");
-	have = path ? unix_path(path, &w->ss, &len) : inet_literal(w->host, port, &w->ss, &len);
+	have = path ? unix_path(path, &w->ss, &len)
+		    : bw_db_inet_literal(w->host, port, &w->ss, &len);
 	if (have) {
 		w->t.addr = (const struct sockaddr *)&w->ss;
 		w->t.addrlen = len;

@@ -23,5 +23,8 @@ struct bw_db_where {
 void bw_db_where_set(struct bw_db_where *w, int op, const char *host, int port,
 		     const char *path, const char *db);
 void bw_db_where_copy(struct bw_db_where *to, const struct bw_db_where *from);
+/* s as an IPv4 or IPv6 address literal with port: 1 and *ss, *len set; 0 when it is not
+ * one (a host name). */
+int bw_db_inet_literal(const char *s, int port, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

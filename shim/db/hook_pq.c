@@ -34,6 +34,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include "dbwhere.h"
 #include "errnames.h"
 #include "hook.h"
 #include "keyed.h"
@@ -63,15 +64,6 @@ static int sqlstate(const char *s)
 
 /* ---- where a connection goes ---- */
 
-struct pq_where {
-	struct bw_target t;
-	struct sockaddr_storage ss;
-	char host[256];
-	char db[128];
-	char dest[BW_DEST_NAME_MAX];
-	uint64_t key;
-	int unix_dest;
-};
 
 static const char *or_empty(const char *s)
 {
@@ -86,26 +78,6 @@ static int port_number(const char *s)
 	for (; *s >= '0' && *s <= '9' && v <= 65535; s++)
 		v = v * 10 + (*s - '0');
 	return !*s && v > 0 && v <= 65535 ? (int)v : 0;
-}
-
-static int inet_literal(const char *s, int port, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	memset(ss, 0, sizeof *ss);
-	if (inet_pton(AF_INET, s, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		*len = sizeof *in;
-		return 1;
-	}
-	if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof *in6;
-		return 1;
-	}
-	return 0;
 }
 
 /* The socket file of a unix-domain server: libpq's host is its directory ('@' for the
@@ -126,7 +98,7 @@ static int unix_socket(const char *dir, int port, struct sockaddr_storage *ss, s
 
 /* The server and database of conn as libpq reports them: the host it uses (or would try
  * first), its address once connected, the port, the database. */
-static void where_of(const PGconn *conn, struct pq_where *w)
+static void where_of(const PGconn *conn, struct bw_db_where *w)
 {
 	const char *host = or_empty(bw_pq.host(conn));
 	const char *addr = bw_pq.hostaddr ? or_empty(bw_pq.hostaddr(conn)) : "";
@@ -141,10 +113,10 @@ static void where_of(const PGconn *conn, struct pq_where *w)
 	if (w->unix_dest) {
 		have = unix_socket(host, port, &w->ss, &len);
 	} else {
-		have = inet_literal(host, port, &w->ss, &len);
+		have = bw_db_inet_literal(host, port, &w->ss, &len);
 		/* a host name: matched by name, and by the address libpq reached, if any */
 		named = !have && host[0];
-		have = have || (addr[0] && inet_literal(addr, port, &w->ss, &len));
+		have = have || (addr[0] && bw_db_inet_literal(addr, port, &w->ss, &len));
 	}
 	if (have) {
 		w->t.addr = (const struct sockaddr *)&w->ss;
@@ -167,15 +139,6 @@ static void where_of(const PGconn *conn, struct pq_where *w)
 	w->t.db = w->db;
 }
 
-/* A copy of a pq_where, its target pointing into the copy. */
-static void where_copy(struct pq_where *dst, const struct pq_where *src)
-{
-	*dst = *src;
-	dst->t.addr = src->t.addr ? (const struct sockaddr *)&dst->ss : NULL;
-	dst->t.host = src->t.host ? dst->host : NULL;
-	dst->t.db = dst->db;
-}
-
 /* Bumped whenever a connection is made, reset or finished: where a connection handle goes
  * (the memo below) may have changed, or the handle be another one. */
 static unsigned where_epoch;
@@ -186,7 +149,7 @@ static void where_moved(void)
 }
 
 static void init_call(struct bw_call *c, const struct bw_rule *r, const char *call,
-		      const struct pq_where *w)
+		      const struct bw_db_where *w)
 {
 	bw_call_init(c, r, BW_OP_PG, call);
 	c->dest = w->dest;
@@ -331,7 +294,7 @@ struct pending {
 	struct bw_engine *e;
 	const struct bw_rule *rule;
 	const char *call;
-	struct pq_where w;
+	struct bw_db_where w;
 	int slot_held;               /* the call's bulkhead slot, until its outcome */
 	int64_t started;             /* for trip.slow */
 };
@@ -340,7 +303,7 @@ static struct pending pending[PQ_PENDING];
 static int n_pending;
 
 static int pending_add(PGconn *conn, struct bw_engine *e, const struct bw_call *c,
-		       const struct pq_where *w)
+		       const struct bw_db_where *w)
 {
 	for (int i = 0; i < PQ_PENDING; i++) {
 		PGconn *expect = NULL;
@@ -415,7 +378,7 @@ struct pq_open {
 	int expand;
 	const char *setdb[7];        /* host, port, options, tty, dbname, login, password */
 	PGconn *conn;                /* what the last attempt gave */
-	struct pq_where w;
+	struct bw_db_where w;
 	struct bw_engine *e;
 	const struct bw_call *c;
 };
@@ -544,7 +507,7 @@ static PGconn *open_real(const struct pq_open *o, int start)
 struct open_memo {
 	size_t len;                  /* 0: empty */
 	char key[PQ_OPEN_KEY];
-	struct pq_where w;
+	struct bw_db_where w;
 };
 
 static struct open_memo open_memo[PQ_OPEN_MEMO];
@@ -606,28 +569,28 @@ static size_t open_key(const struct pq_open *o, struct key_buf *k)
 	return k->n;
 }
 
-static int open_memo_find(const struct key_buf *k, struct pq_where *w)
+static int open_memo_find(const struct key_buf *k, struct bw_db_where *w)
 {
 	int found = 0;
 	if (__atomic_exchange_n(&open_memo_lock, 1, __ATOMIC_ACQUIRE))
 		return 0;   /* another thread is at it: ask libpq */
 	for (int i = 0; i < PQ_OPEN_MEMO && !found; i++)
 		if (open_memo[i].len == k->n && memcmp(open_memo[i].key, k->b, k->n) == 0) {
-			where_copy(w, &open_memo[i].w);
+			bw_db_where_copy(w, &open_memo[i].w);
 			found = 1;
 		}
 	__atomic_store_n(&open_memo_lock, 0, __ATOMIC_RELEASE);
 	return found;
 }
 
-static void open_memo_add(const struct key_buf *k, const struct pq_where *w)
+static void open_memo_add(const struct key_buf *k, const struct bw_db_where *w)
 {
 	if (__atomic_exchange_n(&open_memo_lock, 1, __ATOMIC_ACQUIRE))
 		return;
 	struct open_memo *m = &open_memo[open_memo_next++ % PQ_OPEN_MEMO];
 	memcpy(m->key, k->b, k->n);
 	m->len = k->n;
-	where_copy(&m->w, w);
+	bw_db_where_copy(&m->w, w);
 	__atomic_store_n(&open_memo_lock, 0, __ATOMIC_RELEASE);
 }
 
@@ -867,16 +830,16 @@ static __thread struct {
 	unsigned epoch;
 	const struct bw_engine *e;
 	const struct bw_rule *r;
-	struct pq_where w;
+	struct bw_db_where w;
 } conn_memo __attribute__((tls_model("initial-exec")));
 
 /* The rule for calls on conn, with where it goes in *w. */
 static const struct bw_rule *conn_rule(struct bw_engine *e, const PGconn *conn,
-				       struct pq_where *w)
+				       struct bw_db_where *w)
 {
 	unsigned epoch = __atomic_load_n(&where_epoch, __ATOMIC_ACQUIRE);
 	if (conn_memo.conn == conn && conn_memo.epoch == epoch && conn_memo.e == e) {
-		where_copy(w, &conn_memo.w);
+		bw_db_where_copy(w, &conn_memo.w);
 		return conn_memo.r;
 	}
 	where_of(conn, w);
@@ -884,7 +847,7 @@ static const struct bw_rule *conn_rule(struct bw_engine *e, const PGconn *conn,
 	/* a connection still being made may yet move to its next host */
 	if (bw_pq.status(conn) == BW_PQ_CONNECTION_OK) {
 		conn_memo.conn = NULL;
-		where_copy(&conn_memo.w, w);
+		bw_db_where_copy(&conn_memo.w, w);
 		conn_memo.r = r;
 		conn_memo.e = e;
 		conn_memo.epoch = epoch;
@@ -900,7 +863,7 @@ BW_HOOK void PQreset(PGconn *conn)
 		return;
 	struct bw_engine *e = conn ? bw_engine_for(BW_OP_PG) : NULL;
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
-	struct pq_where w;
+	struct bw_db_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
 	ruled_enter(r);
 	if (conn)
@@ -930,7 +893,7 @@ BW_HOOK int PQresetStart(PGconn *conn)
 		return 0;
 	struct bw_engine *e = conn ? bw_engine_for(BW_OP_PG) : NULL;
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
-	struct pq_where w;
+	struct bw_db_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
 	ruled_enter(r);
 	int rc = 0;
@@ -1616,7 +1579,7 @@ static int flight_failed(const void *caller, struct flight *f, PGresult *res, in
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_PG);
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
-	struct pq_where w;
+	struct bw_db_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, f->conn, &w) : NULL;
 	ruled_enter(r);
 	int sent = 0;
@@ -1654,7 +1617,7 @@ static void observe_failure(const void *caller, PGconn *conn, int err, const cha
 {
 	struct bw_engine *e = bw_engine_for(BW_OP_PG);
 	int acting = e ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
-	struct pq_where w;
+	struct bw_db_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, conn, &w) : NULL;
 	if (r && err && speaks_of_server(err)) {
 		struct bw_call c;
@@ -1784,7 +1747,7 @@ static void stmt_call(const void *caller, struct pq_stmt *s)
 	if (f && (!sends(s) || f->q_len || f->q_done))
 		flight_drop(f);
 	int acting = e && s->conn ? bw_foreign_enter(&bw_pq_lib, &depth, caller) : 0;
-	struct pq_where w;
+	struct bw_db_where w;
 	const struct bw_rule *r = acting ? conn_rule(e, s->conn, &w) : NULL;
 	ruled_enter(r);
 	if (!r) {

@@ -1,27 +1,7 @@
 /* The text of a MySQL statement, read for the mysql hook (mysql_sql.h). */
 #include <string.h>
 #include "mysql_sql.h"
-
-
-static int lower(int c)
-{
-	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
-
-static int word_char(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '$';
-}
-
-static int word_is(const char *w, size_t n, const char *s)
-{
-	size_t i = 0;
-	for (; i < n && s[i]; i++)
-		if (lower((unsigned char)w[i]) != s[i])
-			return 0;
-	return i == n && !s[i];
-}
+#include "sqlword.h"
 
 /* Past blanks and comments from p to end. MySQL's executable comments (slash, star,
  * bang) run their text, so they are not skipped. */
@@ -82,17 +62,17 @@ struct bw_my_sql_facts bw_my_sql_facts(const char *sql, size_t n)
 				f.state = 1;
 			p += p + 1 < end && p[1] == '@' ? 2 : 1;
 			first = 0;
-		} else if (word_char((unsigned char)*p)) {
+		} else if (bw_sql_word_char((unsigned char)*p)) {
 			const char *w = p;
-			while (p < end && word_char((unsigned char)*p))
+			while (p < end && bw_sql_word_char((unsigned char)*p))
 				p++;
 			size_t k = (size_t)(p - w);
-			if (first && (word_is(w, k, "set") || word_is(w, k, "prepare") ||
-				      word_is(w, k, "lock") || word_is(w, k, "use") ||
-				      word_is(w, k, "handler") || word_is(w, k, "xa") ||
-				      word_is(w, k, "declare")))
+			if (first && (bw_sql_word_is(w, k, "set") || bw_sql_word_is(w, k, "prepare") ||
+				      bw_sql_word_is(w, k, "lock") || bw_sql_word_is(w, k, "use") ||
+				      bw_sql_word_is(w, k, "handler") || bw_sql_word_is(w, k, "xa") ||
+				      bw_sql_word_is(w, k, "declare")))
 				f.state = 1;
-			if (word_is(w, k, "temporary") || word_is(w, k, "get_lock"))
+			if (bw_sql_word_is(w, k, "temporary") || bw_sql_word_is(w, k, "get_lock"))
 				f.state = 1;
 			first = 0;
 		} else {
@@ -137,7 +117,7 @@ static const char *const callable[] = {
 static int listed_word(const char *const *list, size_t n, const char *w, size_t k)
 {
 	for (size_t i = 0; i < n; i++)
-		if (word_is(w, k, list[i]))
+		if (bw_sql_word_is(w, k, list[i]))
 			return 1;
 	return 0;
 }
@@ -152,11 +132,11 @@ int bw_my_read_only(const char *sql, size_t n)
 {
 	const char *p = skip_space(sql, sql + n), *end = sql + n;
 	const char *w = p;
-	while (p < end && word_char((unsigned char)*p))
+	while (p < end && bw_sql_word_char((unsigned char)*p))
 		p++;
 	size_t k = (size_t)(p - w);
-	if (!word_is(w, k, "select") && !word_is(w, k, "show") && !word_is(w, k, "describe") &&
-	    !word_is(w, k, "desc"))
+	if (!bw_sql_word_is(w, k, "select") && !bw_sql_word_is(w, k, "show") && !bw_sql_word_is(w, k, "describe") &&
+	    !bw_sql_word_is(w, k, "desc"))
 		return 0;
 	while ((p = skip_space(p, end)) < end) {
 		if (*p == ';') {
@@ -171,12 +151,12 @@ int bw_my_read_only(const char *sql, size_t n)
 		}
 		if (*p == ':' && p + 1 < end && p[1] == '=')
 			return 0;
-		if (!word_char((unsigned char)*p)) {
+		if (!bw_sql_word_char((unsigned char)*p)) {
 			p++;
 			continue;
 		}
 		w = p;
-		while (p < end && word_char((unsigned char)*p))
+		while (p < end && bw_sql_word_char((unsigned char)*p))
 			p++;
 		k = (size_t)(p - w);
 		if (LISTED_WORD(not_read_only, w, k))
@@ -209,9 +189,9 @@ int bw_my_starts_with(const char *sql, size_t n, const char *entry)
 				p++;
 			continue;
 		}
-		if (p >= end || lower((unsigned char)*p) != lower((unsigned char)*q))
+		if (p >= end || bw_sql_lower((unsigned char)*p) != bw_sql_lower((unsigned char)*q))
 			return 0;
 		p++, q++;
 	}
-	return !(p < end && word_char((unsigned char)*p) && word_char((unsigned char)q[-1]));
+	return !(p < end && bw_sql_word_char((unsigned char)*p) && bw_sql_word_char((unsigned char)q[-1]));
 }

@@ -1,32 +1,13 @@
 /* What the text of a statement says, for the pg hook (hook_pq.c): no libpq, no state. */
 #include <string.h>
 #include "pq_sql.h"
-
-static int lower(int c)
-{
-	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
-
-static int word_char(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '$';
-}
-
-static int word_is(const char *w, size_t n, const char *s)
-{
-	size_t i = 0;
-	for (; i < n && s[i]; i++)
-		if (lower((unsigned char)w[i]) != s[i])
-			return 0;
-	return i == n && !s[i];
-}
+#include "sqlword.h"
 
 static int word_has(const char *w, size_t n, const char *s)
 {
 	size_t m = strlen(s);
 	for (size_t i = 0; i + m <= n; i++)
-		if (word_is(w + i, m, s))
+		if (bw_sql_word_is(w + i, m, s))
 			return 1;
 	return 0;
 }
@@ -59,15 +40,15 @@ static int sets_session_state_words(const char *sql);
 int bw_pq_sets_session_state(const char *sql)
 {
 	const char *p = skip_space(sql), *w = p;
-	while (word_char((unsigned char)*p))
+	while (bw_sql_word_char((unsigned char)*p))
 		p++;
 	size_t n = (size_t)(p - w);
-	if (word_is(w, n, "set") || word_is(w, n, "prepare") || word_is(w, n, "listen") ||
-	    word_is(w, n, "declare") || word_is(w, n, "load"))
+	if (bw_sql_word_is(w, n, "set") || bw_sql_word_is(w, n, "prepare") || bw_sql_word_is(w, n, "listen") ||
+	    bw_sql_word_is(w, n, "declare") || bw_sql_word_is(w, n, "load"))
 		return sets_session_state_words(sql);
 	while ((p = strpbrk(p, ";tT_")) != NULL) {
-		if ((*p == ';' && !bw_pq_single_statement(p)) || (*p != '_' && word_is(p, 4, "temp")) ||
-		    (*p == '_' && (word_is(p, 7, "_config") || word_is(p, 5, "_lock"))))
+		if ((*p == ';' && !bw_pq_single_statement(p)) || (*p != '_' && bw_sql_word_is(p, 4, "temp")) ||
+		    (*p == '_' && (bw_sql_word_is(p, 7, "_config") || bw_sql_word_is(p, 5, "_lock"))))
 			return sets_session_state_words(sql);
 		p++;
 	}
@@ -83,28 +64,28 @@ static int sets_session_state_words(const char *sql)
 			p = skip_space(p + 1);
 			continue;
 		}
-		if (!word_char((unsigned char)*p)) {
+		if (!bw_sql_word_char((unsigned char)*p)) {
 			p++;
 			if (*p == '-' || *p == '/')
 				p = skip_space(p);
 			continue;
 		}
 		const char *w = p;
-		while (word_char((unsigned char)*p))
+		while (bw_sql_word_char((unsigned char)*p))
 			p++;
 		size_t n = (size_t)(p - w);
 		if (after_set) {
 			after_set = 0;
-			if (!word_is(w, n, "local") && !word_is(w, n, "transaction") &&
-			    !word_is(w, n, "constraints"))
+			if (!bw_sql_word_is(w, n, "local") && !bw_sql_word_is(w, n, "transaction") &&
+			    !bw_sql_word_is(w, n, "constraints"))
 				return 1;
 		}
-		if (first && word_is(w, n, "set"))
+		if (first && bw_sql_word_is(w, n, "set"))
 			after_set = 1;
-		else if (first && (word_is(w, n, "prepare") || word_is(w, n, "listen") ||
-				   word_is(w, n, "declare") || word_is(w, n, "load")))
+		else if (first && (bw_sql_word_is(w, n, "prepare") || bw_sql_word_is(w, n, "listen") ||
+				   bw_sql_word_is(w, n, "declare") || bw_sql_word_is(w, n, "load")))
 			return 1;
-		if (word_is(w, n, "temp") || word_is(w, n, "temporary") ||
+		if (bw_sql_word_is(w, n, "temp") || bw_sql_word_is(w, n, "temporary") ||
 		    word_has(w, n, "set_config") || word_has(w, n, "advisory_lock"))
 			return 1;
 		first = 0;
@@ -147,7 +128,7 @@ static const char *const writing_words[] = {
 static int word_listed(const char *w, size_t n, const char *const *list)
 {
 	for (; *list; list++)
-		if (word_is(w, n, *list))
+		if (bw_sql_word_is(w, n, *list))
 			return 1;
 	return 0;
 }
@@ -190,18 +171,18 @@ int bw_pq_read_only(const char *sql)
 				;
 			continue;
 		}
-		if (!word_char(ch)) {
+		if (!bw_sql_word_char(ch)) {
 			after_dot = ch == '.' || (after_dot && (ch == ' ' || ch == '\t' ||
 							       ch == '\n' || ch == '\r'));
 			p++;
 			continue;
 		}
 		const char *w = p;
-		while (word_char((unsigned char)*p))
+		while (bw_sql_word_char((unsigned char)*p))
 			p++;
 		size_t n = (size_t)(p - w);
-		if (first && !word_is(w, n, "select") && !word_is(w, n, "values") &&
-		    !word_is(w, n, "table") && !word_is(w, n, "show") && !word_is(w, n, "with"))
+		if (first && !bw_sql_word_is(w, n, "select") && !bw_sql_word_is(w, n, "values") &&
+		    !bw_sql_word_is(w, n, "table") && !bw_sql_word_is(w, n, "show") && !bw_sql_word_is(w, n, "with"))
 			return 0;
 		first = 0;
 		if (word_listed(w, n, writing_words))

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dbsess.h"
 #include "dbwhere.h"
 #include "errnames.h"
 #include "hook.h"
@@ -205,48 +206,22 @@ static void init_call(struct bw_call *c, const struct bw_rule *r, const char *ca
  * conservative; a session that cannot be recorded (the table is full) turns reconnects
  * off in the whole process. */
 
-#define MY_SESSIONS 256
-static MYSQL *stateful[MY_SESSIONS];
-static int n_stateful;
-static int stateful_lost;
+static struct bw_db_sessions stateful;
 
 static int is_stateful(const MYSQL *m)
 {
-	if (__atomic_load_n(&stateful_lost, __ATOMIC_RELAXED))
-		return 1;
-	if (!__atomic_load_n(&n_stateful, __ATOMIC_RELAXED))
-		return 0;
-	for (int i = 0; i < MY_SESSIONS; i++)
-		if (__atomic_load_n(&stateful[i], __ATOMIC_RELAXED) == m)
-			return 1;
-	return 0;
+	return bw_db_sess_has(&stateful, m);
 }
 
 static void mark_stateful(MYSQL *m)
 {
-	if (!m || is_stateful(m))
-		return;
-	for (int i = 0; i < MY_SESSIONS; i++) {
-		MYSQL *expect = NULL;
-		if (__atomic_compare_exchange_n(&stateful[i], &expect, m, 0, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED)) {
-			__atomic_add_fetch(&n_stateful, 1, __ATOMIC_RELAXED);
-			return;
-		}
-	}
-	__atomic_store_n(&stateful_lost, 1, __ATOMIC_RELAXED);
+	bw_db_sess_add(&stateful, m);
 }
 
+/* m's session is new (made, reset) or gone (finished). */
 static void forget_session(MYSQL *m)
 {
-	if (!__atomic_load_n(&n_stateful, __ATOMIC_RELAXED))
-		return;
-	for (int i = 0; i < MY_SESSIONS; i++) {
-		MYSQL *expect = m;
-		if (__atomic_compare_exchange_n(&stateful[i], &expect, NULL, 0, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED))
-			__atomic_sub_fetch(&n_stateful, 1, __ATOMIC_RELAXED);
-	}
+	bw_db_sess_forget(&stateful, m);
 }
 
 /* Prepared statements and their connections (mysql_stmt_init): what a statement's

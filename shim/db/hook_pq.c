@@ -34,6 +34,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include "dbsess.h"
 #include "dbwhere.h"
 #include "errnames.h"
 #include "hook.h"
@@ -233,49 +234,22 @@ static int speaks_of_server(int err)
  * state set from inside a function. A session that cannot be recorded (the table is full)
  * turns reconnects off in the whole process. */
 
-#define PQ_SESSIONS 256
-static PGconn *stateful[PQ_SESSIONS];
-static int n_stateful;
-static int stateful_lost;
+static struct bw_db_sessions stateful;
 
 static int is_stateful(const PGconn *conn)
 {
-	if (__atomic_load_n(&stateful_lost, __ATOMIC_RELAXED))
-		return 1;
-	if (!__atomic_load_n(&n_stateful, __ATOMIC_RELAXED))
-		return 0;
-	for (int i = 0; i < PQ_SESSIONS; i++)
-		if (__atomic_load_n(&stateful[i], __ATOMIC_RELAXED) == conn)
-			return 1;
-	return 0;
+	return bw_db_sess_has(&stateful, conn);
 }
 
 static void mark_stateful(PGconn *conn)
 {
-	if (is_stateful(conn))
-		return;
-	for (int i = 0; i < PQ_SESSIONS; i++) {
-		PGconn *expect = NULL;
-		if (__atomic_compare_exchange_n(&stateful[i], &expect, conn, 0, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED)) {
-			__atomic_add_fetch(&n_stateful, 1, __ATOMIC_RELAXED);
-			return;
-		}
-	}
-	__atomic_store_n(&stateful_lost, 1, __ATOMIC_RELAXED);
+	bw_db_sess_add(&stateful, conn);
 }
 
 /* conn's session is new (made, reset) or gone (finished). */
 static void forget_session(PGconn *conn)
 {
-	if (!__atomic_load_n(&n_stateful, __ATOMIC_RELAXED))
-		return;
-	for (int i = 0; i < PQ_SESSIONS; i++) {
-		PGconn *expect = conn;
-		if (__atomic_compare_exchange_n(&stateful[i], &expect, NULL, 0, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED))
-			__atomic_sub_fetch(&n_stateful, 1, __ATOMIC_RELAXED);
-	}
+	bw_db_sess_forget(&stateful, conn);
 }
 
 /* a statement in flight on a connection (below), ended by PQfinish and PQreset */
